@@ -1,0 +1,1 @@
+"""Benchmarks: seqjax side by side with reference implementations, written to results/."""

@@ -1,0 +1,13 @@
+"""Train the trust model with configs/trust.yaml and print its test metrics.
+
+python experiments/train_trust.py [--set train.epochs=5 ...] [--run-dir DIR]
+"""
+
+from __future__ import annotations
+
+import sys
+
+from seqjax.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["train", "--config", "configs/trust.yaml", *sys.argv[1:]]))

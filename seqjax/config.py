@@ -1,0 +1,193 @@
+"""Experiment configs: typed frozen dataclasses, one per concern, loaded from YAML.
+
+Every YAML key maps to a dataclass field. An unknown key, a wrong type or an
+out-of-range value fails at load time naming the key and what is allowed, before any data
+is generated or anything is written. Variants are derived with `dataclasses.replace`, and
+`--set section.key=value` overrides are parsed as YAML scalars.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import yaml
+
+from seqjax.models.registry import MODELS
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    source: str = "trust"  # a generator name
+    size: int = 6000
+    seed: int = 0
+    splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
+
+    def __post_init__(self):
+        if self.size < 10:
+            raise ValueError(f"data.size must be >= 10; got {self.size}")
+        if abs(sum(self.splits) - 1.0) > 1e-6 or min(self.splits) <= 0:
+            raise ValueError(
+                f"data.splits must be 3 positive fractions summing to 1; got {self.splits}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    name: str = "adam"  # adam: L2 added to the gradient as torch.optim.Adam; adamw: decoupled
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    clip_norm: float = 1.0  # global-norm clip; 0 disables
+    plateau_factor: float = 0.5  # reduce-on-plateau: lr *= factor after `plateau_patience`
+    plateau_patience: int = 5  # epochs without improvement of the monitored metric; 0 disables
+
+    def __post_init__(self):
+        if self.name not in ("adam", "adamw"):
+            raise ValueError(f"optimizer.name must be 'adam' or 'adamw'; got {self.name!r}")
+        if self.lr <= 0:
+            raise ValueError(f"optimizer.lr must be > 0; got {self.lr}")
+        if self.weight_decay < 0 or self.clip_norm < 0:
+            raise ValueError("optimizer.weight_decay and optimizer.clip_norm must be >= 0")
+        if not 0 < self.plateau_factor <= 1:
+            raise ValueError(
+                f"optimizer.plateau_factor must lie in (0, 1]; got {self.plateau_factor}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 60
+    batch_size: int = 32
+    seed: int = 0
+    loss: str = "binary_cross_entropy"
+    monitor: str = "val_loss"  # early stopping and plateau metric
+    mode: str = "min"
+    patience: int = 10  # early stopping; 0 disables
+    min_delta: float = 0.0
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(
+                "train.epochs and train.batch_size must be >= 1; got "
+                f"{self.epochs}, {self.batch_size}"
+            )
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"train.mode must be 'min' or 'max'; got {self.mode!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    model_name: str
+    model: Any  # the model's own config dataclass, e.g. TrustConfig
+    data: DataConfig = DataConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    train: TrainConfig = TrainConfig()
+
+
+SECTIONS = {"data": DataConfig, "optimizer": OptimizerConfig, "train": TrainConfig}
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check `value` against the field's type hint; ints are accepted for floats."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(hint):
+            if option is type(None) and value is None:
+                return None
+            try:
+                return _coerce(value, option, key)
+            except (TypeError, ValueError):
+                continue
+        raise TypeError(f"{key}: {value!r} matches none of {hint}")
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, Sequence) or isinstance(value, str):
+            raise TypeError(f"{key}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], key) for v in value)
+        if len(value) != len(args):
+            raise ValueError(f"{key}: expected {len(args)} values, got {len(value)}")
+        return tuple(_coerce(v, a, key) for v, a in zip(value, args, strict=True))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):
+        # PyYAML reads "3e-4" (no dot) as a string; accept it when it is a number.
+        try:
+            return float(value)
+        except ValueError:
+            raise TypeError(f"{key}: expected float, got {value!r}") from None
+    if hint in (int, float, str, bool):
+        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+            raise TypeError(f"{key}: expected {hint.__name__}, got {value!r}")
+        return value
+    if hint is Any:
+        return value
+    raise TypeError(f"{key}: unsupported field type {hint}")
+
+
+def build_dataclass(cls: type, values: Mapping[str, Any], prefix: str):
+    """Instantiate `cls` from a mapping, failing on unknown keys and wrong types."""
+    if not isinstance(values, Mapping):
+        raise TypeError(f"{prefix}: expected a mapping of keys, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown key {prefix}.{unknown[0]!r}; valid keys in {prefix}: {valid}")
+    kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}") for k, v in values.items()}
+    try:
+        return cls(**kwargs)
+    except ValueError as e:
+        raise ValueError(f"{prefix}: {e}") from None
+
+
+def config_from_dict(raw: Mapping[str, Any]) -> ExperimentConfig:
+    raw = dict(raw)
+    allowed = ["model", *SECTIONS]
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown top-level key {unknown[0]!r}; valid keys: {allowed}")
+    model_raw = dict(raw.get("model") or {})
+    name = model_raw.pop("name", None)
+    if name not in MODELS:
+        raise ValueError(f"model.name must be one of {sorted(MODELS)}; got {name!r}")
+    model = build_dataclass(MODELS[name][1], model_raw, "model")
+    sections = {s: build_dataclass(cls, raw.get(s) or {}, s) for s, cls in SECTIONS.items()}
+    return ExperimentConfig(model_name=name, model=model, **sections)
+
+
+def config_to_dict(cfg: ExperimentConfig) -> dict:
+    """Plain dict (lists for tuples) that `config_from_dict` turns back into `cfg`."""
+
+    def plain(obj):
+        d = dataclasses.asdict(obj)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    out = {"model": {"name": cfg.model_name, **plain(cfg.model)}}
+    out.update({s: plain(getattr(cfg, s)) for s in SECTIONS})
+    return out
+
+
+def apply_overrides(raw: dict, overrides: Sequence[str]) -> dict:
+    """Apply `section.key=value` strings (values parsed as YAML) to a raw config dict."""
+    raw = {k: dict(v or {}) for k, v in raw.items()}
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ValueError(f"override {item!r} must look like section.key=value")
+        path, value = item.split("=", 1)
+        section, key = path.split(".", 1)
+        raw.setdefault(section, {})[key] = yaml.safe_load(value)
+    return raw
+
+
+def load_config(path: str, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    with open(path) as f:
+        raw = yaml.safe_load(f) or {}
+    return config_from_dict(apply_overrides(raw, overrides))
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)

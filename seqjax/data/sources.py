@@ -1,0 +1,12 @@
+"""`load_splits(DataConfig)`: the named data sources, each returning train/val/test."""
+
+from __future__ import annotations
+
+from seqjax.data.dataset import SequenceDataset
+from seqjax.data.trust import trust_splits
+
+
+def load_splits(cfg) -> dict[str, SequenceDataset]:
+    if cfg.source == "trust":
+        return trust_splits(cfg.size, seed=cfg.seed, fractions=tuple(cfg.splits))
+    raise ValueError(f"unknown data.source {cfg.source!r}; known sources: ['trust']")

@@ -1,0 +1,43 @@
+"""Random splits and a standard scaler fitted on the training split only."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+def split_indices(
+    n: int, fractions: tuple[float, ...] = (0.7, 0.15, 0.15), *, seed: int = 0
+) -> list[np.ndarray]:
+    """Shuffled index arrays with the given fractions (they must sum to 1)."""
+    if abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) <= 0:
+        raise ValueError(f"split fractions must be positive and sum to 1; got {fractions}")
+    order = np.random.default_rng(seed).permutation(n)
+    cuts = np.round(np.cumsum(fractions)[:-1] * n).astype(int)
+    parts = np.split(order, cuts)
+    if any(len(p) == 0 for p in parts):
+        raise ValueError(f"a split of {n} examples by {fractions} leaves an empty part")
+    return parts
+
+
+@dataclasses.dataclass(frozen=True)
+class StandardScaler:
+    """Per-feature (x - mean) / std; constant features get std 1."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray, lengths: np.ndarray | None = None) -> StandardScaler:
+        """Fit on (N, F) rows or (N, T, F) sequences; with `lengths`, valid steps only."""
+        if x.ndim == 3 and lengths is not None:
+            valid = np.arange(x.shape[1])[None, :] < lengths[:, None]  # (N, T)
+            flat = x[valid]  # (sum(lengths), F)
+        else:
+            flat = x.reshape(-1, x.shape[-1])  # (N * T, F)
+        std = flat.std(axis=0)
+        return cls(mean=flat.mean(axis=0), std=np.where(std > 0, std, 1.0))
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.std).astype(np.float32)

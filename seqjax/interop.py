@@ -1,0 +1,79 @@
+"""Moving LSTM weights between PyTorch's `nn.LSTM` naming and seqjax's parameter tree.
+
+Takes plain NumPy arrays (e.g. from `module.state_dict()` converted with `.numpy()`, or from
+a safetensors file); seqjax itself never imports torch and never unpickles anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+_PARTS = {
+    "weight_ih": "kernel_ih",
+    "weight_hh": "kernel_hh",
+    "bias_ih": "bias_ih",
+    "bias_hh": "bias_hh",
+}
+
+
+def _torch_names(num_layers: int, bidirectional: bool) -> list[tuple[str, str, str]]:
+    """(torch name, seqjax group, seqjax leaf) for every parameter of an nn.LSTM."""
+    names = []
+    for layer in range(num_layers):
+        for suffix in ("", "_reverse") if bidirectional else ("",):
+            for torch_part, leaf in _PARTS.items():
+                names.append((f"{torch_part}_l{layer}{suffix}", f"l{layer}{suffix}", leaf))
+    return names
+
+
+def lstm_params_from_torch(
+    state_dict: Mapping[str, np.ndarray], *, num_layers: int, bidirectional: bool
+) -> dict:
+    """Convert an `nn.LSTM` state dict (names like `weight_ih_l0`, `bias_hh_l1_reverse`) into
+    `{"params": ...}` variables for `seqjax.layers.LSTM.apply`.
+
+    Raises ValueError naming any missing or unexpected key and any inconsistent shape.
+    """
+    expected = _torch_names(num_layers, bidirectional)
+    wanted = {name for name, _, _ in expected}
+    missing = sorted(wanted - set(state_dict))
+    extra = sorted(set(state_dict) - wanted)
+    if missing or extra:
+        raise ValueError(
+            f"lstm_params_from_torch: state dict does not match an nn.LSTM with "
+            f"num_layers={num_layers}, bidirectional={bidirectional}; missing {missing}, "
+            f"unexpected {extra}"
+        )
+    w_hh0 = np.asarray(state_dict["weight_hh_l0"])
+    hidden = w_hh0.shape[-1]
+    params: dict[str, dict[str, np.ndarray]] = {}
+    for name, group, leaf in expected:
+        value = np.asarray(state_dict[name], dtype=np.float32)
+        if name.startswith("weight"):
+            if value.ndim != 2 or value.shape[0] != 4 * hidden:
+                raise ValueError(
+                    f"lstm_params_from_torch: {name} must have shape (4*{hidden}, in); got "
+                    f"{value.shape}"
+                )
+            value = value.T  # PyTorch stores (4H, in); Flax kernels are (in, 4H).
+        elif value.shape != (4 * hidden,):
+            raise ValueError(
+                f"lstm_params_from_torch: {name} must have shape ({4 * hidden},); got {value.shape}"
+            )
+        params.setdefault(group, {})[leaf] = np.ascontiguousarray(value)
+    return {"params": params}
+
+
+def lstm_params_to_torch(variables: Mapping) -> dict[str, np.ndarray]:
+    """The inverse of `lstm_params_from_torch`: seqjax LSTM variables to nn.LSTM names."""
+    params = variables.get("params", variables)
+    inverse = {leaf: torch_part for torch_part, leaf in _PARTS.items()}
+    out = {}
+    for group, leaves in params.items():
+        layer_suffix = group[1:]  # "0" or "0_reverse"
+        for leaf, value in leaves.items():
+            value = np.asarray(value)
+            out[f"{inverse[leaf]}_l{layer_suffix}"] = value.T if value.ndim == 2 else value
+    return out

@@ -1,0 +1,38 @@
+"""Atomic file writes: a crash leaves either the old file or the new one, never half of one."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def history_csv(history: list[dict]) -> str:
+    """CSV text with one row per epoch; columns are the union of keys, in first-seen order."""
+    columns: list[str] = []
+    for row in history:
+        columns += [k for k in row if k not in columns]
+    lines = [",".join(columns)]
+    lines += [
+        ",".join("" if row.get(c) is None else repr(row.get(c)) for c in columns) for row in history
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,201 @@
+"""`LSTM`: a stacked, optionally bidirectional, length-masked LSTM as a Flax Linen module.
+
+Semantics equal PyTorch's `nn.LSTM` over `pack_padded_sequence` input: padded steps never
+change a result, the reverse direction starts at each sequence's own last valid step, and
+outputs past a sequence's length are exactly zero. Parameters use PyTorch's gate order
+(i, f, g, o) and two biases, so counts match and `seqjax.interop.lstm_params_from_torch`
+imports weights exactly.
+
+Parameter tree (per layer k; `_reverse` only when bidirectional), kernels stored
+(in, out) as Flax does, i.e. transposed relative to PyTorch:
+
+    l{k}/kernel_ih (F_k, 4H)   l{k}/kernel_hh (H, 4H)   l{k}/bias_ih (4H,)   l{k}/bias_hh (4H,)
+    l{k}_reverse/...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from seqjax.layers.masking import check_sequence_inputs, length_mask
+from seqjax.layers.recurrence import gate_scale, scan_direction, scan_fused_bidirectional
+
+Initializer = Callable[..., jax.Array]
+
+
+def pytorch_uniform(hidden_size: int) -> Initializer:
+    """PyTorch's default LSTM init: U(-1/sqrt(H), 1/sqrt(H)) for every weight and bias."""
+    bound = 1.0 / float(hidden_size) ** 0.5
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+class LSTMWeights(nn.Module):
+    """Holds one layer-direction's parameters; exists so they nest under `l{k}[_reverse]`."""
+
+    in_features: int
+    hidden_size: int
+    kernel_ih_init: Initializer | None
+    kernel_hh_init: Initializer | None
+    bias_init: Initializer | None
+    param_dtype: Any
+
+    @nn.compact
+    def __call__(self) -> dict[str, jax.Array]:
+        default = pytorch_uniform(self.hidden_size)
+        gates = 4 * self.hidden_size
+        return {
+            "kernel_ih": self.param(
+                "kernel_ih",
+                self.kernel_ih_init or default,
+                (self.in_features, gates),
+                self.param_dtype,
+            ),
+            "kernel_hh": self.param(
+                "kernel_hh",
+                self.kernel_hh_init or default,
+                (self.hidden_size, gates),
+                self.param_dtype,
+            ),
+            "bias_ih": self.param("bias_ih", self.bias_init or default, (gates,), self.param_dtype),
+            "bias_hh": self.param("bias_hh", self.bias_init or default, (gates,), self.param_dtype),
+        }
+
+
+class LSTM(nn.Module):
+    """Stacked LSTM over padded batches with per-sequence lengths.
+
+    Call: `outputs, (h_n, c_n) = LSTM(...).apply(variables, x, lengths, train=False,
+    rngs={"dropout": key})`.
+
+    x: (B, T, F) float; lengths: (B,) int in [1, T].
+    outputs: (B, T, D*H), D = 2 if bidirectional ([forward, backward] along the last axis),
+      exactly zero for t >= lengths[b].
+    h_n, c_n: (num_layers * D, B, H) float32, PyTorch's layout: index `layer * D + direction`;
+      the forward state is taken at each sequence's last valid step, the backward one at t=0.
+
+    `dtype` is the compute dtype of the matmuls (e.g. bfloat16); parameters stay in
+    `param_dtype` and the carry (h, c) stays float32 so long sequences do not drift.
+    `initial_state`, if given, is (h_0, c_0) shaped like (h_n, c_n).
+    `fused_directions` runs both directions of a layer in one scan (one batched matmul per
+    step); separate scans measured faster on CPU (see benchmarks/), so it is off by default.
+    """
+
+    hidden_size: int
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+    unroll: int = 1
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+    fused_directions: bool = False
+    kernel_ih_init: Initializer | None = None
+    kernel_hh_init: Initializer | None = None
+    bias_init: Initializer | None = None
+
+    def _weights(self, layer: int, reverse: bool, in_features: int) -> dict[str, jax.Array]:
+        name = f"l{layer}" + ("_reverse" if reverse else "")
+        return LSTMWeights(
+            in_features,
+            self.hidden_size,
+            self.kernel_ih_init,
+            self.kernel_hh_init,
+            self.bias_init,
+            self.param_dtype,
+            name=name,
+        )()
+
+    def _built_features(self) -> int | None:
+        if self.has_variable("params", "l0"):
+            return self.get_variable("params", "l0")["kernel_ih"].shape[0]
+        return None
+
+    @nn.compact
+    def __call__(
+        self,
+        x: jax.Array,
+        lengths: jax.Array,
+        *,
+        train: bool = False,
+        initial_state: tuple[jax.Array, jax.Array] | None = None,
+    ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        if self.hidden_size < 1 or self.num_layers < 1:
+            raise ValueError(
+                f"LSTM: hidden_size and num_layers must be >= 1; got {self.hidden_size}, "
+                f"{self.num_layers}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"LSTM: dropout must lie in [0, 1); got {self.dropout}")
+        check_sequence_inputs(x, lengths, feature_size=self._built_features())
+        batch, max_len, _ = x.shape
+        dirs = 2 if self.bidirectional else 1
+        hidden = self.hidden_size
+        state_shape = (self.num_layers * dirs, batch, hidden)
+        if initial_state is not None:
+            for part in initial_state:
+                if part.shape != state_shape:
+                    raise ValueError(
+                        f"LSTM: initial_state parts must have shape {state_shape}; got {part.shape}"
+                    )
+            h0_all, c0_all = (p.astype(jnp.float32) for p in initial_state)
+        else:
+            h0_all = c0_all = jnp.zeros(state_shape, jnp.float32)
+
+        mask = length_mask(lengths, max_len, time_major=True)[..., None]  # (T, B, 1)
+        # Zero the padding first: garbage (even inf) past a length then never reaches a
+        # matmul, so neither values nor gradients can pick up NaN from it.
+        seq = jnp.where(mask, jnp.swapaxes(x, 0, 1), 0).astype(self.dtype)  # (T, B, F)
+        scale = gate_scale(hidden)
+        finals_h, finals_c = [], []
+        for layer in range(self.num_layers):
+            weights = [self._weights(layer, reverse, seq.shape[-1]) for reverse in range(dirs)]
+            xprojs, w_hhs = [], []
+            for w in weights:
+                w_ih = (w["kernel_ih"] * scale[None, :]).astype(self.dtype)  # (F_k, 4H)
+                bias = (w["bias_ih"] + w["bias_hh"]) * scale  # (4H,)
+                xproj = jnp.einsum(
+                    "tbf,fg->tbg", seq, w_ih, preferred_element_type=jnp.float32
+                )  # (T, B, 4H)
+                xprojs.append(xproj + bias.astype(jnp.float32)[None, None, :])
+                w_hhs.append((w["kernel_hh"] * scale[None, :]).astype(self.dtype))  # (H, 4H)
+            idx = slice(layer * dirs, (layer + 1) * dirs)
+            init = (h0_all[idx], c0_all[idx])  # each (D, B, H)
+            if dirs == 2 and self.fused_directions:
+                (h_n, c_n), ys = scan_fused_bidirectional(
+                    jnp.stack(xprojs), jnp.stack(w_hhs), mask, init, unroll=self.unroll
+                )  # ys (2, T, B, H)
+                outs = [ys[0], ys[1]]
+                finals_h.append(h_n)
+                finals_c.append(c_n)
+            else:
+                outs = []
+                for d in range(dirs):
+                    (h_n, c_n), ys = scan_direction(
+                        xprojs[d],
+                        w_hhs[d],
+                        mask,
+                        (init[0][d], init[1][d]),
+                        reverse=d == 1,
+                        unroll=self.unroll,
+                    )  # ys (T, B, H)
+                    outs.append(ys)
+                    finals_h.append(h_n[None])
+                    finals_c.append(c_n[None])
+            out = jnp.concatenate(outs, axis=-1) if dirs == 2 else outs[0]  # (T, B, D*H)
+            if layer < self.num_layers - 1:
+                out = nn.Dropout(self.dropout)(out, deterministic=not train)
+                seq = out.astype(self.dtype)
+            else:
+                seq = out
+        outputs = jnp.swapaxes(seq, 0, 1).astype(self.dtype)  # (B, T, D*H)
+        h_n = jnp.concatenate(finals_h, axis=0)  # (L*D, B, H)
+        c_n = jnp.concatenate(finals_c, axis=0)  # (L*D, B, H)
+        return outputs, (h_n, c_n)

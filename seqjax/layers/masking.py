@@ -1,0 +1,68 @@
+"""Length masks and the input checks every sequence layer runs at its boundary.
+
+Masks are derived from `lengths` here and nowhere else, so a model never re-implements
+padding logic. Checks run at trace time (shapes, dtypes) and, when `lengths` is a concrete
+array rather than a tracer, also on values; under `jit` the value checks belong to the host
+side that builds the batch (`seqjax.data.Batch`).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def length_mask(lengths: jax.Array, max_len: int, *, time_major: bool = False) -> jax.Array:
+    """Boolean validity mask: True on steps t < lengths[b].
+
+    Returns (B, T), or (T, B) when `time_major`.
+    """
+    steps = jnp.arange(max_len, dtype=lengths.dtype)
+    if time_major:
+        return steps[:, None] < lengths[None, :]  # (T, B)
+    return steps[None, :] < lengths[:, None]  # (B, T)
+
+
+def is_concrete(x) -> bool:
+    """True when `x` holds values we can inspect (not an abstract tracer under jit/grad)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check_sequence_inputs(
+    x: jax.Array, lengths: jax.Array, *, feature_size: int | None = None, name: str = "LSTM"
+) -> None:
+    """Raise ValueError/TypeError naming the problem before any compute happens.
+
+    x: (B, T, F) floating; lengths: (B,) integer with values in [1, T].
+    """
+    if getattr(x, "ndim", None) != 3:
+        raise ValueError(
+            f"{name}: inputs must have rank 3 (batch, time, features); got shape "
+            f"{tuple(getattr(x, 'shape', ()))}"
+        )
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"{name}: inputs must be a floating dtype; got {x.dtype}")
+    batch, max_len, features = x.shape
+    if feature_size is not None and features != feature_size:
+        raise ValueError(
+            f"{name}: inputs have {features} features but the parameters were built for "
+            f"{feature_size}"
+        )
+    if lengths is None:
+        raise ValueError(f"{name}: lengths are required, shape ({batch},) integer")
+    if getattr(lengths, "shape", None) != (batch,):
+        raise ValueError(
+            f"{name}: lengths must have shape ({batch},) to match the batch; got "
+            f"{tuple(getattr(lengths, 'shape', ()))}"
+        )
+    if not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise TypeError(f"{name}: lengths must be an integer dtype; got {lengths.dtype}")
+    if is_concrete(lengths) and batch > 0:
+        values = np.asarray(lengths)
+        low, high = int(values.min()), int(values.max())
+        if low < 1 or high > max_len:
+            raise ValueError(
+                f"{name}: lengths must lie in [1, {max_len}] (the padded length T); got "
+                f"min {low}, max {high}"
+            )

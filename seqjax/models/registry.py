@@ -1,0 +1,49 @@
+"""`build_model(name, **overrides)`: one place that maps a system name to its module.
+
+Each model file registers its module class and its config dataclass; later systems
+("steel", "hybrid", "trend") add themselves here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+import numpy as np
+
+from seqjax.models.trust import TrustConfig, TrustLSTM
+
+MODELS: dict[str, tuple[type[nn.Module], type]] = {
+    "trust": (TrustLSTM, TrustConfig),
+}
+
+
+def model_config(name: str, overrides: Mapping[str, Any] | None = None):
+    """The config dataclass of model `name` with `overrides` applied; unknown keys fail."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known models: {sorted(MODELS)}")
+    _, config_cls = MODELS[name]
+    overrides = dict(overrides or {})
+    valid = [f.name for f in dataclasses.fields(config_cls)]
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} for model {name!r}; valid keys: {valid}")
+    return config_cls(**overrides)
+
+
+def build_model(name: str, config=None, **overrides) -> nn.Module:
+    """Build model `name` from a config dataclass, or its defaults plus keyword overrides."""
+    if config is not None and overrides:
+        raise ValueError("pass either config or keyword overrides, not both")
+    if config is None:
+        config = model_config(name, overrides)
+    module_cls, _ = MODELS[name]
+    return module_cls(config=config)
+
+
+def count_params(variables) -> int:
+    """Number of scalar parameters in `variables["params"]`."""
+    return int(sum(np.prod(np.shape(p)) for p in jax.tree.leaves(variables["params"])))

@@ -1,0 +1,55 @@
+"""`run_experiment`: config -> data -> fit -> test metrics -> a run directory.
+
+The run directory holds config.yaml (the resolved config: the run can be reproduced from it
+alone), history.json / history.csv and metrics.json. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+import jax
+
+from seqjax.config import ExperimentConfig, dump_config
+from seqjax.data.sources import load_splits
+from seqjax.io import atomic_write_json, atomic_write_text, history_csv
+from seqjax.models.registry import count_params
+from seqjax.tasks import get_task
+from seqjax.train.loop import evaluate, fit
+from seqjax.train.step import make_eval_step
+
+
+def prepare_run_dir(run_dir: str) -> None:
+    """Create `run_dir`, failing clearly if it cannot be written to."""
+    os.makedirs(run_dir, exist_ok=True)
+    if not os.access(run_dir, os.W_OK):
+        raise PermissionError(f"run directory {run_dir!r} is not writable")
+
+
+def run_experiment(
+    cfg: ExperimentConfig, run_dir: str, *, log: Callable[[str], None] = print
+) -> dict:
+    prepare_run_dir(run_dir)
+    atomic_write_text(os.path.join(run_dir, "config.yaml"), dump_config(cfg))
+    start = time.perf_counter()
+    splits = load_splits(cfg.data)
+    log(
+        f"{cfg.model_name}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} examples; "
+        f"devices {jax.devices()}"
+    )
+    result = fit(cfg, splits, log=log)
+    task = get_task(cfg.train.loss)
+    eval_step = jax.jit(make_eval_step(task.loss))
+    metrics = {
+        split: evaluate(eval_step, result.state, splits[split], task, cfg.train.batch_size)
+        for split in ("train", "val", "test")
+    }
+    metrics["best_epoch"] = result.best_epoch
+    metrics["num_params"] = count_params({"params": result.state.params})
+    metrics["wall_seconds"] = time.perf_counter() - start
+    atomic_write_json(os.path.join(run_dir, "history.json"), result.history)
+    atomic_write_text(os.path.join(run_dir, "history.csv"), history_csv(result.history))
+    atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
+    return metrics

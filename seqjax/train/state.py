@@ -1,0 +1,29 @@
+"""`TrainState`: params, optimizer state, step and the run's PRNG key in one pytree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+from flax.training import train_state
+
+
+class TrainState(train_state.TrainState):
+    """Flax's TrainState plus the root PRNG key (dropout keys are `fold_in(rng, step)`) and
+    mutable collections such as batch statistics (empty dict when a model has none)."""
+
+    rng: jax.Array
+    mutable: Any = None
+
+
+def create_state(model, optimizer, sample_inputs, sample_lengths, *, seed: int) -> TrainState:
+    """Initialise parameters from `seed`; the init key and the training key are split apart."""
+    root = jax.random.key(seed)
+    init_key, train_key = jax.random.split(root)
+    del root
+    variables = model.init(init_key, sample_inputs, sample_lengths, train=False)
+    params = variables.pop("params") if hasattr(variables, "pop") else variables["params"]
+    mutable = {k: v for k, v in dict(variables).items() if k != "params"}
+    return TrainState.create(
+        apply_fn=model.apply, params=params, tx=optimizer, rng=train_key, mutable=mutable
+    )

@@ -1,0 +1,54 @@
+"""Pure train and eval steps; the caller jits them (with donation and shardings)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from seqjax.data.batch import Batch
+from seqjax.train.state import TrainState
+
+
+def make_train_step(loss_fn: Callable) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
+    """`train_step(state, batch) -> (state, {"loss", "weight"})`.
+
+    The dropout key is `fold_in(state.rng, state.step)`: a pure function of the run's seed and
+    the step, so a resumed run draws the same masks as an uninterrupted one.
+    """
+
+    def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
+        key = jax.random.fold_in(state.rng, state.step)
+
+        def compute(params):
+            outputs = state.apply_fn(
+                {"params": params, **state.mutable},
+                batch.inputs,
+                batch.lengths,
+                train=True,
+                rngs={"dropout": key},
+            )
+            return loss_fn(outputs, batch)
+
+        loss, grads = jax.value_and_grad(compute)(state.params)
+        state = state.apply_gradients(grads=grads)
+        return state, {"loss": loss, "weight": jnp.sum(batch.weights)}
+
+    return train_step
+
+
+def make_eval_step(loss_fn: Callable) -> Callable[[TrainState, Batch], dict]:
+    """`eval_step(state, batch) -> {"loss", "weight", "outputs"}` with dropout off."""
+
+    def eval_step(state: TrainState, batch: Batch) -> dict:
+        outputs = state.apply_fn(
+            {"params": state.params, **state.mutable}, batch.inputs, batch.lengths, train=False
+        )
+        return {
+            "loss": loss_fn(outputs, batch),
+            "weight": jnp.sum(batch.weights),
+            "outputs": outputs,
+        }
+
+    return eval_step

@@ -1,0 +1,37 @@
+import dataclasses
+
+import pytest
+import yaml
+
+from seqjax.config import config_from_dict, dump_config, load_config
+
+
+def test_yaml_round_trip_reproduces_the_config():
+    cfg = load_config("configs/trust.yaml", ["train.epochs=5", "optimizer.lr=3e-4"])
+    assert cfg.train.epochs == 5 and cfg.optimizer.lr == 3e-4
+    assert config_from_dict(yaml.safe_load(dump_config(cfg))) == cfg
+
+
+def test_configs_are_frozen():
+    cfg = load_config("configs/trust.yaml")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.train.epochs = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("train.epoch=2", r"unknown key train.'epoch'; valid keys in train: \['epochs'"),
+        ("model.hiden=3", r"unknown key model.'hiden'"),
+        ("train.epochs=two", r"train.epochs: expected int, got 'two'"),
+        ("train.epochs=0", r"train.epochs and train.batch_size must be >= 1"),
+        ("optimizer.name=sgd", r"optimizer.name must be 'adam' or 'adamw'; got 'sgd'"),
+        ("model.dropout=1.0", r"dropout must lie in \[0, 1\)"),
+        ("data.splits=[0.5, 0.5]", r"data.splits: expected 3 values, got 2"),
+        ("trainer.epochs=3", r"unknown top-level key 'trainer'"),
+        ("epochs=3", r"must look like section.key=value"),
+    ],
+)
+def test_bad_config_values_are_named(override, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        load_config("configs/trust.yaml", [override])

@@ -1,0 +1,86 @@
+"""The layer under jit, grad, vmap, bf16 compute, dropout and an initial state."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from seqjax.layers import LSTM
+
+X = jnp.asarray(np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32))
+LENGTHS = jnp.array([3, 2])
+
+
+def _init(model):
+    return model.init(jax.random.key(0), X, LENGTHS)
+
+
+def test_jit_equals_eager():
+    model = LSTM(5, num_layers=2, bidirectional=True)
+    v = _init(model)
+    eager = model.apply(v, X, LENGTHS)
+    jitted = jax.jit(lambda v, x, n: model.apply(v, x, n))(v, X, LENGTHS)
+    np.testing.assert_allclose(np.asarray(jitted[0]), np.asarray(eager[0]), atol=1e-6)
+
+
+def test_grad_matches_finite_difference():
+    model = LSTM(3, bidirectional=True)
+    v = _init(model)
+
+    def f(scale):
+        out, _ = model.apply(v, X * scale, LENGTHS)
+        return jnp.sum(out**2)
+
+    g = jax.grad(f)(1.0)
+    eps = 1e-3
+    fd = (f(1.0 + eps) - f(1.0 - eps)) / (2 * eps)
+    np.testing.assert_allclose(float(g), float(fd), rtol=2e-3)
+
+
+def test_vmap_over_an_ensemble_axis_equals_a_loop():
+    model = LSTM(5, num_layers=2)
+    v = _init(model)
+    xs = jnp.stack([X, 2 * X])  # (E, B, T, F)
+    batched = jax.vmap(lambda x: model.apply(v, x, LENGTHS)[0])(xs)
+    for e in range(2):
+        np.testing.assert_allclose(
+            np.asarray(batched[e]), np.asarray(model.apply(v, xs[e], LENGTHS)[0]), atol=1e-6
+        )
+
+
+def test_bf16_compute_keeps_f32_params_and_carry():
+    model = LSTM(8, num_layers=2, dtype=jnp.bfloat16)
+    v = _init(model)
+    assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(v))
+    out, (h, c) = model.apply(v, X, LENGTHS)
+    assert out.dtype == jnp.bfloat16
+    assert h.dtype == jnp.float32 and c.dtype == jnp.float32
+    ref, _ = LSTM(8, num_layers=2).apply(v, X, LENGTHS)
+    np.testing.assert_allclose(np.asarray(out, np.float32), np.asarray(ref), atol=3e-2)
+
+
+def test_dropout_between_layers_only_and_only_in_training():
+    model = LSTM(16, num_layers=2, dropout=0.5)
+    v = _init(model)
+    eval_out = model.apply(v, X, LENGTHS)[0]
+    assert np.array_equal(np.asarray(eval_out), np.asarray(model.apply(v, X, LENGTHS)[0]))
+    a = model.apply(v, X, LENGTHS, train=True, rngs={"dropout": jax.random.key(1)})[0]
+    b = model.apply(v, X, LENGTHS, train=True, rngs={"dropout": jax.random.key(2)})[0]
+    assert not np.allclose(np.asarray(a), np.asarray(b))
+    # One layer: nothing to drop between layers, so training equals evaluation.
+    single = LSTM(16, dropout=0.5)
+    vs = _init(single)
+    np.testing.assert_array_equal(
+        np.asarray(
+            single.apply(vs, X, LENGTHS, train=True, rngs={"dropout": jax.random.key(1)})[0]
+        ),
+        np.asarray(single.apply(vs, X, LENGTHS)[0]),
+    )
+
+
+def test_initial_state_is_used():
+    model = LSTM(5, num_layers=2, bidirectional=True)
+    v = _init(model)
+    h0 = jnp.ones((4, 2, 5)) * 0.5
+    out0, _ = model.apply(v, X, LENGTHS)
+    out1, _ = model.apply(v, X, LENGTHS, initial_state=(h0, h0))
+    assert not np.allclose(np.asarray(out0), np.asarray(out1))
