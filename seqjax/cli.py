@@ -15,7 +15,7 @@ def _train(args) -> int:
 
     cfg = load_config(args.config, args.set)
     run_dir = args.run_dir or f"runs/{cfg.model_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    metrics = run_experiment(cfg, run_dir)
+    metrics = run_experiment(cfg, run_dir, resume=args.resume)
     test = metrics["test"]
     print(f"run directory: {run_dir}")
     print("test metrics: " + json.dumps({k: v for k, v in test.items()}, default=str))
@@ -36,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="override config values, e.g. train.epochs=5",
     )
     train.add_argument("--run-dir", default=None, help="output directory (default runs/NAME-TIME)")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --run-dir from its latest checkpoint",
+    )
     train.set_defaults(func=_train)
     return parser
 

@@ -79,15 +79,43 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+    enabled: bool = True
+    keep_latest: int = 2  # plus the best by train.monitor, always kept
+    async_save: bool = True
+
+    def __post_init__(self):
+        if self.keep_latest < 1:
+            raise ValueError(f"checkpoint.keep_latest must be >= 1; got {self.keep_latest}")
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshConfig:
+    num_devices: int = 0  # devices on the `data` axis; 0 = all
+
+    def __post_init__(self):
+        if self.num_devices < 0:
+            raise ValueError(f"mesh.num_devices must be >= 0; got {self.num_devices}")
+
+
+@dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     model_name: str
     model: Any  # the model's own config dataclass, e.g. TrustConfig
     data: DataConfig = DataConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     train: TrainConfig = TrainConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    mesh: MeshConfig = MeshConfig()
 
 
-SECTIONS = {"data": DataConfig, "optimizer": OptimizerConfig, "train": TrainConfig}
+SECTIONS = {
+    "data": DataConfig,
+    "optimizer": OptimizerConfig,
+    "train": TrainConfig,
+    "checkpoint": CheckpointConfig,
+    "mesh": MeshConfig,
+}
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:

@@ -1,24 +1,39 @@
-"""The fit loop: epochs, validation, reduce-on-plateau, early stopping, best-params restore.
+"""The fit loop: epochs, validation, reduce-on-plateau, early stopping, checkpoints, resume.
 
 Host-side decisions (plateau, early stopping) happen between epochs on plain floats, so the
-jitted step compiles once and is never retraced.
+jitted step compiles once and is never retraced. Everything the loop decides is kept in a
+JSON-able `loop` dict that is checkpointed with the train state each epoch, so a resumed
+run continues with the same data order, rng, schedule and early-stopping state and writes
+a history identical to an uninterrupted run. Wall-clock figures are kept apart from the
+history (in `timings`) for that reason.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Callable
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
 
 from seqjax.config import ExperimentConfig
 from seqjax.data.dataset import SequenceDataset, iterate_batches, num_batches
 from seqjax.models.registry import build_model
 from seqjax.tasks import Task, get_task
+from seqjax.train.checkpoint import Checkpointer
 from seqjax.train.optim import learning_rate, make_optimizer, with_learning_rate
+from seqjax.train.sharding import (
+    check_divisible,
+    data_sharding,
+    make_mesh,
+    replicate,
+    replicated,
+    shard_batch,
+)
 from seqjax.train.state import TrainState, create_state
 from seqjax.train.step import make_eval_step, make_train_step
 
@@ -28,15 +43,48 @@ class FitResult:
     state: TrainState  # holding the best parameters by the monitored metric
     history: list[dict]
     best_epoch: int
+    timings: list[dict]
+    mesh: Mesh
+
+
+def initial_loop_state() -> dict:
+    return {
+        "epoch": 0,  # epochs completed
+        "history": [],
+        "best_value": None,
+        "best_epoch": 0,
+        "plateau_best": None,
+        "plateau_wait": 0,
+        "stopped": False,
+    }
+
+
+def improved(value: float, best: float | None, mode: str, min_delta: float) -> bool:
+    if best is None:
+        return True
+    return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
+def mesh_for(cfg: ExperimentConfig) -> Mesh:
+    n = cfg.mesh.num_devices
+    devices = jax.devices()
+    if n > len(devices):
+        raise ValueError(f"mesh.num_devices is {n} but only {len(devices)} devices exist")
+    return make_mesh(devices[:n] if n else devices)
 
 
 def evaluate(
-    eval_step: Callable, state: TrainState, data: SequenceDataset, task: Task, batch_size: int
+    eval_step: Callable,
+    state: TrainState,
+    data: SequenceDataset,
+    task: Task,
+    batch_size: int,
+    mesh: Mesh,
 ) -> dict:
     """Weighted loss plus the task's metrics over a whole split (padding examples dropped)."""
     loss_sum, weight_sum, preds = 0.0, 0.0, []
     for batch in iterate_batches(data, batch_size, shuffle=False):
-        out = eval_step(state, batch)
+        out = jax.device_get(eval_step(state, shard_batch(batch, mesh)))
         w = float(out["weight"])
         loss_sum += float(out["loss"]) * w
         weight_sum += w
@@ -45,16 +93,45 @@ def evaluate(
     return {"loss": loss_sum / weight_sum, **task.evaluate(predictions, data.targets)}
 
 
-def _improved(value: float, best: float, mode: str, min_delta: float) -> bool:
-    if math.isnan(best):
-        return True
-    return value < best - min_delta if mode == "min" else value > best + min_delta
+def compile_steps(task: Task, mesh: Mesh) -> tuple[Callable, Callable]:
+    """Jitted train and eval steps: batch sharded on `data`, state replicated, state donated."""
+    rep, dat = replicated(mesh), data_sharding(mesh)
+    train_step = jax.jit(
+        make_train_step(task.loss),
+        in_shardings=(rep, dat),
+        out_shardings=(rep, rep),
+        donate_argnums=0,
+    )
+    eval_step = jax.jit(make_eval_step(task.loss), in_shardings=(rep, dat), out_shardings=rep)
+    return train_step, eval_step
+
+
+def _update_schedules(cfg: ExperimentConfig, loop: dict, state: TrainState, value: float):
+    """Best tracking, reduce-on-plateau and early stopping after one epoch."""
+    tc, oc = cfg.train, cfg.optimizer
+    if improved(value, loop["best_value"], tc.mode, tc.min_delta):
+        loop["best_value"], loop["best_epoch"] = value, loop["epoch"]
+    if oc.plateau_patience > 0:
+        if improved(value, loop["plateau_best"], tc.mode, 0.0):
+            loop["plateau_best"], loop["plateau_wait"] = value, 0
+        else:
+            loop["plateau_wait"] += 1
+            if loop["plateau_wait"] >= oc.plateau_patience:
+                new_lr = learning_rate(state.opt_state) * oc.plateau_factor
+                state = state.replace(opt_state=with_learning_rate(state.opt_state, new_lr))
+                loop["plateau_wait"] = 0
+    if tc.patience > 0 and loop["epoch"] - loop["best_epoch"] >= tc.patience:
+        loop["stopped"] = True
+    return state
 
 
 def fit(
     cfg: ExperimentConfig,
     splits: dict[str, SequenceDataset],
     *,
+    run_dir: str | None = None,
+    resume: bool = False,
+    mesh: Mesh | None = None,
     log: Callable[[str], None] = print,
 ) -> FitResult:
     model = build_model(cfg.model_name, cfg.model)
@@ -66,6 +143,8 @@ def fit(
             f"train.batch_size {tc.batch_size} is larger than the training split "
             f"({len(train_data)} examples)"
         )
+    mesh = mesh or mesh_for(cfg)
+    check_divisible(tc.batch_size, mesh)
     state = create_state(
         model,
         make_optimizer(cfg.optimizer),
@@ -73,60 +152,103 @@ def fit(
         train_data.lengths[:1],
         seed=tc.seed,
     )
-    train_step = jax.jit(make_train_step(task.loss), donate_argnums=0)
-    eval_step = jax.jit(make_eval_step(task.loss))
+    state = replicate(state, mesh)
+    train_step, eval_step = compile_steps(task, mesh)
 
-    history: list[dict] = []
-    best_value, best_epoch, best_params = float("nan"), -1, state.params
-    plateau_best, plateau_wait = float("nan"), 0
-    steps = num_batches(len(train_data), tc.batch_size, drop_remainder=False)
-    for epoch in range(tc.epochs):
-        start = time.perf_counter()
-        loss_sum = weight_sum = 0.0
-        for batch in iterate_batches(
-            train_data, tc.batch_size, shuffle=True, seed=tc.seed, epoch=epoch
-        ):
-            state, m = train_step(state, batch)
-            w = float(m["weight"])
-            loss = float(m["loss"])
-            if not math.isfinite(loss):
-                raise FloatingPointError(
-                    f"non-finite training loss {loss} at step {int(state.step)}"
-                )
-            loss_sum += loss * w
-            weight_sum += w
-        seconds = time.perf_counter() - start
-        val = evaluate(eval_step, state, val_data, task, tc.batch_size)
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": loss_sum / weight_sum,
-            "lr": learning_rate(state.opt_state),
-            "epoch_seconds": seconds,
-            "steps_per_second": steps / seconds,
-            **{f"val_{k}": v for k, v in val.items() if isinstance(v, float)},
-        }
-        history.append(row)
-        log(
-            f"epoch {epoch + 1:3d}  train_loss {row['train_loss']:.4f}  "
-            f"val_loss {row['val_loss']:.4f}  "
-            f"val_accuracy {row.get('val_accuracy', float('nan')):.4f}"
-            f"  lr {row['lr']:.2e}  {seconds:.1f}s"
+    ckpt = None
+    loop = initial_loop_state()
+    if run_dir is not None and cfg.checkpoint.enabled:
+        ckpt = Checkpointer(
+            os.path.join(run_dir, "checkpoints"),
+            keep_latest=cfg.checkpoint.keep_latest,
+            mode=tc.mode,
+            async_save=cfg.checkpoint.async_save,
         )
-        value = row[tc.monitor]
-        if _improved(value, best_value, tc.mode, tc.min_delta):
-            best_value, best_epoch = value, epoch + 1
-            best_params = jax.tree.map(np.asarray, state.params)
-        if cfg.optimizer.plateau_patience > 0:
-            if _improved(value, plateau_best, tc.mode, 0.0):
-                plateau_best, plateau_wait = value, 0
-            else:
-                plateau_wait += 1
-                if plateau_wait >= cfg.optimizer.plateau_patience:
-                    new_lr = learning_rate(state.opt_state) * cfg.optimizer.plateau_factor
-                    state = state.replace(opt_state=with_learning_rate(state.opt_state, new_lr))
-                    plateau_wait = 0
-        if tc.patience > 0 and epoch + 1 - best_epoch >= tc.patience:
-            log(f"early stopping after epoch {epoch + 1}; best {tc.monitor} at epoch {best_epoch}")
-            break
-    state = state.replace(params=jax.tree.map(jax.numpy.asarray, best_params))
-    return FitResult(state=state, history=history, best_epoch=best_epoch)
+        latest = ckpt.latest_epoch()
+        if latest is not None and not resume:
+            ckpt.close()
+            raise ValueError(
+                f"run directory {run_dir!r} already holds checkpoints (latest epoch {latest}); "
+                "pass --resume to continue it or choose a new --run-dir"
+            )
+        if latest is not None:
+            state, loop = ckpt.restore(latest, state)
+            log(f"resumed from the checkpoint of epoch {latest}")
+
+    steps = num_batches(len(train_data), tc.batch_size, drop_remainder=False)
+    timings: list[dict] = []
+    best_host_params = None
+    try:
+        while loop["epoch"] < tc.epochs and not loop["stopped"]:
+            epoch = loop["epoch"]
+            start = time.perf_counter()
+            step0 = int(state.step)
+            metrics = []
+            first_step_seconds = None
+            for batch in iterate_batches(
+                train_data, tc.batch_size, shuffle=True, seed=tc.seed, epoch=epoch
+            ):
+                state, m = train_step(state, shard_batch(batch, mesh))
+                metrics.append(m)  # device values: no host sync inside the epoch
+                if first_step_seconds is None:
+                    jax.block_until_ready(m)
+                    first_step_seconds = time.perf_counter() - start
+            metrics = jax.device_get(metrics)
+            losses = [
+                (step0 + i, float(m["loss"]), float(m["weight"])) for i, m in enumerate(metrics)
+            ]
+            seconds = time.perf_counter() - start
+            bad = [s for s, loss, _ in losses if not math.isfinite(loss)]
+            if bad:
+                raise FloatingPointError(
+                    f"non-finite training loss at step {bad[0] + 1} (epoch {epoch + 1}); "
+                    "nothing after the last good checkpoint was saved"
+                )
+            train_loss = sum(loss * w for _, loss, w in losses) / sum(w for *_, w in losses)
+            val = evaluate(eval_step, state, val_data, task, tc.batch_size, mesh)
+            loop["epoch"] = epoch + 1
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                "lr": learning_rate(state.opt_state),
+                **{f"val_{k}": v for k, v in val.items() if isinstance(v, float)},
+            }
+            loop["history"].append(row)
+            if tc.monitor not in row:
+                raise ValueError(
+                    f"train.monitor {tc.monitor!r} is not a logged metric; available: {sorted(row)}"
+                )
+            state = _update_schedules(cfg, loop, state, row[tc.monitor])
+            if ckpt is None and loop["best_epoch"] == epoch + 1:
+                best_host_params = jax.device_get(state.params)
+            timings.append(
+                {
+                    "epoch": epoch + 1,
+                    "epoch_seconds": seconds,
+                    "first_step_seconds": first_step_seconds,
+                    "steps_per_second": steps / seconds,
+                    "sequences_per_second": steps * tc.batch_size / seconds,
+                }
+            )
+            log(
+                f"epoch {epoch + 1:3d}  train_loss {train_loss:.4f}  "
+                f"val_loss {row['val_loss']:.4f}  "
+                f"val_accuracy {row.get('val_accuracy', float('nan')):.4f}  "
+                f"lr {row['lr']:.2e}  {seconds:.1f}s  {steps / seconds:.1f} steps/s"
+            )
+            if ckpt is not None:
+                ckpt.save(epoch + 1, state, loop, row[tc.monitor])
+            if loop["stopped"]:
+                log(
+                    f"early stopping after epoch {epoch + 1}; best {tc.monitor} at epoch "
+                    f"{loop['best_epoch']}"
+                )
+        if ckpt is not None:
+            best_state, _ = ckpt.restore(loop["best_epoch"], state)
+            state = state.replace(params=best_state.params)
+        elif best_host_params is not None:
+            state = state.replace(params=replicate(best_host_params, mesh))
+    finally:
+        if ckpt is not None:
+            ckpt.close()
+    return FitResult(state, loop["history"], loop["best_epoch"], timings, mesh)

@@ -17,8 +17,7 @@ from seqjax.data.sources import load_splits
 from seqjax.io import atomic_write_json, atomic_write_text, history_csv
 from seqjax.models.registry import count_params
 from seqjax.tasks import get_task
-from seqjax.train.loop import evaluate, fit
-from seqjax.train.step import make_eval_step
+from seqjax.train.loop import compile_steps, evaluate, fit
 
 
 def prepare_run_dir(run_dir: str) -> None:
@@ -28,22 +27,49 @@ def prepare_run_dir(run_dir: str) -> None:
         raise PermissionError(f"run directory {run_dir!r} is not writable")
 
 
+def check_run_dir(cfg: ExperimentConfig, run_dir: str, *, resume: bool) -> None:
+    """Refuse, before anything is written, to mix two runs in one directory."""
+    config_path = os.path.join(run_dir, "config.yaml")
+    ckpt_dir = os.path.join(run_dir, "checkpoints")
+    has_ckpts = os.path.isdir(ckpt_dir) and any(n.isdigit() for n in os.listdir(ckpt_dir))
+    if not resume and has_ckpts:
+        raise ValueError(
+            f"run directory {run_dir!r} already holds checkpoints; pass --resume to continue "
+            "it or choose a new --run-dir"
+        )
+    if resume and os.path.exists(config_path):
+        with open(config_path) as f:
+            if f.read() != dump_config(cfg):
+                raise ValueError(
+                    f"--resume: the config differs from the one saved in {config_path}; resume "
+                    "with that file (seqjax train --config RUN_DIR/config.yaml --resume)"
+                )
+
+
 def run_experiment(
-    cfg: ExperimentConfig, run_dir: str, *, log: Callable[[str], None] = print
+    cfg: ExperimentConfig,
+    run_dir: str,
+    *,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
 ) -> dict:
+    check_run_dir(cfg, run_dir, resume=resume)
     prepare_run_dir(run_dir)
-    atomic_write_text(os.path.join(run_dir, "config.yaml"), dump_config(cfg))
+    config_path = os.path.join(run_dir, "config.yaml")
+    atomic_write_text(config_path, dump_config(cfg))
     start = time.perf_counter()
     splits = load_splits(cfg.data)
     log(
         f"{cfg.model_name}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} examples; "
         f"devices {jax.devices()}"
     )
-    result = fit(cfg, splits, log=log)
+    result = fit(cfg, splits, run_dir=run_dir, resume=resume, log=log)
     task = get_task(cfg.train.loss)
-    eval_step = jax.jit(make_eval_step(task.loss))
+    _, eval_step = compile_steps(task, result.mesh)
     metrics = {
-        split: evaluate(eval_step, result.state, splits[split], task, cfg.train.batch_size)
+        split: evaluate(
+            eval_step, result.state, splits[split], task, cfg.train.batch_size, result.mesh
+        )
         for split in ("train", "val", "test")
     }
     metrics["best_epoch"] = result.best_epoch
@@ -51,5 +77,6 @@ def run_experiment(
     metrics["wall_seconds"] = time.perf_counter() - start
     atomic_write_json(os.path.join(run_dir, "history.json"), result.history)
     atomic_write_text(os.path.join(run_dir, "history.csv"), history_csv(result.history))
+    atomic_write_json(os.path.join(run_dir, "timings.json"), result.timings)
     atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
     return metrics

@@ -18,7 +18,8 @@ class TrainState(train_state.TrainState):
 
 def create_state(model, optimizer, sample_inputs, sample_lengths, *, seed: int) -> TrainState:
     """Initialise parameters from `seed`; the init key and the training key are split apart."""
-    root = jax.random.key(seed)
+    # Raw uint32 keys (not typed key arrays) so the key checkpoints like any other array.
+    root = jax.random.PRNGKey(seed)
     init_key, train_key = jax.random.split(root)
     del root
     variables = model.init(init_key, sample_inputs, sample_lengths, train=False)

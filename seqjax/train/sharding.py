@@ -1,0 +1,64 @@
+"""The device mesh and how batches and state are laid out on it.
+
+Data parallel is expressed as `jax.jit` with shardings rather than an explicit `shard_map`
+step: the batch is sharded along the `data` axis, parameters and optimizer state are
+replicated, and XLA's SPMD partitioner inserts the gradient all-reduce itself. The same
+step function then runs unchanged on 1 device, 8, or several hosts, and the weighted-mean
+loss over the *global* batch makes the gradient identical to the single-device one.
+(`shard_map` + `lax.pmean` is kept for backends that cannot be auto-partitioned, such as
+the cuDNN RNN call, which has no batching rule.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from seqjax.data.batch import Batch
+
+DATA = "data"  # the batch axis of the mesh
+
+
+def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A 1-D mesh named `data` over `devices` (default: every device of every process)."""
+    devices = list(devices if devices is not None else jax.devices())
+    return Mesh(np.asarray(devices), (DATA,))
+
+
+def data_sharding(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec(DATA))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def check_divisible(batch_size: int, mesh: Mesh) -> None:
+    devices = mesh.devices.size
+    if batch_size % devices:
+        raise ValueError(
+            f"batch size {batch_size} is not divisible by the {devices} devices of the mesh; "
+            f"use a multiple of {devices}"
+        )
+
+
+def shard_batch(batch: Batch, mesh: Mesh) -> Batch:
+    """Place a host batch on the mesh, split along the batch axis.
+
+    With several processes each one passes its own slice of the global batch (its rows
+    only), and the global array is assembled from the process-local pieces.
+    """
+    sharding = data_sharding(mesh)
+    if jax.process_count() > 1:
+        return jax.tree.map(
+            lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch
+        )
+    check_divisible(batch.size, mesh)
+    return jax.device_put(batch, sharding)
+
+
+def replicate(tree, mesh: Mesh):
+    return jax.device_put(tree, replicated(mesh))

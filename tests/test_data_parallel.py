@@ -1,0 +1,29 @@
+"""Data parallel on 8 CPU devices (a subprocess, so the flag applies before jax starts)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+
+def test_eight_devices_reach_the_single_device_losses():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    proc = subprocess.run(
+        [sys.executable, "tests/data_parallel_check.py"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert out["device_count"] == 8
+    assert out["batch_shard_rows_8"] == [4]  # 32 rows split over 8 devices
+    assert out["batch_shard_rows_1"] == [32]
+    assert out["param_devices_8"] == 8 and out["param_replicated_8"]
+    for key in ("train_loss", "val_loss", "val_accuracy"):
+        one = [row[key] for row in out["history_1"]]
+        eight = [row[key] for row in out["history_8"]]
+        np.testing.assert_allclose(eight, one, rtol=1e-5, atol=1e-6)

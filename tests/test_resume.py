@@ -1,0 +1,115 @@
+"""Exact resume after a real SIGKILL, including one that lands while a checkpoint is written."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+OVERRIDES = ["data.size=400", "train.epochs=4", "model.hidden_sizes=[16, 8, 4]"]
+
+
+def _command(run_dir, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "seqjax.cli",
+        "train",
+        "--config",
+        "configs/trust.yaml",
+        "--run-dir",
+        str(run_dir),
+        *extra,
+        "--set",
+        *OVERRIDES,
+    ]
+
+
+def _run(run_dir, *extra):
+    proc = subprocess.run(_command(run_dir, *extra), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def _kill_when(run_dir, ready, timeout=300.0):
+    """Start a run, SIGKILL it as soon as `ready(names in checkpoints/)` holds."""
+    proc = subprocess.Popen(_command(run_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpt_dir = os.path.join(run_dir, "checkpoints")
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            names = os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir) else []
+            if ready(names):
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return sorted(names)
+            time.sleep(0.001)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    pytest.fail(f"the run ended before it could be killed: {proc.stderr.read()[-2000:]}")
+
+
+def _outputs(run_dir):
+    with open(os.path.join(run_dir, "history.json")) as f:
+        history = f.read()
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        test = json.load(f)["test"]
+    return history, test
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("reference")
+    _run(run_dir)
+    return _outputs(run_dir)
+
+
+def test_sigkill_between_epochs_then_resume_is_bit_identical(tmp_path, reference):
+    _kill_when(tmp_path, lambda names: "2" in names)
+    _run(tmp_path, "--resume")
+    assert _outputs(tmp_path) == reference
+
+
+def test_sigkill_during_a_checkpoint_write_then_resume_is_bit_identical(tmp_path, reference):
+    for _ in range(3):
+        run_dir = tmp_path / f"attempt{_}"
+        names = _kill_when(run_dir, lambda names: any("tmp" in n for n in names))
+        leftover = os.listdir(run_dir / "checkpoints")
+        if any("tmp" in n for n in leftover):
+            break  # the kill did land mid-write
+    else:
+        pytest.fail(f"could not kill during a save; last saw {names}")
+    _run(run_dir, "--resume")
+    assert not any("tmp" in n for n in os.listdir(run_dir / "checkpoints"))
+    assert _outputs(run_dir) == reference
+
+
+def test_latest_and_best_checkpoints_both_survive(tmp_path):
+    """keep_latest=1 and a best epoch that is not the latest: both stay on disk."""
+    proc = subprocess.run(
+        [
+            *_command(tmp_path),
+            "train.patience=0",
+            "checkpoint.keep_latest=1",
+            "optimizer.lr=0.05",
+            "train.monitor=val_accuracy",
+            "train.mode=max",
+            "train.epochs=6",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(tmp_path / "history.json") as f:
+        history = json.load(f)
+    accs = [row["val_accuracy"] for row in history]
+    best = 1 + accs.index(max(accs))
+    assert best != 6, "the setting must make the best epoch differ from the latest"
+    kept = sorted(int(n) for n in os.listdir(tmp_path / "checkpoints") if n.isdigit())
+    assert kept == sorted({best, 6})
