@@ -23,11 +23,14 @@ def test_train_writes_a_run_directory(tmp_path, capsys):
     )
     assert rc == 0
     assert sorted(os.listdir(run_dir)) == [
+        "checkpoints",
         "config.yaml",
         "history.csv",
         "history.json",
         "metrics.json",
+        "timings.json",
     ]
+    assert os.listdir(run_dir / "checkpoints") == ["1"]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics["test"]) >= {"accuracy", "precision", "recall", "f1", "confusion_matrix"}
     assert sum(map(sum, metrics["test"]["confusion_matrix"])) == 45

@@ -84,3 +84,31 @@ def test_initial_state_is_used():
     out0, _ = model.apply(v, X, LENGTHS)
     out1, _ = model.apply(v, X, LENGTHS, initial_state=(h0, h0))
     assert not np.allclose(np.asarray(out0), np.asarray(out1))
+
+
+def test_custom_backward_equals_autodiff_of_the_scan():
+    lengths = jnp.array([3, 1])
+    grads = {}
+    for backward in ("custom", "autodiff"):
+        model = LSTM(6, num_layers=2, bidirectional=True, backward=backward)
+        v = model.init(jax.random.key(3), X, lengths)
+
+        def loss(v, x, model=model):
+            out, (h, c) = model.apply(v, x, lengths)
+            return jnp.sum(out * jnp.cos(out)) + jnp.sum(h**2) + jnp.sum(c)
+
+        grads[backward] = jax.grad(loss, argnums=(0, 1))(v, X)
+    for a, b in zip(
+        jax.tree.leaves(grads["custom"]), jax.tree.leaves(grads["autodiff"]), strict=True
+    ):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def test_custom_backward_under_vmap_of_grad():
+    model = LSTM(4)
+    v = _init(model)
+    per_example = jax.vmap(
+        lambda x, n: jax.grad(lambda x: jnp.sum(model.apply(v, x[None], n[None])[0]))(x)
+    )(X, LENGTHS)
+    assert per_example.shape == X.shape
+    assert np.all(np.asarray(per_example)[1, 2] == 0.0)  # padded step of the length-2 example

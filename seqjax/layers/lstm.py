@@ -23,7 +23,12 @@ import jax
 import jax.numpy as jnp
 
 from seqjax.layers.masking import check_sequence_inputs, length_mask
-from seqjax.layers.recurrence import gate_scale, scan_direction, scan_fused_bidirectional
+from seqjax.layers.recurrence import (
+    gate_scale,
+    scan_direction,
+    scan_direction_fast,
+    scan_fused_bidirectional,
+)
 
 Initializer = Callable[..., jax.Array]
 
@@ -87,6 +92,8 @@ class LSTM(nn.Module):
     `initial_state`, if given, is (h_0, c_0) shaped like (h_n, c_n).
     `fused_directions` runs both directions of a layer in one scan (one batched matmul per
     step); separate scans measured faster on CPU (see benchmarks/), so it is off by default.
+    `backward="custom"` differentiates the recurrence with a hand-written reverse scan and
+    one large dW_hh matmul (faster); `"autodiff"` lets JAX differentiate the scan.
     """
 
     hidden_size: int
@@ -97,6 +104,7 @@ class LSTM(nn.Module):
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
     fused_directions: bool = False
+    backward: str = "custom"
     kernel_ih_init: Initializer | None = None
     kernel_hh_init: Initializer | None = None
     bias_init: Initializer | None = None
@@ -131,6 +139,10 @@ class LSTM(nn.Module):
             raise ValueError(
                 f"LSTM: hidden_size and num_layers must be >= 1; got {self.hidden_size}, "
                 f"{self.num_layers}"
+            )
+        if self.backward not in ("custom", "autodiff"):
+            raise ValueError(
+                f"LSTM: backward must be 'custom' or 'autodiff'; got {self.backward!r}"
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"LSTM: dropout must lie in [0, 1); got {self.dropout}")
@@ -178,14 +190,12 @@ class LSTM(nn.Module):
             else:
                 outs = []
                 for d in range(dirs):
-                    (h_n, c_n), ys = scan_direction(
-                        xprojs[d],
-                        w_hhs[d],
-                        mask,
-                        (init[0][d], init[1][d]),
-                        reverse=d == 1,
-                        unroll=self.unroll,
-                    )  # ys (T, B, H)
+                    args = (xprojs[d], w_hhs[d], mask, (init[0][d], init[1][d]))
+                    if self.backward == "custom":
+                        (h_n, c_n), ys = scan_direction_fast(*args, d == 1, self.unroll)
+                    else:
+                        (h_n, c_n), ys = scan_direction(*args, reverse=d == 1, unroll=self.unroll)
+                    # ys (T, B, H)
                     outs.append(ys)
                     finals_h.append(h_n[None])
                     finals_c.append(c_n[None])

@@ -109,3 +109,88 @@ def scan_fused_bidirectional(
     fwd = ys[:, 0]  # (T, B, H)
     bwd = jnp.flip(ys[:, 1], axis=0)  # (T, B, H)
     return final, jnp.stack([fwd, bwd])  # (2, T, B, H)
+
+
+def _scan_forward_saving(xproj, w_hh, mask, init, reverse, unroll):
+    """Forward pass that also returns what the hand-written backward pass needs."""
+
+    def step(carry: Carry, inputs):
+        h, c = carry
+        xp, m = inputs
+        z = xp + jnp.dot(h.astype(w_hh.dtype), w_hh, preferred_element_type=jnp.float32)
+        hidden = c.shape[-1]
+        t = jnp.tanh(z)  # (B, 4H)
+        i = 0.5 * t[..., :hidden] + 0.5
+        f = 0.5 * t[..., hidden : 2 * hidden] + 0.5
+        g = t[..., 2 * hidden : 3 * hidden]
+        o = 0.5 * t[..., 3 * hidden :] + 0.5
+        c_new = f * c + i * g
+        tanh_c = jnp.tanh(c_new)
+        h_new = o * tanh_c
+        out = jnp.where(m, h_new, 0.0)
+        saved = (h, c, t, tanh_c)
+        return (jnp.where(m, h_new, h), jnp.where(m, c_new, c)), (out, saved)
+
+    final, (ys, saved) = lax.scan(step, init, (xproj, mask), reverse=reverse, unroll=unroll)
+    return final, ys, saved
+
+
+def _scan_vjp_fwd(xproj, w_hh, mask, init, reverse, unroll):
+    final, ys, saved = _scan_forward_saving(xproj, w_hh, mask, init, reverse, unroll)
+    return (final, ys), (saved, w_hh, mask)
+
+
+def _scan_vjp_bwd(reverse, unroll, residuals, cotangents):
+    """Backward recurrence as a scan in the opposite direction, carrying (dh, dc) only.
+
+    The per-step work is one (B, 4H) @ (4H, H) matmul; dW_hh is formed after the loop as a
+    single (H, T*B) @ (T*B, 4H) matmul instead of T small outer products accumulated in
+    the carry, which is what plain autodiff of the scan does.
+    """
+    (h_prev, c_prev, t, tanh_c), w_hh, mask = residuals
+    (d_final_h, d_final_c), d_ys = cotangents
+    hidden = h_prev.shape[-1]
+    w_t = w_hh.T  # (4H, H)
+
+    def step(carry: Carry, inputs):
+        dh_next, dc_next = carry
+        dy, m, h_p, c_p, t_s, tc = inputs
+        dh = jnp.where(m, dy + dh_next, 0.0)  # grad into h_new
+        dc = jnp.where(m, dc_next, 0.0)
+        i = 0.5 * t_s[..., :hidden] + 0.5
+        f = 0.5 * t_s[..., hidden : 2 * hidden] + 0.5
+        g = t_s[..., 2 * hidden : 3 * hidden]
+        o = 0.5 * t_s[..., 3 * hidden :] + 0.5
+        dc = dc + dh * o * (1.0 - tc * tc)
+        d_act = jnp.concatenate([0.5 * dc * g, 0.5 * dc * c_p, dc * i, 0.5 * dh * tc], axis=-1)
+        dz = d_act * (1.0 - t_s * t_s)  # (B, 4H)
+        dh_prev = jnp.dot(dz.astype(w_t.dtype), w_t, preferred_element_type=jnp.float32)
+        dh_prev = dh_prev + jnp.where(m, 0.0, dh_next)
+        dc_prev = dc * f + jnp.where(m, 0.0, dc_next)
+        return (dh_prev, dc_prev), dz
+
+    (dh0, dc0), dz = lax.scan(
+        step,
+        (d_final_h, d_final_c),
+        (d_ys, mask, h_prev, c_prev, t, tanh_c),
+        reverse=not reverse,
+        unroll=unroll,
+    )  # dz (T, B, 4H)
+    dw = jnp.einsum(
+        "tbh,tbg->hg",
+        h_prev.astype(w_hh.dtype),
+        dz.astype(w_hh.dtype),
+        preferred_element_type=jnp.float32,
+    ).astype(w_hh.dtype)  # (H, 4H)
+    return dz.astype(jnp.float32), dw, None, (dh0, dc0)
+
+
+# `scan_direction` with the hand-written backward pass above; same signature, except that
+# `reverse` and `unroll` are positional (they are static, non-differentiable arguments).
+scan_direction_fast = jax.custom_vjp(
+    lambda xproj, w_hh, mask, init, reverse, unroll: scan_direction(
+        xproj, w_hh, mask, init, reverse=reverse, unroll=unroll
+    ),
+    nondiff_argnums=(4, 5),
+)
+scan_direction_fast.defvjp(_scan_vjp_fwd, _scan_vjp_bwd)
