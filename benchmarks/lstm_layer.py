@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import jax
@@ -22,13 +23,14 @@ from seqjax.interop import lstm_params_from_torch
 from seqjax.layers import LSTM
 
 
-def seqjax_fns(cfg: dict, variables, x, lengths, *, unroll: int, fused: bool):
+def seqjax_fns(cfg: dict, variables, x, lengths, *, unroll: int, fused: bool, backward: str):
     model = LSTM(
         cfg["hidden"],
         cfg["layers"],
         cfg["bidirectional"],
         unroll=unroll,
         fused_directions=fused,
+        backward=backward,
     )
 
     @jax.jit
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    torch.set_num_threads(max(1, len(jax.devices("cpu")) and __import__("os").cpu_count()))
+    torch.set_num_threads(os.cpu_count() or 1)  # XLA's CPU backend also uses every core
     cfg = {
         "batch": 32,
         "time": 500,
@@ -124,20 +126,20 @@ def main(argv: list[str] | None = None) -> dict:
         print(
             name, rows[name]["forward"]["median_ms"], rows[name]["train"]["median_ms"], flush=True
         )
-    for fused in (False, True):
-        for unroll in args.unrolls:
-            fwd, trn = seqjax_fns(cfg, variables, x, lengths, unroll=unroll, fused=fused)
-            name = f"seqjax_{'fused' if fused else 'separate'}_unroll{unroll}"
-            rows[name] = {
-                "forward": time_calls(fwd, repeats=args.repeats),
-                "train": time_calls(trn, repeats=args.repeats),
-            }
-            print(
-                name,
-                rows[name]["forward"]["median_ms"],
-                rows[name]["train"]["median_ms"],
-                flush=True,
-            )
+    variants = [(False, u, "custom") for u in args.unrolls]
+    variants += [(False, 1, "autodiff")] + [(True, u, "autodiff") for u in args.unrolls[:2]]
+    for fused, unroll, backward in variants:
+        fwd, trn = seqjax_fns(
+            cfg, variables, x, lengths, unroll=unroll, fused=fused, backward=backward
+        )
+        name = f"seqjax_{'fused' if fused else 'separate'}_{backward}_unroll{unroll}"
+        rows[name] = {
+            "forward": time_calls(fwd, repeats=args.repeats),
+            "train": time_calls(trn, repeats=args.repeats),
+        }
+        print(
+            name, rows[name]["forward"]["median_ms"], rows[name]["train"]["median_ms"], flush=True
+        )
     best = {
         kind: min(
             (n for n in rows if n.startswith("seqjax")),

@@ -1,9 +1,18 @@
-"""The `seqjax` command line: `seqjax train --config FILE [--set k=v ...] [--run-dir DIR]`."""
+"""The `seqjax` command line.
+
+    seqjax train --config FILE [--set k=v ...] [--run-dir DIR] [--resume]
+    seqjax evaluate RUN_DIR [--checkpoint best|latest] [--split test]
+    seqjax predict RUN_DIR --input FILE.npz --output FILE.npz|.csv
+
+Usage errors exit with code 2 and one line on stderr (a traceback only with --debug).
+"""
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import sys
 import time
 
@@ -19,6 +28,87 @@ def _train(args) -> int:
     test = metrics["test"]
     print(f"run directory: {run_dir}")
     print("test metrics: " + json.dumps({k: v for k, v in test.items()}, default=str))
+    return 0
+
+
+def _evaluate(args) -> int:
+    from seqjax.data.sources import load_splits
+    from seqjax.tasks import get_task
+    from seqjax.train.restore import load_run_config, predict, restore_state
+
+    cfg = load_run_config(args.run_dir)
+    splits = load_splits(cfg.data)
+    if args.split not in splits:
+        raise ValueError(f"--split must be one of {sorted(splits)}; got {args.split!r}")
+    data = splits[args.split]
+    state, epoch = restore_state(args.run_dir, cfg, splits["train"], which=args.checkpoint)
+    metrics = get_task(cfg.train.loss).evaluate(predict(cfg, state, data), data.targets)
+    print(
+        json.dumps(
+            {"checkpoint": args.checkpoint, "epoch": epoch, "split": args.split, **metrics},
+            default=float,
+        )
+    )
+    return 0
+
+
+def _read_inputs(path: str):
+    import numpy as np
+
+    from seqjax.data.dataset import SequenceDataset
+
+    if not path.endswith(".npz"):
+        raise ValueError(
+            f"--input must be an .npz file with 'inputs' (and 'lengths'); got {path!r}"
+        )
+    with np.load(path, allow_pickle=False) as f:
+        if "inputs" not in f:
+            raise ValueError(f"{path!r} has no 'inputs' array; it holds {sorted(f.files)}")
+        inputs = np.asarray(f["inputs"], np.float32)
+        if inputs.ndim != 3:
+            raise ValueError(f"{path!r}: inputs must be (N, T, F); got shape {inputs.shape}")
+        lengths = (
+            np.asarray(f["lengths"])
+            if "lengths" in f
+            else np.full(len(inputs), inputs.shape[1], np.int32)
+        )
+    if not np.issubdtype(lengths.dtype, np.integer):
+        raise ValueError(f"{path!r}: lengths must be integers; got {lengths.dtype}")
+    return SequenceDataset(inputs, lengths.astype(np.int32), np.zeros(len(inputs), np.float32))
+
+
+def _predict(args) -> int:
+    import numpy as np
+
+    from seqjax.data.sources import load_splits
+    from seqjax.io import atomic_write_bytes, atomic_write_text
+    from seqjax.train.restore import load_run_config, predict, restore_state
+
+    if not args.output.endswith((".npz", ".csv")):
+        raise ValueError(f"--output must end in .npz or .csv; got {args.output!r}")
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(out_dir):
+        raise FileNotFoundError(f"output directory {out_dir!r} does not exist")
+    cfg = load_run_config(args.run_dir)
+    data = _read_inputs(args.input)
+    features = cfg.model.features if hasattr(cfg.model, "features") else data.inputs.shape[-1]
+    if data.inputs.shape[-1] != features:
+        raise ValueError(
+            f"{args.input!r}: inputs have {data.inputs.shape[-1]} features; the model in "
+            f"{args.run_dir!r} expects {features}"
+        )
+    train = load_splits(cfg.data)["train"]
+    state, _ = restore_state(args.run_dir, cfg, train, which=args.checkpoint)
+    preds = predict(cfg, state, data)
+    if args.output.endswith(".npz"):
+        buf = io.BytesIO()
+        np.savez(buf, predictions=preds)
+        atomic_write_bytes(args.output, buf.getvalue())
+    else:
+        rows = preds.reshape(len(preds), -1)
+        text = "\n".join(",".join(repr(float(v)) for v in row) for row in rows)
+        atomic_write_text(args.output, "prediction\n" + text + "\n")
+    print(f"wrote {len(preds)} predictions to {args.output}")
     return 0
 
 
@@ -42,12 +132,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue the run in --run-dir from its latest checkpoint",
     )
     train.set_defaults(func=_train)
+
+    evaluate = sub.add_parser("evaluate", help="metrics of a trained run on one split")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--checkpoint", choices=["best", "latest"], default="best")
+    evaluate.add_argument("--split", default="test")
+    evaluate.set_defaults(func=_evaluate)
+
+    pred = sub.add_parser("predict", help="predictions of a trained run for new sequences")
+    pred.add_argument("run_dir")
+    pred.add_argument("--input", required=True, help=".npz with inputs (N, T, F) [, lengths (N,)]")
+    pred.add_argument("--output", required=True, help=".npz or .csv")
+    pred.add_argument("--checkpoint", choices=["best", "latest"], default="best")
+    pred.set_defaults(func=_predict)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # argparse itself exits 2 on malformed command lines
     try:
         return args.func(args)
     except (ValueError, TypeError, FileNotFoundError, PermissionError) as e:

@@ -43,10 +43,25 @@ class OptimizerConfig:
     clip_norm: float = 1.0  # global-norm clip; 0 disables
     plateau_factor: float = 0.5  # reduce-on-plateau: lr *= factor after `plateau_patience`
     plateau_patience: int = 5  # epochs without improvement of the monitored metric; 0 disables
+    schedule: str = "constant"  # or "warmup_cosine"
+    warmup_steps: int = 0
+    decay_steps: int = 0  # warmup_cosine: steps of warmup + decay; 0 = the whole run
+    end_lr_factor: float = 0.0  # warmup_cosine: final lr = lr * end_lr_factor
+    freeze: tuple[str, ...] = ()  # parameter path prefixes kept fixed, e.g. "lstm1/"
 
     def __post_init__(self):
         if self.name not in ("adam", "adamw"):
             raise ValueError(f"optimizer.name must be 'adam' or 'adamw'; got {self.name!r}")
+        if self.schedule not in ("constant", "warmup_cosine"):
+            raise ValueError(
+                f"optimizer.schedule must be 'constant' or 'warmup_cosine'; got {self.schedule!r}"
+            )
+        if self.warmup_steps < 0 or self.decay_steps < 0:
+            raise ValueError("optimizer.warmup_steps and optimizer.decay_steps must be >= 0")
+        if not 0 <= self.end_lr_factor <= 1:
+            raise ValueError(
+                f"optimizer.end_lr_factor must lie in [0, 1]; got {self.end_lr_factor}"
+            )
         if self.lr <= 0:
             raise ValueError(f"optimizer.lr must be > 0; got {self.lr}")
         if self.weight_decay < 0 or self.clip_norm < 0:
@@ -67,6 +82,8 @@ class TrainConfig:
     mode: str = "min"
     patience: int = 10  # early stopping; 0 disables
     min_delta: float = 0.0
+    tensorboard: bool = False  # also write TensorBoard event files (needs tensorboardX)
+    plots: bool = True  # loss and metric curves as PNG at the end
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:

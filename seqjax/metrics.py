@@ -1,20 +1,61 @@
-"""Evaluation metrics on host arrays (computed once per epoch, outside the jitted step)."""
+"""Evaluation metrics on host arrays (computed once per epoch, outside the jitted step).
+
+AUC-ROC and AUC-PR follow scikit-learn's definitions (ROC by the trapezoid rule with ties
+handled as one threshold; PR as average precision, the step-wise sum), so figures compare
+directly with the seeds' reports.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 
+def _flat(probabilities, labels) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(probabilities, np.float64).reshape(-1)
+    y = np.asarray(labels).reshape(-1).astype(int)
+    if p.shape != y.shape:
+        raise ValueError(f"predictions {p.shape} and labels {y.shape} differ in shape")
+    return p, y
+
+
+def _threshold_counts(p: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative true and false positives at each distinct score, highest first."""
+    order = np.argsort(-p, kind="mergesort")
+    p, y = p[order], y[order]
+    last_of_tie = np.r_[np.nonzero(np.diff(p))[0], len(p) - 1]
+    tps = np.cumsum(y)[last_of_tie]
+    fps = (last_of_tie + 1) - tps
+    return tps.astype(np.float64), fps.astype(np.float64)
+
+
+def roc_auc(probabilities, labels) -> float:
+    p, y = _flat(probabilities, labels)
+    pos, neg = int(y.sum()), int(len(y) - y.sum())
+    if pos == 0 or neg == 0:
+        return float("nan")  # undefined with one class present
+    tps, fps = _threshold_counts(p, y)
+    tpr = np.r_[0.0, tps / pos]
+    fpr = np.r_[0.0, fps / neg]
+    return float(np.trapezoid(tpr, fpr))
+
+
+def average_precision(probabilities, labels) -> float:
+    """AUC-PR as average precision: sum over thresholds of (R_n - R_{n-1}) * P_n."""
+    p, y = _flat(probabilities, labels)
+    pos = int(y.sum())
+    if pos == 0:
+        return float("nan")
+    tps, fps = _threshold_counts(p, y)
+    precision = tps / (tps + fps)
+    recall = tps / pos
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
 def binary_classification(
     probabilities: np.ndarray, labels: np.ndarray, *, threshold: float = 0.5
 ) -> dict:
-    """Accuracy, precision, recall, F1 and the confusion matrix [[TN, FP], [FN, TP]]."""
-    probabilities = np.asarray(probabilities).reshape(-1)
-    labels = np.asarray(labels).reshape(-1).astype(int)
-    if probabilities.shape != labels.shape:
-        raise ValueError(
-            f"probabilities {probabilities.shape} and labels {labels.shape} differ in shape"
-        )
+    """Accuracy, precision, recall, F1, AUC-ROC, AUC-PR and [[TN, FP], [FN, TP]]."""
+    probabilities, labels = _flat(probabilities, labels)
     pred = (probabilities >= threshold).astype(int)
     tp = int(np.sum((pred == 1) & (labels == 1)))
     tn = int(np.sum((pred == 0) & (labels == 0)))
@@ -28,5 +69,29 @@ def binary_classification(
         "precision": precision,
         "recall": recall,
         "f1": f1,
+        "auc_roc": roc_auc(probabilities, labels),
+        "auc_pr": average_precision(probabilities, labels),
         "confusion_matrix": [[tn, fp], [fn, tp]],
+    }
+
+
+def regression(predictions: np.ndarray, targets: np.ndarray) -> dict:
+    """MSE, RMSE, MAE, Pearson correlation and direction accuracy (sign agreement, where
+    0 counts as its own direction) over all elements."""
+    pred = np.asarray(predictions, np.float64).reshape(-1)
+    true = np.asarray(targets, np.float64).reshape(-1)
+    if pred.shape != true.shape:
+        raise ValueError(f"predictions {pred.shape} and targets {true.shape} differ in shape")
+    err = pred - true
+    mse = float(np.mean(err**2))
+    if pred.std() == 0 or true.std() == 0:
+        corr = float("nan")
+    else:
+        corr = float(np.corrcoef(pred, true)[0, 1])
+    return {
+        "mse": mse,
+        "rmse": mse**0.5,
+        "mae": float(np.mean(np.abs(err))),
+        "correlation": corr,
+        "direction_accuracy": float(np.mean(np.sign(pred) == np.sign(true))),
     }

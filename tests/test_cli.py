@@ -1,13 +1,19 @@
-"""The README's main job, shrunk: `seqjax train` writes a complete run directory."""
+"""The README's main job, shrunk: `seqjax train`, then `evaluate` and `predict` on its run."""
 
 import json
 import os
 
+import numpy as np
+import pytest
+
 from seqjax.cli import main
 
+TINY = ["data.size=300", "train.epochs=2", "model.hidden_sizes=[8, 8, 4]"]
 
-def test_train_writes_a_run_directory(tmp_path, capsys):
-    run_dir = tmp_path / "run"
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("cli") / "run"
     rc = main(
         [
             "train",
@@ -16,25 +22,83 @@ def test_train_writes_a_run_directory(tmp_path, capsys):
             "--run-dir",
             str(run_dir),
             "--set",
-            "data.size=300",
-            "train.epochs=1",
-            "model.hidden_sizes=[8, 8, 4]",
+            *TINY,
+            "train.tensorboard=true",
         ]
     )
     assert rc == 0
+    return run_dir
+
+
+def test_train_writes_a_complete_run_directory(run_dir):
     assert sorted(os.listdir(run_dir)) == [
         "checkpoints",
         "config.yaml",
         "history.csv",
         "history.json",
         "metrics.json",
+        "plots",
+        "tensorboard",
         "timings.json",
     ]
-    assert os.listdir(run_dir / "checkpoints") == ["1"]
+    assert not [n for n in os.listdir(run_dir) if n.startswith(".tmp")]
+    assert sorted(os.listdir(run_dir / "plots")) == ["loss.png", "metrics.png"]
+    assert any(n.startswith("events.out.tfevents") for n in os.listdir(run_dir / "tensorboard"))
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert set(metrics["test"]) >= {"accuracy", "precision", "recall", "f1", "confusion_matrix"}
+    assert set(metrics["test"]) >= {
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "auc_roc",
+        "confusion_matrix",
+    }
     assert sum(map(sum, metrics["test"]["confusion_matrix"])) == 45
-    assert "test metrics" in capsys.readouterr().out
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert (run_dir / "history.csv").read_text().splitlines()[0].startswith("epoch,train_loss")
+
+
+def test_evaluate_reproduces_the_test_metrics_of_the_best_checkpoint(run_dir, capsys):
+    capsys.readouterr()
+    assert main(["evaluate", str(run_dir), "--checkpoint", "best", "--split", "test"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    saved = json.loads((run_dir / "metrics.json").read_text())["test"]
+    assert out["accuracy"] == saved["accuracy"]
+    assert out["confusion_matrix"] == saved["confusion_matrix"]
+
+
+@pytest.mark.parametrize("suffix", ["npz", "csv"])
+def test_predict_writes_probabilities(run_dir, tmp_path, suffix):
+    inputs = np.random.default_rng(0).standard_normal((5, 2, 768)).astype(np.float32)
+    np.savez(tmp_path / "in.npz", inputs=inputs, lengths=np.full(5, 2, np.int32))
+    out = tmp_path / f"out.{suffix}"
+    assert (
+        main(["predict", str(run_dir), "--input", str(tmp_path / "in.npz"), "--output", str(out)])
+        == 0
+    )
+    if suffix == "npz":
+        preds = np.load(out)["predictions"]
+    else:
+        preds = np.loadtxt(out, delimiter=",", skiprows=1)
+    assert preds.shape == (5,) and np.all((preds >= 0) & (preds <= 1))
+
+
+def test_predict_rejects_inputs_of_the_wrong_width(run_dir, tmp_path, capsys):
+    np.savez(tmp_path / "in.npz", inputs=np.zeros((2, 2, 5), np.float32))
+    rc = main(
+        [
+            "predict",
+            str(run_dir),
+            "--input",
+            str(tmp_path / "in.npz"),
+            "--output",
+            str(tmp_path / "o.npz"),
+        ]
+    )
+    assert rc == 2
+    assert "inputs have 5 features; the model" in capsys.readouterr().err
+    assert not (tmp_path / "o.npz").exists()
 
 
 def test_usage_errors_exit_2_with_one_line(tmp_path, capsys):
@@ -53,3 +117,22 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown key train.'epoch'" in err[0]
     assert not (tmp_path / "r").exists()
+
+
+def test_a_second_run_into_the_same_directory_is_refused(run_dir, capsys):
+    before = (run_dir / "config.yaml").read_text()
+    rc = main(
+        [
+            "train",
+            "--config",
+            "configs/trust.yaml",
+            "--run-dir",
+            str(run_dir),
+            "--set",
+            *TINY,
+            "train.epochs=3",
+        ]
+    )
+    assert rc == 2
+    assert "already holds checkpoints" in capsys.readouterr().err
+    assert (run_dir / "config.yaml").read_text() == before

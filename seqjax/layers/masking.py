@@ -18,7 +18,8 @@ def length_mask(lengths: jax.Array, max_len: int, *, time_major: bool = False) -
 
     Returns (B, T), or (T, B) when `time_major`.
     """
-    steps = jnp.arange(max_len, dtype=lengths.dtype)
+    lengths = jnp.asarray(lengths).astype(jnp.int32)
+    steps = jnp.arange(max_len, dtype=jnp.int32)
     if time_major:
         return steps[:, None] < lengths[None, :]  # (T, B)
     return steps[None, :] < lengths[:, None]  # (B, T)

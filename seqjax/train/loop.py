@@ -14,7 +14,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import jax
 import numpy as np
@@ -25,7 +25,8 @@ from seqjax.data.dataset import SequenceDataset, iterate_batches, num_batches
 from seqjax.models.registry import build_model
 from seqjax.tasks import Task, get_task
 from seqjax.train.checkpoint import Checkpointer
-from seqjax.train.optim import learning_rate, make_optimizer, with_learning_rate
+from seqjax.train.optim import learning_rate, make_optimizer, scale_learning_rate
+from seqjax.train.progress import EpochProgress
 from seqjax.train.sharding import (
     check_divisible,
     data_sharding,
@@ -117,8 +118,8 @@ def _update_schedules(cfg: ExperimentConfig, loop: dict, state: TrainState, valu
         else:
             loop["plateau_wait"] += 1
             if loop["plateau_wait"] >= oc.plateau_patience:
-                new_lr = learning_rate(state.opt_state) * oc.plateau_factor
-                state = state.replace(opt_state=with_learning_rate(state.opt_state, new_lr))
+                opt_state = scale_learning_rate(state.opt_state, oc.plateau_factor)
+                state = state.replace(opt_state=opt_state)
                 loop["plateau_wait"] = 0
     if tc.patience > 0 and loop["epoch"] - loop["best_epoch"] >= tc.patience:
         loop["stopped"] = True
@@ -133,7 +134,15 @@ def fit(
     resume: bool = False,
     mesh: Mesh | None = None,
     log: Callable[[str], None] = print,
+    on_epoch: Sequence[Callable[[dict, dict], None]] = (),
+    show_progress: bool | None = None,
 ) -> FitResult:
+    """Train `cfg` on `splits` and return the state with the best parameters.
+
+    With `run_dir`, a checkpoint is saved each epoch under run_dir/checkpoints and
+    `resume=True` continues from the latest one. `on_epoch` callbacks get each history row
+    and its timing; `show_progress` (default: when stderr is a terminal) draws a live bar.
+    """
     model = build_model(cfg.model_name, cfg.model)
     task = get_task(cfg.train.loss)
     tc = cfg.train
@@ -145,9 +154,10 @@ def fit(
         )
     mesh = mesh or mesh_for(cfg)
     check_divisible(tc.batch_size, mesh)
+    steps = num_batches(len(train_data), tc.batch_size, drop_remainder=False)
     state = create_state(
         model,
-        make_optimizer(cfg.optimizer),
+        make_optimizer(cfg.optimizer, total_steps=steps * tc.epochs),
         train_data.inputs[:1],
         train_data.lengths[:1],
         seed=tc.seed,
@@ -175,7 +185,6 @@ def fit(
             state, loop = ckpt.restore(latest, state)
             log(f"resumed from the checkpoint of epoch {latest}")
 
-    steps = num_batches(len(train_data), tc.batch_size, drop_remainder=False)
     timings: list[dict] = []
     best_host_params = None
     try:
@@ -185,14 +194,19 @@ def fit(
             step0 = int(state.step)
             metrics = []
             first_step_seconds = None
-            for batch in iterate_batches(
-                train_data, tc.batch_size, shuffle=True, seed=tc.seed, epoch=epoch
-            ):
-                state, m = train_step(state, shard_batch(batch, mesh))
-                metrics.append(m)  # device values: no host sync inside the epoch
-                if first_step_seconds is None:
-                    jax.block_until_ready(m)
-                    first_step_seconds = time.perf_counter() - start
+            progress = EpochProgress(steps, epoch + 1, enabled=show_progress)
+            try:
+                for batch in iterate_batches(
+                    train_data, tc.batch_size, shuffle=True, seed=tc.seed, epoch=epoch
+                ):
+                    state, m = train_step(state, shard_batch(batch, mesh))
+                    metrics.append(m)  # device values: no host sync inside the epoch
+                    if first_step_seconds is None:
+                        jax.block_until_ready(m)
+                        first_step_seconds = time.perf_counter() - start
+                    progress.step(m["loss"])
+            finally:
+                progress.close()
             metrics = jax.device_get(metrics)
             losses = [
                 (step0 + i, float(m["loss"]), float(m["weight"])) for i, m in enumerate(metrics)
@@ -238,6 +252,8 @@ def fit(
             )
             if ckpt is not None:
                 ckpt.save(epoch + 1, state, loop, row[tc.monitor])
+            for callback in on_epoch:
+                callback(row, timings[-1])
             if loop["stopped"]:
                 log(
                     f"early stopping after epoch {epoch + 1}; best {tc.monitor} at epoch "

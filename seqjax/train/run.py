@@ -16,6 +16,7 @@ from seqjax.config import ExperimentConfig, dump_config
 from seqjax.data.sources import load_splits
 from seqjax.io import atomic_write_json, atomic_write_text, history_csv
 from seqjax.models.registry import count_params
+from seqjax.plots import plot_history
 from seqjax.tasks import get_task
 from seqjax.train.loop import compile_steps, evaluate, fit
 
@@ -54,6 +55,15 @@ def run_experiment(
     log: Callable[[str], None] = print,
 ) -> dict:
     check_run_dir(cfg, run_dir, resume=resume)
+    callbacks = []
+    if cfg.train.tensorboard:
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            raise ImportError(
+                "train.tensorboard is true but tensorboardX is not installed; "
+                "pip install 'seqjax[tensorboard]' or set train.tensorboard=false"
+            ) from None
     prepare_run_dir(run_dir)
     config_path = os.path.join(run_dir, "config.yaml")
     atomic_write_text(config_path, dump_config(cfg))
@@ -63,7 +73,22 @@ def run_experiment(
         f"{cfg.model_name}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} examples; "
         f"devices {jax.devices()}"
     )
-    result = fit(cfg, splits, run_dir=run_dir, resume=resume, log=log)
+    writer = None
+    if cfg.train.tensorboard:
+        writer = SummaryWriter(os.path.join(run_dir, "tensorboard"))
+
+        def to_tensorboard(row: dict, timing: dict) -> None:
+            for key, value in {**row, **timing}.items():
+                if key != "epoch" and isinstance(value, float):
+                    writer.add_scalar(key, value, row["epoch"])
+            writer.flush()
+
+        callbacks.append(to_tensorboard)
+    try:
+        result = fit(cfg, splits, run_dir=run_dir, resume=resume, log=log, on_epoch=callbacks)
+    finally:
+        if writer is not None:
+            writer.close()
     task = get_task(cfg.train.loss)
     _, eval_step = compile_steps(task, result.mesh)
     metrics = {
@@ -79,4 +104,6 @@ def run_experiment(
     atomic_write_text(os.path.join(run_dir, "history.csv"), history_csv(result.history))
     atomic_write_json(os.path.join(run_dir, "timings.json"), result.timings)
     atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
+    if cfg.train.plots:
+        plot_history(result.history, os.path.join(run_dir, "plots"))
     return metrics

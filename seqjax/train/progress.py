@@ -1,0 +1,45 @@
+"""A live progress bar (rich) with the loss and throughput, shown only on a terminal.
+
+Reading the loss forces the host to wait for that step, so the bar samples it every
+`every` steps rather than each one; off a terminal nothing is drawn and nothing is synced.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class EpochProgress:
+    def __init__(self, total: int, epoch: int, *, enabled: bool | None = None, every: int = 10):
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.total, self.every, self.done = total, every, 0
+        self.start = time.perf_counter()
+        self._bar = None
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn(f"epoch {epoch}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(),
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("train", total=total, info="")
+
+    def step(self, loss) -> None:
+        self.done += 1
+        if self._bar is None:
+            return
+        info = None
+        if self.done % self.every == 0 or self.done == self.total:
+            rate = self.done / (time.perf_counter() - self.start)
+            info = f"loss {float(loss):.4f}  {rate:.1f} steps/s"
+        self._bar.update(self._task, advance=1, **({"info": info} if info else {}))
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()

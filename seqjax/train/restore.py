@@ -1,0 +1,68 @@
+"""Reading a run directory back: its config, and a train state restored from a checkpoint."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from seqjax.config import ExperimentConfig, load_config
+from seqjax.data.dataset import SequenceDataset, iterate_batches, num_batches
+from seqjax.models.registry import build_model
+from seqjax.tasks import get_task
+from seqjax.train.checkpoint import Checkpointer
+from seqjax.train.loop import compile_steps, mesh_for
+from seqjax.train.optim import make_optimizer
+from seqjax.train.sharding import replicate, shard_batch
+from seqjax.train.state import TrainState, create_state
+
+
+def load_run_config(run_dir: str) -> ExperimentConfig:
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{run_dir!r} is not a run directory: it has no config.yaml")
+    return load_config(path)
+
+
+def restore_state(
+    run_dir: str, cfg: ExperimentConfig, sample: SequenceDataset, *, which: str = "best"
+) -> tuple[TrainState, int]:
+    """The train state saved at the best (by train.monitor) or latest epoch."""
+    if which not in ("best", "latest"):
+        raise ValueError(f"checkpoint must be 'best' or 'latest'; got {which!r}")
+    ckpt_dir = os.path.join(run_dir, "checkpoints")
+    if not os.path.isdir(ckpt_dir):
+        raise FileNotFoundError(f"{run_dir!r} has no checkpoints/ directory")
+    mesh = mesh_for(cfg)
+    model = build_model(cfg.model_name, cfg.model)
+    steps = num_batches(len(sample), cfg.train.batch_size, drop_remainder=False)
+    state = create_state(
+        model,
+        make_optimizer(cfg.optimizer, total_steps=steps * cfg.train.epochs),
+        sample.inputs[:1],
+        sample.lengths[:1],
+        seed=cfg.train.seed,
+    )
+    state = replicate(state, mesh)
+    ckpt = Checkpointer(ckpt_dir, mode=cfg.train.mode, async_save=False)
+    try:
+        epoch = ckpt.best_epoch() if which == "best" else ckpt.latest_epoch()
+        if epoch is None:
+            raise FileNotFoundError(f"{ckpt_dir!r} holds no complete checkpoint")
+        state, _ = ckpt.restore(epoch, state)
+    finally:
+        ckpt.close()
+    return state, epoch
+
+
+def predict(cfg: ExperimentConfig, state: TrainState, data: SequenceDataset) -> np.ndarray:
+    """The task's predictions (e.g. probabilities) for every example of `data`."""
+    task = get_task(cfg.train.loss)
+    mesh = mesh_for(cfg)
+    _, eval_step = compile_steps(task, mesh)
+    out = []
+    for batch in iterate_batches(data, cfg.train.batch_size, shuffle=False):
+        result = eval_step(state, shard_batch(batch, mesh))
+        keep = int(float(result["weight"]))
+        out.append(np.asarray(task.predict(result["outputs"]))[:keep])
+    return np.concatenate(out)

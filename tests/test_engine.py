@@ -1,0 +1,139 @@
+"""The train step, the optimizer chain and the loop's failure handling."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from seqjax.config import OptimizerConfig, load_config
+from seqjax.data.batch import make_batch
+from seqjax.data.dataset import SequenceDataset
+from seqjax.models import build_model
+from seqjax.tasks import get_task
+from seqjax.train import loop as loop_module
+from seqjax.train.optim import learning_rate, make_optimizer
+from seqjax.train.state import create_state
+from seqjax.train.step import make_train_step
+
+MODEL = build_model("trust", hidden_sizes=(6, 5, 4), features=7)
+RNG = np.random.default_rng(0)
+
+
+def _state(opt_cfg: OptimizerConfig | None = None, total_steps=10):
+    opt_cfg = opt_cfg or OptimizerConfig()
+    x = np.zeros((1, 2, 7), np.float32)
+    return create_state(MODEL, make_optimizer(opt_cfg, total_steps), x, np.array([2]), seed=0)
+
+
+def _rows(n):
+    return (
+        RNG.standard_normal((n, 2, 7)).astype(np.float32),
+        RNG.integers(1, 3, n).astype(np.int32),
+        RNG.integers(0, 2, n).astype(np.float32),
+    )
+
+
+def test_zero_weight_padding_examples_change_nothing():
+    step = jax.jit(make_train_step(get_task("binary_cross_entropy").loss))
+    real = _rows(5)
+    states = []
+    for _ in range(2):  # two different sets of garbage padding rows
+        pad = _rows(3)
+        batch = make_batch(
+            *(np.concatenate([a, b]) for a, b in zip(real, pad, strict=True)),
+            weights=np.r_[np.ones(5), np.zeros(3)],
+        )
+        states.append(step(_state(), batch)[0])
+    unpadded, m = step(_state(), make_batch(*real))
+    for a, b, c in zip(*(jax.tree.leaves(s.params) for s in (*states, unpadded)), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        np.testing.assert_allclose(np.asarray(a), np.asarray(c), rtol=1e-5, atol=1e-6)
+
+
+def test_a_step_changes_every_parameter():
+    step = jax.jit(make_train_step(get_task("binary_cross_entropy").loss))
+    before = _state()
+    after, metrics = step(before, make_batch(*_rows(8)))
+    assert int(after.step) == 1 and np.isfinite(float(metrics["loss"]))
+    for a, b in zip(jax.tree.leaves(before.params), jax.tree.leaves(after.params), strict=True):
+        assert not np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_frozen_parameter_groups_do_not_move():
+    step = jax.jit(make_train_step(get_task("binary_cross_entropy").loss))
+    cfg = OptimizerConfig(freeze=("lstm1/", "fc/bias"))
+    state = _state(cfg)
+    start = jax.device_get(state.params)
+    for _ in range(3):
+        state, _ = step(state, make_batch(*_rows(8)))
+    flat = jax.tree_util.tree_leaves_with_path(jax.device_get(state.params))
+    before = dict(jax.tree_util.tree_leaves_with_path(start))
+    for path, value in flat:
+        name = jax.tree_util.keystr(path)
+        frozen = "'lstm1'" in name or ("'fc'" in name and "'bias'" in name)
+        assert np.array_equal(value, before[path]) == frozen, name
+
+
+def test_unknown_freeze_prefix_is_named():
+    with pytest.raises(ValueError, match=r"freeze prefix 'lstm9/' matches no parameter"):
+        _state(OptimizerConfig(freeze=("lstm9/",)))
+
+
+def test_warmup_cosine_schedule():
+    cfg = OptimizerConfig(lr=1e-2, schedule="warmup_cosine", warmup_steps=4, end_lr_factor=0.1)
+    state = _state(cfg, total_steps=12)
+    step = jax.jit(make_train_step(get_task("binary_cross_entropy").loss))
+    rates = []
+    for _ in range(12):
+        state, _ = step(state, make_batch(*_rows(4)))
+        rates.append(learning_rate(state.opt_state))
+    peak = int(np.argmax(rates))
+    assert rates[peak] == pytest.approx(1e-2, rel=1e-5)
+    assert all(a < b for a, b in zip(rates[:peak], rates[1 : peak + 1], strict=True))
+    assert all(a >= b for a, b in zip(rates[peak:], rates[peak + 1 :], strict=False))
+    # The logged rate is the one the last update used, one step before the schedule's end.
+    assert 1e-3 <= rates[-1] < 0.2 * rates[peak]
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
+    tmp_path, monkeypatch
+):
+    """Corrupt data arrives in epoch 2; epoch 1's checkpoint must stay usable."""
+    real_iterate = loop_module.iterate_batches
+
+    def corrupting(data, batch_size, **kw):
+        for i, batch in enumerate(real_iterate(data, batch_size, **kw)):
+            if kw.get("shuffle") and kw.get("epoch") == 1 and i == 2:
+                batch = batch.replace(targets=np.full_like(batch.targets, np.nan))
+            yield batch
+
+    monkeypatch.setattr(loop_module, "iterate_batches", corrupting)
+    cfg = load_config(
+        "configs/trust.yaml",
+        [
+            "data.size=200",
+            "train.epochs=3",
+            "model.hidden_sizes=[4, 4, 4]",
+            "checkpoint.async_save=false",
+        ],
+    )
+    from seqjax.data.sources import load_splits
+
+    splits = load_splits(cfg.data)
+    per_epoch = -(-len(splits["train"]) // 32)
+    with pytest.raises(FloatingPointError, match=rf"at step {per_epoch + 3} \(epoch 2\)"):
+        loop_module.fit(cfg, splits, run_dir=str(tmp_path), log=lambda _: None)
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1"]
+
+
+def test_dataset_rejects_non_finite_inputs():
+    x = np.zeros((2, 3, 1), np.float32)
+    x[1, 0, 0] = np.inf
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        SequenceDataset(x, np.array([3, 3]), np.zeros(2))
+
+
+def test_state_rng_is_a_plain_key_array():
+    assert _state().rng.dtype == jnp.uint32
