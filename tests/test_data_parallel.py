@@ -23,6 +23,8 @@ def test_eight_devices_reach_the_single_device_losses():
     assert out["batch_shard_rows_8"] == [4]  # 32 rows split over 8 devices
     assert out["batch_shard_rows_1"] == [32]
     assert out["param_devices_8"] == 8 and out["param_replicated_8"]
+    assert out["restore_same_structure"] and out["restore_same_shardings"]
+    assert out["restore_same_values"] and out["restore_loop"] == {"epoch": 1}
     for key in ("train_loss", "val_loss", "val_accuracy"):
         one = [row[key] for row in out["history_1"]]
         eight = [row[key] for row in out["history_8"]]

@@ -185,6 +185,10 @@ def fit(
             state, loop = ckpt.restore(latest, state)
             log(f"resumed from the checkpoint of epoch {latest}")
 
+    # XLA:CPU runs each fake device on shared host threads; with several steps in flight
+    # the all-reduce rendezvous of one step can starve behind another and abort the
+    # process after 40 s (seen with 8 devices on 2 cores). One step in flight avoids it.
+    sync_each_step = mesh.devices.size > 1 and jax.default_backend() == "cpu"
     timings: list[dict] = []
     best_host_params = None
     try:
@@ -201,6 +205,8 @@ def fit(
                 ):
                     state, m = train_step(state, shard_batch(batch, mesh))
                     metrics.append(m)  # device values: no host sync inside the epoch
+                    if sync_each_step:
+                        jax.block_until_ready(m)
                     if first_step_seconds is None:
                         jax.block_until_ready(m)
                         first_step_seconds = time.perf_counter() - start

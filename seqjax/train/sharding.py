@@ -45,20 +45,36 @@ def check_divisible(batch_size: int, mesh: Mesh) -> None:
         )
 
 
-def shard_batch(batch: Batch, mesh: Mesh) -> Batch:
-    """Place a host batch on the mesh, split along the batch axis.
+def process_rows(global_batch: int) -> slice:
+    """The contiguous rows of every global batch that this process feeds."""
+    count, index = jax.process_count(), jax.process_index()
+    if global_batch % count:
+        raise ValueError(
+            f"batch size {global_batch} is not divisible by the {count} processes"
+        )
+    per = global_batch // count
+    return slice(index * per, (index + 1) * per)
 
-    With several processes each one passes its own slice of the global batch (its rows
-    only), and the global array is assembled from the process-local pieces.
+
+def shard_batch(batch: Batch, mesh: Mesh) -> Batch:
+    """Place a global host batch on the mesh, split along the batch axis.
+
+    Every process iterates the same global batches (the order is a function of seed and
+    epoch); with several processes each one transfers only its own rows, and the global
+    array is assembled from the process-local pieces without any host-to-host copy.
     """
+    check_divisible(batch.size, mesh)
     sharding = data_sharding(mesh)
     if jax.process_count() > 1:
+        rows = process_rows(batch.size)
         return jax.tree.map(
-            lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch
+            lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)[rows]),
+            batch,
         )
-    check_divisible(batch.size, mesh)
     return jax.device_put(batch, sharding)
 
 
 def replicate(tree, mesh: Mesh):
-    return jax.device_put(tree, replicated(mesh))
+    """Replicate on every device of the mesh (through host memory, which also works when
+    the mesh spans processes and `tree` lives on one local device)."""
+    return jax.device_put(jax.device_get(tree), replicated(mesh))
