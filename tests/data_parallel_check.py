@@ -48,9 +48,7 @@ def main():
         restored, loop = ckpt.restore(1, result.state)
         ckpt.close()
     pairs = list(zip(jax.tree.leaves(result.state), jax.tree.leaves(restored), strict=True))
-    out["restore_same_structure"] = (
-        jax.tree.structure(result.state) == jax.tree.structure(restored)
-    )
+    out["restore_same_structure"] = jax.tree.structure(result.state) == jax.tree.structure(restored)
     out["restore_same_shardings"] = all(a.sharding == b.sharding for a, b in pairs)
     out["restore_same_values"] = all(bool((a == b).all()) for a, b in pairs)
     out["restore_loop"] = loop

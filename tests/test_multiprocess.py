@@ -25,7 +25,9 @@ def test_two_processes_agree_with_one():
     procs = [
         subprocess.Popen(
             [sys.executable, "tests/multiprocess_check.py", str(pid), "2", str(port)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for pid in range(2)
     ]
@@ -41,6 +43,8 @@ def test_two_processes_agree_with_one():
     single = fit(cfg, load_splits(cfg.data), mesh=make_mesh(jax.devices()[:1]), log=lambda _: None)
     for key in ("train_loss", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(
-            [r[key] for r in multi["history"]], [r[key] for r in single.history],
-            rtol=1e-5, atol=1e-6,
+            [r[key] for r in multi["history"]],
+            [r[key] for r in single.history],
+            rtol=1e-5,
+            atol=1e-6,
         )

@@ -34,14 +34,19 @@ def gate_scale(hidden: int, dtype=jnp.float32) -> jax.Array:
     )
 
 
-def _cell(z: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """One LSTM update from pre-scaled gate pre-activations z (..., 4H) and cell c (..., H)."""
-    hidden = c.shape[-1]
-    t = jnp.tanh(z)  # (..., 4H): one transcendental pass for all gates
+def _gates(t: jax.Array, hidden: int) -> tuple[jax.Array, ...]:
+    """(i, f, g, o) from t = tanh of the gate-scaled pre-activations (..., 4H)."""
     i = 0.5 * t[..., :hidden] + 0.5
     f = 0.5 * t[..., hidden : 2 * hidden] + 0.5
     g = t[..., 2 * hidden : 3 * hidden]
     o = 0.5 * t[..., 3 * hidden :] + 0.5
+    return i, f, g, o
+
+
+def _cell(z: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One LSTM update from pre-scaled gate pre-activations z (..., 4H) and cell c (..., H)."""
+    t = jnp.tanh(z)  # (..., 4H): one transcendental pass for all gates
+    i, f, g, o = _gates(t, c.shape[-1])
     c_new = f * c + i * g
     h_new = o * jnp.tanh(c_new)
     return h_new, c_new
@@ -118,12 +123,8 @@ def _scan_forward_saving(xproj, w_hh, mask, init, reverse, unroll):
         h, c = carry
         xp, m = inputs
         z = xp + jnp.dot(h.astype(w_hh.dtype), w_hh, preferred_element_type=jnp.float32)
-        hidden = c.shape[-1]
         t = jnp.tanh(z)  # (B, 4H)
-        i = 0.5 * t[..., :hidden] + 0.5
-        f = 0.5 * t[..., hidden : 2 * hidden] + 0.5
-        g = t[..., 2 * hidden : 3 * hidden]
-        o = 0.5 * t[..., 3 * hidden :] + 0.5
+        i, f, g, o = _gates(t, c.shape[-1])
         c_new = f * c + i * g
         tanh_c = jnp.tanh(c_new)
         h_new = o * tanh_c
@@ -157,10 +158,7 @@ def _scan_vjp_bwd(reverse, unroll, residuals, cotangents):
         dy, m, h_p, c_p, t_s, tc = inputs
         dh = jnp.where(m, dy + dh_next, 0.0)  # grad into h_new
         dc = jnp.where(m, dc_next, 0.0)
-        i = 0.5 * t_s[..., :hidden] + 0.5
-        f = 0.5 * t_s[..., hidden : 2 * hidden] + 0.5
-        g = t_s[..., 2 * hidden : 3 * hidden]
-        o = 0.5 * t_s[..., 3 * hidden :] + 0.5
+        i, f, g, o = _gates(t_s, hidden)
         dc = dc + dh * o * (1.0 - tc * tc)
         d_act = jnp.concatenate([0.5 * dc * g, 0.5 * dc * c_p, dc * i, 0.5 * dh * tc], axis=-1)
         dz = d_act * (1.0 - t_s * t_s)  # (B, 4H)

@@ -49,9 +49,7 @@ def process_rows(global_batch: int) -> slice:
     """The contiguous rows of every global batch that this process feeds."""
     count, index = jax.process_count(), jax.process_index()
     if global_batch % count:
-        raise ValueError(
-            f"batch size {global_batch} is not divisible by the {count} processes"
-        )
+        raise ValueError(f"batch size {global_batch} is not divisible by the {count} processes")
     per = global_batch // count
     return slice(index * per, (index + 1) * per)
 

@@ -1,0 +1,58 @@
+"""Early stopping and reduce-on-plateau decisions between epochs."""
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+from seqjax.config import load_config
+from seqjax.models import build_model
+from seqjax.train.loop import _update_schedules, initial_loop_state
+from seqjax.train.optim import learning_rate, make_optimizer
+from seqjax.train.state import create_state
+
+
+def _cfg(**train):
+    cfg = load_config("configs/trust.yaml")
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train))
+
+
+def _state(cfg):
+    model = build_model("trust", hidden_sizes=(2, 2, 2), features=3)
+    return create_state(
+        model,
+        make_optimizer(cfg.optimizer),
+        np.zeros((1, 2, 3), np.float32),
+        np.array([2]),
+        seed=0,
+    )
+
+
+def _run(cfg, values):
+    loop, state, lrs = initial_loop_state(), _state(cfg), []
+    for v in values:
+        loop["epoch"] += 1
+        state = _update_schedules(cfg, loop, state, v)
+        lrs.append(learning_rate(jax.device_get(state.opt_state)))
+        if loop["stopped"]:
+            break
+    return loop, lrs
+
+
+def test_early_stopping_waits_patience_epochs_after_the_best():
+    loop, _ = _run(_cfg(patience=3), [1.0, 0.9, 0.95, 0.91, 0.92, 0.5])
+    assert loop["stopped"] and loop["epoch"] == 5 and loop["best_epoch"] == 2
+
+
+def test_min_delta_and_max_mode():
+    loop, _ = _run(_cfg(patience=2, mode="max", min_delta=0.05), [0.5, 0.52, 0.54, 0.7])
+    assert loop["stopped"] and loop["best_epoch"] == 1 and loop["epoch"] == 3
+
+
+def test_plateau_halves_the_rate_after_patience_epochs():
+    cfg = _cfg(patience=0)  # optimizer.plateau_patience 5, factor 0.5 in configs/trust.yaml
+    loop, lrs = _run(cfg, [1.0] + [2.0] * 10)
+    assert not loop["stopped"]
+    assert lrs[4] == pytest.approx(1e-3) and lrs[5] == pytest.approx(5e-4)
+    assert lrs[10] == pytest.approx(2.5e-4)
