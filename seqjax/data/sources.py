@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from seqjax.data.dataset import SequenceDataset
+from seqjax.data.steel import steel_splits
 from seqjax.data.trust import trust_splits
+
+SOURCES = ("trust", "steel")
 
 
 def load_splits(cfg) -> dict[str, SequenceDataset]:
     if cfg.source == "trust":
         return trust_splits(cfg.size, seed=cfg.seed, fractions=tuple(cfg.splits))
-    raise ValueError(f"unknown data.source {cfg.source!r}; known sources: ['trust']")
+    if cfg.source == "steel":
+        return steel_splits(cfg.size, seed=cfg.seed, fractions=tuple(cfg.splits))
+    raise ValueError(f"unknown data.source {cfg.source!r}; known sources: {list(SOURCES)}")

@@ -36,6 +36,7 @@ class StandardScaler:
             flat = x[valid]  # (sum(lengths), F)
         else:
             flat = x.reshape(-1, x.shape[-1])  # (N * T, F)
+        flat = flat.astype(np.float64)  # float32 sums lose 1e-3 on values like 1530 C
         std = flat.std(axis=0)
         return cls(mean=flat.mean(axis=0), std=np.where(std > 0, std, 1.0))
 

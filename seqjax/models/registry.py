@@ -14,10 +14,12 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from seqjax.models.steel import SteelConfig, SteelDefectLSTM
 from seqjax.models.trust import TrustConfig, TrustLSTM
 
 MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "trust": (TrustLSTM, TrustConfig),
+    "steel": (SteelDefectLSTM, SteelConfig),
 }
 
 

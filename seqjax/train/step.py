@@ -22,17 +22,18 @@ def make_train_step(loss_fn: Callable) -> Callable[[TrainState, Batch], tuple[Tr
         key = jax.random.fold_in(state.rng, state.step)
 
         def compute(params):
-            outputs = state.apply_fn(
+            outputs, updates = state.apply_fn(
                 {"params": params, **state.mutable},
                 batch.inputs,
                 batch.lengths,
                 train=True,
                 rngs={"dropout": key},
+                mutable=list(state.mutable),  # e.g. batch_stats; [] returns an empty dict
             )
-            return loss_fn(outputs, batch)
+            return loss_fn(outputs, batch), updates
 
-        loss, grads = jax.value_and_grad(compute)(state.params)
-        state = state.apply_gradients(grads=grads)
+        (loss, updates), grads = jax.value_and_grad(compute, has_aux=True)(state.params)
+        state = state.apply_gradients(grads=grads, mutable={**state.mutable, **updates})
         return state, {"loss": loss, "weight": jnp.sum(batch.weights)}
 
     return train_step

@@ -1,0 +1,55 @@
+"""Pooling a padded sequence (B, T, D) to one vector per sequence (B, D), masks from lengths.
+
+Every pool ignores steps past a sequence's length, so padding never changes a result.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from seqjax.layers.masking import length_mask
+
+
+def last_valid(x: jax.Array, lengths: jax.Array) -> jax.Array:
+    """x[b, lengths[b] - 1]: (B, T, D) -> (B, D)."""
+    idx = (lengths.astype(jnp.int32) - 1)[:, None, None]  # (B, 1, 1)
+    return jnp.take_along_axis(x, idx, axis=1)[:, 0]  # (B, D)
+
+
+def masked_mean(x: jax.Array, lengths: jax.Array) -> jax.Array:
+    """Mean over valid steps: (B, T, D) -> (B, D)."""
+    mask = length_mask(lengths, x.shape[1])[..., None]  # (B, T, 1)
+    total = jnp.sum(jnp.where(mask, x, 0), axis=1)  # (B, D)
+    return total / lengths.astype(x.dtype)[:, None]
+
+
+def masked_max(x: jax.Array, lengths: jax.Array) -> jax.Array:
+    """Max over valid steps: (B, T, D) -> (B, D)."""
+    mask = length_mask(lengths, x.shape[1])[..., None]  # (B, T, 1)
+    return jnp.max(jnp.where(mask, x, -jnp.inf), axis=1)
+
+
+def masked_softmax(scores: jax.Array, lengths: jax.Array) -> jax.Array:
+    """Softmax over time of scores (B, T) with padded steps weighted exactly 0."""
+    mask = length_mask(lengths, scores.shape[1])  # (B, T)
+    scores = jnp.where(mask, scores, -jnp.inf)
+    return jnp.where(mask, jax.nn.softmax(scores, axis=1), 0.0)
+
+
+class AttentionPool(nn.Module):
+    """Additive attention pooling (tanh MLP score per step, masked softmax over time).
+
+    Returns the pooled vector (B, D) and the weights (B, T), which sum to 1 over each
+    sequence's valid steps and are 0 past its length.
+    """
+
+    hidden: int = 64
+
+    @nn.compact
+    def __call__(self, x: jax.Array, lengths: jax.Array) -> tuple[jax.Array, jax.Array]:
+        scores = nn.Dense(1, name="score")(jnp.tanh(nn.Dense(self.hidden, name="proj")(x)))
+        weights = masked_softmax(scores[..., 0], lengths)  # (B, T)
+        pooled = jnp.einsum("bt,btd->bd", weights, x)  # (B, D)
+        return pooled, weights

@@ -1,0 +1,107 @@
+"""Defect detection (seed "SteelDefectLSTM"): a casting's sensor sequence -> P(defect).
+
+Input (B, T, 5) with T up to 500 and per-sequence lengths. Optional input normalisation
+(LayerNorm over channels), a stack of LSTM layers (uni- or bidirectional, dropout between
+them), a masked pooling (last valid step, mean over valid steps, or additive attention whose
+weights are returned), optional batch or layer normalisation of the pooled vector, and a
+classifier MLP. Returns the defect logit (B,); with `return_details=True` also the
+attention weights (B, T) and every LSTM layer's outputs.
+
+Layers are separate single-layer LSTMs named `lstm_0`, `lstm_1`, ... so a layer's outputs
+can be returned and a layer frozen by path prefix (`optimizer.freeze: ["lstm_0/"]`).
+Batch normalisation keeps running statistics in the `batch_stats` collection; unlike the
+rest of the model its statistics do see zero-weight padding examples of a short last
+batch, so prefer layer normalisation where that matters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+
+from seqjax.layers import LSTM
+from seqjax.layers.pooling import AttentionPool, masked_mean
+
+POOLINGS = ("last", "mean", "attention")
+NORMS = ("none", "batch", "layer")
+
+
+@dataclasses.dataclass(frozen=True)
+class SteelConfig:
+    features: int = 5
+    hidden_size: int = 64
+    num_layers: int = 2
+    bidirectional: bool = False
+    dropout: float = 0.2
+    classifier_dims: tuple[int, ...] = (64, 32)
+    classifier_dropout: float = 0.2
+    pooling: str = "attention"
+    normalization: str = "none"  # of the pooled features: none | batch | layer
+    input_norm: bool = False  # LayerNorm over the channels of every step
+    unroll: int = 1
+
+    def __post_init__(self):
+        if not 32 <= self.hidden_size <= 512:
+            raise ValueError(f"hidden_size must lie in [32, 512]; got {self.hidden_size}")
+        if not 1 <= self.num_layers <= 4:
+            raise ValueError(f"num_layers must lie in [1, 4]; got {self.num_layers}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}; got {self.pooling!r}")
+        if self.normalization not in NORMS:
+            raise ValueError(f"normalization must be one of {NORMS}; got {self.normalization!r}")
+        for p in (self.dropout, self.classifier_dropout):
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"dropout rates must lie in [0, 1); got {p}")
+
+
+class SteelDefectLSTM(nn.Module):
+    config: SteelConfig = SteelConfig()
+
+    @nn.compact
+    def __call__(
+        self,
+        inputs: jax.Array,
+        lengths: jax.Array,
+        *,
+        train: bool = False,
+        return_details: bool = False,
+    ):
+        cfg = self.config
+        x = inputs
+        if cfg.input_norm:
+            x = nn.LayerNorm(name="input_norm")(x)  # (B, T, F); padded rows are re-zeroed
+        layer_outputs = []
+        h_last = None
+        for k in range(cfg.num_layers):
+            x, (h_n, _) = LSTM(
+                cfg.hidden_size,
+                bidirectional=cfg.bidirectional,
+                unroll=cfg.unroll,
+                name=f"lstm_{k}",
+            )(x, lengths, train=train)  # (B, T, D*H), zero past each length
+            layer_outputs.append(x)
+            h_last = h_n  # (D, B, H)
+            if k < cfg.num_layers - 1:
+                x = nn.Dropout(cfg.dropout)(x, deterministic=not train)
+        weights = None
+        if cfg.pooling == "last":
+            # Forward state at the last valid step; backward state after reading t = 0.
+            pooled = h_last.transpose(1, 0, 2).reshape(x.shape[0], -1)  # (B, D*H)
+        elif cfg.pooling == "mean":
+            pooled = masked_mean(x, lengths)  # (B, D*H)
+        else:
+            pooled, weights = AttentionPool(cfg.hidden_size, name="attention")(x, lengths)
+        if cfg.normalization == "batch":
+            pooled = nn.BatchNorm(use_running_average=not train, name="norm")(pooled)
+        elif cfg.normalization == "layer":
+            pooled = nn.LayerNorm(name="norm")(pooled)
+        h = pooled
+        for j, dim in enumerate(cfg.classifier_dims):
+            h = nn.relu(nn.Dense(dim, name=f"classifier_{j}")(h))
+            h = nn.Dropout(cfg.classifier_dropout)(h, deterministic=not train)
+        logits = nn.Dense(1, name="output")(h)[:, 0]  # (B,)
+        if not return_details:
+            return logits
+        return logits, {"attention": weights, "layer_outputs": layer_outputs}
