@@ -50,3 +50,74 @@ def plot_history(history: list[dict], out_dir: str) -> list[str]:
         _save(fig, path)
         written.append(path)
     return written
+
+
+def _curve_points(probabilities, labels):
+    """ROC (fpr, tpr) and PR (recall, precision) points, highest threshold first."""
+    import numpy as np
+
+    p = np.asarray(probabilities, np.float64).reshape(-1)
+    y = np.asarray(labels).reshape(-1).astype(int)
+    order = np.argsort(-p, kind="mergesort")
+    tps = np.cumsum(y[order])
+    fps = np.arange(1, len(y) + 1) - tps
+    fpr = np.r_[0.0, fps / max(len(y) - y.sum(), 1)]
+    tpr = np.r_[0.0, tps / max(y.sum(), 1)]
+    precision = tps / np.arange(1, len(y) + 1)
+    return (fpr, tpr), (tps / max(y.sum(), 1), precision)
+
+
+def plot_classifier(probabilities, labels, metrics: dict, out_dir: str) -> list[str]:
+    """confusion_matrix.png, roc.png and pr.png for a binary classifier on one split."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    cm = np.asarray(metrics["confusion_matrix"])
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, str(v), ha="center", va="center")
+    ax.set_xticks([0, 1], ["pred 0", "pred 1"])
+    ax.set_yticks([0, 1], ["true 0", "true 1"])
+    ax.set_title("confusion matrix")
+    written.append(os.path.join(out_dir, "confusion_matrix.png"))
+    _save(fig, written[-1])
+    (fpr, tpr), (recall, precision) = _curve_points(probabilities, labels)
+    for name, xs, ys, xlabel, ylabel, key in (
+        ("roc", fpr, tpr, "false positive rate", "true positive rate", "auc_roc"),
+        ("pr", recall, precision, "recall", "precision", "auc_pr"),
+    ):
+        fig, ax = plt.subplots(figsize=(4.5, 4))
+        ax.plot(xs, ys, label=f"{key} {metrics.get(key, float('nan')):.3f}")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.legend()
+        ax.grid(alpha=0.3)
+        written.append(os.path.join(out_dir, f"{name}.png"))
+        _save(fig, written[-1])
+    return written
+
+
+def plot_attention(weights, lengths, labels, path: str) -> str:
+    """Heatmap of attention weights (N, T), one row per sequence, valid steps only."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    w = np.asarray(weights, np.float64)
+    shown = np.where(np.arange(w.shape[1])[None, :] < np.asarray(lengths)[:, None], w, np.nan)
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(w) + 1))
+    ax.imshow(shown, aspect="auto", cmap="viridis", interpolation="nearest")
+    ax.set_yticks(range(len(w)), [f"label {int(v)}" for v in labels])
+    ax.set_xlabel("time step")
+    ax.set_title("attention weights (blank past each length)")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    _save(fig, path)
+    return path

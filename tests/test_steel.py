@@ -111,3 +111,30 @@ def test_splits_scale_on_valid_training_steps_only():
     np.testing.assert_allclose(tr.inputs[valid].mean(axis=0), 0.0, atol=1e-4)
     np.testing.assert_allclose(tr.inputs[valid].std(axis=0), 1.0, atol=1e-3)
     assert np.all(tr.inputs[~valid] == 0.0)
+
+
+def test_summary_statistics_alone_do_not_reveal_a_defect():
+    """The signature lives in time: per-channel mean, energy, max and min stay near chance
+    (the docstring of seqjax/data/steel.py quotes this figure at size 3000)."""
+    sk_lin = pytest.importorskip("sklearn.linear_model")
+    from seqjax.metrics import roc_auc
+
+    s = steel_splits(3000, seed=0)
+
+    def feats(ds):
+        valid = (np.arange(500)[None, :] < ds.lengths[:, None])[..., None]
+        n = ds.lengths[:, None]
+        return np.concatenate(
+            [
+                ds.inputs.sum(1) / n,
+                (ds.inputs**2).sum(1) / n,
+                np.where(valid, ds.inputs, -1e9).max(1),
+                np.where(valid, ds.inputs, 1e9).min(1),
+                n / 500,
+            ],
+            axis=1,
+        )
+
+    clf = sk_lin.LogisticRegression(max_iter=5000).fit(feats(s["train"]), s["train"].targets)
+    auc = roc_auc(clf.predict_proba(feats(s["test"]))[:, 1], s["test"].targets)
+    assert auc < 0.65

@@ -7,9 +7,10 @@ sensor noise; lengths are uniform in [100, 500].
 What makes a casting defective (about 15%): a *cold shut* signature, a pressure dip
 followed 4 to 12 steps later by a vibration burst and a small temperature drop. Normal
 castings carry as many events (one to three) as decoys: a lone pressure dip, a lone
-vibration burst, or both in the wrong order or too far apart. Per-channel summary statistics are therefore
-nearly identical across the classes; a model has to find the events in time and read
-their order and spacing, which is what a recurrent model is for.
+vibration burst, or both in the wrong order or too far apart. Per-channel summary
+statistics are therefore nearly identical across the classes (a logistic regression on
+per-channel mean, energy, max and min reaches test AUC-ROC 0.56); a model has to find the
+events in time and read their order and spacing, which is what a recurrent model is for.
 """
 
 from __future__ import annotations
