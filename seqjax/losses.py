@@ -27,3 +27,39 @@ def get_loss(name: str):
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; known losses: {sorted(LOSSES)}")
     return LOSSES[name]
+
+
+FLAT = 0.1  # |trend| below this is "flat"
+
+
+def trend_class(trend: jax.Array) -> jax.Array:
+    """0 = down, 1 = flat, 2 = up from trend values in [-1, 1]."""
+    return jnp.where(trend < -FLAT, 0, jnp.where(trend > FLAT, 2, 1))
+
+
+def _trend_terms(outputs: dict, batch: Batch) -> jax.Array:
+    """Per-example multi-task loss (B,): smooth L1 on the score + cross-entropy on the
+    direction, summed over horizons. targets (B, horizons, 2) = [trend, volatility]."""
+    trend = batch.targets[..., 0]  # (B, Hz)
+    reg = optax.huber_loss(outputs["score"], trend, delta=1.0)  # smooth L1 = Huber(1)
+    cls = optax.softmax_cross_entropy_with_integer_labels(outputs["logits"], trend_class(trend))
+    return jnp.sum(reg + 0.5 * cls, axis=1)  # (B,)
+
+
+def trend_multitask(outputs: dict, batch: Batch) -> jax.Array:
+    """Weighted by the batch weights, which is also the per-sample weighted variant."""
+    return weighted_mean(_trend_terms(outputs, batch), batch.weights)
+
+
+def trend_volatility_aware(outputs: dict, batch: Batch) -> jax.Array:
+    """Down-weights examples from volatile periods: weight / volatility (30-day horizon's),
+    renormalised to mean 1 over the batch so the learning rate keeps its meaning."""
+    vol = batch.targets[:, -1, 1]  # (B,)
+    inv = batch.weights / jnp.maximum(vol, 1e-6)
+    inv = inv * jnp.sum(batch.weights) / jnp.maximum(jnp.sum(inv), 1e-12)
+    return weighted_mean(_trend_terms(outputs, batch), inv)
+
+
+LOSSES.update(
+    {"trend_multitask": trend_multitask, "trend_volatility_aware": trend_volatility_aware}
+)

@@ -95,3 +95,25 @@ def regression(predictions: np.ndarray, targets: np.ndarray) -> dict:
         "correlation": corr,
         "direction_accuracy": float(np.mean(np.sign(pred) == np.sign(true))),
     }
+
+
+def trend_forecast(predictions: np.ndarray, targets: np.ndarray, *, horizons=(7, 30)) -> dict:
+    """Per-horizon regression metrics of the score, plus the accuracy of the up/flat/down
+    head and the majority baselines beside them, as flat keys like `d7_rmse`.
+
+    predictions (N, Hz, 4): score, P(down), P(flat), P(up); targets (N, Hz, 2): trend, vol.
+    """
+    from seqjax.losses import FLAT
+
+    predictions, targets = np.asarray(predictions), np.asarray(targets)
+    out = {}
+    for k, days in enumerate(horizons):
+        trend = targets[:, k, 0]
+        reg = regression(predictions[:, k, 0], trend)
+        out.update({f"d{days}_{name}": v for name, v in reg.items()})
+        sign_share = max(np.mean(trend > 0), np.mean(trend < 0))
+        out[f"d{days}_direction_majority"] = float(sign_share)
+        cls = np.where(trend < -FLAT, 0, np.where(trend > FLAT, 2, 1))
+        out[f"d{days}_class_accuracy"] = float(np.mean(predictions[:, k, 1:].argmax(-1) == cls))
+        out[f"d{days}_class_majority"] = float(np.bincount(cls, minlength=3).max() / len(cls))
+    return out

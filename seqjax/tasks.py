@@ -19,12 +19,24 @@ class Task:
     evaluate: Callable[[np.ndarray, np.ndarray], dict]  # (predictions, targets) -> metrics
 
 
+def _trend_predictions(outputs: dict) -> jax.Array:
+    """(B, Hz, 4): the score and the three direction probabilities of each horizon."""
+    probs = jax.nn.softmax(outputs["logits"], axis=-1)  # (B, Hz, 3)
+    return jax.numpy.concatenate([outputs["score"][..., None], probs], axis=-1)
+
+
 TASKS = {
     "binary_cross_entropy": Task(
         loss=losses.binary_cross_entropy,
         predict=jax.nn.sigmoid,
         evaluate=metrics.binary_classification,
     ),
+    **{
+        name: Task(
+            loss=losses.LOSSES[name], predict=_trend_predictions, evaluate=metrics.trend_forecast
+        )
+        for name in ("trend_multitask", "trend_volatility_aware")
+    },
 }
 
 

@@ -15,11 +15,13 @@ import jax
 import numpy as np
 
 from seqjax.models.steel import SteelConfig, SteelDefectLSTM
+from seqjax.models.trend import TrendConfig, TrendPredictor
 from seqjax.models.trust import TrustConfig, TrustLSTM
 
 MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "trust": (TrustLSTM, TrustConfig),
     "steel": (SteelDefectLSTM, SteelConfig),
+    "trend": (TrendPredictor, TrendConfig),
 }
 
 

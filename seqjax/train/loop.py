@@ -250,11 +250,12 @@ def fit(
                     "sequences_per_second": steps * tc.batch_size / seconds,
                 }
             )
+            shown = [k for k in ("val_accuracy", tc.monitor) if k in row and k != "val_loss"]
             log(
                 f"epoch {epoch + 1:3d}  train_loss {train_loss:.4f}  "
                 f"val_loss {row['val_loss']:.4f}  "
-                f"val_accuracy {row.get('val_accuracy', float('nan')):.4f}  "
-                f"lr {row['lr']:.2e}  {seconds:.1f}s  {steps / seconds:.1f} steps/s"
+                + "".join(f"{k} {row[k]:.4f}  " for k in dict.fromkeys(shown))
+                + f"lr {row['lr']:.2e}  {seconds:.1f}s  {steps / seconds:.1f} steps/s"
             )
             if ckpt is not None:
                 ckpt.save(epoch + 1, state, loop, row[tc.monitor])

@@ -1,0 +1,37 @@
+"""Multi-head attention pooling: learned per-head queries attend over valid time steps."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from seqjax.layers.masking import length_mask
+
+
+class MultiHeadAttentionPool(nn.Module):
+    """(B, T, D) -> pooled (B, D) and weights (B, heads, T).
+
+    Each head has a learned query; keys and values are projections of the sequence. Padded
+    steps get weight exactly 0 and each head's weights sum to 1 over the valid steps.
+    """
+
+    num_heads: int = 4
+
+    @nn.compact
+    def __call__(self, x: jax.Array, lengths: jax.Array) -> tuple[jax.Array, jax.Array]:
+        batch, max_len, dim = x.shape
+        if dim % self.num_heads:
+            raise ValueError(f"feature size {dim} is not divisible by {self.num_heads} heads")
+        head_dim = dim // self.num_heads
+        keys = nn.DenseGeneral((self.num_heads, head_dim), name="key")(x)  # (B, T, N, Dh)
+        values = nn.DenseGeneral((self.num_heads, head_dim), name="value")(x)  # (B, T, N, Dh)
+        query = self.param(
+            "query", nn.initializers.normal(0.02), (self.num_heads, head_dim)
+        )  # (N, Dh)
+        scores = jnp.einsum("btnd,nd->bnt", keys, query) / jnp.sqrt(head_dim)  # (B, N, T)
+        mask = length_mask(lengths, max_len)[:, None, :]  # (B, 1, T)
+        scores = jnp.where(mask, scores, -jnp.inf)
+        weights = jnp.where(mask, jax.nn.softmax(scores, axis=-1), 0.0)  # (B, N, T)
+        pooled = jnp.einsum("bnt,btnd->bnd", weights, values).reshape(batch, dim)  # (B, D)
+        return nn.Dense(dim, name="out")(pooled), weights
