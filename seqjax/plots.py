@@ -121,3 +121,25 @@ def plot_attention(weights, lengths, labels, path: str) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     _save(fig, path)
     return path
+
+
+def plot_predicted_vs_actual(predicted, actual, labels, path: str) -> str:
+    """One scatter panel per horizon: predicted vs actual trend, with the diagonal."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    predicted, actual = np.asarray(predicted), np.asarray(actual)
+    fig, axes = plt.subplots(1, len(labels), figsize=(4.5 * len(labels), 4), squeeze=False)
+    for k, (ax, label) in enumerate(zip(axes[0], labels, strict=True)):
+        ax.scatter(actual[:, k], predicted[:, k], s=4, alpha=0.3)
+        ax.plot([-1, 1], [-1, 1], color="gray", lw=1)
+        ax.set_xlabel("actual trend")
+        ax.set_ylabel("predicted trend")
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    _save(fig, path)
+    return path
