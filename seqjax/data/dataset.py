@@ -25,6 +25,16 @@ class SequenceDataset:
             )
         if not np.all(np.isfinite(self.inputs)):
             raise ValueError("SequenceDataset: inputs contain NaN or Inf")
+        if np.issubdtype(np.asarray(self.targets).dtype, np.floating) and not np.all(
+            np.isfinite(self.targets)
+        ):
+            raise ValueError("SequenceDataset: targets contain NaN or Inf")
+        lengths = np.asarray(self.lengths)
+        if n and (lengths.min() < 1 or lengths.max() > self.inputs.shape[1]):
+            raise ValueError(
+                f"SequenceDataset: lengths must lie in [1, {self.inputs.shape[1]}]; got min "
+                f"{lengths.min()}, max {lengths.max()}"
+            )
 
     def __len__(self) -> int:
         return len(self.inputs)
