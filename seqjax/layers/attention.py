@@ -35,3 +35,27 @@ class MultiHeadAttentionPool(nn.Module):
         weights = jnp.where(mask, jax.nn.softmax(scores, axis=-1), 0.0)  # (B, N, T)
         pooled = jnp.einsum("bnt,btnd->bnd", weights, values).reshape(batch, dim)  # (B, D)
         return nn.Dense(dim, name="out")(pooled), weights
+
+
+class MaskedSelfAttention(nn.Module):
+    """Multi-head self-attention over valid steps. (B, T, D) -> (B, T, D), weights
+    (B, heads, T, T); keys past a length get weight 0 and outputs past it are zeroed."""
+
+    num_heads: int = 8
+
+    @nn.compact
+    def __call__(self, x: jax.Array, lengths: jax.Array) -> tuple[jax.Array, jax.Array]:
+        batch, max_len, dim = x.shape
+        if dim % self.num_heads:
+            raise ValueError(f"feature size {dim} is not divisible by {self.num_heads} heads")
+        head_dim = dim // self.num_heads
+        qkv = nn.DenseGeneral((3, self.num_heads, head_dim), name="qkv")(x)  # (B, T, 3, N, Dh)
+        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # each (B, T, N, Dh)
+        scores = jnp.einsum("bqnd,bknd->bnqk", q, k) / jnp.sqrt(head_dim)  # (B, N, T, T)
+        valid = length_mask(lengths, max_len)  # (B, T)
+        keys = valid[:, None, None, :]  # (B, 1, 1, T)
+        weights = jnp.where(keys, jax.nn.softmax(jnp.where(keys, scores, -jnp.inf), -1), 0.0)
+        out = jnp.einsum("bnqk,bknd->bqnd", weights, v).reshape(batch, max_len, dim)
+        out = nn.Dense(dim, name="out")(out)  # (B, T, D)
+        queries = valid[:, None, :, None]  # (B, 1, T, 1)
+        return jnp.where(valid[..., None], out, 0), jnp.where(queries, weights, 0.0)

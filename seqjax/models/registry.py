@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from seqjax.models.hybrid import HybridConfig, HybridSequenceModel
 from seqjax.models.steel import SteelConfig, SteelDefectLSTM
 from seqjax.models.trend import TrendConfig, TrendPredictor
 from seqjax.models.trust import TrustConfig, TrustLSTM
@@ -22,6 +23,7 @@ MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "trust": (TrustLSTM, TrustConfig),
     "steel": (SteelDefectLSTM, SteelConfig),
     "trend": (TrendPredictor, TrendConfig),
+    "hybrid": (HybridSequenceModel, HybridConfig),
 }
 
 

@@ -1,0 +1,44 @@
+"""Masked multi-scale temporal convolutions and sinusoidal positional encodings.
+
+Padding is zeroed before each convolution and after it, so a step near a sequence's end
+sees zeros beyond it however much padding follows: the result never depends on padding.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from seqjax.layers.masking import length_mask
+
+
+def sinusoidal_encoding(max_len: int, dim: int) -> jax.Array:
+    """(T, D) sin/cos positional encoding of "Attention is all you need"."""
+    pos = np.arange(max_len)[:, None]
+    rates = np.exp(-np.log(10000.0) * (np.arange(0, dim, 2) / dim))[None, :]
+    enc = np.zeros((max_len, dim), np.float32)
+    enc[:, 0::2] = np.sin(pos * rates)
+    enc[:, 1::2] = np.cos(pos * rates[:, : dim // 2])
+    return jnp.asarray(enc)
+
+
+class MultiScaleConv(nn.Module):
+    """Parallel 1-D convolutions with different kernel sizes, summed, then GELU.
+
+    (B, T, D) -> (B, T, features), zero past each length.
+    """
+
+    features: int
+    kernel_sizes: tuple[int, ...] = (3, 5, 7)
+
+    @nn.compact
+    def __call__(self, x: jax.Array, lengths: jax.Array) -> jax.Array:
+        mask = length_mask(lengths, x.shape[1])[..., None]  # (B, T, 1)
+        x = jnp.where(mask, x, 0)
+        out = sum(
+            nn.Conv(self.features, (k,), padding="SAME", name=f"conv_k{k}")(x)
+            for k in self.kernel_sizes
+        )  # (B, T, features)
+        return jnp.where(mask, nn.gelu(out), 0)
