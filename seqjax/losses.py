@@ -20,7 +20,13 @@ def binary_cross_entropy(logits: jax.Array, batch: Batch) -> jax.Array:
     return weighted_mean(per_example, batch.weights)
 
 
-LOSSES = {"binary_cross_entropy": binary_cross_entropy}
+def mean_squared_error(outputs: jax.Array, batch: Batch) -> jax.Array:
+    """Mean over outputs (B, O) of the squared error, weighted over examples."""
+    per_example = jnp.mean((outputs - batch.targets) ** 2, axis=-1)  # (B,)
+    return weighted_mean(per_example, batch.weights)
+
+
+LOSSES = {"binary_cross_entropy": binary_cross_entropy, "mse": mean_squared_error}
 
 
 def get_loss(name: str):

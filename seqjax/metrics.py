@@ -117,3 +117,15 @@ def trend_forecast(predictions: np.ndarray, targets: np.ndarray, *, horizons=(7,
         out[f"d{days}_class_accuracy"] = float(np.mean(predictions[:, k, 1:].argmax(-1) == cls))
         out[f"d{days}_class_majority"] = float(np.bincount(cls, minlength=3).max() / len(cls))
     return out
+
+
+def multi_output_regression(predictions: np.ndarray, targets: np.ndarray) -> dict:
+    """`regression` for each output column (keys `y0_rmse`, ...) and the mean MSE."""
+    predictions, targets = np.asarray(predictions), np.asarray(targets)
+    out = {}
+    for k in range(targets.shape[1]):
+        out.update(
+            {f"y{k}_{n}": v for n, v in regression(predictions[:, k], targets[:, k]).items()}
+        )
+    out["mse"] = float(np.mean((predictions - targets) ** 2))
+    return out

@@ -31,6 +31,11 @@ TASKS = {
         predict=jax.nn.sigmoid,
         evaluate=metrics.binary_classification,
     ),
+    "mse": Task(
+        loss=losses.mean_squared_error,
+        predict=lambda outputs: outputs,
+        evaluate=metrics.multi_output_regression,
+    ),
     **{
         name: Task(
             loss=losses.LOSSES[name], predict=_trend_predictions, evaluate=metrics.trend_forecast

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from seqjax.interpret import feature_ablation_importance
 from seqjax.models import build_model, count_params
@@ -85,3 +86,34 @@ def test_feature_ablation_finds_the_feature_the_target_depends_on():
     )
     assert imp.shape == (9,) and int(np.argmax(imp)) == 2
     assert np.all(np.delete(imp, 2) == 0.0)
+
+
+def test_synthetic_task_targets_follow_their_definitions():
+    from seqjax.data.hybrid import generate, hybrid_splits
+
+    x, lengths, y = generate(50, seed=2)
+    b = 7
+    n = lengths[b]
+    pairs = sum(1 for t in range(n - 1) if x[b, t, 0] > 1 and x[b, t + 1, 1] > 1)
+    assert y[b, 0] == np.float32(pairs * 10.0 / n)
+    assert y[b, 1] == np.float32(x[b, 0, 2] * x[b, n - 1, 3])
+    assert y[b, 2] == np.float32((x[b, :n, 4] + x[b, :n, 5]).max())
+    s = hybrid_splits(200, seed=0)
+    np.testing.assert_allclose(s["train"].targets.mean(0), 0.0, atol=1e-5)
+
+
+def test_baseline_regressor_outputs_and_mse_task():
+    from seqjax.data.batch import make_batch
+    from seqjax.tasks import get_task
+
+    model = build_model("lstm_baseline", hidden_size=8)
+    v = model.init(jax.random.key(0), X, LENGTHS)
+    out = model.apply(v, X, LENGTHS)
+    assert out.shape == (3, 3)
+    task = get_task("mse")
+    batch = make_batch(X, LENGTHS, np.zeros((3, 3), np.float32))
+    assert float(task.loss(out, batch)) == pytest.approx(
+        float(np.mean(np.asarray(out) ** 2)), rel=1e-6
+    )
+    m = task.evaluate(np.asarray(out), np.zeros((3, 3)))
+    assert set(m) >= {"y0_rmse", "y2_mae", "mse"}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from seqjax.data.dataset import SequenceDataset
+from seqjax.data.hybrid import hybrid_splits
 from seqjax.data.steel import steel_splits
 from seqjax.data.trend import trend_splits
 from seqjax.data.trust import trust_splits
 
-SOURCES = ("trust", "steel", "trend")
+SOURCES = ("trust", "steel", "trend", "hybrid")
 
 
 def load_splits(cfg) -> dict[str, SequenceDataset]:
@@ -15,6 +16,8 @@ def load_splits(cfg) -> dict[str, SequenceDataset]:
         return trust_splits(cfg.size, seed=cfg.seed, fractions=tuple(cfg.splits))
     if cfg.source == "steel":
         return steel_splits(cfg.size, seed=cfg.seed, fractions=tuple(cfg.splits))
+    if cfg.source == "hybrid":
+        return hybrid_splits(cfg.size, seed=cfg.seed, fractions=tuple(cfg.splits))
     if cfg.source == "trend":
         # data.size counts series of 260 weeks each (about 240 windows per series).
         return trend_splits(cfg.size, seed=cfg.seed, fractions=tuple(cfg.splits))

@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from seqjax.models.baseline import BaselineConfig, LSTMRegressor
 from seqjax.models.hybrid import HybridConfig, HybridSequenceModel
 from seqjax.models.steel import SteelConfig, SteelDefectLSTM
 from seqjax.models.trend import TrendConfig, TrendPredictor
@@ -24,6 +25,7 @@ MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "steel": (SteelDefectLSTM, SteelConfig),
     "trend": (TrendPredictor, TrendConfig),
     "hybrid": (HybridSequenceModel, HybridConfig),
+    "lstm_baseline": (LSTMRegressor, BaselineConfig),
 }
 
 

@@ -1,0 +1,33 @@
+"""A plain stacked LSTM regressor: the baseline the hybrid model is measured against."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+
+from seqjax.layers import LSTM
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineConfig:
+    features: int = 9
+    hidden_size: int = 128
+    num_layers: int = 2
+    outputs: int = 3
+    dropout: float = 0.1
+
+
+class LSTMRegressor(nn.Module):
+    """LSTM stack -> state at the last valid step -> dense. (B, T, F) -> (B, outputs)."""
+
+    config: BaselineConfig = BaselineConfig()
+
+    @nn.compact
+    def __call__(self, inputs: jax.Array, lengths: jax.Array, *, train: bool = False):
+        cfg = self.config
+        _, (h_n, _) = LSTM(cfg.hidden_size, cfg.num_layers, dropout=cfg.dropout, name="lstm")(
+            inputs, lengths, train=train
+        )
+        return nn.Dense(cfg.outputs, name="out")(h_n[-1])  # (B, outputs)
