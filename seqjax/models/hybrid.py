@@ -41,6 +41,9 @@ class HybridConfig:
     head_dims: tuple[int, ...] = (256, 128)
     num_heads_ensemble: int = 3
     outputs: int = 3
+    # Unit-amplitude sinusoids added to LayerNorm+ReLU features drown them: at 1.0 a small
+    # hybrid overfit 256 examples far more slowly than without positions (see #5's note).
+    positional_scale: float = 0.1
 
     def __post_init__(self):
         if self.d_model % 2 or self.d_model % self.num_heads:
@@ -71,7 +74,8 @@ class HybridSequenceModel(nn.Module):
         x = nn.Dense(cfg.d_model, name="input_proj")(jnp.where(mask, inputs, 0))
         x = nn.relu(nn.LayerNorm(name="input_norm")(x))
         x = nn.Dropout(cfg.dropout)(x, deterministic=not train)
-        x = x + sinusoidal_encoding(inputs.shape[1], cfg.d_model)[None]  # (B, T, D)
+        positions = sinusoidal_encoding(inputs.shape[1], cfg.d_model)  # (T, D)
+        x = x + cfg.positional_scale * positions[None]  # (B, T, D)
         x = jnp.where(mask, x, 0)
         a = MultiScaleConv(cfg.d_model, cfg.kernels_a, name="conv_a")(x, lengths)
         b = MultiScaleConv(cfg.d_model, cfg.kernels_b, name="conv_b")(x, lengths)
