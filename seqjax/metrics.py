@@ -18,7 +18,7 @@ def _flat(probabilities, labels) -> tuple[np.ndarray, np.ndarray]:
     return p, y
 
 
-def _threshold_counts(p: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def threshold_counts(p: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cumulative true and false positives at each distinct score, highest first."""
     order = np.argsort(-p, kind="mergesort")
     p, y = p[order], y[order]
@@ -33,7 +33,7 @@ def roc_auc(probabilities, labels) -> float:
     pos, neg = int(y.sum()), int(len(y) - y.sum())
     if pos == 0 or neg == 0:
         return float("nan")  # undefined with one class present
-    tps, fps = _threshold_counts(p, y)
+    tps, fps = threshold_counts(p, y)
     tpr = np.r_[0.0, tps / pos]
     fpr = np.r_[0.0, fps / neg]
     return float(np.trapezoid(tpr, fpr))
@@ -45,7 +45,7 @@ def average_precision(probabilities, labels) -> float:
     pos = int(y.sum())
     if pos == 0:
         return float("nan")
-    tps, fps = _threshold_counts(p, y)
+    tps, fps = threshold_counts(p, y)
     precision = tps / (tps + fps)
     recall = tps / pos
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))

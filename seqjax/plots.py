@@ -53,18 +53,18 @@ def plot_history(history: list[dict], out_dir: str) -> list[str]:
 
 
 def _curve_points(probabilities, labels):
-    """ROC (fpr, tpr) and PR (recall, precision) points, highest threshold first."""
+    """ROC (fpr, tpr) and PR (recall, precision) points, one per distinct threshold,
+    from the same counts `seqjax.metrics` integrates."""
     import numpy as np
+
+    from seqjax.metrics import threshold_counts
 
     p = np.asarray(probabilities, np.float64).reshape(-1)
     y = np.asarray(labels).reshape(-1).astype(int)
-    order = np.argsort(-p, kind="mergesort")
-    tps = np.cumsum(y[order])
-    fps = np.arange(1, len(y) + 1) - tps
-    fpr = np.r_[0.0, fps / max(len(y) - y.sum(), 1)]
-    tpr = np.r_[0.0, tps / max(y.sum(), 1)]
-    precision = tps / np.arange(1, len(y) + 1)
-    return (fpr, tpr), (tps / max(y.sum(), 1), precision)
+    tps, fps = threshold_counts(p, y)
+    pos, neg = max(int(y.sum()), 1), max(len(y) - int(y.sum()), 1)
+    fpr, tpr = np.r_[0.0, fps / neg], np.r_[0.0, tps / pos]
+    return (fpr, tpr), (tps / pos, tps / (tps + fps))
 
 
 def plot_classifier(probabilities, labels, metrics: dict, out_dir: str) -> list[str]:

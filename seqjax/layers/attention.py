@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from seqjax.layers.masking import length_mask
+from seqjax.layers.masking import length_mask, masked_softmax
 
 
 class MultiHeadAttentionPool(nn.Module):
@@ -31,8 +31,7 @@ class MultiHeadAttentionPool(nn.Module):
         )  # (N, Dh)
         scores = jnp.einsum("btnd,nd->bnt", keys, query) / jnp.sqrt(head_dim)  # (B, N, T)
         mask = length_mask(lengths, max_len)[:, None, :]  # (B, 1, T)
-        scores = jnp.where(mask, scores, -jnp.inf)
-        weights = jnp.where(mask, jax.nn.softmax(scores, axis=-1), 0.0)  # (B, N, T)
+        weights = masked_softmax(scores, mask)  # (B, N, T)
         pooled = jnp.einsum("bnt,btnd->bnd", weights, values).reshape(batch, dim)  # (B, D)
         return nn.Dense(dim, name="out")(pooled), weights
 
@@ -53,8 +52,7 @@ class MaskedSelfAttention(nn.Module):
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # each (B, T, N, Dh)
         scores = jnp.einsum("bqnd,bknd->bnqk", q, k) / jnp.sqrt(head_dim)  # (B, N, T, T)
         valid = length_mask(lengths, max_len)  # (B, T)
-        keys = valid[:, None, None, :]  # (B, 1, 1, T)
-        weights = jnp.where(keys, jax.nn.softmax(jnp.where(keys, scores, -jnp.inf), -1), 0.0)
+        weights = masked_softmax(scores, valid[:, None, None, :])  # keys (B, 1, 1, T)
         out = jnp.einsum("bnqk,bknd->bqnd", weights, v).reshape(batch, max_len, dim)
         out = nn.Dense(dim, name="out")(out)  # (B, T, D)
         queries = valid[:, None, :, None]  # (B, 1, T, 1)

@@ -67,3 +67,11 @@ def check_sequence_inputs(
                 f"{name}: lengths must lie in [1, {max_len}] (the padded length T); got "
                 f"min {low}, max {high}"
             )
+
+
+def masked_softmax(scores: jax.Array, mask: jax.Array) -> jax.Array:
+    """Softmax over the last axis with masked-out entries weighted exactly 0.
+
+    `mask` is boolean and broadcasts against `scores` (e.g. (B, 1, T) keys for (B, N, T)).
+    """
+    return jnp.where(mask, jax.nn.softmax(jnp.where(mask, scores, -jnp.inf), axis=-1), 0.0)

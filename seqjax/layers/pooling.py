@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from seqjax.layers.masking import length_mask
+from seqjax.layers.masking import length_mask, masked_softmax
 
 
 def last_valid(x: jax.Array, lengths: jax.Array) -> jax.Array:
@@ -31,13 +31,6 @@ def masked_max(x: jax.Array, lengths: jax.Array) -> jax.Array:
     return jnp.max(jnp.where(mask, x, -jnp.inf), axis=1)
 
 
-def masked_softmax(scores: jax.Array, lengths: jax.Array) -> jax.Array:
-    """Softmax over time of scores (B, T) with padded steps weighted exactly 0."""
-    mask = length_mask(lengths, scores.shape[1])  # (B, T)
-    scores = jnp.where(mask, scores, -jnp.inf)
-    return jnp.where(mask, jax.nn.softmax(scores, axis=1), 0.0)
-
-
 class AttentionPool(nn.Module):
     """Additive attention pooling (tanh MLP score per step, masked softmax over time).
 
@@ -50,6 +43,7 @@ class AttentionPool(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, lengths: jax.Array) -> tuple[jax.Array, jax.Array]:
         scores = nn.Dense(1, name="score")(jnp.tanh(nn.Dense(self.hidden, name="proj")(x)))
-        weights = masked_softmax(scores[..., 0], lengths)  # (B, T)
+        mask = length_mask(lengths, x.shape[1])  # (B, T)
+        weights = masked_softmax(scores[..., 0], mask)  # (B, T)
         pooled = jnp.einsum("bt,btd->bd", weights, x)  # (B, D)
         return pooled, weights

@@ -11,6 +11,7 @@ history (in `timings`) for that reason.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import time
@@ -94,8 +95,13 @@ def evaluate(
     return {"loss": loss_sum / weight_sum, **task.evaluate(predictions, data.targets)}
 
 
+@functools.cache
 def compile_steps(task: Task, mesh: Mesh) -> tuple[Callable, Callable]:
-    """Jitted train and eval steps: batch sharded on `data`, state replicated, state donated."""
+    """Jitted train and eval steps: batch sharded on `data`, state replicated, state donated.
+
+    Cached per (task, mesh): fit, evaluation after it and every `predict` call share one
+    jitted function each, so a shape is traced and compiled once per process.
+    """
     rep, dat = replicated(mesh), data_sharding(mesh)
     train_step = jax.jit(
         make_train_step(task.loss),
