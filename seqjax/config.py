@@ -16,17 +16,19 @@ from typing import Any
 
 import yaml
 
+from seqjax.data.sources import check_source
 from seqjax.models.registry import MODELS
 
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    source: str = "trust"  # a generator name
+    source: str = "trust"  # a generator name, or aeon:NAME, npz:PATH, csv:PATH
     size: int = 6000
     seed: int = 0
     splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
 
     def __post_init__(self):
+        check_source(self.source)
         if self.size < 10:
             raise ValueError(f"data.size must be >= 10; got {self.size}")
         if abs(sum(self.splits) - 1.0) > 1e-6 or min(self.splits) <= 0:

@@ -26,7 +26,18 @@ def mean_squared_error(outputs: jax.Array, batch: Batch) -> jax.Array:
     return weighted_mean(per_example, batch.weights)
 
 
-LOSSES = {"binary_cross_entropy": binary_cross_entropy, "mse": mean_squared_error}
+def cross_entropy(logits: jax.Array, batch: Batch) -> jax.Array:
+    """Softmax cross-entropy of logits (B, K) against integer labels (B,)."""
+    labels = batch.targets.astype(jnp.int32)
+    per_example = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    return weighted_mean(per_example, batch.weights)
+
+
+LOSSES = {
+    "binary_cross_entropy": binary_cross_entropy,
+    "cross_entropy": cross_entropy,
+    "mse": mean_squared_error,
+}
 
 
 def get_loss(name: str):

@@ -75,6 +75,29 @@ def binary_classification(
     }
 
 
+def multiclass_classification(probabilities: np.ndarray, labels: np.ndarray) -> dict:
+    """Accuracy, macro F1, the majority-class accuracy beside them, and the confusion
+    matrix (rows true, columns predicted) for probabilities (N, K) and labels (N,)."""
+    probabilities = np.asarray(probabilities)
+    labels = np.asarray(labels).astype(int).reshape(-1)
+    k = probabilities.shape[-1]
+    pred = probabilities.argmax(-1)
+    confusion = np.zeros((k, k), np.int64)
+    np.add.at(confusion, (labels, pred), 1)
+    tp = np.diag(confusion).astype(float)
+    precision = np.divide(tp, confusion.sum(0), out=np.zeros(k), where=confusion.sum(0) > 0)
+    recall = np.divide(tp, confusion.sum(1), out=np.zeros(k), where=confusion.sum(1) > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
+    n = max(len(labels), 1)
+    return {
+        "accuracy": float(tp.sum() / n),
+        "macro_f1": float(f1.mean()),
+        "majority_accuracy": float(np.bincount(labels, minlength=k).max() / n),
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
 def regression(predictions: np.ndarray, targets: np.ndarray) -> dict:
     """MSE, RMSE, MAE, Pearson correlation and direction accuracy (sign agreement, where
     0 counts as its own direction) over all elements."""

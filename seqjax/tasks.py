@@ -31,6 +31,11 @@ TASKS = {
         predict=jax.nn.sigmoid,
         evaluate=metrics.binary_classification,
     ),
+    "cross_entropy": Task(
+        loss=losses.cross_entropy,
+        predict=lambda logits: jax.nn.softmax(logits, axis=-1),
+        evaluate=metrics.multiclass_classification,
+    ),
     "mse": Task(
         loss=losses.mean_squared_error,
         predict=lambda outputs: outputs,

@@ -1,24 +1,97 @@
-"""`load_splits(DataConfig)`: the named data sources, each returning train/val/test."""
+"""`load_splits(DataConfig)`: the named data sources, each returning train/val/test, and
+`adapt_to_data`, which sizes a model's inputs and classes from users' data."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
+
 from seqjax.data.dataset import SequenceDataset
+from seqjax.data.external import aeon_splits, csv_splits, npz_splits
 from seqjax.data.hybrid import hybrid_splits
 from seqjax.data.steel import steel_splits
 from seqjax.data.trend import trend_splits
 from seqjax.data.trust import trust_splits
 
-SOURCES = ("trust", "steel", "trend", "hybrid")
+GENERATORS = {
+    "trust": trust_splits,
+    "steel": steel_splits,
+    "hybrid": hybrid_splits,
+    # data.size counts series of 260 weeks each (about 240 windows per series).
+    "trend": trend_splits,
+}
+EXTERNAL = {"aeon": aeon_splits, "npz": npz_splits, "csv": csv_splits}
+SOURCES = (*GENERATORS, *(f"{k}:..." for k in EXTERNAL))
+
+
+def check_source(source: str) -> None:
+    kind, sep, arg = source.partition(":")
+    if (not sep and source in GENERATORS) or (sep and kind in EXTERNAL and arg):
+        return
+    raise ValueError(
+        f"unknown data.source {source!r}; known sources: {list(GENERATORS)}, or aeon:NAME, "
+        "npz:PATH, csv:PATH"
+    )
 
 
 def load_splits(cfg) -> dict[str, SequenceDataset]:
-    if cfg.source == "trust":
-        return trust_splits(cfg.size, seed=cfg.seed, fractions=tuple(cfg.splits))
-    if cfg.source == "steel":
-        return steel_splits(cfg.size, seed=cfg.seed, fractions=tuple(cfg.splits))
-    if cfg.source == "hybrid":
-        return hybrid_splits(cfg.size, seed=cfg.seed, fractions=tuple(cfg.splits))
-    if cfg.source == "trend":
-        # data.size counts series of 260 weeks each (about 240 windows per series).
-        return trend_splits(cfg.size, seed=cfg.seed, fractions=tuple(cfg.splits))
-    raise ValueError(f"unknown data.source {cfg.source!r}; known sources: {list(SOURCES)}")
+    check_source(cfg.source)
+    kind, sep, arg = cfg.source.partition(":")
+    if sep:
+        return EXTERNAL[kind](arg, seed=cfg.seed, fractions=tuple(cfg.splits))
+    return GENERATORS[cfg.source](cfg.size, seed=cfg.seed, fractions=tuple(cfg.splits))
+
+
+def num_classes(splits: dict[str, SequenceDataset]) -> int:
+    """K for class-label targets (int32 indices, or 0/1 floats for two classes), else 0."""
+    targets = [np.asarray(s.targets) for s in splits.values()]
+    if any(t.ndim != 1 for t in targets):
+        return 0
+    if all(np.issubdtype(t.dtype, np.integer) for t in targets):
+        return int(max(t.max() for t in targets)) + 1
+    if all(np.isin(t, (0.0, 1.0)).all() for t in targets):
+        return 2
+    return 0
+
+
+def adapt_to_data(cfg, splits: dict[str, SequenceDataset]):
+    """For users' data (aeon/npz/csv), take the channel count and the number of classes
+    from the data: the model's `features` and `num_classes`, and the loss. Generated
+    sources are returned unchanged. A model that cannot take such data is named."""
+    if ":" not in cfg.data.source:
+        return cfg
+    channels = splits["train"].inputs.shape[-1]
+    fields = {f.name for f in dataclasses.fields(cfg.model)}
+    if "features" not in fields:
+        raise ValueError(
+            f"model {cfg.model_name!r} has a fixed input layout and cannot train on "
+            f"{cfg.data.source}; use a sequence classifier such as steel"
+        )
+    model = {"features": channels}
+    train = cfg.train
+    k = num_classes(splits)
+    if k and train.loss not in ("binary_cross_entropy", "cross_entropy"):
+        raise ValueError(
+            f"{cfg.data.source} holds class labels, but model {cfg.model_name!r} with loss "
+            f"{train.loss!r} is not a classifier config; use steel (or trust for two classes)"
+        )
+    if k >= 3:
+        if "num_classes" not in fields:
+            raise ValueError(
+                f"model {cfg.model_name!r} gives one logit (two classes); {cfg.data.source} "
+                f"has {k} classes: use steel, which has num_classes"
+            )
+        model["num_classes"] = k
+        monitor = "val_accuracy" if train.monitor.startswith("val_auc") else train.monitor
+        train = dataclasses.replace(train, loss="cross_entropy", monitor=monitor)
+    elif k == 2:
+        if "num_classes" in fields:
+            model["num_classes"] = 1
+        train = dataclasses.replace(train, loss="binary_cross_entropy")
+    elif train.loss in ("binary_cross_entropy", "cross_entropy"):
+        raise ValueError(
+            f"{cfg.data.source}: targets are not class labels 0..K-1 but train.loss is "
+            f"{train.loss!r}"
+        )
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **model), train=train)

@@ -4,7 +4,8 @@ Input (B, T, 5) with T up to 500 and per-sequence lengths. Optional input normal
 (LayerNorm over channels), a stack of LSTM layers (uni- or bidirectional, dropout between
 them), a masked pooling (last valid step, mean over valid steps, or additive attention whose
 weights are returned), optional batch or layer normalisation of the pooled vector, and a
-classifier MLP. Returns the defect logit (B,); with `return_details=True` also the
+classifier MLP. Returns the defect logit (B,) (or class logits (B, K) with
+`num_classes` K >= 3, as for multi-class real data); with `return_details=True` also the
 attention weights (B, T) and every LSTM layer's outputs.
 
 Layers are separate single-layer LSTMs named `lstm_0`, `lstm_1`, ... so a layer's outputs
@@ -41,8 +42,13 @@ class SteelConfig:
     normalization: str = "none"  # of the pooled features: none | batch | layer
     input_norm: bool = False  # LayerNorm over the channels of every step
     unroll: int = 1
+    num_classes: int = 1  # 1: one defect logit (B,); K >= 3: class logits (B, K)
 
     def __post_init__(self):
+        if self.num_classes < 1 or self.num_classes == 2:
+            raise ValueError(
+                f"num_classes must be 1 (binary, one logit) or >= 3; got {self.num_classes}"
+            )
         if not 32 <= self.hidden_size <= 512:
             raise ValueError(f"hidden_size must lie in [32, 512]; got {self.hidden_size}")
         if not 1 <= self.num_layers <= 4:
@@ -101,7 +107,9 @@ class SteelDefectLSTM(nn.Module):
         for j, dim in enumerate(cfg.classifier_dims):
             h = nn.relu(nn.Dense(dim, name=f"classifier_{j}")(h))
             h = nn.Dropout(cfg.classifier_dropout)(h, deterministic=not train)
-        logits = nn.Dense(1, name="output")(h)[:, 0]  # (B,)
+        logits = nn.Dense(cfg.num_classes, name="output")(h)  # (B, K)
+        if cfg.num_classes == 1:
+            logits = logits[:, 0]  # (B,)
         if not return_details:
             return logits
         return logits, {"attention": weights, "layer_outputs": layer_outputs}

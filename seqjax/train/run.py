@@ -1,7 +1,9 @@
 """`run_experiment`: config -> data -> fit -> test metrics -> a run directory.
 
 The run directory holds config.yaml (the resolved config: the run can be reproduced from it
-alone), history.json / history.csv and metrics.json. Every file is written atomically.
+alone; for users' data it carries the channel and class counts taken from the data),
+history.json / history.csv and metrics.json. Every file is written atomically. The data
+are loaded and checked before anything is written.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 import jax
 
 from seqjax.config import ExperimentConfig, dump_config
-from seqjax.data.sources import load_splits
+from seqjax.data.sources import adapt_to_data, load_splits
 from seqjax.io import atomic_write_json, atomic_write_text, history_csv
 from seqjax.models.registry import count_params
 from seqjax.plots import plot_history
@@ -54,6 +56,9 @@ def run_experiment(
     resume: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict:
+    start = time.perf_counter()
+    splits = load_splits(cfg.data)
+    cfg = adapt_to_data(cfg, splits)
     check_run_dir(cfg, run_dir, resume=resume)
     callbacks = []
     if cfg.train.tensorboard:
@@ -67,8 +72,6 @@ def run_experiment(
     prepare_run_dir(run_dir)
     config_path = os.path.join(run_dir, "config.yaml")
     atomic_write_text(config_path, dump_config(cfg))
-    start = time.perf_counter()
-    splits = load_splits(cfg.data)
     log(
         f"{cfg.model_name}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} examples; "
         f"devices {jax.devices()}"

@@ -1,0 +1,181 @@
+"""Users' own sequences: UEA/UCR datasets shipped inside the aeon package, .npz and CSV.
+
+Every loader returns train/val/test `SequenceDataset`s with channels standardised by a
+scaler fitted on the training split's valid steps only. Classification labels become 0/1
+float targets for two classes (one logit, binary cross-entropy) and int32 class indices
+for more (softmax cross-entropy); `adapt_to_data` in sources.py reads that back.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+
+import numpy as np
+
+from seqjax.data.dataset import SequenceDataset
+from seqjax.data.splits import StandardScaler, split_indices
+from seqjax.data.ts_format import LabelledSequences, pad_sequences, read_ts
+
+
+def aeon_data_dir() -> str:
+    """The folder of datasets shipped in aeon, found without importing aeon (numba)."""
+    spec = importlib.util.find_spec("aeon")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(
+            "data.source aeon:NAME reads the datasets shipped in the aeon package, which is "
+            "not installed: pip install 'seqjax[aeon]'"
+        )
+    return os.path.join(list(spec.submodule_search_locations)[0], "datasets", "data")
+
+
+def aeon_datasets() -> list[str]:
+    root = aeon_data_dir()
+    return sorted(
+        n for n in os.listdir(root) if os.path.exists(os.path.join(root, n, f"{n}_TRAIN.ts"))
+    )
+
+
+def aeon_splits(name: str, *, seed: int, fractions) -> dict[str, SequenceDataset]:
+    """aeon's TRAIN file split into train/val in the ratio fractions[0]:fractions[1];
+    its TEST file, untouched, is the test split."""
+    known = aeon_datasets()
+    if name not in known:
+        raise ValueError(f"unknown aeon dataset {name!r}; shipped in aeon: {known}")
+    root = os.path.join(aeon_data_dir(), name)
+    train = read_ts(os.path.join(root, f"{name}_TRAIN.ts"))
+    test = read_ts(os.path.join(root, f"{name}_TEST.ts"), train.class_names)
+    n = len(train.labels)
+    val_share = fractions[1] / (fractions[0] + fractions[1])
+    train_idx, val_idx = split_indices(n, (1 - val_share, val_share), seed=seed)
+    k = len(train.class_names)
+    return standardised(
+        {
+            "train": _subset(train, train_idx),
+            "val": _subset(train, val_idx),
+            "test": (test.inputs, test.lengths, _targets(test.labels, k)),
+        },
+        k,
+    )
+
+
+def _subset(data: LabelledSequences, idx: np.ndarray):
+    k = len(data.class_names)
+    return data.inputs[idx], data.lengths[idx], _targets(data.labels[idx], k)
+
+
+def _targets(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    return labels.astype(np.float32 if num_classes == 2 else np.int32)
+
+
+def npz_splits(path: str, *, seed: int, fractions) -> dict[str, SequenceDataset]:
+    """A .npz with `inputs` (N, T, C) padded, `lengths` (N,) and `targets` (N,) or (N, O).
+    Without `lengths` every sequence is taken to fill all T steps. Read with
+    allow_pickle=False: a ragged (object) array is refused, never unpickled."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except ValueError as err:
+        raise ValueError(
+            f"{path}: cannot read without pickle ({err}); store ragged sequences zero-padded "
+            "as inputs (N, T, C) with their lengths (N,)"
+        ) from None
+    missing = sorted({"inputs", "targets"} - set(arrays))
+    if missing:
+        raise ValueError(f"{path}: missing arrays {missing}; expected inputs, lengths, targets")
+    inputs = arrays["inputs"]
+    if inputs.ndim != 3 or not np.issubdtype(inputs.dtype, np.number):
+        raise ValueError(
+            f"{path}: inputs must be a numeric (N, T, C) array; got {inputs.dtype} {inputs.shape}"
+        )
+    lengths = arrays.get("lengths", np.full(len(inputs), inputs.shape[1]))
+    return _split_labelled(
+        path, inputs.astype(np.float32), lengths, arrays["targets"], seed, fractions
+    )
+
+
+def csv_splits(path: str, *, seed: int, fractions) -> dict[str, SequenceDataset]:
+    """A CSV in long form with a header: one row per time step, a `sequence` column naming
+    the sequence, a `target` column constant within it, every other column a channel.
+    Rows of a sequence are in time order; sequences may differ in length."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(f"{path}: empty CSV")
+        missing = sorted({"sequence", "target"} - set(header))
+        if missing:
+            raise ValueError(f"{path}: missing columns {missing}; header is {header}")
+        seq_col, target_col = header.index("sequence"), header.index("target")
+        channels = [i for i in range(len(header)) if i not in (seq_col, target_col)]
+        rows: dict[str, list[list[float]]] = {}
+        targets: dict[str, str] = {}
+        for number, row in enumerate(reader, 2):
+            if len(row) != len(header):
+                raise ValueError(f"{path}:{number}: {len(row)} fields, header has {len(header)}")
+            key = row[seq_col]
+            if targets.setdefault(key, row[target_col]) != row[target_col]:
+                raise ValueError(f"{path}:{number}: target of sequence {key!r} changes over time")
+            try:
+                rows.setdefault(key, []).append([float(row[i]) for i in channels])
+            except ValueError as err:
+                raise ValueError(f"{path}:{number}: unreadable value ({err})") from None
+    if not rows:
+        raise ValueError(f"{path}: no data rows (an empty dataset)")
+    inputs, lengths = pad_sequences([np.asarray(v, np.float32) for v in rows.values()])
+    try:
+        y = np.array([float(targets[k]) for k in rows])
+    except ValueError as err:
+        raise ValueError(f"{path}: non-numeric target ({err})") from None
+    return _split_labelled(path, inputs, lengths, y, seed, fractions)
+
+
+def _split_labelled(path, inputs, lengths, targets, seed, fractions):
+    """Integer-valued targets (N,) are class labels 0..K-1; anything else is regression."""
+    if len(inputs) < 3:
+        raise ValueError(f"{path}: {len(inputs)} sequences; at least 3 are needed to split")
+    if not np.all(np.isfinite(inputs)):
+        bad = np.argwhere(~np.isfinite(inputs))[0]
+        raise ValueError(
+            f"{path}: inputs contain NaN or Inf (first at sequence {bad[0]}, step {bad[1]}, "
+            f"channel {bad[2]})"
+        )
+    lengths = np.asarray(lengths)
+    if lengths.shape != (len(inputs),) or not np.issubdtype(lengths.dtype, np.integer):
+        raise ValueError(
+            f"{path}: lengths must be integers of shape ({len(inputs)},); got "
+            f"{lengths.dtype} {lengths.shape}"
+        )
+    if lengths.min() < 1 or lengths.max() > inputs.shape[1]:
+        raise ValueError(
+            f"{path}: lengths must lie in [1, {inputs.shape[1]}]; got min {lengths.min()}, "
+            f"max {lengths.max()}"
+        )
+    targets = np.asarray(targets)
+    if len(targets) != len(inputs):
+        raise ValueError(f"{path}: {len(targets)} targets for {len(inputs)} sequences")
+    k = 0
+    if targets.ndim == 1 and np.all(np.isfinite(targets)) and np.all(targets == np.round(targets)):
+        if targets.min() < 0:
+            raise ValueError(f"{path}: class labels must be 0..K-1; got {int(targets.min())}")
+        k = int(targets.max()) + 1
+        targets = _targets(targets.astype(np.int64), max(k, 2))
+    parts = split_indices(len(inputs), tuple(fractions), seed=seed)
+    data = {
+        name: (inputs[idx], lengths[idx].astype(np.int32), targets[idx])
+        for name, idx in zip(("train", "val", "test"), parts, strict=True)
+    }
+    return standardised(data, k)
+
+
+def standardised(parts: dict, num_classes: int) -> dict[str, SequenceDataset]:
+    """Scale every split with the training split's per-channel statistics."""
+    x, lengths, _ = parts["train"]
+    scaler = StandardScaler.fit(x, lengths)
+    out = {}
+    for name, (x, lengths, y) in parts.items():
+        valid = np.arange(x.shape[1])[None, :] < lengths[:, None]  # (N, T)
+        scaled = np.where(valid[..., None], scaler.transform(x), 0.0).astype(np.float32)
+        out[name] = SequenceDataset(scaled, lengths.astype(np.int32), y)
+    return out
