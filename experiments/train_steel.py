@@ -18,8 +18,8 @@ from seqjax.config import load_config
 from seqjax.data.sources import load_splits
 from seqjax.data.steel import generate, statistics
 from seqjax.io import atomic_write_json
-from seqjax.plots import plot_attention, plot_classifier
-from seqjax.train.restore import predict, restore_state
+from seqjax.plots import plot_attention
+from seqjax.train.restore import restore_state
 from seqjax.train.run import run_experiment
 
 
@@ -43,9 +43,7 @@ def main() -> None:
     splits = load_splits(cfg.data)
     test = splits["test"]
     state, _ = restore_state(run_dir, cfg, splits["train"], which="best")
-    probs = predict(cfg, state, test)
-    plots = os.path.join(run_dir, "plots")
-    plot_classifier(probs, test.targets, metrics["test"], plots)
+    plots = os.path.join(run_dir, "plots")  # history, confusion matrix, ROC, PR: run_experiment
     if cfg.model.pooling == "attention":
         pick = np.r_[np.flatnonzero(test.targets == 1)[:4], np.flatnonzero(test.targets == 0)[:4]]
         _, details = state.apply_fn(

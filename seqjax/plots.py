@@ -68,7 +68,8 @@ def _curve_points(probabilities, labels):
 
 
 def plot_classifier(probabilities, labels, metrics: dict, out_dir: str) -> list[str]:
-    """confusion_matrix.png, roc.png and pr.png for a binary classifier on one split."""
+    """confusion_matrix.png for a classifier on one split; roc.png and pr.png as well for a
+    binary one (its metrics hold auc_roc)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,11 +83,13 @@ def plot_classifier(probabilities, labels, metrics: dict, out_dir: str) -> list[
     ax.imshow(cm, cmap="Blues")
     for (i, j), v in np.ndenumerate(cm):
         ax.text(j, i, str(v), ha="center", va="center")
-    ax.set_xticks([0, 1], ["pred 0", "pred 1"])
-    ax.set_yticks([0, 1], ["true 0", "true 1"])
+    ax.set_xticks(range(len(cm)), [f"pred {k}" for k in range(len(cm))], rotation=90)
+    ax.set_yticks(range(len(cm)), [f"true {k}" for k in range(len(cm))])
     ax.set_title("confusion matrix")
     written.append(os.path.join(out_dir, "confusion_matrix.png"))
     _save(fig, written[-1])
+    if "auc_roc" not in metrics:
+        return written
     (fpr, tpr), (recall, precision) = _curve_points(probabilities, labels)
     for name, xs, ys, xlabel, ylabel, key in (
         ("roc", fpr, tpr, "false positive rate", "true positive rate", "auc_roc"),

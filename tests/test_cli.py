@@ -42,7 +42,13 @@ def test_train_writes_a_complete_run_directory(run_dir):
         "timings.json",
     ]
     assert not [n for n in os.listdir(run_dir) if n.startswith(".tmp")]
-    assert sorted(os.listdir(run_dir / "plots")) == ["loss.png", "metrics.png"]
+    assert sorted(os.listdir(run_dir / "plots")) == [
+        "confusion_matrix.png",
+        "loss.png",
+        "metrics.png",
+        "pr.png",
+        "roc.png",
+    ]
     assert any(n.startswith("events.out.tfevents") for n in os.listdir(run_dir / "tensorboard"))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics["test"]) >= {

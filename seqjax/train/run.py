@@ -18,9 +18,10 @@ from seqjax.config import ExperimentConfig, dump_config
 from seqjax.data.sources import adapt_to_data, load_splits
 from seqjax.io import atomic_write_json, atomic_write_text, history_csv
 from seqjax.models.registry import count_params
-from seqjax.plots import plot_history
+from seqjax.plots import plot_classifier, plot_history
 from seqjax.tasks import get_task
 from seqjax.train.loop import compile_steps, evaluate, fit
+from seqjax.train.restore import predict
 
 
 def prepare_run_dir(run_dir: str) -> None:
@@ -109,4 +110,12 @@ def run_experiment(
     atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
     if cfg.train.plots:
         plot_history(result.history, os.path.join(run_dir, "plots"))
+        if cfg.train.loss in ("binary_cross_entropy", "cross_entropy"):
+            probabilities = predict(cfg, result.state, splits["test"])
+            plot_classifier(
+                probabilities,
+                splits["test"].targets,
+                metrics["test"],
+                os.path.join(run_dir, "plots"),
+            )
     return metrics
