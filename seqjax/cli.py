@@ -112,6 +112,30 @@ def _predict(args) -> int:
     return 0
 
 
+def _import_torch(args) -> int:
+    from seqjax.config import load_config
+    from seqjax.train.torch_import import default_config, import_torch
+
+    if args.config:
+        cfg = load_config(args.config, args.set)
+        if cfg.model_name != args.model:
+            raise ValueError(f"--model {args.model!r} but {args.config} is for {cfg.model_name!r}")
+    else:
+        cfg = default_config(args.model, args.set)
+    val = import_torch(args.weights, args.run_dir, cfg)
+    shown = {k: v for k, v in val.items() if isinstance(v, float)}
+    print(f"imported {args.weights} into {args.run_dir}; validation: {json.dumps(shown)}")
+    return 0
+
+
+def _export_torch(args) -> int:
+    from seqjax.train.torch_import import export_torch
+
+    count = export_torch(args.run_dir, args.weights, which=args.checkpoint)
+    print(f"wrote {count} tensors to {args.weights}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqjax", description="Fast masked LSTMs in JAX/Flax")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -145,6 +169,20 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--output", required=True, help=".npz or .csv")
     pred.add_argument("--checkpoint", choices=["best", "latest"], default="best")
     pred.set_defaults(func=_predict)
+
+    imp = sub.add_parser("import-torch", help="PyTorch weights (safetensors) -> a run directory")
+    imp.add_argument("--model", required=True, help="trust, steel, trend, hybrid, lstm_baseline")
+    imp.add_argument("--weights", required=True, help="safetensors file of state-dict names")
+    imp.add_argument("--run-dir", required=True)
+    imp.add_argument("--config", default=None, help="YAML config (default: the model's own)")
+    imp.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE")
+    imp.set_defaults(func=_import_torch)
+
+    exp = sub.add_parser("export-torch", help="a run's weights -> PyTorch-named safetensors")
+    exp.add_argument("run_dir")
+    exp.add_argument("--weights", required=True, help="output .safetensors file")
+    exp.add_argument("--checkpoint", choices=["best", "latest"], default="best")
+    exp.set_defaults(func=_export_torch)
     return parser
 
 

@@ -1,0 +1,105 @@
+"""`import_torch`: PyTorch weights (safetensors) -> a seqjax run directory, and back.
+
+The run directory is an ordinary one (config.yaml plus an Orbax checkpoint at epoch 0), so
+`seqjax evaluate`, `seqjax predict` and `seqjax train --resume` (fine-tuning) all read it.
+The checkpoint's monitored value is the imported model's own validation figure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from seqjax.config import ExperimentConfig, apply_overrides, config_from_dict, dump_config
+from seqjax.data.sources import load_splits
+from seqjax.io import atomic_write_text
+from seqjax.models.registry import MODELS, build_model
+from seqjax.tasks import get_task
+from seqjax.torch_weights import (
+    from_torch_state_dict,
+    load_safetensors,
+    save_safetensors,
+    to_torch_state_dict,
+)
+from seqjax.train.checkpoint import Checkpointer
+from seqjax.train.loop import compile_steps, evaluate, initial_loop_state, mesh_for
+from seqjax.train.optim import make_optimizer
+from seqjax.train.restore import load_run_config, restore_state
+from seqjax.train.run import check_run_dir, prepare_run_dir
+from seqjax.train.sharding import replicate
+from seqjax.train.state import create_state
+
+# The data and task each model is evaluated on when no --config is given.
+DEFAULT_TASKS = {
+    "trust": {"data": {"source": "trust"}, "train": {"loss": "binary_cross_entropy"}},
+    "steel": {
+        "data": {"source": "steel"},
+        "train": {"loss": "binary_cross_entropy", "monitor": "val_auc_roc", "mode": "max"},
+    },
+    "trend": {"data": {"source": "trend", "size": 40}, "train": {"loss": "trend_multitask"}},
+    "hybrid": {"data": {"source": "hybrid"}, "train": {"loss": "mse"}},
+    "lstm_baseline": {"data": {"source": "hybrid"}, "train": {"loss": "mse"}},
+}
+
+
+def default_config(model_name: str, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    if model_name not in MODELS:
+        raise ValueError(f"unknown model {model_name!r}; known models: {sorted(MODELS)}")
+    raw = {"model": {"name": model_name}, **DEFAULT_TASKS[model_name]}
+    return config_from_dict(apply_overrides(raw, overrides))
+
+
+def import_torch(
+    weights: str,
+    run_dir: str,
+    cfg: ExperimentConfig,
+) -> dict:
+    """Load `weights` (a safetensors file of PyTorch state-dict names) into `cfg`'s model
+    and write `run_dir`. Returns the validation metrics of the imported model."""
+    check_run_dir(cfg, run_dir, resume=False)
+    tensors = load_safetensors(weights)  # fails on a bad file before anything is written
+    splits = load_splits(cfg.data)
+    train = splits["train"]
+    model = build_model(cfg.model_name, cfg.model)
+    state = create_state(
+        model,
+        make_optimizer(cfg.optimizer, total_steps=max(cfg.train.epochs, 1)),
+        train.inputs[:1],
+        train.lengths[:1],
+        seed=cfg.train.seed,
+    )
+    variables = from_torch_state_dict(
+        tensors, {"params": state.params, **state.mutable}, cfg.model_name
+    )
+    mutable = {k: v for k, v in variables.items() if k != "params"}
+    state = state.replace(params=variables["params"], mutable=mutable)
+    mesh = mesh_for(cfg)
+    state = replicate(state, mesh)
+    task = get_task(cfg.train.loss)
+    _, eval_step = compile_steps(task, mesh)
+    val = evaluate(eval_step, state, splits["val"], task, cfg.train.batch_size, mesh)
+    key = cfg.train.monitor.removeprefix("val_")
+    if key not in val:
+        raise ValueError(f"train.monitor {cfg.train.monitor!r} is not a validation metric")
+    prepare_run_dir(run_dir)
+    atomic_write_text(os.path.join(run_dir, "config.yaml"), dump_config(cfg))
+    ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), mode=cfg.train.mode, async_save=False)
+    try:
+        ckpt.save(0, state, initial_loop_state(), val[key])
+    finally:
+        ckpt.close()
+    return val
+
+
+def export_torch(run_dir: str, weights: str, *, which: str = "best") -> int:
+    """Write a run's parameters (and batch statistics) as PyTorch-named safetensors;
+    returns the number of tensors."""
+    cfg = load_run_config(run_dir)
+    out_dir = os.path.dirname(os.path.abspath(weights))
+    if not os.path.isdir(out_dir):
+        raise FileNotFoundError(f"output directory {out_dir!r} does not exist")
+    train = load_splits(cfg.data)["train"]
+    state, _ = restore_state(run_dir, cfg, train, which=which)
+    tensors = to_torch_state_dict({"params": state.params, **state.mutable}, cfg.model_name)
+    save_safetensors(tensors, weights)
+    return len(tensors)
