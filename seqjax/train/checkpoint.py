@@ -21,6 +21,50 @@ from orbax.checkpoint import checkpoint_managers as policies
 MONITOR = "monitor"
 
 
+class CorruptCheckpointError(ValueError):
+    """A complete checkpoint whose files cannot be read back."""
+
+
+def _key_name(key) -> str:
+    for attr in ("key", "name", "idx"):
+        if hasattr(key, attr):
+            return str(getattr(key, attr))
+    return str(key)
+
+
+def _shapes(tree) -> dict[str, tuple]:
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {"/".join(_key_name(k) for k in path): tuple(leaf.shape) for path, leaf in leaves}
+
+
+def _check_fits(path: str, like_state) -> None:
+    """Compare the stored parameter and statistic shapes with the model's, by path."""
+    try:
+        meta = ocp.StandardCheckpointer().metadata(os.path.join(path, "state"))
+    except Exception as err:
+        raise CorruptCheckpointError(f"checkpoint {path} has unreadable metadata ({err})") from err
+    tree = getattr(meta, "item_metadata", meta)
+    stored = _shapes(getattr(tree, "tree", tree))
+    wanted = _shapes({"params": like_state.params, "mutable": like_state.mutable})
+    stored = {k: v for k, v in stored.items() if k.split("/")[0] in ("params", "mutable")}
+    if not stored:
+        raise CorruptCheckpointError(f"checkpoint {path} is corrupted or truncated (no metadata)")
+    problems = [f"missing {k}" for k in sorted(set(wanted) - set(stored))]
+    problems += [f"unexpected {k}" for k in sorted(set(stored) - set(wanted))]
+    problems += [
+        f"{k} stored {stored[k]}, model has {wanted[k]}"
+        for k in sorted(set(stored) & set(wanted))
+        if stored[k] != wanted[k]
+    ]
+    if problems:
+        shown = "; ".join(problems[:6]) + (
+            f"; and {len(problems) - 6} more" if len(problems) > 6 else ""
+        )
+        raise ValueError(
+            f"checkpoint {path} does not fit this model (another model's checkpoints?): {shown}"
+        )
+
+
 class Checkpointer:
     def __init__(
         self, directory: str, *, keep_latest: int = 2, mode: str = "min", async_save: bool = True
@@ -51,16 +95,38 @@ class Checkpointer:
         )
 
     def restore(self, epoch: int, like_state):
-        """Restore against the structure, dtypes and shardings of `like_state`."""
+        """Restore against the structure, dtypes and shardings of `like_state`.
+
+        A checkpoint of another model fails naming the parameter paths that differ; one
+        whose files are damaged raises `CorruptCheckpointError`."""
         self.manager.wait_until_finished()
+        path = os.path.join(self.manager.directory, str(epoch))
+        _check_fits(path, like_state)
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like_state)
-        restored = self.manager.restore(
-            epoch,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), loop=ocp.args.JsonRestore()
-            ),
-        )
+        try:
+            restored = self.manager.restore(
+                epoch,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract), loop=ocp.args.JsonRestore()
+                ),
+            )
+        except Exception as err:  # TensorStore, JSON and file errors alike
+            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+            raise CorruptCheckpointError(
+                f"checkpoint {path} is corrupted or truncated ({type(err).__name__}: {first})"
+            ) from err
         return restored["state"], dict(restored["loop"])
+
+    def restore_newest_intact(self, like_state, warn) -> tuple[object, dict, int] | None:
+        """The newest checkpoint that restores; damaged newer ones are skipped with `warn`."""
+        for epoch in sorted(self.all_epochs(), reverse=True):
+            try:
+                state, loop = self.restore(epoch, like_state)
+            except CorruptCheckpointError as err:
+                warn(f"warning: skipping {err}")
+                continue
+            return state, loop, epoch
+        return None
 
     def latest_epoch(self) -> int | None:
         return self.manager.latest_step()

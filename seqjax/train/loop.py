@@ -188,8 +188,12 @@ def fit(
                 "pass --resume to continue it or choose a new --run-dir"
             )
         if latest is not None:
-            state, loop = ckpt.restore(latest, state)
-            log(f"resumed from the checkpoint of epoch {latest}")
+            found = ckpt.restore_newest_intact(state, log)
+            if found is None:
+                ckpt.close()
+                raise ValueError(f"--resume: no checkpoint in {run_dir!r} can be read back")
+            state, loop, epoch = found
+            log(f"resumed from the checkpoint of epoch {epoch}")
 
     # XLA:CPU runs each fake device on shared host threads; with several steps in flight
     # the all-reduce rendezvous of one step can starve behind another and abort the

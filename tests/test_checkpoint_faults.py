@@ -1,0 +1,48 @@
+"""Damaged and foreign checkpoints: named by parameter path, skipped on resume with a
+warning, and the resumed history equals an uninterrupted run's."""
+
+import glob
+
+import pytest
+
+from seqjax.config import load_config
+from seqjax.data.sources import load_splits
+from seqjax.train.loop import fit
+from seqjax.train.restore import restore_state
+
+BASE = [
+    "data.size=60",
+    "train.batch_size=16",
+    "checkpoint.async_save=false",
+    "checkpoint.keep_latest=3",
+    "train.patience=0",
+]
+
+
+def _cfg(*extra):
+    return load_config("configs/steel_lightweight.yaml", [*BASE, *extra])
+
+
+def _fit(cfg, run_dir, **kw):
+    return fit(cfg, load_splits(cfg.data), run_dir=run_dir, show_progress=False, **kw)
+
+
+def test_another_models_checkpoints_are_named_by_parameter_path(tmp_path):
+    _fit(_cfg("train.epochs=1"), str(tmp_path), log=lambda _: None)
+    other = _cfg("model.hidden_size=48")
+    with pytest.raises(ValueError, match=r"does not fit this model.*params/\S+ stored \(32,"):
+        restore_state(str(tmp_path), other, load_splits(other.data)["train"])
+
+
+def test_a_truncated_checkpoint_is_skipped_with_a_warning_and_resume_matches(tmp_path):
+    full = _fit(_cfg("train.epochs=3"), str(tmp_path / "full"), log=lambda _: None)
+    run = str(tmp_path / "cut")
+    _fit(_cfg("train.epochs=2"), run, log=lambda _: None)
+    for f in glob.glob(f"{run}/checkpoints/2/state/**/d/*", recursive=True):
+        with open(f, "r+b") as fh:
+            fh.truncate(8)
+    logged = []
+    resumed = _fit(_cfg("train.epochs=3"), run, resume=True, log=logged.append)
+    assert any("skipping checkpoint" in m and "checkpoints/2 is corrupted" in m for m in logged)
+    assert "resumed from the checkpoint of epoch 1" in logged
+    assert resumed.history == full.history
