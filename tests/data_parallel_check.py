@@ -52,6 +52,11 @@ def main():
     out["restore_same_shardings"] = all(a.sharding == b.sharding for a, b in pairs)
     out["restore_same_values"] = all(bool((a == b).all()) for a, b in pairs)
     out["restore_loop"] = loop
+    odd = load_config("configs/trust.yaml", ["data.size=400", "train.batch_size=12"])
+    try:
+        fit(odd, splits, mesh=make_mesh(jax.devices()), log=lambda _: None)
+    except ValueError as err:
+        out["indivisible_batch_error"] = str(err)
     json.dump(out, sys.stdout)
 
 

@@ -132,6 +132,17 @@ def _update_schedules(cfg: ExperimentConfig, loop: dict, state: TrainState, valu
     return state
 
 
+def check_trainable(cfg: ExperimentConfig, splits: dict, mesh: Mesh) -> None:
+    """The batch fits the data and the mesh (called before a run writes anything)."""
+    n = len(splits["train"])
+    if cfg.train.batch_size > n:
+        raise ValueError(
+            f"train.batch_size {cfg.train.batch_size} is larger than the training split "
+            f"({n} examples)"
+        )
+    check_divisible(cfg.train.batch_size, mesh)
+
+
 def fit(
     cfg: ExperimentConfig,
     splits: dict[str, SequenceDataset],
@@ -153,13 +164,8 @@ def fit(
     task = get_task(cfg.train.loss)
     tc = cfg.train
     train_data, val_data = splits["train"], splits["val"]
-    if tc.batch_size > len(train_data):
-        raise ValueError(
-            f"train.batch_size {tc.batch_size} is larger than the training split "
-            f"({len(train_data)} examples)"
-        )
     mesh = mesh or mesh_for(cfg)
-    check_divisible(tc.batch_size, mesh)
+    check_trainable(cfg, splits, mesh)
     steps = num_batches(len(train_data), tc.batch_size, drop_remainder=False)
     state = create_state(
         model,

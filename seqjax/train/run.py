@@ -20,13 +20,16 @@ from seqjax.io import atomic_write_json, atomic_write_text, history_csv
 from seqjax.models.registry import count_params
 from seqjax.plots import plot_classifier, plot_history
 from seqjax.tasks import get_task
-from seqjax.train.loop import compile_steps, evaluate, fit
+from seqjax.train.loop import check_trainable, compile_steps, evaluate, fit, mesh_for
 from seqjax.train.restore import predict
 
 
 def prepare_run_dir(run_dir: str) -> None:
     """Create `run_dir`, failing clearly if it cannot be written to."""
-    os.makedirs(run_dir, exist_ok=True)
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+    except OSError as err:
+        raise PermissionError(f"cannot create run directory {run_dir!r}: {err.strerror}") from None
     if not os.access(run_dir, os.W_OK):
         raise PermissionError(f"run directory {run_dir!r} is not writable")
 
@@ -61,6 +64,7 @@ def run_experiment(
     splits = load_splits(cfg.data)
     cfg = adapt_to_data(cfg, splits)
     check_run_dir(cfg, run_dir, resume=resume)
+    check_trainable(cfg, splits, mesh_for(cfg))
     callbacks = []
     if cfg.train.tensorboard:
         try:

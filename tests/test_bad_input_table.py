@@ -1,0 +1,112 @@
+"""The bad-input cases not covered next to their module, as one table. Every case must
+fail with a message naming the problem, before compute and before anything is written.
+tests/BAD_INPUT.md lists every case in the suite and where it is tested."""
+
+import numpy as np
+import pytest
+
+from seqjax.config import load_config
+from seqjax.data.dataset import SequenceDataset, iterate_batches
+from seqjax.data.sources import adapt_to_data
+from seqjax.data.splits import split_indices
+from seqjax.train.loop import fit
+from seqjax.train.run import prepare_run_dir, run_experiment
+
+X = np.zeros((6, 4, 5), np.float32)
+N = np.full(6, 4, np.int32)
+Y = np.zeros(6, np.float32)
+
+
+def _data(**kw):
+    return SequenceDataset(**{"inputs": X, "lengths": N, "targets": Y, **kw})
+
+
+def _nan_inputs():
+    x = X.copy()
+    x[2, 1, 3] = np.nan
+    _data(inputs=x)
+
+
+def _fit(*overrides):
+    cfg = load_config("configs/steel_lightweight.yaml", ["checkpoint.enabled=false", *overrides])
+    splits = {"train": _data(), "val": _data(), "test": _data()}
+    fit(cfg, splits, log=lambda _: None, show_progress=False)
+
+
+def _regression_targets_for_a_classifier():
+    cfg = load_config("configs/steel_lightweight.yaml", ["data.source=npz:x.npz"])
+    splits = {k: _data(targets=np.linspace(0, 1, 6, dtype=np.float32)) for k in ("train", "val")}
+    adapt_to_data(cfg, splits)
+
+
+def _run_dir_under_a_file(tmp_path):
+    (tmp_path / "file").write_text("")
+    prepare_run_dir(str(tmp_path / "file" / "run"))
+
+
+CASES = [
+    ("NaN in inputs", _nan_inputs, ValueError, "inputs contain NaN or Inf"),
+    ("Inf in targets", lambda: _data(targets=np.r_[Y[:5], np.inf]), ValueError, "targets contain"),
+    (
+        "length 0",
+        lambda: _data(lengths=np.r_[N[:5], 0]),
+        ValueError,
+        r"lengths must lie in \[1, 4\]",
+    ),
+    ("length > T", lambda: _data(lengths=np.r_[N[:5], 5]), ValueError, r"max 5"),
+    ("ragged parts", lambda: _data(targets=Y[:5]), ValueError, "must have the same length"),
+    (
+        "empty dataset",
+        lambda: list(iterate_batches(_data().subset(np.arange(0)), 2, shuffle=False)),
+        ValueError,
+        "the dataset is empty",
+    ),
+    ("empty split", lambda: split_indices(3, (0.8, 0.1, 0.1)), ValueError, "leaves an empty part"),
+    (
+        "batch larger than data",
+        lambda: _fit("train.batch_size=8"),
+        ValueError,
+        "larger than the training split",
+    ),
+    (
+        "more devices than exist",
+        lambda: _fit("train.batch_size=2", "mesh.num_devices=64"),
+        ValueError,
+        "only 1 devices exist",
+    ),
+    (
+        "labels not classes",
+        _regression_targets_for_a_classifier,
+        ValueError,
+        "targets are not class labels",
+    ),
+    (
+        "unknown data source",
+        lambda: load_config("configs/trust.yaml", ["data.source=web:x"]),
+        ValueError,
+        "unknown data.source 'web:x'",
+    ),
+]
+
+
+@pytest.mark.parametrize("name,call,error,message", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_named(name, call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_an_uncreatable_run_directory_is_named_and_nothing_is_written(tmp_path):
+    with pytest.raises(PermissionError, match="cannot create run directory"):
+        _run_dir_under_a_file(tmp_path)
+    cfg = load_config("configs/steel_lightweight.yaml", ["data.size=30", "train.batch_size=4096"])
+    with pytest.raises(ValueError, match="larger than the training split"):
+        run_experiment(cfg, str(tmp_path / "run"), log=lambda _: None)
+    assert not (tmp_path / "run").exists()
+
+
+def test_predict_into_a_missing_directory_is_named(tmp_path, capsys):
+    from seqjax.cli import main
+
+    argv = ["predict", str(tmp_path), "--input", "x.npz", "--output", str(tmp_path / "no/p.csv")]
+    assert main(argv) == 2
+    assert "does not exist" in capsys.readouterr().err
