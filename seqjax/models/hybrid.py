@@ -44,6 +44,7 @@ class HybridConfig:
     # Unit-amplitude sinusoids added to LayerNorm+ReLU features drown them: at 1.0 a small
     # hybrid overfit 256 examples far more slowly than without positions (see #5's note).
     positional_scale: float = 0.1
+    block_residual: bool = True
 
     def __post_init__(self):
         if self.d_model % 2 or self.d_model % self.num_heads:
@@ -89,7 +90,9 @@ class HybridSequenceModel(nn.Module):
                 bidirectional=True,
                 dropout=cfg.dropout,
                 name=f"bilstm_{k}",
-            )(x, lengths, train=train)
+            )(x_in := x, lengths, train=train)
+            if cfg.block_residual:
+                x = jnp.where(mask, nn.LayerNorm(name=f"block_norm_{k}")(x + x_in), 0)
             if k in cfg.attention_after:
                 att, weights = MaskedSelfAttention(cfg.num_heads, name=f"attention_{k}")(x, lengths)
                 x = nn.LayerNorm(name=f"attention_norm_{k}")(x + att)
