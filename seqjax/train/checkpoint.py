@@ -12,6 +12,7 @@ process killed mid-save leaves no checkpoint that `latest_step()` would pick up.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import jax
@@ -39,10 +40,15 @@ def _shapes(tree) -> dict[str, tuple]:
 
 def _check_fits(path: str, like_state) -> None:
     """Compare the stored parameter and statistic shapes with the model's, by path."""
+    absl = logging.getLogger("absl")  # Orbax warns that the item has no step metadata file
+    level = absl.level
+    absl.setLevel(logging.ERROR)
     try:
         meta = ocp.StandardCheckpointer().metadata(os.path.join(path, "state"))
     except Exception as err:
         raise CorruptCheckpointError(f"checkpoint {path} has unreadable metadata ({err})") from err
+    finally:
+        absl.setLevel(level)
     tree = getattr(meta, "item_metadata", meta)
     stored = _shapes(getattr(tree, "tree", tree))
     wanted = _shapes({"params": like_state.params, "mutable": like_state.mutable})
