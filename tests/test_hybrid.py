@@ -14,13 +14,14 @@ LENGTHS = np.array([10, 4, 7], np.int32)
 TINY = dict(d_model=16, num_heads=2, head_dims=(8,), lstm_blocks=3, layers_per_block=1)
 
 
-def _model():
-    model = build_model("hybrid", **TINY)
+def _model(**kw):
+    model = build_model("hybrid", **{**TINY, **kw})
     return model, model.init(jax.random.key(0), X, LENGTHS)
 
 
-def test_shapes_details_and_padding_invariance():
-    model, v = _model()
+@pytest.mark.parametrize("block_norm", ["post", "pre"])
+def test_shapes_details_and_padding_invariance(block_norm):
+    model, v = _model(block_norm=block_norm)
     apply = jax.jit(model.apply, static_argnames="return_details")
     out, details = apply(v, X, LENGTHS, return_details=True)
     assert out.shape == (3, 3) and details["heads"].shape == (3, 3, 3)

@@ -44,7 +44,9 @@ class HybridConfig:
     # Unit-amplitude sinusoids added to LayerNorm+ReLU features drown them: at 1.0 a small
     # hybrid overfit 256 examples far more slowly than without positions (see #5's note).
     positional_scale: float = 0.1
-    block_residual: bool = True
+    # Residual + LayerNorm around each BiLSTM block, ours (the seed has residuals only at
+    # the attentions): "pre" x + f(LN(x)), "post" LN(x + f(x)), or "none" as in the seed.
+    block_norm: str = "post"
 
     def __post_init__(self):
         if self.d_model % 2 or self.d_model % self.num_heads:
@@ -54,6 +56,8 @@ class HybridConfig:
         bad = [b for b in self.attention_after if not 1 <= b <= self.lstm_blocks]
         if bad:
             raise ValueError(f"attention_after blocks {bad} outside 1..{self.lstm_blocks}")
+        if self.block_norm not in ("pre", "post", "none"):
+            raise ValueError(f"block_norm must be 'pre', 'post' or 'none'; got {self.block_norm!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1); got {self.dropout}")
 
@@ -84,21 +88,35 @@ class HybridSequenceModel(nn.Module):
         x = jnp.where(mask, gate * a + (1 - gate) * b, 0)  # (B, T, D)
         maps = []
         for k in range(1, cfg.lstm_blocks + 1):
-            x, _ = LSTM(
+            lstm = LSTM(
                 cfg.d_model // 2,
                 cfg.layers_per_block,
                 bidirectional=True,
                 dropout=cfg.dropout,
                 name=f"bilstm_{k}",
-            )(x_in := x, lengths, train=train)
-            if cfg.block_residual:
-                x = jnp.where(mask, nn.LayerNorm(name=f"block_norm_{k}")(x + x_in), 0)
+            )
+            if cfg.block_norm == "pre":  # x + f(LN(x)): an identity path from conv to pools
+                y, _ = lstm(nn.LayerNorm(name=f"block_norm_{k}")(x), lengths, train=train)
+                x = x + y
+            elif cfg.block_norm == "post":  # LN(x + f(x))
+                y, _ = lstm(x, lengths, train=train)
+                x = jnp.where(mask, nn.LayerNorm(name=f"block_norm_{k}")(x + y), 0)
+            else:
+                x, _ = lstm(x, lengths, train=train)
             if k in cfg.attention_after:
-                att, weights = MaskedSelfAttention(cfg.num_heads, name=f"attention_{k}")(x, lengths)
-                x = nn.LayerNorm(name=f"attention_norm_{k}")(x + att)
+                attention = MaskedSelfAttention(cfg.num_heads, name=f"attention_{k}")
+                norm = nn.LayerNorm(name=f"attention_norm_{k}")
+                if cfg.block_norm == "pre":
+                    att, weights = attention(norm(x), lengths)
+                    x = x + att
+                else:
+                    att, weights = attention(x, lengths)
+                    x = norm(x + att)
                 x = jnp.where(mask, x, 0)  # (B, T, D)
                 maps.append(weights)
             x = nn.Dropout(cfg.dropout)(x, deterministic=not train)
+        if cfg.block_norm == "pre":
+            x = jnp.where(mask, nn.LayerNorm(name="final_norm")(x), 0)
         pooled = jnp.concatenate(
             [masked_mean(x, lengths), masked_max(x, lengths), last_valid(x, lengths)], axis=-1
         )  # (B, 3D)
