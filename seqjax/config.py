@@ -86,6 +86,9 @@ class TrainConfig:
     min_delta: float = 0.0
     tensorboard: bool = False  # also write TensorBoard event files (needs tensorboardX)
     plots: bool = True  # loss and metric curves as PNG at the end
+    # A non-finite loss or gradient: "stop" the run naming the step (the last good
+    # checkpoint stays), or "skip" that update and count it in the history.
+    nonfinite: str = "stop"
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
@@ -95,6 +98,8 @@ class TrainConfig:
             )
         if self.mode not in ("min", "max"):
             raise ValueError(f"train.mode must be 'min' or 'max'; got {self.mode!r}")
+        if self.nonfinite not in ("stop", "skip"):
+            raise ValueError(f"train.nonfinite must be 'stop' or 'skip'; got {self.nonfinite!r}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -128,6 +128,34 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1"]
 
 
+def test_nonfinite_skip_keeps_the_state_and_counts_the_update(monkeypatch):
+    real_iterate = loop_module.iterate_batches
+
+    def corrupting(data, batch_size, **kw):
+        for i, batch in enumerate(real_iterate(data, batch_size, **kw)):
+            if kw.get("shuffle") and kw.get("epoch") == 1 and i == 2:
+                batch = batch.replace(targets=np.full_like(batch.targets, np.nan))
+            yield batch
+
+    monkeypatch.setattr(loop_module, "iterate_batches", corrupting)
+    cfg = load_config(
+        "configs/trust.yaml",
+        [
+            "data.size=200",
+            "train.epochs=2",
+            "model.hidden_sizes=[4, 4, 4]",
+            "checkpoint.enabled=false",
+            "train.nonfinite=skip",
+        ],
+    )
+    from seqjax.data.sources import load_splits
+
+    result = loop_module.fit(cfg, load_splits(cfg.data), log=lambda _: None)
+    assert [row["skipped_updates"] for row in result.history] == [0, 1]
+    assert all(np.isfinite(row["train_loss"]) for row in result.history)
+    assert all(np.all(np.isfinite(p)) for p in jax.tree.leaves(result.state.params))
+
+
 def test_dataset_rejects_non_finite_inputs():
     x = np.zeros((2, 3, 1), np.float32)
     x[1, 0, 0] = np.inf

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -96,7 +95,9 @@ def evaluate(
 
 
 @functools.cache
-def compile_steps(task: Task, mesh: Mesh) -> tuple[Callable, Callable]:
+def compile_steps(
+    task: Task, mesh: Mesh, *, skip_nonfinite: bool = False
+) -> tuple[Callable, Callable]:
     """Jitted train and eval steps: batch sharded on `data`, state replicated, state donated.
 
     Cached per (task, mesh): fit, evaluation after it and every `predict` call share one
@@ -104,7 +105,7 @@ def compile_steps(task: Task, mesh: Mesh) -> tuple[Callable, Callable]:
     """
     rep, dat = replicated(mesh), data_sharding(mesh)
     train_step = jax.jit(
-        make_train_step(task.loss),
+        make_train_step(task.loss, skip_nonfinite=skip_nonfinite),
         in_shardings=(rep, dat),
         out_shardings=(rep, rep),
         donate_argnums=0,
@@ -175,7 +176,7 @@ def fit(
         seed=tc.seed,
     )
     state = replicate(state, mesh)
-    train_step, eval_step = compile_steps(task, mesh)
+    train_step, eval_step = compile_steps(task, mesh, skip_nonfinite=tc.nonfinite == "skip")
 
     ckpt = None
     loop = initial_loop_state()
@@ -230,22 +231,24 @@ def fit(
             finally:
                 progress.close()
             metrics = jax.device_get(metrics)
-            losses = [
-                (step0 + i, float(m["loss"]), float(m["weight"])) for i, m in enumerate(metrics)
-            ]
             seconds = time.perf_counter() - start
-            bad = [s for s, loss, _ in losses if not math.isfinite(loss)]
-            if bad:
+            bad = [step0 + i for i, m in enumerate(metrics) if not m["finite"]]
+            if bad and tc.nonfinite == "stop":
                 raise FloatingPointError(
-                    f"non-finite training loss at step {bad[0] + 1} (epoch {epoch + 1}); "
-                    "nothing after the last good checkpoint was saved"
+                    f"non-finite training loss or gradient at step {bad[0] + 1} (epoch "
+                    f"{epoch + 1}); nothing after the last good checkpoint was saved "
+                    "(train.nonfinite=skip skips such updates instead)"
                 )
-            train_loss = sum(loss * w for _, loss, w in losses) / sum(w for *_, w in losses)
+            losses = [(float(m["loss"]), float(m["weight"])) for m in metrics if m["finite"]]
+            if not losses:
+                raise FloatingPointError(f"every update of epoch {epoch + 1} was non-finite")
+            train_loss = sum(loss * w for loss, w in losses) / sum(w for _, w in losses)
             val = evaluate(eval_step, state, val_data, task, tc.batch_size, mesh)
             loop["epoch"] = epoch + 1
             row = {
                 "epoch": epoch + 1,
                 "train_loss": train_loss,
+                **({"skipped_updates": len(bad)} if tc.nonfinite == "skip" else {}),
                 "lr": learning_rate(state.opt_state),
                 **{f"val_{k}": v for k, v in val.items() if isinstance(v, float)},
             }

@@ -98,7 +98,7 @@ def run_experiment(
         if writer is not None:
             writer.close()
     task = get_task(cfg.train.loss)
-    _, eval_step = compile_steps(task, result.mesh)
+    _, eval_step = compile_steps(task, result.mesh, skip_nonfinite=cfg.train.nonfinite == "skip")
     metrics = {
         split: evaluate(
             eval_step, result.state, splits[split], task, cfg.train.batch_size, result.mesh
