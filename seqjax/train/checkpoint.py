@@ -75,6 +75,10 @@ class Checkpointer:
     def __init__(
         self, directory: str, *, keep_latest: int = 2, mode: str = "min", async_save: bool = True
     ):
+        # Half-written saves (a process killed mid-write) that Orbax removes on start.
+        self.discarded = sorted(
+            n for n in (os.listdir(directory) if os.path.isdir(directory) else []) if "tmp" in n
+        )
         options = ocp.CheckpointManagerOptions(
             preservation_policy=policies.AnyPreservationPolicy(
                 [

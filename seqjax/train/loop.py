@@ -187,6 +187,8 @@ def fit(
             mode=tc.mode,
             async_save=cfg.checkpoint.async_save,
         )
+        for name in ckpt.discarded:
+            log(f"warning: removed half-written checkpoint {name} (a save was interrupted)")
         latest = ckpt.latest_epoch()
         if latest is not None and not resume:
             ckpt.close()
