@@ -1,0 +1,92 @@
+"""The benchmark suite: every seed system at its default config, and each system's LSTM
+stack side by side with torch.nn.LSTM and Flax nn.RNN, in one process.
+
+    python -m benchmarks                 # full: >= 20 steps, writes results/<device>.json
+    python -m benchmarks --quick         # smoke run: 3 steps, results/<device>-quick.json
+    python -m benchmarks --only steel    # one system (and its side-by-side config)
+
+Prints one table of the seed targets (figure, target, pass/fail) and the speed-up ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+
+import jax
+
+from benchmarks import side_by_side, systems
+from benchmarks.timing import environment
+from seqjax.io import atomic_write_json
+
+SIDE_BY_SIDE = {"trust": "trust", "steel": "steel", "trend": "trend", "hybrid": "hybrid_block"}
+
+
+def device_kind() -> str:
+    if jax.default_backend() == "cpu":
+        return "cpu"
+    return re.sub(r"[^a-z0-9]+", "-", jax.devices()[0].device_kind.lower()).strip("-")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smoke run: few steps, repeats")
+    parser.add_argument("--only", choices=sorted(systems.SYSTEMS), action="append")
+    parser.add_argument("--out", default=None, help="JSON path (default results/<device>.json)")
+    args = parser.parse_args(argv)
+    steps, repeats = (3, 3) if args.quick else (20, 15)
+    names = args.only or list(systems.SYSTEMS)
+    kind = device_kind()
+    out = args.out or os.path.join(
+        "benchmarks", "results", f"{kind}{'-quick' if args.quick else ''}.json"
+    )
+    result = {
+        "command": "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv),
+        "environment": environment(),
+        "quick": args.quick,
+        "systems": {},
+        "side_by_side": {},
+    }
+    if os.path.exists(out) and args.only:  # --only updates those entries of a full file
+        with open(out) as f:
+            previous = json.load(f)
+        result["systems"] = previous.get("systems", {})
+        result["side_by_side"] = previous.get("side_by_side", {})
+    for name in names:
+        print(f"[{name}] system at its default config", flush=True)
+        figures = systems.measure(name, steps=steps, repeats=repeats)
+        figures["targets"] = systems.targets(figures)
+        result["systems"][name] = figures
+        config = SIDE_BY_SIDE[name]
+        print(f"[{name}] LSTM stack side by side ({config})", flush=True)
+        result["side_by_side"][config] = side_by_side.measure(config, repeats=repeats)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    atomic_write_json(out, result)
+    print(table(result))
+    print(f"wrote {out}")
+    return result
+
+
+def table(result: dict) -> str:
+    lines = [f"{'system':8} {'figure':36} {'value':>10} {'target':>8}  pass"]
+    for name, fig in result["systems"].items():
+        for row in fig["targets"]:
+            ok = "PASS" if row["pass"] else "FAIL"
+            lines.append(
+                f"{name:8} {row['figure']:36} {row['value']:10.3f} {row['target']:>8}  {ok}"
+            )
+    lines.append("")
+    lines.append(f"{'config':13} {'ratio (> 1: seqjax faster)':38} {'value':>7}")
+    for config, sbs in result["side_by_side"].items():
+        for key, value in sbs["speedup"].items():
+            lines.append(f"{config:13} {key:38} {value:7.2f}")
+        for key, value in sbs.get("masked_over_unmasked", {}).items():
+            lines.append(f"{config:13} {'masked/unmasked cost, ' + key:38} {value:7.2f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

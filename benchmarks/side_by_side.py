@@ -1,0 +1,159 @@
+"""Each seed system's LSTM stack three ways in one process: seqjax, `torch.nn.LSTM` (packed
+and plain padded) and Flax's `nn.RNN(nn.OptimizedLSTMCell)`, same sizes, batch, lengths,
+dtype (float32) and threads. Train = forward + backward of sum(outputs**2); inference =
+forward at batch 32. Ratios > 1 mean seqjax is faster.
+"""
+
+from __future__ import annotations
+
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks.timing import time_calls
+from seqjax.layers import LSTM
+
+# hidden: one entry per stacked LSTM module, each with `layers` layers (trust stacks three
+# single-layer LSTMs of different widths; the others are one multi-layer module).
+CONFIGS = {
+    "trust": dict(batch=32, time=2, features=768, hidden=(256, 128, 64), layers=1, bi=False),
+    "steel": dict(batch=32, time=500, features=5, hidden=(128,), layers=2, bi=True, min_len=100),
+    "trend": dict(batch=32, time=12, features=62, hidden=(64,), layers=2, bi=True),
+    "hybrid_block": dict(batch=32, time=128, features=256, hidden=(128,), layers=2, bi=True),
+}
+
+
+class SeqjaxStack(nn.Module):
+    hidden: tuple[int, ...]
+    layers: int
+    bi: bool
+
+    @nn.compact
+    def __call__(self, x, lengths):
+        for h in self.hidden:
+            x, _ = LSTM(h, self.layers, bidirectional=self.bi)(x, lengths)
+        return x
+
+
+class FlaxStack(nn.Module):
+    """Stock Flax: one nn.RNN (or nn.Bidirectional pair) per layer, masked by seq_lengths."""
+
+    hidden: tuple[int, ...]
+    layers: int
+    bi: bool
+
+    @nn.compact
+    def __call__(self, x, lengths):
+        for h in self.hidden:
+            for _ in range(self.layers):
+                rnn = nn.RNN(nn.OptimizedLSTMCell(h))
+                if self.bi:
+                    rnn = nn.Bidirectional(rnn, nn.RNN(nn.OptimizedLSTMCell(h)))
+                x = rnn(x, seq_lengths=lengths)
+        return x
+
+
+def inputs(cfg: dict, *, masked: bool = True, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((cfg["batch"], cfg["time"], cfg["features"])).astype(np.float32)
+    lengths = np.full(cfg["batch"], cfg["time"], np.int32)
+    if masked and "min_len" in cfg:
+        lengths = rng.integers(cfg["min_len"], cfg["time"] + 1, cfg["batch"]).astype(np.int32)
+        lengths[0] = cfg["time"]
+        x[np.arange(cfg["time"]) >= lengths[:, None]] = 0
+    return x, lengths
+
+
+def jax_fns(module: nn.Module, x: np.ndarray, lengths: np.ndarray):
+    x, lengths = jnp.asarray(x), jnp.asarray(lengths)
+    variables = module.init(jax.random.key(0), x, lengths)
+    forward = jax.jit(module.apply)
+
+    @jax.jit
+    def train(v, x, lengths):
+        return jax.value_and_grad(lambda v: jnp.sum(module.apply(v, x, lengths) ** 2))(v)
+
+    return (
+        lambda: jax.block_until_ready(forward(variables, x, lengths)),
+        lambda: jax.block_until_ready(train(variables, x, lengths)),
+    )
+
+
+def torch_fns(cfg: dict, x: np.ndarray, lengths: np.ndarray, *, packed: bool):
+    import torch
+
+    torch.manual_seed(0)
+    stack, size = torch.nn.ModuleList(), cfg["features"]
+    for h in cfg["hidden"]:
+        stack.append(
+            torch.nn.LSTM(size, h, cfg["layers"], batch_first=True, bidirectional=cfg["bi"])
+        )
+        size = h * (2 if cfg["bi"] else 1)
+    xt, lt = torch.from_numpy(x), torch.from_numpy(lengths.astype(np.int64))
+
+    def run():
+        out = xt
+        for lstm in stack:
+            if packed:
+                seq = torch.nn.utils.rnn.pack_padded_sequence(
+                    out, lt, batch_first=True, enforce_sorted=False
+                )
+                out, _ = lstm(seq)
+                out, _ = torch.nn.utils.rnn.pad_packed_sequence(
+                    out, batch_first=True, total_length=cfg["time"]
+                )
+            else:
+                out, _ = lstm(out)
+        return out
+
+    def forward():
+        with torch.no_grad():
+            run()
+
+    def train():
+        stack.zero_grad(set_to_none=True)
+        (run() ** 2).sum().backward()
+
+    return forward, train
+
+
+def measure(name: str, *, repeats: int) -> dict:
+    """Timings of every implementation for config `name`, and seqjax's speed-up ratios."""
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)  # XLA's CPU backend also uses every core
+    cfg = CONFIGS[name]
+    x, lengths = inputs(cfg)
+    shape = dict(hidden=tuple(cfg["hidden"]), layers=cfg["layers"], bi=cfg["bi"])
+    impls = {
+        "seqjax": jax_fns(SeqjaxStack(**shape), x, lengths),
+        "flax_nn_rnn": jax_fns(FlaxStack(**shape), x, lengths),
+        "torch_padded": torch_fns(cfg, x, lengths, packed=False),
+        "torch_packed": torch_fns(cfg, x, lengths, packed=True),
+    }
+    if "min_len" in cfg:  # the same padded shape with every sequence full
+        impls["seqjax_unmasked"] = jax_fns(SeqjaxStack(**shape), *inputs(cfg, masked=False))
+    timings = {
+        impl: {
+            "inference_b32": time_calls(fwd, repeats=repeats),
+            "train": time_calls(trn, repeats=repeats),
+        }
+        for impl, (fwd, trn) in impls.items()
+    }
+    ours = timings["seqjax"]
+    ratios = {
+        f"{kind}_vs_{impl}": timings[impl][kind]["median_ms"] / ours[kind]["median_ms"]
+        for impl in ("torch_padded", "torch_packed", "flax_nn_rnn")
+        for kind in ("train", "inference_b32")
+    }
+    out = {"config": {**cfg, "hidden": list(cfg["hidden"])}, "timings": timings}
+    out["speedup"] = ratios
+    if "seqjax_unmasked" in timings:
+        out["masked_over_unmasked"] = {
+            kind: ours[kind]["median_ms"] / timings["seqjax_unmasked"][kind]["median_ms"]
+            for kind in ("train", "inference_b32")
+        }
+    return out

@@ -1,0 +1,140 @@
+"""One seed system at its default config: train step, compile, inference, memory, size.
+
+Uses the real path (config -> data -> `create_state` -> the jitted `compile_steps` train
+step with its shardings) on a real batch of the system's data, so the figures are those of
+`seqjax train`, not of a toy loop.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import tempfile
+import time
+
+import jax
+import numpy as np
+
+from benchmarks.timing import time_calls
+from seqjax.config import load_config
+from seqjax.data.dataset import iterate_batches, num_batches
+from seqjax.data.sources import load_splits
+from seqjax.models import build_model
+from seqjax.tasks import get_task
+from seqjax.train.loop import compile_steps, mesh_for
+from seqjax.train.optim import make_optimizer
+from seqjax.train.sharding import replicate, shard_batch
+from seqjax.train.state import create_state
+
+SYSTEMS = {
+    "trust": "configs/trust.yaml",
+    "steel": "configs/steel_standard.yaml",
+    "trend": "configs/trend.yaml",
+    "hybrid": "configs/hybrid.yaml",
+}
+
+
+def _dir_bytes(path: str) -> int:
+    return sum(
+        os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files
+    )
+
+
+def model_size_mb(params) -> float:
+    """Size on disk of an Orbax checkpoint of the parameters alone."""
+    import orbax.checkpoint as ocp
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "params")
+        ckpt = ocp.StandardCheckpointer()
+        ckpt.save(path, params)
+        ckpt.wait_until_finished()
+        return _dir_bytes(path) / 2**20
+
+
+def device_peak_bytes() -> int | None:
+    stats = jax.devices()[0].memory_stats()
+    return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
+
+
+def measure(name: str, *, steps: int, repeats: int) -> dict:
+    cfg = load_config(SYSTEMS[name])
+    splits = load_splits(cfg.data)
+    train, test = splits["train"], splits["test"]
+    bs = cfg.train.batch_size
+    steps_per_epoch = num_batches(len(train), bs, drop_remainder=False)
+    model = build_model(cfg.model_name, cfg.model)
+    mesh = mesh_for(cfg)
+    state = create_state(
+        model,
+        make_optimizer(cfg.optimizer, total_steps=steps_per_epoch * cfg.train.epochs),
+        train.inputs[:1],
+        train.lengths[:1],
+        seed=cfg.train.seed,
+    )
+    state = replicate(state, mesh)
+    train_step, _ = compile_steps(get_task(cfg.train.loss), mesh)
+    batch = shard_batch(next(iterate_batches(train, bs, shuffle=True)), mesh)
+
+    start = time.perf_counter()
+    compiled = train_step.lower(state, batch).compile()
+    compile_s = time.perf_counter() - start
+    step_memory = compiled.memory_analysis()
+
+    def one_step():
+        nonlocal state
+        state, m = compiled(state, batch)
+        jax.block_until_ready(m)
+
+    train_t = time_calls(one_step, warmup=2, repeats=steps)
+    variables = {"params": state.params, **state.mutable}
+    forward = jax.jit(lambda v, x, n: model.apply(v, x, n))
+    pool = np.concatenate([test.inputs, train.inputs])[:256]
+    pool_len = np.concatenate([test.lengths, train.lengths])[:256]
+    inference = {}
+    for b in (1, 32, 256):
+        x, n = pool[:b], pool_len[:b]
+        t = time_calls(
+            lambda x=x, n=n: jax.block_until_ready(forward(variables, x, n)), repeats=repeats
+        )
+        inference[f"batch_{b}"] = {**t, "sequences_per_s": b / t["median_ms"] * 1e3}
+    epoch_s = train_t["median_ms"] / 1e3 * steps_per_epoch
+    return {
+        "config": SYSTEMS[name],
+        "num_params": int(sum(np.size(p) for p in jax.tree.leaves(state.params))),
+        "batch": bs,
+        "input_shape": list(train.inputs.shape[1:]),
+        "train_step": {**train_t, "sequences_per_s": bs / train_t["median_ms"] * 1e3},
+        "compile_train_step_s": compile_s,
+        "inference": inference,
+        "memory": {
+            "train_step_peak_bytes_compiled": int(step_memory.peak_memory_in_bytes),
+            "device_peak_bytes": device_peak_bytes(),
+            "process_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        },
+        "model_size_mb": model_size_mb(state.params),
+        "estimated_training": {
+            "steps_per_epoch": steps_per_epoch,
+            "epochs": cfg.train.epochs,
+            "minutes": epoch_s * cfg.train.epochs / 60,
+        },
+    }
+
+
+def targets(figures: dict) -> list[dict]:
+    """The seeds' targets: training < 30 min, inference < 200 ms per sequence, < 4 GB of
+    device memory, a model < 50 MB."""
+    memory = (
+        figures["memory"]["device_peak_bytes"]
+        or figures["memory"]["train_step_peak_bytes_compiled"]
+    )
+    rows = [
+        ("estimated training (min)", figures["estimated_training"]["minutes"], 30.0),
+        ("inference ms / sequence (batch 1)", figures["inference"]["batch_1"]["median_ms"], 200.0),
+        ("train-step memory (GB)", memory / 2**30, 4.0),
+        ("model size (MB)", figures["model_size_mb"], 50.0),
+    ]
+    return [
+        {"figure": f, "value": float(v), "target": f"< {t:g}", "pass": bool(v < t)}
+        for f, v, t in rows
+    ]
