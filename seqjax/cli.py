@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)  # argparse itself exits 2 on malformed command lines
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, PermissionError) as e:
+    except (ValueError, TypeError, OSError) as e:  # OSError: files, permissions, disk full
         if args.debug:
             raise
         print(f"seqjax: error: {e}", file=sys.stderr)

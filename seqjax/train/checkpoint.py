@@ -12,6 +12,7 @@ process killed mid-save leaves no checkpoint that `latest_step()` would pick up.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
@@ -20,6 +21,10 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
 MONITOR = "monitor"
+
+
+class DiskFullError(OSError):
+    """A checkpoint could not be written for lack of space; older ones are intact."""
 
 
 class CorruptCheckpointError(ValueError):
@@ -96,13 +101,31 @@ class Checkpointer:
         )
 
     def save(self, epoch: int, state, loop: dict, metric: float) -> None:
-        self.manager.save(
-            epoch,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state), loop=ocp.args.JsonSave(loop)
-            ),
-            metrics={MONITOR: float(metric)},
-        )
+        with self._reporting_disk_full(epoch):
+            self.manager.save(
+                epoch,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(state), loop=ocp.args.JsonSave(loop)
+                ),
+                metrics={MONITOR: float(metric)},
+            )
+
+    @contextlib.contextmanager
+    def _reporting_disk_full(self, epoch: int | None):
+        """Orbax reports a full disk as a TensorStore error string; name it plainly. The
+        half-written directory is removed (with a warning) on the next start."""
+        try:
+            yield
+        except Exception as err:
+            if "No space left on device" not in str(err) and getattr(err, "errno", 0) != 28:
+                raise
+            done = [e for e in self.manager.all_steps() if e != epoch]
+            kept = f"epoch {max(done)}" if done else "none yet"
+            saving = "a checkpoint" if epoch is None else f"the checkpoint of epoch {epoch}"
+            raise DiskFullError(
+                f"disk full while writing {saving} in {self.manager.directory}; the newest "
+                f"complete checkpoint ({kept}) stays usable: free space, then --resume"
+            ) from None
 
     def restore(self, epoch: int, like_state):
         """Restore against the structure, dtypes and shardings of `like_state`.
@@ -148,5 +171,6 @@ class Checkpointer:
         return list(self.manager.all_steps())
 
     def close(self) -> None:
-        self.manager.wait_until_finished()
+        with self._reporting_disk_full(None):
+            self.manager.wait_until_finished()
         self.manager.close()
