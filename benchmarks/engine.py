@@ -73,7 +73,7 @@ def worker(devices: int, steps: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = Checkpointer(tmp, async_save=False)
         start = time.perf_counter()
-        ckpt.save(1, state, {"epoch": 1}, 0.0)
+        ckpt.save(1, state, {"epoch": 1})
         ckpt.manager.wait_until_finished()
         first_save_s = time.perf_counter() - start  # includes Orbax's one-time set-up
         start = time.perf_counter()

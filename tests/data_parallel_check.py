@@ -44,7 +44,7 @@ def main():
     # Orbax round trip against an abstract target: same structure, values and shardings.
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = Checkpointer(tmp, async_save=False)
-        ckpt.save(1, result.state, {"epoch": 1}, 0.0)
+        ckpt.save(1, result.state, {"epoch": 1})
         restored, loop = ckpt.restore(1, result.state)
         ckpt.close()
     pairs = list(zip(jax.tree.leaves(result.state), jax.tree.leaves(restored), strict=True))

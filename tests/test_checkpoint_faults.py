@@ -46,3 +46,17 @@ def test_a_truncated_checkpoint_is_skipped_with_a_warning_and_resume_matches(tmp
     assert any("skipping checkpoint" in m and "checkpoints/2 is corrupted" in m for m in logged)
     assert "resumed from the checkpoint of epoch 1" in logged
     assert resumed.history == full.history
+
+
+def test_the_loops_best_epoch_survives_ties_and_is_the_one_restored(tmp_path):
+    """Epochs 3 and 4 tie with epoch 2 on the metric; the loop's best stays epoch 2."""
+    import jax.numpy as jnp
+
+    from seqjax.train.checkpoint import Checkpointer
+
+    ckpt = Checkpointer(str(tmp_path), keep_latest=1, async_save=False)
+    state = {"params": {"w": jnp.zeros(3)}}
+    for epoch, best in [(1, 1), (2, 2), (3, 2), (4, 2)]:
+        ckpt.save(epoch, state, {"epoch": epoch, "best_epoch": best})
+    assert ckpt.all_epochs() == [2, 4] and ckpt.best_epoch() == 2
+    ckpt.close()

@@ -2,9 +2,15 @@
 
 One checkpoint per epoch holds two items: `state` (params, optimizer state, step, rng,
 mutable collections) and `loop` (epoch, history, early-stopping and plateau bookkeeping)
-as JSON. Retention keeps the latest N *and* the best by the monitored metric through
-Orbax preservation policies; `max_to_keep` together with `best_fn` would instead rank every
+as JSON. Retention keeps the latest N *and* the loop's best epoch through Orbax
+preservation policies; `max_to_keep` together with `best_fn` would instead rank every
 checkpoint by the metric and can delete the newest one, which resume needs.
+
+"Best" is the fit loop's own decision (`loop["best_epoch"]`: the first epoch to improve by
+more than min_delta), not Orbax's ranking of raw metric values: ranking values kept the
+*latest* of tied epochs and deleted the loop's best one (seen with val_accuracy ties on a
+48-example validation split). Each checkpoint's Orbax metric is its epoch if it was the
+loop's best when saved, else -1, so the highest is always the current best.
 
 Orbax writes each step into a temporary directory and renames it when complete, so a
 process killed mid-save leaves no checkpoint that `latest_step()` would pick up.
@@ -20,7 +26,7 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
-MONITOR = "monitor"
+BEST = "best_epoch_or_minus_1"
 
 
 class DiskFullError(OSError):
@@ -77,9 +83,7 @@ def _check_fits(path: str, like_state) -> None:
 
 
 class Checkpointer:
-    def __init__(
-        self, directory: str, *, keep_latest: int = 2, mode: str = "min", async_save: bool = True
-    ):
+    def __init__(self, directory: str, *, keep_latest: int = 2, async_save: bool = True):
         # Half-written saves (a process killed mid-write) that Orbax removes on start.
         self.discarded = sorted(
             n for n in (os.listdir(directory) if os.path.isdir(directory) else []) if "tmp" in n
@@ -88,7 +92,7 @@ class Checkpointer:
             preservation_policy=policies.AnyPreservationPolicy(
                 [
                     policies.LatestN(keep_latest),
-                    policies.BestN(get_metric_fn=lambda m: m[MONITOR], reverse=mode == "min", n=1),
+                    policies.BestN(get_metric_fn=lambda m: m[BEST], n=1),
                 ]
             ),
             enable_async_checkpointing=async_save,
@@ -100,14 +104,14 @@ class Checkpointer:
             os.path.abspath(directory), options=options, item_names=("state", "loop")
         )
 
-    def save(self, epoch: int, state, loop: dict, metric: float) -> None:
+    def save(self, epoch: int, state, loop: dict) -> None:
         with self._reporting_disk_full(epoch):
             self.manager.save(
                 epoch,
                 args=ocp.args.Composite(
                     state=ocp.args.StandardSave(state), loop=ocp.args.JsonSave(loop)
                 ),
-                metrics={MONITOR: float(metric)},
+                metrics={BEST: float(epoch if loop.get("best_epoch") == epoch else -1)},
             )
 
     @contextlib.contextmanager
@@ -165,7 +169,17 @@ class Checkpointer:
         return self.manager.latest_step()
 
     def best_epoch(self) -> int | None:
-        return self.manager.best_step()
+        """The loop's best epoch, as recorded in the newest checkpoint."""
+        latest = self.latest_epoch()
+        if latest is None:
+            return None
+        args = ocp.args.Composite(loop=ocp.args.JsonRestore())
+        best = int(self.manager.restore(latest, args=args)["loop"].get("best_epoch", latest))
+        if best not in self.all_epochs():
+            raise CorruptCheckpointError(
+                f"the best checkpoint (epoch {best}) is missing from {self.manager.directory}"
+            )
+        return best
 
     def all_epochs(self) -> list[int]:
         return list(self.manager.all_steps())

@@ -184,7 +184,6 @@ def fit(
         ckpt = Checkpointer(
             os.path.join(run_dir, "checkpoints"),
             keep_latest=cfg.checkpoint.keep_latest,
-            mode=tc.mode,
             async_save=cfg.checkpoint.async_save,
         )
         for name in ckpt.discarded:
@@ -279,7 +278,7 @@ def fit(
                 + f"lr {row['lr']:.2e}  {seconds:.1f}s  {steps / seconds:.1f} steps/s"
             )
             if ckpt is not None:
-                ckpt.save(epoch + 1, state, loop, row[tc.monitor])
+                ckpt.save(epoch + 1, state, loop)
             for callback in on_epoch:
                 callback(row, timings[-1])
             if loop["stopped"]:

@@ -44,7 +44,7 @@ def restore_state(
         seed=cfg.train.seed,
     )
     state = replicate(state, mesh)
-    ckpt = Checkpointer(ckpt_dir, mode=cfg.train.mode, async_save=False)
+    ckpt = Checkpointer(ckpt_dir, async_save=False)
     try:
         epoch = ckpt.best_epoch() if which == "best" else ckpt.latest_epoch()
         if epoch is None:

@@ -2,7 +2,7 @@
 
 The run directory is an ordinary one (config.yaml plus an Orbax checkpoint at epoch 0), so
 `seqjax evaluate`, `seqjax predict` and `seqjax train --resume` (fine-tuning) all read it.
-The checkpoint's monitored value is the imported model's own validation figure.
+The imported model's validation metrics are computed and returned (and printed by the CLI).
 """
 
 from __future__ import annotations
@@ -78,14 +78,11 @@ def import_torch(
     task = get_task(cfg.train.loss)
     _, eval_step = compile_steps(task, mesh)
     val = evaluate(eval_step, state, splits["val"], task, cfg.train.batch_size, mesh)
-    key = cfg.train.monitor.removeprefix("val_")
-    if key not in val:
-        raise ValueError(f"train.monitor {cfg.train.monitor!r} is not a validation metric")
     prepare_run_dir(run_dir)
     atomic_write_text(os.path.join(run_dir, "config.yaml"), dump_config(cfg))
-    ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), mode=cfg.train.mode, async_save=False)
+    ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), async_save=False)
     try:
-        ckpt.save(0, state, initial_loop_state(), val[key])
+        ckpt.save(0, state, initial_loop_state())
     finally:
         ckpt.close()
     return val
