@@ -7,6 +7,7 @@ import pytest
 
 from seqjax.config import load_config
 from seqjax.data.sources import load_splits
+from seqjax.train.checkpoint import Checkpointer
 from seqjax.train.loop import fit
 from seqjax.train.restore import restore_state
 
@@ -43,16 +44,18 @@ def test_a_truncated_checkpoint_is_skipped_with_a_warning_and_resume_matches(tmp
             fh.truncate(8)
     logged = []
     resumed = _fit(_cfg("train.epochs=3"), run, resume=True, log=logged.append)
-    assert any("skipping checkpoint" in m and "checkpoints/2 is corrupted" in m for m in logged)
+    assert any("skipping and deleting checkpoint" in m and "2 is corrupted" in m for m in logged)
     assert "resumed from the checkpoint of epoch 1" in logged
     assert resumed.history == full.history
+    ckpt = Checkpointer(f"{run}/checkpoints", async_save=False)
+    for epoch in ckpt.all_epochs():  # the re-trained epoch 2 was written afresh
+        ckpt.restore(epoch, resumed.state)
+    ckpt.close()
 
 
 def test_the_loops_best_epoch_survives_ties_and_is_the_one_restored(tmp_path):
     """Epochs 3 and 4 tie with epoch 2 on the metric; the loop's best stays epoch 2."""
     import jax.numpy as jnp
-
-    from seqjax.train.checkpoint import Checkpointer
 
     ckpt = Checkpointer(str(tmp_path), keep_latest=1, async_save=False)
     state = {"params": {"w": jnp.zeros(3)}}

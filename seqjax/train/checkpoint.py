@@ -160,7 +160,10 @@ class Checkpointer:
             try:
                 state, loop = self.restore(epoch, like_state)
             except CorruptCheckpointError as err:
-                warn(f"warning: skipping {err}")
+                # Deleted, not just skipped: Orbax would silently refuse to save the
+                # re-trained epoch over it, leaving the damaged copy in place.
+                warn(f"warning: skipping and deleting {err}")
+                self.manager.delete(epoch)
                 continue
             return state, loop, epoch
         return None
