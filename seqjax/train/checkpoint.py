@@ -125,10 +125,11 @@ class Checkpointer:
                 raise
             done = [e for e in self.manager.all_steps() if e != epoch]
             kept = f"epoch {max(done)}" if done else "none yet"
-            saving = "a checkpoint" if epoch is None else f"the checkpoint of epoch {epoch}"
+            # With async saves the failed write may be the previous epoch's, surfacing now.
+            when = "" if epoch is None else f" (at the save of epoch {epoch})"
             raise DiskFullError(
-                f"disk full while writing {saving} in {self.manager.directory}; the newest "
-                f"complete checkpoint ({kept}) stays usable: free space, then --resume"
+                f"disk full while writing checkpoints in {self.manager.directory}{when}; the "
+                f"newest complete checkpoint ({kept}) stays usable: free space, then --resume"
             ) from None
 
     def restore(self, epoch: int, like_state):
