@@ -29,7 +29,18 @@ def _fit(cfg, run_dir, **kw):
 
 
 def test_another_models_checkpoints_are_named_by_parameter_path(tmp_path):
-    _fit(_cfg("train.epochs=1"), str(tmp_path), log=lambda _: None)
+    from seqjax.models import build_model
+    from seqjax.train.optim import make_optimizer
+    from seqjax.train.state import create_state
+
+    cfg = _cfg()
+    train = load_splits(cfg.data)["train"]
+    model = build_model(cfg.model_name, cfg.model)
+    tx = make_optimizer(cfg.optimizer, total_steps=10)
+    state = create_state(model, tx, train.inputs[:1], train.lengths[:1], seed=0)
+    ckpt = Checkpointer(str(tmp_path / "checkpoints"), async_save=False)
+    ckpt.save(1, state, {"epoch": 1, "best_epoch": 1})
+    ckpt.close()
     other = _cfg("model.hidden_size=48")
     with pytest.raises(ValueError, match=r"does not fit this model.*params/\S+ stored \(32,"):
         restore_state(str(tmp_path), other, load_splits(other.data)["train"])

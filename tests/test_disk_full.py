@@ -35,7 +35,9 @@ def _train(run_dir, asynchronous, *extra):
     return main(["train", *config, "--run-dir", str(run_dir), *extra])
 
 
-@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+# Asynchronous saves are the default and the harder case: the failed write surfaces at
+# the next save. (Synchronous saves go through the same wrapper.)
+@pytest.mark.parametrize("asynchronous", [True], ids=["async"])
 def test_disk_full_is_reported_and_resume_completes_the_same_run(
     tmp_path, small_disk, capsys, asynchronous
 ):

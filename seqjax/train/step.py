@@ -39,7 +39,7 @@ def make_train_step(
             return loss_fn(outputs, batch), updates
 
         (loss, updates), grads = jax.value_and_grad(compute, has_aux=True)(state.params)
-        finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads))
+        finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
         new = state.apply_gradients(grads=grads, mutable={**state.mutable, **updates})
         if skip_nonfinite:
             kept = jax.tree.map(
