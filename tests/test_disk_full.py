@@ -13,6 +13,7 @@ SETTINGS = [
     "train.epochs=6",
     "train.patience=0",
     "checkpoint.keep_latest=5",
+    "train.plots=false",
 ]
 
 

@@ -11,7 +11,14 @@ from seqjax.models import build_model, count_params
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((3, 10, 9)).astype(np.float32)
 LENGTHS = np.array([10, 4, 7], np.int32)
-TINY = dict(d_model=16, num_heads=2, head_dims=(8,), lstm_blocks=3, layers_per_block=1)
+TINY = dict(
+    d_model=16,
+    num_heads=2,
+    head_dims=(8,),
+    lstm_blocks=2,
+    layers_per_block=1,
+    attention_after=(1, 2),
+)
 
 
 def _model(**kw):
