@@ -25,6 +25,8 @@ import jax.numpy as jnp
 from seqjax.layers.masking import check_sequence_inputs, length_mask
 from seqjax.layers.recurrence import (
     gate_scale,
+    lstm_direction_remat,
+    project,
     scan_direction,
     scan_direction_fast,
     scan_fused_bidirectional,
@@ -94,6 +96,10 @@ class LSTM(nn.Module):
     step); separate scans measured faster on CPU (see benchmarks/), so it is off by default.
     `backward="custom"` differentiates the recurrence with a hand-written reverse scan and
     one large dW_hh matmul (faster); `"autodiff"` lets JAX differentiate the scan.
+    `remat_chunk` C > 0 rematerialises the recurrence for long sequences: training keeps the
+    carry only every C steps and recomputes each chunk (input projection included) in the
+    backward pass, so activation memory grows with T/C + C instead of T, for about one
+    more forward pass of compute. C near sqrt(T) minimises memory (100 at T = 10,000).
     """
 
     hidden_size: int
@@ -105,6 +111,7 @@ class LSTM(nn.Module):
     param_dtype: Any = jnp.float32
     fused_directions: bool = False
     backward: str = "custom"
+    remat_chunk: int = 0
     kernel_ih_init: Initializer | None = None
     kernel_hh_init: Initializer | None = None
     bias_init: Initializer | None = None
@@ -144,6 +151,14 @@ class LSTM(nn.Module):
             raise ValueError(
                 f"LSTM: backward must be 'custom' or 'autodiff'; got {self.backward!r}"
             )
+        if self.remat_chunk < 0:
+            raise ValueError(f"LSTM: remat_chunk must be >= 0; got {self.remat_chunk}")
+        if self.remat_chunk and (self.fused_directions or self.backward != "custom"):
+            raise ValueError(
+                "LSTM: remat_chunk works with the default separate directions and "
+                "backward='custom'; got "
+                f"fused_directions={self.fused_directions}, backward={self.backward!r}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"LSTM: dropout must lie in [0, 1); got {self.dropout}")
         check_sequence_inputs(x, lengths, feature_size=self._built_features())
@@ -169,18 +184,15 @@ class LSTM(nn.Module):
         finals_h, finals_c = [], []
         for layer in range(self.num_layers):
             weights = [self._weights(layer, reverse, seq.shape[-1]) for reverse in range(dirs)]
-            xprojs, w_hhs = [], []
+            w_ihs, biases, w_hhs = [], [], []
             for w in weights:
-                w_ih = (w["kernel_ih"] * scale[None, :]).astype(self.dtype)  # (F_k, 4H)
-                bias = (w["bias_ih"] + w["bias_hh"]) * scale  # (4H,)
-                xproj = jnp.einsum(
-                    "tbf,fg->tbg", seq, w_ih, preferred_element_type=jnp.float32
-                )  # (T, B, 4H)
-                xprojs.append(xproj + bias.astype(jnp.float32)[None, None, :])
+                w_ihs.append((w["kernel_ih"] * scale[None, :]).astype(self.dtype))  # (F_k, 4H)
+                biases.append(((w["bias_ih"] + w["bias_hh"]) * scale).astype(jnp.float32))
                 w_hhs.append((w["kernel_hh"] * scale[None, :]).astype(self.dtype))  # (H, 4H)
             idx = slice(layer * dirs, (layer + 1) * dirs)
             init = (h0_all[idx], c0_all[idx])  # each (D, B, H)
             if dirs == 2 and self.fused_directions:
+                xprojs = [project(seq, w_ih, b) for w_ih, b in zip(w_ihs, biases, strict=True)]
                 (h_n, c_n), ys = scan_fused_bidirectional(
                     jnp.stack(xprojs), jnp.stack(w_hhs), mask, init, unroll=self.unroll
                 )  # ys (2, T, B, H)
@@ -190,11 +202,22 @@ class LSTM(nn.Module):
             else:
                 outs = []
                 for d in range(dirs):
-                    args = (xprojs[d], w_hhs[d], mask, (init[0][d], init[1][d]))
-                    if self.backward == "custom":
-                        (h_n, c_n), ys = scan_direction_fast(*args, d == 1, self.unroll)
+                    carry0 = (init[0][d], init[1][d])
+                    if self.remat_chunk:
+                        (h_n, c_n), ys = lstm_direction_remat(
+                            seq, w_ihs[d], biases[d], w_hhs[d], mask, carry0,
+                            d == 1, self.unroll, self.remat_chunk,
+                        )  # fmt: skip
+                    elif self.backward == "custom":
+                        xproj = project(seq, w_ihs[d], biases[d])  # (T, B, 4H)
+                        (h_n, c_n), ys = scan_direction_fast(
+                            xproj, w_hhs[d], mask, carry0, d == 1, self.unroll
+                        )
                     else:
-                        (h_n, c_n), ys = scan_direction(*args, reverse=d == 1, unroll=self.unroll)
+                        xproj = project(seq, w_ihs[d], biases[d])
+                        (h_n, c_n), ys = scan_direction(
+                            xproj, w_hhs[d], mask, carry0, reverse=d == 1, unroll=self.unroll
+                        )
                     # ys (T, B, H)
                     outs.append(ys)
                     finals_h.append(h_n[None])

@@ -141,15 +141,14 @@ def _scan_vjp_fwd(xproj, w_hh, mask, init, reverse, unroll):
     return (final, ys), (saved, w_hh, mask)
 
 
-def _scan_vjp_bwd(reverse, unroll, residuals, cotangents):
-    """Backward recurrence as a scan in the opposite direction, carrying (dh, dc) only.
+def _backward_scan(saved, w_hh, mask, carry, d_ys, *, reverse, unroll):
+    """The hand-written backward recurrence over one span of steps.
 
-    The per-step work is one (B, 4H) @ (4H, H) matmul; dW_hh is formed after the loop as a
-    single (H, T*B) @ (T*B, 4H) matmul instead of T small outer products accumulated in
-    the carry, which is what plain autodiff of the scan does.
+    saved: (h_prev, c_prev, t, tanh_c) of the span, each (S, B, .); carry: the (dh, dc)
+    cotangent flowing in from the span's far end. Returns the (dh, dc) leaving the span at
+    its start, the gate cotangents dz (S, B, 4H) and this span's dW_hh (H, 4H).
     """
-    (h_prev, c_prev, t, tanh_c), w_hh, mask = residuals
-    (d_final_h, d_final_c), d_ys = cotangents
+    h_prev, c_prev, t, tanh_c = saved
     hidden = h_prev.shape[-1]
     w_t = w_hh.T  # (4H, H)
 
@@ -167,20 +166,35 @@ def _scan_vjp_bwd(reverse, unroll, residuals, cotangents):
         dc_prev = dc * f + jnp.where(m, 0.0, dc_next)
         return (dh_prev, dc_prev), dz
 
-    (dh0, dc0), dz = lax.scan(
+    carry, dz = lax.scan(
         step,
-        (d_final_h, d_final_c),
+        carry,
         (d_ys, mask, h_prev, c_prev, t, tanh_c),
         reverse=not reverse,
         unroll=unroll,
-    )  # dz (T, B, 4H)
+    )  # dz (S, B, 4H)
     dw = jnp.einsum(
         "tbh,tbg->hg",
         h_prev.astype(w_hh.dtype),
         dz.astype(w_hh.dtype),
         preferred_element_type=jnp.float32,
-    ).astype(w_hh.dtype)  # (H, 4H)
-    return dz.astype(jnp.float32), dw, None, (dh0, dc0)
+    )  # (H, 4H)
+    return carry, dz, dw
+
+
+def _scan_vjp_bwd(reverse, unroll, residuals, cotangents):
+    """Backward recurrence as a scan in the opposite direction, carrying (dh, dc) only.
+
+    The per-step work is one (B, 4H) @ (4H, H) matmul; dW_hh is formed after the loop as a
+    single (H, T*B) @ (T*B, 4H) matmul instead of T small outer products accumulated in
+    the carry, which is what plain autodiff of the scan does.
+    """
+    saved, w_hh, mask = residuals
+    d_final, d_ys = cotangents
+    d_init, dz, dw = _backward_scan(
+        saved, w_hh, mask, d_final, d_ys, reverse=reverse, unroll=unroll
+    )
+    return dz.astype(jnp.float32), dw.astype(w_hh.dtype), None, d_init
 
 
 # `scan_direction` with the hand-written backward pass above; same signature, except that
@@ -192,3 +206,100 @@ scan_direction_fast = jax.custom_vjp(
     nondiff_argnums=(4, 5),
 )
 scan_direction_fast.defvjp(_scan_vjp_fwd, _scan_vjp_bwd)
+
+
+def _to_chunks(x: jax.Array, chunk: int, fill) -> jax.Array:
+    """(T, ...) -> (N, chunk, ...), padding the end of time with `fill` up to N * chunk."""
+    steps = x.shape[0]
+    total = -(-steps // chunk) * chunk
+    x = jnp.concatenate([x, jnp.full((total - steps, *x.shape[1:]), fill, x.dtype)])
+    return x.reshape(total // chunk, chunk, *x.shape[1:])
+
+
+def _from_chunks(x: jax.Array, steps: int) -> jax.Array:
+    """(N, chunk, ...) -> (steps, ...): undoes `_to_chunks`."""
+    return x.reshape(-1, *x.shape[2:])[:steps]
+
+
+def project(seq: jax.Array, w_ih: jax.Array, bias: jax.Array) -> jax.Array:
+    """(S, B, F) @ (F, 4H) + (4H,) -> (S, B, 4H) float32 gate pre-activations."""
+    xproj = jnp.einsum("tbf,fg->tbg", seq, w_ih, preferred_element_type=jnp.float32)
+    return xproj + bias.astype(jnp.float32)[None, None, :]
+
+
+def _remat_forward(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk):
+    """Forward over chunks of steps, keeping only the carry entering each chunk.
+
+    The input projection is done per chunk too: a (T, B, 4H) projection would be 4H/F
+    times the size of the layer's input and defeat the purpose at T = 10,000.
+    """
+    steps = seq.shape[0]
+    xs, ms = _to_chunks(seq, chunk, 0), _to_chunks(mask, chunk, False)
+
+    def chunk_step(carry: Carry, inputs):
+        x, m = inputs  # (C, B, F), (C, B, 1)
+        xp = project(x, w_ih, bias)  # (C, B, 4H)
+        out, ys = scan_direction(xp, w_hh, m, carry, reverse=reverse, unroll=unroll)
+        return out, (carry, ys)
+
+    final, (entries, ys) = lax.scan(chunk_step, init, (xs, ms), reverse=reverse)
+    return final, _from_chunks(ys, steps), entries  # entries: (h, c) each (N, B, H)
+
+
+def _remat_vjp_fwd(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk):
+    final, ys, entries = _remat_forward(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk)
+    return (final, ys), (entries, seq, w_ih, bias, w_hh, mask)
+
+
+def _remat_vjp_bwd(reverse, unroll, chunk, residuals, cotangents):
+    """Per chunk, last first: recompute its projection and forward from the saved entry
+    carry, run the hand-written backward over it and fold its gate cotangents into the
+    weight gradients at once. Live memory is one chunk's residuals, not T steps'."""
+    entries, seq, w_ih, bias, w_hh, mask = residuals
+    d_final, d_ys = cotangents
+    steps = seq.shape[0]
+    xs, ms = _to_chunks(seq, chunk, 0), _to_chunks(mask, chunk, False)
+    dys = _to_chunks(d_ys, chunk, 0.0)
+
+    def chunk_step(carry, inputs):
+        d_carry, dw_ih, db, dw_hh = carry
+        entry, x, m, dy = inputs  # x (C, B, F)
+        xp = project(x, w_ih, bias)
+        _, _, saved = _scan_forward_saving(xp, w_hh, m, entry, reverse, unroll)
+        d_carry, dz, dw_chunk = _backward_scan(
+            saved, w_hh, m, d_carry, dy, reverse=reverse, unroll=unroll
+        )  # dz (C, B, 4H)
+        dx = jnp.einsum(
+            "tbg,fg->tbf", dz.astype(w_ih.dtype), w_ih, preferred_element_type=jnp.float32
+        )  # (C, B, F)
+        dw_ih = dw_ih + jnp.einsum(
+            "tbf,tbg->fg", x, dz.astype(x.dtype), preferred_element_type=jnp.float32
+        )
+        return (d_carry, dw_ih, db + dz.sum((0, 1)), dw_hh + dw_chunk), dx.astype(seq.dtype)
+
+    zeros = (jnp.zeros(w.shape, jnp.float32) for w in (w_ih, bias, w_hh))
+    (d_init, dw_ih, db, dw_hh), dx = lax.scan(
+        chunk_step, (d_final, *zeros), (entries, xs, ms, dys), reverse=not reverse
+    )  # dx (N, C, B, F)
+    return (
+        _from_chunks(dx, steps),
+        dw_ih.astype(w_ih.dtype),
+        db.astype(bias.dtype),
+        dw_hh.astype(w_hh.dtype),
+        None,
+        d_init,
+    )
+
+
+# One layer-direction, input projection included, whose backward pass stores the carry
+# only every `chunk` steps and recomputes each chunk when it gets there: activation
+# memory O(T/chunk + chunk) steps instead of O(T), for about one extra forward pass.
+# seq (T, B, F), w_ih (F, 4H), bias (4H,), w_hh (H, 4H), all gate-scaled; `reverse`,
+# `unroll` and `chunk` are positional and static.
+lstm_direction_remat = jax.custom_vjp(
+    lambda seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk: _remat_forward(
+        seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk
+    )[:2],
+    nondiff_argnums=(6, 7, 8),
+)
+lstm_direction_remat.defvjp(_remat_vjp_fwd, _remat_vjp_bwd)

@@ -8,6 +8,10 @@ classifier MLP. Returns the defect logit (B,) (or class logits (B, K) with
 `num_classes` K >= 3, as for multi-class real data); with `return_details=True` also the
 attention weights (B, T) and every LSTM layer's outputs.
 
+`residual` adds a skip connection around every layer after the first (the widths match
+there): a 4-layer unidirectional stack without it does not learn the defect task at all,
+because the gradient reaching the lower layers through three recurrent layers is too weak.
+
 Layers are separate single-layer LSTMs named `lstm_0`, `lstm_1`, ... so a layer's outputs
 can be returned and a layer frozen by path prefix (`optimizer.freeze: ["lstm_0/"]`).
 Batch normalisation keeps running statistics in the `batch_stats` collection; unlike the
@@ -42,6 +46,7 @@ class SteelConfig:
     normalization: str = "none"  # of the pooled features: none | batch | layer
     input_norm: bool = False  # LayerNorm over the channels of every step
     unroll: int = 1
+    residual: bool = False  # add each layer's input to its output from layer 2 on
     num_classes: int = 1  # 1: one defect logit (B,); K >= 3: class logits (B, K)
 
     def __post_init__(self):
@@ -81,12 +86,15 @@ class SteelDefectLSTM(nn.Module):
         layer_outputs = []
         h_last = None
         for k in range(cfg.num_layers):
+            x_in = x
             x, (h_n, _) = LSTM(
                 cfg.hidden_size,
                 bidirectional=cfg.bidirectional,
                 unroll=cfg.unroll,
                 name=f"lstm_{k}",
             )(x, lengths, train=train)  # (B, T, D*H), zero past each length
+            if cfg.residual and k > 0:
+                x = x + x_in  # (B, T, D*H); both are zero past each length
             layer_outputs.append(x)
             h_last = h_n  # (D, B, H)
             if k < cfg.num_layers - 1:

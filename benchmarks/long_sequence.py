@@ -1,0 +1,122 @@
+"""Memory of one training step at T = 10,000, with and without rematerialising the recurrence.
+
+    python -m benchmarks.long_sequence [--steps 10000] [--chunk 100] [--out PATH]
+
+Each mode runs in its own subprocess so the process's peak RSS belongs to that mode alone.
+The model is steel's LSTM stack (B=32, F=5, H=128, 2 layers, bidirectional, lengths from
+T/5 to T) under a mean-of-outputs loss; the step is `jax.grad` of that loss, jitted. The
+4 GB target of the seeds applies to device memory: on a GPU the figure is the device's peak
+bytes; on CPU it is XLA's compiled temp + argument bytes and, conservatively, the peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks.__main__ import device_kind
+from benchmarks.timing import environment
+from seqjax.io import atomic_write_json
+from seqjax.layers import LSTM
+
+BATCH, FEATURES, HIDDEN, LAYERS = 32, 5, 128, 2
+GB = 1024**3
+
+
+def one_mode(steps: int, chunk: int) -> dict:
+    """Compile and run one training step; return its memory and time figures."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(BATCH, steps, FEATURES)), jnp.float32)  # (B, T, F)
+    lengths = jnp.asarray(rng.integers(steps // 5, steps + 1, BATCH).astype(np.int32))
+    lengths = lengths.at[0].set(steps)
+    model = LSTM(HIDDEN, num_layers=LAYERS, bidirectional=True, remat_chunk=chunk)
+    params = model.init(jax.random.key(0), x[:, :8], jnp.minimum(lengths, 8))
+
+    def loss(p):
+        y, _ = model.apply(p, x, lengths)  # (B, T, 2H)
+        return jnp.mean(y)
+
+    grad = jax.jit(jax.grad(loss))
+    compiled = grad.lower(params).compile()
+    analysis = compiled.memory_analysis()
+    start = time.perf_counter()
+    jax.block_until_ready(compiled(params))
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    jax.block_until_ready(compiled(params))
+    second = time.perf_counter() - start
+    stats = jax.devices()[0].memory_stats() or {}
+    return {
+        "remat_chunk": chunk,
+        "step_s": second,
+        "first_step_s": first,
+        "xla_temp_bytes": getattr(analysis, "temp_size_in_bytes", None),
+        "xla_argument_bytes": getattr(analysis, "argument_size_in_bytes", None),
+        "device_peak_bytes": stats.get("peak_bytes_in_use"),
+        "process_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--chunk", type=int, default=100)
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        print(json.dumps(one_mode(args.steps, args.child)))
+        return
+    modes = []
+    for chunk in (0, args.chunk):
+        cmd = [sys.executable, "-m", "benchmarks.long_sequence", "--steps", str(args.steps)]
+        proc = subprocess.run(
+            [*cmd, "--child", str(chunk)], capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0:
+            modes.append({"remat_chunk": chunk, "error": proc.stderr.strip()[-2000:]})
+        else:
+            modes.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        row = modes[-1]
+        mem = row.get("device_peak_bytes") or row.get("process_peak_rss_bytes") or 0
+        print(
+            f"remat_chunk {chunk:4d}: "
+            + (
+                f"step {row['step_s']:.2f} s, XLA temp {row['xla_temp_bytes'] / GB:.2f} GB, "
+                f"peak {mem / GB:.2f} GB"
+                if "error" not in row
+                else "failed: " + row["error"].splitlines()[-1]
+            )
+        )
+    env = environment()
+    result = {
+        "command": "python -m benchmarks.long_sequence " + " ".join(sys.argv[1:]),
+        "environment": env,
+        "config": {
+            "batch": BATCH,
+            "steps": args.steps,
+            "features": FEATURES,
+            "hidden": HIDDEN,
+            "layers": LAYERS,
+            "bidirectional": True,
+        },
+        "target_gb": 4.0,
+        "modes": modes,
+    }
+    kind = device_kind()
+    out = args.out or os.path.join("benchmarks", "results", f"long_sequence_{kind}.json")
+    atomic_write_json(out, result)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
