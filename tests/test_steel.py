@@ -52,6 +52,20 @@ def test_attention_weights_sum_to_one_over_valid_steps_only():
     assert [o.shape for o in details["layer_outputs"]] == [(3, 9, 32), (3, 9, 32)]
 
 
+def test_residual_layers_add_their_input():
+    """With a layer's LSTM weights zeroed its cell stays 0, so its output is its input."""
+    model, v = _model(num_layers=3, residual=True, pooling="mean")
+    params = dict(v["params"])
+    params["lstm_1"] = jax.tree.map(jnp.zeros_like, params["lstm_1"])
+    _, details = model.apply(
+        {"params": params}, jnp.asarray(X), jnp.asarray(LENGTHS), return_details=True
+    )
+    first, second, third = (np.asarray(o) for o in details["layer_outputs"])
+    np.testing.assert_array_equal(second, first)
+    assert not np.allclose(third, second)
+    assert np.all(third[np.arange(9)[None, :] >= LENGTHS[:, None]] == 0.0)
+
+
 def test_parameter_count_of_the_standard_variant():
     cfg = load_config("configs/steel_standard.yaml")
     model = build_model("steel", cfg.model)

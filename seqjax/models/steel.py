@@ -46,6 +46,7 @@ class SteelConfig:
     normalization: str = "none"  # of the pooled features: none | batch | layer
     input_norm: bool = False  # LayerNorm over the channels of every step
     unroll: int = 1
+    remat_chunk: int = 0  # > 0: rematerialise the recurrence in chunks (long sequences)
     residual: bool = False  # add each layer's input to its output from layer 2 on
     num_classes: int = 1  # 1: one defect logit (B,); K >= 3: class logits (B, K)
 
@@ -91,6 +92,7 @@ class SteelDefectLSTM(nn.Module):
                 cfg.hidden_size,
                 bidirectional=cfg.bidirectional,
                 unroll=cfg.unroll,
+                remat_chunk=cfg.remat_chunk,
                 name=f"lstm_{k}",
             )(x, lengths, train=train)  # (B, T, D*H), zero past each length
             if cfg.residual and k > 0:
