@@ -22,10 +22,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from seqjax.layers.cudnn import cudnn_available, cudnn_lstm
 from seqjax.layers.masking import check_sequence_inputs, length_mask
 from seqjax.layers.recurrence import (
     gate_scale,
     lstm_direction_remat,
+    match_vma,
     project,
     scan_direction,
     scan_direction_fast,
@@ -112,6 +114,8 @@ class LSTM(nn.Module):
     fused_directions: bool = False
     backward: str = "custom"
     remat_chunk: int = 0
+    backend: str = "auto"
+    cudnn_tf32: bool = False
     kernel_ih_init: Initializer | None = None
     kernel_hh_init: Initializer | None = None
     bias_init: Initializer | None = None
@@ -127,6 +131,67 @@ class LSTM(nn.Module):
             self.param_dtype,
             name=name,
         )()
+
+    def _cudnn_blockers(self) -> list[str]:
+        """Why the cuDNN kernel cannot run this layer here (empty: it can)."""
+        why = []
+        if not cudnn_available():
+            backend = jax.default_backend()
+            why.append(f"it needs an NVIDIA GPU under CUDA (default backend {backend})")
+        if jnp.dtype(self.dtype) != jnp.float32 or jnp.dtype(self.param_dtype) != jnp.float32:
+            why.append(f"it computes in float32 only (dtype {jnp.dtype(self.dtype).name})")
+        if self.remat_chunk:
+            why.append("remat_chunk needs the scan")
+        if self.fused_directions:
+            why.append("fused_directions is a scan variant")
+        if self.backward != "custom":
+            why.append("backward='autodiff' differentiates the scan")
+        return why
+
+    def _use_cudnn(self) -> bool:
+        if self.backend not in ("auto", "scan", "cudnn"):
+            raise ValueError(
+                f"LSTM: backend must be 'auto', 'scan' or 'cudnn'; got {self.backend!r}"
+            )
+        if self.backend == "scan":
+            return False
+        why = self._cudnn_blockers()
+        if why and self.backend == "cudnn":
+            raise ValueError("LSTM: backend='cudnn' cannot run here: " + "; ".join(why))
+        return not why
+
+    def _dropout_between_layers(self, out: jax.Array, train: bool) -> jax.Array:
+        """Dropout on time-major (T, B, D*H) outputs, so both backends draw equal masks."""
+        return nn.Dropout(self.dropout)(out, deterministic=not train)
+
+    def _cudnn(self, x, lengths, mask, h0_all, c0_all, train):
+        """The whole stack through cuDNN: one call, or one per layer when dropout is on."""
+        dirs = 2 if self.bidirectional else 1
+        layers = [
+            [
+                self._weights(k, reverse, x.shape[-1] if k == 0 else dirs * self.hidden_size)
+                for reverse in range(dirs)
+            ]
+            for k in range(self.num_layers)
+        ]
+        mask_bt = jnp.swapaxes(mask, 0, 1)  # (B, T, 1)
+        seq = jnp.where(mask_bt, x, 0).astype(jnp.float32)  # (B, T, F)
+        kw = dict(bidirectional=self.bidirectional, tf32=self.cudnn_tf32)
+        if not (train and self.dropout > 0 and self.num_layers > 1):
+            y, h_n, c_n = cudnn_lstm(seq, lengths, layers, h0_all, c0_all, **kw)
+        else:
+            hs, cs = [], []
+            for k, layer in enumerate(layers):
+                idx = slice(k * dirs, (k + 1) * dirs)
+                seq, h, c = cudnn_lstm(seq, lengths, [layer], h0_all[idx], c0_all[idx], **kw)
+                hs.append(h)
+                cs.append(c)
+                if k < self.num_layers - 1:
+                    tm = self._dropout_between_layers(jnp.swapaxes(seq, 0, 1), train)
+                    seq = jnp.swapaxes(tm, 0, 1)  # (B, T, D*H)
+            y, h_n, c_n = seq, jnp.concatenate(hs), jnp.concatenate(cs)
+        y = jnp.where(mask_bt, y, 0.0)  # (B, T, D*H): exactly zero past each length
+        return y.astype(self.dtype), (h_n, c_n)
 
     def _built_features(self) -> int | None:
         if self.has_variable("params", "l0"):
@@ -175,8 +240,11 @@ class LSTM(nn.Module):
             h0_all, c0_all = (p.astype(jnp.float32) for p in initial_state)
         else:
             h0_all = c0_all = jnp.zeros(state_shape, jnp.float32)
+        h0_all, c0_all = match_vma((h0_all, c0_all), x)  # for use inside shard_map
 
         mask = length_mask(lengths, max_len, time_major=True)[..., None]  # (T, B, 1)
+        if self._use_cudnn():
+            return self._cudnn(x, lengths, mask, h0_all, c0_all, train)
         # Zero the padding first: garbage (even inf) past a length then never reaches a
         # matmul, so neither values nor gradients can pick up NaN from it.
         seq = jnp.where(mask, jnp.swapaxes(x, 0, 1), 0).astype(self.dtype)  # (T, B, F)
@@ -224,8 +292,7 @@ class LSTM(nn.Module):
                     finals_c.append(c_n[None])
             out = jnp.concatenate(outs, axis=-1) if dirs == 2 else outs[0]  # (T, B, D*H)
             if layer < self.num_layers - 1:
-                out = nn.Dropout(self.dropout)(out, deterministic=not train)
-                seq = out.astype(self.dtype)
+                seq = self._dropout_between_layers(out, train).astype(self.dtype)
             else:
                 seq = out
         outputs = jnp.swapaxes(seq, 0, 1).astype(self.dtype)  # (B, T, D*H)

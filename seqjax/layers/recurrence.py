@@ -23,6 +23,41 @@ from jax import lax
 Carry = tuple[jax.Array, jax.Array]
 
 
+def _varying_axes(x) -> frozenset:
+    """The manual mesh axes that x varies over (empty outside shard_map)."""
+    aval = jax.typeof(x)
+    manual = getattr(aval, "manual_axis_type", None)  # jax >= 0.10
+    if manual is not None:
+        return frozenset(manual.varying)
+    return frozenset(getattr(aval, "vma", frozenset()))  # jax 0.6-0.9
+
+
+def match_vma(tree, ref: jax.Array):
+    """`tree` made device-varying over the manual mesh axes that `ref` varies over.
+
+    Inside `shard_map` a scan's carry must have the same varying-axes type going in and
+    coming out; a zero initial state is replicated while the steps computed from a sharded
+    batch are varying, so without this the scan does not type-check there.
+    """
+    vma = _varying_axes(ref)
+
+    def cast(x):
+        missing = tuple(vma - _varying_axes(x))
+        return lax.pcast(x, missing, to="varying") if missing else x
+
+    return jax.tree.map(cast, tree)
+
+
+def sum_to_vma(ct: jax.Array, primal: jax.Array) -> jax.Array:
+    """A cotangent summed over the manual mesh axes its primal does not vary over.
+
+    Inside `shard_map` a replicated weight used by every shard's rows gets the sum of the
+    shards' gradients; autodiff does this itself, a custom VJP rule has to.
+    """
+    extra = tuple(_varying_axes(ct) - _varying_axes(primal))
+    return lax.psum(ct, extra) if extra else ct
+
+
 def gate_scale(hidden: int, dtype=jnp.float32) -> jax.Array:
     """(4H,) column scale: 1/2 on the sigmoid gates i, f, o; 1 on the tanh gate g."""
     return jnp.concatenate(
@@ -149,6 +184,7 @@ def _backward_scan(saved, w_hh, mask, carry, d_ys, *, reverse, unroll):
     its start, the gate cotangents dz (S, B, 4H) and this span's dW_hh (H, 4H).
     """
     h_prev, c_prev, t, tanh_c = saved
+    carry = match_vma(carry, t)
     hidden = h_prev.shape[-1]
     w_t = w_hh.T  # (4H, H)
 
@@ -194,6 +230,7 @@ def _scan_vjp_bwd(reverse, unroll, residuals, cotangents):
     d_init, dz, dw = _backward_scan(
         saved, w_hh, mask, d_final, d_ys, reverse=reverse, unroll=unroll
     )
+    dw = sum_to_vma(dw, w_hh)
     return dz.astype(jnp.float32), dw.astype(w_hh.dtype), None, d_init
 
 
@@ -277,15 +314,15 @@ def _remat_vjp_bwd(reverse, unroll, chunk, residuals, cotangents):
         )
         return (d_carry, dw_ih, db + dz.sum((0, 1)), dw_hh + dw_chunk), dx.astype(seq.dtype)
 
-    zeros = (jnp.zeros(w.shape, jnp.float32) for w in (w_ih, bias, w_hh))
+    zeros = match_vma(tuple(jnp.zeros(w.shape, jnp.float32) for w in (w_ih, bias, w_hh)), seq)
     (d_init, dw_ih, db, dw_hh), dx = lax.scan(
         chunk_step, (d_final, *zeros), (entries, xs, ms, dys), reverse=not reverse
     )  # dx (N, C, B, F)
     return (
         _from_chunks(dx, steps),
-        dw_ih.astype(w_ih.dtype),
-        db.astype(bias.dtype),
-        dw_hh.astype(w_hh.dtype),
+        sum_to_vma(dw_ih, w_ih).astype(w_ih.dtype),
+        sum_to_vma(db, bias).astype(bias.dtype),
+        sum_to_vma(dw_hh, w_hh).astype(w_hh.dtype),
         None,
         d_init,
     )

@@ -31,6 +31,7 @@ from seqjax.train.sharding import (
     check_divisible,
     data_sharding,
     make_mesh,
+    on_mesh,
     replicate,
     replicated,
     shard_batch,
@@ -105,12 +106,14 @@ def compile_steps(
     """
     rep, dat = replicated(mesh), data_sharding(mesh)
     train_step = jax.jit(
-        make_train_step(task.loss, skip_nonfinite=skip_nonfinite),
+        on_mesh(make_train_step(task.loss, skip_nonfinite=skip_nonfinite), mesh),
         in_shardings=(rep, dat),
         out_shardings=(rep, rep),
         donate_argnums=0,
     )
-    eval_step = jax.jit(make_eval_step(task.loss), in_shardings=(rep, dat), out_shardings=rep)
+    eval_step = jax.jit(
+        on_mesh(make_eval_step(task.loss), mesh), in_shardings=(rep, dat), out_shardings=rep
+    )
     return train_step, eval_step
 
 

@@ -5,21 +5,35 @@ step: the batch is sharded along the `data` axis, parameters and optimizer state
 replicated, and XLA's SPMD partitioner inserts the gradient all-reduce itself. The same
 step function then runs unchanged on 1 device, 8, or several hosts, and the weighted-mean
 loss over the *global* batch makes the gradient identical to the single-device one.
-(`shard_map` + `lax.pmean` is kept for backends that cannot be auto-partitioned, such as
-the cuDNN RNN call, which has no batching rule.)
+Steps are traced with the mesh as the context mesh (`on_mesh`), so a kernel that cannot
+be auto-partitioned, the cuDNN RNN call, maps itself over the `data` axis with shard_map
+(`seqjax.layers.per_shard`) while the rest of the step stays auto-partitioned.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from seqjax.data.batch import Batch
+from seqjax.layers.per_shard import BATCH_AXIS
 
-DATA = "data"  # the batch axis of the mesh
+DATA = BATCH_AXIS  # the batch axis of the mesh
+
+
+def on_mesh(fn: Callable, mesh: Mesh) -> Callable:
+    """`fn` traced with `mesh` as the context (abstract) mesh; usable inside `jax.jit`."""
+
+    @functools.wraps(fn)
+    def traced(*args):
+        with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+            return fn(*args)
+
+    return traced
 
 
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
