@@ -1,4 +1,6 @@
-"""Rematerialising the recurrence (`remat_chunk`) changes memory, never a value or gradient."""
+"""The chunked recurrences (`remat_chunk`, `projection_chunk`) change memory and speed,
+never a value or a gradient: both against the whole-sequence custom-VJP path, which
+tests/test_lstm_parity.py holds to a NumPy reference and torch.nn.LSTM."""
 
 import jax
 import jax.numpy as jnp
@@ -17,11 +19,20 @@ def _loss(model, variables, x, state):
     return jnp.sum(y**2) + jnp.sum(h * c) + jnp.sum(jnp.sin(c))
 
 
-# 6 does not divide T = 37; 64 exceeds it.
-@pytest.mark.parametrize(("bidirectional", "chunk"), [(False, 6), (True, 6), (True, 64)])
-def test_values_and_gradients_equal_the_plain_recurrence(bidirectional, chunk):
-    plain = LSTM(8, num_layers=2, bidirectional=bidirectional)
-    remat = LSTM(8, num_layers=2, bidirectional=bidirectional, remat_chunk=chunk)
+# 6 does not divide T = 37; 64 exceeds it; None is the default chunk (19 for T = 37).
+@pytest.mark.parametrize(
+    ("bidirectional", "option"),
+    [
+        (False, {"remat_chunk": 6}),
+        (True, {"remat_chunk": 6}),
+        (True, {"remat_chunk": 64}),
+        (True, {"projection_chunk": 6}),
+        (False, {"projection_chunk": None}),
+    ],
+)
+def test_values_and_gradients_equal_the_plain_recurrence(bidirectional, option):
+    plain = LSTM(8, num_layers=2, bidirectional=bidirectional, projection_chunk=0)
+    remat = LSTM(8, num_layers=2, bidirectional=bidirectional, **option)
     variables = plain.init(jax.random.key(1), X, LENGTHS)
     dirs = 2 if bidirectional else 1
     state = tuple(
@@ -54,6 +65,8 @@ def test_long_sequence_step_needs_far_less_memory():
 
 
 def test_bad_settings_are_named():
+    with pytest.raises(ValueError, match="projection_chunk must be >= 0"):
+        LSTM(4, projection_chunk=-2).init(jax.random.key(0), X, LENGTHS)
     with pytest.raises(ValueError, match="remat_chunk must be >= 0"):
         LSTM(4, remat_chunk=-1).init(jax.random.key(0), X, LENGTHS)
     with pytest.raises(ValueError, match="remat_chunk works with"):

@@ -26,9 +26,11 @@ from seqjax.layers.cudnn import cudnn_available, cudnn_lstm
 from seqjax.layers.masking import check_sequence_inputs, length_mask
 from seqjax.layers.recurrence import (
     gate_scale,
+    lstm_direction,
     lstm_direction_remat,
     match_vma,
     project,
+    projection_chunk,
     scan_direction,
     scan_direction_fast,
     scan_fused_bidirectional,
@@ -114,6 +116,7 @@ class LSTM(nn.Module):
     fused_directions: bool = False
     backward: str = "custom"
     remat_chunk: int = 0
+    projection_chunk: int | None = None
     backend: str = "auto"
     cudnn_tf32: bool = False
     kernel_ih_init: Initializer | None = None
@@ -216,6 +219,8 @@ class LSTM(nn.Module):
             raise ValueError(
                 f"LSTM: backward must be 'custom' or 'autodiff'; got {self.backward!r}"
             )
+        if self.projection_chunk is not None and self.projection_chunk < 0:
+            raise ValueError(f"LSTM: projection_chunk must be >= 0; got {self.projection_chunk}")
         if self.remat_chunk < 0:
             raise ValueError(f"LSTM: remat_chunk must be >= 0; got {self.remat_chunk}")
         if self.remat_chunk and (self.fused_directions or self.backward != "custom"):
@@ -249,6 +254,9 @@ class LSTM(nn.Module):
         # matmul, so neither values nor gradients can pick up NaN from it.
         seq = jnp.where(mask, jnp.swapaxes(x, 0, 1), 0).astype(self.dtype)  # (T, B, F)
         scale = gate_scale(hidden)
+        chunk = (
+            projection_chunk(max_len) if self.projection_chunk is None else self.projection_chunk
+        )
         finals_h, finals_c = [], []
         for layer in range(self.num_layers):
             weights = [self._weights(layer, reverse, seq.shape[-1]) for reverse in range(dirs)]
@@ -275,6 +283,11 @@ class LSTM(nn.Module):
                         (h_n, c_n), ys = lstm_direction_remat(
                             seq, w_ihs[d], biases[d], w_hhs[d], mask, carry0,
                             d == 1, self.unroll, self.remat_chunk,
+                        )  # fmt: skip
+                    elif self.backward == "custom" and chunk:
+                        (h_n, c_n), ys = lstm_direction(
+                            seq, w_ihs[d], biases[d], w_hhs[d], mask, carry0,
+                            d == 1, self.unroll, chunk,
                         )  # fmt: skip
                     elif self.backward == "custom":
                         xproj = project(seq, w_ihs[d], biases[d])  # (T, B, 4H)
