@@ -30,11 +30,12 @@ class SeqjaxStack(nn.Module):
     hidden: tuple[int, ...]
     layers: int
     bi: bool
+    backend: str = "auto"  # cuDNN on a CUDA GPU, the scan elsewhere
 
     @nn.compact
     def __call__(self, x, lengths):
         for h in self.hidden:
-            x, _ = LSTM(h, self.layers, bidirectional=self.bi)(x, lengths)
+            x, _ = LSTM(h, self.layers, bidirectional=self.bi, backend=self.backend)(x, lengths)
         return x
 
 
@@ -93,6 +94,11 @@ def torch_fns(cfg: dict, x: np.ndarray, lengths: np.ndarray, *, packed: bool):
         )
         size = h * (2 if cfg["bi"] else 1)
     xt, lt = torch.from_numpy(x), torch.from_numpy(lengths.astype(np.int64))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":  # cuDNN, as PyTorch users run it (TF32 is PyTorch's own default)
+        torch.backends.cudnn.enabled = True
+        stack, xt = stack.to(device), xt.to(device)  # lengths stay on the CPU for packing
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def run():
         out = xt
@@ -112,10 +118,12 @@ def torch_fns(cfg: dict, x: np.ndarray, lengths: np.ndarray, *, packed: bool):
     def forward():
         with torch.no_grad():
             run()
+        sync()
 
     def train():
         stack.zero_grad(set_to_none=True)
         (run() ** 2).sum().backward()
+        sync()
 
     return forward, train
 
@@ -134,6 +142,8 @@ def measure(name: str, *, repeats: int) -> dict:
         "torch_padded": torch_fns(cfg, x, lengths, packed=False),
         "torch_packed": torch_fns(cfg, x, lengths, packed=True),
     }
+    if jax.default_backend() == "gpu":  # the scan beside cuDNN, on the same device
+        impls["seqjax_scan"] = jax_fns(SeqjaxStack(**shape, backend="scan"), x, lengths)
     if "min_len" in cfg:  # the same padded shape with every sequence full
         impls["seqjax_unmasked"] = jax_fns(SeqjaxStack(**shape), *inputs(cfg, masked=False))
     timings = {
