@@ -23,9 +23,8 @@ def _loss(model, variables, x, state):
 @pytest.mark.parametrize(
     ("bidirectional", "option"),
     [
-        (False, {"remat_chunk": 6}),
+        (False, {"remat_chunk": 64}),
         (True, {"remat_chunk": 6}),
-        (True, {"remat_chunk": 64}),
         (True, {"projection_chunk": 6}),
         (False, {"projection_chunk": None}),
     ],
