@@ -7,6 +7,13 @@ blocks 1 and 3 -> mean / max / last-valid pooling concatenated (3 x 256 = 768) -
 ensemble heads 768 -> 256 -> 128 -> 3 mixed by a learned softmax combiner -> times a
 learnable output scale.
 
+Two additions of ours, both options (the seed as described: `block_norm="none"`,
+`conv_residual=False`): a LayerNorm residual around every BiLSTM block, without which the
+max-pooled target never left its initial loss, and the input projection added back to
+the gated convolution output, without which a single step's exact value (the retrieval
+target of the synthetic task) was blurred by the 3-9 step kernels and never learned
+(test MSE 0.97 -> 0.58 on that target in a 6-epoch probe at width 64).
+
 Every part is masked by `lengths` (zeroed projections, masked convolutions, masked
 attention keys, masked pools), so padding never changes a result. `return_details=True`
 adds the attention maps, the gate and each ensemble head's output.
@@ -47,6 +54,9 @@ class HybridConfig:
     # Residual + LayerNorm around each BiLSTM block, ours (the seed has residuals only at
     # the attentions): "pre" x + f(LN(x)), "post" LN(x + f(x)), or "none" as in the seed.
     block_norm: str = "post"
+    # Ours: add the input projection to the gated convolution output, so a single step's
+    # exact values reach the BiLSTMs unblurred by the 3-9 step kernels.
+    conv_residual: bool = True  # False: the seed as described
 
     def __post_init__(self):
         if self.d_model % 2 or self.d_model % self.num_heads:
@@ -85,7 +95,8 @@ class HybridSequenceModel(nn.Module):
         a = MultiScaleConv(cfg.d_model, cfg.kernels_a, name="conv_a")(x, lengths)
         b = MultiScaleConv(cfg.d_model, cfg.kernels_b, name="conv_b")(x, lengths)
         gate = nn.sigmoid(nn.Dense(cfg.d_model, name="gate")(jnp.concatenate([a, b], -1)))
-        x = jnp.where(mask, gate * a + (1 - gate) * b, 0)  # (B, T, D)
+        fused = gate * a + (1 - gate) * b  # (B, T, D)
+        x = jnp.where(mask, x + fused if cfg.conv_residual else fused, 0)  # (B, T, D)
         maps = []
         for k in range(1, cfg.lstm_blocks + 1):
             lstm = LSTM(
