@@ -107,7 +107,8 @@ def main() -> None:
                 print(f"[{name}] FAILED: {r['error'].splitlines()[-1]}", flush=True)
             else:
                 shown = ", ".join(
-                    f"{k} {v['value']:.4f} ({v['target']})" for k, v in r["targets"].items()
+                    f"{k} {v['value']:.4f} ({v['target']}: {'pass' if v['pass'] else 'FAIL'})"
+                    for k, v in r["targets"].items()
                 )
                 print(
                     f"[{name}] {shown}; {r['num_params']:,} params; "
