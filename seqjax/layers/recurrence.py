@@ -264,6 +264,18 @@ def project(seq: jax.Array, w_ih: jax.Array, bias: jax.Array) -> jax.Array:
     return xproj + bias.astype(jnp.float32)[None, None, :]
 
 
+def _layer_cotangents(dx, grads, weights, d_init):
+    """The cotangent tuple of (seq, w_ih, bias, w_hh, mask, init) for a custom VJP rule:
+    weight gradients summed over shards they do not vary across, cast to their dtypes."""
+    summed = (sum_to_vma(g, w).astype(w.dtype) for g, w in zip(grads, weights, strict=True))
+    return (dx, *summed, None, d_init)
+
+
+def _chunked_primal(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk):
+    """The no-gradient forward of both chunked layer-directions: (final carry, outputs)."""
+    return _remat_forward(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk)[:2]
+
+
 def _remat_forward(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk):
     """Forward over chunks of steps, keeping only the carry entering each chunk.
 
@@ -318,14 +330,8 @@ def _remat_vjp_bwd(reverse, unroll, chunk, residuals, cotangents):
     (d_init, dw_ih, db, dw_hh), dx = lax.scan(
         chunk_step, (d_final, *zeros), (entries, xs, ms, dys), reverse=not reverse
     )  # dx (N, C, B, F)
-    return (
-        _from_chunks(dx, steps),
-        sum_to_vma(dw_ih, w_ih).astype(w_ih.dtype),
-        sum_to_vma(db, bias).astype(bias.dtype),
-        sum_to_vma(dw_hh, w_hh).astype(w_hh.dtype),
-        None,
-        d_init,
-    )
+    grads = (dw_ih, db, dw_hh)
+    return _layer_cotangents(_from_chunks(dx, steps), grads, (w_ih, bias, w_hh), d_init)
 
 
 # One layer-direction, input projection included, whose backward pass stores the carry
@@ -333,12 +339,7 @@ def _remat_vjp_bwd(reverse, unroll, chunk, residuals, cotangents):
 # memory O(T/chunk + chunk) steps instead of O(T), for about one extra forward pass.
 # seq (T, B, F), w_ih (F, 4H), bias (4H,), w_hh (H, 4H), all gate-scaled; `reverse`,
 # `unroll` and `chunk` are positional and static.
-lstm_direction_remat = jax.custom_vjp(
-    lambda seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk: _remat_forward(
-        seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk
-    )[:2],
-    nondiff_argnums=(6, 7, 8),
-)
+lstm_direction_remat = jax.custom_vjp(_chunked_primal, nondiff_argnums=(6, 7, 8))
 lstm_direction_remat.defvjp(_remat_vjp_fwd, _remat_vjp_bwd)
 
 
@@ -387,23 +388,12 @@ def _projected_vjp_bwd(reverse, unroll, chunk, residuals, cotangents):
     dx = jnp.einsum("tbg,fg->tbf", dz.astype(w_ih.dtype), w_ih, preferred_element_type=jnp.float32)
     dw_ih = jnp.einsum("tbf,tbg->fg", seq, dz.astype(seq.dtype), preferred_element_type=jnp.float32)
     db = dz.sum((0, 1))
-    return (
-        dx.astype(seq.dtype),
-        sum_to_vma(dw_ih, w_ih).astype(w_ih.dtype),
-        sum_to_vma(db, bias).astype(bias.dtype),
-        sum_to_vma(dw_hh, w_hh).astype(w_hh.dtype),
-        None,
-        d_init,
-    )
+    grads = (dw_ih, db, dw_hh)
+    return _layer_cotangents(dx.astype(seq.dtype), grads, (w_ih, bias, w_hh), d_init)
 
 
 # One layer-direction, input projection included, computed a chunk of steps at a time so
 # the (T, B, 4H) projection never exists as one buffer (it stays in cache instead); the
 # backward pass is the hand-written one. Same arguments as `lstm_direction_remat`.
-lstm_direction = jax.custom_vjp(
-    lambda seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk: _remat_forward(
-        seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk
-    )[:2],
-    nondiff_argnums=(6, 7, 8),
-)
+lstm_direction = jax.custom_vjp(_chunked_primal, nondiff_argnums=(6, 7, 8))
 lstm_direction.defvjp(_projected_vjp_fwd, _projected_vjp_bwd)
