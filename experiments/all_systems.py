@@ -25,24 +25,13 @@ import jax
 from seqjax.io import atomic_write_json
 
 # name -> (experiment arguments, {metric key in the test split: target description})
+STEEL_TARGETS = {"auc_roc": "> 0.88", "auc_pr": "> 0.75"}
 SYSTEMS = {
     "trust": (["experiments/train_trust.py"], {"accuracy": "> 0.85"}),
-    "steel_standard": (
-        ["experiments/train_steel.py", "--variant", "standard"],
-        {"auc_roc": "> 0.88", "auc_pr": "> 0.75"},
-    ),
-    "steel_lightweight": (
-        ["experiments/train_steel.py", "--variant", "lightweight"],
-        {"auc_roc": "> 0.88", "auc_pr": "> 0.75"},
-    ),
-    "steel_deep": (
-        ["experiments/train_steel.py", "--variant", "deep"],
-        {"auc_roc": "> 0.88", "auc_pr": "> 0.75"},
-    ),
-    "steel_bidirectional": (
-        ["experiments/train_steel.py", "--variant", "bidirectional"],
-        {"auc_roc": "> 0.88", "auc_pr": "> 0.75"},
-    ),
+    **{
+        f"steel_{variant}": (["experiments/train_steel.py", "--variant", variant], STEEL_TARGETS)
+        for variant in ("standard", "lightweight", "deep", "bidirectional")
+    },
     "trend": (
         ["experiments/train_trend.py"],
         {

@@ -264,6 +264,20 @@ def project(seq: jax.Array, w_ih: jax.Array, bias: jax.Array) -> jax.Array:
     return xproj + bias.astype(jnp.float32)[None, None, :]
 
 
+def _input_grads(x: jax.Array, dz: jax.Array, w_ih: jax.Array):
+    """Gradients of `project(x, w_ih, bias)` from its cotangent dz (S, B, 4H):
+    dx (S, B, F) float32, dW_ih (F, 4H) and the bias's (4H,), as large (S*B)-row matmuls."""
+    dx = jnp.einsum("tbg,fg->tbf", dz.astype(w_ih.dtype), w_ih, preferred_element_type=jnp.float32)
+    dw_ih = jnp.einsum("tbf,tbg->fg", x, dz.astype(x.dtype), preferred_element_type=jnp.float32)
+    return dx, dw_ih, dz.sum((0, 1))
+
+
+def _chunks(seq: jax.Array, mask: jax.Array, chunk: int) -> tuple[jax.Array, jax.Array]:
+    """Layer input (T, B, F) and mask (T, B, 1) as (N, C, ...) chunks; the padded tail of
+    the last chunk is masked, so it leaves carries and outputs as they are."""
+    return _to_chunks(seq, chunk, 0), _to_chunks(mask, chunk, False)
+
+
 def _layer_cotangents(dx, grads, weights, d_init):
     """The cotangent tuple of (seq, w_ih, bias, w_hh, mask, init) for a custom VJP rule:
     weight gradients summed over shards they do not vary across, cast to their dtypes."""
@@ -272,27 +286,31 @@ def _layer_cotangents(dx, grads, weights, d_init):
 
 
 def _chunked_primal(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk):
-    """The no-gradient forward of both chunked layer-directions: (final carry, outputs)."""
-    return _remat_forward(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk)[:2]
+    """The no-gradient forward of both chunked layer-directions: (final carry, outputs),
+    without the per-chunk entry carries that only a backward pass needs."""
+    final, ys, _ = _remat_forward(
+        seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, keep_entries=False
+    )
+    return final, ys
 
 
-def _remat_forward(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk):
+def _remat_forward(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, keep_entries=True):
     """Forward over chunks of steps, keeping only the carry entering each chunk.
 
     The input projection is done per chunk too: a (T, B, 4H) projection would be 4H/F
     times the size of the layer's input and defeat the purpose at T = 10,000.
     """
     steps = seq.shape[0]
-    xs, ms = _to_chunks(seq, chunk, 0), _to_chunks(mask, chunk, False)
+    xs, ms = _chunks(seq, mask, chunk)
 
     def chunk_step(carry: Carry, inputs):
         x, m = inputs  # (C, B, F), (C, B, 1)
         xp = project(x, w_ih, bias)  # (C, B, 4H)
         out, ys = scan_direction(xp, w_hh, m, carry, reverse=reverse, unroll=unroll)
-        return out, (carry, ys)
+        return out, (carry if keep_entries else None, ys)
 
     final, (entries, ys) = lax.scan(chunk_step, init, (xs, ms), reverse=reverse)
-    return final, _from_chunks(ys, steps), entries  # entries: (h, c) each (N, B, H)
+    return final, _from_chunks(ys, steps), entries  # entries: (h, c) each (N, B, H) or None
 
 
 def _remat_vjp_fwd(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk):
@@ -307,7 +325,7 @@ def _remat_vjp_bwd(reverse, unroll, chunk, residuals, cotangents):
     entries, seq, w_ih, bias, w_hh, mask = residuals
     d_final, d_ys = cotangents
     steps = seq.shape[0]
-    xs, ms = _to_chunks(seq, chunk, 0), _to_chunks(mask, chunk, False)
+    xs, ms = _chunks(seq, mask, chunk)
     dys = _to_chunks(d_ys, chunk, 0.0)
 
     def chunk_step(carry, inputs):
@@ -318,13 +336,9 @@ def _remat_vjp_bwd(reverse, unroll, chunk, residuals, cotangents):
         d_carry, dz, dw_chunk = _backward_scan(
             saved, w_hh, m, d_carry, dy, reverse=reverse, unroll=unroll
         )  # dz (C, B, 4H)
-        dx = jnp.einsum(
-            "tbg,fg->tbf", dz.astype(w_ih.dtype), w_ih, preferred_element_type=jnp.float32
-        )  # (C, B, F)
-        dw_ih = dw_ih + jnp.einsum(
-            "tbf,tbg->fg", x, dz.astype(x.dtype), preferred_element_type=jnp.float32
-        )
-        return (d_carry, dw_ih, db + dz.sum((0, 1)), dw_hh + dw_chunk), dx.astype(seq.dtype)
+        dx, dw_ih_chunk, db_chunk = _input_grads(x, dz, w_ih)  # dx (C, B, F)
+        sums = (dw_ih + dw_ih_chunk, db + db_chunk, dw_hh + dw_chunk)
+        return (d_carry, *sums), dx.astype(seq.dtype)
 
     zeros = match_vma(tuple(jnp.zeros(w.shape, jnp.float32) for w in (w_ih, bias, w_hh)), seq)
     (d_init, dw_ih, db, dw_hh), dx = lax.scan(
@@ -356,7 +370,7 @@ def projection_chunk(steps: int, target: int = 32) -> int:
 def _chunked_forward_saving(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk):
     """`_scan_forward_saving` with the input projection done one chunk at a time."""
     steps = seq.shape[0]
-    xs, ms = _to_chunks(seq, chunk, 0), _to_chunks(mask, chunk, False)
+    xs, ms = _chunks(seq, mask, chunk)
 
     def chunk_step(carry: Carry, inputs):
         x, m = inputs  # (C, B, F), (C, B, 1)
@@ -385,9 +399,7 @@ def _projected_vjp_bwd(reverse, unroll, chunk, residuals, cotangents):
     d_init, dz, dw_hh = _backward_scan(
         saved, w_hh, mask, d_final, d_ys, reverse=reverse, unroll=unroll
     )  # dz (T, B, 4H)
-    dx = jnp.einsum("tbg,fg->tbf", dz.astype(w_ih.dtype), w_ih, preferred_element_type=jnp.float32)
-    dw_ih = jnp.einsum("tbf,tbg->fg", seq, dz.astype(seq.dtype), preferred_element_type=jnp.float32)
-    db = dz.sum((0, 1))
+    dx, dw_ih, db = _input_grads(seq, dz, w_ih)
     grads = (dw_ih, db, dw_hh)
     return _layer_cotangents(dx.astype(seq.dtype), grads, (w_ih, bias, w_hh), d_init)
 
