@@ -32,13 +32,13 @@ BATCH, FEATURES, HIDDEN, LAYERS = 32, 5, 128, 2
 GB = 1024**3
 
 
-def one_mode(steps: int, chunk: int) -> dict:
+def one_mode(steps: int, chunk: int, backend: str) -> dict:
     """Compile and run one training step; return its memory and time figures."""
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(BATCH, steps, FEATURES)), jnp.float32)  # (B, T, F)
     lengths = jnp.asarray(rng.integers(steps // 5, steps + 1, BATCH).astype(np.int32))
     lengths = lengths.at[0].set(steps)
-    model = LSTM(HIDDEN, num_layers=LAYERS, bidirectional=True, remat_chunk=chunk)
+    model = LSTM(HIDDEN, num_layers=LAYERS, bidirectional=True, remat_chunk=chunk, backend=backend)
     params = model.init(jax.random.key(0), x[:, :8], jnp.minimum(lengths, 8))
 
     def loss(p):
@@ -57,6 +57,7 @@ def one_mode(steps: int, chunk: int) -> dict:
     stats = jax.devices()[0].memory_stats() or {}
     return {
         "remat_chunk": chunk,
+        "backend": backend,
         "step_s": second,
         "first_step_s": first,
         "xla_temp_bytes": getattr(analysis, "temp_size_in_bytes", None),
@@ -71,25 +72,31 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--chunk", type=int, default=100)
     parser.add_argument("--out", default=None)
-    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # BACKEND:CHUNK
     args = parser.parse_args()
     if args.child is not None:
-        print(json.dumps(one_mode(args.steps, args.child)))
+        backend, chunk = args.child.split(":")
+        print(json.dumps(one_mode(args.steps, int(chunk), backend)))
         return
     modes = []
-    for chunk in (0, args.chunk):
+    # The scan with and without remat; on a CUDA GPU also cuDNN, which has no remat.
+    runs = [("scan", 0), ("scan", args.chunk)]
+    if jax.default_backend() == "gpu":
+        runs.append(("cudnn", 0))
+    for backend, chunk in runs:
         cmd = [sys.executable, "-m", "benchmarks.long_sequence", "--steps", str(args.steps)]
         proc = subprocess.run(
-            [*cmd, "--child", str(chunk)], capture_output=True, text=True, check=False
+            [*cmd, "--child", f"{backend}:{chunk}"], capture_output=True, text=True, check=False
         )
         if proc.returncode != 0:
-            modes.append({"remat_chunk": chunk, "error": proc.stderr.strip()[-2000:]})
+            error = proc.stderr.strip()[-2000:]
+            modes.append({"remat_chunk": chunk, "backend": backend, "error": error})
         else:
             modes.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         row = modes[-1]
         mem = row.get("device_peak_bytes") or row.get("process_peak_rss_bytes") or 0
         print(
-            f"remat_chunk {chunk:4d}: "
+            f"{backend:5} remat_chunk {chunk:4d}: "
             + (
                 f"step {row['step_s']:.2f} s, XLA temp {row['xla_temp_bytes'] / GB:.2f} GB, "
                 f"peak {mem / GB:.2f} GB"

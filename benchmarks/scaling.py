@@ -45,10 +45,25 @@ LABELS = {"steps": "sequence length T", "batch": "batch B", "hidden": "hidden H"
 
 def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
     """Achieved float32 matmul throughput: the device's practical arithmetic ceiling."""
-    a = jnp.ones((size, size), jnp.float32)
+    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)  # not zeros or ones
     mm = jax.jit(lambda a: a @ a)
     t = time_calls(lambda: mm(a).block_until_ready(), warmup=2, repeats=repeats)
     return 2 * size**3 / (t["median_ms"] * 1e-3) / 1e9
+
+
+def loop_overhead_us(steps: int = 1000, repeats: int = 5) -> float:
+    """Microseconds per step of a scan whose step is one tiny elementwise update (B=32,
+    H=128): the cost of a dependent step itself, a floor no per-step recurrence goes under
+    (on a GPU, one launch and synchronisation per step)."""
+    xs = jax.random.normal(jax.random.key(1), (steps, 32, 128), jnp.float32)  # (T, B, H)
+
+    def body(h, x):
+        h = 0.5 * h + x
+        return h, h
+
+    run = jax.jit(lambda xs: jax.lax.scan(body, jnp.zeros_like(xs[0]), xs)[1])
+    t = time_calls(lambda: run(xs).block_until_ready(), warmup=2, repeats=repeats)
+    return t["median_ms"] * 1e3 / steps
 
 
 def measure_point(batch: int, steps: int, hidden: int, repeats: int) -> dict:
@@ -90,6 +105,9 @@ def plot(result: dict, path: str) -> None:
         ax.plot(xs, [p["inference_us_per_step"] for p in points], "s-", label="inference")
         ax.plot(xs, [3 * v for v in limit], "k--", label="train limit (matmul FLOPs)")
         ax.plot(xs, limit, "k:", label="inference limit (matmul FLOPs)")
+        loop = result.get("loop_overhead_us_per_step")
+        if loop:
+            ax.axhline(loop, color="grey", lw=1, label="empty scan step (loop overhead)")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(LABELS[axis])
@@ -114,8 +132,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out-dir", default=os.path.join("benchmarks", "results"))
     args = parser.parse_args()
-    gflops = matmul_gflops()
-    print(f"matmul ceiling: {gflops:.1f} GFLOP/s")
+    with jax.default_matmul_precision("highest"):  # float32 matmuls, no TF32, on every device
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    gflops = matmul_gflops(4096 if jax.default_backend() == "gpu" else 2048)
+    loop_us = loop_overhead_us()
+    print(f"matmul ceiling: {gflops:.1f} GFLOP/s; empty scan step {loop_us:.2f} µs")
     sweeps = {}
     for axis, values in SWEEPS.items():
         sweeps[axis] = []
@@ -135,6 +159,7 @@ def main() -> None:
         "features": FEATURES,
         "reference": REFERENCE,
         "matmul_gflops": gflops,
+        "loop_overhead_us_per_step": loop_us,
         "sweeps": sweeps,
     }
     os.makedirs(args.out_dir, exist_ok=True)

@@ -95,8 +95,10 @@ def torch_fns(cfg: dict, x: np.ndarray, lengths: np.ndarray, *, packed: bool):
         size = h * (2 if cfg["bi"] else 1)
     xt, lt = torch.from_numpy(x), torch.from_numpy(lengths.astype(np.int64))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":  # cuDNN, as PyTorch users run it (TF32 is PyTorch's own default)
+    if device == "cuda":  # cuDNN, in full float32 like every implementation here
         torch.backends.cudnn.enabled = True
+        torch.backends.cudnn.allow_tf32 = False  # PyTorch's default is True for cuDNN
+        torch.backends.cuda.matmul.allow_tf32 = False
         stack, xt = stack.to(device), xt.to(device)  # lengths stay on the CPU for packing
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
@@ -129,7 +131,17 @@ def torch_fns(cfg: dict, x: np.ndarray, lengths: np.ndarray, *, packed: bool):
 
 
 def measure(name: str, *, repeats: int) -> dict:
-    """Timings of every implementation for config `name`, and seqjax's speed-up ratios."""
+    """Timings of every implementation for config `name`, and seqjax's speed-up ratios.
+
+    Every matmul is full float32: JAX's default on NVIDIA GPUs rounds float32 matmul inputs
+    to TF32 and PyTorch's cuDNN RNN does too, so a ratio would otherwise compare different
+    arithmetic. (On CPU the setting changes nothing.)
+    """
+    with jax.default_matmul_precision("highest"):
+        return _measure(name, repeats=repeats)
+
+
+def _measure(name: str, *, repeats: int) -> dict:
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)  # XLA's CPU backend also uses every core
@@ -159,7 +171,10 @@ def measure(name: str, *, repeats: int) -> dict:
         for impl in ("torch_padded", "torch_packed", "flax_nn_rnn")
         for kind in ("train", "inference_b32")
     }
-    out = {"config": {**cfg, "hidden": list(cfg["hidden"])}, "timings": timings}
+    out = {
+        "config": {**cfg, "hidden": list(cfg["hidden"]), "matmuls": "float32, no TF32"},
+        "timings": timings,
+    }
     out["speedup"] = ratios
     if "seqjax_unmasked" in timings:
         out["masked_over_unmasked"] = {

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The GPU figures in one go, from a copy of the repository on a CUDA machine that already has
+# jax, flax, optax, orbax-checkpoint and torch (nothing is installed; seqjax runs from the tree).
+#
+#     bash benchmarks/gpu.sh [OUTDIR] [STAGE ...]
+#
+# Stages (default: all, in this order): env tests quick suite long scaling. Each stage's log
+# and JSON land in OUTDIR (default benchmarks/results); a stage that fails does not stop the
+# next one.
+set -u
+out=${1:-benchmarks/results}
+shift || true
+stages=${*:-env tests quick suite long scaling}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+py=${PYTHON:-python3}
+kind=$($py -c "from benchmarks.__main__ import device_kind; print(device_kind())" 2>/dev/null)
+
+for stage in $stages; do
+  echo "=== $stage ($(date -u +%T))"
+  case $stage in
+    env)
+      nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+      $py -c "import jax, flax, optax, orbax.checkpoint as o, torch; print(jax.__version__, \
+flax.__version__, optax.__version__, torch.__version__, jax.devices())"
+      ;;
+    tests)  # the cuDNN numerics, and every layer test with the cuDNN backend on auto
+      JAX_DEFAULT_MATMUL_PRECISION=highest $py -m pytest -q -p no:cacheprovider \
+        tests/test_lstm_cudnn.py tests/test_lstm_parity.py tests/test_lstm_padding.py \
+        tests/test_lstm_remat.py tests/test_lstm_errors.py 2>&1 | tee "$out/gpu_tests.log"
+      ;;
+    quick)
+      $py -m benchmarks --quick --out "$out/$kind-quick.json" 2>&1 | tail -40
+      ;;
+    suite)
+      $py -m benchmarks --out "$out/$kind.json" 2>&1 | tee "$out/$kind.log" | tail -60
+      ;;
+    long)
+      $py -m benchmarks.long_sequence --out "$out/long_sequence_$kind.json" 2>&1 | tail -20
+      ;;
+    scaling)
+      $py -m benchmarks.scaling --out-dir "$out" 2>&1 | tail -20
+      ;;
+    *) echo "unknown stage $stage" ;;
+  esac
+done
