@@ -4,13 +4,13 @@
 #
 #     bash benchmarks/gpu.sh [OUTDIR] [STAGE ...]
 #
-# Stages (default: all, in this order): env tests quick suite long scaling. Each stage's log
+# Stages (default: all, in this order): env tests quick suite backends long scaling. Each stage's log
 # and JSON land in OUTDIR (default benchmarks/results); a stage that fails does not stop the
 # next one.
 set -u
 out=${1:-benchmarks/results}
 shift || true
-stages=${*:-env tests quick suite long scaling}
+stages=${*:-env tests quick suite backends long scaling}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 py=${PYTHON:-python3}
@@ -34,6 +34,9 @@ flax.__version__, optax.__version__, torch.__version__, jax.devices())"
       ;;
     suite)
       $py -m benchmarks --out "$out/$kind.json" 2>&1 | tee "$out/$kind.log" | tail -60
+      ;;
+    backends)
+      $py -m benchmarks.backends --out "$out/backends_$kind.json" 2>&1 | tail -40
       ;;
     long)
       $py -m benchmarks.long_sequence --out "$out/long_sequence_$kind.json" 2>&1 | tail -20

@@ -70,7 +70,7 @@ def measure_point(batch: int, steps: int, hidden: int, repeats: int) -> dict:
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((batch, steps, FEATURES)), jnp.float32)  # (B, T, F)
     lengths = jnp.full((batch,), steps, jnp.int32)
-    model = LSTM(hidden)
+    model = LSTM(hidden, backend="scan")  # the recurrence whose per-step cost is plotted
     variables = model.init(jax.random.key(0), x[:, :2], jnp.minimum(lengths, 2))
     infer = jax.jit(lambda v, x: model.apply(v, x, lengths)[0])
     train = jax.jit(jax.grad(lambda v, x: jnp.sum(model.apply(v, x, lengths)[0])))

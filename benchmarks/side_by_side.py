@@ -31,11 +31,21 @@ class SeqjaxStack(nn.Module):
     layers: int
     bi: bool
     backend: str = "auto"  # cuDNN on a CUDA GPU, the scan elsewhere
+    unroll: int = 1
+    projection_chunk: int | None = None
 
     @nn.compact
     def __call__(self, x, lengths):
         for h in self.hidden:
-            x, _ = LSTM(h, self.layers, bidirectional=self.bi, backend=self.backend)(x, lengths)
+            lstm = LSTM(
+                h,
+                self.layers,
+                bidirectional=self.bi,
+                backend=self.backend,
+                unroll=self.unroll,
+                projection_chunk=self.projection_chunk,
+            )
+            x, _ = lstm(x, lengths)
         return x
 
 

@@ -1,0 +1,92 @@
+"""Which LSTM backend and loop shape is fastest on this device, per side-by-side config.
+
+    python -m benchmarks.backends [--repeats 15] [--only steel ...] [--out PATH]
+
+Times seqjax's stack (train = forward + backward of sum(outputs**2); inference = forward at
+batch 32) with the cuDNN kernel (CUDA only) and with the scan at several `unroll` values,
+with the chunked input projection (the default for T > 32) and without it
+(`projection_chunk=0`). Every matmul is full float32. This is the evidence behind what
+`LSTM(backend="auto")` and the default `unroll` choose on each platform.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import jax
+
+from benchmarks.__main__ import device_kind
+from benchmarks.side_by_side import CONFIGS, SeqjaxStack, inputs, jax_fns
+from benchmarks.timing import environment, time_calls
+from seqjax.io import atomic_write_json
+from seqjax.layers.cudnn import cudnn_available
+
+UNROLLS = (1, 4, 16)
+
+
+def variants(time_steps: int) -> dict[str, dict]:
+    """Name -> SeqjaxStack keyword arguments."""
+    out = {f"scan_unroll{u}": dict(backend="scan", unroll=u) for u in UNROLLS}
+    if time_steps > 32:  # where the projection is chunked by default
+        out.update(
+            {
+                f"scan_unroll{u}_whole_projection": dict(
+                    backend="scan", unroll=u, projection_chunk=0
+                )
+                for u in UNROLLS
+            }
+        )
+    if cudnn_available():
+        out["cudnn"] = dict(backend="cudnn")
+    return out
+
+
+def measure(name: str, repeats: int) -> dict:
+    cfg = CONFIGS[name]
+    x, lengths = inputs(cfg)
+    shape = dict(hidden=tuple(cfg["hidden"]), layers=cfg["layers"], bi=cfg["bi"])
+    rows = {}
+    for variant, kw in variants(cfg["time"]).items():
+        fwd, trn = jax_fns(SeqjaxStack(**shape, **kw), x, lengths)
+        rows[variant] = {
+            "inference_b32": time_calls(fwd, repeats=repeats),
+            "train": time_calls(trn, repeats=repeats),
+        }
+        print(
+            f"{name:13} {variant:34} train {rows[variant]['train']['median_ms']:8.2f} ms  "
+            f"inference {rows[variant]['inference_b32']['median_ms']:8.2f} ms",
+            flush=True,
+        )
+    best = {
+        kind: min(rows, key=lambda v, k=kind: rows[v][k]["median_ms"])
+        for kind in ("train", "inference_b32")
+    }
+    return {"config": {**cfg, "hidden": list(cfg["hidden"])}, "timings": rows, "best": best}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.backends", description=__doc__)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--only", choices=sorted(CONFIGS), action="append")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    kind = device_kind()
+    given = sys.argv[1:] if argv is None else argv
+    result = {
+        "command": "python -m benchmarks.backends " + " ".join(given),
+        "environment": environment(),
+        "matmuls": "float32, no TF32",
+        "configs": {},
+    }
+    with jax.default_matmul_precision("highest"):
+        for name in args.only or list(CONFIGS):
+            result["configs"][name] = measure(name, args.repeats)
+    out = args.out or f"benchmarks/results/backends_{kind}.json"
+    atomic_write_json(out, result)
+    print(f"wrote {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
