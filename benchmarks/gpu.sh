@@ -30,19 +30,19 @@ flax.__version__, optax.__version__, torch.__version__, jax.devices())"
         tests/test_lstm_remat.py tests/test_lstm_errors.py 2>&1 | tee "$out/gpu_tests.log"
       ;;
     quick)
-      $py -m benchmarks --quick --out "$out/$kind-quick.json" 2>&1 | tail -40
+      $py -m benchmarks --quick --out "$out/$kind-quick.json" 2>&1 | tee "$out/quick.log"
       ;;
     suite)
-      $py -m benchmarks --out "$out/$kind.json" 2>&1 | tee "$out/$kind.log" | tail -60
+      $py -m benchmarks --out "$out/$kind.json" 2>&1 | tee "$out/$kind.log"
       ;;
     backends)
-      $py -m benchmarks.backends --out "$out/backends_$kind.json" 2>&1 | tail -40
+      $py -m benchmarks.backends --out "$out/backends_$kind.json" 2>&1 | tee "$out/backends.log"
       ;;
     long)
-      $py -m benchmarks.long_sequence --out "$out/long_sequence_$kind.json" 2>&1 | tail -20
+      $py -m benchmarks.long_sequence --out "$out/long_sequence_$kind.json" 2>&1 | tee -a "$out/$stage.log"
       ;;
     scaling)
-      $py -m benchmarks.scaling --out-dir "$out" 2>&1 | tail -20
+      $py -m benchmarks.scaling --out-dir "$out" 2>&1 | tee -a "$out/$stage.log"
       ;;
     *) echo "unknown stage $stage" ;;
   esac

@@ -15,6 +15,7 @@ import numpy as np
 
 from benchmarks.timing import time_calls
 from seqjax.layers import LSTM
+from seqjax.layers.cudnn import cudnn_available
 
 # hidden: one entry per stacked LSTM module, each with `layers` layers (trust stacks three
 # single-layer LSTMs of different widths; the others are one multi-layer module).
@@ -30,7 +31,7 @@ class SeqjaxStack(nn.Module):
     hidden: tuple[int, ...]
     layers: int
     bi: bool
-    backend: str = "auto"  # cuDNN on a CUDA GPU, the scan elsewhere
+    backend: str = "auto"  # the scan; "cudnn" for the opt-in kernel
     unroll: int = 1
     projection_chunk: int | None = None
 
@@ -164,8 +165,8 @@ def _measure(name: str, *, repeats: int) -> dict:
         "torch_padded": torch_fns(cfg, x, lengths, packed=False),
         "torch_packed": torch_fns(cfg, x, lengths, packed=True),
     }
-    if jax.default_backend() == "gpu":  # the scan beside cuDNN, on the same device
-        impls["seqjax_scan"] = jax_fns(SeqjaxStack(**shape, backend="scan"), x, lengths)
+    if cudnn_available():  # seqjax's opt-in cuDNN backend beside its default, the scan
+        impls["seqjax_cudnn"] = jax_fns(SeqjaxStack(**shape, backend="cudnn"), x, lengths)
     if "min_len" in cfg:  # the same padded shape with every sequence full
         impls["seqjax_unmasked"] = jax_fns(SeqjaxStack(**shape), *inputs(cfg, masked=False))
     timings = {

@@ -4,15 +4,19 @@ Why a second backend: on an NVIDIA GPU cuDNN runs each layer's whole recurrence 
 fused kernel, where a `lax.scan` launches a loop of small kernels whose per-step overhead
 dominates at these sizes. It is what PyTorch uses there, so it is the fair baseline too.
 
-What it cannot do, and so where `backend="auto"` keeps the scan:
+It is opt-in (`backend="cudnn"`): on an H100 with jax 0.11.2 the scan was faster for
+every seed configuration (`python -m benchmarks.backends`, benchmarks/results/), as this
+call takes cuDNN's padded variable-length path (about PyTorch's packed speed, several times
+its plain padded one), so `backend="auto"` means the scan for now.
+
+What it cannot do, and so when `backend="cudnn"` raises, naming the reason:
 - it exists on CUDA only (not CPU, TPU or ROCm);
 - it computes in float32 only (no bfloat16 `dtype` or `param_dtype`);
-- it has no batching rule, so it cannot run under `jax.vmap` (auto cannot see a vmap:
-  pass `backend="scan"` for vmapped ensembles); data parallelism goes through
-  `per_shard`, a shard_map over the mesh's `data` axis;
-- it has no rematerialisation (`remat_chunk`) and no fused-direction variant.
-Dropout between layers is still seqjax's own (one cuDNN call per layer when it is active),
-so masks follow the run's RNG keys whichever backend runs.
+- it has no batching rule, so it cannot run under `jax.vmap`; data parallelism goes
+  through `per_shard`, a shard_map over the mesh's `data` axis;
+- it has no rematerialisation (`remat_chunk`) and no fused-direction variant;
+- dropout between layers in training: per-layer calls with seqjax's dropout between them
+  disagreed with the scan under differentiation on an H100, cause not found.
 
 The parameters stay seqjax's tree (kernels (in, 4H), gates i, f, g, o, two biases); they
 are packed into cuDNN's flat layout on every call, so checkpoints do not depend on the
