@@ -53,5 +53,7 @@ def test_value_checks_also_hold_under_jit_shapes():
 def test_bad_settings_are_named():
     with pytest.raises(ValueError, match=r"dropout must lie in \[0, 1\); got 1.5"):
         LSTM(4, dropout=1.5).init(jax.random.key(0), X, LENGTHS)
+    with pytest.raises(ValueError, match="unroll must be >= 1; got 0"):
+        LSTM(4, unroll=0).init(jax.random.key(0), X, LENGTHS)
     with pytest.raises(ValueError, match="initial_state parts must have shape"):
         MODEL.apply(VARIABLES, X, LENGTHS, initial_state=(np.zeros((1, 2, 3)),) * 2)

@@ -104,13 +104,15 @@ class LSTM(nn.Module):
     carry only every C steps and recomputes each chunk (input projection included) in the
     backward pass, so activation memory grows with T/C + C instead of T, for about one
     more forward pass of compute. C near sqrt(T) minimises memory (100 at T = 10,000).
+    `unroll` and `projection_chunk` left at None take the platform's measured defaults
+    (see `_loop_shape`); `backend="cudnn"` is NVIDIA's kernel, opt-in (see layers/cudnn.py).
     """
 
     hidden_size: int
     num_layers: int = 1
     bidirectional: bool = False
     dropout: float = 0.0
-    unroll: int = 1
+    unroll: int | None = None
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
     fused_directions: bool = False
@@ -190,6 +192,25 @@ class LSTM(nn.Module):
         y = jnp.where(mask_bt, y, 0.0)  # (B, T, D*H): exactly zero past each length
         return y.astype(self.dtype), (h_n, c_n)
 
+    def _loop_shape(self, steps: int) -> tuple[int, int]:
+        """(unroll, projection chunk), the platform's defaults where not given.
+
+        On a GPU every loop iteration costs about 14 µs of launch and synchronisation (an
+        empty scan step on an H100, benchmarks/results/scaling_nvidia-h100-80gb-hbm3.json),
+        far more than a step's arithmetic at these sizes, so there the scan is unrolled 16
+        steps and the input is projected for the whole sequence at once: steel's stack
+        trained in 30.9 ms instead of 54.7 (benchmarks/results/backends_nvidia-h100-80gb-
+        hbm3.log). On CPU, unroll 8 was up to 40% slower than 1, and chunks of ~32 steps
+        keep the projection in cache.
+        """
+        gpu = jax.default_backend() == "gpu"
+        unroll = self.unroll if self.unroll is not None else (16 if gpu else 1)
+        if self.projection_chunk is not None:
+            chunk = self.projection_chunk
+        else:
+            chunk = 0 if gpu else projection_chunk(steps)
+        return unroll, chunk
+
     def _built_features(self) -> int | None:
         if self.has_variable("params", "l0"):
             return self.get_variable("params", "l0")["kernel_ih"].shape[0]
@@ -215,6 +236,8 @@ class LSTM(nn.Module):
             )
         if self.projection_chunk is not None and self.projection_chunk < 0:
             raise ValueError(f"LSTM: projection_chunk must be >= 0; got {self.projection_chunk}")
+        if self.unroll is not None and self.unroll < 1:
+            raise ValueError(f"LSTM: unroll must be >= 1; got {self.unroll}")
         if self.remat_chunk < 0:
             raise ValueError(f"LSTM: remat_chunk must be >= 0; got {self.remat_chunk}")
         if self.remat_chunk and (self.fused_directions or self.backward != "custom"):
@@ -248,9 +271,7 @@ class LSTM(nn.Module):
         # matmul, so neither values nor gradients can pick up NaN from it.
         seq = jnp.where(mask, jnp.swapaxes(x, 0, 1), 0).astype(self.dtype)  # (T, B, F)
         scale = gate_scale(hidden)
-        chunk = (
-            projection_chunk(max_len) if self.projection_chunk is None else self.projection_chunk
-        )
+        unroll, chunk = self._loop_shape(max_len)
         finals_h, finals_c = [], []
         for layer in range(self.num_layers):
             weights = [self._weights(layer, reverse, seq.shape[-1]) for reverse in range(dirs)]
@@ -264,7 +285,7 @@ class LSTM(nn.Module):
             if dirs == 2 and self.fused_directions:
                 xprojs = [project(seq, w_ih, b) for w_ih, b in zip(w_ihs, biases, strict=True)]
                 (h_n, c_n), ys = scan_fused_bidirectional(
-                    jnp.stack(xprojs), jnp.stack(w_hhs), mask, init, unroll=self.unroll
+                    jnp.stack(xprojs), jnp.stack(w_hhs), mask, init, unroll=unroll
                 )  # ys (2, T, B, H)
                 outs = [ys[0], ys[1]]
                 finals_h.append(h_n)
@@ -276,22 +297,22 @@ class LSTM(nn.Module):
                     if self.remat_chunk:
                         (h_n, c_n), ys = lstm_direction_remat(
                             seq, w_ihs[d], biases[d], w_hhs[d], mask, carry0,
-                            d == 1, self.unroll, self.remat_chunk,
+                            d == 1, unroll, self.remat_chunk,
                         )  # fmt: skip
                     elif self.backward == "custom" and chunk:
                         (h_n, c_n), ys = lstm_direction(
                             seq, w_ihs[d], biases[d], w_hhs[d], mask, carry0,
-                            d == 1, self.unroll, chunk,
+                            d == 1, unroll, chunk,
                         )  # fmt: skip
                     elif self.backward == "custom":
                         xproj = project(seq, w_ihs[d], biases[d])  # (T, B, 4H)
                         (h_n, c_n), ys = scan_direction_fast(
-                            xproj, w_hhs[d], mask, carry0, d == 1, self.unroll
+                            xproj, w_hhs[d], mask, carry0, d == 1, unroll
                         )
                     else:
                         xproj = project(seq, w_ihs[d], biases[d])
                         (h_n, c_n), ys = scan_direction(
-                            xproj, w_hhs[d], mask, carry0, reverse=d == 1, unroll=self.unroll
+                            xproj, w_hhs[d], mask, carry0, reverse=d == 1, unroll=unroll
                         )
                     # ys (T, B, H)
                     outs.append(ys)

@@ -45,7 +45,7 @@ class SteelConfig:
     pooling: str = "attention"
     normalization: str = "none"  # of the pooled features: none | batch | layer
     input_norm: bool = False  # LayerNorm over the channels of every step
-    unroll: int = 1
+    unroll: int | None = None  # None: the platform's default (16 on GPU, 1 elsewhere)
     remat_chunk: int = 0  # > 0: rematerialise the recurrence in chunks (long sequences)
     residual: bool = False  # add each layer's input to its output from layer 2 on
     num_classes: int = 1  # 1: one defect logit (B,); K >= 3: class logits (B, K)

@@ -24,7 +24,7 @@ class TrustConfig:
     features: int = 768
     hidden_sizes: tuple[int, ...] = (256, 128, 64)
     dropout: float = 0.4
-    unroll: int = 1
+    unroll: int | None = None  # None: the platform's default (16 on GPU, 1 elsewhere)
 
     def __post_init__(self):
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
