@@ -80,6 +80,9 @@ def measure(name: str, *, steps: int, repeats: int) -> dict:
     compiled = train_step.lower(state, batch).compile()
     compile_s = time.perf_counter() - start
     step_memory = compiled.memory_analysis()
+    # On a GPU, compiling (XLA autotuning its kernels) allocates device memory too; the peak
+    # so far tells how much of the final peak was reached before the first step ran.
+    peak_after_compile = device_peak_bytes()
 
     def one_step():
         nonlocal state
@@ -110,6 +113,7 @@ def measure(name: str, *, steps: int, repeats: int) -> dict:
         "memory": {
             "train_step_peak_bytes_compiled": int(step_memory.peak_memory_in_bytes),
             "device_peak_bytes": device_peak_bytes(),
+            "device_peak_bytes_after_compile": peak_after_compile,
             "process_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         },
         "model_size_mb": model_size_mb(state.params),
