@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import re
 import sys
-from concurrent.futures import ProcessPoolExecutor
 
 import jax
 
@@ -31,20 +29,6 @@ def device_kind() -> str:
     if jax.default_backend() == "cpu":
         return "cpu"
     return re.sub(r"[^a-z0-9]+", "-", jax.devices()[0].device_kind.lower()).strip("-")
-
-
-def _no_preallocation() -> None:
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-
-
-def measure_isolated(name: str, *, steps: int, repeats: int) -> dict:
-    """`systems.measure` in a fresh process, so its peak memory (device peak bytes on a GPU,
-    peak RSS on CPU) is that system's alone, not the running maximum of everything the
-    suite measured before it. The child does not preallocate GPU memory: this process may
-    already hold JAX's usual share."""
-    context = multiprocessing.get_context("spawn")  # never fork a process that runs JAX
-    with ProcessPoolExecutor(1, mp_context=context, initializer=_no_preallocation) as pool:
-        return pool.submit(systems.measure, name, steps=steps, repeats=repeats).result()
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -73,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
         result["side_by_side"] = previous.get("side_by_side", {})
     for name in names:
         print(f"[{name}] system at its default config", flush=True)
-        figures = measure_isolated(name, steps=steps, repeats=repeats)
+        figures = systems.measure_isolated(name, steps=steps, repeats=repeats)
         figures["targets"] = systems.targets(figures)
         result["systems"][name] = figures
         config = SIDE_BY_SIDE[name]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.__main__ import device_kind
-from benchmarks.timing import environment
+from benchmarks.timing import environment, peak_rss_bytes
 from seqjax.io import atomic_write_json
 from seqjax.layers import LSTM
 
@@ -63,7 +62,7 @@ def one_mode(steps: int, chunk: int, backend: str) -> dict:
         "xla_temp_bytes": getattr(analysis, "temp_size_in_bytes", None),
         "xla_argument_bytes": getattr(analysis, "argument_size_in_bytes", None),
         "device_peak_bytes": stats.get("peak_bytes_in_use"),
-        "process_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "process_peak_rss_bytes": peak_rss_bytes(),
     }
 
 

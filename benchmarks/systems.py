@@ -7,15 +7,16 @@ step with its shardings) on a real batch of the system's data, so the figures ar
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-import resource
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import jax
 import numpy as np
 
-from benchmarks.timing import time_calls
+from benchmarks.timing import peak_rss_bytes, time_calls
 from seqjax.config import load_config
 from seqjax.data.dataset import iterate_batches, num_batches
 from seqjax.data.sources import load_splits
@@ -114,7 +115,7 @@ def measure(name: str, *, steps: int, repeats: int) -> dict:
             "train_step_peak_bytes_compiled": int(step_memory.peak_memory_in_bytes),
             "device_peak_bytes": device_peak_bytes(),
             "device_peak_bytes_after_compile": peak_after_compile,
-            "process_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "process_peak_rss_bytes": peak_rss_bytes(),
         },
         "model_size_mb": model_size_mb(state.params),
         "estimated_training": {
@@ -123,6 +124,20 @@ def measure(name: str, *, steps: int, repeats: int) -> dict:
             "minutes": epoch_s * cfg.train.epochs / 60,
         },
     }
+
+
+def _no_preallocation() -> None:
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+
+def measure_isolated(name: str, *, steps: int, repeats: int) -> dict:
+    """`measure` in a fresh process, so its peak memory (device peak bytes on a GPU,
+    peak RSS on CPU) is that system's alone, not the running maximum of everything the
+    suite measured before it. The child does not preallocate GPU memory: this process may
+    already hold JAX's usual share."""
+    context = multiprocessing.get_context("spawn")  # never fork a process that runs JAX
+    with ProcessPoolExecutor(1, mp_context=context, initializer=_no_preallocation) as pool:
+        return pool.submit(measure, name, steps=steps, repeats=repeats).result()
 
 
 def targets(figures: dict) -> list[dict]:

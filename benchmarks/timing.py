@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import resource
 import time
 from collections.abc import Callable
 
@@ -25,6 +26,23 @@ def time_calls(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 15) 
         "p90_ms": float(np.percentile(arr, 90)),
         "repeats": repeats,
     }
+
+
+def peak_rss_bytes() -> int:
+    """This process's own peak resident memory.
+
+    Why not getrusage alone: Linux carries ru_maxrss across exec, so a child spawned from
+    a large benchmark process reports at least its parent's size at the fork. /proc's
+    VmHWM belongs to the current address space, which exec replaced.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
 
 
 def environment() -> dict:
