@@ -18,7 +18,7 @@ import jax
 
 from benchmarks.__main__ import device_kind
 from benchmarks.side_by_side import CONFIGS, SeqjaxStack, inputs, jax_fns
-from benchmarks.timing import environment, time_calls
+from benchmarks.timing import environment, time_interleaved
 from seqjax.io import atomic_write_json
 from seqjax.layers.cudnn import cudnn_available
 
@@ -46,16 +46,19 @@ def measure(name: str, repeats: int) -> dict:
     cfg = CONFIGS[name]
     x, lengths = inputs(cfg)
     shape = dict(hidden=tuple(cfg["hidden"]), layers=cfg["layers"], bi=cfg["bi"])
-    rows = {}
-    for variant, kw in variants(cfg["time"]).items():
-        fwd, trn = jax_fns(SeqjaxStack(**shape, **kw), x, lengths)
-        rows[variant] = {
-            "inference_b32": time_calls(fwd, repeats=repeats),
-            "train": time_calls(trn, repeats=repeats),
-        }
+    impls = {
+        variant: jax_fns(SeqjaxStack(**shape, **kw), x, lengths)
+        for variant, kw in variants(cfg["time"]).items()
+    }
+    rows: dict[str, dict] = {variant: {} for variant in impls}
+    for k, kind in enumerate(("inference_b32", "train")):  # interleaved rounds
+        fns = {variant: pair[k] for variant, pair in impls.items()}
+        for variant, stats in time_interleaved(fns, repeats=repeats).items():
+            rows[variant][kind] = stats
+    for variant, row in rows.items():
         print(
-            f"{name:13} {variant:34} train {rows[variant]['train']['median_ms']:8.2f} ms  "
-            f"inference {rows[variant]['inference_b32']['median_ms']:8.2f} ms",
+            f"{name:13} {variant:34} train {row['train']['median_ms']:8.2f} ms  "
+            f"inference {row['inference_b32']['median_ms']:8.2f} ms",
             flush=True,
         )
     best = {

@@ -1,7 +1,8 @@
 """Each seed system's LSTM stack three ways in one process: seqjax, `torch.nn.LSTM` (packed
 and plain padded) and Flax's `nn.RNN(nn.OptimizedLSTMCell)`, same sizes, batch, lengths,
 dtype (float32) and threads. Train = forward + backward of sum(outputs**2); inference =
-forward at batch 32. Ratios > 1 mean seqjax is faster.
+forward at batch 32. Ratios > 1 mean seqjax is faster. The implementations are timed in
+interleaved rounds, one call of each per round, so they share the machine's load.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.timing import time_calls
+from benchmarks.timing import time_interleaved
 from seqjax.layers import LSTM
 from seqjax.layers.cudnn import cudnn_available
 
@@ -169,13 +170,11 @@ def _measure(name: str, *, repeats: int) -> dict:
         impls["seqjax_cudnn"] = jax_fns(SeqjaxStack(**shape, backend="cudnn"), x, lengths)
     if "min_len" in cfg:  # the same padded shape with every sequence full
         impls["seqjax_unmasked"] = jax_fns(SeqjaxStack(**shape), *inputs(cfg, masked=False))
-    timings = {
-        impl: {
-            "inference_b32": time_calls(fwd, repeats=repeats),
-            "train": time_calls(trn, repeats=repeats),
-        }
-        for impl, (fwd, trn) in impls.items()
-    }
+    timings: dict[str, dict] = {impl: {} for impl in impls}
+    for k, kind in enumerate(("inference_b32", "train")):  # interleaved: see time_interleaved
+        fns = {impl: pair[k] for impl, pair in impls.items()}
+        for impl, stats in time_interleaved(fns, repeats=repeats).items():
+            timings[impl][kind] = stats
     ours = timings["seqjax"]
     ratios = {
         f"{kind}_vs_{impl}": timings[impl][kind]["median_ms"] / ours[kind]["median_ms"]

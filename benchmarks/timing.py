@@ -20,7 +20,31 @@ def time_calls(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 15) 
         start = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - start) * 1e3)
-    arr = np.asarray(samples)
+    return _stats(np.asarray(samples), repeats)
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], object]], *, warmup: int = 2, repeats: int = 15
+) -> dict[str, dict]:
+    """`time_calls` for several implementations at once, one call of each per round.
+
+    Why: timed one block after another, a change in the machine's load between blocks
+    lands on one implementation only and skews the ratio; interleaved, every
+    implementation sees the same load, so ratios of medians survive a noisy machine.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append((time.perf_counter() - start) * 1e3)
+    return {name: _stats(np.asarray(s), repeats) for name, s in samples.items()}
+
+
+def _stats(arr: np.ndarray, repeats: int) -> dict:
     return {
         "median_ms": float(np.median(arr)),
         "p90_ms": float(np.percentile(arr, 90)),
