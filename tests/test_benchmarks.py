@@ -28,3 +28,30 @@ def test_quick_suite_writes_every_figure(tmp_path, capsys):
     assert all(math.isfinite(v) and v > 0 for v in sbs["speedup"].values())
     printed = capsys.readouterr().out
     assert "train_vs_flax_nn_rnn" in printed and "model size (MB)" in printed
+
+
+def test_interleaved_timing_calls_each_implementation_once_per_round():
+    from benchmarks.timing import time_interleaved
+
+    calls = []
+    fns = {name: (lambda name=name: calls.append(name)) for name in ("a", "b", "c")}
+    stats = time_interleaved(fns, warmup=1, repeats=4)
+    assert calls[3:] == ["a", "b", "c"] * 4  # after one warm-up call of each
+    assert set(stats) == {"a", "b", "c"}
+    assert all(s["repeats"] == 4 and 0 <= s["median_ms"] <= s["p90_ms"] for s in stats.values())
+
+
+def test_a_spawned_child_reports_its_own_peak_rss_not_its_parents():
+    import multiprocessing
+
+    import numpy as np
+
+    from benchmarks.timing import peak_rss_bytes
+
+    ballast = np.ones(400 * 2**20 // 8)  # 400 MB resident in this process
+    parent = peak_rss_bytes()
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        child = pool.apply(peak_rss_bytes)
+    assert parent > 400 * 2**20 and child < parent - 300 * 2**20, (parent, child)
+    del ballast
