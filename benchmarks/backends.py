@@ -5,7 +5,9 @@
 Times seqjax's stack (train = forward + backward of sum(outputs**2); inference = forward at
 batch 32) with the cuDNN kernel (CUDA only) and with the scan at several `unroll` values,
 with the chunked input projection (the default for T > 32) and without it
-(`projection_chunk=0`). Every matmul is full float32. This is the evidence behind what
+(`projection_chunk=0`), and for bidirectional stacks with both directions in one scan
+(`fused_directions`, one loop of T steps per layer instead of two). Every matmul is full
+float32. This is the evidence behind what
 `LSTM(backend="auto")` and the default `unroll` choose on each platform.
 """
 
@@ -25,9 +27,13 @@ from seqjax.layers.cudnn import cudnn_available
 UNROLLS = (1, 4, 16)
 
 
-def variants(time_steps: int) -> dict[str, dict]:
+def variants(time_steps: int, bidirectional: bool) -> dict[str, dict]:
     """Name -> SeqjaxStack keyword arguments."""
     out = {f"scan_unroll{u}": dict(backend="scan", unroll=u) for u in UNROLLS}
+    if bidirectional:  # both directions in one scan: half the loop iterations per layer
+        out.update(
+            {f"scan_unroll{u}_fused_directions": dict(fused=True, unroll=u) for u in UNROLLS}
+        )
     if time_steps > 32:  # where the projection is chunked by default
         out.update(
             {
@@ -48,7 +54,7 @@ def measure(name: str, repeats: int) -> dict:
     shape = dict(hidden=tuple(cfg["hidden"]), layers=cfg["layers"], bi=cfg["bi"])
     impls = {
         variant: jax_fns(SeqjaxStack(**shape, **kw), x, lengths)
-        for variant, kw in variants(cfg["time"]).items()
+        for variant, kw in variants(cfg["time"], cfg["bi"]).items()
     }
     rows: dict[str, dict] = {variant: {} for variant in impls}
     for k, kind in enumerate(("inference_b32", "train")):  # interleaved rounds

@@ -33,8 +33,9 @@ class SeqjaxStack(nn.Module):
     layers: int
     bi: bool
     backend: str = "auto"  # the scan; "cudnn" for the opt-in kernel
-    unroll: int = 1
+    unroll: int | None = None
     projection_chunk: int | None = None
+    fused: bool = False
 
     @nn.compact
     def __call__(self, x, lengths):
@@ -46,6 +47,7 @@ class SeqjaxStack(nn.Module):
                 backend=self.backend,
                 unroll=self.unroll,
                 projection_chunk=self.projection_chunk,
+                fused_directions=self.fused,
             )
             x, _ = lstm(x, lengths)
         return x
