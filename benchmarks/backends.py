@@ -19,8 +19,8 @@ import sys
 import jax
 
 from benchmarks.__main__ import device_kind
-from benchmarks.side_by_side import CONFIGS, SeqjaxStack, inputs, jax_fns
-from benchmarks.timing import environment, time_interleaved
+from benchmarks.side_by_side import CONFIGS, SeqjaxStack, inputs, jax_fns, time_impls
+from benchmarks.timing import environment
 from seqjax.io import atomic_write_json
 from seqjax.layers.cudnn import cudnn_available
 
@@ -56,11 +56,7 @@ def measure(name: str, repeats: int) -> dict:
         variant: jax_fns(SeqjaxStack(**shape, **kw), x, lengths)
         for variant, kw in variants(cfg["time"], cfg["bi"]).items()
     }
-    rows: dict[str, dict] = {variant: {} for variant in impls}
-    for k, kind in enumerate(("inference_b32", "train")):  # interleaved rounds
-        fns = {variant: pair[k] for variant, pair in impls.items()}
-        for variant, stats in time_interleaved(fns, repeats=repeats).items():
-            rows[variant][kind] = stats
+    rows = time_impls(impls, repeats=repeats)
     for variant, row in rows.items():
         print(
             f"{name:13} {variant:34} train {row['train']['median_ms']:8.2f} ms  "

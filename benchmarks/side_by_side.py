@@ -144,6 +144,17 @@ def torch_fns(cfg: dict, x: np.ndarray, lengths: np.ndarray, *, packed: bool):
     return forward, train
 
 
+def time_impls(impls: dict[str, tuple], *, repeats: int) -> dict[str, dict]:
+    """{impl: {"inference_b32": stats, "train": stats}} from (forward, train) callables,
+    each kind timed in interleaved rounds (see `time_interleaved`)."""
+    timings: dict[str, dict] = {impl: {} for impl in impls}
+    for k, kind in enumerate(("inference_b32", "train")):
+        fns = {impl: pair[k] for impl, pair in impls.items()}
+        for impl, stats in time_interleaved(fns, repeats=repeats).items():
+            timings[impl][kind] = stats
+    return timings
+
+
 def measure(name: str, *, repeats: int) -> dict:
     """Timings of every implementation for config `name`, and seqjax's speed-up ratios.
 
@@ -172,11 +183,7 @@ def _measure(name: str, *, repeats: int) -> dict:
         impls["seqjax_cudnn"] = jax_fns(SeqjaxStack(**shape, backend="cudnn"), x, lengths)
     if "min_len" in cfg:  # the same padded shape with every sequence full
         impls["seqjax_unmasked"] = jax_fns(SeqjaxStack(**shape), *inputs(cfg, masked=False))
-    timings: dict[str, dict] = {impl: {} for impl in impls}
-    for k, kind in enumerate(("inference_b32", "train")):  # interleaved: see time_interleaved
-        fns = {impl: pair[k] for impl, pair in impls.items()}
-        for impl, stats in time_interleaved(fns, repeats=repeats).items():
-            timings[impl][kind] = stats
+    timings = time_impls(impls, repeats=repeats)
     ours = timings["seqjax"]
     ratios = {
         f"{kind}_vs_{impl}": timings[impl][kind]["median_ms"] / ours[kind]["median_ms"]

@@ -70,7 +70,7 @@ def _loss(model, variables, x, train=False):
 
 
 @needs_cuda
-@pytest.mark.parametrize("train", [False, True])  # True: dropout on, but one layer
+@pytest.mark.parametrize("train", [False, True])  # True: train mode; one layer, so no dropout
 def test_cudnn_equals_the_scan_on_variable_length_bidirectional_input(train):
     layers, dropout = (1, 0.3) if train else (2, 0.0)
     scan = LSTM(H, num_layers=layers, bidirectional=True, dropout=dropout, backend="scan")
