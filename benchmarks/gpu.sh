@@ -4,13 +4,13 @@
 #
 #     bash benchmarks/gpu.sh [OUTDIR] [STAGE ...]
 #
-# Stages (default: all, in this order): env tests quick suite backends long scaling. Each stage's log
+# Stages (default: all, in this order): env tests quick suite backends kernels long scaling. Each stage's log
 # and JSON land in OUTDIR (default benchmarks/results); a stage that fails does not stop the
 # next one.
 set -u
 out=${1:-benchmarks/results}
 shift || true
-stages=${*:-env tests quick suite backends long scaling}
+stages=${*:-env tests quick suite backends kernels long scaling}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 py=${PYTHON:-python3}
@@ -37,6 +37,9 @@ flax.__version__, optax.__version__, torch.__version__, jax.devices())"
       ;;
     backends)
       $py -m benchmarks.backends --out "$out/backends_$kind.json" 2>&1 | tee "$out/backends.log"
+      ;;
+    kernels)
+      $py -m benchmarks.kernels --out "$out/kernels_$kind.json" 2>&1 | tee "$out/kernels.log"
       ;;
     long)
       $py -m benchmarks.long_sequence --out "$out/long_sequence_$kind.json" 2>&1 | tee -a "$out/$stage.log"

@@ -55,3 +55,16 @@ def test_a_spawned_child_reports_its_own_peak_rss_not_its_parents():
         child = pool.apply(peak_rss_bytes)
     assert parent > 400 * 2**20 and child < parent - 300 * 2**20, (parent, child)
     del ballast
+
+
+def test_kernel_costs_quick_run_writes_each_piece(tmp_path):
+    from benchmarks.kernels import main
+
+    out = tmp_path / "kernels.json"
+    main(["--quick", "--batch", "4", "--hidden", "8", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["config"] == {"batch": 4, "hidden": 8, "steps": 50, "matmuls": "float32, no TF32"}
+    assert set(result["per_step"]) == {"dot", "inference", "forward_saving", "backward"}
+    assert all(s["median_us"] > 0 and s["repeats"] == 3 for s in result["per_step"].values())
+    assert set(result["weight_grad"]) == {"weight_grad_einsum", "weight_grad_2d"}
+    assert all(s["gflop_per_s"] > 0 for s in result["weight_grad"].values())

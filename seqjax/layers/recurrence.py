@@ -191,8 +191,9 @@ def weight_grad(a: jax.Array, b: jax.Array) -> jax.Array:
     """sum over steps and batch of a^T b: (S, B, F), (S, B, G) -> (F, G) float32.
 
     Why the reshape: XLA's CPU backend runs a dot with two contracting dimensions
-    (einsum "tbf,tbg->fg") 1.2-2.5x slower than the same dot on (S*B)-row matrices;
-    steel's dW_hh took 32 ms against 15 (`python -m benchmarks.kernels`).
+    (einsum "tbf,tbg->fg") up to 2x slower than the same dot on (S*B)-row matrices:
+    steel's dW_hh took 30.3 ms against 17.1 on this project's 2-core CPU
+    (`python -m benchmarks.kernels`, benchmarks/results/kernels_cpu.json).
     """
     rows = a.shape[0] * a.shape[1]
     return lax.dot_general(

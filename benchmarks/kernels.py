@@ -1,0 +1,134 @@
+"""What one recurrence step and the weight-gradient dots cost on this device.
+
+    python -m benchmarks.kernels [--batch 32] [--hidden 128] [--steps 500] [--quick] [--out PATH]
+
+The LSTM layer's time is T sequential steps plus a few large matmuls. This measures each
+piece in isolation (one layer-direction, steel's sizes by default), interleaved so the
+pieces share the machine's load:
+
+- `dot`: a scan whose step is only h @ W_hh (B, H) @ (H, 4H), the floor of any step;
+- `inference`: the forward step (`scan_direction`);
+- `forward_saving`: the forward step that also stores the backward pass's residuals;
+- `backward`: the hand-written backward step, then dW_hh as one matmul (amortised per step);
+- `weight_grad_*`: dW_hh = sum over steps and batch of h^T dz, as an einsum with two
+  contracting dimensions and as the 2-D dot `recurrence.weight_grad` uses.
+
+Per-step figures are microseconds; the dots' are milliseconds and GFLOP/s. Every matmul is
+full float32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from benchmarks.__main__ import device_kind
+from benchmarks.timing import environment, time_interleaved
+from seqjax.io import atomic_write_json
+from seqjax.layers import recurrence
+
+
+def _inputs(batch: int, hidden: int, steps: int) -> dict:
+    keys = jax.random.split(jax.random.key(0), 4)
+    return {
+        "xproj": jax.random.normal(keys[0], (steps, batch, 4 * hidden)),  # (T, B, 4H)
+        "w_hh": jax.random.normal(keys[1], (hidden, 4 * hidden)) * hidden**-0.5,  # (H, 4H)
+        "d_ys": jax.random.normal(keys[2], (steps, batch, hidden)),  # (T, B, H)
+        "mask": jnp.ones((steps, batch, 1), bool),  # (T, B, 1)
+        "init": (jnp.zeros((batch, hidden)), jnp.zeros((batch, hidden))),
+    }
+
+
+def step_fns(batch: int, hidden: int, steps: int) -> dict:
+    """Name -> zero-argument callable that blocks until its result is ready."""
+    a = _inputs(batch, hidden, steps)
+    xproj, w_hh, mask, init, d_ys = a["xproj"], a["w_hh"], a["mask"], a["init"], a["d_ys"]
+
+    def dot_only(xproj, w_hh):
+        def step(h, xp):
+            z = xp + jnp.dot(h, w_hh)  # (B, 4H)
+            return z[:, :hidden], None
+
+        return lax.scan(step, init[0], xproj)[0]
+
+    inference = jax.jit(lambda xp, w: recurrence.scan_direction(xp, w, mask, init, reverse=False))
+    saving = jax.jit(lambda xp, w: recurrence._scan_forward_saving(xp, w, mask, init, False, 1))
+    saved = saving(xproj, w_hh)[2]
+    backward = jax.jit(
+        lambda s, w, dy: recurrence._backward_scan(s, w, mask, init, dy, reverse=False, unroll=1)
+    )
+    fns = {
+        "dot": (jax.jit(dot_only), (xproj, w_hh)),
+        "inference": (inference, (xproj, w_hh)),
+        "forward_saving": (saving, (xproj, w_hh)),
+        "backward": (backward, (saved, w_hh, d_ys)),
+    }
+    return {
+        name: (lambda f=f, args=args: jax.block_until_ready(f(*args)))
+        for name, (f, args) in fns.items()
+    }
+
+
+def weight_grad_fns(batch: int, hidden: int, steps: int) -> dict:
+    keys = jax.random.split(jax.random.key(1), 2)
+    h = jax.random.normal(keys[0], (steps, batch, hidden))  # (T, B, H)
+    dz = jax.random.normal(keys[1], (steps, batch, 4 * hidden))  # (T, B, 4H)
+    forms = {
+        "weight_grad_einsum": jax.jit(lambda h, dz: jnp.einsum("tbh,tbg->hg", h, dz)),
+        "weight_grad_2d": jax.jit(recurrence.weight_grad),
+    }
+    return {name: (lambda f=f: jax.block_until_ready(f(h, dz))) for name, f in forms.items()}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--quick", action="store_true", help="50 steps, 3 repeats")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.steps, args.repeats = 50, 3
+    b, h, t = args.batch, args.hidden, args.steps
+    with jax.default_matmul_precision("highest"):
+        steps = time_interleaved(step_fns(b, h, t), repeats=args.repeats)
+        dots = time_interleaved(weight_grad_fns(b, h, t), repeats=args.repeats)
+    per_step = {
+        name: {
+            "median_us": s["median_ms"] * 1e3 / t,
+            "p90_us": s["p90_ms"] * 1e3 / t,
+            "repeats": s["repeats"],
+        }
+        for name, s in steps.items()
+    }
+    flop = 2 * t * b * h * 4 * h
+    for s in dots.values():
+        s["gflop_per_s"] = flop / s["median_ms"] / 1e6
+    for name, s in per_step.items():
+        print(f"{name:16s} {s['median_us']:8.1f} us/step (p90 {s['p90_us']:.1f})")
+    for name, s in dots.items():
+        print(f"{name:20s} {s['median_ms']:8.2f} ms  {s['gflop_per_s']:6.1f} GFLOP/s")
+    result = {
+        "command": "python -m benchmarks.kernels "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "environment": environment(),
+        "quick": args.quick,
+        "config": {"batch": b, "hidden": h, "steps": t, "matmuls": "float32, no TF32"},
+        "per_step": per_step,
+        "weight_grad": dots,
+    }
+    out = args.out or os.path.join("benchmarks", "results", f"kernels_{device_kind()}.json")
+    atomic_write_json(out, result)
+    print(f"wrote {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
