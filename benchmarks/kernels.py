@@ -11,7 +11,7 @@ pieces share the machine's load:
 - `forward_saving`: the forward step that also stores the backward pass's residuals;
 - `backward`: the hand-written backward step, then dW_hh as one matmul (amortised per step);
 - `weight_grad_*`: dW_hh = sum over steps and batch of h^T dz, as an einsum with two
-  contracting dimensions and as the 2-D dot `recurrence.weight_grad` uses.
+  contracting dimensions in the order (b, t) and as `recurrence.weight_grad`'s (t, b).
 
 Per-step figures are microseconds; the dots' are milliseconds and GFLOP/s. Every matmul is
 full float32.
@@ -80,7 +80,7 @@ def weight_grad_fns(batch: int, hidden: int, steps: int) -> dict:
     dz = jax.random.normal(keys[1], (steps, batch, 4 * hidden))  # (T, B, 4H)
     forms = {
         "weight_grad_einsum": jax.jit(lambda h, dz: jnp.einsum("tbh,tbg->hg", h, dz)),
-        "weight_grad_2d": jax.jit(recurrence.weight_grad),
+        "weight_grad_dot_general": jax.jit(recurrence.weight_grad),
     }
     return {name: (lambda f=f: jax.block_until_ready(f(h, dz))) for name, f in forms.items()}
 
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name, s in per_step.items():
         print(f"{name:16s} {s['median_us']:8.1f} us/step (p90 {s['p90_us']:.1f})")
     for name, s in dots.items():
-        print(f"{name:20s} {s['median_ms']:8.2f} ms  {s['gflop_per_s']:6.1f} GFLOP/s")
+        print(f"{name:24s} {s['median_ms']:8.2f} ms  {s['gflop_per_s']:6.1f} GFLOP/s")
     result = {
         "command": "python -m benchmarks.kernels "
         + " ".join(argv if argv is not None else sys.argv[1:]),

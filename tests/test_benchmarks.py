@@ -66,5 +66,5 @@ def test_kernel_costs_quick_run_writes_each_piece(tmp_path):
     assert result["config"] == {"batch": 4, "hidden": 8, "steps": 50, "matmuls": "float32, no TF32"}
     assert set(result["per_step"]) == {"dot", "inference", "forward_saving", "backward"}
     assert all(s["median_us"] > 0 and s["repeats"] == 3 for s in result["per_step"].values())
-    assert set(result["weight_grad"]) == {"weight_grad_einsum", "weight_grad_2d"}
+    assert set(result["weight_grad"]) == {"weight_grad_einsum", "weight_grad_dot_general"}
     assert all(s["gflop_per_s"] > 0 for s in result["weight_grad"].values())
