@@ -59,6 +59,45 @@ def per_shard_check() -> dict:
     return out
 
 
+def collectives_check() -> dict:
+    """Which collectives XLA puts in a data-parallel LSTM training step, per backward path.
+
+    Only the weight gradients should cross devices (all-reduce); an all-gather means some
+    reshape merged the sharded batch axis with time and every device fetched the whole
+    batch's activations."""
+    import re
+
+    import jax.numpy as jnp
+    import numpy as np
+
+    from seqjax.layers import LSTM
+    from seqjax.train.sharding import data_sharding, replicated
+
+    mesh = make_mesh(jax.devices())
+    rng = np.random.default_rng(0)
+    x = jax.device_put(
+        jnp.asarray(rng.standard_normal((32, 40, 3)), jnp.float32), data_sharding(mesh)
+    )
+    lengths = jax.device_put(jnp.asarray(rng.integers(1, 41, 32), jnp.int32), data_sharding(mesh))
+    found = {}
+    for name, kw in {
+        "chunked": {},
+        "whole_projection": {"projection_chunk": 0},
+        "remat": {"remat_chunk": 8},
+    }.items():
+        model = LSTM(6, num_layers=2, bidirectional=True, backend="scan", **kw)
+        variables = jax.device_put(model.init(jax.random.key(0), x, lengths), replicated(mesh))
+
+        def loss(v, x, lengths, model=model):
+            return jnp.sum(model.apply(v, x, lengths)[0] ** 2)
+
+        hlo = jax.jit(jax.grad(loss)).lower(variables, x, lengths).compile().as_text()
+        found[name] = sorted(
+            set(re.findall(r" (all-gather|all-reduce|all-to-all|collective-permute)\(", hlo))
+        )
+    return {"lstm_train_collectives": found}
+
+
 def main():
     cfg = load_config(
         "configs/trust.yaml",
@@ -99,6 +138,7 @@ def main():
     except ValueError as err:
         out["indivisible_batch_error"] = str(err)
     out.update(per_shard_check())
+    out.update(collectives_check())
     json.dump(out, sys.stdout)
 
 
