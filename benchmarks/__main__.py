@@ -1,5 +1,5 @@
 """The benchmark suite: every seed system at its default config, and each system's LSTM
-stack side by side with torch.nn.LSTM and Flax nn.RNN, in one process.
+stack side by side with torch.nn.LSTM and Flax nn.RNN, each in its own process.
 
     python -m benchmarks                 # full: >= 20 steps, writes results/<device>.json
     python -m benchmarks --quick         # smoke run: 3 steps, results/<device>-quick.json
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
         result["systems"][name] = figures
         config = SIDE_BY_SIDE[name]
         print(f"[{name}] LSTM stack side by side ({config})", flush=True)
-        result["side_by_side"][config] = side_by_side.measure(config, repeats=repeats)
+        result["side_by_side"][config] = side_by_side.measure_isolated(config, repeats=repeats)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     atomic_write_json(out, result)
     print(table(result))
@@ -83,6 +83,8 @@ def table(result: dict) -> str:
     for config, sbs in result["side_by_side"].items():
         for key, value in sbs["speedup"].items():
             lines.append(f"{config:13} {key:38} {value:7.2f}")
+        for key, value in sbs.get("speedup_per_core", {}).items():
+            lines.append(f"{config:13} {'per core: ' + key:38} {value:7.2f}")
         for key, value in sbs.get("masked_over_unmasked", {}).items():
             lines.append(f"{config:13} {'masked/unmasked cost, ' + key:38} {value:7.2f}")
     return "\n".join(lines)

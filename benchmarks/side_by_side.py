@@ -3,11 +3,18 @@ and plain padded) and Flax's `nn.RNN(nn.OptimizedLSTMCell)`, same sizes, batch, 
 dtype (float32) and threads. Train = forward + backward of sum(outputs**2); inference =
 forward at batch 32. Ratios > 1 mean seqjax is faster. The implementations are timed in
 interleaved rounds, one call of each per round, so they share the machine's load.
+
+On CPU, `measure_isolated` runs a config in a fresh process that XLA sees as one device
+per core, and seqjax is also timed with the batch sharded over a mesh of those devices
+(`seqjax_per_core`): XLA runs one device's recurrence on one core, so this is how seqjax
+puts every core on the sequential loop that PyTorch spreads over its threads.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 
 import flax.linen as nn
 import jax
@@ -17,6 +24,7 @@ import numpy as np
 from benchmarks.timing import time_interleaved
 from seqjax.layers import LSTM
 from seqjax.layers.cudnn import cudnn_available
+from seqjax.train.sharding import data_sharding, make_mesh, replicated
 
 # hidden: one entry per stacked LSTM module, each with `layers` layers (trust stacks three
 # single-layer LSTMs of different widths; the others are one multi-layer module).
@@ -95,6 +103,30 @@ def jax_fns(module: nn.Module, x: np.ndarray, lengths: np.ndarray):
         lambda: jax.block_until_ready(forward(variables, x, lengths)),
         lambda: jax.block_until_ready(train(variables, x, lengths)),
     )
+
+
+def per_core_fns(module: nn.Module, x: np.ndarray, lengths: np.ndarray):
+    """`jax_fns` with the batch sharded over a mesh of every local device and the
+    parameters replicated, as seqjax's data-parallel training lays them out."""
+    mesh = make_mesh(jax.local_devices())
+    data, rep = data_sharding(mesh), replicated(mesh)
+    variables = jax.device_put(module.init(jax.random.key(0), x, lengths), rep)
+    x, lengths = jax.device_put(x, data), jax.device_put(lengths, data)
+    forward = jax.jit(module.apply)
+
+    @jax.jit
+    def train(v, x, lengths):
+        return jax.value_and_grad(lambda v: jnp.sum(module.apply(v, x, lengths) ** 2))(v)
+
+    return (
+        lambda: jax.block_until_ready(forward(variables, x, lengths)),
+        lambda: jax.block_until_ready(train(variables, x, lengths)),
+    )
+
+
+def _per_core_devices() -> bool:
+    """Whether this process can time `seqjax_per_core`: a CPU seen as several devices."""
+    return jax.default_backend() == "cpu" and jax.local_device_count() > 1
 
 
 def torch_fns(cfg: dict, x: np.ndarray, lengths: np.ndarray, *, packed: bool):
@@ -181,23 +213,51 @@ def _measure(name: str, *, repeats: int) -> dict:
     }
     if cudnn_available():  # seqjax's opt-in cuDNN backend beside its default, the scan
         impls["seqjax_cudnn"] = jax_fns(SeqjaxStack(**shape, backend="cudnn"), x, lengths)
+    if _per_core_devices() and cfg["batch"] % jax.local_device_count() == 0:
+        impls["seqjax_per_core"] = per_core_fns(SeqjaxStack(**shape), x, lengths)
     if "min_len" in cfg:  # the same padded shape with every sequence full
         impls["seqjax_unmasked"] = jax_fns(SeqjaxStack(**shape), *inputs(cfg, masked=False))
     timings = time_impls(impls, repeats=repeats)
     ours = timings["seqjax"]
-    ratios = {
-        f"{kind}_vs_{impl}": timings[impl][kind]["median_ms"] / ours[kind]["median_ms"]
-        for impl in ("torch_padded", "torch_packed", "flax_nn_rnn")
-        for kind in ("train", "inference_b32")
-    }
     out = {
         "config": {**cfg, "hidden": list(cfg["hidden"]), "matmuls": "float32, no TF32"},
+        "devices": jax.local_device_count(),
         "timings": timings,
     }
-    out["speedup"] = ratios
+    out["speedup"] = _ratios(timings, "seqjax")
+    if "seqjax_per_core" in timings:
+        out["speedup_per_core"] = _ratios(timings, "seqjax_per_core")
     if "seqjax_unmasked" in timings:
         out["masked_over_unmasked"] = {
             kind: ours[kind]["median_ms"] / timings["seqjax_unmasked"][kind]["median_ms"]
             for kind in ("train", "inference_b32")
         }
     return out
+
+
+def _ratios(timings: dict, ours: str) -> dict:
+    """{kind_vs_impl: impl's median / ours}, > 1 where `ours` is faster."""
+    return {
+        f"{kind}_vs_{impl}": timings[impl][kind]["median_ms"] / timings[ours][kind]["median_ms"]
+        for impl in ("torch_padded", "torch_packed", "flax_nn_rnn")
+        for kind in ("train", "inference_b32")
+    }
+
+
+def _one_device_per_core() -> None:
+    """Spawned child's initializer: before JAX starts a backend, ask XLA's CPU client for
+    one device per core (a flag already in XLA_FLAGS wins); GPU memory is not
+    preallocated, as the parent may hold JAX's usual share."""
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" not in flags:
+        count = os.cpu_count() or 1
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
+
+
+def measure_isolated(name: str, *, repeats: int) -> dict:
+    """`measure` in a fresh process that sees one CPU device per core (see the module's
+    docstring); on a GPU the flag only adds host devices nobody uses."""
+    context = multiprocessing.get_context("spawn")  # never fork a process that runs JAX
+    with ProcessPoolExecutor(1, mp_context=context, initializer=_one_device_per_core) as pool:
+        return pool.submit(measure, name, repeats=repeats).result()

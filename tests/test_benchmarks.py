@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 
 import pytest
 
@@ -24,8 +25,15 @@ def test_quick_suite_writes_every_figure(tmp_path, capsys):
     assert 0 < trend["model_size_mb"] < 50
     assert [r["figure"] for r in trend["targets"]][1] == "inference ms / sequence (batch 1)"
     sbs = result["side_by_side"]["trend"]
-    assert set(sbs["timings"]) == {"seqjax", "flax_nn_rnn", "torch_padded", "torch_packed"}
+    cores = os.cpu_count() or 1
+    assert sbs["devices"] == cores  # the side-by-side's process sees one device per core
+    per_core = {"seqjax_per_core"} if cores > 1 and 32 % cores == 0 else set()
+    impls = {"seqjax", "flax_nn_rnn", "torch_padded", "torch_packed"} | per_core
+    assert set(sbs["timings"]) == impls
     assert all(math.isfinite(v) and v > 0 for v in sbs["speedup"].values())
+    if per_core:
+        assert sbs["speedup_per_core"].keys() == sbs["speedup"].keys()
+        assert all(math.isfinite(v) and v > 0 for v in sbs["speedup_per_core"].values())
     printed = capsys.readouterr().out
     assert "train_vs_flax_nn_rnn" in printed and "model size (MB)" in printed
 
