@@ -156,12 +156,14 @@ def _scan_forward_saving(xproj, w_hh, mask, init, reverse, unroll):
 
     Residuals per step, shaped so the backward step is whole-tensor arithmetic:
       h_prev (B, H): the carry entering the step, for dW_hh after the loop;
-      k (B, 4H): d z / d(gate inputs), i.e. [g/2, c_prev/2, i, tanh(c)/2] * (1 - t^2), so
-        dz = [dc, dc, dc, dh] * k (the 1/2 of the i, f, o columns is the gate scale);
+      k (B, 4H): [g/2, c_prev/2, i, tanh(c)/2] * (1 - t^2), so the gradient of the gate
+        pre-activations is dz = [dc, dc, dc, dh] * k (the halves are the slopes of the
+        sigmoid gates under the gate scale);
       p (B, H): o * (1 - tanh(c)^2), the path from dh into dc;
       f (B, H): the forget gate, the path from dc to the previous cell.
     Why: a backward step that gathers four column blocks of t (B, 4H) and recombines
-    them ran its elementwise part about 4x slower than the forward's on CPU.
+    them ran its elementwise part several times slower than the forward step's on CPU;
+    now the two steps cost about the same (`python -m benchmarks.kernels`).
     """
 
     def step(carry: Carry, inputs):
@@ -193,9 +195,9 @@ def weight_grad(a: jax.Array, b: jax.Array) -> jax.Array:
     Why not `jnp.einsum("tbf,tbg->fg")`: it contracts the two dimensions in the order
     (b, t), which XLA's CPU backend ran 1.8x slower than the order (t, b) used here:
     steel's dW_hh took 28.3 ms against 16.1 (`python -m benchmarks.kernels`,
-    benchmarks/results/kernels_cpu.json). Why not reshape
-    to (S*B)-row matrices, which is as fast: with the batch sharded over a device mesh,
-    merging (S, B) makes the partitioner all-gather the activations across devices.
+    benchmarks/results/kernels_cpu.json). Why not reshape to (S*B)-row matrices, which is
+    as fast: with the batch sharded over a device mesh, merging (S, B) makes the
+    partitioner all-gather the activations across devices (tests/test_data_parallel.py).
     """
     return lax.dot_general(
         a, b, (((0, 1), (0, 1)), ((), ())), preferred_element_type=jnp.float32
