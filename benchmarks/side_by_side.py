@@ -178,11 +178,13 @@ def torch_fns(cfg: dict, x: np.ndarray, lengths: np.ndarray, *, packed: bool):
 
 def time_impls(impls: dict[str, tuple], *, repeats: int) -> dict[str, dict]:
     """{impl: {"inference_b32": stats, "train": stats}} from (forward, train) callables,
-    each kind timed in interleaved rounds (see `time_interleaved`)."""
+    each kind timed in interleaved rounds (see `time_interleaved`) for at least
+    `repeats` rounds and 0.2 s per repeat (3 s at the suite's 15)."""
     timings: dict[str, dict] = {impl: {} for impl in impls}
     for k, kind in enumerate(("inference_b32", "train")):
         fns = {impl: pair[k] for impl, pair in impls.items()}
-        for impl, stats in time_interleaved(fns, repeats=repeats).items():
+        stats_by_impl = time_interleaved(fns, repeats=repeats, min_seconds=0.2 * repeats)
+        for impl, stats in stats_by_impl.items():
             timings[impl][kind] = stats
     return timings
 

@@ -24,24 +24,33 @@ def time_calls(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 15) 
 
 
 def time_interleaved(
-    fns: dict[str, Callable[[], object]], *, warmup: int = 2, repeats: int = 15
+    fns: dict[str, Callable[[], object]],
+    *,
+    warmup: int = 2,
+    repeats: int = 15,
+    min_seconds: float = 0.0,
 ) -> dict[str, dict]:
     """`time_calls` for several implementations at once, one call of each per round.
 
     Why: timed one block after another, a change in the machine's load between blocks
     lands on one implementation only and skews the ratio; interleaved, every
     implementation sees the same load, so ratios of medians survive a noisy machine.
+    Rounds go on past `repeats` until `min_seconds` have passed (at most 20x `repeats`):
+    15 rounds of millisecond calls last a fraction of a second, short enough for one
+    busy moment of a shared machine to move a median.
     """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
+    began, rounds = time.perf_counter(), 0
+    while rounds < repeats or (time.perf_counter() - began < min_seconds and rounds < 20 * repeats):
         for name, fn in fns.items():
             start = time.perf_counter()
             fn()
             samples[name].append((time.perf_counter() - start) * 1e3)
-    return {name: _stats(np.asarray(s), repeats) for name, s in samples.items()}
+        rounds += 1
+    return {name: _stats(np.asarray(s), rounds) for name, s in samples.items()}
 
 
 def _stats(arr: np.ndarray, repeats: int) -> dict:

@@ -49,6 +49,20 @@ def test_interleaved_timing_calls_each_implementation_once_per_round():
     assert all(s["repeats"] == 4 and 0 <= s["median_ms"] <= s["p90_ms"] for s in stats.values())
 
 
+def test_interleaved_timing_goes_on_for_min_seconds_within_20x_repeats():
+    import time
+
+    from benchmarks.timing import time_interleaved
+
+    def nap():
+        time.sleep(0.002)
+
+    short = time_interleaved({"a": nap, "b": nap}, warmup=0, repeats=2, min_seconds=0.05)
+    assert 2 < short["a"]["repeats"] == short["b"]["repeats"] < 40  # ~13 rounds of 4 ms
+    capped = time_interleaved({"a": nap}, warmup=0, repeats=2, min_seconds=10.0)
+    assert capped["a"]["repeats"] == 40
+
+
 def test_a_spawned_child_reports_its_own_peak_rss_not_its_parents():
     import multiprocessing
 
