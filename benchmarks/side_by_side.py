@@ -90,28 +90,16 @@ def inputs(cfg: dict, *, masked: bool = True, seed: int = 0):
     return x, lengths
 
 
-def jax_fns(module: nn.Module, x: np.ndarray, lengths: np.ndarray):
+def jax_fns(module: nn.Module, x: np.ndarray, lengths: np.ndarray, *, per_core: bool = False):
+    """(forward, train) callables of `module` on one device, or with `per_core` the batch
+    sharded over a mesh of every local device and the parameters replicated, as seqjax's
+    data-parallel training lays them out."""
     x, lengths = jnp.asarray(x), jnp.asarray(lengths)
     variables = module.init(jax.random.key(0), x, lengths)
-    forward = jax.jit(module.apply)
-
-    @jax.jit
-    def train(v, x, lengths):
-        return jax.value_and_grad(lambda v: jnp.sum(module.apply(v, x, lengths) ** 2))(v)
-
-    return (
-        lambda: jax.block_until_ready(forward(variables, x, lengths)),
-        lambda: jax.block_until_ready(train(variables, x, lengths)),
-    )
-
-
-def per_core_fns(module: nn.Module, x: np.ndarray, lengths: np.ndarray):
-    """`jax_fns` with the batch sharded over a mesh of every local device and the
-    parameters replicated, as seqjax's data-parallel training lays them out."""
-    mesh = make_mesh(jax.local_devices())
-    data, rep = data_sharding(mesh), replicated(mesh)
-    variables = jax.device_put(module.init(jax.random.key(0), x, lengths), rep)
-    x, lengths = jax.device_put(x, data), jax.device_put(lengths, data)
+    if per_core:
+        mesh = make_mesh(jax.local_devices())
+        variables = jax.device_put(variables, replicated(mesh))
+        x, lengths = (jax.device_put(a, data_sharding(mesh)) for a in (x, lengths))
     forward = jax.jit(module.apply)
 
     @jax.jit
@@ -216,7 +204,7 @@ def _measure(name: str, *, repeats: int) -> dict:
     if cudnn_available():  # seqjax's opt-in cuDNN backend beside its default, the scan
         impls["seqjax_cudnn"] = jax_fns(SeqjaxStack(**shape, backend="cudnn"), x, lengths)
     if _per_core_devices() and cfg["batch"] % jax.local_device_count() == 0:
-        impls["seqjax_per_core"] = per_core_fns(SeqjaxStack(**shape), x, lengths)
+        impls["seqjax_per_core"] = jax_fns(SeqjaxStack(**shape), x, lengths, per_core=True)
     if "min_len" in cfg:  # the same padded shape with every sequence full
         impls["seqjax_unmasked"] = jax_fns(SeqjaxStack(**shape), *inputs(cfg, masked=False))
     timings = time_impls(impls, repeats=repeats)
