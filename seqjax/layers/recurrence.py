@@ -193,8 +193,8 @@ def weight_grad(a: jax.Array, b: jax.Array) -> jax.Array:
     """sum over steps and batch of a^T b: (S, B, F), (S, B, G) -> (F, G) float32.
 
     Why not `jnp.einsum("tbf,tbg->fg")`: it contracts the two dimensions in the order
-    (b, t), which XLA's CPU backend ran 1.8x slower than the order (t, b) used here:
-    steel's dW_hh took 28.3 ms against 16.1 (`python -m benchmarks.kernels`,
+    (b, t), which XLA's CPU backend ran 1.7x slower than the order (t, b) used here:
+    steel's dW_hh took 26.0 ms against 15.0 (`python -m benchmarks.kernels`,
     benchmarks/results/kernels_cpu.json). Why not reshape to (S*B)-row matrices, which is
     as fast: with the batch sharded over a device mesh, merging (S, B) makes the
     partitioner all-gather the activations across devices (tests/test_data_parallel.py).
