@@ -85,7 +85,7 @@ def collectives_check() -> dict:
         "whole_projection": {"projection_chunk": 0},
         "remat": {"remat_chunk": 8},
     }.items():
-        model = LSTM(6, num_layers=2, bidirectional=True, backend="scan", **kw)
+        model = LSTM(6, bidirectional=True, backend="scan", **kw)
         variables = jax.device_put(model.init(jax.random.key(0), x, lengths), replicated(mesh))
 
         def loss(v, x, lengths, model=model):
