@@ -8,6 +8,8 @@ pieces share the machine's load:
 
 - `dot`: a scan whose step is only h @ W_hh (B, H) @ (H, 4H), the floor of any step;
 - `inference`: the forward step (`scan_direction`);
+- `inference_both_directions`: a forward and a reverse scan, independent, in one program
+  (per step of T; twice `inference` where the device runs the two loops one by one);
 - `forward_saving`: the forward step that also stores the backward pass's residuals;
 - `backward`: the hand-written backward step, then dW_hh as one matmul (amortised per step);
 - `weight_grad_*`: dW_hh = sum over steps and batch of h^T dz, as an einsum with two
@@ -57,6 +59,9 @@ def step_fns(batch: int, hidden: int, steps: int) -> dict:
         return lax.scan(step, init[0], xproj)[0]
 
     inference = jax.jit(lambda xp, w: recurrence.scan_direction(xp, w, mask, init, reverse=False))
+    both = jax.jit(  # two independent loops in one program, as in a bidirectional layer
+        lambda xp, w: [recurrence.scan_direction(xp, w, mask, init, reverse=r) for r in (0, 1)]
+    )
     saving = jax.jit(lambda xp, w: recurrence._scan_forward_saving(xp, w, mask, init, False, 1))
     saved = saving(xproj, w_hh)[2]
     backward = jax.jit(
@@ -65,6 +70,7 @@ def step_fns(batch: int, hidden: int, steps: int) -> dict:
     fns = {
         "dot": (jax.jit(dot_only), (xproj, w_hh)),
         "inference": (inference, (xproj, w_hh)),
+        "inference_both_directions": (both, (xproj, w_hh)),
         "forward_saving": (saving, (xproj, w_hh)),
         "backward": (backward, (saved, w_hh, d_ys)),
     }
@@ -112,7 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
     for s in dots.values():
         s["gflop_per_s"] = flop / s["median_ms"] / 1e6
     for name, s in per_step.items():
-        print(f"{name:16s} {s['median_us']:8.1f} us/step (p90 {s['p90_us']:.1f})")
+        print(f"{name:26s} {s['median_us']:8.1f} us/step (p90 {s['p90_us']:.1f})")
     for name, s in dots.items():
         print(f"{name:24s} {s['median_ms']:8.2f} ms  {s['gflop_per_s']:6.1f} GFLOP/s")
     result = {

@@ -86,7 +86,8 @@ def test_kernel_costs_quick_run_writes_each_piece(tmp_path):
     main(["--quick", "--batch", "4", "--hidden", "8", "--out", str(out)])
     result = json.loads(out.read_text())
     assert result["config"] == {"batch": 4, "hidden": 8, "steps": 50, "matmuls": "float32, no TF32"}
-    assert set(result["per_step"]) == {"dot", "inference", "forward_saving", "backward"}
+    pieces = {"dot", "inference", "inference_both_directions", "forward_saving", "backward"}
+    assert set(result["per_step"]) == pieces
     assert all(s["median_us"] > 0 and s["repeats"] == 3 for s in result["per_step"].values())
     assert set(result["weight_grad"]) == {"weight_grad_einsum", "weight_grad_dot_general"}
     assert all(s["gflop_per_s"] > 0 for s in result["weight_grad"].values())

@@ -193,9 +193,9 @@ def weight_grad(a: jax.Array, b: jax.Array) -> jax.Array:
     """sum over steps and batch of a^T b: (S, B, F), (S, B, G) -> (F, G) float32.
 
     Why not `jnp.einsum("tbf,tbg->fg")`: it contracts the two dimensions in the order
-    (b, t), which XLA's CPU backend ran 1.7x slower than the order (t, b) used here:
-    steel's dW_hh took 26.0 ms against 15.0 (`python -m benchmarks.kernels`,
-    benchmarks/results/kernels_cpu.json). Why not reshape to (S*B)-row matrices, which is
+    (b, t), which XLA's CPU backend ran 1.3-1.8x slower than the order (t, b) used here
+    in five runs of `python -m benchmarks.kernels` (steel's dW_hh: 18.2 ms against 14.1
+    in benchmarks/results/kernels_cpu.json). Why not reshape to (S*B)-row matrices, which is
     as fast: with the batch sharded over a device mesh, merging (S, B) makes the
     partitioner all-gather the activations across devices (tests/test_data_parallel.py).
     """
