@@ -12,15 +12,14 @@ puts every core on the sequential loop that PyTorch spreads over its threads.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.isolation import in_fresh_process, one_device_per_core
 from benchmarks.timing import time_interleaved
 from seqjax.layers import LSTM
 from seqjax.layers.cudnn import cudnn_available
@@ -234,20 +233,7 @@ def _ratios(timings: dict, ours: str) -> dict:
     }
 
 
-def _one_device_per_core() -> None:
-    """Spawned child's initializer: before JAX starts a backend, ask XLA's CPU client for
-    one device per core (a flag already in XLA_FLAGS wins); GPU memory is not
-    preallocated, as the parent may hold JAX's usual share."""
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" not in flags:
-        count = os.cpu_count() or 1
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
-
-
 def measure_isolated(name: str, *, repeats: int) -> dict:
     """`measure` in a fresh process that sees one CPU device per core (see the module's
-    docstring); on a GPU the flag only adds host devices nobody uses."""
-    context = multiprocessing.get_context("spawn")  # never fork a process that runs JAX
-    with ProcessPoolExecutor(1, mp_context=context, initializer=_one_device_per_core) as pool:
-        return pool.submit(measure, name, repeats=repeats).result()
+    docstring and benchmarks/isolation.py)."""
+    return in_fresh_process(measure, name, repeats=repeats, initializer=one_device_per_core)

@@ -7,15 +7,14 @@ step with its shardings) on a real batch of the system's data, so the figures ar
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import jax
 import numpy as np
 
+from benchmarks.isolation import in_fresh_process
 from benchmarks.timing import peak_rss_bytes, time_calls
 from seqjax.config import load_config
 from seqjax.data.dataset import iterate_batches, num_batches
@@ -126,18 +125,10 @@ def measure(name: str, *, steps: int, repeats: int) -> dict:
     }
 
 
-def _no_preallocation() -> None:
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-
-
 def measure_isolated(name: str, *, steps: int, repeats: int) -> dict:
-    """`measure` in a fresh process, so its peak memory (device peak bytes on a GPU,
-    peak RSS on CPU) is that system's alone, not the running maximum of everything the
-    suite measured before it. The child does not preallocate GPU memory: this process may
-    already hold JAX's usual share."""
-    context = multiprocessing.get_context("spawn")  # never fork a process that runs JAX
-    with ProcessPoolExecutor(1, mp_context=context, initializer=_no_preallocation) as pool:
-        return pool.submit(measure, name, steps=steps, repeats=repeats).result()
+    """`measure` in a fresh process (see benchmarks/isolation.py), so its peak memory is
+    that system's alone, not the running maximum of everything the suite measured before."""
+    return in_fresh_process(measure, name, steps=steps, repeats=repeats)
 
 
 def targets(figures: dict) -> list[dict]:

@@ -13,14 +13,7 @@ import numpy as np
 
 def time_calls(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 15) -> dict:
     """Median and p90 wall time in ms of `fn()`, which must block until its result is ready."""
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return _stats(np.asarray(samples), repeats)
+    return time_interleaved({"fn": fn}, warmup=warmup, repeats=repeats)["fn"]
 
 
 def time_interleaved(
