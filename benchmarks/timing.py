@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+import os
 import platform
 import resource
 import time
@@ -71,6 +73,35 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
 
 
+def cpu_model() -> str:
+    """The host CPU, e.g. "Intel(R) Xeon(R) Processor (family 6, model 207; L2 2M, L3 300M)":
+    the machines this suite runs on differ from run to run (an AMD EPYC one session, an
+    Intel Xeon the next), and a figure read without the machine cannot be compared. Under
+    a hypervisor the model name can be generic, hence the family, model and caches."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return platform.processor() or platform.machine()
+    caches = []
+    for index in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index*")):
+        try:
+            level, kind, size = (
+                open(os.path.join(index, name)).read().strip() for name in ("level", "type", "size")
+            )
+        except OSError:
+            continue
+        if kind != "Instruction" and level != "1":
+            caches.append(f"L{level} {size}")
+    detail = f"family {fields.get('cpu family', '?')}, model {fields.get('model', '?')}"
+    if caches:
+        detail += "; " + ", ".join(caches)
+    return f"{fields.get('model name', platform.machine())} ({detail})"
+
+
 def environment() -> dict:
     """Device and library versions to store next to every figure."""
     import flax
@@ -80,7 +111,8 @@ def environment() -> dict:
         "device": str(jax.devices()[0].device_kind),
         "platform": jax.default_backend(),
         "device_count": jax.device_count(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
+        "cpu_cores": os.cpu_count(),
         "python": platform.python_version(),
         "jax": jax.__version__,
         "flax": flax.__version__,
