@@ -32,17 +32,23 @@ def time_interleaved(
     implementation sees the same load, so ratios of medians survive a noisy machine.
     Rounds go on past `repeats` until `min_seconds` have passed (at most 20x `repeats`):
     15 rounds of millisecond calls last a fraction of a second, short enough for one
-    busy moment of a shared machine to move a median.
+    busy moment of a shared machine to move a median. Each round starts one
+    implementation later than the one before, so each follows every other equally often:
+    a call can find the cores still busy with the one before it (PyTorch's OpenMP
+    threads spin-wait after their work), and a fixed order would charge that to the same
+    implementation every time.
     """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
+    names = list(fns)
     samples: dict[str, list[float]] = {name: [] for name in fns}
     began, rounds = time.perf_counter(), 0
     while rounds < repeats or (time.perf_counter() - began < min_seconds and rounds < 20 * repeats):
-        for name, fn in fns.items():
+        for k in range(len(names)):
+            name = names[(rounds + k) % len(names)]
             start = time.perf_counter()
-            fn()
+            fns[name]()
             samples[name].append((time.perf_counter() - start) * 1e3)
         rounds += 1
     return {name: _stats(np.asarray(s), rounds) for name, s in samples.items()}
