@@ -13,7 +13,12 @@ pieces share the machine's load:
 - `forward_saving`: the forward step that also stores the backward pass's residuals;
 - `backward`: the hand-written backward step, then dW_hh as one matmul (amortised per step);
 - `weight_grad_*`: dW_hh = sum over steps and batch of h^T dz, as an einsum with two
-  contracting dimensions in the order (b, t) and as `recurrence.weight_grad`'s (t, b).
+  contracting dimensions in the order (b, t) and as `recurrence.weight_grad`'s (t, b);
+- `independent_chains`: 40 steps of tanh(h @ W) written out with no loop, one chain in a
+  program against two independent chains in one program (per step of a chain). Where
+  the two take twice as long, the device ran independent work one piece after another,
+  loop or no loop: that is why a bidirectional layer cannot use a second core on one
+  XLA CPU device.
 
 Per-step figures are microseconds; the dots' are milliseconds and GFLOP/s. Every matmul is
 full float32.
@@ -80,6 +85,27 @@ def step_fns(batch: int, hidden: int, steps: int) -> dict:
     }
 
 
+CHAIN_STEPS = 40
+
+
+def chain_fns(batch: int, hidden: int) -> dict:
+    """One and two independent straight-line chains of CHAIN_STEPS matmul + tanh steps."""
+    w = jax.random.normal(jax.random.key(2), (hidden, 4 * hidden)) * hidden**-0.5  # (H, 4H)
+    h0 = jax.random.normal(jax.random.key(3), (batch, hidden))  # (B, H)
+
+    def chain(h):
+        for _ in range(CHAIN_STEPS):
+            h = jnp.tanh(h @ w)[:, :hidden]  # (B, H)
+        return h
+
+    one = jax.jit(lambda a, b: (chain(a), b))
+    two = jax.jit(lambda a, b: (chain(a), chain(b)))
+    return {
+        name: (lambda f=f: jax.block_until_ready(f(h0, h0 + 1.0)))
+        for name, f in (("one_chain", one), ("two_chains", two))
+    }
+
+
 def weight_grad_fns(batch: int, hidden: int, steps: int) -> dict:
     keys = jax.random.split(jax.random.key(1), 2)
     h = jax.random.normal(keys[0], (steps, batch, hidden))  # (T, B, H)
@@ -106,6 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
     with jax.default_matmul_precision("highest"):
         steps = time_interleaved(step_fns(b, h, t), repeats=args.repeats)
         dots = time_interleaved(weight_grad_fns(b, h, t), repeats=args.repeats)
+        chains = time_interleaved(chain_fns(b, h), repeats=args.repeats * 4)
     per_step = {
         name: {
             "median_us": s["median_ms"] * 1e3 / t,
@@ -121,6 +148,12 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{name:26s} {s['median_us']:8.1f} us/step (p90 {s['p90_us']:.1f})")
     for name, s in dots.items():
         print(f"{name:24s} {s['median_ms']:8.2f} ms  {s['gflop_per_s']:6.1f} GFLOP/s")
+    independent = {
+        name: {"median_us_per_step": s["median_ms"] * 1e3 / CHAIN_STEPS, "repeats": s["repeats"]}
+        for name, s in chains.items()
+    }
+    for name, s in independent.items():
+        print(f"{name:26s} {s['median_us_per_step']:8.1f} us/step, no loop")
     result = {
         "command": "python -m benchmarks.kernels "
         + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -129,6 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
         "config": {"batch": b, "hidden": h, "steps": t, "matmuls": "float32, no TF32"},
         "per_step": per_step,
         "weight_grad": dots,
+        "independent_chains": independent,
     }
     out = args.out or os.path.join("benchmarks", "results", f"kernels_{device_kind()}.json")
     atomic_write_json(out, result)

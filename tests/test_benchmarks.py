@@ -38,13 +38,14 @@ def test_quick_suite_writes_every_figure(tmp_path, capsys):
     assert "train_vs_flax_nn_rnn" in printed and "model size (MB)" in printed
 
 
-def test_interleaved_timing_calls_each_implementation_once_per_round():
+def test_interleaved_timing_calls_each_implementation_once_per_round_in_rotated_order():
     from benchmarks.timing import time_interleaved
 
     calls = []
     fns = {name: (lambda name=name: calls.append(name)) for name in ("a", "b", "c")}
     stats = time_interleaved(fns, warmup=1, repeats=4)
-    assert calls[3:] == ["a", "b", "c"] * 4  # after one warm-up call of each
+    rounds = ["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]
+    assert calls[3:] == [name for r in rounds for name in r]  # after one warm-up call each
     assert set(stats) == {"a", "b", "c"}
     assert all(s["repeats"] == 4 and 0 <= s["median_ms"] <= s["p90_ms"] for s in stats.values())
 
@@ -91,3 +92,6 @@ def test_kernel_costs_quick_run_writes_each_piece(tmp_path):
     assert all(s["median_us"] > 0 and s["repeats"] == 3 for s in result["per_step"].values())
     assert set(result["weight_grad"]) == {"weight_grad_einsum", "weight_grad_dot_general"}
     assert all(s["gflop_per_s"] > 0 for s in result["weight_grad"].values())
+    chains = result["independent_chains"]
+    assert set(chains) == {"one_chain", "two_chains"}
+    assert all(s["median_us_per_step"] > 0 and s["repeats"] == 12 for s in chains.values())

@@ -1,0 +1,33 @@
+"""Atomic writes: the new file whole, with a plain file's permissions, and no leftovers."""
+
+import json
+import os
+import stat
+
+import pytest
+
+from seqjax.io import atomic_write_json, atomic_write_text
+
+
+def test_written_file_has_the_mode_open_would_give(tmp_path):
+    path = tmp_path / "result.json"
+    atomic_write_json(str(path), {"a": 1})
+    assert json.loads(path.read_text()) == {"a": 1}
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "notes.txt"
+    atomic_write_text(str(path), "old")
+
+    def fail(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", fail)
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write_text(str(path), "new")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
