@@ -95,3 +95,11 @@ def test_kernel_costs_quick_run_writes_each_piece(tmp_path):
     chains = result["independent_chains"]
     assert set(chains) == {"one_chain", "two_chains"}
     assert all(s["median_us_per_step"] > 0 and s["repeats"] == 12 for s in chains.values())
+
+
+def test_recurrence_ab_times_a_revision_beside_the_tree():
+    from benchmarks.recurrence_ab import main
+
+    result = main(["HEAD", "--batch", "4", "--hidden", "8", "--steps", "20", "--seconds", "0"])
+    assert set(result["us_per_step"]) == {"inference_rev", "train_rev", "inference_tree", "train_tree"}
+    assert all(v > 0 for v in result["us_per_step"].values())

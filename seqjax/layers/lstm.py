@@ -323,9 +323,6 @@ class LSTM(nn.Module):
                 seq = nn.Dropout(self.dropout)(out, deterministic=not train).astype(self.dtype)
             else:
                 seq = out
-        # The scans emit their carry at padded steps (see layers/recurrence.py); zeroing
-        # them here, once, fuses into this transpose.
-        seq = jnp.where(mask, seq, 0.0)  # (T, B, D*H)
         outputs = jnp.swapaxes(seq, 0, 1).astype(self.dtype)  # (B, T, D*H)
         h_n = jnp.concatenate(finals_h, axis=0)  # (L*D, B, H)
         c_n = jnp.concatenate(finals_c, axis=0)  # (L*D, B, H)

@@ -7,17 +7,11 @@ Gates follow PyTorch/cuDNN order (i, f, g, o). Three of them are sigmoids; we us
 sigmoid(z) = 0.5 * tanh(z / 2) + 0.5 and fold the 1/2 into the i, f, o columns of the
 weights once, outside the loop, so each step runs a single tanh over all 4H gate columns.
 
-Padding: where mask[t, b] is False the carry is frozen. A forward scan therefore ends
-with each sequence's state at its own last valid step; a reverse scan (over the same
-padded array) keeps its zero initial state through the padded tail and starts at each
-sequence's last valid step, exactly as PyTorch's `pack_padded_sequence` does, without
-gathering or flipping per sequence.
-
-Outputs: each step emits its carry h, which is the step's output where the mask is True
-and the frozen carry where it is False; the caller zeroes the padded steps once, on the
-whole (T, B, H) result (`LSTM` does, on its last layer's output). Why: a separate
-where(mask, h_new, 0) per step cost one more fused kernel in the loop body, about 5% of
-an inference step at steel's sizes on CPU.
+Padding: where mask[t, b] is False the carry is frozen and the output is exactly zero.
+A forward scan therefore ends with each sequence's state at its own last valid step; a
+reverse scan (over the same padded array) keeps its zero initial state through the
+padded tail and starts at each sequence's last valid step, exactly as PyTorch's
+`pack_padded_sequence` does, without gathering or flipping per sequence.
 """
 
 from __future__ import annotations
@@ -108,8 +102,7 @@ def scan_direction(
     w_hh:  (H, 4H) in the compute dtype, gate-scaled.
     mask:  (T, B, 1) bool.
     init:  (h, c), each (B, H) float32.
-    Returns the final (h, c) and the carried h after every step (T, B, H) float32: the
-    outputs where the mask is True (see the module docstring for the padded steps).
+    Returns the final (h, c) and outputs (T, B, H) float32, zero where masked.
     """
 
     def step(carry: Carry, inputs):
@@ -119,7 +112,7 @@ def scan_direction(
         h_new, c_new = _cell(z, c)
         h = jnp.where(m, h_new, h)
         c = jnp.where(m, c_new, c)
-        return (h, c), h
+        return (h, c), jnp.where(m, h_new, 0.0)
 
     return lax.scan(step, init, (xproj, mask), reverse=reverse, unroll=unroll)
 
@@ -182,10 +175,10 @@ def _scan_forward_saving(xproj, w_hh, mask, init, reverse, unroll):
         c_new = f * c + i * g
         tanh_c = jnp.tanh(c_new)
         h_new = o * tanh_c
+        out = jnp.where(m, h_new, 0.0)
         k = jnp.concatenate([0.5 * g, 0.5 * c, i, 0.5 * tanh_c], axis=-1) * (1.0 - t * t)
         saved = (h, k, o * (1.0 - tanh_c * tanh_c), f)
-        h_out = jnp.where(m, h_new, h)
-        return (h_out, jnp.where(m, c_new, c)), (h_out, saved)
+        return (jnp.where(m, h_new, h), jnp.where(m, c_new, c)), (out, saved)
 
     final, (ys, saved) = lax.scan(step, init, (xproj, mask), reverse=reverse, unroll=unroll)
     return final, ys, saved
@@ -226,12 +219,11 @@ def _backward_scan(saved, w_hh, mask, carry, d_ys, *, reverse, unroll):
     def step(carry: Carry, inputs):
         dh_next, dc_next = carry
         dy, m, k_s, p_s, f_s = inputs
-        dh_out = dy + dh_next  # grad into the step's carried h, which is also its output
-        dh = jnp.where(m, dh_out, 0.0)  # grad into h_new
+        dh = jnp.where(m, dy + dh_next, 0.0)  # grad into h_new
         dc = jnp.where(m, dc_next, 0.0) + dh * p_s  # grad into c_new
         dz = jnp.concatenate([dc, dc, dc, dh], axis=-1) * k_s  # (B, 4H)
         dh_prev = jnp.dot(dz.astype(w_t.dtype), w_t, preferred_element_type=jnp.float32)
-        dh_prev = dh_prev + jnp.where(m, 0.0, dh_out)  # a padded step passes h through
+        dh_prev = dh_prev + jnp.where(m, 0.0, dh_next)
         dc_prev = dc * f_s + jnp.where(m, 0.0, dc_next)
         return (dh_prev, dc_prev), dz
 
