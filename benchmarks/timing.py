@@ -79,6 +79,11 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
 
 
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
 def cpu_model() -> str:
     """The host CPU, e.g. "Intel(R) Xeon(R) Processor (family 6, model 207; L2 2M, L3 300M)":
     the machines this suite runs on differ from run to run (an AMD EPYC one session, an
@@ -95,9 +100,7 @@ def cpu_model() -> str:
     caches = []
     for index in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index*")):
         try:
-            level, kind, size = (
-                open(os.path.join(index, name)).read().strip() for name in ("level", "type", "size")
-            )
+            level, kind, size = (_read(os.path.join(index, n)) for n in ("level", "type", "size"))
         except OSError:
             continue
         if kind != "Instruction" and level != "1":

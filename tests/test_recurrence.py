@@ -66,7 +66,7 @@ def test_gradients_equal_autodiff_with_cotangents_on_padded_steps(fn, reverse):
     "fn", [_plain, _fast, _chunked, _remat], ids=["plain", "fast", "chunked", "remat"]
 )
 def test_padded_steps_output_exactly_zero(fn, reverse):
-    """The steps emit their carry inside the loop; the padded ones are zeroed after it."""
+    """Exactly zero past each length on every path, and nowhere else."""
     a = _inputs()
     _, ys = fn(a["seq"], a["w_ih"], a["bias"], a["w_hh"], a["mask"], a["init"], reverse)
     padded = ~np.asarray(a["mask"][..., 0])  # (T, B)
