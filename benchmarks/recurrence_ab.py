@@ -6,9 +6,9 @@
 On a shared 2-core machine two runs of the same code differ by 10-40% (sessions here
 saw `benchmarks.kernels` move that much between back-to-back runs), so a change of a few
 percent in a step can only be seen, or ruled out, with the two versions timed in the
-same rounds. This loads
-`seqjax/layers/recurrence.py` as it is at REV (it imports nothing from seqjax) beside the
-working tree's and times, per step of one layer-direction with lengths 100-T: inference
+same rounds. This loads `seqjax/layers/recurrence.py` as it is at REV (it imports nothing
+from seqjax) beside the working tree's and times, per step of one layer-direction with
+lengths 100-T: inference
 (`scan_direction`) and training (value and gradient through `scan_direction_fast` of a
 loss on the outputs, zeroed past each length in case a revision's scans do not). Needs git.
 """
@@ -37,12 +37,12 @@ def load_at(rev: str):
     source = subprocess.run(
         ["git", "show", f"{rev}:{PATH}"], capture_output=True, text=True, check=True
     ).stdout
-    folder = Path(tempfile.mkdtemp(prefix="recurrence_ab-"))
-    path = folder / "recurrence_at_rev.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("recurrence_at_rev", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory(prefix="recurrence_ab-") as folder:
+        path = Path(folder) / "recurrence_at_rev.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("recurrence_at_rev", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
     return module
 
 
