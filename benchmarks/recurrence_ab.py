@@ -8,24 +8,23 @@ saw `benchmarks.kernels` move that much between back-to-back runs), so a change 
 percent in a step can only be seen, or ruled out, with the two versions timed in the
 same rounds. This loads `seqjax/layers/recurrence.py` as it is at REV (it imports nothing
 from seqjax) beside the working tree's and times, per step of one layer-direction with
-lengths 100-T: inference
-(`scan_direction`) and training (value and gradient through `scan_direction_fast` of a
-loss on the outputs, zeroed past each length in case a revision's scans do not). Needs git.
+lengths 100-T: inference (`scan_direction`) and training (value and gradient through
+`scan_direction_fast` of a loss on the outputs, zeroed past each length in case a
+revision's scans do not). Needs git.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
+import types
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.kernels import _inputs
 from benchmarks.timing import environment, time_interleaved
 from seqjax.layers import recurrence
 
@@ -37,29 +36,22 @@ def load_at(rev: str):
     source = subprocess.run(
         ["git", "show", f"{rev}:{PATH}"], capture_output=True, text=True, check=True
     ).stdout
-    with tempfile.TemporaryDirectory(prefix="recurrence_ab-") as folder:
-        path = Path(folder) / "recurrence_at_rev.py"
-        path.write_text(source)
-        spec = importlib.util.spec_from_file_location("recurrence_at_rev", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    module = types.ModuleType("recurrence_at_rev")
+    exec(compile(source, f"{rev}:{PATH}", "exec"), module.__dict__)
     return module
 
 
 def step_fns(module, batch: int, hidden: int, steps: int) -> dict:
-    rng = np.random.default_rng(0)
-    xproj = jnp.asarray(rng.standard_normal((steps, batch, 4 * hidden)), jnp.float32)
-    w_hh = jnp.asarray(rng.standard_normal((hidden, 4 * hidden)) * hidden**-0.5, jnp.float32)
-    lengths = rng.integers(min(100, steps), steps + 1, batch)
+    a = _inputs(batch, hidden, steps)  # the same arrays benchmarks.kernels times
+    xproj, w_hh, init, probe = a["xproj"], a["w_hh"], a["init"], a["d_ys"]
+    lengths = np.random.default_rng(0).integers(min(100, steps), steps + 1, batch)
     mask = jnp.asarray(np.arange(steps)[:, None, None] < lengths[None, :, None])  # (T, B, 1)
-    zero = jnp.zeros((batch, hidden))
-    probe = jnp.asarray(rng.standard_normal((steps, batch, hidden)), jnp.float32)
 
     def inference(xp, w):
-        return module.scan_direction(xp, w, mask, (zero, zero), reverse=False)[1]
+        return module.scan_direction(xp, w, mask, init, reverse=False)[1]
 
     def loss(xp, w):
-        ys = module.scan_direction_fast(xp, w, mask, (zero, zero), False, 1)[1]  # (T, B, H)
+        ys = module.scan_direction_fast(xp, w, mask, init, False, 1)[1]  # (T, B, H)
         return jnp.sum(jnp.where(mask, ys, 0.0) * probe)
 
     fns = {"inference": jax.jit(inference), "train": jax.jit(jax.value_and_grad(loss, (0, 1)))}

@@ -12,6 +12,8 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
+from seqjax.io import proc_status
+
 
 def time_calls(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 15) -> dict:
     """Median and p90 wall time in ms of `fn()`, which must block until its result is ready."""
@@ -69,13 +71,9 @@ def peak_rss_bytes() -> int:
     a large benchmark process reports at least its parent's size at the fork. /proc's
     VmHWM belongs to the current address space, which exec replaced.
     """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024  # kB
-    except OSError:
-        pass
+    hwm = proc_status("VmHWM")  # kB
+    if hwm is not None:
+        return int(hwm) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
 
 

@@ -7,17 +7,24 @@ import os
 import tempfile
 
 
-def _umask() -> int:
-    """The process's umask, read without setting it: os.umask() can only be read by
-    changing it, which would race with other threads creating files (Orbax's, say)."""
+def proc_status(field: str) -> str | None:
+    """The first word of `field` in /proc/self/status (e.g. "VmHWM", "Umask"); None where
+    there is no such file or field (not Linux)."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
+                if line.startswith(field + ":"):
+                    return line.split()[1]
     except OSError:
         pass
-    return 0o022
+    return None
+
+
+def _umask() -> int:
+    """The process's umask, read without setting it: os.umask() can only be read by
+    changing it, which would race with other threads creating files (Orbax's, say)."""
+    mask = proc_status("Umask")
+    return int(mask, 8) if mask is not None else 0o022
 
 
 def atomic_write_text(path: str, text: str) -> None:
