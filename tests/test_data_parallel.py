@@ -31,6 +31,7 @@ def test_eight_devices_reach_the_single_device_losses():
     assert out["per_shard_grad_diff"] < 1e-4
     # only the weight gradients cross devices, whichever backward path the layer takes
     assert out["lstm_train_collectives"] == {
+        "in_step_projection": ["all-reduce"],
         "chunked": ["all-reduce"],
         "whole_projection": ["all-reduce"],
         "remat": ["all-reduce"],

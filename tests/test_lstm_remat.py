@@ -19,13 +19,14 @@ def _loss(model, variables, x, state):
     return jnp.sum(y**2) + jnp.sum(h * c) + jnp.sum(jnp.sin(c))
 
 
-# 6 does not divide T = 37; 64 exceeds it; None is the default chunk (19 for T = 37).
+# 6 does not divide T = 37; 64 exceeds it; None is the default (per layer: 1 or 0).
 @pytest.mark.parametrize(
     ("bidirectional", "option"),
     [
         (False, {"remat_chunk": 64}),
         (True, {"remat_chunk": 6}),
         (True, {"projection_chunk": 6}),
+        (True, {"projection_chunk": 1}),
         (False, {"projection_chunk": None}),
     ],
 )

@@ -41,13 +41,26 @@ def _chunked(seq, w_ih, bias, w_hh, mask, init, reverse):
     return recurrence.lstm_direction(seq, w_ih, bias, w_hh, mask, init, reverse, 1, 4)
 
 
+def _whole(seq, w_ih, bias, w_hh, mask, init, reverse):
+    return recurrence.lstm_direction(seq, w_ih, bias, w_hh, mask, init, reverse, 1, 0)
+
+
+def _in_step(seq, w_ih, bias, w_hh, mask, init, reverse):
+    return recurrence.lstm_direction(seq, w_ih, bias, w_hh, mask, init, reverse, 1, 1)
+
+
 def _remat(seq, w_ih, bias, w_hh, mask, init, reverse):
     return recurrence.lstm_direction_remat(seq, w_ih, bias, w_hh, mask, init, reverse, 1, 4)
 
 
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("fn", [_fast, _chunked, _remat], ids=["fast", "chunked", "remat"])
+@pytest.mark.parametrize(
+    "fn",
+    [_fast, _chunked, _whole, _in_step, _remat],
+    ids=["fast", "chunked", "whole", "in_step", "remat"],
+)
 def test_gradients_equal_autodiff_with_cotangents_on_padded_steps(fn, reverse):
+    """Loss and gradients of every path against autodiff of the plain scan."""
     a = _inputs()
 
     def loss(impl, seq, w_ih, bias, w_hh, init):
@@ -55,15 +68,17 @@ def test_gradients_equal_autodiff_with_cotangents_on_padded_steps(fn, reverse):
         return jnp.sum(ys * a["probe"]) + jnp.sum(h_n * c_n)
 
     args = (a["seq"], a["w_ih"], a["bias"], a["w_hh"], a["init"])
-    want = jax.grad(lambda *x: loss(_plain, *x), argnums=range(5))(*args)
-    got = jax.grad(lambda *x: loss(fn, *x), argnums=range(5))(*args)
+    want = jax.value_and_grad(lambda *x: loss(_plain, *x), argnums=range(5))(*args)
+    got = jax.value_and_grad(lambda *x: loss(fn, *x), argnums=range(5))(*args)
     for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize(
-    "fn", [_plain, _fast, _chunked, _remat], ids=["plain", "fast", "chunked", "remat"]
+    "fn",
+    [_plain, _fast, _chunked, _whole, _in_step, _remat],
+    ids=["plain", "fast", "chunked", "whole", "in_step", "remat"],
 )
 def test_padded_steps_output_exactly_zero(fn, reverse):
     """Exactly zero past each length on every path, and nowhere else."""

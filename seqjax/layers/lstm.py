@@ -30,9 +30,7 @@ from seqjax.layers.recurrence import (
     lstm_direction_remat,
     match_vma,
     project,
-    projection_chunk,
     scan_direction,
-    scan_direction_fast,
     scan_fused_bidirectional,
 )
 
@@ -104,8 +102,11 @@ class LSTM(nn.Module):
     carry only every C steps and recomputes each chunk (input projection included) in the
     backward pass, so activation memory grows with T/C + C instead of T, for about one
     more forward pass of compute. C near sqrt(T) minimises memory (100 at T = 10,000).
-    `unroll` and `projection_chunk` left at None take the platform's measured defaults
-    (see `_loop_shape`); `backend="cudnn"` is NVIDIA's kernel, opt-in (see layers/cudnn.py).
+    `projection_chunk` is how many steps of input x @ W_ih one matmul projects: 0 the
+    whole sequence before the loop, 1 each step inside it, C > 1 chunks of C steps.
+    `unroll` and `projection_chunk` left at None take the platform's measured defaults,
+    per layer (see `_loop_shape`); `backend="cudnn"` is NVIDIA's kernel, opt-in (see
+    layers/cudnn.py).
     """
 
     hidden_size: int
@@ -192,23 +193,28 @@ class LSTM(nn.Module):
         y = jnp.where(mask_bt, y, 0.0)  # (B, T, D*H): exactly zero past each length
         return y.astype(self.dtype), (h_n, c_n)
 
-    def _loop_shape(self, steps: int) -> tuple[int, int]:
-        """(unroll, projection chunk), the platform's defaults where not given.
+    def _loop_shape(self, features: int) -> tuple[int, int]:
+        """(unroll, projection chunk) for a layer with `features` inputs, the platform's
+        defaults where not given.
 
         On a GPU every loop iteration costs about 14 µs of launch and synchronisation (an
         empty scan step on an H100, benchmarks/results/scaling_nvidia-h100-80gb-hbm3.json),
         far more than a step's arithmetic at these sizes, so there the scan is unrolled 16
         steps and the input is projected for the whole sequence at once: steel's stack
         trained in 30.9 ms instead of 54.7 (benchmarks/results/backends_nvidia-h100-80gb-
-        hbm3.log). On CPU, unroll 8 was up to 40% slower than 1, and chunks of ~32 steps
-        keep the projection in cache.
+        hbm3.log). On CPU, unroll 8 was up to 40% slower than 1. There, an input narrower
+        than the hidden state is projected inside the loop (chunk 1): a (T*B, F) @ (F, 4H)
+        matmul with F = 5 ran at 14 GFLOP/s and its (T, B, 4H) result was read back each
+        step, where the step's own (B, F) @ (F, 4H) adds about 1.6 µs. Wider inputs are
+        projected all at once, which trained steel's stack faster than chunks of 32
+        (`python -m benchmarks.backends`).
         """
         gpu = jax.default_backend() == "gpu"
         unroll = self.unroll if self.unroll is not None else (16 if gpu else 1)
         if self.projection_chunk is not None:
             chunk = self.projection_chunk
         else:
-            chunk = 0 if gpu else projection_chunk(steps)
+            chunk = 1 if not gpu and features < self.hidden_size else 0
         return unroll, chunk
 
     def _built_features(self) -> int | None:
@@ -271,9 +277,9 @@ class LSTM(nn.Module):
         # matmul, so neither values nor gradients can pick up NaN from it.
         seq = jnp.where(mask, jnp.swapaxes(x, 0, 1), 0).astype(self.dtype)  # (T, B, F)
         scale = gate_scale(hidden)
-        unroll, chunk = self._loop_shape(max_len)
         finals_h, finals_c = [], []
         for layer in range(self.num_layers):
+            unroll, chunk = self._loop_shape(seq.shape[-1])
             weights = [self._weights(layer, reverse, seq.shape[-1]) for reverse in range(dirs)]
             w_ihs, biases, w_hhs = [], [], []
             for w in weights:
@@ -299,16 +305,11 @@ class LSTM(nn.Module):
                             seq, w_ihs[d], biases[d], w_hhs[d], mask, carry0,
                             d == 1, unroll, self.remat_chunk,
                         )  # fmt: skip
-                    elif self.backward == "custom" and chunk:
+                    elif self.backward == "custom":
                         (h_n, c_n), ys = lstm_direction(
                             seq, w_ihs[d], biases[d], w_hhs[d], mask, carry0,
                             d == 1, unroll, chunk,
                         )  # fmt: skip
-                    elif self.backward == "custom":
-                        xproj = project(seq, w_ihs[d], biases[d])  # (T, B, 4H)
-                        (h_n, c_n), ys = scan_direction_fast(
-                            xproj, w_hhs[d], mask, carry0, d == 1, unroll
-                        )
                     else:
                         xproj = project(seq, w_ihs[d], biases[d])
                         (h_n, c_n), ys = scan_direction(
