@@ -163,14 +163,17 @@ def torch_fns(cfg: dict, x: np.ndarray, lengths: np.ndarray, *, packed: bool):
     return forward, train
 
 
-def time_impls(impls: dict[str, tuple], *, repeats: int) -> dict[str, dict]:
+def time_impls(
+    impls: dict[str, tuple], *, repeats: int, seconds: float | None = None
+) -> dict[str, dict]:
     """{impl: {"inference_b32": stats, "train": stats}} from (forward, train) callables,
     each kind timed in interleaved rounds (see `time_interleaved`) for at least
-    `repeats` rounds and 0.2 s per repeat (3 s at the suite's 15)."""
+    `repeats` rounds and `seconds` (default 0.2 s per repeat: 3 s at the suite's 15)."""
     timings: dict[str, dict] = {impl: {} for impl in impls}
+    min_seconds = 0.2 * repeats if seconds is None else seconds
     for k, kind in enumerate(("inference_b32", "train")):
         fns = {impl: pair[k] for impl, pair in impls.items()}
-        stats_by_impl = time_interleaved(fns, repeats=repeats, min_seconds=0.2 * repeats)
+        stats_by_impl = time_interleaved(fns, repeats=repeats, min_seconds=min_seconds)
         for impl, stats in stats_by_impl.items():
             timings[impl][kind] = stats
     return timings
