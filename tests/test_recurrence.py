@@ -38,15 +38,20 @@ def _fast(seq, w_ih, bias, w_hh, mask, init, reverse):
 
 
 def _chunked(seq, w_ih, bias, w_hh, mask, init, reverse):
-    return recurrence.lstm_direction(seq, w_ih, bias, w_hh, mask, init, reverse, 1, 4)
+    return recurrence.lstm_direction(seq, w_ih, bias, w_hh, mask, init, reverse, 1, 4, 4)
 
 
 def _whole(seq, w_ih, bias, w_hh, mask, init, reverse):
-    return recurrence.lstm_direction(seq, w_ih, bias, w_hh, mask, init, reverse, 1, 0)
+    return recurrence.lstm_direction(seq, w_ih, bias, w_hh, mask, init, reverse, 1, 0, 0)
 
 
 def _in_step(seq, w_ih, bias, w_hh, mask, init, reverse):
-    return recurrence.lstm_direction(seq, w_ih, bias, w_hh, mask, init, reverse, 1, 1)
+    return recurrence.lstm_direction(seq, w_ih, bias, w_hh, mask, init, reverse, 1, 1, 1)
+
+
+def _mixed(seq, w_ih, bias, w_hh, mask, init, reverse):
+    """Whole-sequence projection under a gradient, chunks of 4 steps without one."""
+    return recurrence.lstm_direction(seq, w_ih, bias, w_hh, mask, init, reverse, 1, 0, 4)
 
 
 def _remat(seq, w_ih, bias, w_hh, mask, init, reverse):
@@ -56,8 +61,8 @@ def _remat(seq, w_ih, bias, w_hh, mask, init, reverse):
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize(
     "fn",
-    [_fast, _chunked, _whole, _in_step, _remat],
-    ids=["fast", "chunked", "whole", "in_step", "remat"],
+    [_fast, _chunked, _whole, _in_step, _mixed, _remat],
+    ids=["fast", "chunked", "whole", "in_step", "mixed", "remat"],
 )
 def test_gradients_equal_autodiff_with_cotangents_on_padded_steps(fn, reverse):
     """Loss and gradients of every path against autodiff of the plain scan."""
@@ -77,13 +82,16 @@ def test_gradients_equal_autodiff_with_cotangents_on_padded_steps(fn, reverse):
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize(
     "fn",
-    [_plain, _fast, _chunked, _whole, _in_step, _remat],
-    ids=["plain", "fast", "chunked", "whole", "in_step", "remat"],
+    [_plain, _fast, _chunked, _whole, _in_step, _mixed, _remat],
+    ids=["plain", "fast", "chunked", "whole", "in_step", "mixed", "remat"],
 )
 def test_padded_steps_output_exactly_zero(fn, reverse):
-    """Exactly zero past each length on every path, and nowhere else."""
+    """Exactly zero past each length on every path, and nowhere else; without a gradient
+    (each path's primal, which for `_mixed` projects differently) equal to the plain scan."""
     a = _inputs()
-    _, ys = fn(a["seq"], a["w_ih"], a["bias"], a["w_hh"], a["mask"], a["init"], reverse)
+    args = (a["seq"], a["w_ih"], a["bias"], a["w_hh"], a["mask"], a["init"], reverse)
+    _, ys = fn(*args)
+    np.testing.assert_allclose(ys, _plain(*args)[1], rtol=1e-5, atol=1e-6)
     padded = ~np.asarray(a["mask"][..., 0])  # (T, B)
     assert padded.any()
     assert np.all(np.asarray(ys)[padded] == 0.0)

@@ -30,6 +30,7 @@ from seqjax.layers.recurrence import (
     lstm_direction_remat,
     match_vma,
     project,
+    projection_chunk,
     scan_direction,
     scan_fused_bidirectional,
 )
@@ -193,9 +194,9 @@ class LSTM(nn.Module):
         y = jnp.where(mask_bt, y, 0.0)  # (B, T, D*H): exactly zero past each length
         return y.astype(self.dtype), (h_n, c_n)
 
-    def _loop_shape(self, features: int) -> tuple[int, int]:
-        """(unroll, projection chunk) for a layer with `features` inputs, the platform's
-        defaults where not given.
+    def _loop_shape(self, features: int, steps: int) -> tuple[int, int, int]:
+        """(unroll, projection chunk, inference projection chunk) for a layer with
+        `features` inputs over `steps` steps, the platform's defaults where not given.
 
         On a GPU every loop iteration costs about 14 µs of launch and synchronisation (an
         empty scan step on an H100, benchmarks/results/scaling_nvidia-h100-80gb-hbm3.json),
@@ -206,16 +207,19 @@ class LSTM(nn.Module):
         than the hidden state is projected inside the loop (chunk 1): a (T*B, F) @ (F, 4H)
         matmul with F = 5 ran at 14 GFLOP/s and its (T, B, 4H) result was read back each
         step, where the step's own (B, F) @ (F, 4H) adds about 1.6 µs. Wider inputs are
-        projected all at once, which trained steel's stack faster than chunks of 32
-        (`python -m benchmarks.backends`).
+        projected all at once for training, which trained steel's stack faster than chunks
+        of 32, and ~32 steps at a time for inference, where a chunk's projection is read
+        back while it is still in cache (`python -m benchmarks.backends`).
         """
         gpu = jax.default_backend() == "gpu"
         unroll = self.unroll if self.unroll is not None else (16 if gpu else 1)
         if self.projection_chunk is not None:
-            chunk = self.projection_chunk
-        else:
-            chunk = 1 if not gpu and features < self.hidden_size else 0
-        return unroll, chunk
+            return unroll, self.projection_chunk, self.projection_chunk
+        if gpu:
+            return unroll, 0, 0
+        if features < self.hidden_size:
+            return unroll, 1, 1
+        return unroll, 0, projection_chunk(steps)
 
     def _built_features(self) -> int | None:
         if self.has_variable("params", "l0"):
@@ -279,7 +283,7 @@ class LSTM(nn.Module):
         scale = gate_scale(hidden)
         finals_h, finals_c = [], []
         for layer in range(self.num_layers):
-            unroll, chunk = self._loop_shape(seq.shape[-1])
+            unroll, chunk, infer_chunk = self._loop_shape(seq.shape[-1], max_len)
             weights = [self._weights(layer, reverse, seq.shape[-1]) for reverse in range(dirs)]
             w_ihs, biases, w_hhs = [], [], []
             for w in weights:
@@ -308,7 +312,7 @@ class LSTM(nn.Module):
                     elif self.backward == "custom":
                         (h_n, c_n), ys = lstm_direction(
                             seq, w_ihs[d], biases[d], w_hhs[d], mask, carry0,
-                            d == 1, unroll, chunk,
+                            d == 1, unroll, chunk, infer_chunk,
                         )  # fmt: skip
                     else:
                         xproj = project(seq, w_ihs[d], biases[d])

@@ -430,14 +430,29 @@ def _chunked_forward_saving(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, 
     return final, _from_chunks(ys, steps), saved
 
 
-def _projected_vjp_fwd(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk):
+def projection_chunk(steps: int, target: int = 32) -> int:
+    """Chunk length near `target` that wastes fewer padded steps than there are chunks;
+    0 (project the whole sequence at once) when the sequence fits in one chunk."""
+    if steps <= target:
+        return 0
+    count = -(-steps // target)
+    return -(-steps // count)
+
+
+def _projected_primal(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, infer_chunk):
+    """`lstm_direction` when nothing differentiates it: projected `infer_chunk` steps at a
+    time, which may differ from the chunk its gradient's forward pass uses."""
+    return _chunked_primal(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, infer_chunk)
+
+
+def _projected_vjp_fwd(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, infer_chunk):
     final, ys, saved = _chunked_forward_saving(
         seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk
     )
     return (final, ys), (saved, seq, w_ih, bias, w_hh, mask)
 
 
-def _projected_vjp_bwd(reverse, unroll, chunk, residuals, cotangents):
+def _projected_vjp_bwd(reverse, unroll, chunk, infer_chunk, residuals, cotangents):
     """The backward recurrence over all T steps, then the input-side gradients as three
     large matmuls over (T*B) rows: dx, dW_ih and the bias."""
     saved, seq, w_ih, bias, w_hh, mask = residuals
@@ -452,7 +467,8 @@ def _projected_vjp_bwd(reverse, unroll, chunk, residuals, cotangents):
 
 # One layer-direction, input projection included: `chunk` steps of input per projection
 # matmul (0: the whole sequence before the loop; 1: each step's inside it; C: chunks of C
-# steps, so the (T, B, 4H) projection never exists as one buffer). The backward pass is
-# the hand-written one. Same arguments as `lstm_direction_remat`.
-lstm_direction = jax.custom_vjp(_chunked_primal, nondiff_argnums=(6, 7, 8))
+# steps, so the (T, B, 4H) projection never exists as one buffer), `infer_chunk` likewise
+# where no gradient is taken. The backward pass is the hand-written one. Arguments as
+# `lstm_direction_remat`'s, then `infer_chunk` (static too).
+lstm_direction = jax.custom_vjp(_projected_primal, nondiff_argnums=(6, 7, 8, 9))
 lstm_direction.defvjp(_projected_vjp_fwd, _projected_vjp_bwd)
