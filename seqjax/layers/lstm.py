@@ -204,12 +204,13 @@ class LSTM(nn.Module):
         steps and the input is projected for the whole sequence at once: steel's stack
         trained in 30.9 ms instead of 54.7 (benchmarks/results/backends_nvidia-h100-80gb-
         hbm3.log). On CPU, unroll 8 was up to 40% slower than 1. There, an input narrower
-        than the hidden state is projected inside the loop (chunk 1): a (T*B, F) @ (F, 4H)
-        matmul with F = 5 ran at 14 GFLOP/s and its (T, B, 4H) result was read back each
-        step, where the step's own (B, F) @ (F, 4H) adds about 1.6 µs. Wider inputs are
-        projected all at once for training, which trained steel's stack faster than chunks
-        of 32, and ~32 steps at a time for inference, where a chunk's projection is read
-        back while it is still in cache (`python -m benchmarks.backends`).
+        than the hidden state is projected inside the loop (chunk 1): up front, a (T*B, F)
+        @ (F, 4H) matmul with F = 5 uses the matmul units poorly and its (T, B, 4H) result,
+        4H/F times the input's size, is read back each step, where inside the loop it is
+        one small matmul more per step. Wider inputs are projected all at once for
+        training, which trained steel's stack faster than chunks of 32, and ~32 steps at a
+        time for inference, where a chunk's projection is read back while it is still in
+        cache (`python -m benchmarks.backends`, `python -m benchmarks.stack_ab`).
         """
         gpu = jax.default_backend() == "gpu"
         unroll = self.unroll if self.unroll is not None else (16 if gpu else 1)
