@@ -39,6 +39,24 @@ def test_matches_numpy_reference(num_layers, bidirectional, fused):
     )
 
 
+def test_long_wide_input_matches_numpy_reference():
+    """T = 70 with inputs wider than the hidden state: without a gradient the default
+    projects them in chunks of 24 steps (both layers), under one all at once."""
+    rng = np.random.default_rng(11)
+    x, lengths = _inputs(rng, max_len=70, features=12)
+    sd = random_state_dict(rng, 12, 5, num_layers=2, bidirectional=True)
+    variables = lstm_params_from_torch(sd, num_layers=2, bidirectional=True)
+    model = LSTM(5, 2, True)
+    out, (h, c) = model.apply(variables, jnp.asarray(x), jnp.asarray(lengths))
+    ref_out, (ref_h, ref_c) = numpy_lstm(x, lengths, sd, num_layers=2, bidirectional=True)
+    chex.assert_trees_all_close(
+        (np.asarray(out), np.asarray(h), np.asarray(c)),
+        (ref_out.astype(np.float32), ref_h.astype(np.float32), ref_c.astype(np.float32)),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
 @pytest.mark.parametrize("num_layers,bidirectional", CASES)
 def test_matches_torch_packed(num_layers, bidirectional):
     torch = pytest.importorskip("torch")

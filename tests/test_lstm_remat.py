@@ -19,7 +19,8 @@ def _loss(model, variables, x, state):
     return jnp.sum(y**2) + jnp.sum(h * c) + jnp.sum(jnp.sin(c))
 
 
-# 6 does not divide T = 37; 64 exceeds it; None is the default (per layer: 1 or 0).
+# 6 does not divide T = 37; 64 exceeds it; None is the default (per layer, under a gradient:
+# inside the loop for the narrow first layer, the whole sequence for the second).
 @pytest.mark.parametrize(
     ("bidirectional", "option"),
     [
