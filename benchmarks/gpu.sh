@@ -27,7 +27,8 @@ flax.__version__, optax.__version__, torch.__version__, jax.devices())"
     tests)  # the cuDNN numerics, and the layer tests on the GPU in full float32
       JAX_DEFAULT_MATMUL_PRECISION=highest $py -m pytest -q -p no:cacheprovider \
         tests/test_lstm_cudnn.py tests/test_lstm_parity.py tests/test_lstm_padding.py \
-        tests/test_lstm_remat.py tests/test_lstm_errors.py 2>&1 | tee "$out/gpu_tests.log"
+        tests/test_lstm_remat.py tests/test_lstm_errors.py tests/test_recurrence.py \
+        2>&1 | tee "$out/gpu_tests.log"
       ;;
     quick)
       $py -m benchmarks --quick --out "$out/$kind-quick.json" 2>&1 | tee "$out/quick.log"
