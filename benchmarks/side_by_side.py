@@ -43,11 +43,12 @@ class SeqjaxStack(nn.Module):
     unroll: int | None = None
     projection_chunk: int | None = None
     fused: bool = False
+    lstm_cls: type = LSTM  # another copy of the layer (benchmarks.stack_ab's, at a revision)
 
     @nn.compact
     def __call__(self, x, lengths):
         for h in self.hidden:
-            lstm = LSTM(
+            lstm = self.lstm_cls(
                 h,
                 self.layers,
                 bidirectional=self.bi,

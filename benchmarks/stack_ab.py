@@ -6,9 +6,11 @@
 assembles its layers (the input projection, the bias, which path each layer takes) only
 shows at the level of a whole stack. This extracts the `seqjax` package as committed at
 REV into a temporary directory as `seqjax_at_rev` (its own imports rewritten to match),
-builds each side-by-side config's stack from both, and times train (forward + backward of
-sum(outputs**2)) and batch-32 inference in the same interleaved rounds, with PyTorch's
-padded `nn.LSTM` beside them for scale. Ratios > 1 mean this tree is faster. Needs git.
+builds each side-by-side config's stack from both at their defaults (REV's `LSTM` must
+take `backend`, `unroll`, `projection_chunk` and `fused_directions`, as it has since
+commit 6fe1ed9), and times train (forward + backward of sum(outputs**2)) and batch-32
+inference in the same interleaved rounds, with PyTorch's padded `nn.LSTM` beside them for
+scale. Ratios > 1 mean this tree is faster. Needs git.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import tarfile
 import tempfile
 from io import BytesIO
 
-import flax.linen as nn
 import jax
 
 from benchmarks.__main__ import device_kind
@@ -38,7 +39,8 @@ def extract_at(rev: str, root: str):
     """`seqjax.layers` as committed at `rev`, importable as `seqjax_at_rev.layers`."""
     archive = subprocess.run(["git", "archive", rev, "seqjax"], capture_output=True, check=True)
     with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
-        tar.extractall(root, filter="data")
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python 3.11.4+
+        tar.extractall(root, **safe)
     os.rename(os.path.join(root, "seqjax"), os.path.join(root, PACKAGE))
     own_imports = re.compile(r"^(\s*)(from|import) seqjax\b", re.MULTILINE)
     for folder, _, files in os.walk(os.path.join(root, PACKAGE)):
@@ -53,28 +55,13 @@ def extract_at(rev: str, root: str):
     return importlib.import_module(f"{PACKAGE}.layers")
 
 
-class StackAt(nn.Module):
-    """`SeqjaxStack` built from another copy of `seqjax.layers` at its defaults."""
-
-    layers_module: object
-    hidden: tuple[int, ...]
-    layers: int
-    bi: bool
-
-    @nn.compact
-    def __call__(self, x, lengths):
-        for h in self.hidden:
-            x, _ = self.layers_module.LSTM(h, self.layers, bidirectional=self.bi)(x, lengths)
-        return x
-
-
 def measure(name: str, rev_layers, seconds: float) -> dict:
     cfg = CONFIGS[name]
     x, lengths = inputs(cfg)
     shape = dict(hidden=tuple(cfg["hidden"]), layers=cfg["layers"], bi=cfg["bi"])
     impls = {
         "tree": jax_fns(SeqjaxStack(**shape), x, lengths),
-        "rev": jax_fns(StackAt(rev_layers, **shape), x, lengths),
+        "rev": jax_fns(SeqjaxStack(**shape, lstm_cls=rev_layers.LSTM), x, lengths),
         "torch_padded": torch_fns(cfg, x, lengths, packed=False),
     }
     timings = time_impls(impls, repeats=15, seconds=seconds)

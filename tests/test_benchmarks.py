@@ -104,3 +104,18 @@ def test_recurrence_ab_times_a_revision_beside_the_tree():
     names = {f"{kind}_{label}" for kind in ("inference", "train") for label in ("rev", "tree")}
     assert set(result["us_per_step"]) == names
     assert all(v > 0 for v in result["us_per_step"].values())
+
+
+def test_stack_ab_times_a_revisions_stack_beside_the_tree(tmp_path):
+    from benchmarks.stack_ab import main
+
+    out = tmp_path / "ab.json"
+    result = main(["HEAD", "--only", "trend", "--seconds", "0", "--out", str(out)])
+    timings = result["configs"]["trend"]["timings"]
+    assert set(timings) == {"tree", "rev", "torch_padded"}
+    assert all(t[k]["median_ms"] > 0 for t in timings.values() for k in ("train", "inference_b32"))
+    assert set(result["configs"]["trend"]["speedup"]) == {
+        "train_tree_over_rev",
+        "inference_b32_tree_over_rev",
+    }
+    assert json.loads(out.read_text())["rev"] == result["rev"]
