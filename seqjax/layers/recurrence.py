@@ -320,13 +320,22 @@ def _layer_cotangents(dx, grads, weights, d_init):
     return (dx, *summed, None, d_init)
 
 
+def projection_chunk(steps: int, target: int = 32) -> int:
+    """Chunk length near `target` that wastes fewer padded steps than there are chunks;
+    0 (project the whole sequence at once) when the sequence fits in one chunk."""
+    if steps <= target:
+        return 0
+    count = -(-steps // target)
+    return -(-steps // count)
+
+
 def _unchunked(chunk: int, steps: int) -> bool:
     """Whether a projection chunk of `chunk` steps needs no loop over chunks: 0 (the whole
     sequence at once), 1 (one step at a time, inside the recurrence) or >= T."""
     return chunk in (0, 1) or chunk >= steps
 
 
-def _whole(seq, w_ih, chunk):
+def _loop_inputs(seq, w_ih, chunk):
     """(xs, w_ih) for the recurrence when unchunked: the step-at-a-time projection passes
     the raw input and W_ih into the loop, the whole-sequence one projects up front."""
     return (seq, w_ih) if chunk == 1 else (project(seq, w_ih), None)
@@ -336,7 +345,7 @@ def _chunked_primal(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk):
     """The no-gradient forward of both chunked layer-directions: (final carry, outputs),
     without the per-chunk entry carries that only a backward pass needs."""
     if _unchunked(chunk, seq.shape[0]):
-        xs, w_in = _whole(seq, w_ih, chunk)
+        xs, w_in = _loop_inputs(seq, w_ih, chunk)
         return scan_direction(
             xs, w_hh, mask, init, reverse=reverse, unroll=unroll, w_ih=w_in, bias=bias
         )
@@ -414,7 +423,7 @@ def _chunked_forward_saving(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, 
     (or all at once, or inside the recurrence: see `_unchunked`)."""
     steps = seq.shape[0]
     if _unchunked(chunk, steps):
-        xs, w_in = _whole(seq, w_ih, chunk)
+        xs, w_in = _loop_inputs(seq, w_ih, chunk)
         return _scan_forward_saving(xs, w_hh, mask, init, reverse, unroll, w_in, bias)
     xs, ms = _chunks(seq, mask, chunk)
 
@@ -428,15 +437,6 @@ def _chunked_forward_saving(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, 
     final, (ys, saved) = lax.scan(chunk_step, init, (xs, ms), reverse=reverse)
     saved = jax.tree.map(lambda s: _from_chunks(s, steps), saved)
     return final, _from_chunks(ys, steps), saved
-
-
-def projection_chunk(steps: int, target: int = 32) -> int:
-    """Chunk length near `target` that wastes fewer padded steps than there are chunks;
-    0 (project the whole sequence at once) when the sequence fits in one chunk."""
-    if steps <= target:
-        return 0
-    count = -(-steps // target)
-    return -(-steps // count)
 
 
 def _projected_primal(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, infer_chunk):
