@@ -74,3 +74,20 @@ def test_the_loops_best_epoch_survives_ties_and_is_the_one_restored(tmp_path):
         ckpt.save(epoch, state, {"epoch": epoch, "best_epoch": best})
     assert ckpt.all_epochs() == [2, 4] and ckpt.best_epoch() == 2
     ckpt.close()
+
+
+@pytest.mark.parametrize("call", ["restore", "close"])
+def test_a_failed_async_save_surfacing_at_a_wait_is_named_disk_full(tmp_path, call):
+    """An asynchronous save that ran out of space raises only when something waits for
+    it: `restore` (the fit loop's reload of the best epoch, right after the last save) as
+    well as `close`. Either must give the disk-full message, not a bare errno 28."""
+    from seqjax.train.checkpoint import DiskFullError
+
+    ckpt = Checkpointer(str(tmp_path / "checkpoints"))
+
+    def failed_save():
+        raise OSError(28, "No space left on device")
+
+    ckpt.manager.wait_until_finished = failed_save
+    with pytest.raises(DiskFullError, match="disk full while writing checkpoints"):
+        ckpt.restore(1, {"w": 0.0}) if call == "restore" else ckpt.close()

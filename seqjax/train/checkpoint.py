@@ -137,7 +137,7 @@ class Checkpointer:
 
         A checkpoint of another model fails naming the parameter paths that differ; one
         whose files are damaged raises `CorruptCheckpointError`."""
-        self.manager.wait_until_finished()
+        self.wait()
         path = os.path.join(self.manager.directory, str(epoch))
         _check_fits(path, like_state)
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like_state)
@@ -188,7 +188,12 @@ class Checkpointer:
     def all_epochs(self) -> list[int]:
         return list(self.manager.all_steps())
 
-    def close(self) -> None:
+    def wait(self) -> None:
+        """Until pending asynchronous saves end. A save that failed for lack of space
+        surfaces here, after the save call returned, so it is named like a failed save."""
         with self._reporting_disk_full(None):
             self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.wait()
         self.manager.close()
