@@ -85,6 +85,8 @@ def table(result: dict) -> str:
             lines.append(f"{config:13} {key:38} {value:7.2f}")
         for key, value in sbs.get("speedup_per_core", {}).items():
             lines.append(f"{config:13} {'per core: ' + key:38} {value:7.2f}")
+        for key, value in sbs.get("speedup_pallas", {}).items():
+            lines.append(f"{config:13} {'pallas: ' + key:38} {value:7.2f}")
         for key, value in sbs.get("masked_over_unmasked", {}).items():
             lines.append(f"{config:13} {'masked/unmasked cost, ' + key:38} {value:7.2f}")
     return "\n".join(lines)

@@ -3,14 +3,14 @@
     python -m benchmarks.backends [--repeats 15] [--only steel ...] [--out PATH]
 
 Times seqjax's stack (train = forward + backward of sum(outputs**2); inference = forward at
-batch 32) with the cuDNN kernel (CUDA only) and with the scan at several `unroll` values:
-with the platform's default input projection per layer (`scan_unroll{u}`), and with every
-layer's input projected in one of three ways (`projection_chunk`): the whole sequence
-before the loop (0), each step inside it (1), chunks of 32 steps (32, where T > 32); and
-for bidirectional stacks with both directions in one scan (`fused_directions`, one loop of
-T steps per layer instead of two). Every matmul is full float32. This is the evidence
-behind what `LSTM(backend="auto")` and the default `unroll` and `projection_chunk` choose
-on each platform.
+batch 32) with the cuDNN kernel (CUDA only), the fused Pallas kernels (GPU only), and with
+the scan at several `unroll` values: with the platform's default input projection per layer
+(`scan_unroll{u}`), and with every layer's input projected in one of three ways
+(`projection_chunk`): the whole sequence before the loop (0), each step inside it (1),
+chunks of 32 steps (32, where T > 32); and for bidirectional stacks with both directions
+in one scan (`fused_directions`, one loop of T steps per layer instead of two). Every
+matmul is full float32. This is the evidence behind what `LSTM(backend="auto")` and the
+default `unroll` and `projection_chunk` choose on each platform.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ def variants(time_steps: int, bidirectional: bool) -> dict[str, dict]:
             out[f"scan_unroll{u}_{label}"] = dict(backend="scan", unroll=u, projection_chunk=chunk)
     if cudnn_available():
         out["cudnn"] = dict(backend="cudnn")
+    if jax.default_backend() == "gpu":
+        out["pallas"] = dict(backend="pallas")
     return out
 
 

@@ -24,10 +24,11 @@ for stage in $stages; do
       $py -c "import jax, flax, optax, orbax.checkpoint as o, torch; print(jax.__version__, \
 flax.__version__, optax.__version__, torch.__version__, jax.devices())"
       ;;
-    tests)  # the cuDNN numerics, and the layer tests on the GPU in full float32
+    tests)  # the cuDNN and Pallas numerics, and the layer tests on the GPU in full float32
       JAX_DEFAULT_MATMUL_PRECISION=highest $py -m pytest -q -p no:cacheprovider \
         tests/test_lstm_cudnn.py tests/test_lstm_parity.py tests/test_lstm_padding.py \
         tests/test_lstm_remat.py tests/test_lstm_errors.py tests/test_recurrence.py \
+        tests/test_lstm_pallas.py \
         2>&1 | tee "$out/gpu_tests.log"
       ;;
     quick)

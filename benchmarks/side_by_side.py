@@ -206,6 +206,8 @@ def _measure(name: str, *, repeats: int) -> dict:
     }
     if cudnn_available():  # seqjax's opt-in cuDNN backend beside its default, the scan
         impls["seqjax_cudnn"] = jax_fns(SeqjaxStack(**shape, backend="cudnn"), x, lengths)
+    if jax.default_backend() == "gpu":  # the fused Pallas kernels, opt-in until measured ahead
+        impls["seqjax_pallas"] = jax_fns(SeqjaxStack(**shape, backend="pallas"), x, lengths)
     if _per_core_devices() and cfg["batch"] % jax.local_device_count() == 0:
         impls["seqjax_per_core"] = jax_fns(SeqjaxStack(**shape), x, lengths, per_core=True)
     if "min_len" in cfg:  # the same padded shape with every sequence full
@@ -220,6 +222,8 @@ def _measure(name: str, *, repeats: int) -> dict:
     out["speedup"] = _ratios(timings, "seqjax")
     if "seqjax_per_core" in timings:
         out["speedup_per_core"] = _ratios(timings, "seqjax_per_core")
+    if "seqjax_pallas" in timings:
+        out["speedup_pallas"] = _ratios(timings, "seqjax_pallas")
     if "seqjax_unmasked" in timings:
         out["masked_over_unmasked"] = {
             kind: ours[kind]["median_ms"] / timings["seqjax_unmasked"][kind]["median_ms"]

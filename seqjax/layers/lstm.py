@@ -24,6 +24,7 @@ import jax.numpy as jnp
 
 from seqjax.layers.cudnn import cudnn_available, cudnn_lstm
 from seqjax.layers.masking import check_sequence_inputs, length_mask
+from seqjax.layers.pallas_lstm import pallas_blockers, pallas_layer
 from seqjax.layers.recurrence import (
     gate_scale,
     lstm_direction,
@@ -107,7 +108,9 @@ class LSTM(nn.Module):
     whole sequence before the loop, 1 each step inside it, C > 1 chunks of C steps.
     `unroll` and `projection_chunk` left at None take the platform's measured defaults,
     per layer (see `_loop_shape`); `backend="cudnn"` is NVIDIA's kernel, opt-in (see
-    layers/cudnn.py).
+    layers/cudnn.py); `backend="pallas"` runs each layer's recurrence, both directions, in
+    one fused Pallas kernel launch on a GPU, opt-in (see layers/pallas_lstm.py); with
+    `pallas_interpret=True` it runs in Pallas's interpreter on any platform (for tests).
     """
 
     hidden_size: int
@@ -123,6 +126,7 @@ class LSTM(nn.Module):
     projection_chunk: int | None = None
     backend: str = "auto"
     cudnn_tf32: bool = False
+    pallas_interpret: bool = False
     kernel_ih_init: Initializer | None = None
     kernel_hh_init: Initializer | None = None
     bias_init: Initializer | None = None
@@ -164,15 +168,38 @@ class LSTM(nn.Module):
         """cuDNN only when asked for: on an H100 (jax 0.11.2, benchmarks/results/) the
         scan was faster than `jax.experimental.rnn`'s cuDNN call for every seed
         configuration, so `auto` means the scan on every platform for now."""
-        if self.backend not in ("auto", "scan", "cudnn"):
+        if self.backend not in ("auto", "scan", "cudnn", "pallas"):
             raise ValueError(
-                f"LSTM: backend must be 'auto', 'scan' or 'cudnn'; got {self.backend!r}"
+                f"LSTM: backend must be 'auto', 'scan', 'cudnn' or 'pallas'; got {self.backend!r}"
             )
         if self.backend != "cudnn":
             return False
         why = self._cudnn_blockers(train)
         if why:
             raise ValueError("LSTM: backend='cudnn' cannot run here: " + "; ".join(why))
+        return True
+
+    def _use_pallas(self) -> bool:
+        """Whether each layer's recurrence runs in the fused Pallas kernels; raises, naming
+        every reason, when `backend="pallas"` cannot run here."""
+        if self.backend != "pallas":
+            return False
+        why = pallas_blockers(self.hidden_size, self.dtype)
+        if jnp.dtype(self.param_dtype) != jnp.float32:
+            why.append(f"it keeps float32 weights only (param_dtype {self.param_dtype})")
+        if not self.pallas_interpret and jax.default_backend() != "gpu":
+            why.append(
+                f"it compiles for a GPU (default backend {jax.default_backend()}); "
+                "pallas_interpret=True runs it interpreted"
+            )
+        if self.remat_chunk:
+            why.append("remat_chunk needs the scan")
+        if self.fused_directions:
+            why.append("fused_directions is a scan variant")
+        if self.backward != "custom":
+            why.append("backward='autodiff' differentiates the scan")
+        if why:
+            raise ValueError("LSTM: backend='pallas' cannot run here: " + "; ".join(why))
         return True
 
     def _cudnn(self, x, lengths, mask, h0_all, c0_all):
@@ -282,6 +309,7 @@ class LSTM(nn.Module):
         # matmul, so neither values nor gradients can pick up NaN from it.
         seq = jnp.where(mask, jnp.swapaxes(x, 0, 1), 0).astype(self.dtype)  # (T, B, F)
         scale = gate_scale(hidden)
+        use_pallas = self._use_pallas()
         finals_h, finals_c = [], []
         for layer in range(self.num_layers):
             unroll, chunk, infer_chunk = self._loop_shape(seq.shape[-1], max_len)
@@ -293,7 +321,17 @@ class LSTM(nn.Module):
                 w_hhs.append((w["kernel_hh"] * scale[None, :]).astype(self.dtype))  # (H, 4H)
             idx = slice(layer * dirs, (layer + 1) * dirs)
             init = (h0_all[idx], c0_all[idx])  # each (D, B, H)
-            if dirs == 2 and self.fused_directions:
+            if use_pallas:
+                xprojs = jnp.stack(
+                    [project(seq, w_ih, b) for w_ih, b in zip(w_ihs, biases, strict=True)]
+                )  # (D, T, B, 4H)
+                (h_n, c_n), ys = pallas_layer(
+                    xprojs, jnp.stack(w_hhs), lengths, *init, interpret=self.pallas_interpret
+                )  # ys (D, T, B, H)
+                outs = list(ys)
+                finals_h.append(h_n)
+                finals_c.append(c_n)
+            elif dirs == 2 and self.fused_directions:
                 xprojs = [project(seq, w_ih, b) for w_ih, b in zip(w_ihs, biases, strict=True)]
                 (h_n, c_n), ys = scan_fused_bidirectional(
                     jnp.stack(xprojs), jnp.stack(w_hhs), mask, init, unroll=unroll

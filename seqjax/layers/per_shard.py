@@ -26,11 +26,14 @@ def batch_axis_size() -> int:
     return mesh.shape[BATCH_AXIS]
 
 
-def per_shard(fn: Callable, batch_dims: tuple, out_batch_dims: tuple) -> Callable:
+def per_shard(
+    fn: Callable, batch_dims: tuple, out_batch_dims: tuple, *, check_vma: bool = True
+) -> Callable:
     """`fn` run per shard of the context mesh's `data` axis; `fn` itself without one.
 
     batch_dims / out_batch_dims: for each positional argument / output, the axis that holds
-    the batch, or None for a replicated one (weights).
+    the batch, or None for a replicated one (weights). `check_vma=False` turns off
+    shard_map's varying-axes types, for code that cannot carry them (see pallas_lstm.py).
     """
     if batch_axis_size() == 1:
         return fn
@@ -45,4 +48,5 @@ def per_shard(fn: Callable, batch_dims: tuple, out_batch_dims: tuple) -> Callabl
         mesh=jax.sharding.get_abstract_mesh(),
         in_specs=tuple(spec(d) for d in batch_dims),
         out_specs=tuple(spec(d) for d in out_batch_dims),
+        check_vma=check_vma,
     )

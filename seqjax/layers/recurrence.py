@@ -169,6 +169,20 @@ def scan_fused_bidirectional(
     return final, jnp.stack([fwd, bwd])  # (2, T, B, H)
 
 
+def step_residuals(z: jax.Array, h: jax.Array, c: jax.Array):
+    """(h_new, c_new, (h, k, p, f)): a step's update and the residuals its backward step
+    needs (see `_scan_forward_saving`), from its gate-scaled pre-activations z (..., 4H)
+    and entering carry h, c (..., H). Any leading shape: the scan calls it per step, the
+    Pallas path once for all steps after its kernel has produced the carries."""
+    t = jnp.tanh(z)  # (..., 4H)
+    i, f, g, o = _gates(t, c.shape[-1])
+    c_new = f * c + i * g
+    tanh_c = jnp.tanh(c_new)
+    h_new = o * tanh_c
+    k = jnp.concatenate([0.5 * g, 0.5 * c, i, 0.5 * tanh_c], axis=-1) * (1.0 - t * t)
+    return h_new, c_new, (h, k, o * (1.0 - tanh_c * tanh_c), f)
+
+
 def _scan_forward_saving(xproj, w_hh, mask, init, reverse, unroll, w_ih=None, bias=None):
     """Forward pass that also returns what the hand-written backward pass needs
     (arguments as `scan_direction`'s).
@@ -189,14 +203,8 @@ def _scan_forward_saving(xproj, w_hh, mask, init, reverse, unroll, w_ih=None, bi
         h, c = carry
         xp, m = inputs
         z = _preactivations(xp, h, w_ih, w_hh, bias)  # (B, 4H)
-        t = jnp.tanh(z)  # (B, 4H)
-        i, f, g, o = _gates(t, c.shape[-1])
-        c_new = f * c + i * g
-        tanh_c = jnp.tanh(c_new)
-        h_new = o * tanh_c
+        h_new, c_new, saved = step_residuals(z, h, c)
         out = jnp.where(m, h_new, 0.0)
-        k = jnp.concatenate([0.5 * g, 0.5 * c, i, 0.5 * tanh_c], axis=-1) * (1.0 - t * t)
-        saved = (h, k, o * (1.0 - tanh_c * tanh_c), f)
         return (jnp.where(m, h_new, h), jnp.where(m, c_new, c)), (out, saved)
 
     final, (ys, saved) = lax.scan(step, init, (xproj, mask), reverse=reverse, unroll=unroll)

@@ -1,0 +1,296 @@
+"""One LSTM layer's recurrence, both directions, as a fused Pallas (Triton) GPU kernel.
+
+Why: on a GPU a `lax.scan` launches a few small kernels per step, and each step costs
+about 14 µs of launch and synchronisation (an empty scan step on an H100,
+benchmarks/results/scaling_nvidia-h100-80gb-hbm3.json), so steel's 500-step stack
+trained in 30.9 ms against PyTorch cuDNN's 10.2. Here one kernel launch runs all T steps:
+the carry (h, c) stays in registers, W_hh is read every step (from L2, where it stays),
+and the program grid is (direction, batch block), so both directions and all batch blocks
+run at once on different multiprocessors (the rows of a batch never interact).
+
+Status: opt-in (`LSTM(backend="pallas")`), and `backend="auto"` never picks it: it was
+written and checked on CPU (interpreted, and lowered to Triton for CUDA) in a session with
+no GPU, so its speed is not measured yet. `bash benchmarks/gpu.sh OUT tests suite backends`
+runs its GPU equality test and times it beside the scan and cuDNN.
+
+The input projection and, for training, everything that is not sequential stay in XLA:
+the forward kernel writes the carries (h, c) of every step; the gate pre-activations are
+then recomputed for all steps in one large matmul and turned into the residuals of
+`recurrence.step_residuals`, and a second kernel runs the backward recurrence over them,
+writing the gate cotangents dz from which XLA forms dW_hh and the input gradients as large
+matmuls, as the scan's hand-written backward pass does.
+
+Where it runs: CUDA GPUs (Triton). Elsewhere `interpret=True` runs the same kernels in
+Pallas's interpreter, which is how the tests check them on CPU (slowly). Each gate is its
+own (bb, H) @ (H, H) matmul because a Triton kernel cannot slice a value held in
+registers, and Triton needs power-of-two tile sizes, so H must be a power of two >= 16;
+the batch is padded to blocks of 16 rows with length-0 rows. Matmuls are float32 at full
+precision (no TF32), so results match the scan to float32 rounding.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.experimental import pallas as pl
+
+from seqjax.layers.per_shard import per_shard
+from seqjax.layers.recurrence import step_residuals, sum_to_vma
+
+BLOCK_B = 16  # batch rows per program: the smallest M of a Triton matmul tile
+
+
+def pallas_blockers(hidden: int, dtype) -> list[str]:
+    """Why the fused kernel cannot run a layer of this shape (empty: it can)."""
+    why = []
+    if hidden < 16 or hidden & (hidden - 1):
+        why.append(f"it needs hidden_size a power of two >= 16 (got {hidden})")
+    if jnp.dtype(dtype) != jnp.float32:
+        why.append(f"it computes in float32 only (dtype {jnp.dtype(dtype).name})")
+    return why
+
+
+def _triton_params():
+    from jax.experimental.pallas import triton as plt
+
+    return plt.CompilerParams(num_warps=4, num_stages=1)
+
+
+def _time_index(s, direction, steps):
+    """Step s of the loop -> time index: forward for direction 0, backward for 1."""
+    return s + direction * (steps - 1 - 2 * s)
+
+
+def _gate_dot(a, w_ref, q, hidden, trans_b=False):
+    """a (bb, K) @ gate q's column block of w_ref (K, 4H) -> (bb, H), or with `trans_b`
+    a (bb, H) @ that block transposed -> (bb, K). Full float32 precision."""
+    w = w_ref[:, pl.ds(q * hidden, hidden)]
+    return pl.dot(a, w, trans_b=trans_b, precision=lax.Precision.HIGHEST)
+
+
+def _forward_kernel(x_ref, w_ref, len_ref, h0_ref, c0_ref, hs_ref, cs_ref):
+    """x_ref (T, bb, 4H) gate-scaled projected input with bias; w_ref (H, 4H) gate-scaled
+    W_hh; len_ref (bb,); h0_ref, c0_ref (bb, H). Writes the carry after every step into
+    hs_ref, cs_ref (T, bb, H): held through padded steps, as the scan's carry is."""
+    steps, hidden = x_ref.shape[0], w_ref.shape[0]
+    direction = pl.program_id(0)
+    lengths = len_ref[...][:, None]  # (bb, 1)
+
+    def step(s, carry):
+        h, c = carry  # (bb, H) each
+        t = _time_index(s, direction, steps)
+        z = [
+            x_ref[t, :, pl.ds(q * hidden, hidden)] + _gate_dot(h, w_ref, q, hidden)
+            for q in range(4)
+        ]
+        ti, tf, tg, to = (jnp.tanh(zq) for zq in z)  # gate-scaled: sigmoid = 0.5 tanh + 0.5
+        c_new = (0.5 * tf + 0.5) * c + (0.5 * ti + 0.5) * tg
+        h_new = (0.5 * to + 0.5) * jnp.tanh(c_new)
+        valid = lengths > t  # (bb, 1)
+        h = jnp.where(valid, h_new, h)
+        c = jnp.where(valid, c_new, c)
+        hs_ref[t] = h
+        cs_ref[t] = c
+        return h, c
+
+    lax.fori_loop(0, steps, step, (h0_ref[...], c0_ref[...]))
+
+
+def _backward_kernel(
+    dy_ref, k_ref, p_ref, f_ref, w_ref, len_ref, dh_ref, dc_ref, dz_ref, dh0_ref, dc0_ref
+):
+    """The hand-written backward recurrence of `recurrence._backward_scan`, all steps in
+    one launch: dy_ref, p_ref, f_ref (T, bb, H), k_ref (T, bb, 4H), w_ref (H, 4H),
+    dh_ref, dc_ref (bb, H) the cotangent of the final carry. Writes dz_ref (T, bb, 4H) and
+    the cotangent of the initial carry into dh0_ref, dc0_ref."""
+    steps, hidden = dy_ref.shape[0], w_ref.shape[0]
+    direction = pl.program_id(0)
+    lengths = len_ref[...][:, None]  # (bb, 1)
+
+    def step(s, carry):
+        dh_next, dc_next = carry
+        t = _time_index(steps - 1 - s, direction, steps)  # the forward order, reversed
+        valid = lengths > t
+        dh = jnp.where(valid, dy_ref[t] + dh_next, 0.0)
+        dc = jnp.where(valid, dc_next, 0.0) + dh * p_ref[t]
+        dzs = [(dh if q == 3 else dc) * k_ref[t, :, pl.ds(q * hidden, hidden)] for q in range(4)]
+        dh_prev = jnp.where(valid, 0.0, dh_next)
+        for q, dzq in enumerate(dzs):
+            dz_ref[t, :, pl.ds(q * hidden, hidden)] = dzq
+            dh_prev = dh_prev + _gate_dot(dzq, w_ref, q, hidden, trans_b=True)
+        dc_prev = dc * f_ref[t] + jnp.where(valid, 0.0, dc_next)
+        return dh_prev, dc_prev
+
+    dh0, dc0 = lax.fori_loop(0, steps, step, (dh_ref[...], dc_ref[...]))
+    dh0_ref[...] = dh0
+    dc0_ref[...] = dc0
+
+
+def _spec(shape: tuple[int, ...], batch_axis: int) -> pl.BlockSpec:
+    """The block of a (D, ..., B, ...) array that program (d, b) sees: direction d's
+    `BLOCK_B` rows of batch block b, every other axis whole; a (B,) array's rows alone."""
+    if len(shape) == 1:
+        return pl.BlockSpec((BLOCK_B,), lambda d, b: (b,))
+    block = [None, *shape[1:]]  # None: the direction axis, squeezed out in the kernel
+    block[batch_axis] = BLOCK_B
+
+    def index(d, b):
+        return tuple(d if i == 0 else b if i == batch_axis else 0 for i in range(len(shape)))
+
+    return pl.BlockSpec(tuple(block), index)
+
+
+def _out_struct(shape: tuple[int, ...], like: jax.Array) -> jax.ShapeDtypeStruct:
+    """A float32 output that varies over the manual mesh axes `like` varies over: inside
+    `shard_map` a pallas_call must say how its outputs vary, as a scan's carry must."""
+    aval = jax.typeof(like)
+    manual = getattr(aval, "manual_axis_type", None)  # jax >= 0.10
+    if manual is not None:
+        return jax.ShapeDtypeStruct(shape, jnp.float32, manual_axis_type=manual)
+    vma = getattr(aval, "vma", None)  # jax 0.6-0.9
+    return jax.ShapeDtypeStruct(shape, jnp.float32, **({"vma": vma} if vma else {}))
+
+
+def _call(kernel, inputs, batch_axes, outputs, interpret: bool):
+    """pallas_call over the (direction, batch block) grid. inputs: arrays (D, ...) or the
+    (B,) lengths; batch_axes: each one's batch axis (None: a per-direction weight, whole
+    to every program); outputs: (shape, batch axis) pairs, float32."""
+
+    def spec(x, axis):
+        if axis is None:  # (D, ...) weights: direction d's, whole
+            return pl.BlockSpec((None, *x.shape[1:]), lambda d, b: (d,) + (0,) * (x.ndim - 1))
+        return _spec(x.shape, axis)
+
+    directions = inputs[0].shape[0]
+    batch = inputs[0].shape[batch_axes[0]]
+    return pl.pallas_call(
+        kernel,
+        out_shape=[_out_struct(shape, inputs[0]) for shape, _ in outputs],
+        grid=(directions, batch // BLOCK_B),
+        in_specs=[spec(x, a) for x, a in zip(inputs, batch_axes, strict=True)],
+        out_specs=[_spec(shape, axis) for shape, axis in outputs],
+        compiler_params=None if interpret else _triton_params(),
+        interpret=interpret,
+        name=kernel.__name__.strip("_"),
+    )(*inputs)
+
+
+def forward_carries(xproj, w_hh, lengths, h0, c0, *, interpret=False):
+    """Both directions' recurrences in one launch.
+
+    xproj: (D, T, B, 4H) float32 gate-scaled input projections with bias, in time order
+      for both directions; w_hh (D, H, 4H) gate-scaled; lengths (B,) int32, B a multiple
+      of `BLOCK_B`; h0, c0 (D, B, H). Direction 1 runs backward in time.
+    Returns hs, cs (D, T, B, H): each step's carry, held through padded steps.
+    """
+    d, steps, batch, gates = xproj.shape
+    carries = ((d, steps, batch, gates // 4), 2)
+    hs, cs = _call(
+        _forward_kernel,
+        (xproj, w_hh, lengths, h0, c0),
+        (2, None, 0, 1, 1),
+        (carries, carries),
+        interpret,
+    )
+    return hs, cs
+
+
+def backward_gates(d_ys, k, p, f, w_hh, lengths, dh, dc, *, interpret=False):
+    """The backward recurrence of both directions in one launch (arguments as
+    `_backward_kernel`'s, each with the leading direction axis D).
+    Returns dz (D, T, B, 4H) and the initial carry's cotangent dh0, dc0 (D, B, H)."""
+    d, steps, batch, gates = k.shape
+    carry = ((d, batch, gates // 4), 1)
+    return _call(
+        _backward_kernel,
+        (d_ys, k, p, f, w_hh, lengths, dh, dc),
+        (2, 2, 2, 2, None, 0, 1, 1),
+        (((d, steps, batch, gates), 2), carry, carry),
+        interpret,
+    )
+
+
+def _entering(carries: jax.Array, init: jax.Array) -> jax.Array:
+    """The carry entering each step, (D, T, B, H), from each step's carry after it and the
+    initial one (D, B, H): the step before in time forward, the step after backward."""
+    parts = [jnp.concatenate([init[0][None], carries[0, :-1]])]
+    if carries.shape[0] == 2:
+        parts.append(jnp.concatenate([carries[1, 1:], init[1][None]]))
+    return jnp.stack(parts)
+
+
+def _outputs(hs, cs, lengths):
+    """((h_n, c_n), ys) from every step's carries hs, cs (D, T, B, H): ys zero past each
+    length, h_n, c_n (D, B, H) the carry after each direction's last step (t = T-1
+    forward, t = 0 backward)."""
+    directions, steps = hs.shape[:2]
+    mask = (jnp.arange(steps)[:, None] < lengths[None, :])[None, :, :, None]  # (1, T, B, 1)
+    last = [steps - 1, 0][:directions]
+    h_n = jnp.stack([hs[d, t] for d, t in enumerate(last)])  # (D, B, H)
+    c_n = jnp.stack([cs[d, t] for d, t in enumerate(last)])
+    return (h_n, c_n), jnp.where(mask, hs, 0.0)
+
+
+def _layer(xproj, w_hh, lengths, h0, c0, interpret):
+    return _outputs(*forward_carries(xproj, w_hh, lengths, h0, c0, interpret=interpret), lengths)
+
+
+def _layer_fwd(xproj, w_hh, lengths, h0, c0, interpret):
+    hs, cs = forward_carries(xproj, w_hh, lengths, h0, c0, interpret=interpret)
+    return _outputs(hs, cs, lengths), (xproj, w_hh, lengths, h0, c0, hs, cs)
+
+
+def _layer_bwd(interpret, residuals, cotangents):
+    """Residuals for all steps at once from the saved carries (one large matmul
+    recomputes the gate pre-activations), then the backward kernel, then dW_hh as one
+    batched matmul over (T*B) rows."""
+    xproj, w_hh, lengths, h0, c0, hs, cs = residuals
+    (dh_n, dc_n), d_ys = cotangents
+    h_prev = _entering(hs, h0)  # (D, T, B, H)
+    c_prev = _entering(cs, c0)
+    full = lax.Precision.HIGHEST
+    z = xproj + jnp.einsum("dtbh,dhg->dtbg", h_prev, w_hh, precision=full)  # (D, T, B, 4H)
+    _, _, (_, k, p, f) = step_residuals(z, h_prev, c_prev)
+    dz, dh0, dc0 = backward_gates(d_ys, k, p, f, w_hh, lengths, dh_n, dc_n, interpret=interpret)
+    dw = jnp.einsum("dtbh,dtbg->dhg", h_prev, dz, precision=full)  # (D, H, 4H)
+    return dz, sum_to_vma(dw, w_hh), None, dh0, dc0
+
+
+# One layer's recurrence, both directions (`interpret` static): ((h_n, c_n), ys) from
+# the input projections, with the two kernels above as its forward and backward passes.
+_fused_layer = jax.custom_vjp(_layer, nondiff_argnums=(5,))
+_fused_layer.defvjp(_layer_fwd, _layer_bwd)
+
+
+def pallas_layer(xproj, w_hh, lengths, h0, c0, *, interpret: bool = False):
+    """One LSTM layer's recurrence in the fused kernels, differentiable.
+
+    xproj: (D, T, B, 4H) float32, gate-scaled x @ W_ih + biases, both directions in time
+      order; w_hh: (D, H, 4H) gate-scaled; lengths: (B,) int; h0, c0: (D, B, H).
+    Returns (h_n, c_n) each (D, B, H) and ys (D, T, B, H), zero past each length: what
+    `recurrence.scan_direction` returns per direction. Under a mesh with a `data` axis it
+    runs per shard (`per_shard`); the batch is padded to whole blocks inside.
+    """
+
+    def run(xproj, w_hh, lengths, h0, c0):
+        batch = lengths.shape[0]
+        pad = -batch % BLOCK_B
+
+        def padded(x, axis):  # extra rows of length 0: every step masked
+            return jnp.pad(x, [(0, pad if i == axis else 0) for i in range(x.ndim)])
+
+        (h_n, c_n), ys = _fused_layer(
+            padded(xproj, 2), w_hh, padded(lengths.astype(jnp.int32), 0),
+            padded(h0, 1), padded(c0, 1), interpret,
+        )  # fmt: skip
+        return h_n[:, :batch], c_n[:, :batch], ys[:, :, :batch]
+
+    # Pallas's interpreter drops the varying-axes types of its loop carry inside shard_map
+    # (jax 0.10.2: "Scan carry input and output got mismatched varying manual axes"), so
+    # interpreted, the shards run without those types; compiled kernels keep them.
+    shard = per_shard(
+        run, batch_dims=(2, None, 0, 1, 1), out_batch_dims=(1, 1, 2), check_vma=not interpret
+    )
+    h_n, c_n, ys = shard(xproj, w_hh, lengths, h0, c0)
+    return (h_n, c_n), ys
