@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as plt
 
 from seqjax.layers.per_shard import per_shard
 from seqjax.layers.recurrence import step_residuals, sum_to_vma
@@ -52,8 +53,6 @@ def pallas_blockers(hidden: int, dtype) -> list[str]:
 
 
 def _triton_params():
-    from jax.experimental.pallas import triton as plt
-
     return plt.CompilerParams(num_warps=4, num_stages=1)
 
 
@@ -66,7 +65,7 @@ def _gate_dot(a, w_ref, q, hidden, trans_b=False):
     """a (bb, K) @ gate q's column block of w_ref (K, 4H) -> (bb, H), or with `trans_b`
     a (bb, H) @ that block transposed -> (bb, K). Full float32 precision."""
     w = w_ref[:, pl.ds(q * hidden, hidden)]
-    return pl.dot(a, w, trans_b=trans_b, precision=lax.Precision.HIGHEST)
+    return plt.dot(a, w, trans_b=trans_b, precision=lax.Precision.HIGHEST)
 
 
 def _forward_kernel(x_ref, w_ref, len_ref, h0_ref, c0_ref, hs_ref, cs_ref):
