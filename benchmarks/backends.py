@@ -21,7 +21,14 @@ import sys
 import jax
 
 from benchmarks.__main__ import device_kind
-from benchmarks.side_by_side import CONFIGS, SeqjaxStack, inputs, jax_fns, time_impls
+from benchmarks.side_by_side import (
+    CONFIGS,
+    SeqjaxStack,
+    inputs,
+    jax_fns,
+    pallas_applies,
+    time_impls,
+)
 from benchmarks.timing import environment
 from seqjax.io import atomic_write_json
 from seqjax.layers.cudnn import cudnn_available
@@ -44,8 +51,6 @@ def variants(time_steps: int, bidirectional: bool) -> dict[str, dict]:
             out[f"scan_unroll{u}_{label}"] = dict(backend="scan", unroll=u, projection_chunk=chunk)
     if cudnn_available():
         out["cudnn"] = dict(backend="cudnn")
-    if jax.default_backend() == "gpu":
-        out["pallas"] = dict(backend="pallas")
     return out
 
 
@@ -53,10 +58,10 @@ def measure(name: str, repeats: int) -> dict:
     cfg = CONFIGS[name]
     x, lengths = inputs(cfg)
     shape = dict(hidden=tuple(cfg["hidden"]), layers=cfg["layers"], bi=cfg["bi"])
-    impls = {
-        variant: jax_fns(SeqjaxStack(**shape, **kw), x, lengths)
-        for variant, kw in variants(cfg["time"], cfg["bi"]).items()
-    }
+    kinds = variants(cfg["time"], cfg["bi"])
+    if pallas_applies(cfg):
+        kinds["pallas"] = dict(backend="pallas")
+    impls = {v: jax_fns(SeqjaxStack(**shape, **kw), x, lengths) for v, kw in kinds.items()}
     rows = time_impls(impls, repeats=repeats)
     for variant, row in rows.items():
         print(

@@ -23,6 +23,7 @@ from benchmarks.isolation import in_fresh_process, one_device_per_core
 from benchmarks.timing import time_interleaved
 from seqjax.layers import LSTM
 from seqjax.layers.cudnn import cudnn_available
+from seqjax.layers.pallas_lstm import pallas_blockers
 from seqjax.train.sharding import data_sharding, make_mesh, replicated
 
 # hidden: one entry per stacked LSTM module, each with `layers` layers (trust stacks three
@@ -206,7 +207,7 @@ def _measure(name: str, *, repeats: int) -> dict:
     }
     if cudnn_available():  # seqjax's opt-in cuDNN backend beside its default, the scan
         impls["seqjax_cudnn"] = jax_fns(SeqjaxStack(**shape, backend="cudnn"), x, lengths)
-    if jax.default_backend() == "gpu":  # the fused Pallas kernels, opt-in until measured ahead
+    if pallas_applies(cfg):  # the fused Pallas kernels, opt-in until measured ahead
         impls["seqjax_pallas"] = jax_fns(SeqjaxStack(**shape, backend="pallas"), x, lengths)
     if _per_core_devices() and cfg["batch"] % jax.local_device_count() == 0:
         impls["seqjax_per_core"] = jax_fns(SeqjaxStack(**shape), x, lengths, per_core=True)
@@ -230,6 +231,13 @@ def _measure(name: str, *, repeats: int) -> dict:
             for kind in ("train", "inference_b32")
         }
     return out
+
+
+def pallas_applies(cfg: dict) -> bool:
+    """Whether `LSTM(backend="pallas")` runs this configuration here: on a GPU, with
+    hidden sizes its kernels take."""
+    gpu = jax.default_backend() == "gpu"
+    return gpu and not any(pallas_blockers(h, jnp.float32) for h in cfg["hidden"])
 
 
 def _ratios(timings: dict, ours: str) -> dict:

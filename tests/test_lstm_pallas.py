@@ -84,6 +84,8 @@ def test_what_the_kernels_cannot_do_is_named():
     variables = LSTM(6, backend="scan").init(jax.random.key(0), X, LENGTHS)
     with pytest.raises(ValueError, match="power of two >= 16 \\(got 6\\)"):
         LSTM(6, backend="pallas", pallas_interpret=True).apply(variables, X, LENGTHS)
+    with pytest.raises(ValueError, match="hidden_size <= 128 \\(got 256\\)"):
+        LSTM(256, backend="pallas", pallas_interpret=True).init(jax.random.key(0), X, LENGTHS)
     with pytest.raises(ValueError, match="float32 only"):
         LSTM(H, backend="pallas", dtype=jnp.bfloat16).init(jax.random.key(0), X, LENGTHS)
     with pytest.raises(ValueError, match="remat_chunk needs the scan"):

@@ -23,9 +23,10 @@ matmuls, as the scan's hand-written backward pass does.
 Where it runs: CUDA GPUs (Triton). Elsewhere `interpret=True` runs the same kernels in
 Pallas's interpreter, which is how the tests check them on CPU (slowly). Each gate is its
 own (bb, H) @ (H, H) matmul because a Triton kernel cannot slice a value held in
-registers, and Triton needs power-of-two tile sizes, so H must be a power of two >= 16;
-the batch is padded to blocks of 16 rows with length-0 rows. Matmuls are float32 at full
-precision (no TF32), so results match the scan to float32 rounding.
+registers, and Triton needs power-of-two tile sizes, so H must be a power of two >= 16
+(and at most 128, see `MAX_HIDDEN`); the batch is padded to blocks of 16 rows with
+length-0 rows. Matmuls are float32 at full precision (no TF32), so results match the scan
+to float32 rounding.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from seqjax.layers.per_shard import per_shard
 from seqjax.layers.recurrence import step_residuals, sum_to_vma
 
 BLOCK_B = 16  # batch rows per program: the smallest M of a Triton matmul tile
+MAX_HIDDEN = 128  # a gate's (H, H) float32 W_hh block: 64 KB at 128, 256 KB (too big) at 256
 
 
 def pallas_blockers(hidden: int, dtype) -> list[str]:
@@ -47,6 +49,11 @@ def pallas_blockers(hidden: int, dtype) -> list[str]:
     why = []
     if hidden < 16 or hidden & (hidden - 1):
         why.append(f"it needs hidden_size a power of two >= 16 (got {hidden})")
+    if hidden > MAX_HIDDEN:
+        why.append(
+            f"each gate's (H, H) float32 block of W_hh must fit a multiprocessor's shared "
+            f"memory: hidden_size <= {MAX_HIDDEN} (got {hidden})"
+        )
     if jnp.dtype(dtype) != jnp.float32:
         why.append(f"it computes in float32 only (dtype {jnp.dtype(dtype).name})")
     return why
