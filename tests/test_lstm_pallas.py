@@ -14,6 +14,7 @@ import pytest
 
 from seqjax.layers import LSTM
 from seqjax.layers.pallas_lstm import pallas_layer
+from seqjax.layers.recurrence import scan_direction
 
 RNG = np.random.default_rng(0)
 F, H = 3, 16
@@ -64,10 +65,47 @@ def test_compiled_kernels_equal_the_scan_on_a_gpu(layers, bidirectional):
     _assert_same_as_scan(layers, bidirectional, interpret=False)
 
 
+def test_register_tiles_of_a_wide_hidden_state_equal_the_scan():
+    """H = 32 held as two tiles of 16 units, as H = 256 is held as two of 128 on a GPU."""
+    d, t, b, h = 2, 6, 5, 32
+    shapes = ((d, t, b, 4 * h), (d, h, 4 * h), (d, b, h), (d, b, h))
+    xproj, w, h0, c0 = (jnp.asarray(RNG.standard_normal(s), jnp.float32) for s in shapes)
+    w = 0.3 * w
+    lengths = jnp.asarray([6, 2, 1, 4, 5])
+    mask = (jnp.arange(t)[:, None] < lengths[None])[..., None]
+
+    def reference(xproj, w, h0, c0):
+        runs = [
+            scan_direction(xproj[i], w[i], mask, (h0[i], c0[i]), reverse=i == 1) for i in (0, 1)
+        ]
+        finals = tuple(jnp.stack([r[0][j] for r in runs]) for j in (0, 1))
+        return finals, jnp.stack([r[1] for r in runs])
+
+    def tiled(xproj, w, h0, c0):
+        return pallas_layer(xproj, w, lengths, h0, c0, interpret=True, unit=16)
+
+    def results(fn):
+        def loss(*args):
+            (h_n, c_n), ys = fn(*args)
+            return jnp.sum(ys**2) + jnp.sum(h_n * c_n), ys
+
+        grad = jax.value_and_grad(loss, argnums=(0, 1, 2, 3), has_aux=True)
+        with jax.default_matmul_precision("highest"):
+            return jax.jit(grad)(xproj, w, h0, c0)
+
+    (v_r, y_r), g_r = results(reference)
+    (v_t, y_t), g_t = results(tiled)
+    np.testing.assert_allclose(np.asarray(y_t), np.asarray(y_r), atol=1e-5)
+    np.testing.assert_allclose(float(v_t), float(v_r), rtol=1e-5)
+    for a, b in zip(g_t, g_r, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-4)
+
+
 def test_both_kernels_lower_to_triton_for_cuda():
     """Pallas's Triton lowering runs at lowering time, so an unsupported operation in a
-    kernel (a register slice, a non-power-of-two tile) fails here, without a GPU."""
-    d, t, b, h = 2, 20, 32, 32
+    kernel (a register slice, a non-power-of-two tile) fails here, without a GPU. H = 256:
+    two register tiles of 128 units."""
+    d, t, b, h = 2, 20, 32, 256
     xproj, w, h0 = jnp.zeros((d, t, b, 4 * h)), jnp.zeros((d, h, 4 * h)), jnp.zeros((d, b, h))
     lengths = jnp.full((b,), t)
 
@@ -84,8 +122,6 @@ def test_what_the_kernels_cannot_do_is_named():
     variables = LSTM(6, backend="scan").init(jax.random.key(0), X, LENGTHS)
     with pytest.raises(ValueError, match="power of two >= 16 \\(got 6\\)"):
         LSTM(6, backend="pallas", pallas_interpret=True).apply(variables, X, LENGTHS)
-    with pytest.raises(ValueError, match="hidden_size <= 128 \\(got 256\\)"):
-        LSTM(256, backend="pallas", pallas_interpret=True).init(jax.random.key(0), X, LENGTHS)
     with pytest.raises(ValueError, match="float32 only"):
         LSTM(H, backend="pallas", dtype=jnp.bfloat16).init(jax.random.key(0), X, LENGTHS)
     with pytest.raises(ValueError, match="remat_chunk needs the scan"):

@@ -21,15 +21,18 @@ writing the gate cotangents dz from which XLA forms dW_hh and the input gradient
 matmuls, as the scan's hand-written backward pass does.
 
 Where it runs: CUDA GPUs (Triton). Elsewhere `interpret=True` runs the same kernels in
-Pallas's interpreter, which is how the tests check them on CPU (slowly). Each gate is its
-own (bb, H) @ (H, H) matmul because a Triton kernel cannot slice a value held in
-registers, and Triton needs power-of-two tile sizes, so H must be a power of two >= 16
-(and at most 128, see `MAX_HIDDEN`); the batch is padded to blocks of 16 rows with
-length-0 rows. Matmuls are float32 at full precision (no TF32), so results match the scan
-to float32 rounding.
+Pallas's interpreter, which is how the tests check them on CPU (slowly). A Triton kernel
+cannot slice a value held in registers, so every (bb, H) value is held as tiles of
+`UNIT` = 128 hidden units and each gate's tile is a sum of (bb, 128) @ (128, 128)
+matmuls: one W_hh block in flight is 64 KB of shared memory whatever H is. Triton needs
+power-of-two tile sizes, so H must be a power of two >= 16; the batch is padded to blocks
+of 16 rows with length-0 rows. Matmuls are float32 at full precision (no TF32), so
+results match the scan to float32 rounding.
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -41,7 +44,7 @@ from seqjax.layers.per_shard import per_shard
 from seqjax.layers.recurrence import step_residuals, sum_to_vma
 
 BLOCK_B = 16  # batch rows per program: the smallest M of a Triton matmul tile
-MAX_HIDDEN = 128  # a gate's (H, H) float32 W_hh block: 64 KB at 128, 256 KB (too big) at 256
+UNIT = 128  # hidden units per register tile: a (128, 128) float32 W_hh block is 64 KB
 
 
 def pallas_blockers(hidden: int, dtype) -> list[str]:
@@ -49,11 +52,6 @@ def pallas_blockers(hidden: int, dtype) -> list[str]:
     why = []
     if hidden < 16 or hidden & (hidden - 1):
         why.append(f"it needs hidden_size a power of two >= 16 (got {hidden})")
-    if hidden > MAX_HIDDEN:
-        why.append(
-            f"each gate's (H, H) float32 block of W_hh must fit a multiprocessor's shared "
-            f"memory: hidden_size <= {MAX_HIDDEN} (got {hidden})"
-        )
     if jnp.dtype(dtype) != jnp.float32:
         why.append(f"it computes in float32 only (dtype {jnp.dtype(dtype).name})")
     return why
@@ -68,69 +66,105 @@ def _time_index(s, direction, steps):
     return s + direction * (steps - 1 - 2 * s)
 
 
-def _gate_dot(a, w_ref, q, hidden, trans_b=False):
-    """a (bb, K) @ gate q's column block of w_ref (K, 4H) -> (bb, H), or with `trans_b`
-    a (bb, H) @ that block transposed -> (bb, K). Full float32 precision."""
-    w = w_ref[:, pl.ds(q * hidden, hidden)]
-    return plt.dot(a, w, trans_b=trans_b, precision=lax.Precision.HIGHEST)
+def _cols(q: int, u: int, hidden: int, unit: int):
+    """Columns of gate q's unit tile u in a (.., 4H) array: hidden units [u*unit, (u+1)*unit)."""
+    return pl.ds(q * hidden + u * unit, unit)
 
 
-def _forward_kernel(x_ref, w_ref, len_ref, h0_ref, c0_ref, hs_ref, cs_ref):
+def _tiles(ref, index, unit: int) -> list[jax.Array]:
+    """ref[index] (.., H) as H/unit register tiles (.., unit), the layout the kernels keep
+    every (bb, H) value in, because a Triton kernel cannot slice a register value."""
+    count = ref.shape[-1] // unit
+    return [ref[(*index, pl.ds(k * unit, unit))] for k in range(count)]
+
+
+def _store(ref, index, tiles: list[jax.Array], unit: int) -> None:
+    for k, tile in enumerate(tiles):
+        ref[(*index, pl.ds(k * unit, unit))] = tile
+
+
+def _dot(a, w_ref, rows, cols, trans_b=False):
+    """a @ w_ref[rows, cols] (or its transpose), full float32 precision."""
+    return plt.dot(a, w_ref[rows, cols], trans_b=trans_b, precision=lax.Precision.HIGHEST)
+
+
+def _forward_kernel(x_ref, w_ref, len_ref, h0_ref, c0_ref, hs_ref, cs_ref, *, unit):
     """x_ref (T, bb, 4H) gate-scaled projected input with bias; w_ref (H, 4H) gate-scaled
     W_hh; len_ref (bb,); h0_ref, c0_ref (bb, H). Writes the carry after every step into
-    hs_ref, cs_ref (T, bb, H): held through padded steps, as the scan's carry is."""
+    hs_ref, cs_ref (T, bb, H): held through padded steps, as the scan's carry is.
+
+    Every (bb, H) value is kept as H/unit tiles (bb, unit), and each gate's pre-activation
+    tile is a sum of (bb, unit) @ (unit, unit) matmuls, so one W_hh block in flight is
+    unit x unit float32 (64 KB at unit 128), whatever H is."""
     steps, hidden = x_ref.shape[0], w_ref.shape[0]
+    n = hidden // unit
     direction = pl.program_id(0)
     lengths = len_ref[...][:, None]  # (bb, 1)
 
     def step(s, carry):
-        h, c = carry  # (bb, H) each
+        h, c = carry[:n], carry[n:]  # tiles (bb, unit)
         t = _time_index(s, direction, steps)
-        z = [
-            x_ref[t, :, pl.ds(q * hidden, hidden)] + _gate_dot(h, w_ref, q, hidden)
-            for q in range(4)
-        ]
-        ti, tf, tg, to = (jnp.tanh(zq) for zq in z)  # gate-scaled: sigmoid = 0.5 tanh + 0.5
-        c_new = (0.5 * tf + 0.5) * c + (0.5 * ti + 0.5) * tg
-        h_new = (0.5 * to + 0.5) * jnp.tanh(c_new)
         valid = lengths > t  # (bb, 1)
-        h = jnp.where(valid, h_new, h)
-        c = jnp.where(valid, c_new, c)
-        hs_ref[t] = h
-        cs_ref[t] = c
-        return h, c
+        h_out, c_out = [], []
+        for u in range(n):
+            z = [
+                x_ref[t, :, _cols(q, u, hidden, unit)]
+                + sum(
+                    _dot(h[k], w_ref, pl.ds(k * unit, unit), _cols(q, u, hidden, unit))
+                    for k in range(n)
+                )
+                for q in range(4)
+            ]
+            ti, tf, tg, to = (jnp.tanh(zq) for zq in z)  # gate-scaled: sigmoid = tanh/2 + 1/2
+            c_new = (0.5 * tf + 0.5) * c[u] + (0.5 * ti + 0.5) * tg
+            h_new = (0.5 * to + 0.5) * jnp.tanh(c_new)
+            h_out.append(jnp.where(valid, h_new, h[u]))
+            c_out.append(jnp.where(valid, c_new, c[u]))
+        _store(hs_ref, (t, slice(None)), h_out, unit)
+        _store(cs_ref, (t, slice(None)), c_out, unit)
+        return (*h_out, *c_out)
 
-    lax.fori_loop(0, steps, step, (h0_ref[...], c0_ref[...]))
+    init = (*_tiles(h0_ref, (slice(None),), unit), *_tiles(c0_ref, (slice(None),), unit))
+    lax.fori_loop(0, steps, step, init)
 
 
 def _backward_kernel(
-    dy_ref, k_ref, p_ref, f_ref, w_ref, len_ref, dh_ref, dc_ref, dz_ref, dh0_ref, dc0_ref
-):
+    dy_ref, k_ref, p_ref, f_ref, w_ref, len_ref, dh_ref, dc_ref, dz_ref, dh0_ref, dc0_ref,
+    *, unit,
+):  # fmt: skip
     """The hand-written backward recurrence of `recurrence._backward_scan`, all steps in
     one launch: dy_ref, p_ref, f_ref (T, bb, H), k_ref (T, bb, 4H), w_ref (H, 4H),
     dh_ref, dc_ref (bb, H) the cotangent of the final carry. Writes dz_ref (T, bb, 4H) and
-    the cotangent of the initial carry into dh0_ref, dc0_ref."""
+    the cotangent of the initial carry into dh0_ref, dc0_ref. Tiled as the forward kernel."""
     steps, hidden = dy_ref.shape[0], w_ref.shape[0]
+    n = hidden // unit
     direction = pl.program_id(0)
     lengths = len_ref[...][:, None]  # (bb, 1)
 
     def step(s, carry):
-        dh_next, dc_next = carry
+        dh_next, dc_next = carry[:n], carry[n:]
         t = _time_index(steps - 1 - s, direction, steps)  # the forward order, reversed
         valid = lengths > t
-        dh = jnp.where(valid, dy_ref[t] + dh_next, 0.0)
-        dc = jnp.where(valid, dc_next, 0.0) + dh * p_ref[t]
-        dzs = [(dh if q == 3 else dc) * k_ref[t, :, pl.ds(q * hidden, hidden)] for q in range(4)]
-        dh_prev = jnp.where(valid, 0.0, dh_next)
-        for q, dzq in enumerate(dzs):
-            dz_ref[t, :, pl.ds(q * hidden, hidden)] = dzq
-            dh_prev = dh_prev + _gate_dot(dzq, w_ref, q, hidden, trans_b=True)
-        dc_prev = dc * f_ref[t] + jnp.where(valid, 0.0, dc_next)
-        return dh_prev, dc_prev
+        here = (t, slice(None))
+        dy, p, f = (_tiles(r, here, unit) for r in (dy_ref, p_ref, f_ref))
+        dh = [jnp.where(valid, dy[u] + dh_next[u], 0.0) for u in range(n)]
+        dc = [jnp.where(valid, dc_next[u], 0.0) + dh[u] * p[u] for u in range(n)]
+        dh_prev = [jnp.where(valid, 0.0, dh_next[k]) for k in range(n)]
+        for q in range(4):
+            for u in range(n):
+                cols = _cols(q, u, hidden, unit)
+                dz = (dh[u] if q == 3 else dc[u]) * k_ref[t, :, cols]
+                dz_ref[t, :, cols] = dz
+                for k in range(n):
+                    rows = pl.ds(k * unit, unit)
+                    dh_prev[k] = dh_prev[k] + _dot(dz, w_ref, rows, cols, trans_b=True)
+        dc_prev = [dc[u] * f[u] + jnp.where(valid, 0.0, dc_next[u]) for u in range(n)]
+        return (*dh_prev, *dc_prev)
 
-    dh0, dc0 = lax.fori_loop(0, steps, step, (dh_ref[...], dc_ref[...]))
-    dh0_ref[...] = dh0
-    dc0_ref[...] = dc0
+    init = (*_tiles(dh_ref, (slice(None),), unit), *_tiles(dc_ref, (slice(None),), unit))
+    carry = lax.fori_loop(0, steps, step, init)
+    _store(dh0_ref, (slice(None),), list(carry[:n]), unit)
+    _store(dc0_ref, (slice(None),), list(carry[n:]), unit)
 
 
 def _spec(shape: tuple[int, ...], batch_axis: int) -> pl.BlockSpec:
@@ -178,11 +212,11 @@ def _call(kernel, inputs, batch_axes, outputs, interpret: bool):
         out_specs=[_spec(shape, axis) for shape, axis in outputs],
         compiler_params=None if interpret else _triton_params(),
         interpret=interpret,
-        name=kernel.__name__.strip("_"),
+        name=kernel.func.__name__.strip("_"),
     )(*inputs)
 
 
-def forward_carries(xproj, w_hh, lengths, h0, c0, *, interpret=False):
+def forward_carries(xproj, w_hh, lengths, h0, c0, *, interpret=False, unit=UNIT):
     """Both directions' recurrences in one launch.
 
     xproj: (D, T, B, 4H) float32 gate-scaled input projections with bias, in time order
@@ -193,7 +227,7 @@ def forward_carries(xproj, w_hh, lengths, h0, c0, *, interpret=False):
     d, steps, batch, gates = xproj.shape
     carries = ((d, steps, batch, gates // 4), 2)
     hs, cs = _call(
-        _forward_kernel,
+        functools.partial(_forward_kernel, unit=min(unit, gates // 4)),
         (xproj, w_hh, lengths, h0, c0),
         (2, None, 0, 1, 1),
         (carries, carries),
@@ -202,14 +236,14 @@ def forward_carries(xproj, w_hh, lengths, h0, c0, *, interpret=False):
     return hs, cs
 
 
-def backward_gates(d_ys, k, p, f, w_hh, lengths, dh, dc, *, interpret=False):
+def backward_gates(d_ys, k, p, f, w_hh, lengths, dh, dc, *, interpret=False, unit=UNIT):
     """The backward recurrence of both directions in one launch (arguments as
     `_backward_kernel`'s, each with the leading direction axis D).
     Returns dz (D, T, B, 4H) and the initial carry's cotangent dh0, dc0 (D, B, H)."""
     d, steps, batch, gates = k.shape
     carry = ((d, batch, gates // 4), 1)
     return _call(
-        _backward_kernel,
+        functools.partial(_backward_kernel, unit=min(unit, gates // 4)),
         (d_ys, k, p, f, w_hh, lengths, dh, dc),
         (2, 2, 2, 2, None, 0, 1, 1),
         (((d, steps, batch, gates), 2), carry, carry),
@@ -238,16 +272,17 @@ def _outputs(hs, cs, lengths):
     return (h_n, c_n), jnp.where(mask, hs, 0.0)
 
 
-def _layer(xproj, w_hh, lengths, h0, c0, interpret):
-    return _outputs(*forward_carries(xproj, w_hh, lengths, h0, c0, interpret=interpret), lengths)
+def _layer(xproj, w_hh, lengths, h0, c0, interpret, unit):
+    carries = forward_carries(xproj, w_hh, lengths, h0, c0, interpret=interpret, unit=unit)
+    return _outputs(*carries, lengths)
 
 
-def _layer_fwd(xproj, w_hh, lengths, h0, c0, interpret):
-    hs, cs = forward_carries(xproj, w_hh, lengths, h0, c0, interpret=interpret)
+def _layer_fwd(xproj, w_hh, lengths, h0, c0, interpret, unit):
+    hs, cs = forward_carries(xproj, w_hh, lengths, h0, c0, interpret=interpret, unit=unit)
     return _outputs(hs, cs, lengths), (xproj, w_hh, lengths, h0, c0, hs, cs)
 
 
-def _layer_bwd(interpret, residuals, cotangents):
+def _layer_bwd(interpret, unit, residuals, cotangents):
     """Residuals for all steps at once from the saved carries (one large matmul
     recomputes the gate pre-activations), then the backward kernel, then dW_hh as one
     batched matmul over (T*B) rows."""
@@ -258,25 +293,29 @@ def _layer_bwd(interpret, residuals, cotangents):
     full = lax.Precision.HIGHEST
     z = xproj + jnp.einsum("dtbh,dhg->dtbg", h_prev, w_hh, precision=full)  # (D, T, B, 4H)
     _, _, (_, k, p, f) = step_residuals(z, h_prev, c_prev)
-    dz, dh0, dc0 = backward_gates(d_ys, k, p, f, w_hh, lengths, dh_n, dc_n, interpret=interpret)
+    dz, dh0, dc0 = backward_gates(
+        d_ys, k, p, f, w_hh, lengths, dh_n, dc_n, interpret=interpret, unit=unit
+    )
     dw = jnp.einsum("dtbh,dtbg->dhg", h_prev, dz, precision=full)  # (D, H, 4H)
     return dz, sum_to_vma(dw, w_hh), None, dh0, dc0
 
 
-# One layer's recurrence, both directions (`interpret` static): ((h_n, c_n), ys) from
+# One layer's recurrence, both directions (`interpret` and `unit` static): ((h_n, c_n), ys) from
 # the input projections, with the two kernels above as its forward and backward passes.
-_fused_layer = jax.custom_vjp(_layer, nondiff_argnums=(5,))
+_fused_layer = jax.custom_vjp(_layer, nondiff_argnums=(5, 6))
 _fused_layer.defvjp(_layer_fwd, _layer_bwd)
 
 
-def pallas_layer(xproj, w_hh, lengths, h0, c0, *, interpret: bool = False):
+def pallas_layer(xproj, w_hh, lengths, h0, c0, *, interpret: bool = False, unit: int = UNIT):
     """One LSTM layer's recurrence in the fused kernels, differentiable.
 
     xproj: (D, T, B, 4H) float32, gate-scaled x @ W_ih + biases, both directions in time
       order; w_hh: (D, H, 4H) gate-scaled; lengths: (B,) int; h0, c0: (D, B, H).
     Returns (h_n, c_n) each (D, B, H) and ys (D, T, B, H), zero past each length: what
     `recurrence.scan_direction` returns per direction. Under a mesh with a `data` axis it
-    runs per shard (`per_shard`); the batch is padded to whole blocks inside.
+    runs per shard (`per_shard`); the batch is padded to whole blocks inside. `unit` is
+    the register tile width in hidden units (capped at H); tests set it small to check the
+    tiling of a large H on a small one.
     """
 
     def run(xproj, w_hh, lengths, h0, c0):
@@ -288,7 +327,7 @@ def pallas_layer(xproj, w_hh, lengths, h0, c0, *, interpret: bool = False):
 
         (h_n, c_n), ys = _fused_layer(
             padded(xproj, 2), w_hh, padded(lengths.astype(jnp.int32), 0),
-            padded(h0, 1), padded(c0, 1), interpret,
+            padded(h0, 1), padded(c0, 1), interpret, unit,
         )  # fmt: skip
         return h_n[:, :batch], c_n[:, :batch], ys[:, :, :batch]
 
