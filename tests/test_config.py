@@ -27,6 +27,7 @@ def test_configs_are_frozen():
         ("train.epochs=0", r"train.epochs and train.batch_size must be >= 1"),
         ("optimizer.name=sgd", r"optimizer.name must be 'adam' or 'adamw'; got 'sgd'"),
         ("model.dropout=1.0", r"dropout must lie in \[0, 1\)"),
+        ("model.lstm_backend=fast", r"backend must be one of 'auto', .*'pallas'; got 'fast'"),
         ("data.splits=[0.5, 0.5]", r"data.splits: expected 3 values, got 2"),
         ("trainer.epochs=3", r"unknown top-level key 'trainer'"),
         ("epochs=3", r"must look like section.key=value"),
@@ -35,3 +36,39 @@ def test_configs_are_frozen():
 def test_bad_config_values_are_named(override, message):
     with pytest.raises((ValueError, TypeError), match=message):
         load_config("configs/trust.yaml", [override])
+
+
+@pytest.mark.parametrize("config", ["trust", "steel_standard", "trend", "hybrid"])
+def test_every_systems_lstm_backend_is_a_config_key(config):
+    """`model.lstm_backend` reaches every LSTM of the model (each one's call is recorded),
+    and on CPU 'pallas' without the interpreter is refused by name. Traced only."""
+    import functools
+
+    import flax.linen as nn
+    import jax
+
+    from seqjax.data.sources import load_splits
+    from seqjax.layers import LSTM
+    from seqjax.models.registry import build_model
+
+    def traced(backend):
+        overrides = [f"model.lstm_backend={backend}", "data.size=64"]
+        cfg = load_config(f"configs/{config}.yaml", overrides)
+        batch = load_splits(cfg.data)["train"]
+        model = build_model(cfg.model_name, cfg.model)
+        init = functools.partial(model.init, jax.random.key(0))
+        return functools.partial(jax.eval_shape, init, batch.inputs[:2], batch.lengths[:2])
+
+    seen = []
+
+    def record(call, args, kwargs, context):
+        if isinstance(context.module, LSTM) and context.method_name == "__call__":
+            seen.append(context.module.backend)
+        return call(*args, **kwargs)
+
+    with nn.intercept_methods(record):
+        traced("scan")()
+    assert seen and set(seen) == {"scan"}
+    if jax.default_backend() != "gpu":
+        with pytest.raises(ValueError, match="backend='pallas' cannot run here: it compiles"):
+            traced("pallas")()

@@ -37,6 +37,15 @@ from seqjax.layers.recurrence import (
 )
 
 Initializer = Callable[..., jax.Array]
+BACKENDS = ("auto", "scan", "cudnn", "pallas")
+
+
+def check_backend(backend: str) -> None:
+    """Raise, naming the choices, unless `backend` is one of `BACKENDS`. Model configs call
+    it too, so a typo in a YAML file fails when the config loads, not at the first step."""
+    if backend not in BACKENDS:
+        choices = ", ".join(repr(b) for b in BACKENDS)
+        raise ValueError(f"LSTM: backend must be one of {choices}; got {backend!r}")
 
 
 def pytorch_uniform(hidden_size: int) -> Initializer:
@@ -168,10 +177,7 @@ class LSTM(nn.Module):
         """cuDNN only when asked for: on an H100 (jax 0.11.2, benchmarks/results/) the
         scan was faster than `jax.experimental.rnn`'s cuDNN call for every seed
         configuration, so `auto` means the scan on every platform for now."""
-        if self.backend not in ("auto", "scan", "cudnn", "pallas"):
-            raise ValueError(
-                f"LSTM: backend must be 'auto', 'scan', 'cudnn' or 'pallas'; got {self.backend!r}"
-            )
+        check_backend(self.backend)
         if self.backend != "cudnn":
             return False
         why = self._cudnn_blockers(train)

@@ -8,6 +8,7 @@ import flax.linen as nn
 import jax
 
 from seqjax.layers import LSTM
+from seqjax.layers.lstm import check_backend
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,6 +18,10 @@ class BaselineConfig:
     num_layers: int = 2
     outputs: int = 3
     dropout: float = 0.1
+    lstm_backend: str = "auto"  # auto | scan | cudnn | pallas: `seqjax.layers.LSTM` backend
+
+    def __post_init__(self):
+        check_backend(self.lstm_backend)
 
 
 class LSTMRegressor(nn.Module):
@@ -27,7 +32,12 @@ class LSTMRegressor(nn.Module):
     @nn.compact
     def __call__(self, inputs: jax.Array, lengths: jax.Array, *, train: bool = False):
         cfg = self.config
-        _, (h_n, _) = LSTM(cfg.hidden_size, cfg.num_layers, dropout=cfg.dropout, name="lstm")(
-            inputs, lengths, train=train
+        lstm = LSTM(
+            cfg.hidden_size,
+            cfg.num_layers,
+            dropout=cfg.dropout,
+            backend=cfg.lstm_backend,
+            name="lstm",
         )
+        _, (h_n, _) = lstm(inputs, lengths, train=train)
         return nn.Dense(cfg.outputs, name="out")(h_n[-1])  # (B, outputs)

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 from seqjax.layers import LSTM
 from seqjax.layers.attention import MaskedSelfAttention
 from seqjax.layers.conv import MultiScaleConv, sinusoidal_encoding
+from seqjax.layers.lstm import check_backend
 from seqjax.layers.masking import length_mask
 from seqjax.layers.pooling import last_valid, masked_max, masked_mean
 
@@ -57,8 +58,10 @@ class HybridConfig:
     # Ours: add the input projection to the gated convolution output, so a single step's
     # exact values reach the BiLSTMs unblurred by the 3-9 step kernels.
     conv_residual: bool = True  # False: the seed as described
+    lstm_backend: str = "auto"  # auto | scan | cudnn | pallas: `seqjax.layers.LSTM` backend
 
     def __post_init__(self):
+        check_backend(self.lstm_backend)
         if self.d_model % 2 or self.d_model % self.num_heads:
             raise ValueError(
                 f"d_model {self.d_model} must be even and divisible by num_heads {self.num_heads}"
@@ -104,6 +107,7 @@ class HybridSequenceModel(nn.Module):
                 cfg.layers_per_block,
                 bidirectional=True,
                 dropout=cfg.dropout,
+                backend=cfg.lstm_backend,
                 name=f"bilstm_{k}",
             )
             if cfg.block_norm == "pre":  # x + f(LN(x)): an identity path from conv to pools

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from seqjax.layers import LSTM
 from seqjax.layers.attention import MultiHeadAttentionPool
+from seqjax.layers.lstm import check_backend
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,8 +28,10 @@ class TrendConfig:
     dropout: float = 0.2
     head_dim: int = 64
     num_horizons: int = 2
+    lstm_backend: str = "auto"  # auto | scan | cudnn | pallas: `seqjax.layers.LSTM` backend
 
     def __post_init__(self):
+        check_backend(self.lstm_backend)
         if (2 * self.hidden_size) % self.num_heads:
             raise ValueError(
                 f"2 * hidden_size ({2 * self.hidden_size}) must be divisible by num_heads "
@@ -52,7 +55,12 @@ class TrendPredictor(nn.Module):
     ):
         cfg = self.config
         x, _ = LSTM(
-            cfg.hidden_size, cfg.num_layers, bidirectional=True, dropout=cfg.dropout, name="encoder"
+            cfg.hidden_size,
+            cfg.num_layers,
+            bidirectional=True,
+            dropout=cfg.dropout,
+            backend=cfg.lstm_backend,
+            name="encoder",
         )(inputs, lengths, train=train)  # (B, T, 2H)
         pooled, weights = MultiHeadAttentionPool(cfg.num_heads, name="attention")(x, lengths)
         pooled = nn.Dropout(cfg.dropout)(pooled, deterministic=not train)  # (B, 2H)

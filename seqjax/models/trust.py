@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 
 from seqjax.layers import LSTM
+from seqjax.layers.lstm import check_backend
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,8 +26,10 @@ class TrustConfig:
     hidden_sizes: tuple[int, ...] = (256, 128, 64)
     dropout: float = 0.4
     unroll: int | None = None  # None: the platform's default (16 on GPU, 1 elsewhere)
+    lstm_backend: str = "auto"  # auto | scan | cudnn | pallas: `seqjax.layers.LSTM` backend
 
     def __post_init__(self):
+        check_backend(self.lstm_backend)
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
             raise ValueError(
                 f"hidden_sizes must be non-empty positive ints; got {self.hidden_sizes}"
@@ -51,6 +54,7 @@ class TrustLSTM(nn.Module):
             x, (h_n, _) = LSTM(
                 hidden,
                 unroll=cfg.unroll,
+                backend=cfg.lstm_backend,
                 kernel_ih_init=nn.initializers.xavier_uniform(),
                 kernel_hh_init=nn.initializers.orthogonal(),
                 bias_init=nn.initializers.zeros,
