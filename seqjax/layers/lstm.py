@@ -152,6 +152,17 @@ class LSTM(nn.Module):
             name=name,
         )()
 
+    def _scan_only_options(self) -> list[str]:
+        """The options set here that only the scan backend implements, as reasons."""
+        why = []
+        if self.remat_chunk:
+            why.append("remat_chunk needs the scan")
+        if self.fused_directions:
+            why.append("fused_directions is a scan variant")
+        if self.backward != "custom":
+            why.append("backward='autodiff' differentiates the scan")
+        return why
+
     def _cudnn_blockers(self, train: bool) -> list[str]:
         """Why the cuDNN kernel cannot run this layer here (empty: it can)."""
         why = []
@@ -160,12 +171,7 @@ class LSTM(nn.Module):
             why.append(f"it needs an NVIDIA GPU under CUDA (default backend {backend})")
         if jnp.dtype(self.dtype) != jnp.float32 or jnp.dtype(self.param_dtype) != jnp.float32:
             why.append(f"it computes in float32 only (dtype {jnp.dtype(self.dtype).name})")
-        if self.remat_chunk:
-            why.append("remat_chunk needs the scan")
-        if self.fused_directions:
-            why.append("fused_directions is a scan variant")
-        if self.backward != "custom":
-            why.append("backward='autodiff' differentiates the scan")
+        why += self._scan_only_options()
         if train and self.dropout > 0 and self.num_layers > 1:
             # One cuDNN call per layer with seqjax's dropout between them disagreed with the
             # scan under value_and_grad on an H100 (jax 0.11.2), while each call alone and
@@ -198,12 +204,7 @@ class LSTM(nn.Module):
                 f"it compiles for a GPU (default backend {jax.default_backend()}); "
                 "pallas_interpret=True runs it interpreted"
             )
-        if self.remat_chunk:
-            why.append("remat_chunk needs the scan")
-        if self.fused_directions:
-            why.append("fused_directions is a scan variant")
-        if self.backward != "custom":
-            why.append("backward='autodiff' differentiates the scan")
+        why += self._scan_only_options()
         if why:
             raise ValueError("LSTM: backend='pallas' cannot run here: " + "; ".join(why))
         return True
