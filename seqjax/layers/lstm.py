@@ -198,7 +198,8 @@ class LSTM(nn.Module):
             return False
         why = pallas_blockers(self.hidden_size, self.dtype)
         if jnp.dtype(self.param_dtype) != jnp.float32:
-            why.append(f"it keeps float32 weights only (param_dtype {self.param_dtype})")
+            dtype = jnp.dtype(self.param_dtype).name
+            why.append(f"it keeps float32 weights only (param_dtype {dtype})")
         if not self.pallas_interpret and jax.default_backend() != "gpu":
             why.append(
                 f"it compiles for a GPU (default backend {jax.default_backend()}); "

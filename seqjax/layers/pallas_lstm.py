@@ -38,7 +38,6 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
-from jax.experimental.pallas import triton as plt
 
 from seqjax.layers.per_shard import per_shard
 from seqjax.layers.recurrence import step_residuals, sum_to_vma
@@ -57,8 +56,16 @@ def pallas_blockers(hidden: int, dtype) -> list[str]:
     return why
 
 
+def _triton():
+    """Pallas's Triton module, imported when a kernel is built rather than with seqjax, so
+    a JAX installation without it still imports the rest of the library."""
+    from jax.experimental.pallas import triton
+
+    return triton
+
+
 def _triton_params():
-    return plt.CompilerParams(num_warps=4, num_stages=1)
+    return _triton().CompilerParams(num_warps=4, num_stages=1)
 
 
 def _time_index(s, direction, steps):
@@ -85,7 +92,8 @@ def _store(ref, index, tiles: list[jax.Array], unit: int) -> None:
 
 def _dot(a, w_ref, rows, cols, trans_b=False):
     """a @ w_ref[rows, cols] (or its transpose), full float32 precision."""
-    return plt.dot(a, w_ref[rows, cols], trans_b=trans_b, precision=lax.Precision.HIGHEST)
+    w = w_ref[rows, cols]
+    return _triton().dot(a, w, trans_b=trans_b, precision=lax.Precision.HIGHEST)
 
 
 def _forward_kernel(x_ref, w_ref, len_ref, h0_ref, c0_ref, hs_ref, cs_ref, *, unit):
