@@ -4,7 +4,8 @@
 #
 #     bash benchmarks/gpu.sh [OUTDIR] [STAGE ...]
 #
-# Stages (default: all, in this order): env tests quick suite backends kernels long scaling. Each stage's log
+# Stages (default: all, in this order): env tests quick suite backends kernels long scaling;
+# also pallas (the fused kernels' test and steel/trend side by side, for a short budget). Each stage's log
 # and JSON land in OUTDIR (default benchmarks/results); a stage that fails does not stop the
 # next one.
 set -u
@@ -30,6 +31,13 @@ flax.__version__, optax.__version__, torch.__version__, jax.devices())"
         tests/test_lstm_remat.py tests/test_lstm_errors.py tests/test_recurrence.py \
         tests/test_lstm_pallas.py \
         2>&1 | tee "$out/gpu_tests.log"
+      ;;
+    pallas)  # the fused Pallas kernels first, for a short GPU budget: numerics, then steel and
+      # trend side by side with the scan, cuDNN, PyTorch and Flax (their systems too)
+      JAX_DEFAULT_MATMUL_PRECISION=highest $py -m pytest -q -p no:cacheprovider \
+        tests/test_lstm_pallas.py 2>&1 | tee "$out/pallas_tests.log"
+      $py -m benchmarks --only steel --only trend --out "$out/pallas_$kind.json" 2>&1 \
+        | tee "$out/pallas.log"
       ;;
     quick)
       $py -m benchmarks --quick --out "$out/$kind-quick.json" 2>&1 | tee "$out/quick.log"
