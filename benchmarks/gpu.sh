@@ -5,9 +5,9 @@
 #     bash benchmarks/gpu.sh [OUTDIR] [STAGE ...]
 #
 # Stages (default: all, in this order): env tests quick suite backends kernels long scaling;
-# also pallas (the fused kernels' test and steel/trend side by side, for a short budget). Each stage's log
-# and JSON land in OUTDIR (default benchmarks/results); a stage that fails does not stop the
-# next one.
+# also pallas (the fused kernels' test, then steel and trend side by side: a short budget's
+# first call). Each stage's log and JSON land in OUTDIR (default benchmarks/results); a
+# stage that fails does not stop the next one.
 set -u
 out=${1:-benchmarks/results}
 shift || true
