@@ -116,10 +116,17 @@ class CheckpointConfig:
 @dataclasses.dataclass(frozen=True)
 class MeshConfig:
     num_devices: int = 0  # devices on the `data` axis; 0 = all
+    # > 0: XLA's CPU client shows the CPU as this many devices (e.g. one per core), so the
+    # data-parallel mesh runs a shard per core; 0: JAX's default, one CPU device. See
+    # `seqjax.train.sharding.use_cpu_devices` for why and when it pays.
+    cpu_devices: int = 0
 
     def __post_init__(self):
-        if self.num_devices < 0:
-            raise ValueError(f"mesh.num_devices must be >= 0; got {self.num_devices}")
+        if self.num_devices < 0 or self.cpu_devices < 0:
+            raise ValueError(
+                f"mesh.num_devices and mesh.cpu_devices must be >= 0; got {self.num_devices}, "
+                f"{self.cpu_devices}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

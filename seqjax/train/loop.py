@@ -35,6 +35,7 @@ from seqjax.train.sharding import (
     replicate,
     replicated,
     shard_batch,
+    use_cpu_devices,
 )
 from seqjax.train.state import TrainState, create_state
 from seqjax.train.step import make_eval_step, make_train_step
@@ -68,6 +69,7 @@ def improved(value: float, best: float | None, mode: str, min_delta: float) -> b
 
 
 def mesh_for(cfg: ExperimentConfig) -> Mesh:
+    use_cpu_devices(cfg.mesh.cpu_devices)
     n = cfg.mesh.num_devices
     devices = jax.devices()
     if n > len(devices):

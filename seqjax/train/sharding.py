@@ -36,6 +36,32 @@ def on_mesh(fn: Callable, mesh: Mesh) -> Callable:
     return traced
 
 
+def use_cpu_devices(count: int) -> None:
+    """Have XLA's CPU client show the CPU as `count` devices (0: leave JAX's default, one).
+
+    Why: one XLA CPU device runs an LSTM's recurrence on one core (README, "Performance
+    on a 2-core CPU"), while a mesh of one device per core gives each core its own shard
+    of the batch. That pays for long recurrences and fails small ones: on 2 cores steel's
+    bidirectional stack trained 1.22x as fast per core as on one device, trust's 0.41x
+    (benchmarks/results/cpu.json: seqjax's one-device time over its per-core time).
+    It must happen before JAX first runs anything in the process; a process already
+    showing `count` CPU devices (e.g. through XLA_FLAGS) is accepted as it is.
+    """
+    if count == 0:
+        return
+    try:
+        jax.config.update("jax_num_cpu_devices", count)
+    except RuntimeError:  # the backend is up: fine if it already has that many CPU devices
+        have = len(jax.devices("cpu"))
+        if have != count:
+            raise ValueError(
+                f"mesh.cpu_devices={count} must take effect before JAX first runs in this "
+                f"process, which already shows {have} CPU device(s); set it first (the CLI "
+                "does), or call jax.config.update('jax_num_cpu_devices', N) right after "
+                "importing jax"
+            ) from None
+
+
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A 1-D mesh named `data` over `devices` (default: every device of every process)."""
     devices = list(devices if devices is not None else jax.devices())
