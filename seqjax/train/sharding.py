@@ -41,9 +41,11 @@ def use_cpu_devices(count: int) -> None:
 
     Why: one XLA CPU device runs an LSTM's recurrence on one core (README, "Performance
     on a 2-core CPU"), while a mesh of one device per core gives each core its own shard
-    of the batch. That pays for long recurrences and fails small ones: on 2 cores steel's
-    bidirectional stack trained 1.22x as fast per core as on one device, trust's 0.41x
-    (benchmarks/results/cpu.json: seqjax's one-device time over its per-core time).
+    of the batch. That pays for large recurrences and fails small ones: on 2 cores the
+    side-by-side's steel stack (H=128, bidirectional) trained 1.22x as fast per core as on
+    one device, trust's 0.41x (benchmarks/results/cpu.json). Whole training runs of the
+    seed configs, whose stacks are smaller, went 0.58x (trust) to 1.08x (steel_standard)
+    (`python -m benchmarks.cpu_devices`), so it is off unless asked for.
     It must happen before JAX first runs anything in the process; a process already
     showing `count` CPU devices (e.g. through XLA_FLAGS) is accepted as it is.
     """
