@@ -61,6 +61,7 @@ def measure(name: str, repeats: int) -> dict:
     kinds = variants(cfg["time"], cfg["bi"])
     if pallas_applies(cfg):
         kinds["pallas"] = dict(backend="pallas")
+        kinds["pallas_tf32x3"] = dict(backend="pallas", options=(("pallas_precision", "tf32x3"),))
     impls = {v: jax_fns(SeqjaxStack(**shape, **kw), x, lengths) for v, kw in kinds.items()}
     rows = time_impls(impls, repeats=repeats)
     for variant, row in rows.items():

@@ -45,6 +45,7 @@ class SeqjaxStack(nn.Module):
     projection_chunk: int | None = None
     fused: bool = False
     lstm_cls: type = LSTM  # another copy of the layer (benchmarks.stack_ab's, at a revision)
+    options: tuple[tuple[str, object], ...] = ()  # further LSTM keyword arguments, if any
 
     @nn.compact
     def __call__(self, x, lengths):
@@ -57,6 +58,7 @@ class SeqjaxStack(nn.Module):
                 unroll=self.unroll,
                 projection_chunk=self.projection_chunk,
                 fused_directions=self.fused,
+                **dict(self.options),
             )
             x, _ = lstm(x, lengths)
         return x
@@ -209,6 +211,8 @@ def _measure(name: str, *, repeats: int) -> dict:
         impls["seqjax_cudnn"] = jax_fns(SeqjaxStack(**shape, backend="cudnn"), x, lengths)
     if pallas_applies(cfg):  # the fused Pallas kernels, opt-in until measured ahead
         impls["seqjax_pallas"] = jax_fns(SeqjaxStack(**shape, backend="pallas"), x, lengths)
+        tf32x3 = SeqjaxStack(**shape, backend="pallas", options=(("pallas_precision", "tf32x3"),))
+        impls["seqjax_pallas_tf32x3"] = jax_fns(tf32x3, x, lengths)
     if _per_core_devices() and cfg["batch"] % jax.local_device_count() == 0:
         impls["seqjax_per_core"] = jax_fns(SeqjaxStack(**shape), x, lengths, per_core=True)
     if "min_len" in cfg:  # the same padded shape with every sequence full
@@ -225,6 +229,7 @@ def _measure(name: str, *, repeats: int) -> dict:
         out["speedup_per_core"] = _ratios(timings, "seqjax_per_core")
     if "seqjax_pallas" in timings:
         out["speedup_pallas"] = _ratios(timings, "seqjax_pallas")
+        out["speedup_pallas_tf32x3"] = _ratios(timings, "seqjax_pallas_tf32x3")
     if "seqjax_unmasked" in timings:
         out["masked_over_unmasked"] = {
             kind: ours[kind]["median_ms"] / timings["seqjax_unmasked"][kind]["median_ms"]

@@ -34,10 +34,13 @@ def _results(model, variables, x, init):
         return jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(variables, init)
 
 
-def _assert_same_as_scan(layers, bidirectional, interpret):
+def _assert_same_as_scan(layers, bidirectional, interpret, precision="float32"):
     dirs = 2 if bidirectional else 1
     scan = LSTM(H, layers, bidirectional, backend="scan")
-    pallas = LSTM(H, layers, bidirectional, backend="pallas", pallas_interpret=interpret)
+    pallas = LSTM(
+        H, layers, bidirectional, backend="pallas", pallas_interpret=interpret,
+        pallas_precision=precision,
+    )  # fmt: skip
     variables = scan.init(jax.random.key(1), X, LENGTHS)
     init = tuple(
         jnp.asarray(RNG.standard_normal((layers * dirs, len(X), H)), jnp.float32) for _ in "hc"
@@ -60,9 +63,10 @@ def test_interpreted_kernels_equal_the_scan_in_values_and_gradients(layers, bidi
 
 
 @pytest.mark.skipif(not on_gpu, reason="the compiled kernels need a GPU")
+@pytest.mark.parametrize("precision", ["float32", "tf32x3"])
 @pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True)])
-def test_compiled_kernels_equal_the_scan_on_a_gpu(layers, bidirectional):
-    _assert_same_as_scan(layers, bidirectional, interpret=False)
+def test_compiled_kernels_equal_the_scan_on_a_gpu(layers, bidirectional, precision):
+    _assert_same_as_scan(layers, bidirectional, interpret=False, precision=precision)
 
 
 def test_register_tiles_of_a_wide_hidden_state_equal_the_scan():
@@ -101,7 +105,8 @@ def test_register_tiles_of_a_wide_hidden_state_equal_the_scan():
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-4)
 
 
-def test_both_kernels_lower_to_triton_for_cuda():
+@pytest.mark.parametrize("precision", ["float32", "tf32x3"])
+def test_both_kernels_lower_to_triton_for_cuda(precision):
     """Pallas's Triton lowering runs at lowering time, so an unsupported operation in a
     kernel (a register slice, a non-power-of-two tile) fails here, without a GPU. H = 256:
     two register tiles of 128 units."""
@@ -110,7 +115,7 @@ def test_both_kernels_lower_to_triton_for_cuda():
     lengths = jnp.full((b,), t)
 
     def loss(xproj, w, h0):
-        (h_n, c_n), ys = pallas_layer(xproj, w, lengths, h0, h0)
+        (h_n, c_n), ys = pallas_layer(xproj, w, lengths, h0, h0, precision=precision)
         return jnp.sum(ys) + jnp.sum(h_n * c_n)
 
     grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
@@ -122,6 +127,10 @@ def test_what_the_kernels_cannot_do_is_named():
     variables = LSTM(6, backend="scan").init(jax.random.key(0), X, LENGTHS)
     with pytest.raises(ValueError, match="power of two >= 16 \\(got 6\\)"):
         LSTM(6, backend="pallas", pallas_interpret=True).apply(variables, X, LENGTHS)
+    with pytest.raises(ValueError, match="pallas_precision must be one of"):
+        LSTM(H, backend="pallas", pallas_interpret=True, pallas_precision="tf32").init(
+            jax.random.key(0), X, LENGTHS
+        )
     with pytest.raises(ValueError, match="float32 only"):
         LSTM(H, backend="pallas", dtype=jnp.bfloat16).init(jax.random.key(0), X, LENGTHS)
     with pytest.raises(ValueError, match="remat_chunk needs the scan"):

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 
 from seqjax.layers.cudnn import cudnn_available, cudnn_lstm
 from seqjax.layers.masking import check_sequence_inputs, length_mask
-from seqjax.layers.pallas_lstm import pallas_blockers, pallas_layer
+from seqjax.layers.pallas_lstm import PRECISIONS, pallas_blockers, pallas_layer
 from seqjax.layers.recurrence import (
     gate_scale,
     lstm_direction,
@@ -119,7 +119,8 @@ class LSTM(nn.Module):
     per layer (see `_loop_shape`); `backend="cudnn"` is NVIDIA's kernel, opt-in (see
     layers/cudnn.py); `backend="pallas"` runs each layer's recurrence, both directions, in
     one fused Pallas kernel launch on a GPU, opt-in (see layers/pallas_lstm.py); with
-    `pallas_interpret=True` it runs in Pallas's interpreter on any platform (for tests).
+    `pallas_interpret=True` it runs in Pallas's interpreter on any platform (for tests);
+    `pallas_precision` is its matmul algorithm, "float32" or "tf32x3" (`PRECISIONS`).
     """
 
     hidden_size: int
@@ -136,6 +137,7 @@ class LSTM(nn.Module):
     backend: str = "auto"
     cudnn_tf32: bool = False
     pallas_interpret: bool = False
+    pallas_precision: str = "float32"
     kernel_ih_init: Initializer | None = None
     kernel_hh_init: Initializer | None = None
     bias_init: Initializer | None = None
@@ -197,6 +199,8 @@ class LSTM(nn.Module):
         if self.backend != "pallas":
             return False
         why = pallas_blockers(self.hidden_size, self.dtype)
+        if self.pallas_precision not in PRECISIONS:
+            why.append(f"pallas_precision must be one of {sorted(PRECISIONS)}")
         if jnp.dtype(self.param_dtype) != jnp.float32:
             dtype = jnp.dtype(self.param_dtype).name
             why.append(f"it keeps float32 weights only (param_dtype {dtype})")
@@ -334,9 +338,10 @@ class LSTM(nn.Module):
                     [project(seq, w_ih, b) for w_ih, b in zip(w_ihs, biases, strict=True)]
                 )  # (D, T, B, 4H)
                 (h_n, c_n), ys = pallas_layer(
-                    xprojs, jnp.stack(w_hhs), lengths, *init, interpret=self.pallas_interpret
-                )  # ys (D, T, B, H)
-                outs = list(ys)
+                    xprojs, jnp.stack(w_hhs), lengths, *init,
+                    interpret=self.pallas_interpret, precision=self.pallas_precision,
+                )  # fmt: skip
+                outs = list(ys)  # ys (D, T, B, H)
                 finals_h.append(h_n)
                 finals_c.append(c_n)
             elif dirs == 2 and self.fused_directions:

@@ -26,12 +26,15 @@ cannot slice a value held in registers, so every (bb, H) value is held as tiles 
 `UNIT` = 128 hidden units and each gate's tile is a sum of (bb, 128) @ (128, 128)
 matmuls: one W_hh block in flight is 64 KB of shared memory whatever H is. Triton needs
 power-of-two tile sizes, so H must be a power of two >= 16; the batch is padded to blocks
-of 16 rows with length-0 rows. Matmuls are float32 at full precision (no TF32), so
-results match the scan to float32 rounding.
+of 16 rows with length-0 rows. Matmuls are float32 at full precision (no TF32) by
+default, so results match the scan to float32 rounding; `precision="tf32x3"` sums three
+TF32 tensor-core passes instead, near float32's accuracy; which is faster is for a GPU
+session to measure (both are timed by `benchmarks.side_by_side` and `.backends`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -44,6 +47,32 @@ from seqjax.layers.recurrence import step_residuals, sum_to_vma
 
 BLOCK_B = 16  # batch rows per program: the smallest M of a Triton matmul tile
 UNIT = 128  # hidden units per register tile: a (128, 128) float32 W_hh block is 64 KB
+# The kernels' matmul algorithms: IEEE float32 on the CUDA cores, or three TF32 tensor-core
+# passes whose sum keeps about float32's accuracy (Triton's input_precision "tf32x3").
+PRECISIONS = {
+    "float32": lax.Precision.HIGHEST,
+    "tf32x3": lax.DotAlgorithmPreset.TF32_TF32_F32_X3,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelOptions:
+    """The kernels' static choices (hashable: a custom VJP's non-differentiable argument)."""
+
+    interpret: bool = False  # Pallas's interpreter, on any platform, instead of Triton
+    unit: int = UNIT  # hidden units per register tile (capped at H)
+    precision: str = "float32"  # a key of PRECISIONS; the interpreter always uses float32
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"pallas precision must be one of {sorted(PRECISIONS)}; got {self.precision!r}"
+            )
+
+    def dot_precision(self):
+        """What `lax.dot_general` gets: the interpreter runs on XLA's CPU or GPU backends,
+        which do not all take TF32 algorithms, so interpreted dots are plain float32."""
+        return PRECISIONS["float32" if self.interpret else self.precision]
 
 
 def pallas_blockers(hidden: int, dtype) -> list[str]:
@@ -90,13 +119,13 @@ def _store(ref, index, tiles: list[jax.Array], unit: int) -> None:
         ref[(*index, pl.ds(k * unit, unit))] = tile
 
 
-def _dot(a, w_ref, rows, cols, trans_b=False):
-    """a @ w_ref[rows, cols] (or its transpose), full float32 precision."""
+def _dot(a, w_ref, rows, cols, opts: KernelOptions, trans_b=False):
+    """a @ w_ref[rows, cols] (or its transpose), at the options' precision."""
     w = w_ref[rows, cols]
-    return _triton().dot(a, w, trans_b=trans_b, precision=lax.Precision.HIGHEST)
+    return _triton().dot(a, w, trans_b=trans_b, precision=opts.dot_precision())
 
 
-def _forward_kernel(x_ref, w_ref, len_ref, h0_ref, c0_ref, hs_ref, cs_ref, *, unit):
+def _forward_kernel(x_ref, w_ref, len_ref, h0_ref, c0_ref, hs_ref, cs_ref, *, opts):
     """x_ref (T, bb, 4H) gate-scaled projected input with bias; w_ref (H, 4H) gate-scaled
     W_hh; len_ref (bb,); h0_ref, c0_ref (bb, H). Writes the carry after every step into
     hs_ref, cs_ref (T, bb, H): held through padded steps, as the scan's carry is.
@@ -105,6 +134,7 @@ def _forward_kernel(x_ref, w_ref, len_ref, h0_ref, c0_ref, hs_ref, cs_ref, *, un
     tile is a sum of (bb, unit) @ (unit, unit) matmuls, so one W_hh block in flight is
     unit x unit float32 (64 KB at unit 128), whatever H is."""
     steps, hidden = x_ref.shape[0], w_ref.shape[0]
+    unit = min(opts.unit, hidden)
     n = hidden // unit
     direction = pl.program_id(0)
     lengths = len_ref[...][:, None]  # (bb, 1)
@@ -118,7 +148,7 @@ def _forward_kernel(x_ref, w_ref, len_ref, h0_ref, c0_ref, hs_ref, cs_ref, *, un
             z = [
                 x_ref[t, :, _cols(q, u, hidden, unit)]
                 + sum(
-                    _dot(h[k], w_ref, pl.ds(k * unit, unit), _cols(q, u, hidden, unit))
+                    _dot(h[k], w_ref, pl.ds(k * unit, unit), _cols(q, u, hidden, unit), opts)
                     for k in range(n)
                 )
                 for q in range(4)
@@ -138,13 +168,14 @@ def _forward_kernel(x_ref, w_ref, len_ref, h0_ref, c0_ref, hs_ref, cs_ref, *, un
 
 def _backward_kernel(
     dy_ref, k_ref, p_ref, f_ref, w_ref, len_ref, dh_ref, dc_ref, dz_ref, dh0_ref, dc0_ref,
-    *, unit,
+    *, opts,
 ):  # fmt: skip
     """The hand-written backward recurrence of `recurrence._backward_scan`, all steps in
     one launch: dy_ref, p_ref, f_ref (T, bb, H), k_ref (T, bb, 4H), w_ref (H, 4H),
     dh_ref, dc_ref (bb, H) the cotangent of the final carry. Writes dz_ref (T, bb, 4H) and
     the cotangent of the initial carry into dh0_ref, dc0_ref. Tiled as the forward kernel."""
     steps, hidden = dy_ref.shape[0], w_ref.shape[0]
+    unit = min(opts.unit, hidden)
     n = hidden // unit
     direction = pl.program_id(0)
     lengths = len_ref[...][:, None]  # (bb, 1)
@@ -165,7 +196,7 @@ def _backward_kernel(
                 dz_ref[t, :, cols] = dz
                 for k in range(n):
                     rows = pl.ds(k * unit, unit)
-                    dh_prev[k] = dh_prev[k] + _dot(dz, w_ref, rows, cols, trans_b=True)
+                    dh_prev[k] = dh_prev[k] + _dot(dz, w_ref, rows, cols, opts, trans_b=True)
         dc_prev = [dc[u] * f[u] + jnp.where(valid, 0.0, dc_next[u]) for u in range(n)]
         return (*dh_prev, *dc_prev)
 
@@ -200,7 +231,7 @@ def _out_struct(shape: tuple[int, ...], like: jax.Array) -> jax.ShapeDtypeStruct
     return jax.ShapeDtypeStruct(shape, jnp.float32, **({"vma": vma} if vma else {}))
 
 
-def _call(kernel, inputs, batch_axes, outputs, interpret: bool):
+def _call(kernel, opts: KernelOptions, inputs, batch_axes, outputs):
     """pallas_call over the (direction, batch block) grid. inputs: arrays (D, ...) or the
     (B,) lengths; batch_axes: each one's batch axis (None: a per-direction weight, whole
     to every program); outputs: (shape, batch axis) pairs, float32."""
@@ -213,18 +244,18 @@ def _call(kernel, inputs, batch_axes, outputs, interpret: bool):
     directions = inputs[0].shape[0]
     batch = inputs[0].shape[batch_axes[0]]
     return pl.pallas_call(
-        kernel,
+        functools.partial(kernel, opts=opts),
         out_shape=[_out_struct(shape, inputs[0]) for shape, _ in outputs],
         grid=(directions, batch // BLOCK_B),
         in_specs=[spec(x, a) for x, a in zip(inputs, batch_axes, strict=True)],
         out_specs=[_spec(shape, axis) for shape, axis in outputs],
-        compiler_params=None if interpret else _triton_params(),
-        interpret=interpret,
-        name=kernel.func.__name__.strip("_"),
+        compiler_params=None if opts.interpret else _triton_params(),
+        interpret=opts.interpret,
+        name=kernel.__name__.strip("_"),
     )(*inputs)
 
 
-def forward_carries(xproj, w_hh, lengths, h0, c0, *, interpret=False, unit=UNIT):
+def forward_carries(xproj, w_hh, lengths, h0, c0, opts: KernelOptions = KernelOptions()):
     """Both directions' recurrences in one launch.
 
     xproj: (D, T, B, 4H) float32 gate-scaled input projections with bias, in time order
@@ -235,27 +266,27 @@ def forward_carries(xproj, w_hh, lengths, h0, c0, *, interpret=False, unit=UNIT)
     d, steps, batch, gates = xproj.shape
     carries = ((d, steps, batch, gates // 4), 2)
     hs, cs = _call(
-        functools.partial(_forward_kernel, unit=min(unit, gates // 4)),
+        _forward_kernel,
+        opts,
         (xproj, w_hh, lengths, h0, c0),
         (2, None, 0, 1, 1),
         (carries, carries),
-        interpret,
     )
     return hs, cs
 
 
-def backward_gates(d_ys, k, p, f, w_hh, lengths, dh, dc, *, interpret=False, unit=UNIT):
+def backward_gates(d_ys, k, p, f, w_hh, lengths, dh, dc, opts: KernelOptions = KernelOptions()):
     """The backward recurrence of both directions in one launch (arguments as
     `_backward_kernel`'s, each with the leading direction axis D).
     Returns dz (D, T, B, 4H) and the initial carry's cotangent dh0, dc0 (D, B, H)."""
     d, steps, batch, gates = k.shape
     carry = ((d, batch, gates // 4), 1)
     return _call(
-        functools.partial(_backward_kernel, unit=min(unit, gates // 4)),
+        _backward_kernel,
+        opts,
         (d_ys, k, p, f, w_hh, lengths, dh, dc),
         (2, 2, 2, 2, None, 0, 1, 1),
         (((d, steps, batch, gates), 2), carry, carry),
-        interpret,
     )
 
 
@@ -280,17 +311,17 @@ def _outputs(hs, cs, lengths):
     return (h_n, c_n), jnp.where(mask, hs, 0.0)
 
 
-def _layer(xproj, w_hh, lengths, h0, c0, interpret, unit):
-    carries = forward_carries(xproj, w_hh, lengths, h0, c0, interpret=interpret, unit=unit)
+def _layer(xproj, w_hh, lengths, h0, c0, opts):
+    carries = forward_carries(xproj, w_hh, lengths, h0, c0, opts)
     return _outputs(*carries, lengths)
 
 
-def _layer_fwd(xproj, w_hh, lengths, h0, c0, interpret, unit):
-    hs, cs = forward_carries(xproj, w_hh, lengths, h0, c0, interpret=interpret, unit=unit)
+def _layer_fwd(xproj, w_hh, lengths, h0, c0, opts):
+    hs, cs = forward_carries(xproj, w_hh, lengths, h0, c0, opts)
     return _outputs(hs, cs, lengths), (xproj, w_hh, lengths, h0, c0, hs, cs)
 
 
-def _layer_bwd(interpret, unit, residuals, cotangents):
+def _layer_bwd(opts, residuals, cotangents):
     """Residuals for all steps at once from the saved carries (one large matmul
     recomputes the gate pre-activations), then the backward kernel, then dW_hh as one
     batched matmul over (T*B) rows."""
@@ -301,20 +332,21 @@ def _layer_bwd(interpret, unit, residuals, cotangents):
     full = lax.Precision.HIGHEST
     z = xproj + jnp.einsum("dtbh,dhg->dtbg", h_prev, w_hh, precision=full)  # (D, T, B, 4H)
     _, _, (_, k, p, f) = step_residuals(z, h_prev, c_prev)
-    dz, dh0, dc0 = backward_gates(
-        d_ys, k, p, f, w_hh, lengths, dh_n, dc_n, interpret=interpret, unit=unit
-    )
+    dz, dh0, dc0 = backward_gates(d_ys, k, p, f, w_hh, lengths, dh_n, dc_n, opts)
     dw = jnp.einsum("dtbh,dtbg->dhg", h_prev, dz, precision=full)  # (D, H, 4H)
     return dz, sum_to_vma(dw, w_hh), None, dh0, dc0
 
 
-# One layer's recurrence, both directions (`interpret` and `unit` static): ((h_n, c_n), ys) from
+# One layer's recurrence, both directions (`opts` static): ((h_n, c_n), ys) from
 # the input projections, with the two kernels above as its forward and backward passes.
-_fused_layer = jax.custom_vjp(_layer, nondiff_argnums=(5, 6))
+_fused_layer = jax.custom_vjp(_layer, nondiff_argnums=(5,))
 _fused_layer.defvjp(_layer_fwd, _layer_bwd)
 
 
-def pallas_layer(xproj, w_hh, lengths, h0, c0, *, interpret: bool = False, unit: int = UNIT):
+def pallas_layer(
+    xproj, w_hh, lengths, h0, c0, *, interpret: bool = False, unit: int = UNIT,
+    precision: str = "float32",
+):  # fmt: skip
     """One LSTM layer's recurrence in the fused kernels, differentiable.
 
     xproj: (D, T, B, 4H) float32, gate-scaled x @ W_ih + biases, both directions in time
@@ -323,8 +355,10 @@ def pallas_layer(xproj, w_hh, lengths, h0, c0, *, interpret: bool = False, unit:
     `recurrence.scan_direction` returns per direction. Under a mesh with a `data` axis it
     runs per shard (`per_shard`); the batch is padded to whole blocks inside. `unit` is
     the register tile width in hidden units (capped at H); tests set it small to check the
-    tiling of a large H on a small one.
+    tiling of a large H on a small one. `precision`: a key of `PRECISIONS`.
     """
+
+    opts = KernelOptions(interpret, unit, precision)
 
     def run(xproj, w_hh, lengths, h0, c0):
         batch = lengths.shape[0]
@@ -335,7 +369,7 @@ def pallas_layer(xproj, w_hh, lengths, h0, c0, *, interpret: bool = False, unit:
 
         (h_n, c_n), ys = _fused_layer(
             padded(xproj, 2), w_hh, padded(lengths.astype(jnp.int32), 0),
-            padded(h0, 1), padded(c0, 1), interpret, unit,
+            padded(h0, 1), padded(c0, 1), opts,
         )  # fmt: skip
         return h_n[:, :batch], c_n[:, :batch], ys[:, :, :batch]
 
