@@ -9,8 +9,9 @@ the scan at several `unroll` values: with the platform's default input projectio
 (`projection_chunk`): the whole sequence before the loop (0), each step inside it (1),
 chunks of 32 steps (32, where T > 32); and for bidirectional stacks with both directions
 in one scan (`fused_directions`, one loop of T steps per layer instead of two). Every
-matmul is full float32. This is the evidence behind what `LSTM(backend="auto")` and the
-default `unroll` and `projection_chunk` choose on each platform.
+matmul is full float32 but the `pallas_tf32x3` row's (three TF32 passes). This is the
+evidence behind what `LSTM(backend="auto")` and the default `unroll` and
+`projection_chunk` choose on each platform.
 """
 
 from __future__ import annotations
