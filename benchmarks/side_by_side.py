@@ -220,7 +220,7 @@ def _measure(name: str, *, repeats: int) -> dict:
     timings = time_impls(impls, repeats=repeats)
     ours = timings["seqjax"]
     out = {
-        "config": {**cfg, "hidden": list(cfg["hidden"]), "matmuls": "float32, no TF32"},
+        "config": {**cfg, "hidden": list(cfg["hidden"]), "matmuls": MATMULS},
         "devices": jax.local_device_count(),
         "timings": timings,
     }
@@ -236,6 +236,9 @@ def _measure(name: str, *, repeats: int) -> dict:
             for kind in ("train", "inference_b32")
         }
     return out
+
+
+MATMULS = "float32, no TF32 (seqjax_pallas_tf32x3, on a GPU: three TF32 passes)"
 
 
 def pallas_applies(cfg: dict) -> bool:
