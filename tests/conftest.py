@@ -23,8 +23,8 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def pytest_unconfigure(config):
-    """The session's cache goes when the process that made it ends (not a worker)."""
-    if _OWN_CACHE and not hasattr(config, "workerinput"):
+    """The session's cache goes when the process that made it ends (never a worker)."""
+    if _OWN_CACHE:
         shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 

@@ -125,6 +125,20 @@ def _dot(a, w_ref, rows, cols, opts: KernelOptions, trans_b=False):
     return _triton().dot(a, w, trans_b=trans_b, precision=opts.dot_precision())
 
 
+def _program(seq_ref, w_ref, len_ref, opts: KernelOptions):
+    """What both kernels start from: (steps, hidden, unit, tiles per (bb, H) value, this
+    program's direction, its rows' lengths (bb, 1))."""
+    steps, hidden = seq_ref.shape[0], w_ref.shape[0]
+    unit = min(opts.unit, hidden)
+    return steps, hidden, unit, hidden // unit, pl.program_id(0), len_ref[...][:, None]
+
+
+def _carry_tiles(h_ref, c_ref, unit: int) -> tuple[jax.Array, ...]:
+    """A loop carry (h tiles..., c tiles...) read from two (bb, H) refs."""
+    whole = (slice(None),)
+    return (*_tiles(h_ref, whole, unit), *_tiles(c_ref, whole, unit))
+
+
 def _forward_kernel(x_ref, w_ref, len_ref, h0_ref, c0_ref, hs_ref, cs_ref, *, opts):
     """x_ref (T, bb, 4H) gate-scaled projected input with bias; w_ref (H, 4H) gate-scaled
     W_hh; len_ref (bb,); h0_ref, c0_ref (bb, H). Writes the carry after every step into
@@ -133,11 +147,7 @@ def _forward_kernel(x_ref, w_ref, len_ref, h0_ref, c0_ref, hs_ref, cs_ref, *, op
     Every (bb, H) value is kept as H/unit tiles (bb, unit), and each gate's pre-activation
     tile is a sum of (bb, unit) @ (unit, unit) matmuls, so one W_hh block in flight is
     unit x unit float32 (64 KB at unit 128), whatever H is."""
-    steps, hidden = x_ref.shape[0], w_ref.shape[0]
-    unit = min(opts.unit, hidden)
-    n = hidden // unit
-    direction = pl.program_id(0)
-    lengths = len_ref[...][:, None]  # (bb, 1)
+    steps, hidden, unit, n, direction, lengths = _program(x_ref, w_ref, len_ref, opts)
 
     def step(s, carry):
         h, c = carry[:n], carry[n:]  # tiles (bb, unit)
@@ -162,8 +172,7 @@ def _forward_kernel(x_ref, w_ref, len_ref, h0_ref, c0_ref, hs_ref, cs_ref, *, op
         _store(cs_ref, (t, slice(None)), c_out, unit)
         return (*h_out, *c_out)
 
-    init = (*_tiles(h0_ref, (slice(None),), unit), *_tiles(c0_ref, (slice(None),), unit))
-    lax.fori_loop(0, steps, step, init)
+    lax.fori_loop(0, steps, step, _carry_tiles(h0_ref, c0_ref, unit))
 
 
 def _backward_kernel(
@@ -174,11 +183,7 @@ def _backward_kernel(
     one launch: dy_ref, p_ref, f_ref (T, bb, H), k_ref (T, bb, 4H), w_ref (H, 4H),
     dh_ref, dc_ref (bb, H) the cotangent of the final carry. Writes dz_ref (T, bb, 4H) and
     the cotangent of the initial carry into dh0_ref, dc0_ref. Tiled as the forward kernel."""
-    steps, hidden = dy_ref.shape[0], w_ref.shape[0]
-    unit = min(opts.unit, hidden)
-    n = hidden // unit
-    direction = pl.program_id(0)
-    lengths = len_ref[...][:, None]  # (bb, 1)
+    steps, hidden, unit, n, direction, lengths = _program(dy_ref, w_ref, len_ref, opts)
 
     def step(s, carry):
         dh_next, dc_next = carry[:n], carry[n:]
@@ -200,8 +205,7 @@ def _backward_kernel(
         dc_prev = [dc[u] * f[u] + jnp.where(valid, 0.0, dc_next[u]) for u in range(n)]
         return (*dh_prev, *dc_prev)
 
-    init = (*_tiles(dh_ref, (slice(None),), unit), *_tiles(dc_ref, (slice(None),), unit))
-    carry = lax.fori_loop(0, steps, step, init)
+    carry = lax.fori_loop(0, steps, step, _carry_tiles(dh_ref, dc_ref, unit))
     _store(dh0_ref, (slice(None),), list(carry[:n]), unit)
     _store(dc0_ref, (slice(None),), list(carry[n:]), unit)
 
@@ -311,14 +315,13 @@ def _outputs(hs, cs, lengths):
     return (h_n, c_n), jnp.where(mask, hs, 0.0)
 
 
-def _layer(xproj, w_hh, lengths, h0, c0, opts):
-    carries = forward_carries(xproj, w_hh, lengths, h0, c0, opts)
-    return _outputs(*carries, lengths)
-
-
 def _layer_fwd(xproj, w_hh, lengths, h0, c0, opts):
     hs, cs = forward_carries(xproj, w_hh, lengths, h0, c0, opts)
     return _outputs(hs, cs, lengths), (xproj, w_hh, lengths, h0, c0, hs, cs)
+
+
+def _layer(xproj, w_hh, lengths, h0, c0, opts):
+    return _layer_fwd(xproj, w_hh, lengths, h0, c0, opts)[0]  # unused residuals: dropped
 
 
 def _layer_bwd(opts, residuals, cotangents):
