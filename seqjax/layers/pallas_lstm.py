@@ -47,6 +47,7 @@ from seqjax.layers.recurrence import step_residuals, sum_to_vma
 
 BLOCK_B = 16  # batch rows per program: the smallest M of a Triton matmul tile
 UNIT = 128  # hidden units per register tile: a (128, 128) float32 W_hh block is 64 KB
+NUM_WARPS = 4  # Triton warps per program
 # The kernels' matmul algorithms: IEEE float32 on the CUDA cores, or three TF32 tensor-core
 # passes whose sum keeps about float32's accuracy (Triton's input_precision "tf32x3").
 PRECISIONS = {
@@ -62,6 +63,7 @@ class KernelOptions:
     interpret: bool = False  # Pallas's interpreter, on any platform, instead of Triton
     unit: int = UNIT  # hidden units per register tile (capped at H)
     precision: str = "float32"  # a key of PRECISIONS; the interpreter always uses float32
+    num_warps: int = NUM_WARPS  # warps per program (Triton)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -93,8 +95,11 @@ def _triton():
     return triton
 
 
-def _triton_params():
-    return _triton().CompilerParams(num_warps=4, num_stages=1)
+def _triton_params(opts: KernelOptions):
+    """One pipeline stage: the loop over time is a recurrence, so prefetching the next
+    iteration's W_hh blocks buys nothing and Triton's default of 3 stages triples the
+    shared memory (520 KB at H=128, over the H100's 227 KB)."""
+    return _triton().CompilerParams(num_warps=opts.num_warps, num_stages=1)
 
 
 def _time_index(s, direction, steps):
@@ -253,7 +258,7 @@ def _call(kernel, opts: KernelOptions, inputs, batch_axes, outputs):
         grid=(directions, batch // BLOCK_B),
         in_specs=[spec(x, a) for x, a in zip(inputs, batch_axes, strict=True)],
         out_specs=[_spec(shape, axis) for shape, axis in outputs],
-        compiler_params=None if opts.interpret else _triton_params(),
+        compiler_params=None if opts.interpret else _triton_params(opts),
         interpret=opts.interpret,
         name=kernel.__name__.strip("_"),
     )(*inputs)
@@ -348,7 +353,7 @@ _fused_layer.defvjp(_layer_fwd, _layer_bwd)
 
 def pallas_layer(
     xproj, w_hh, lengths, h0, c0, *, interpret: bool = False, unit: int = UNIT,
-    precision: str = "float32",
+    precision: str = "float32", num_warps: int = NUM_WARPS,
 ):  # fmt: skip
     """One LSTM layer's recurrence in the fused kernels, differentiable.
 
@@ -358,10 +363,11 @@ def pallas_layer(
     `recurrence.scan_direction` returns per direction. Under a mesh with a `data` axis it
     runs per shard (`per_shard`); the batch is padded to whole blocks inside. `unit` is
     the register tile width in hidden units (capped at H); tests set it small to check the
-    tiling of a large H on a small one. `precision`: a key of `PRECISIONS`.
+    tiling of a large H on a small one. `precision`: a key of `PRECISIONS`; `num_warps`:
+    Triton's warps per program.
     """
 
-    opts = KernelOptions(interpret, unit, precision)
+    opts = KernelOptions(interpret, unit, precision, num_warps)
 
     def run(xproj, w_hh, lengths, h0, c0):
         batch = lengths.shape[0]

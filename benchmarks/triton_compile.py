@@ -1,0 +1,207 @@
+"""What the fused Pallas LSTM kernels cost a Hopper GPU in registers, register spills and
+shared memory, measured without one: the kernels are lowered for CUDA, as on a GPU, and
+their Triton modules compiled for sm_90 (H100, H200) by the `triton` package's compiler and
+its ptxas, offline.
+
+    python -m benchmarks.triton_compile [--quick] [--hidden 128 ...] [--out PATH]
+
+Why: a kernel whose registers spill to local memory runs every step through it, and one
+that asks for more shared memory than an SM has (227 KB) does not launch; both are visible
+on a CPU-only machine, before any GPU time is spent. These are static figures (what ptxas
+allocated), not speed. The `triton` package must be able to parse the Triton IR this jax
+emits: `pip install -e '.[kernels]'` pins the one checked with jax 0.10.2. On a GPU, jaxlib
+compiles the same IR with its own bundled Triton and XLA's ptxas, so the figures there can
+differ somewhat; this is the check that runs everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+from benchmarks.timing import environment
+from seqjax.io import atomic_write_json
+from seqjax.layers.pallas_lstm import PRECISIONS, UNIT, KernelOptions, pallas_layer
+
+SHARED_LIMIT = 227 * 1024  # bytes of shared memory one program may use on an H100/H200 SM
+CAPABILITY = 90  # sm_90: H100 and H200
+# Each step's code holds 4 (H/unit)^2 unrolled matmuls: at 8 tiles (H=256, unit 32) that is
+# 256, and one compile ran past 12 minutes on this machine, so the sweep stops at 4.
+MAX_TILES = 4
+
+
+@contextlib.contextmanager
+def _captured_modules():
+    """The text of every Triton module Pallas lowers while inside. Pallas keeps the module
+    only as bytecode in the custom call, so its lowering function is wrapped (a private
+    jax function: a jax that renames it fails here, loudly)."""
+    from jax._src.pallas.triton import pallas_call_registration as registration
+
+    lower = registration.lowering.lower_jaxpr_to_triton_module
+    modules: list[str] = []
+
+    def capture(*args, **kwargs):
+        result = lower(*args, **kwargs)
+        modules.append(result.module.operation.get_asm(enable_debug_info=False))
+        return result
+
+    registration.lowering.lower_jaxpr_to_triton_module = capture
+    try:
+        yield modules
+    finally:
+        registration.lowering.lower_jaxpr_to_triton_module = lower
+
+
+def triton_modules(hidden: int, opts: KernelOptions, batch: int = 32, steps: int = 8):
+    """{kernel name: Triton module text} of a bidirectional layer's forward and backward
+    kernels at this hidden size. The step count and batch do not change a kernel's code
+    (one program runs one 16-row block; the loop over time is not unrolled)."""
+    xproj = jnp.zeros((2, steps, batch, 4 * hidden))
+    w, h0 = jnp.zeros((2, hidden, 4 * hidden)), jnp.zeros((2, batch, hidden))
+    lengths = jnp.full((batch,), steps)
+
+    def loss(xproj, w, h0):
+        (h_n, c_n), ys = pallas_layer(
+            xproj, w, lengths, h0, h0,
+            unit=opts.unit, precision=opts.precision, num_warps=opts.num_warps,
+        )  # fmt: skip
+        return jnp.sum(ys) + jnp.sum(h_n * c_n)
+
+    with _captured_modules() as modules:
+        jax.jit(jax.grad(loss, argnums=(0, 1, 2))).trace(xproj, w, h0).lower(
+            lowering_platforms=("cuda",)
+        )
+    return {re.match(r"module @(\w+)", text).group(1): text for text in modules}
+
+
+def _nvidia_tool(name: str) -> str:
+    import triton.backends.nvidia as nvidia
+
+    return str(Path(nvidia.__file__).parent / "bin" / name)
+
+
+def compile_for_hopper(module: str, num_warps: int) -> dict:
+    """Compiles one Triton module for sm_90 as jaxlib would (one pipeline stage: the
+    kernels' `CompilerParams`) and reads what ptxas allocated from the cubin."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import compile as triton_compile
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        source = os.path.join(tmp, "kernel.ttir")  # the suffix tells Triton what it is
+        Path(source).write_text(module)
+        kernel = triton_compile(
+            source,
+            target=GPUTarget("cuda", CAPABILITY, 32),
+            options={"num_warps": num_warps, "num_stages": 1},
+        )
+        cubin = os.path.join(tmp, "kernel.cubin")
+        Path(cubin).write_bytes(kernel.asm["cubin"])
+        usage = subprocess.run(
+            [_nvidia_tool("cuobjdump"), "--dump-resource-usage", cubin],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    seconds = time.perf_counter() - start
+    found = re.search(r"REG:(\d+) STACK:(\d+)", usage)
+    if found is None:
+        raise RuntimeError(f"no resource usage in cuobjdump's output:\n{usage}")
+    ptx = kernel.asm["ptx"]
+    return {
+        "registers": int(found.group(1)),
+        "stack_bytes": int(found.group(2)),  # per thread: spilled registers live here
+        "shared_bytes": int(kernel.metadata.shared),
+        "fits_shared": int(kernel.metadata.shared) <= SHARED_LIMIT,
+        "spills": int(found.group(2)) > 0,
+        "ptx_fma_f32": ptx.count("fma.rn.f32"),  # per thread per step: CUDA-core matmul work
+        "ptx_mma": ptx.count("mma.sync"),  # per warp per step: tensor-core instructions
+        "compile_s": round(seconds, 1),  # Triton and ptxas on this machine's CPU
+    }
+
+
+def candidates(hidden: int, precisions=None, units=None, warps=None) -> list[KernelOptions]:
+    """The kernel options worth comparing at this hidden size: each precision, register
+    tile width (capped at H, so a wider one is the same kernel) and warp count."""
+    grid = {
+        KernelOptions(unit=min(unit, hidden), precision=precision, num_warps=w): None
+        for precision in precisions or ("float32", "tf32x3")
+        for unit in units or (32, 64, 128)
+        for w in warps or (4, 8, 16)
+    }
+    return [o for o in grid if hidden // o.unit <= MAX_TILES]
+
+
+def measure(hidden: int, opts: KernelOptions) -> dict:
+    """Both kernels' figures for one layer shape and kernel options."""
+    modules = triton_modules(hidden, opts)
+    row = {name: compile_for_hopper(text, opts.num_warps) for name, text in modules.items()}
+    figures = " | ".join(
+        f"{name.split('_')[0]:8} reg {r['registers']:3} stack {r['stack_bytes']:5} B "
+        f"shared {r['shared_bytes'] // 1024:3} KB"
+        for name, r in row.items()
+    )
+    print(
+        f"H={hidden:<4} unit {opts.unit:<4} warps {opts.num_warps} {opts.precision:8} {figures}",
+        flush=True,
+    )
+    return row
+
+
+def toolchain() -> dict:
+    import triton
+
+    version = subprocess.run(
+        [_nvidia_tool("ptxas"), "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip().splitlines()[-1]  # fmt: skip
+    return {"triton": triton.__version__, "ptxas": version, "target": f"sm_{CAPABILITY}"}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.triton_compile", description=__doc__
+    )
+    parser.add_argument("--quick", action="store_true", help="the default options at H=64")
+    parser.add_argument("--hidden", type=int, action="append", help="default 64 128 256")
+    parser.add_argument("--unit", type=int, action="append", help="default 32 64 128")
+    parser.add_argument("--warps", type=int, action="append", help="default 4 8 16")
+    parser.add_argument("--precision", choices=sorted(PRECISIONS), action="append")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    hiddens = args.hidden or ([64] if args.quick else [64, 128, 256])
+    given = sys.argv[1:] if argv is None else argv
+    result = {
+        "command": "python -m benchmarks.triton_compile " + " ".join(given),
+        "environment": {**environment(), **toolchain()},
+        "shared_limit_bytes": SHARED_LIMIT,
+        "defaults": {"unit": KernelOptions().unit, "num_warps": KernelOptions().num_warps},
+        "rows": [],
+    }
+    for hidden in hiddens:
+        if args.quick:
+            grid = [KernelOptions(unit=min(UNIT, hidden))]
+        else:
+            grid = candidates(hidden, args.precision, args.unit, args.warps)
+        for opts in grid:
+            row = measure(hidden, opts)
+            result["rows"].append(
+                {"hidden": hidden, "unit": opts.unit, "num_warps": opts.num_warps,
+                 "precision": opts.precision, **row}
+            )  # fmt: skip
+    quick = "-quick" if args.quick else ""
+    out = args.out or f"benchmarks/results/triton_sm{CAPABILITY}{quick}.json"
+    atomic_write_json(out, result)
+    print(f"wrote {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
