@@ -1,4 +1,4 @@
-"""Which register tiling and warp count the fused Pallas LSTM kernels run fastest with.
+"""Which tiling and warp count the fused Pallas LSTM kernels run fastest with.
 
     python -m benchmarks.pallas_tiles [--hidden 128] [--steps 500] [--batch 32] [--out PATH]
     python -m benchmarks.pallas_tiles --interpret --quick   # a CPU smoke run, interpreted

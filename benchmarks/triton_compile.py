@@ -100,11 +100,19 @@ def compile_for_hopper(module: str, num_warps: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         source = os.path.join(tmp, "kernel.ttir")  # the suffix tells Triton what it is
         Path(source).write_text(module)
-        kernel = triton_compile(
-            source,
-            target=GPUTarget("cuda", CAPABILITY, 32),
-            options={"num_warps": num_warps, "num_stages": 1},
-        )
+        cached = os.environ.get("TRITON_CACHE_DIR")
+        os.environ["TRITON_CACHE_DIR"] = os.path.join(tmp, "cache")  # a true compile time
+        try:
+            kernel = triton_compile(
+                source,
+                target=GPUTarget("cuda", CAPABILITY, 32),
+                options={"num_warps": num_warps, "num_stages": 1},
+            )
+        finally:
+            if cached is None:
+                del os.environ["TRITON_CACHE_DIR"]
+            else:
+                os.environ["TRITON_CACHE_DIR"] = cached
         cubin = os.path.join(tmp, "kernel.cubin")
         Path(cubin).write_bytes(kernel.asm["cubin"])
         usage = subprocess.run(
@@ -129,8 +137,8 @@ def compile_for_hopper(module: str, num_warps: int) -> dict:
 
 
 def candidates(hidden: int, precisions=None, units=None, warps=None) -> list[KernelOptions]:
-    """The kernel options worth comparing at this hidden size: each precision, register
-    tile width (capped at H, so a wider one is the same kernel) and warp count."""
+    """The kernel options worth comparing at this hidden size: each precision, tile width
+    (capped at H, so a wider one is the same kernel) and warp count."""
     grid = {
         KernelOptions(unit=min(unit, hidden), precision=precision, num_warps=w): None
         for precision in precisions or ("float32", "tf32x3")
@@ -169,14 +177,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.triton_compile", description=__doc__
     )
-    parser.add_argument("--quick", action="store_true", help="the default options at H=64")
+    parser.add_argument(
+        "--quick", action="store_true", help="the default tiling, both precisions, H=64 128 256"
+    )
     parser.add_argument("--hidden", type=int, action="append", help="default 64 128 256")
     parser.add_argument("--unit", type=int, action="append", help="default 32 64 128")
     parser.add_argument("--warps", type=int, action="append", help="default 4 8 16")
     parser.add_argument("--precision", choices=sorted(PRECISIONS), action="append")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    hiddens = args.hidden or ([64] if args.quick else [64, 128, 256])
+    hiddens = args.hidden or [64, 128, 256]
     given = sys.argv[1:] if argv is None else argv
     result = {
         "command": "python -m benchmarks.triton_compile " + " ".join(given),
@@ -187,7 +197,8 @@ def main(argv: list[str] | None = None) -> dict:
     }
     for hidden in hiddens:
         if args.quick:
-            grid = [KernelOptions(unit=min(UNIT, hidden))]
+            unit = min(UNIT, hidden)
+            grid = [KernelOptions(unit=unit, precision=p) for p in args.precision or PRECISIONS]
         else:
             grid = candidates(hidden, args.precision, args.unit, args.warps)
         for opts in grid:

@@ -97,6 +97,33 @@ def test_kernel_costs_quick_run_writes_each_piece(tmp_path):
     assert all(s["median_us_per_step"] > 0 and s["repeats"] == 12 for s in chains.values())
 
 
+def test_pallas_tilings_quick_run_times_each_tiling_beside_the_scan(tmp_path):
+    """Interpreted (no GPU here): the tilings' speed means nothing, the JSON's shape does."""
+    from benchmarks.pallas_tiles import main
+
+    out = tmp_path / "tiles.json"
+    main(["--interpret", "--quick", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["interpret"] and result["shape"] == {"batch": 16, "hidden": 32, "steps": 8}
+    names = {"scan", "pallas_float32_unit16_warps4", "pallas_float32_unit32_warps4"}
+    assert set(result["timings"]) == names and set(result["best"].values()) <= names - {"scan"}
+    for row in result["timings"].values():
+        assert row["compile_s"] > 0 and row["train"]["repeats"] == 3
+        assert all(row[f"{k}_us_per_step"] > 0 for k in ("inference", "train"))
+        assert all(math.isfinite(v) and v > 0 for v in row["speedup_vs_scan"].values())
+
+
+def test_pallas_tilings_refuse_to_compile_without_a_gpu():
+    import jax
+
+    from benchmarks.pallas_tiles import main
+
+    if jax.default_backend() == "gpu":
+        pytest.skip("checks the behaviour without a GPU")
+    with pytest.raises(SystemExit):
+        main(["--quick"])
+
+
 def test_recurrence_ab_times_a_revision_beside_the_tree():
     from benchmarks.recurrence_ab import main
 

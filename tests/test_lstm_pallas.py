@@ -7,6 +7,8 @@ compiled kernels themselves only run on a GPU; there the equality test runs them
 elsewhere it is skipped, never imitated.
 """
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -69,14 +71,15 @@ def test_compiled_kernels_equal_the_scan_on_a_gpu(layers, bidirectional, precisi
     _assert_same_as_scan(layers, bidirectional, interpret=False, precision=precision)
 
 
-def test_register_tiles_of_a_wide_hidden_state_equal_the_scan():
-    """H = 32 held as two tiles of 16 units, as H = 256 is held as two of 128 on a GPU."""
-    d, t, b, h = 2, 6, 5, 32
-    shapes = ((d, t, b, 4 * h), (d, h, 4 * h), (d, b, h), (d, b, h))
+def _assert_tiles_equal_the_scan(h, unit, interpret, precision="float32", batch=5, steps=6):
+    """pallas_layer with H held as H/unit tiles against two scans, values and gradients,
+    over lengths from 1 to T (the batch padded to whole blocks of 16 inside)."""
+    d = 2
+    shapes = ((d, steps, batch, 4 * h), (d, h, 4 * h), (d, batch, h), (d, batch, h))
     xproj, w, h0, c0 = (jnp.asarray(RNG.standard_normal(s), jnp.float32) for s in shapes)
-    w = 0.3 * w
-    lengths = jnp.asarray([6, 2, 1, 4, 5])
-    mask = (jnp.arange(t)[:, None] < lengths[None])[..., None]
+    w = w * 2.0 * h**-0.5
+    lengths = jnp.asarray(RNG.integers(1, steps + 1, batch)).at[0].set(steps)
+    mask = (jnp.arange(steps)[:, None] < lengths[None])[..., None]
 
     def reference(xproj, w, h0, c0):
         runs = [
@@ -86,7 +89,9 @@ def test_register_tiles_of_a_wide_hidden_state_equal_the_scan():
         return finals, jnp.stack([r[1] for r in runs])
 
     def tiled(xproj, w, h0, c0):
-        return pallas_layer(xproj, w, lengths, h0, c0, interpret=True, unit=16)
+        return pallas_layer(
+            xproj, w, lengths, h0, c0, interpret=interpret, unit=unit, precision=precision
+        )
 
     def results(fn):
         def loss(*args):
@@ -105,11 +110,52 @@ def test_register_tiles_of_a_wide_hidden_state_equal_the_scan():
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-4)
 
 
+def test_tiles_of_a_wide_hidden_state_equal_the_scan():
+    """H = 32 as two tiles of 16 units: each step's loops over tiles run twice, as they
+    run twice for steel's H = 128 (tiles of 64) on a GPU."""
+    _assert_tiles_equal_the_scan(32, 16, interpret=True)
+
+
+@pytest.mark.skipif(not on_gpu, reason="the compiled kernels need a GPU")
+@pytest.mark.parametrize("precision", ["float32", "tf32x3"])
+@pytest.mark.parametrize("h,unit", [(128, 64), (128, 32), (256, 64)])
+def test_compiled_tiles_equal_the_scan_on_a_gpu(h, unit, precision):
+    """Several tiles, threads and batch blocks: where the kernels' barriers between a
+    step's stores and the next step's loads matter (the interpreter has none to test)."""
+    _assert_tiles_equal_the_scan(h, unit, False, precision, batch=40, steps=50)
+
+
+def test_kernels_compile_for_hopper_without_spilling(tmp_path):
+    """`benchmarks.triton_compile --quick`: both kernels, at the default tiling and both
+    precisions, compiled for sm_90 offline. The first kernels, with the carry in registers
+    and the tiles unrolled, spilled 5-13 KB per thread at H=128; a few spilled words are
+    tolerable, kilobytes through local memory every step are not."""
+    pytest.importorskip("triton", reason="the kernels extra (pip install -e '.[kernels]')")
+    from benchmarks.triton_compile import main
+
+    out = tmp_path / "triton.json"
+    main(["--quick", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["environment"]["target"] == "sm_90" and result["defaults"]["num_warps"] == 8
+    rows = result["rows"]
+    assert {(r["hidden"], r["precision"]) for r in rows} == {
+        (h, p) for h in (64, 128, 256) for p in ("float32", "tf32x3")
+    }
+    for row in rows:
+        for kernel in ("forward_kernel", "backward_kernel"):
+            figures = row[kernel]
+            assert figures["fits_shared"] and figures["shared_bytes"] > 0, (row, kernel)
+            assert figures["stack_bytes"] <= 128, (row, kernel)
+            assert 0 < figures["registers"] <= 255
+        mma = row["forward_kernel"]["ptx_mma"]  # tf32x3 runs on tensor cores, float32 not
+        assert (mma > 0) == (row["precision"] == "tf32x3")
+
+
 @pytest.mark.parametrize("precision", ["float32", "tf32x3"])
 def test_both_kernels_lower_to_triton_for_cuda(precision):
     """Pallas's Triton lowering runs at lowering time, so an unsupported operation in a
     kernel (a register slice, a non-power-of-two tile) fails here, without a GPU. H = 256:
-    two register tiles of 128 units."""
+    four tiles of 64 units."""
     d, t, b, h = 2, 20, 32, 256
     xproj, w, h0 = jnp.zeros((d, t, b, 4 * h)), jnp.zeros((d, h, 4 * h)), jnp.zeros((d, b, h))
     lengths = jnp.full((b,), t)

@@ -3,10 +3,10 @@
 Why: on a GPU a `lax.scan` launches a few small kernels per step, and each step costs
 about 14 µs of launch and synchronisation (an empty scan step on an H100,
 benchmarks/results/scaling_nvidia-h100-80gb-hbm3.json), so steel's 500-step stack
-trained in 30.9 ms against PyTorch cuDNN's 10.2. Here one kernel launch runs all T steps:
-the carry (h, c) stays in registers, W_hh is read every step (from L2, where it stays),
-and the program grid is (direction, batch block), so both directions and all batch blocks
-run at once on different multiprocessors (the rows of a batch never interact).
+trained in 30.9 ms against PyTorch cuDNN's 10.2. Here one kernel launch runs all T steps,
+W_hh is read every step (from L2, where it stays), and the program grid is (direction,
+batch block), so both directions and all batch blocks run at once on different
+multiprocessors (the rows of a batch never interact).
 
 Status: opt-in (`LSTM(backend="pallas")`), and `backend="auto"` never picks it: it was
 written and checked on CPU (interpreted, and lowered to Triton for CUDA) in a session with
@@ -21,13 +21,18 @@ writing the gate cotangents dz from which XLA forms dW_hh and the input gradient
 matmuls, as the scan's hand-written backward pass does.
 
 Where it runs: CUDA GPUs (Triton). Elsewhere `interpret=True` runs the same kernels in
-Pallas's interpreter, which is how the tests check them on CPU (slowly). A Triton kernel
-cannot slice a value held in registers, so every (bb, H) value is held as tiles of
-`UNIT` = 128 hidden units and each gate's tile is a sum of (bb, 128) @ (128, 128)
-matmuls: one W_hh block in flight is 64 KB of shared memory whatever H is. Triton needs
-power-of-two tile sizes, so H must be a power of two >= 16; the batch is padded to blocks
-of 16 rows with length-0 rows. Matmuls are float32 at full precision (no TF32) by
-default, so results match the scan to float32 rounding; `precision="tf32x3"` sums three
+Pallas's interpreter, which is how the tests check them on CPU (slowly). Each step works
+on tiles of `unit` hidden units in loops the compiler keeps: a gate's pre-activation tile
+is a sum of (bb, unit) @ (unit, unit) matmuls, and the carry is read back from the
+outputs the previous step wrote (L1-resident), because a Triton kernel cannot index a
+value held in registers by a loop counter. The first version held the carry in registers
+and unrolled the tiles; compiled offline for sm_90 (`python -m benchmarks.triton_compile`,
+benchmarks/results/triton_sm90.json) it spilled 5-13 KB of registers per thread at H=128
+and took minutes to compile at H=256; at its defaults (unit 64, 8 warps) this one spills
+at most 96 bytes (float32's backward kernel at H=256) and compiles in about a second.
+Triton needs power-of-two tile sizes, so H must be a power of two >= 16; the batch is
+padded to blocks of 16 rows with length-0 rows. Matmuls are float32 at full precision (no
+TF32) by default, so results match the scan to float32 rounding; `precision="tf32x3"` sums three
 TF32 tensor-core passes instead, near float32's accuracy; which is faster is for a GPU
 session to measure (both are timed by `benchmarks.side_by_side` and `.backends`).
 """
@@ -46,8 +51,10 @@ from seqjax.layers.per_shard import per_shard
 from seqjax.layers.recurrence import step_residuals, sum_to_vma
 
 BLOCK_B = 16  # batch rows per program: the smallest M of a Triton matmul tile
-UNIT = 128  # hidden units per register tile: a (128, 128) float32 W_hh block is 64 KB
-NUM_WARPS = 4  # Triton warps per program
+# Hidden units per tile and warps per program: the sm_90 compile's choice with no register
+# spills (benchmarks/results/triton_sm90.json); `benchmarks.pallas_tiles` times the others.
+UNIT = 64
+NUM_WARPS = 8
 # The kernels' matmul algorithms: IEEE float32 on the CUDA cores, or three TF32 tensor-core
 # passes whose sum keeps about float32's accuracy (Triton's input_precision "tf32x3").
 PRECISIONS = {
@@ -61,7 +68,7 @@ class KernelOptions:
     """The kernels' static choices (hashable: a custom VJP's non-differentiable argument)."""
 
     interpret: bool = False  # Pallas's interpreter, on any platform, instead of Triton
-    unit: int = UNIT  # hidden units per register tile (capped at H)
+    unit: int = UNIT  # hidden units per tile (capped at H)
     precision: str = "float32"  # a key of PRECISIONS; the interpreter always uses float32
     num_warps: int = NUM_WARPS  # warps per program (Triton)
 
@@ -112,22 +119,18 @@ def _cols(q: int, u: int, hidden: int, unit: int):
     return pl.ds(q * hidden + u * unit, unit)
 
 
-def _tiles(ref, index, unit: int) -> list[jax.Array]:
-    """ref[index] (.., H) as H/unit register tiles (.., unit), the layout the kernels keep
-    every (bb, H) value in, because a Triton kernel cannot slice a register value."""
-    count = ref.shape[-1] // unit
-    return [ref[(*index, pl.ds(k * unit, unit))] for k in range(count)]
-
-
-def _store(ref, index, tiles: list[jax.Array], unit: int) -> None:
-    for k, tile in enumerate(tiles):
-        ref[(*index, pl.ds(k * unit, unit))] = tile
-
-
 def _dot(a, w_ref, rows, cols, opts: KernelOptions, trans_b=False):
     """a @ w_ref[rows, cols] (or its transpose), at the options' precision."""
     w = w_ref[rows, cols]
     return _triton().dot(a, w, trans_b=trans_b, precision=opts.dot_precision())
+
+
+def _barrier(opts: KernelOptions) -> None:
+    """Makes this step's stores visible to every thread of the program before the next
+    step loads them (they are spread over threads differently). The interpreter runs a
+    program as whole-array operations in order, and has no barrier to lower."""
+    if not opts.interpret:
+        _triton().debug_barrier()
 
 
 def _program(seq_ref, w_ref, len_ref, opts: KernelOptions):
@@ -138,10 +141,11 @@ def _program(seq_ref, w_ref, len_ref, opts: KernelOptions):
     return steps, hidden, unit, hidden // unit, pl.program_id(0), len_ref[...][:, None]
 
 
-def _carry_tiles(h_ref, c_ref, unit: int) -> tuple[jax.Array, ...]:
-    """A loop carry (h tiles..., c tiles...) read from two (bb, H) refs."""
-    whole = (slice(None),)
-    return (*_tiles(h_ref, whole, unit), *_tiles(c_ref, whole, unit))
+def _loop(count: int, body, init=0):
+    """A loop the compiler keeps as a loop (scf.for): the kernels' code stays one tile's
+    worth, whatever H is. Python loops would unroll 4 (H/unit)^2 matmuls into each step,
+    whose registers spill and whose compile time grows past minutes at H=256."""
+    return lax.fori_loop(0, count, body, init)
 
 
 def _forward_kernel(x_ref, w_ref, len_ref, h0_ref, c0_ref, hs_ref, cs_ref, *, opts):
@@ -149,70 +153,99 @@ def _forward_kernel(x_ref, w_ref, len_ref, h0_ref, c0_ref, hs_ref, cs_ref, *, op
     W_hh; len_ref (bb,); h0_ref, c0_ref (bb, H). Writes the carry after every step into
     hs_ref, cs_ref (T, bb, H): held through padded steps, as the scan's carry is.
 
-    Every (bb, H) value is kept as H/unit tiles (bb, unit), and each gate's pre-activation
-    tile is a sum of (bb, unit) @ (unit, unit) matmuls, so one W_hh block in flight is
-    unit x unit float32 (64 KB at unit 128), whatever H is."""
+    The carry lives in those outputs: step s reads the one step s-1 wrote (or h0, c0),
+    one tile of `unit` hidden units at a time, and each gate's pre-activation tile is a
+    sum of (bb, unit) @ (unit, unit) matmuls, looped over tiles, so the registers and the
+    code hold one tile's work, and one W_hh block in flight is unit x unit float32."""
     steps, hidden, unit, n, direction, lengths = _program(x_ref, w_ref, len_ref, opts)
 
-    def step(s, carry):
-        h, c = carry[:n], carry[n:]  # tiles (bb, unit)
+    def step(s, _):
         t = _time_index(s, direction, steps)
+        t_prev = _time_index(jnp.maximum(s - 1, 0), direction, steps)
         valid = lengths > t  # (bb, 1)
-        h_out, c_out = [], []
-        for u in range(n):
-            z = [
-                x_ref[t, :, _cols(q, u, hidden, unit)]
-                + sum(
-                    _dot(h[k], w_ref, pl.ds(k * unit, unit), _cols(q, u, hidden, unit), opts)
-                    for k in range(n)
-                )
-                for q in range(4)
-            ]
-            ti, tf, tg, to = (jnp.tanh(zq) for zq in z)  # gate-scaled: sigmoid = tanh/2 + 1/2
-            c_new = (0.5 * tf + 0.5) * c[u] + (0.5 * ti + 0.5) * tg
-            h_new = (0.5 * to + 0.5) * jnp.tanh(c_new)
-            h_out.append(jnp.where(valid, h_new, h[u]))
-            c_out.append(jnp.where(valid, c_new, c[u]))
-        _store(hs_ref, (t, slice(None)), h_out, unit)
-        _store(cs_ref, (t, slice(None)), c_out, unit)
-        return (*h_out, *c_out)
 
-    lax.fori_loop(0, steps, step, _carry_tiles(h0_ref, c0_ref, unit))
+        def entering(init_ref, ref, k):  # tile k (bb, unit) of the carry entering step s
+            cols = pl.ds(k * unit, unit)
+            return jnp.where(s == 0, init_ref[:, cols], ref[t_prev, :, cols])
+
+        def tile(u, _):  # hidden units [u*unit, (u+1)*unit) of the carry after step s
+            def accumulate(k, z):
+                h_k, rows = entering(h0_ref, hs_ref, k), pl.ds(k * unit, unit)
+                return tuple(
+                    z[q] + _dot(h_k, w_ref, rows, _cols(q, u, hidden, unit), opts) for q in range(4)
+                )
+
+            x = tuple(x_ref[t, :, _cols(q, u, hidden, unit)] for q in range(4))
+            z = _loop(n, accumulate, x)
+            ti, tf, tg, to = (jnp.tanh(zq) for zq in z)  # gate-scaled: sigmoid = tanh/2 + 1/2
+            c = entering(c0_ref, cs_ref, u)
+            c_new = (0.5 * tf + 0.5) * c + (0.5 * ti + 0.5) * tg
+            h_new = (0.5 * to + 0.5) * jnp.tanh(c_new)
+            cols = pl.ds(u * unit, unit)
+            hs_ref[t, :, cols] = jnp.where(valid, h_new, entering(h0_ref, hs_ref, u))
+            cs_ref[t, :, cols] = jnp.where(valid, c_new, c)
+            return _
+
+        _loop(n, tile)
+        _barrier(opts)
+        return _
+
+    _loop(steps, step)
 
 
 def _backward_kernel(
-    dy_ref, k_ref, p_ref, f_ref, w_ref, len_ref, dh_ref, dc_ref, dz_ref, dh0_ref, dc0_ref,
+    dy_ref, k_ref, p_ref, f_ref, w_ref, len_ref, dh_ref, dc_ref, dz_ref, dh_buf, dc_buf,
     *, opts,
 ):  # fmt: skip
     """The hand-written backward recurrence of `recurrence._backward_scan`, all steps in
     one launch: dy_ref, p_ref, f_ref (T, bb, H), k_ref (T, bb, 4H), w_ref (H, 4H),
-    dh_ref, dc_ref (bb, H) the cotangent of the final carry. Writes dz_ref (T, bb, 4H) and
-    the cotangent of the initial carry into dh0_ref, dc0_ref. Tiled as the forward kernel."""
+    dh_ref, dc_ref (bb, H) the cotangent of the final carry. Writes dz_ref (T, bb, 4H);
+    the carry's cotangent lives in dh_buf, dc_buf (2, bb, H), step s reading slot s % 2
+    and writing the other, so the initial carry's cotangent ends in slot T % 2. Tiled and
+    looped as the forward kernel."""
     steps, hidden, unit, n, direction, lengths = _program(dy_ref, w_ref, len_ref, opts)
 
-    def step(s, carry):
-        dh_next, dc_next = carry[:n], carry[n:]
+    def step(s, _):
         t = _time_index(steps - 1 - s, direction, steps)  # the forward order, reversed
         valid = lengths > t
-        here = (t, slice(None))
-        dy, p, f = (_tiles(r, here, unit) for r in (dy_ref, p_ref, f_ref))
-        dh = [jnp.where(valid, dy[u] + dh_next[u], 0.0) for u in range(n)]
-        dc = [jnp.where(valid, dc_next[u], 0.0) + dh[u] * p[u] for u in range(n)]
-        dh_prev = [jnp.where(valid, 0.0, dh_next[k]) for k in range(n)]
-        for q in range(4):
-            for u in range(n):
-                cols = _cols(q, u, hidden, unit)
-                dz = (dh[u] if q == 3 else dc[u]) * k_ref[t, :, cols]
-                dz_ref[t, :, cols] = dz
-                for k in range(n):
-                    rows = pl.ds(k * unit, unit)
-                    dh_prev[k] = dh_prev[k] + _dot(dz, w_ref, rows, cols, opts, trans_b=True)
-        dc_prev = [dc[u] * f[u] + jnp.where(valid, 0.0, dc_next[u]) for u in range(n)]
-        return (*dh_prev, *dc_prev)
+        now = lax.rem(s, 2)  # jnp's % lowers to a select Triton's lowering rejects
+        after = 1 - now
 
-    carry = lax.fori_loop(0, steps, step, _carry_tiles(dh_ref, dc_ref, unit))
-    _store(dh0_ref, (slice(None),), list(carry[:n]), unit)
-    _store(dc0_ref, (slice(None),), list(carry[n:]), unit)
+        def entering(init_ref, buf, k):  # tile k of the cotangent entering step s
+            cols = pl.ds(k * unit, unit)
+            return jnp.where(s == 0, init_ref[:, cols], buf[now, :, cols])
+
+        def gate_tile(u, _):  # dz of hidden units [u*unit, (u+1)*unit), all four gates
+            cols = pl.ds(u * unit, unit)
+            dh = jnp.where(valid, dy_ref[t, :, cols] + entering(dh_ref, dh_buf, u), 0.0)
+            dc_next = entering(dc_ref, dc_buf, u)
+            dc = jnp.where(valid, dc_next, 0.0) + dh * p_ref[t, :, cols]
+            for q in range(4):
+                gate = _cols(q, u, hidden, unit)
+                dz_ref[t, :, gate] = (dh if q == 3 else dc) * k_ref[t, :, gate]
+            dc_buf[after, :, cols] = dc * f_ref[t, :, cols] + jnp.where(valid, 0.0, dc_next)
+            return _
+
+        def carry_tile(k, _):  # dh entering step s-1, hidden units [k*unit, (k+1)*unit)
+            rows = pl.ds(k * unit, unit)
+
+            def accumulate(u, acc):
+                for q in range(4):
+                    gate = _cols(q, u, hidden, unit)
+                    acc = acc + _dot(dz_ref[t, :, gate], w_ref, rows, gate, opts, trans_b=True)
+                return acc
+
+            held = jnp.where(valid, 0.0, entering(dh_ref, dh_buf, k))
+            dh_buf[after, :, rows] = _loop(n, accumulate, held)
+            return _
+
+        _loop(n, gate_tile)
+        _barrier(opts)  # carry_tile reads back every tile of dz
+        _loop(n, carry_tile)
+        _barrier(opts)
+        return _
+
+    _loop(steps, step)
 
 
 def _spec(shape: tuple[int, ...], batch_axis: int) -> pl.BlockSpec:
@@ -289,14 +322,15 @@ def backward_gates(d_ys, k, p, f, w_hh, lengths, dh, dc, opts: KernelOptions = K
     `_backward_kernel`'s, each with the leading direction axis D).
     Returns dz (D, T, B, 4H) and the initial carry's cotangent dh0, dc0 (D, B, H)."""
     d, steps, batch, gates = k.shape
-    carry = ((d, batch, gates // 4), 1)
-    return _call(
+    buffer = ((d, 2, batch, gates // 4), 2)  # the carry's cotangent, two slots
+    dz, dh_buf, dc_buf = _call(
         _backward_kernel,
         opts,
         (d_ys, k, p, f, w_hh, lengths, dh, dc),
         (2, 2, 2, 2, None, 0, 1, 1),
-        (((d, steps, batch, gates), 2), carry, carry),
+        (((d, steps, batch, gates), 2), buffer, buffer),
     )
+    return dz, dh_buf[:, steps % 2], dc_buf[:, steps % 2]
 
 
 def _entering(carries: jax.Array, init: jax.Array) -> jax.Array:
@@ -362,7 +396,7 @@ def pallas_layer(
     Returns (h_n, c_n) each (D, B, H) and ys (D, T, B, H), zero past each length: what
     `recurrence.scan_direction` returns per direction. Under a mesh with a `data` axis it
     runs per shard (`per_shard`); the batch is padded to whole blocks inside. `unit` is
-    the register tile width in hidden units (capped at H); tests set it small to check the
+    the tile width in hidden units (capped at H); tests set it small to check the
     tiling of a large H on a small one. `precision`: a key of `PRECISIONS`; `num_warps`:
     Triton's warps per program.
     """
