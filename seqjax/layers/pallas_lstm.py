@@ -24,17 +24,18 @@ Where it runs: CUDA GPUs (Triton). Elsewhere `interpret=True` runs the same kern
 Pallas's interpreter, which is how the tests check them on CPU (slowly). Each step works
 on tiles of `unit` hidden units in loops the compiler keeps: a gate's pre-activation tile
 is a sum of (bb, unit) @ (unit, unit) matmuls, and the carry is read back from the
-outputs the previous step wrote (L1-resident), because a Triton kernel cannot index a
-value held in registers by a loop counter. The first version held the carry in registers
-and unrolled the tiles; compiled offline for sm_90 (`python -m benchmarks.triton_compile`,
-benchmarks/results/triton_sm90.json) it spilled 5-13 KB of registers per thread at H=128
-and took minutes to compile at H=256; at its defaults (unit 64, 8 warps) this one spills
+outputs the previous step wrote (a (bb, H) tile a step, small beside W_hh's H x 4H),
+because a Triton kernel cannot index a value held in registers by a loop counter. The
+first version held the carry in registers and unrolled the tiles; compiled offline for
+sm_90 (`python -m benchmarks.triton_compile`, benchmarks/results/triton_sm90.json) it
+spilled 9-11 KB of registers per thread at H=128, 19 KB at H=256, where its kernels took
+43 and 80 s to compile; at its defaults (unit 64, 8 warps) this one spills
 at most 96 bytes (float32's backward kernel at H=256) and compiles in about a second.
 Triton needs power-of-two tile sizes, so H must be a power of two >= 16; the batch is
 padded to blocks of 16 rows with length-0 rows. Matmuls are float32 at full precision (no
-TF32) by default, so results match the scan to float32 rounding; `precision="tf32x3"` sums three
-TF32 tensor-core passes instead, near float32's accuracy; which is faster is for a GPU
-session to measure (both are timed by `benchmarks.side_by_side` and `.backends`).
+TF32) by default, so results match the scan to float32 rounding; `precision="tf32x3"` sums
+three TF32 tensor-core passes instead, near float32's accuracy; which is faster is for a
+GPU session to measure (both are timed by `benchmarks.side_by_side` and `.backends`).
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ from seqjax.layers.per_shard import per_shard
 from seqjax.layers.recurrence import step_residuals, sum_to_vma
 
 BLOCK_B = 16  # batch rows per program: the smallest M of a Triton matmul tile
-# Hidden units per tile and warps per program: the sm_90 compile's choice with no register
-# spills (benchmarks/results/triton_sm90.json); `benchmarks.pallas_tiles` times the others.
+# Hidden units per tile and warps per program: the sm_90 compile's choice, with no spilled
+# registers but <= 96 bytes in float32's backward kernel (benchmarks/results/
+# triton_sm90.json); `benchmarks.pallas_tiles` times the other choices on a GPU.
 UNIT = 64
 NUM_WARPS = 8
 # The kernels' matmul algorithms: IEEE float32 on the CUDA cores, or three TF32 tensor-core
@@ -104,8 +106,9 @@ def _triton():
 
 def _triton_params(opts: KernelOptions):
     """One pipeline stage: the loop over time is a recurrence, so prefetching the next
-    iteration's W_hh blocks buys nothing and Triton's default of 3 stages triples the
-    shared memory (520 KB at H=128, over the H100's 227 KB)."""
+    iteration's W_hh blocks buys little, and with Triton's default of 3 stages the first
+    version of these kernels asked for 520 KB of shared memory at H=128 (compiled offline
+    for sm_90), over the H100's 227 KB."""
     return _triton().CompilerParams(num_warps=opts.num_warps, num_stages=1)
 
 
