@@ -92,16 +92,17 @@ def _nvidia_tool(name: str) -> str:
 
 def compile_for_hopper(module: str, num_warps: int) -> dict:
     """Compiles one Triton module for sm_90 as jaxlib would (one pipeline stage: the
-    kernels' `CompilerParams`) and reads what ptxas allocated from the cubin."""
+    kernels' `CompilerParams`), then reads what ptxas allocated: Triton's PTX run through
+    its ptxas again with Triton's flags and `-v`, which reports the spills."""
     from triton.backends.compiler import GPUTarget
     from triton.compiler import compile as triton_compile
 
-    start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         source = os.path.join(tmp, "kernel.ttir")  # the suffix tells Triton what it is
         Path(source).write_text(module)
         cached = os.environ.get("TRITON_CACHE_DIR")
         os.environ["TRITON_CACHE_DIR"] = os.path.join(tmp, "cache")  # a true compile time
+        start = time.perf_counter()
         try:
             kernel = triton_compile(
                 source,
@@ -113,25 +114,33 @@ def compile_for_hopper(module: str, num_warps: int) -> dict:
                 del os.environ["TRITON_CACHE_DIR"]
             else:
                 os.environ["TRITON_CACHE_DIR"] = cached
-        cubin = os.path.join(tmp, "kernel.cubin")
-        Path(cubin).write_bytes(kernel.asm["cubin"])
-        usage = subprocess.run(
-            [_nvidia_tool("cuobjdump"), "--dump-resource-usage", cubin],
+        seconds = time.perf_counter() - start
+        ptx = os.path.join(tmp, "kernel.ptx")
+        Path(ptx).write_text(kernel.asm["ptx"])
+        log = subprocess.run(
+            [_nvidia_tool("ptxas"), "-lineinfo", "-v", "--regAllocOptLevel=2",
+             f"--gpu-name=sm_{CAPABILITY}a", ptx, "-o", os.path.join(tmp, "kernel.o")],
             capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-    seconds = time.perf_counter() - start
-    found = re.search(r"REG:(\d+) STACK:(\d+)", usage)
-    if found is None:
-        raise RuntimeError(f"no resource usage in cuobjdump's output:\n{usage}")
-    ptx = kernel.asm["ptx"]
+        ).stderr  # fmt: skip
+    spills = re.search(
+        r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", log
+    )
+    registers = re.search(r"Used (\d+) registers", log)
+    if spills is None or registers is None:
+        raise RuntimeError(f"no resource usage in ptxas's report:\n{log}")
+    stack, stores, loads = (int(g) for g in spills.groups())
+    shared = int(kernel.metadata.shared)
+    text = kernel.asm["ptx"]
     return {
-        "registers": int(found.group(1)),
-        "stack_bytes": int(found.group(2)),  # per thread: spilled registers live here
-        "shared_bytes": int(kernel.metadata.shared),
-        "fits_shared": int(kernel.metadata.shared) <= SHARED_LIMIT,
-        "spills": int(found.group(2)) > 0,
-        "ptx_fma_f32": ptx.count("fma.rn.f32"),  # per thread per step: CUDA-core matmul work
-        "ptx_mma": ptx.count("mma.sync"),  # per warp per step: tensor-core instructions
+        "registers": int(registers.group(1)),
+        "stack_bytes": stack,  # per thread: spilled registers and local arrays
+        "spill_store_bytes": stores,  # in the code, not per step
+        "spill_load_bytes": loads,
+        "shared_bytes": shared,
+        "fits_shared": shared <= SHARED_LIMIT,
+        "spills": stores + loads > 0,
+        "ptx_fma_f32": text.count("fma.rn.f32"),  # in the code: the CUDA cores' matmul work
+        "ptx_mma": text.count("mma.sync"),  # in the code: tensor-core instructions
         "compile_s": round(seconds, 1),  # Triton and ptxas on this machine's CPU
     }
 
@@ -153,7 +162,7 @@ def measure(hidden: int, opts: KernelOptions) -> dict:
     modules = triton_modules(hidden, opts)
     row = {name: compile_for_hopper(text, opts.num_warps) for name, text in modules.items()}
     figures = " | ".join(
-        f"{name.split('_')[0]:8} reg {r['registers']:3} stack {r['stack_bytes']:5} B "
+        f"{name.split('_')[0]:8} reg {r['registers']:3} spills {r['spill_store_bytes']:5} B "
         f"shared {r['shared_bytes'] // 1024:3} KB"
         for name, r in row.items()
     )

@@ -128,8 +128,9 @@ def test_compiled_tiles_equal_the_scan_on_a_gpu(h, unit, precision):
 def test_kernels_compile_for_hopper_without_spilling(tmp_path):
     """`benchmarks.triton_compile --quick`: both kernels, at the default tiling and both
     precisions, compiled for sm_90 offline. The first kernels, with the carry in registers
-    and the tiles unrolled, spilled 9-11 KB per thread at H=128; a few spilled words are
-    tolerable, kilobytes through local memory every step are not."""
+    and the tiles unrolled, had 27-29 KB of spill stores in their code at H=128 (a 9-11 KB
+    stack per thread); a few spilled words are tolerable, kilobytes through local memory
+    every step are not."""
     pytest.importorskip("triton", reason="the kernels extra (pip install -e '.[kernels]')")
     from benchmarks.triton_compile import main
 
@@ -145,7 +146,7 @@ def test_kernels_compile_for_hopper_without_spilling(tmp_path):
         for kernel in ("forward_kernel", "backward_kernel"):
             figures = row[kernel]
             assert figures["fits_shared"] and figures["shared_bytes"] > 0, (row, kernel)
-            assert figures["stack_bytes"] <= 128, (row, kernel)
+            assert figures["spill_store_bytes"] <= 128, (row, kernel)
             assert 0 < figures["registers"] <= 255
         mma = row["forward_kernel"]["ptx_mma"]  # tf32x3 runs on tensor cores, float32 not
         assert (mma > 0) == (row["precision"] == "tf32x3")

@@ -27,10 +27,11 @@ is a sum of (bb, unit) @ (unit, unit) matmuls, and the carry is read back from t
 outputs the previous step wrote (a (bb, H) tile a step, small beside W_hh's H x 4H),
 because a Triton kernel cannot index a value held in registers by a loop counter. The
 first version held the carry in registers and unrolled the tiles; compiled offline for
-sm_90 (`python -m benchmarks.triton_compile`, benchmarks/results/triton_sm90.json) it
-spilled 9-11 KB of registers per thread at H=128, 19 KB at H=256, where its kernels took
-43 and 80 s to compile; at its defaults (unit 64, 8 warps) this one spills
-at most 96 bytes (float32's backward kernel at H=256) and compiles in about a second.
+sm_90 (`python -m benchmarks.triton_compile`, benchmarks/results/triton_sm90.json) its
+kernels spilled registers into a 9-11 KB stack per thread at H=128 (19 KB at H=256,
+where they took 40 s and 80-130 s to compile); at its defaults (unit 64, 8 warps) this
+one spills at most 104 bytes (float32's backward kernel at H=256; none in the forward
+kernels) and each kernel compiles in about a second.
 Triton needs power-of-two tile sizes, so H must be a power of two >= 16; the batch is
 padded to blocks of 16 rows with length-0 rows. Matmuls are float32 at full precision (no
 TF32) by default, so results match the scan to float32 rounding; `precision="tf32x3"` sums
@@ -53,7 +54,7 @@ from seqjax.layers.recurrence import step_residuals, sum_to_vma
 
 BLOCK_B = 16  # batch rows per program: the smallest M of a Triton matmul tile
 # Hidden units per tile and warps per program: the sm_90 compile's choice, with no spilled
-# registers but <= 96 bytes in float32's backward kernel (benchmarks/results/
+# registers but <= 104 bytes in float32's backward kernel (benchmarks/results/
 # triton_sm90.json); `benchmarks.pallas_tiles` times the other choices on a GPU.
 UNIT = 64
 NUM_WARPS = 8
