@@ -87,6 +87,8 @@ def table(result: dict) -> str:
             lines.append(f"{config:13} {'per core: ' + key:38} {value:7.2f}")
         for key, value in sbs.get("speedup_pallas", {}).items():
             lines.append(f"{config:13} {'pallas: ' + key:38} {value:7.2f}")
+        for key, value in sbs.get("speedup_pallas_tf32x3", {}).items():
+            lines.append(f"{config:13} {'pallas tf32x3: ' + key:38} {value:7.2f}")
         for key, value in sbs.get("masked_over_unmasked", {}).items():
             lines.append(f"{config:13} {'masked/unmasked cost, ' + key:38} {value:7.2f}")
     return "\n".join(lines)

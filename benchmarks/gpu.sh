@@ -34,13 +34,13 @@ flax.__version__, optax.__version__, torch.__version__, jax.devices())"
       ;;
     pallas)  # the fused Pallas kernels first, for a short GPU budget: numerics, each tiling
       # and warp count on steel's layer, then steel and trend side by side with the scan,
-      # cuDNN, PyTorch and Flax (their systems too)
+      # cuDNN, PyTorch and Flax (their systems' own figures are the suite stage's)
       JAX_DEFAULT_MATMUL_PRECISION=highest $py -m pytest -q -p no:cacheprovider \
         tests/test_lstm_pallas.py 2>&1 | tee "$out/pallas_tests.log"
       $py -m benchmarks.pallas_tiles --out "$out/pallas_tiles_$kind.json" 2>&1 \
         | tee "$out/pallas_tiles.log"
-      $py -m benchmarks --only steel --only trend --out "$out/pallas_$kind.json" 2>&1 \
-        | tee "$out/pallas.log"
+      $py -m benchmarks.side_by_side --only steel --only trend \
+        --out "$out/side_by_side_$kind.json" 2>&1 | tee "$out/pallas.log"
       ;;
     quick)
       $py -m benchmarks --quick --out "$out/$kind-quick.json" 2>&1 | tee "$out/quick.log"

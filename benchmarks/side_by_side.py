@@ -1,8 +1,14 @@
 """Each seed system's LSTM stack three ways in one process: seqjax, `torch.nn.LSTM` (packed
 and plain padded) and Flax's `nn.RNN(nn.OptimizedLSTMCell)`, same sizes, batch, lengths,
-dtype (float32) and threads. Train = forward + backward of sum(outputs**2); inference =
-forward at batch 32. Ratios > 1 mean seqjax is faster. The implementations are timed in
-interleaved rounds, one call of each per round, so they share the machine's load.
+dtype (float32) and threads.
+
+    python -m benchmarks.side_by_side [--only steel ...] [--repeats 15] [--out PATH]
+
+runs these alone (`python -m benchmarks` runs them after each system's own figures): on a
+GPU the short way to the ratios, with seqjax's cuDNN and Pallas backends beside the scan.
+Train = forward + backward of sum(outputs**2); inference = forward at batch 32. Ratios > 1
+mean seqjax is faster. The implementations are timed in interleaved rounds, one call of
+each per round, so they share the machine's load.
 
 On CPU, `measure_isolated` runs a config in a fresh process that XLA sees as one device
 per core, and seqjax is also timed with the batch sharded over a mesh of those devices
@@ -12,7 +18,9 @@ puts every core on the sequential loop that PyTorch spreads over its threads.
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 
 import flax.linen as nn
 import jax
@@ -20,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.isolation import in_fresh_process, one_device_per_core
-from benchmarks.timing import time_interleaved
+from benchmarks.timing import environment, time_interleaved
+from seqjax.io import atomic_write_json
 from seqjax.layers import LSTM
 from seqjax.layers.cudnn import cudnn_available
 from seqjax.layers.pallas_lstm import pallas_blockers
@@ -261,3 +270,32 @@ def measure_isolated(name: str, *, repeats: int) -> dict:
     """`measure` in a fresh process that sees one CPU device per core (see the module's
     docstring and benchmarks/isolation.py)."""
     return in_fresh_process(measure, name, repeats=repeats, initializer=one_device_per_core)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from benchmarks.__main__ import device_kind, table  # that module imports this one
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.side_by_side", description=__doc__)
+    parser.add_argument("--only", choices=sorted(CONFIGS), action="append")
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    result = {
+        "command": "python -m benchmarks.side_by_side " + " ".join(given),
+        "environment": environment(),
+        "systems": {},
+        "side_by_side": {},
+    }
+    for name in args.only or list(CONFIGS):
+        print(f"[{name}] LSTM stack side by side", flush=True)
+        result["side_by_side"][name] = measure_isolated(name, repeats=args.repeats)
+    out = args.out or f"benchmarks/results/side_by_side_{device_kind()}.json"
+    atomic_write_json(out, result)
+    print(table(result))
+    print(f"wrote {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

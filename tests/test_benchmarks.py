@@ -38,6 +38,23 @@ def test_quick_suite_writes_every_figure(tmp_path, capsys):
     assert "train_vs_flax_nn_rnn" in printed and "model size (MB)" in printed
 
 
+def test_side_by_side_alone_writes_its_ratios(tmp_path, capsys):
+    from benchmarks.side_by_side import main
+
+    out = tmp_path / "sbs.json"
+    main(["--only", "trend", "--repeats", "3", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert (
+        result["command"]
+        == f"python -m benchmarks.side_by_side --only trend --repeats 3 --out {out}"
+    )
+    assert list(result["side_by_side"]) == ["trend"] and result["systems"] == {}
+    trend = result["side_by_side"]["trend"]
+    assert {"seqjax", "flax_nn_rnn", "torch_padded", "torch_packed"} <= set(trend["timings"])
+    assert all(math.isfinite(v) and v > 0 for v in trend["speedup"].values())
+    assert "train_vs_torch_padded" in capsys.readouterr().out
+
+
 def test_interleaved_timing_calls_each_implementation_once_per_round_in_rotated_order():
     from benchmarks.timing import time_interleaved
 
