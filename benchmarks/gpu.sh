@@ -6,8 +6,8 @@
 #
 # Stages (default: all, in this order): env tests quick suite backends kernels long scaling;
 # also pallas (the fused kernels' tests, every tiling and warp count on steel's layer, then
-# steel and trend side by side: a short budget's first call). Each stage's log and JSON land in OUTDIR (default benchmarks/results); a
-# stage that fails does not stop the next one.
+# steel and trend side by side: a short budget's first call). Each stage's log and JSON
+# land in OUTDIR (default benchmarks/results); a stage that fails does not stop the next.
 set -u
 out=${1:-benchmarks/results}
 shift || true
