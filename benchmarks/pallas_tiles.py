@@ -9,12 +9,13 @@ layer (`recurrence.scan_direction`, both directions): inference (the forward ker
 train (forward and backward of sum(ys**2)), interleaved so the candidates share the
 machine's load, and each one's jit compile time. `benchmarks.triton_compile` gives the same
 candidates' registers and spills without a GPU; this gives their speed, the evidence
-`pallas_lstm.tiling` should follow once a GPU has run it.
+`pallas_lstm.UNIT` and `NUM_WARPS` should follow once a GPU has run it.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 
@@ -27,6 +28,7 @@ from benchmarks.timing import environment, time_interleaved
 from benchmarks.triton_compile import candidates
 from seqjax.io import atomic_write_json
 from seqjax.layers import recurrence
+from seqjax.layers.masking import length_mask
 from seqjax.layers.pallas_lstm import PRECISIONS, KernelOptions, pallas_layer
 
 
@@ -45,8 +47,7 @@ def layer_inputs(batch: int, hidden: int, steps: int) -> dict:
 
 def _scan_layer(xproj, w_hh, lengths, h0):
     """Both directions' scans, as `LSTM(backend="scan")` runs a bidirectional layer."""
-    steps = xproj.shape[1]
-    mask = (jnp.arange(steps)[:, None] < lengths[None, :])[:, :, None]  # (T, B, 1)
+    mask = length_mask(lengths, xproj.shape[1], time_major=True)[..., None]  # (T, B, 1)
     ys = [
         recurrence.scan_direction(xproj[d], w_hh[d], mask, (h0[d], h0[d]), reverse=bool(d))[1]
         for d in range(2)
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
         grid = candidates(args.hidden, ["float32"], units=(16, 32), warps=(4,))
     else:
         grid = candidates(args.hidden, args.precision)
-    grid = [KernelOptions(args.interpret, o.unit, o.precision, o.num_warps) for o in grid]
+    grid = [dataclasses.replace(o, interpret=args.interpret) for o in grid]
     a = layer_inputs(args.batch, args.hidden, args.steps)
     with jax.default_matmul_precision("highest"):  # traced so: the scan's dots in float32
         built = {_name(o): layer_fns(a, o) for o in [None, *grid]}

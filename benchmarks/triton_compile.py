@@ -91,26 +91,20 @@ def compile_for_hopper(module: str, num_warps: int) -> dict:
     """Compiles one Triton module for sm_90 as jaxlib would (one pipeline stage: the
     kernels' `CompilerParams`), then reads what ptxas allocated: Triton's PTX run through
     its ptxas again with Triton's flags and `-v`, which reports the spills."""
+    from triton import knobs
     from triton.backends.compiler import GPUTarget
     from triton.compiler import compile as triton_compile
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, knobs.cache.scope():
         source = os.path.join(tmp, "kernel.ttir")  # the suffix tells Triton what it is
         Path(source).write_text(module)
-        cached = os.environ.get("TRITON_CACHE_DIR")
-        os.environ["TRITON_CACHE_DIR"] = os.path.join(tmp, "cache")  # a true compile time
+        knobs.cache.dir = os.path.join(tmp, "cache")  # empty: a true compile time
         start = time.perf_counter()
-        try:
-            kernel = triton_compile(
-                source,
-                target=GPUTarget("cuda", CAPABILITY, 32),
-                options={"num_warps": num_warps, "num_stages": 1},
-            )
-        finally:
-            if cached is None:
-                del os.environ["TRITON_CACHE_DIR"]
-            else:
-                os.environ["TRITON_CACHE_DIR"] = cached
+        kernel = triton_compile(
+            source,
+            target=GPUTarget("cuda", CAPABILITY, 32),
+            options={"num_warps": num_warps, "num_stages": 1},
+        )
         seconds = time.perf_counter() - start
         ptx = os.path.join(tmp, "kernel.ptx")
         Path(ptx).write_text(kernel.asm["ptx"])

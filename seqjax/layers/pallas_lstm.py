@@ -145,6 +145,13 @@ def _program(seq_ref, w_ref, len_ref, opts: KernelOptions):
     return steps, hidden, unit, hidden // unit, pl.program_id(0), len_ref[...][:, None]
 
 
+def _carry_in(s, init_ref, ref, slot, k: int, unit: int):
+    """Tile k (bb, unit) of a carry entering loop step s: the initial one (bb, H) at s = 0,
+    else what the step before stored in ref[slot]."""
+    cols = pl.ds(k * unit, unit)
+    return jnp.where(s == 0, init_ref[:, cols], ref[slot, :, cols])
+
+
 def _loop(count: int, body, init=0):
     """A loop the compiler keeps as a loop (scf.for): the kernels' code stays one tile's
     worth, whatever H is. Python loops would unroll 4 (H/unit)^2 matmuls into each step,
@@ -168,9 +175,8 @@ def _forward_kernel(x_ref, w_ref, len_ref, h0_ref, c0_ref, hs_ref, cs_ref, *, op
         t_prev = _time_index(jnp.maximum(s - 1, 0), direction, steps)
         valid = lengths > t  # (bb, 1)
 
-        def entering(init_ref, ref, k):  # tile k (bb, unit) of the carry entering step s
-            cols = pl.ds(k * unit, unit)
-            return jnp.where(s == 0, init_ref[:, cols], ref[t_prev, :, cols])
+        def entering(init_ref, ref, k):  # the carry's tile k entering step s
+            return _carry_in(s, init_ref, ref, t_prev, k, unit)
 
         def tile(u, _):  # hidden units [u*unit, (u+1)*unit) of the carry after step s
             def accumulate(k, z):
@@ -215,9 +221,8 @@ def _backward_kernel(
         now = lax.rem(s, 2)  # jnp's % lowers to a select Triton's lowering rejects
         after = 1 - now
 
-        def entering(init_ref, buf, k):  # tile k of the cotangent entering step s
-            cols = pl.ds(k * unit, unit)
-            return jnp.where(s == 0, init_ref[:, cols], buf[now, :, cols])
+        def entering(init_ref, buf, k):  # the cotangent's tile k entering step s
+            return _carry_in(s, init_ref, buf, now, k, unit)
 
         def gate_tile(u, _):  # dz of hidden units [u*unit, (u+1)*unit), all four gates
             cols = pl.ds(u * unit, unit)
