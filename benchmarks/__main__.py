@@ -70,6 +70,17 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
+# The side-by-side's ratio fields, each printed with its label before the ratio's name.
+VARIANTS = (
+    ("speedup", ""),
+    ("speedup_per_core", "per core: "),
+    ("speedup_graphs", "loop graphs: "),
+    ("speedup_pallas", "pallas: "),
+    ("speedup_pallas_tf32x3", "pallas tf32x3: "),
+    ("masked_over_unmasked", "masked/unmasked cost, "),
+)
+
+
 def table(result: dict) -> str:
     lines = [f"{'system':8} {'figure':36} {'value':>10} {'target':>8}  pass"]
     for name, fig in result["systems"].items():
@@ -81,16 +92,11 @@ def table(result: dict) -> str:
     lines.append("")
     lines.append(f"{'config':13} {'ratio (> 1: seqjax faster)':38} {'value':>7}")
     for config, sbs in result["side_by_side"].items():
-        for key, value in sbs["speedup"].items():
-            lines.append(f"{config:13} {key:38} {value:7.2f}")
-        for key, value in sbs.get("speedup_per_core", {}).items():
-            lines.append(f"{config:13} {'per core: ' + key:38} {value:7.2f}")
-        for key, value in sbs.get("speedup_pallas", {}).items():
-            lines.append(f"{config:13} {'pallas: ' + key:38} {value:7.2f}")
-        for key, value in sbs.get("speedup_pallas_tf32x3", {}).items():
-            lines.append(f"{config:13} {'pallas tf32x3: ' + key:38} {value:7.2f}")
-        for key, value in sbs.get("masked_over_unmasked", {}).items():
-            lines.append(f"{config:13} {'masked/unmasked cost, ' + key:38} {value:7.2f}")
+        for field, label in VARIANTS:
+            for key, value in sbs.get(field, {}).items():
+                lines.append(f"{config:13} {label + key:38} {value:7.2f}")
+        if sbs.get("graphs_error"):
+            lines.append(f"{config:13} loop graphs did not run: {sbs['graphs_error'][:60]}")
     return "\n".join(lines)
 
 

@@ -33,8 +33,9 @@ flax.__version__, optax.__version__, torch.__version__, jax.devices())"
         2>&1 | tee "$out/gpu_tests.log"
       ;;
     pallas)  # the fused Pallas kernels first, for a short GPU budget: numerics, each tiling
-      # and warp count on steel's layer, then steel and trend side by side with the scan,
-      # cuDNN, PyTorch and Flax (their systems' own figures are the suite stage's)
+      # and warp count on steel's layer, then steel and trend side by side with the scan
+      # (also with its loops in CUDA graphs), cuDNN, PyTorch and Flax (their systems' own
+      # figures are the suite stage's)
       JAX_DEFAULT_MATMUL_PRECISION=highest $py -m pytest -q -p no:cacheprovider \
         tests/test_lstm_pallas.py 2>&1 | tee "$out/pallas_tests.log"
       $py -m benchmarks.pallas_tiles --out "$out/pallas_tiles_$kind.json" 2>&1 \

@@ -13,6 +13,9 @@ large square float32 matmul, measured in the same run. Nothing else (gates, the 
 projection, launch and loop overhead) is in the limit, so it is a floor the scan cannot
 reach; the gap says how much of a step is overhead rather than arithmetic.
 
+On a GPU the empty scan step is also timed with its loop recorded into a CUDA graph
+(`side_by_side.LOOP_GRAPHS`), which is what that option would save a recurrence per step.
+
 Writes scaling_<device>.json and scaling_<device>.png.
 """
 
@@ -27,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.__main__ import device_kind
+from benchmarks.side_by_side import LOOP_GRAPHS
 from benchmarks.timing import environment, time_calls
 from seqjax.io import atomic_write_json
 from seqjax.layers import LSTM
@@ -51,17 +55,23 @@ def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
     return 2 * size**3 / (t["median_ms"] * 1e-3) / 1e9
 
 
-def loop_overhead_us(steps: int = 1000, repeats: int = 5) -> float:
+def loop_overhead_us(
+    steps: int = 1000, repeats: int = 5, compiler_options: dict | None = None
+) -> float:
     """Microseconds per step of a scan whose step is one tiny elementwise update (B=32,
     H=128): the cost of a dependent step itself, a floor no per-step recurrence goes under
-    (on a GPU, one launch and synchronisation per step)."""
+    (on a GPU, one launch and synchronisation per step), compiled with XLA
+    `compiler_options`."""
     xs = jax.random.normal(jax.random.key(1), (steps, 32, 128), jnp.float32)  # (T, B, H)
 
     def body(h, x):
         h = 0.5 * h + x
         return h, h
 
-    run = jax.jit(lambda xs: jax.lax.scan(body, jnp.zeros_like(xs[0]), xs)[1])
+    run = jax.jit(
+        lambda xs: jax.lax.scan(body, jnp.zeros_like(xs[0]), xs)[1],
+        compiler_options=compiler_options,
+    )
     t = time_calls(lambda: run(xs).block_until_ready(), warmup=2, repeats=repeats)
     return t["median_ms"] * 1e3 / steps
 
@@ -140,6 +150,10 @@ def run(args: argparse.Namespace) -> None:
     gflops = matmul_gflops(4096 if jax.default_backend() == "gpu" else 2048)
     loop_us = loop_overhead_us()
     print(f"matmul ceiling: {gflops:.1f} GFLOP/s; empty scan step {loop_us:.2f} µs")
+    graphs_us = None
+    if jax.default_backend() == "gpu":  # the same loop recorded into a CUDA graph
+        graphs_us = loop_overhead_us(compiler_options=LOOP_GRAPHS)
+        print(f"empty scan step with the loop in a CUDA graph: {graphs_us:.2f} µs")
     sweeps = {}
     for axis, values in SWEEPS.items():
         sweeps[axis] = []
@@ -160,6 +174,7 @@ def run(args: argparse.Namespace) -> None:
         "reference": REFERENCE,
         "matmul_gflops": gflops,
         "loop_overhead_us_per_step": loop_us,
+        "loop_graphs_us_per_step": graphs_us,  # None off a GPU
         "sweeps": sweeps,
     }
     os.makedirs(args.out_dir, exist_ok=True)

@@ -5,7 +5,8 @@ dtype (float32) and threads.
     python -m benchmarks.side_by_side [--only steel ...] [--repeats 15] [--out PATH]
 
 runs these alone (`python -m benchmarks` runs them after each system's own figures): on a
-GPU the short way to the ratios, with seqjax's cuDNN and Pallas backends beside the scan.
+GPU the short way to the ratios, with seqjax's cuDNN and Pallas backends beside the scan,
+and the scan again with its loops recorded into CUDA graphs (`LOOP_GRAPHS`).
 Train = forward + backward of sum(outputs**2); inference = forward at batch 32. Ratios > 1
 mean seqjax is faster. The implementations are timed in interleaved rounds, one call of
 each per round, so they share the machine's load.
@@ -19,6 +20,7 @@ puts every core on the sequential loop that PyTorch spreads over its threads.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -102,19 +104,39 @@ def inputs(cfg: dict, *, masked: bool = True, seed: int = 0):
     return x, lengths
 
 
-def jax_fns(module: nn.Module, x: np.ndarray, lengths: np.ndarray, *, per_core: bool = False):
+# XLA GPU compile options that record whole loops into CUDA graphs: with WHILE among the
+# command buffer types a scan's loop becomes a conditional graph node that the GPU runs
+# itself, instead of XLA launching every step's kernels and reading the loop condition
+# back on the host. Why try it: an empty scan step costs 13.9 µs on an H100 (benchmarks/
+# results/scaling_nvidia-h100-80gb-hbm3.json), the bulk of the scan's step there. XLA
+# validates the names and values when it compiles, on any backend (tests/
+# test_benchmarks.py); the CPU backend then ignores them.
+LOOP_GRAPHS = {
+    "xla_gpu_enable_command_buffer": "FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN,WHILE,CONDITIONAL",
+    "xla_gpu_graph_min_graph_size": 1,
+}
+
+
+def jax_fns(
+    module: nn.Module,
+    x: np.ndarray,
+    lengths: np.ndarray,
+    *,
+    per_core: bool = False,
+    compiler_options: dict | None = None,
+):
     """(forward, train) callables of `module` on one device, or with `per_core` the batch
     sharded over a mesh of every local device and the parameters replicated, as seqjax's
-    data-parallel training lays them out."""
+    data-parallel training lays them out; both jitted with XLA `compiler_options`."""
     x, lengths = jnp.asarray(x), jnp.asarray(lengths)
     variables = module.init(jax.random.key(0), x, lengths)
     if per_core:
         mesh = make_mesh(jax.local_devices())
         variables = jax.device_put(variables, replicated(mesh))
         x, lengths = (jax.device_put(a, data_sharding(mesh)) for a in (x, lengths))
-    forward = jax.jit(module.apply)
+    forward = jax.jit(module.apply, compiler_options=compiler_options)
 
-    @jax.jit
+    @functools.partial(jax.jit, compiler_options=compiler_options)
     def train(v, x, lengths):
         return jax.value_and_grad(lambda v: jnp.sum(module.apply(v, x, lengths) ** 2))(v)
 
@@ -222,6 +244,13 @@ def _measure(name: str, *, repeats: int) -> dict:
         impls["seqjax_pallas"] = jax_fns(SeqjaxStack(**shape, backend="pallas"), x, lengths)
         tf32x3 = SeqjaxStack(**shape, backend="pallas", options=(("pallas_precision", "tf32x3"),))
         impls["seqjax_pallas_tf32x3"] = jax_fns(tf32x3, x, lengths)
+    graphs_error = None
+    if jax.default_backend() == "gpu":  # the scan with its loops in CUDA graphs
+        graphs_error = _add_if_it_runs(
+            impls, "seqjax_graphs", lambda: jax_fns(
+                SeqjaxStack(**shape), x, lengths, compiler_options=LOOP_GRAPHS
+            ),
+        )  # fmt: skip
     if _per_core_devices() and cfg["batch"] % jax.local_device_count() == 0:
         impls["seqjax_per_core"] = jax_fns(SeqjaxStack(**shape), x, lengths, per_core=True)
     if "min_len" in cfg:  # the same padded shape with every sequence full
@@ -236,6 +265,10 @@ def _measure(name: str, *, repeats: int) -> dict:
     out["speedup"] = _ratios(timings, "seqjax")
     if "seqjax_per_core" in timings:
         out["speedup_per_core"] = _ratios(timings, "seqjax_per_core")
+    if "seqjax_graphs" in timings:
+        out["speedup_graphs"] = _ratios(timings, "seqjax_graphs")
+    if graphs_error:
+        out["graphs_error"] = graphs_error
     if "seqjax_pallas" in timings:
         out["speedup_pallas"] = _ratios(timings, "seqjax_pallas")
         out["speedup_pallas_tf32x3"] = _ratios(timings, "seqjax_pallas_tf32x3")
@@ -248,6 +281,21 @@ def _measure(name: str, *, repeats: int) -> dict:
 
 
 MATMULS = "float32, no TF32 (seqjax_pallas_tf32x3, on a GPU: three TF32 passes)"
+
+
+def _add_if_it_runs(impls: dict, name: str, build) -> str | None:
+    """impls[name] = build(), once both its callables have compiled and run; else the
+    error, so that an option this GPU's XLA or driver rejects costs one figure, not the
+    run's others."""
+    try:
+        fns = build()
+        for fn in fns:
+            fn()
+    except Exception as error:  # noqa: BLE001 - reported in the result, not swallowed
+        print(f"{name} did not run: {error}", file=sys.stderr)
+        return f"{type(error).__name__}: {error}"
+    impls[name] = fns
+    return None
 
 
 def pallas_applies(cfg: dict) -> bool:

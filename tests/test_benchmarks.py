@@ -55,6 +55,44 @@ def test_side_by_side_alone_writes_its_ratios(tmp_path, capsys):
     assert "train_vs_torch_padded" in capsys.readouterr().out
 
 
+def test_loop_graph_options_are_ones_xla_accepts_and_change_no_result():
+    """XLA checks option names and values when it compiles on any backend, so a typo in
+    LOOP_GRAPHS fails here rather than in a GPU session's budget."""
+    import jax
+    import numpy as np
+
+    from benchmarks.side_by_side import CONFIGS, LOOP_GRAPHS, SeqjaxStack, inputs
+
+    cfg = CONFIGS["trend"]
+    x, lengths = inputs(cfg)
+    module = SeqjaxStack(cfg["hidden"], cfg["layers"], cfg["bi"])
+    variables = module.init(jax.random.key(0), x, lengths)
+    plain = jax.jit(module.apply)(variables, x, lengths)
+    graphs = jax.jit(module.apply, compiler_options=LOOP_GRAPHS)(variables, x, lengths)
+    np.testing.assert_array_equal(np.asarray(graphs), np.asarray(plain))
+    bad = {**LOOP_GRAPHS, "xla_gpu_enable_command_buffer": "WHILE,LOOPS"}
+    with pytest.raises(Exception, match="not a valid enum value"):
+        jax.jit(module.apply, compiler_options=bad)(variables, x, lengths)
+
+
+def test_a_variant_that_fails_to_compile_is_reported_not_timed(capsys):
+    from benchmarks.side_by_side import _add_if_it_runs
+
+    def build():
+        def fails():
+            raise RuntimeError("conditional nodes need CUDA 12.3")
+
+        return fails, fails
+
+    impls = {"seqjax": None}
+    error = _add_if_it_runs(impls, "seqjax_graphs", build)
+    assert error == "RuntimeError: conditional nodes need CUDA 12.3"
+    assert list(impls) == ["seqjax"]
+    assert "seqjax_graphs did not run" in capsys.readouterr().err
+    assert _add_if_it_runs(impls, "ok", lambda: (lambda: 1, lambda: 2)) is None
+    assert list(impls) == ["seqjax", "ok"]
+
+
 def test_interleaved_timing_calls_each_implementation_once_per_round_in_rotated_order():
     from benchmarks.timing import time_interleaved
 
