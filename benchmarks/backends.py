@@ -8,7 +8,9 @@ the scan at several `unroll` values: with the platform's default input projectio
 (`scan_unroll{u}`), and with every layer's input projected in one of three ways
 (`projection_chunk`): the whole sequence before the loop (0), each step inside it (1),
 chunks of 32 steps (32, where T > 32); and for bidirectional stacks with both directions
-in one scan (`fused_directions`, one loop of T steps per layer instead of two). Every
+in one scan (`fused_directions`, one loop of T steps per layer instead of two); on a GPU
+also the scan at unroll 1 and 16 with its loops recorded into CUDA graphs
+(`side_by_side.LOOP_GRAPHS`, `scan_unroll{u}_loop_graphs`). Every
 matmul is full float32 but the `pallas_tf32x3` row's (three TF32 passes). This is the
 evidence behind what `LSTM(backend="auto")` and the default `unroll` and
 `projection_chunk` choose on each platform.
@@ -17,6 +19,7 @@ evidence behind what `LSTM(backend="auto")` and the default `unroll` and
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 import jax
@@ -24,7 +27,9 @@ import jax
 from benchmarks.__main__ import device_kind
 from benchmarks.side_by_side import (
     CONFIGS,
+    LOOP_GRAPHS,
     SeqjaxStack,
+    add_if_it_runs,
     inputs,
     jax_fns,
     pallas_applies,
@@ -64,6 +69,14 @@ def measure(name: str, repeats: int) -> dict:
         kinds["pallas"] = dict(backend="pallas")
         kinds["pallas_tf32x3"] = dict(backend="pallas", options=(("pallas_precision", "tf32x3"),))
     impls = {v: jax_fns(SeqjaxStack(**shape, **kw), x, lengths) for v, kw in kinds.items()}
+    errors = {}
+    if jax.default_backend() == "gpu":  # the scan's loops in CUDA graphs, at both unrolls
+        for u in (1, 16):
+            stack = SeqjaxStack(**shape, backend="scan", unroll=u)
+            build = functools.partial(jax_fns, stack, x, lengths, compiler_options=LOOP_GRAPHS)
+            error = add_if_it_runs(impls, f"scan_unroll{u}_loop_graphs", build)
+            if error:
+                errors[f"scan_unroll{u}_loop_graphs"] = error
     rows = time_impls(impls, repeats=repeats)
     for variant, row in rows.items():
         print(
@@ -75,7 +88,8 @@ def measure(name: str, repeats: int) -> dict:
         kind: min(rows, key=lambda v, k=kind: rows[v][k]["median_ms"])
         for kind in ("train", "inference_b32")
     }
-    return {"config": {**cfg, "hidden": list(cfg["hidden"])}, "timings": rows, "best": best}
+    out = {"config": {**cfg, "hidden": list(cfg["hidden"])}, "timings": rows, "best": best}
+    return {**out, "errors": errors} if errors else out
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -246,7 +246,7 @@ def _measure(name: str, *, repeats: int) -> dict:
         impls["seqjax_pallas_tf32x3"] = jax_fns(tf32x3, x, lengths)
     graphs_error = None
     if jax.default_backend() == "gpu":  # the scan with its loops in CUDA graphs
-        graphs_error = _add_if_it_runs(
+        graphs_error = add_if_it_runs(
             impls, "seqjax_graphs", lambda: jax_fns(
                 SeqjaxStack(**shape), x, lengths, compiler_options=LOOP_GRAPHS
             ),
@@ -283,7 +283,7 @@ def _measure(name: str, *, repeats: int) -> dict:
 MATMULS = "float32, no TF32 (seqjax_pallas_tf32x3, on a GPU: three TF32 passes)"
 
 
-def _add_if_it_runs(impls: dict, name: str, build) -> str | None:
+def add_if_it_runs(impls: dict, name: str, build) -> str | None:
     """impls[name] = build(), once both its callables have compiled and run; else the
     error, so that an option this GPU's XLA or driver rejects costs one figure, not the
     run's others."""

@@ -76,7 +76,7 @@ def test_loop_graph_options_are_ones_xla_accepts_and_change_no_result():
 
 
 def test_a_variant_that_fails_to_compile_is_reported_not_timed(capsys):
-    from benchmarks.side_by_side import _add_if_it_runs
+    from benchmarks.side_by_side import add_if_it_runs
 
     def build():
         def fails():
@@ -85,11 +85,11 @@ def test_a_variant_that_fails_to_compile_is_reported_not_timed(capsys):
         return fails, fails
 
     impls = {"seqjax": None}
-    error = _add_if_it_runs(impls, "seqjax_graphs", build)
+    error = add_if_it_runs(impls, "seqjax_graphs", build)
     assert error == "RuntimeError: conditional nodes need CUDA 12.3"
     assert list(impls) == ["seqjax"]
     assert "seqjax_graphs did not run" in capsys.readouterr().err
-    assert _add_if_it_runs(impls, "ok", lambda: (lambda: 1, lambda: 2)) is None
+    assert add_if_it_runs(impls, "ok", lambda: (lambda: 1, lambda: 2)) is None
     assert list(impls) == ["seqjax", "ok"]
 
 
