@@ -10,7 +10,8 @@ builds each side-by-side config's stack from both at their defaults (REV's `LSTM
 take `backend`, `unroll`, `projection_chunk` and `fused_directions`, as it has since
 commit 6fe1ed9), and times train (forward + backward of sum(outputs**2)) and batch-32
 inference in the same interleaved rounds, with PyTorch's padded `nn.LSTM` beside them for
-scale. Ratios > 1 mean this tree is faster. Needs git.
+scale; `--fused` builds both with `fused_directions=True` instead. Ratios > 1 mean this
+tree is faster. Needs git.
 """
 
 from __future__ import annotations
@@ -55,10 +56,10 @@ def extract_at(rev: str, root: str):
     return importlib.import_module(f"{PACKAGE}.layers")
 
 
-def measure(name: str, rev_layers, seconds: float) -> dict:
+def measure(name: str, rev_layers, seconds: float, fused: bool = False) -> dict:
     cfg = CONFIGS[name]
     x, lengths = inputs(cfg)
-    shape = dict(hidden=tuple(cfg["hidden"]), layers=cfg["layers"], bi=cfg["bi"])
+    shape = dict(hidden=tuple(cfg["hidden"]), layers=cfg["layers"], bi=cfg["bi"], fused=fused)
     impls = {
         "tree": jax_fns(SeqjaxStack(**shape), x, lengths),
         "rev": jax_fns(SeqjaxStack(**shape, lstm_cls=rev_layers.LSTM), x, lengths),
@@ -86,6 +87,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("rev", help="git revision to compare against, e.g. HEAD~1")
     parser.add_argument("--only", choices=sorted(CONFIGS), action="append")
     parser.add_argument("--seconds", type=float, default=4.0, help="minimum per kind")
+    parser.add_argument(
+        "--fused", action="store_true", help="both stacks with fused_directions=True"
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     import torch
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as root, jax.default_matmul_precision("highest"):
         rev_layers = extract_at(args.rev, root)
         for name in args.only or list(CONFIGS):
-            result["configs"][name] = measure(name, rev_layers, args.seconds)
+            result["configs"][name] = measure(name, rev_layers, args.seconds, args.fused)
     out = args.out or os.path.join("benchmarks", "results", f"stack_ab_{device_kind()}.json")
     atomic_write_json(out, result)
     print(f"wrote {out}")

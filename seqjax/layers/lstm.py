@@ -15,6 +15,7 @@ Parameter tree (per layer k; `_reverse` only when bidirectional), kernels stored
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +34,6 @@ from seqjax.layers.recurrence import (
     project,
     projection_chunk,
     scan_direction,
-    scan_fused_bidirectional,
 )
 
 Initializer = Callable[..., jax.Array]
@@ -105,8 +105,10 @@ class LSTM(nn.Module):
     `dtype` is the compute dtype of the matmuls (e.g. bfloat16); parameters stay in
     `param_dtype` and the carry (h, c) stays float32 so long sequences do not drift.
     `initial_state`, if given, is (h_0, c_0) shaped like (h_n, c_n).
-    `fused_directions` runs both directions of a layer in one scan (one batched matmul per
-    step); separate scans measured faster on CPU (see benchmarks/), so it is off by default.
+    `fused_directions` runs both directions of a layer as one vmapped scan (one batched
+    matmul per step, half the sequential steps: the backward direction runs over
+    time-flipped input), with the same backward pass, projection and remat as separate
+    scans; those measured faster on CPU (see benchmarks/), so it is off by default.
     `backward="custom"` differentiates the recurrence with a hand-written reverse scan and
     one large dW_hh matmul (faster); `"autodiff"` lets JAX differentiate the scan.
     `remat_chunk` C > 0 rematerialises the recurrence for long sequences: training keeps the
@@ -261,6 +263,26 @@ class LSTM(nn.Module):
             return unroll, 1, 1
         return unroll, 0, projection_chunk(steps)
 
+    def _direction(self, unroll: int, chunk: int, infer_chunk: int):
+        """One layer-direction of the scan as a function (seq, w_ih, bias, w_hh, mask, h0,
+        c0, *, reverse) -> ((h_n, c_n), outputs), with this module's backward pass,
+        rematerialisation and loop shape."""
+
+        def direction(seq, w_ih, bias, w_hh, mask, h0, c0, *, reverse):
+            carry0 = (h0, c0)
+            if self.remat_chunk:
+                return lstm_direction_remat(
+                    seq, w_ih, bias, w_hh, mask, carry0, reverse, unroll, self.remat_chunk
+                )
+            if self.backward == "custom":
+                return lstm_direction(
+                    seq, w_ih, bias, w_hh, mask, carry0, reverse, unroll, chunk, infer_chunk
+                )
+            xproj = project(seq, w_ih, bias)
+            return scan_direction(xproj, w_hh, mask, carry0, reverse=reverse, unroll=unroll)
+
+        return direction
+
     def _built_features(self) -> int | None:
         if self.has_variable("params", "l0"):
             return self.get_variable("params", "l0")["kernel_ih"].shape[0]
@@ -290,11 +312,9 @@ class LSTM(nn.Module):
             raise ValueError(f"LSTM: unroll must be >= 1; got {self.unroll}")
         if self.remat_chunk < 0:
             raise ValueError(f"LSTM: remat_chunk must be >= 0; got {self.remat_chunk}")
-        if self.remat_chunk and (self.fused_directions or self.backward != "custom"):
+        if self.remat_chunk and self.backward != "custom":
             raise ValueError(
-                "LSTM: remat_chunk works with the default separate directions and "
-                "backward='custom'; got "
-                f"fused_directions={self.fused_directions}, backward={self.backward!r}"
+                f"LSTM: remat_chunk works with backward='custom'; got {self.backward!r}"
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"LSTM: dropout must lie in [0, 1); got {self.dropout}")
@@ -344,37 +364,25 @@ class LSTM(nn.Module):
                 outs = list(ys)  # ys (D, T, B, H)
                 finals_h.append(h_n)
                 finals_c.append(c_n)
-            elif dirs == 2 and self.fused_directions:
-                xprojs = [project(seq, w_ih, b) for w_ih, b in zip(w_ihs, biases, strict=True)]
-                (h_n, c_n), ys = scan_fused_bidirectional(
-                    jnp.stack(xprojs), jnp.stack(w_hhs), mask, init, unroll=unroll
-                )  # ys (2, T, B, H)
-                outs = [ys[0], ys[1]]
-                finals_h.append(h_n)
-                finals_c.append(c_n)
             else:
-                outs = []
-                for d in range(dirs):
-                    carry0 = (init[0][d], init[1][d])
-                    if self.remat_chunk:
-                        (h_n, c_n), ys = lstm_direction_remat(
-                            seq, w_ihs[d], biases[d], w_hhs[d], mask, carry0,
-                            d == 1, unroll, self.remat_chunk,
-                        )  # fmt: skip
-                    elif self.backward == "custom":
-                        (h_n, c_n), ys = lstm_direction(
-                            seq, w_ihs[d], biases[d], w_hhs[d], mask, carry0,
-                            d == 1, unroll, chunk, infer_chunk,
-                        )  # fmt: skip
-                    else:
-                        xproj = project(seq, w_ihs[d], biases[d])
-                        (h_n, c_n), ys = scan_direction(
-                            xproj, w_hhs[d], mask, carry0, reverse=d == 1, unroll=unroll
-                        )
-                    # ys (T, B, H)
-                    outs.append(ys)
-                    finals_h.append(h_n[None])
-                    finals_c.append(c_n[None])
+                direction = self._direction(unroll, chunk, infer_chunk)
+                weights_in = (w_ihs, biases, w_hhs)
+                if dirs == 2 and self.fused_directions:
+                    (h_n, c_n), outs = _both_directions_at_once(
+                        direction, seq, *weights_in, mask, init
+                    )  # (2, B, H) each
+                    finals_h.append(h_n)
+                    finals_c.append(c_n)
+                else:
+                    outs = []
+                    for d in range(dirs):
+                        w_d = (w[d] for w in weights_in)
+                        (h_n, c_n), ys = direction(
+                            seq, *w_d, mask, init[0][d], init[1][d], reverse=d == 1
+                        )  # ys (T, B, H)
+                        outs.append(ys)
+                        finals_h.append(h_n[None])
+                        finals_c.append(c_n[None])
             out = jnp.concatenate(outs, axis=-1) if dirs == 2 else outs[0]  # (T, B, D*H)
             if layer < self.num_layers - 1:
                 seq = nn.Dropout(self.dropout)(out, deterministic=not train).astype(self.dtype)
@@ -384,3 +392,28 @@ class LSTM(nn.Module):
         h_n = jnp.concatenate(finals_h, axis=0)  # (L*D, B, H)
         c_n = jnp.concatenate(finals_c, axis=0)  # (L*D, B, H)
         return outputs, (h_n, c_n)
+
+
+def _both_directions_at_once(direction, seq, w_ihs, biases, w_hhs, mask, init):
+    """A bidirectional layer as one vmapped scan over the direction axis: the backward
+    direction runs forward over time-flipped input, where the padded tail comes first and
+    leaves its zero carry as it is, so both are the same forward loop and each step is one
+    batched (2, B, H) @ (2, H, 4H) matmul. `direction` is `LSTM._direction`'s function, so
+    the fused layer has the same backward pass, projection and rematerialisation.
+    seq (T, B, F), mask (T, B, 1); w_ihs, biases, w_hhs: one per direction; init (h, c)
+    each (2, B, H). Returns ((h_n, c_n) each (2, B, H), [forward, backward] outputs
+    (T, B, H) in natural time order)."""
+
+    def flip(a):
+        return jnp.flip(a, axis=0)
+
+    run = jax.vmap(functools.partial(direction, reverse=False))
+    (h_n, c_n), ys = run(
+        jnp.stack([seq, flip(seq)]),  # (2, T, B, F)
+        jnp.stack(w_ihs),  # (2, F, 4H)
+        jnp.stack(biases),  # (2, 4H)
+        jnp.stack(w_hhs),  # (2, H, 4H)
+        jnp.stack([mask, flip(mask)]),  # (2, T, B, 1)
+        *init,
+    )  # ys (2, T, B, H), the backward direction's in flipped time
+    return (h_n, c_n), [ys[0], flip(ys[1])]

@@ -135,40 +135,6 @@ def scan_direction(
     return lax.scan(step, init, (xproj, mask), reverse=reverse, unroll=unroll)
 
 
-def scan_fused_bidirectional(
-    xproj: jax.Array,
-    w_hh: jax.Array,
-    mask: jax.Array,
-    init: Carry,
-    *,
-    unroll: int = 1,
-) -> tuple[Carry, jax.Array]:
-    """Both directions in one scan: one batched (2, B, H) @ (2, H, 4H) matmul per step.
-
-    xproj: (2, T, B, 4H) with the backward direction's slice given in natural time order;
-    w_hh: (2, H, 4H); mask: (T, B, 1); init: (h, c) each (2, B, H).
-    Returns final (h, c) each (2, B, H) and outputs (2, T, B, H) in natural time order.
-    """
-    xs = jnp.stack([xproj[0], jnp.flip(xproj[1], axis=0)], axis=1)  # (T, 2, B, 4H)
-    ms = jnp.stack([mask, jnp.flip(mask, axis=0)], axis=1)  # (T, 2, B, 1)
-
-    def step(carry: Carry, inputs):
-        h, c = carry
-        xp, m = inputs  # (2, B, 4H), (2, B, 1)
-        z = xp + jnp.einsum(
-            "dbh,dhg->dbg", h.astype(w_hh.dtype), w_hh, preferred_element_type=jnp.float32
-        )
-        h_new, c_new = _cell(z, c)
-        h = jnp.where(m, h_new, h)
-        c = jnp.where(m, c_new, c)
-        return (h, c), jnp.where(m, h_new, 0.0)
-
-    final, ys = lax.scan(step, init, (xs, ms), unroll=unroll)  # ys (T, 2, B, H)
-    fwd = ys[:, 0]  # (T, B, H)
-    bwd = jnp.flip(ys[:, 1], axis=0)  # (T, B, H)
-    return final, jnp.stack([fwd, bwd])  # (2, T, B, H)
-
-
 def step_residuals(z: jax.Array, h: jax.Array, c: jax.Array):
     """(h_new, c_new, (h, k, p, f)): a step's update and the residuals its backward step
     needs (see `_scan_forward_saving`), from its gate-scaled pre-activations z (..., 4H)
