@@ -71,10 +71,9 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 # The side-by-side's ratio fields, each printed with its label before the ratio's name.
-VARIANTS = (
+RATIO_FIELDS = (
     ("speedup", ""),
     ("speedup_per_core", "per core: "),
-    ("speedup_graphs", "loop graphs: "),
     ("speedup_pallas", "pallas: "),
     ("speedup_pallas_tf32x3", "pallas tf32x3: "),
     ("masked_over_unmasked", "masked/unmasked cost, "),
@@ -92,11 +91,14 @@ def table(result: dict) -> str:
     lines.append("")
     lines.append(f"{'config':13} {'ratio (> 1: seqjax faster)':38} {'value':>7}")
     for config, sbs in result["side_by_side"].items():
-        for field, label in VARIANTS:
+        for field, label in RATIO_FIELDS:
             for key, value in sbs.get(field, {}).items():
                 lines.append(f"{config:13} {label + key:38} {value:7.2f}")
-        if sbs.get("graphs_error"):
-            lines.append(f"{config:13} loop graphs did not run: {sbs['graphs_error'][:60]}")
+        for variant, ratios in sbs.get("speedup_variants", {}).items():
+            for key, value in ratios.items():
+                lines.append(f"{config:13} {variant + ': ' + key:38} {value:7.2f}")
+        for variant, error in sbs.get("variant_errors", {}).items():
+            lines.append(f"{config:13} {variant} did not run: {error[:60]}")
     return "\n".join(lines)
 
 

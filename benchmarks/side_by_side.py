@@ -6,7 +6,8 @@ dtype (float32) and threads.
 
 runs these alone (`python -m benchmarks` runs them after each system's own figures): on a
 GPU the short way to the ratios, with seqjax's cuDNN and Pallas backends beside the scan,
-and the scan again with its loops recorded into CUDA graphs (`LOOP_GRAPHS`).
+and the scan again with its loops recorded into CUDA graphs (`LOOP_GRAPHS`) and with
+fused directions (`gpu_variants`).
 Train = forward + backward of sum(outputs**2); inference = forward at batch 32. Ratios > 1
 mean seqjax is faster. The implementations are timed in interleaved rounds, one call of
 each per round, so they share the machine's load.
@@ -244,13 +245,15 @@ def _measure(name: str, *, repeats: int) -> dict:
         impls["seqjax_pallas"] = jax_fns(SeqjaxStack(**shape, backend="pallas"), x, lengths)
         tf32x3 = SeqjaxStack(**shape, backend="pallas", options=(("pallas_precision", "tf32x3"),))
         impls["seqjax_pallas_tf32x3"] = jax_fns(tf32x3, x, lengths)
-    graphs_error = None
-    if jax.default_backend() == "gpu":  # the scan with its loops in CUDA graphs
-        graphs_error = add_if_it_runs(
-            impls, "seqjax_graphs", lambda: jax_fns(
-                SeqjaxStack(**shape), x, lengths, compiler_options=LOOP_GRAPHS
-            ),
-        )  # fmt: skip
+    variant_errors = {}
+    if jax.default_backend() == "gpu":  # the scan's GPU levers, each beside the default
+        for variant, (kwargs, options) in gpu_variants(cfg).items():
+            build = functools.partial(
+                jax_fns, SeqjaxStack(**shape, **kwargs), x, lengths, compiler_options=options
+            )
+            error = add_if_it_runs(impls, variant, build)
+            if error:
+                variant_errors[variant] = error
     if _per_core_devices() and cfg["batch"] % jax.local_device_count() == 0:
         impls["seqjax_per_core"] = jax_fns(SeqjaxStack(**shape), x, lengths, per_core=True)
     if "min_len" in cfg:  # the same padded shape with every sequence full
@@ -265,10 +268,11 @@ def _measure(name: str, *, repeats: int) -> dict:
     out["speedup"] = _ratios(timings, "seqjax")
     if "seqjax_per_core" in timings:
         out["speedup_per_core"] = _ratios(timings, "seqjax_per_core")
-    if "seqjax_graphs" in timings:
-        out["speedup_graphs"] = _ratios(timings, "seqjax_graphs")
-    if graphs_error:
-        out["graphs_error"] = graphs_error
+    variants = {v: _ratios(timings, v) for v in gpu_variants(cfg) if v in timings}
+    if variants:
+        out["speedup_variants"] = variants
+    if variant_errors:
+        out["variant_errors"] = variant_errors
     if "seqjax_pallas" in timings:
         out["speedup_pallas"] = _ratios(timings, "seqjax_pallas")
         out["speedup_pallas_tf32x3"] = _ratios(timings, "seqjax_pallas_tf32x3")
@@ -281,6 +285,18 @@ def _measure(name: str, *, repeats: int) -> dict:
 
 
 MATMULS = "float32, no TF32 (seqjax_pallas_tf32x3, on a GPU: three TF32 passes)"
+
+
+def gpu_variants(cfg: dict) -> dict[str, tuple[dict, dict | None]]:
+    """The scan's GPU levers the side-by-side times beside the default scan on a GPU:
+    name -> (SeqjaxStack keyword arguments, XLA compile options). Its steps there cost
+    launches, not arithmetic (see `LOOP_GRAPHS`): CUDA graphs remove the launches from
+    the host, and fused directions halve the sequential steps of a bidirectional layer."""
+    out = {"seqjax_graphs": ({}, LOOP_GRAPHS)}
+    if cfg["bi"]:
+        out["seqjax_fused"] = ({"fused": True}, None)
+        out["seqjax_fused_graphs"] = ({"fused": True}, LOOP_GRAPHS)
+    return out
 
 
 def add_if_it_runs(impls: dict, name: str, build) -> str | None:

@@ -61,7 +61,7 @@ def test_loop_graph_options_are_ones_xla_accepts_and_change_no_result():
     import jax
     import numpy as np
 
-    from benchmarks.side_by_side import CONFIGS, LOOP_GRAPHS, SeqjaxStack, inputs
+    from benchmarks.side_by_side import CONFIGS, LOOP_GRAPHS, SeqjaxStack, gpu_variants, inputs
 
     cfg = CONFIGS["trend"]
     x, lengths = inputs(cfg)
@@ -70,6 +70,8 @@ def test_loop_graph_options_are_ones_xla_accepts_and_change_no_result():
     plain = jax.jit(module.apply)(variables, x, lengths)
     graphs = jax.jit(module.apply, compiler_options=LOOP_GRAPHS)(variables, x, lengths)
     np.testing.assert_array_equal(np.asarray(graphs), np.asarray(plain))
+    assert set(gpu_variants(CONFIGS["trust"])) == {"seqjax_graphs"}  # no directions to fuse
+    assert gpu_variants(cfg)["seqjax_fused_graphs"] == ({"fused": True}, LOOP_GRAPHS)
     bad = {**LOOP_GRAPHS, "xla_gpu_enable_command_buffer": "WHILE,LOOPS"}
     with pytest.raises(Exception, match="not a valid enum value"):
         jax.jit(module.apply, compiler_options=bad)(variables, x, lengths)
