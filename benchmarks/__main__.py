@@ -74,8 +74,6 @@ def main(argv: list[str] | None = None) -> dict:
 RATIO_FIELDS = (
     ("speedup", ""),
     ("speedup_per_core", "per core: "),
-    ("speedup_pallas", "pallas: "),
-    ("speedup_pallas_tf32x3", "pallas tf32x3: "),
     ("masked_over_unmasked", "masked/unmasked cost, "),
 )
 

@@ -19,7 +19,6 @@ evidence behind what `LSTM(backend="auto")` and the default `unroll` and
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 
 import jax
@@ -28,10 +27,8 @@ from benchmarks.__main__ import device_kind
 from benchmarks.side_by_side import (
     CONFIGS,
     LOOP_GRAPHS,
-    SeqjaxStack,
-    add_if_it_runs,
+    add_variants,
     inputs,
-    jax_fns,
     pallas_applies,
     time_impls,
 )
@@ -64,19 +61,16 @@ def measure(name: str, repeats: int) -> dict:
     cfg = CONFIGS[name]
     x, lengths = inputs(cfg)
     shape = dict(hidden=tuple(cfg["hidden"]), layers=cfg["layers"], bi=cfg["bi"])
-    kinds = variants(cfg["time"], cfg["bi"])
+    kinds = {v: (kw, None) for v, kw in variants(cfg["time"], cfg["bi"]).items()}
     if pallas_applies(cfg):
-        kinds["pallas"] = dict(backend="pallas")
-        kinds["pallas_tf32x3"] = dict(backend="pallas", options=(("pallas_precision", "tf32x3"),))
-    impls = {v: jax_fns(SeqjaxStack(**shape, **kw), x, lengths) for v, kw in kinds.items()}
-    errors = {}
+        kinds["pallas"] = (dict(backend="pallas"), None)
+        tf32x3 = (("pallas_precision", "tf32x3"),)
+        kinds["pallas_tf32x3"] = (dict(backend="pallas", options=tf32x3), None)
     if jax.default_backend() == "gpu":  # the scan's loops in CUDA graphs, at both unrolls
         for u in (1, 16):
-            stack = SeqjaxStack(**shape, backend="scan", unroll=u)
-            build = functools.partial(jax_fns, stack, x, lengths, compiler_options=LOOP_GRAPHS)
-            error = add_if_it_runs(impls, f"scan_unroll{u}_loop_graphs", build)
-            if error:
-                errors[f"scan_unroll{u}_loop_graphs"] = error
+            kinds[f"scan_unroll{u}_loop_graphs"] = (dict(backend="scan", unroll=u), LOOP_GRAPHS)
+    impls = {}
+    errors = add_variants(impls, kinds, shape, x, lengths)  # each kept once it has run
     rows = time_impls(impls, repeats=repeats)
     for variant, row in rows.items():
         print(

@@ -239,21 +239,7 @@ def _measure(name: str, *, repeats: int) -> dict:
         "torch_padded": torch_fns(cfg, x, lengths, packed=False),
         "torch_packed": torch_fns(cfg, x, lengths, packed=True),
     }
-    if cudnn_available():  # seqjax's opt-in cuDNN backend beside its default, the scan
-        impls["seqjax_cudnn"] = jax_fns(SeqjaxStack(**shape, backend="cudnn"), x, lengths)
-    if pallas_applies(cfg):  # the fused Pallas kernels, opt-in until measured ahead
-        impls["seqjax_pallas"] = jax_fns(SeqjaxStack(**shape, backend="pallas"), x, lengths)
-        tf32x3 = SeqjaxStack(**shape, backend="pallas", options=(("pallas_precision", "tf32x3"),))
-        impls["seqjax_pallas_tf32x3"] = jax_fns(tf32x3, x, lengths)
-    variant_errors = {}
-    if jax.default_backend() == "gpu":  # the scan's GPU levers, each beside the default
-        for variant, (kwargs, options) in gpu_variants(cfg).items():
-            build = functools.partial(
-                jax_fns, SeqjaxStack(**shape, **kwargs), x, lengths, compiler_options=options
-            )
-            error = add_if_it_runs(impls, variant, build)
-            if error:
-                variant_errors[variant] = error
+    variant_errors = add_variants(impls, optional_variants(cfg), shape, x, lengths)
     if _per_core_devices() and cfg["batch"] % jax.local_device_count() == 0:
         impls["seqjax_per_core"] = jax_fns(SeqjaxStack(**shape), x, lengths, per_core=True)
     if "min_len" in cfg:  # the same padded shape with every sequence full
@@ -268,14 +254,11 @@ def _measure(name: str, *, repeats: int) -> dict:
     out["speedup"] = _ratios(timings, "seqjax")
     if "seqjax_per_core" in timings:
         out["speedup_per_core"] = _ratios(timings, "seqjax_per_core")
-    variants = {v: _ratios(timings, v) for v in gpu_variants(cfg) if v in timings}
-    if variants:
+    variants = {v: _ratios(timings, v) for v in optional_variants(cfg) if v in timings}
+    if variants:  # each optional implementation's ratios, as `speedup` gives seqjax's
         out["speedup_variants"] = variants
     if variant_errors:
         out["variant_errors"] = variant_errors
-    if "seqjax_pallas" in timings:
-        out["speedup_pallas"] = _ratios(timings, "seqjax_pallas")
-        out["speedup_pallas_tf32x3"] = _ratios(timings, "seqjax_pallas_tf32x3")
     if "seqjax_unmasked" in timings:
         out["masked_over_unmasked"] = {
             kind: ours[kind]["median_ms"] / timings["seqjax_unmasked"][kind]["median_ms"]
@@ -285,6 +268,34 @@ def _measure(name: str, *, repeats: int) -> dict:
 
 
 MATMULS = "float32, no TF32 (seqjax_pallas_tf32x3, on a GPU: three TF32 passes)"
+
+
+def optional_variants(cfg: dict) -> dict[str, tuple[dict, dict | None]]:
+    """seqjax's implementations beside its default that apply only on some devices:
+    name -> (SeqjaxStack keyword arguments, XLA compile options)."""
+    out = {}
+    if cudnn_available():  # seqjax's opt-in cuDNN backend
+        out["seqjax_cudnn"] = ({"backend": "cudnn"}, None)
+    if pallas_applies(cfg):  # the fused Pallas kernels, opt-in until measured ahead
+        out["seqjax_pallas"] = ({"backend": "pallas"}, None)
+        tf32x3 = (("pallas_precision", "tf32x3"),)
+        out["seqjax_pallas_tf32x3"] = ({"backend": "pallas", "options": tf32x3}, None)
+    if jax.default_backend() == "gpu":
+        out.update(gpu_variants(cfg))
+    return out
+
+
+def add_variants(impls: dict, variants: dict, shape: dict, x, lengths) -> dict[str, str]:
+    """Adds each of `variants` (as `optional_variants` gives them) to `impls` once it has
+    compiled and run; returns {name: error} for those that did not."""
+    errors = {}
+    for name, (kwargs, options) in variants.items():
+        stack = SeqjaxStack(**shape, **kwargs)
+        build = functools.partial(jax_fns, stack, x, lengths, compiler_options=options)
+        error = add_if_it_runs(impls, name, build)
+        if error:
+            errors[name] = error
+    return errors
 
 
 def gpu_variants(cfg: dict) -> dict[str, tuple[dict, dict | None]]:

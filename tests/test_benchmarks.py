@@ -77,22 +77,22 @@ def test_loop_graph_options_are_ones_xla_accepts_and_change_no_result():
         jax.jit(module.apply, compiler_options=bad)(variables, x, lengths)
 
 
-def test_a_variant_that_fails_to_compile_is_reported_not_timed(capsys):
-    from benchmarks.side_by_side import add_if_it_runs
+def test_optional_variants_join_once_they_run_and_a_failure_is_named_not_timed(capsys):
+    """What a GPU run builds beside the scan, built here: the CPU ignores the GPU compile
+    options, and Pallas compiled for a GPU stands in for a variant that fails there."""
+    from benchmarks.side_by_side import CONFIGS, add_variants, gpu_variants, inputs
 
-    def build():
-        def fails():
-            raise RuntimeError("conditional nodes need CUDA 12.3")
-
-        return fails, fails
-
-    impls = {"seqjax": None}
-    error = add_if_it_runs(impls, "seqjax_graphs", build)
-    assert error == "RuntimeError: conditional nodes need CUDA 12.3"
-    assert list(impls) == ["seqjax"]
-    assert "seqjax_graphs did not run" in capsys.readouterr().err
-    assert add_if_it_runs(impls, "ok", lambda: (lambda: 1, lambda: 2)) is None
-    assert list(impls) == ["seqjax", "ok"]
+    cfg = CONFIGS["trend"]
+    x, lengths = inputs(cfg)
+    shape = dict(hidden=cfg["hidden"], layers=cfg["layers"], bi=cfg["bi"])
+    variants = {**gpu_variants(cfg), "seqjax_pallas": ({"backend": "pallas"}, None)}
+    impls = {}
+    errors = add_variants(impls, variants, shape, x, lengths)
+    assert set(impls) == {"seqjax_graphs", "seqjax_fused", "seqjax_fused_graphs"}
+    assert all(callable(f) for pair in impls.values() for f in pair)
+    assert list(errors) == ["seqjax_pallas"]
+    assert errors["seqjax_pallas"].startswith("ValueError: LSTM: backend='pallas' cannot run")
+    assert "seqjax_pallas did not run" in capsys.readouterr().err
 
 
 def test_interleaved_timing_calls_each_implementation_once_per_round_in_rotated_order():
