@@ -7,9 +7,12 @@ Times one bidirectional layer's recurrence (steel's sizes by default) through
 `pallas_layer` for each candidate (precision, unit, num_warps), beside the scan of the same
 layer (`recurrence.scan_direction`, both directions): inference (the forward kernel) and
 train (forward and backward of sum(ys**2)), interleaved so the candidates share the
-machine's load, and each one's jit compile time. `benchmarks.triton_compile` gives the same
-candidates' registers and spills without a GPU; this gives their speed, the evidence
-`pallas_lstm.UNIT` and `NUM_WARPS` should follow once a GPU has run it.
+machine's load, each one's jit compile time and its largest difference from the scan
+(outputs, and the train row's gradients), so a fast but wrong tiling shows as such; a
+candidate that fails to compile or run is named under `errors` and the others go on.
+`benchmarks.triton_compile` gives the same candidates' registers and spills without a GPU;
+this gives their speed, the evidence `pallas_lstm.UNIT` and `NUM_WARPS` should follow once
+a GPU has run it.
 """
 
 from __future__ import annotations
@@ -77,7 +80,26 @@ def layer_fns(a: dict, opts: KernelOptions | None) -> dict:
     }
     seconds = time.perf_counter() - start
     fns = {k: (lambda f=f: jax.block_until_ready(f(*args))) for k, f in compiled.items()}
-    return {"fns": fns, "compile_s": seconds}
+    return {"fns": fns, "compile_s": seconds, "results": {k: f() for k, f in fns.items()}}
+
+
+def _max_abs_diff(a, b) -> float:
+    """The largest elementwise difference between two pytrees of arrays."""
+    diffs = jax.tree.map(lambda x, y: float(jnp.max(jnp.abs(x - y))), a, b)
+    return max(jax.tree.leaves(diffs))
+
+
+def build_all(a: dict, grid: list) -> tuple[dict, dict]:
+    """({name: layer_fns(...)} for the scan and each candidate that compiled and ran,
+    {name: error} for the others): a tiling jaxlib's Triton rejects costs its own row."""
+    built, errors = {"scan": layer_fns(a, None)}, {}
+    for opts in grid:
+        try:
+            built[_name(opts)] = layer_fns(a, opts)
+        except Exception as error:  # noqa: BLE001 - reported in the result and printed
+            errors[_name(opts)] = f"{type(error).__name__}: {error}"
+            print(f"{_name(opts)} did not run: {errors[_name(opts)][:200]}", file=sys.stderr)
+    return built, errors
 
 
 def _name(opts: KernelOptions | None) -> str:
@@ -108,8 +130,17 @@ def main(argv: list[str] | None = None) -> dict:
     grid = [dataclasses.replace(o, interpret=args.interpret) for o in grid]
     a = layer_inputs(args.batch, args.hidden, args.steps)
     with jax.default_matmul_precision("highest"):  # traced so: the scan's dots in float32
-        built = {_name(o): layer_fns(a, o) for o in [None, *grid]}
-    rows = {name: {"compile_s": round(b["compile_s"], 2)} for name, b in built.items()}
+        built, errors = build_all(a, grid)
+    reference = built["scan"]["results"]
+    rows = {
+        name: {
+            "compile_s": round(b["compile_s"], 2),
+            "max_abs_diff_vs_scan": {
+                k: _max_abs_diff(b["results"][k], reference[k]) for k in reference
+            },
+        }
+        for name, b in built.items()
+    }
     kinds = ("inference", "train")
     for kind in kinds:
         fns = {name: b["fns"][kind] for name, b in built.items()}
@@ -122,7 +153,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(
             f"{name:34} inference {row['inference']['median_ms']:8.2f} ms "
             f"train {row['train']['median_ms']:8.2f} ms  compile {row['compile_s']:6.1f} s  "
-            f"vs scan {ratio['inference']:.2f} / {ratio['train']:.2f}",
+            f"vs scan {ratio['inference']:.2f} / {ratio['train']:.2f}  "
+            f"max |diff| {max(row['max_abs_diff_vs_scan'].values()):.1e}",
             flush=True,
         )
     given = sys.argv[1:] if argv is None else argv
@@ -132,6 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
         "shape": {"batch": args.batch, "hidden": args.hidden, "steps": args.steps},
         "interpret": args.interpret,
         "timings": rows,
+        "errors": errors,
         "best": {
             k: min((n for n in rows if n != "scan"), key=lambda n, k=k: rows[n][k]["median_ms"])
             for k in kinds

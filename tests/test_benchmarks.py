@@ -168,6 +168,30 @@ def test_pallas_tilings_quick_run_times_each_tiling_beside_the_scan(tmp_path):
         assert row["compile_s"] > 0 and row["train"]["repeats"] == 3
         assert all(row[f"{k}_us_per_step"] > 0 for k in ("inference", "train"))
         assert all(math.isfinite(v) and v > 0 for v in row["speedup_vs_scan"].values())
+        assert all(d < 1e-5 for d in row["max_abs_diff_vs_scan"].values())
+    assert result["errors"] == {}
+    assert result["timings"]["scan"]["max_abs_diff_vs_scan"] == {"inference": 0, "train": 0}
+
+
+def test_a_tiling_that_fails_is_named_and_the_others_still_run(monkeypatch, capsys):
+    from benchmarks import pallas_tiles
+
+    real = pallas_tiles.layer_fns
+
+    def layer_fns(a, opts):
+        if opts is not None and opts.unit == 16:
+            raise RuntimeError("out of shared memory")
+        return real(a, opts)
+
+    monkeypatch.setattr(pallas_tiles, "layer_fns", layer_fns)
+    from seqjax.layers.pallas_lstm import KernelOptions
+
+    grid = [KernelOptions(interpret=True, unit=u, num_warps=4) for u in (16, 32)]
+    a = pallas_tiles.layer_inputs(16, 32, 4)
+    built, errors = pallas_tiles.build_all(a, grid)
+    assert set(built) == {"scan", "pallas_float32_unit32_warps4"}
+    assert errors == {"pallas_float32_unit16_warps4": "RuntimeError: out of shared memory"}
+    assert "unit16_warps4 did not run" in capsys.readouterr().err
 
 
 def test_pallas_tilings_refuse_to_compile_without_a_gpu():
