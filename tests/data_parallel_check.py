@@ -34,8 +34,8 @@ def per_shard_check() -> dict:
     lengths = jnp.asarray(rng.integers(1, 41, 32), jnp.int32)
     dat = data_sharding(mesh)
     out = {"per_shard_rows_seen": [], "per_shard_output_diff": 0.0, "per_shard_grad_diff": 0.0}
-    # the projected-input VJP and the rematerialised one, each also vmapped over directions
-    for remat_chunk, fused in ((0, False), (3, False), (0, True), (3, True)):
+    # the projected-input VJP, the rematerialised one, and the first vmapped over directions
+    for remat_chunk, fused in ((0, False), (3, False), (0, True)):
         model = LSTM(
             6, bidirectional=True, backend="scan", remat_chunk=remat_chunk, fused_directions=fused
         )

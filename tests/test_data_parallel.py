@@ -26,7 +26,7 @@ def test_eight_devices_reach_the_single_device_losses():
     assert out["restore_same_structure"] and out["restore_same_shardings"]
     assert out["restore_same_values"] and out["restore_loop"] == {"epoch": 1}
     assert "batch size 12 is not divisible by the 8 devices" in out["indivisible_batch_error"]
-    assert sorted(out["per_shard_rows_seen"]) == [4] * 4 + [32] * 4  # a shard's rows; unsharded
+    assert sorted(out["per_shard_rows_seen"]) == [4] * 3 + [32] * 3  # a shard's rows; unsharded
     assert out["per_shard_output_diff"] < 1e-5
     assert out["per_shard_grad_diff"] < 1e-4
     # the fused Pallas kernels, interpreted, run per shard and agree with one device

@@ -16,7 +16,6 @@ OPTIONS = {
     "chunked_projection": {"projection_chunk": 3},
     "remat": {"remat_chunk": 4},
     "autodiff": {"backward": "autodiff"},
-    "unroll_3": {"unroll": 3},
 }
 
 
