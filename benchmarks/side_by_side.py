@@ -15,7 +15,10 @@ each per round, so they share the machine's load.
 On CPU, `measure_isolated` runs a config in a fresh process that XLA sees as one device
 per core, and seqjax is also timed with the batch sharded over a mesh of those devices
 (`seqjax_per_core`): XLA runs one device's recurrence on one core, so this is how seqjax
-puts every core on the sequential loop that PyTorch spreads over its threads.
+puts every core on the sequential loop that PyTorch spreads over its threads. PyTorch's
+padded stack is also timed on one thread (`torch_padded_1thread`), the same thread count
+as seqjax's one device gives its loop (`speedup_same_threads`; XLA may still spread a
+large matmul outside the loop over the cores).
 """
 
 from __future__ import annotations
@@ -152,7 +155,12 @@ def _per_core_devices() -> bool:
     return jax.default_backend() == "cpu" and jax.local_device_count() > 1
 
 
-def torch_fns(cfg: dict, x: np.ndarray, lengths: np.ndarray, *, packed: bool):
+def torch_fns(
+    cfg: dict, x: np.ndarray, lengths: np.ndarray, *, packed: bool, threads: int | None = None
+):
+    """(forward, train) callables of `torch.nn.LSTM` stacks of the config's sizes, packed
+    or plain padded, on the GPU where there is one; with `threads`, each call runs on that
+    many CPU threads and restores the process's setting after."""
     import torch
 
     torch.manual_seed(0)
@@ -196,7 +204,24 @@ def torch_fns(cfg: dict, x: np.ndarray, lengths: np.ndarray, *, packed: bool):
         (run() ** 2).sum().backward()
         sync()
 
-    return forward, train
+    if threads is None:
+        return forward, train
+    return _on_threads(forward, threads), _on_threads(train, threads)
+
+
+def _on_threads(fn, threads: int):
+    """fn run with torch on `threads` CPU threads, the process's setting restored after."""
+    import torch
+
+    def run():
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            fn()
+        finally:
+            torch.set_num_threads(before)
+
+    return run
 
 
 def time_impls(
@@ -242,6 +267,8 @@ def _measure(name: str, *, repeats: int) -> dict:
     variant_errors = add_variants(impls, optional_variants(cfg), shape, x, lengths)
     if _per_core_devices() and cfg["batch"] % jax.local_device_count() == 0:
         impls["seqjax_per_core"] = jax_fns(SeqjaxStack(**shape), x, lengths, per_core=True)
+    if _per_core_devices():  # PyTorch on one thread, as seqjax's one device runs its loop
+        impls["torch_padded_1thread"] = torch_fns(cfg, x, lengths, packed=False, threads=1)
     if "min_len" in cfg:  # the same padded shape with every sequence full
         impls["seqjax_unmasked"] = jax_fns(SeqjaxStack(**shape), *inputs(cfg, masked=False))
     timings = time_impls(impls, repeats=repeats)
@@ -254,6 +281,12 @@ def _measure(name: str, *, repeats: int) -> dict:
     out["speedup"] = _ratios(timings, "seqjax")
     if "seqjax_per_core" in timings:
         out["speedup_per_core"] = _ratios(timings, "seqjax_per_core")
+    if "torch_padded_1thread" in timings:  # same threads: one device against one thread
+        out["speedup_same_threads"] = {
+            f"{kind}_vs_torch_padded_1thread": timings["torch_padded_1thread"][kind]["median_ms"]
+            / ours[kind]["median_ms"]
+            for kind in ("train", "inference_b32")
+        }
     variants = {v: _ratios(timings, v) for v in optional_variants(cfg) if v in timings}
     if variants:  # each optional implementation's ratios, as `speedup` gives seqjax's
         out["speedup_variants"] = variants

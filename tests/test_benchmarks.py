@@ -28,12 +28,18 @@ def test_quick_suite_writes_every_figure(tmp_path, capsys):
     cores = os.cpu_count() or 1
     assert sbs["devices"] == cores  # the side-by-side's process sees one device per core
     per_core = {"seqjax_per_core"} if cores > 1 and 32 % cores == 0 else set()
-    impls = {"seqjax", "flax_nn_rnn", "torch_padded", "torch_packed"} | per_core
+    one_thread = {"torch_padded_1thread"} if cores > 1 else set()
+    impls = {"seqjax", "flax_nn_rnn", "torch_padded", "torch_packed"} | per_core | one_thread
     assert set(sbs["timings"]) == impls
     assert all(math.isfinite(v) and v > 0 for v in sbs["speedup"].values())
     if per_core:
         assert sbs["speedup_per_core"].keys() == sbs["speedup"].keys()
         assert all(math.isfinite(v) and v > 0 for v in sbs["speedup_per_core"].values())
+    if one_thread:
+        assert set(sbs["speedup_same_threads"]) == {
+            "train_vs_torch_padded_1thread",
+            "inference_b32_vs_torch_padded_1thread",
+        }
     printed = capsys.readouterr().out
     assert "train_vs_flax_nn_rnn" in printed and "model size (MB)" in printed
 
@@ -93,6 +99,23 @@ def test_optional_variants_join_once_they_run_and_a_failure_is_named_not_timed(c
     assert list(errors) == ["seqjax_pallas"]
     assert errors["seqjax_pallas"].startswith("ValueError: LSTM: backend='pallas' cannot run")
     assert "seqjax_pallas did not run" in capsys.readouterr().err
+
+
+def test_torch_on_one_thread_gets_the_processs_setting_back_even_on_error():
+    import torch
+
+    from benchmarks.side_by_side import _on_threads
+
+    before = torch.get_num_threads()
+    seen = []
+    _on_threads(lambda: seen.append(torch.get_num_threads()), 1)()
+
+    def fails():
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError):
+        _on_threads(fails, 1)()
+    assert seen == [1] and torch.get_num_threads() == before
 
 
 def test_interleaved_timing_calls_each_implementation_once_per_round_in_rotated_order():
