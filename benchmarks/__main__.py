@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
 RATIO_FIELDS = (
     ("speedup", ""),
     ("speedup_per_core", "per core: "),
-    ("speedup_same_threads", "one device: "),
+    ("speedup_same_threads", ""),
     ("masked_over_unmasked", "masked/unmasked cost, "),
 )
 
