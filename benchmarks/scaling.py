@@ -14,7 +14,8 @@ projection, launch and loop overhead) is in the limit, so it is a floor the scan
 reach; the gap says how much of a step is overhead rather than arithmetic.
 
 On a GPU the empty scan step is also timed with its loop recorded into a CUDA graph
-(`side_by_side.LOOP_GRAPHS`), which is what that option would save a recurrence per step.
+(`side_by_side.LOOP_GRAPHS`): the difference is what that option saves each step of a
+recurrence.
 
 Writes scaling_<device>.json and scaling_<device>.png.
 """
