@@ -29,15 +29,15 @@ flax.__version__, optax.__version__, torch.__version__, jax.devices())"
       JAX_DEFAULT_MATMUL_PRECISION=highest $py -m pytest -q -p no:cacheprovider \
         tests/test_lstm_cudnn.py tests/test_lstm_parity.py tests/test_lstm_padding.py \
         tests/test_lstm_remat.py tests/test_lstm_errors.py tests/test_recurrence.py \
-        tests/test_lstm_pallas.py \
+        tests/test_lstm_pallas.py tests/test_lstm_fused.py \
         2>&1 | tee "$out/gpu_tests.log"
       ;;
-    pallas)  # the fused Pallas kernels first, for a short GPU budget: numerics, each tiling
-      # and warp count on steel's layer, then steel and trend side by side with the scan
-      # (also with its loops in CUDA graphs), cuDNN, PyTorch and Flax (their systems' own
-      # figures are the suite stage's)
+    pallas)  # the GPU levers first, for a short budget: the Pallas kernels' and the fused
+      # directions' numerics, each tiling and warp count on steel's layer, then steel and
+      # trend side by side with the scan (also fused, with its loops in CUDA graphs, and
+      # both), cuDNN, PyTorch and Flax (their systems' own figures are the suite stage's)
       JAX_DEFAULT_MATMUL_PRECISION=highest $py -m pytest -q -p no:cacheprovider \
-        tests/test_lstm_pallas.py 2>&1 | tee "$out/pallas_tests.log"
+        tests/test_lstm_pallas.py tests/test_lstm_fused.py 2>&1 | tee "$out/pallas_tests.log"
       $py -m benchmarks.pallas_tiles --out "$out/pallas_tiles_$kind.json" 2>&1 \
         | tee "$out/pallas_tiles.log"
       $py -m benchmarks.side_by_side --only steel --only trend \
