@@ -96,6 +96,9 @@ def table(result: dict) -> str:
         for variant, ratios in sbs.get("speedup_variants", {}).items():
             for key, value in ratios.items():
                 lines.append(f"{config:13} {variant + ': ' + key:38} {value:7.2f}")
+        for variant, diffs in sbs.get("variant_max_abs_diff", {}).items():
+            worst = max(diffs.values())
+            lines.append(f"{config:13} {variant + ': max |diff| vs seqjax':38} {worst:7.1e}")
         for variant, error in sbs.get("variant_errors", {}).items():
             lines.append(f"{config:13} {variant} did not run: {error[:60]}")
     return "\n".join(lines)

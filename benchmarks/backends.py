@@ -70,7 +70,7 @@ def measure(name: str, repeats: int) -> dict:
         for u in (1, 16):
             kinds[f"scan_unroll{u}_loop_graphs"] = (dict(backend="scan", unroll=u), LOOP_GRAPHS)
     impls = {}
-    errors = add_variants(impls, kinds, shape, x, lengths)  # each kept once it has run
+    errors, _ = add_variants(impls, kinds, shape, x, lengths)  # each kept once it has run
     rows = time_impls(impls, repeats=repeats)
     for variant, row in rows.items():
         print(

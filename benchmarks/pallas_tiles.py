@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.__main__ import device_kind
+from benchmarks.side_by_side import max_abs_diff
 from benchmarks.timing import environment, time_interleaved
 from benchmarks.triton_compile import candidates
 from seqjax.io import atomic_write_json
@@ -83,12 +84,6 @@ def layer_fns(a: dict, opts: KernelOptions | None) -> dict:
     return {"fns": fns, "compile_s": seconds, "results": {k: f() for k, f in fns.items()}}
 
 
-def _max_abs_diff(a, b) -> float:
-    """The largest elementwise difference between two pytrees of arrays."""
-    diffs = jax.tree.map(lambda x, y: float(jnp.max(jnp.abs(x - y))), a, b)
-    return max(jax.tree.leaves(diffs))
-
-
 def build_all(a: dict, grid: list) -> tuple[dict, dict]:
     """({name: layer_fns(...)} for the scan and each candidate that compiled and ran,
     {name: error} for the others): a tiling jaxlib's Triton rejects costs its own row."""
@@ -136,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
         name: {
             "compile_s": round(b["compile_s"], 2),
             "max_abs_diff_vs_scan": {
-                k: _max_abs_diff(b["results"][k], reference[k]) for k in reference
+                k: max_abs_diff(b["results"][k], reference[k]) for k in reference
             },
         }
         for name, b in built.items()

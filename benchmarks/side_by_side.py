@@ -264,7 +264,10 @@ def _measure(name: str, *, repeats: int) -> dict:
         "torch_padded": torch_fns(cfg, x, lengths, packed=False),
         "torch_packed": torch_fns(cfg, x, lengths, packed=True),
     }
-    variant_errors = add_variants(impls, optional_variants(cfg), shape, x, lengths)
+    reference = [fn() for fn in impls["seqjax"]]
+    variant_errors, variant_diffs = add_variants(
+        impls, optional_variants(cfg), shape, x, lengths, reference
+    )
     if _per_core_devices() and cfg["batch"] % jax.local_device_count() == 0:
         impls["seqjax_per_core"] = jax_fns(SeqjaxStack(**shape), x, lengths, per_core=True)
     if _per_core_devices():  # PyTorch on one thread, as seqjax's one device runs its loop
@@ -292,6 +295,8 @@ def _measure(name: str, *, repeats: int) -> dict:
         out["speedup_variants"] = variants
     if variant_errors:
         out["variant_errors"] = variant_errors
+    if variant_diffs:  # outputs, and the train call's loss and gradients, against seqjax's
+        out["variant_max_abs_diff"] = variant_diffs
     if "seqjax_unmasked" in timings:
         out["masked_over_unmasked"] = {
             kind: ours[kind]["median_ms"] / timings["seqjax_unmasked"][kind]["median_ms"]
@@ -318,17 +323,33 @@ def optional_variants(cfg: dict) -> dict[str, tuple[dict, dict | None]]:
     return out
 
 
-def add_variants(impls: dict, variants: dict, shape: dict, x, lengths) -> dict[str, str]:
+def add_variants(
+    impls: dict, variants: dict, shape: dict, x, lengths, reference: tuple | None = None
+) -> tuple[dict[str, str], dict[str, dict]]:
     """Adds each of `variants` (as `optional_variants` gives them) to `impls` once it has
-    compiled and run; returns {name: error} for those that did not."""
-    errors = {}
+    compiled and run. Returns ({name: error} for those that did not, {name: {kind: largest
+    difference from `reference`}}), `reference` being the default stack's (forward, train)
+    results: a variant that runs fast but computes something else shows as such."""
+    errors, diffs = {}, {}
     for name, (kwargs, options) in variants.items():
         stack = SeqjaxStack(**shape, **kwargs)
         build = functools.partial(jax_fns, stack, x, lengths, compiler_options=options)
-        error = add_if_it_runs(impls, name, build)
+        error, results = add_if_it_runs(impls, name, build)
         if error:
             errors[name] = error
-    return errors
+        elif reference is not None:
+            pairs = zip(("inference_b32", "train"), results, reference, strict=True)
+            try:
+                diffs[name] = {kind: max_abs_diff(r, ref) for kind, r, ref in pairs}
+            except (ValueError, TypeError) as error:  # e.g. another parameter tree
+                errors[name] = f"results not comparable with seqjax's: {error}"
+    return errors, diffs
+
+
+def max_abs_diff(a, b) -> float:
+    """The largest elementwise difference between two pytrees of arrays."""
+    diffs = jax.tree.map(lambda x, y: float(jnp.max(jnp.abs(x - y))), a, b)
+    return max(jax.tree.leaves(diffs))
 
 
 def gpu_variants(cfg: dict) -> dict[str, tuple[dict, dict | None]]:
@@ -343,19 +364,18 @@ def gpu_variants(cfg: dict) -> dict[str, tuple[dict, dict | None]]:
     return out
 
 
-def add_if_it_runs(impls: dict, name: str, build) -> str | None:
-    """impls[name] = build(), once both its callables have compiled and run; else the
-    error, so that an option this GPU's XLA or driver rejects costs one figure, not the
-    run's others."""
+def add_if_it_runs(impls: dict, name: str, build) -> tuple[str | None, list]:
+    """impls[name] = build(), once both its callables have compiled and run: (None, their
+    results); else (the error, []), so that an option this GPU's XLA or driver rejects
+    costs one figure, not the run's others."""
     try:
         fns = build()
-        for fn in fns:
-            fn()
+        results = [fn() for fn in fns]
     except Exception as error:  # noqa: BLE001 - reported in the result, not swallowed
         print(f"{name} did not run: {error}", file=sys.stderr)
-        return f"{type(error).__name__}: {error}"
+        return f"{type(error).__name__}: {error}", []
     impls[name] = fns
-    return None
+    return None, results
 
 
 def pallas_applies(cfg: dict) -> bool:

@@ -86,16 +86,25 @@ def test_loop_graph_options_are_ones_xla_accepts_and_change_no_result():
 def test_optional_variants_join_once_they_run_and_a_failure_is_named_not_timed(capsys):
     """What a GPU run builds beside the scan, built here: the CPU ignores the GPU compile
     options, and Pallas compiled for a GPU stands in for a variant that fails there."""
-    from benchmarks.side_by_side import CONFIGS, add_variants, gpu_variants, inputs
+    from benchmarks.side_by_side import (
+        CONFIGS,
+        SeqjaxStack,
+        add_variants,
+        gpu_variants,
+        inputs,
+        jax_fns,
+    )
 
     cfg = CONFIGS["trend"]
     x, lengths = inputs(cfg)
     shape = dict(hidden=cfg["hidden"], layers=cfg["layers"], bi=cfg["bi"])
     variants = {**gpu_variants(cfg), "seqjax_pallas": ({"backend": "pallas"}, None)}
-    impls = {}
-    errors = add_variants(impls, variants, shape, x, lengths)
-    assert set(impls) == {"seqjax_graphs", "seqjax_fused", "seqjax_fused_graphs"}
-    assert all(callable(f) for pair in impls.values() for f in pair)
+    impls = {"seqjax": jax_fns(SeqjaxStack(**shape), x, lengths)}
+    reference = [fn() for fn in impls["seqjax"]]
+    errors, diffs = add_variants(impls, variants, shape, x, lengths, reference)
+    assert set(impls) == {"seqjax", "seqjax_graphs", "seqjax_fused", "seqjax_fused_graphs"}
+    assert set(diffs) == set(impls) - {"seqjax"}
+    assert all(d < 1e-4 for row in diffs.values() for d in row.values())  # same arithmetic
     assert list(errors) == ["seqjax_pallas"]
     assert errors["seqjax_pallas"].startswith("ValueError: LSTM: backend='pallas' cannot run")
     assert "seqjax_pallas did not run" in capsys.readouterr().err
