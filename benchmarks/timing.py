@@ -34,21 +34,25 @@ def time_interleaved(
     implementation sees the same load, so ratios of medians survive a noisy machine.
     Rounds go on past `repeats` until `min_seconds` have passed (at most 20x `repeats`):
     15 rounds of millisecond calls last a fraction of a second, short enough for one
-    busy moment of a shared machine to move a median. Each round starts one
-    implementation later than the one before, so each follows every other equally often:
-    a call can find the cores still busy with the one before it (PyTorch's OpenMP
-    threads spin-wait after their work), and a fixed order would charge that to the same
-    implementation every time.
+    busy moment of a shared machine to move a median. Each round calls the
+    implementations in a fresh random order (seeded, so a run is repeatable), so each
+    follows every other about equally often: a call can find the cores still busy with
+    the one before it (PyTorch's OpenMP threads spin-wait after their work). Rotating one
+    fixed order, as this did before, still put the same implementation right after
+    PyTorch in all but one call per cycle: identical stacks timed that way read 0.92-0.95
+    against each other on trend's 5 ms training calls (`python -m benchmarks.stack_ab HEAD
+    --only trend`), within 2% once PyTorch left the rounds.
     """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     names = list(fns)
+    order = np.random.default_rng(0)
     samples: dict[str, list[float]] = {name: [] for name in fns}
     began, rounds = time.perf_counter(), 0
     while rounds < repeats or (time.perf_counter() - began < min_seconds and rounds < 20 * repeats):
-        for k in range(len(names)):
-            name = names[(rounds + k) % len(names)]
+        for k in order.permutation(len(names)):
+            name = names[k]
             start = time.perf_counter()
             fns[name]()
             samples[name].append((time.perf_counter() - start) * 1e3)
