@@ -41,7 +41,7 @@ def time_interleaved(
     fixed order, as this did before, still put the same implementation right after
     PyTorch in all but one call per cycle: identical stacks timed that way read 0.92-0.95
     against each other on trend's 5 ms training calls (`python -m benchmarks.stack_ab HEAD
-    --only trend`), within 2% once PyTorch left the rounds.
+    --only trend` at 48709bc~1), within 2% once PyTorch left the rounds.
     """
     for fn in fns.values():
         for _ in range(warmup):
