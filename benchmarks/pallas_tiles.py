@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.__main__ import device_kind
-from benchmarks.side_by_side import max_abs_diff
+from benchmarks.side_by_side import built_or_error, max_abs_diff
 from benchmarks.timing import environment, time_interleaved
 from benchmarks.triton_compile import candidates
 from seqjax.io import atomic_write_json
@@ -89,11 +89,11 @@ def build_all(a: dict, grid: list) -> tuple[dict, dict]:
     {name: error} for the others): a tiling jaxlib's Triton rejects costs its own row."""
     built, errors = {"scan": layer_fns(a, None)}, {}
     for opts in grid:
-        try:
-            built[_name(opts)] = layer_fns(a, opts)
-        except Exception as error:  # noqa: BLE001 - reported in the result and printed
-            errors[_name(opts)] = f"{type(error).__name__}: {error}"
-            print(f"{_name(opts)} did not run: {errors[_name(opts)][:200]}", file=sys.stderr)
+        fns, error = built_or_error(_name(opts), lambda opts=opts: layer_fns(a, opts))
+        if error:
+            errors[_name(opts)] = error
+        else:
+            built[_name(opts)] = fns
     return built, errors
 
 

@@ -264,10 +264,9 @@ def _measure(name: str, *, repeats: int) -> dict:
         "torch_padded": torch_fns(cfg, x, lengths, packed=False),
         "torch_packed": torch_fns(cfg, x, lengths, packed=True),
     }
+    optional = optional_variants(cfg)
     reference = [fn() for fn in impls["seqjax"]]
-    variant_errors, variant_diffs = add_variants(
-        impls, optional_variants(cfg), shape, x, lengths, reference
-    )
+    variant_errors, variant_diffs = add_variants(impls, optional, shape, x, lengths, reference)
     if _per_core_devices() and cfg["batch"] % jax.local_device_count() == 0:
         impls["seqjax_per_core"] = jax_fns(SeqjaxStack(**shape), x, lengths, per_core=True)
     if _per_core_devices():  # PyTorch on one thread, as seqjax's one device runs its loop
@@ -290,7 +289,7 @@ def _measure(name: str, *, repeats: int) -> dict:
             / ours[kind]["median_ms"]
             for kind in ("train", "inference_b32")
         }
-    variants = {v: _ratios(timings, v) for v in optional_variants(cfg) if v in timings}
+    variants = {v: _ratios(timings, v) for v in optional if v in timings}
     if variants:  # each optional implementation's ratios, as `speedup` gives seqjax's
         out["speedup_variants"] = variants
     if variant_errors:
@@ -327,17 +326,20 @@ def add_variants(
     impls: dict, variants: dict, shape: dict, x, lengths, reference: tuple | None = None
 ) -> tuple[dict[str, str], dict[str, dict]]:
     """Adds each of `variants` (as `optional_variants` gives them) to `impls` once it has
-    compiled and run. Returns ({name: error} for those that did not, {name: {kind: largest
-    difference from `reference`}}), `reference` being the default stack's (forward, train)
-    results: a variant that runs fast but computes something else shows as such."""
+    compiled and run (`built_or_error`). Returns ({name: error} for those that did not,
+    {name: {kind: largest difference from `reference`}}), `reference` being the default
+    stack's (forward, train) results: a variant that runs fast but computes something
+    else shows as such."""
     errors, diffs = {}, {}
     for name, (kwargs, options) in variants.items():
         stack = SeqjaxStack(**shape, **kwargs)
-        build = functools.partial(jax_fns, stack, x, lengths, compiler_options=options)
-        error, results = add_if_it_runs(impls, name, build)
+        fns = functools.partial(jax_fns, stack, x, lengths, compiler_options=options)
+        built, error = built_or_error(name, lambda fns=fns: _with_results(fns()))
         if error:
             errors[name] = error
-        elif reference is not None:
+            continue
+        impls[name], results = built
+        if reference is not None:
             pairs = zip(("inference_b32", "train"), results, reference, strict=True)
             try:
                 diffs[name] = {kind: max_abs_diff(r, ref) for kind, r, ref in pairs}
@@ -364,18 +366,20 @@ def gpu_variants(cfg: dict) -> dict[str, tuple[dict, dict | None]]:
     return out
 
 
-def add_if_it_runs(impls: dict, name: str, build) -> tuple[str | None, list]:
-    """impls[name] = build(), once both its callables have compiled and run: (None, their
-    results); else (the error, []), so that an option this GPU's XLA or driver rejects
-    costs one figure, not the run's others."""
+def _with_results(fns: tuple) -> tuple[tuple, list]:
+    """(fns, the result of calling each once): compiles and runs them."""
+    return fns, [fn() for fn in fns]
+
+
+def built_or_error(name: str, build):
+    """(build(), None), or (None, the error) printed to stderr: an implementation this
+    device's XLA, Triton or driver rejects costs its own figures, not the run's others."""
     try:
-        fns = build()
-        results = [fn() for fn in fns]
+        return build(), None
     except Exception as error:  # noqa: BLE001 - reported in the result, not swallowed
-        print(f"{name} did not run: {error}", file=sys.stderr)
-        return f"{type(error).__name__}: {error}", []
-    impls[name] = fns
-    return None, results
+        message = f"{type(error).__name__}: {error}"
+        print(f"{name} did not run: {message[:200]}", file=sys.stderr)
+        return None, message
 
 
 def pallas_applies(cfg: dict) -> bool:
