@@ -5,9 +5,10 @@
 #     bash benchmarks/gpu.sh [OUTDIR] [STAGE ...]
 #
 # Stages (default: all, in this order): env tests quick suite backends kernels long scaling;
-# also pallas (the fused kernels' tests, every tiling and warp count on steel's layer, then
-# steel and trend side by side: a short budget's first call). Each stage's log and JSON
-# land in OUTDIR (default benchmarks/results); a stage that fails does not stop the next.
+# also pallas (steel and trend side by side with every GPU variant, the fused kernels'
+# tests, then every tiling and warp count on steel's layer: a short budget's first call).
+# Each stage's log and JSON land in OUTDIR (default benchmarks/results); a stage that fails
+# does not stop the next.
 set -u
 out=${1:-benchmarks/results}
 shift || true
@@ -32,16 +33,18 @@ flax.__version__, optax.__version__, torch.__version__, jax.devices())"
         tests/test_lstm_pallas.py tests/test_lstm_fused.py \
         2>&1 | tee "$out/gpu_tests.log"
       ;;
-    pallas)  # the GPU levers first, for a short budget: the Pallas kernels' and the fused
-      # directions' numerics, each tiling and warp count on steel's layer, then steel and
-      # trend side by side with the scan (also fused, with its loops in CUDA graphs, and
-      # both), cuDNN, PyTorch and Flax (their systems' own figures are the suite stage's)
+    pallas)  # the GPU levers, for a short budget, most telling first: steel and trend side
+      # by side with the scan (also fused, with its loops in CUDA graphs, and both), cuDNN,
+      # Pallas, PyTorch and Flax, each variant with its difference from the scan (their
+      # systems' own figures are the suite stage's); the Pallas kernels' and the fused
+      # directions' tests; each tiling and warp count on steel's layer. Each writes its
+      # JSON as it goes, so a call cut off at its time limit keeps what was done.
+      $py -m benchmarks.side_by_side --only steel --only trend \
+        --out "$out/side_by_side_$kind.json" 2>&1 | tee "$out/pallas.log"
       JAX_DEFAULT_MATMUL_PRECISION=highest $py -m pytest -q -p no:cacheprovider \
         tests/test_lstm_pallas.py tests/test_lstm_fused.py 2>&1 | tee "$out/pallas_tests.log"
       $py -m benchmarks.pallas_tiles --out "$out/pallas_tiles_$kind.json" 2>&1 \
         | tee "$out/pallas_tiles.log"
-      $py -m benchmarks.side_by_side --only steel --only trend \
-        --out "$out/side_by_side_$kind.json" 2>&1 | tee "$out/pallas.log"
       ;;
     quick)
       $py -m benchmarks --quick --out "$out/$kind-quick.json" 2>&1 | tee "$out/quick.log"

@@ -160,8 +160,12 @@ def main(argv: list[str] | None = None) -> dict:
         "interpret": args.interpret,
         "timings": rows,
         "errors": errors,
-        "best": {
-            k: min((n for n in rows if n != "scan"), key=lambda n, k=k: rows[n][k]["median_ms"])
+        "best": {  # None when no tiling ran: the errors above still get written
+            k: min(
+                (n for n in rows if n != "scan"),
+                key=lambda n, k=k: rows[n][k]["median_ms"],
+                default=None,
+            )
             for k in kinds
         },
     }

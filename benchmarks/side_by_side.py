@@ -419,11 +419,12 @@ def main(argv: list[str] | None = None) -> dict:
         "systems": {},
         "side_by_side": {},
     }
+    out = args.out or f"benchmarks/results/side_by_side_{device_kind()}.json"
     for name in args.only or list(CONFIGS):
         print(f"[{name}] LSTM stack side by side", flush=True)
         result["side_by_side"][name] = measure_isolated(name, repeats=args.repeats)
-    out = args.out or f"benchmarks/results/side_by_side_{device_kind()}.json"
-    atomic_write_json(out, result)
+        # after every config: a run cut short (a GPU session's time limit) keeps those done
+        atomic_write_json(out, result)
     print(table(result))
     print(f"wrote {out}")
     return result

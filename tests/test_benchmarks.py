@@ -61,6 +61,23 @@ def test_side_by_side_alone_writes_its_ratios(tmp_path, capsys):
     assert "train_vs_torch_padded" in capsys.readouterr().out
 
 
+def test_side_by_side_keeps_the_configs_done_when_a_later_one_fails(tmp_path, monkeypatch):
+    """A GPU session's one call can be cut off mid-run: each config's figures are on disk
+    as soon as that config is done, not only at the end."""
+    import benchmarks.side_by_side as sbs
+
+    def measure(name, *, repeats):
+        if name == "steel":
+            raise RuntimeError("cut off")
+        return {"config": {"name": name}}
+
+    monkeypatch.setattr(sbs, "measure_isolated", measure)
+    out = tmp_path / "sbs.json"
+    with pytest.raises(RuntimeError, match="cut off"):
+        sbs.main(["--only", "trend", "--only", "steel", "--out", str(out)])
+    assert json.loads(out.read_text())["side_by_side"] == {"trend": {"config": {"name": "trend"}}}
+
+
 def test_loop_graph_options_are_ones_xla_accepts_and_change_no_result():
     """XLA checks option names and values when it compiles on any backend, so a typo in
     LOOP_GRAPHS fails here rather than in a GPU session's budget."""
@@ -231,6 +248,27 @@ def test_a_tiling_that_fails_is_named_and_the_others_still_run(monkeypatch, caps
     assert set(built) == {"scan", "pallas_float32_unit32_warps4"}
     assert errors == {"pallas_float32_unit16_warps4": "RuntimeError: out of shared memory"}
     assert "unit16_warps4 did not run" in capsys.readouterr().err
+
+
+def test_when_no_tiling_runs_the_errors_are_still_written(tmp_path, monkeypatch):
+    """The first GPU run of the kernels may reject every tiling; that is a result too."""
+    from benchmarks import pallas_tiles
+
+    real = pallas_tiles.layer_fns
+
+    def layer_fns(a, opts):
+        if opts is not None:
+            raise RuntimeError("Triton rejected it")
+        return real(a, opts)
+
+    monkeypatch.setattr(pallas_tiles, "layer_fns", layer_fns)
+    out = tmp_path / "tiles.json"
+    pallas_tiles.main(["--interpret", "--quick", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert list(result["timings"]) == ["scan"]
+    assert result["best"] == {"inference": None, "train": None}
+    assert len(result["errors"]) == 2
+    assert set(result["errors"].values()) == {"RuntimeError: Triton rejected it"}
 
 
 def test_pallas_tilings_refuse_to_compile_without_a_gpu():
