@@ -58,6 +58,37 @@ def pytorch_uniform(hidden_size: int) -> Initializer:
     return init
 
 
+def loop_defaults(platform: str, features: int, hidden: int, steps: int) -> tuple[int, int, int]:
+    """(unroll, projection chunk, inference projection chunk) that `LSTM` uses on
+    `platform` (`jax.default_backend()`) for a layer of `features` inputs and `hidden`
+    units over `steps` steps.
+
+    On a GPU every loop iteration costs about 14 µs of launch and synchronisation (an
+    empty scan step on an H100, benchmarks/results/scaling_nvidia-h100-80gb-hbm3.json),
+    far more than a step's arithmetic at these sizes, so there the scan is unrolled 16
+    steps and the input is projected for the whole sequence at once: steel's stack
+    trained in 30.9 ms instead of 54.7 (benchmarks/results/backends_nvidia-h100-80gb-
+    hbm3.log). A TPU, or any other accelerator, gets the same: not measured there, but its
+    matrix units also want one large projection rather than a small matmul per step, and
+    a loop step of small matmuls also costs more than its arithmetic; the CPU's choices
+    below answer a core's caches, which an accelerator does not have in that form.
+
+    On CPU, unroll 8 was up to 40% slower than 1. There, an input narrower than the hidden
+    state is projected inside the loop (chunk 1): up front, a (T*B, F) @ (F, 4H) matmul
+    with F = 5 uses the matmul units poorly and its (T, B, 4H) result, 4H/F times the
+    input's size, is read back each step, where inside the loop it is one small matmul
+    more per step. Wider inputs are projected all at once for training, which trained
+    steel's stack faster than chunks of 32, and ~32 steps at a time for inference, where a
+    chunk's projection is read back while it is still in cache (`python -m
+    benchmarks.backends`, `python -m benchmarks.stack_ab`).
+    """
+    if platform != "cpu":
+        return 16, 0, 0
+    if features < hidden:
+        return 1, 1, 1
+    return 1, 0, projection_chunk(steps)
+
+
 class LSTMWeights(nn.Module):
     """Holds one layer-direction's parameters; exists so they nest under `l{k}[_reverse]`."""
 
@@ -117,10 +148,11 @@ class LSTM(nn.Module):
     more forward pass of compute. C near sqrt(T) minimises memory (100 at T = 10,000).
     `projection_chunk` is how many steps of input x @ W_ih one matmul projects: 0 the
     whole sequence before the loop, 1 each step inside it, C > 1 chunks of C steps.
-    `unroll` and `projection_chunk` left at None take the platform's measured defaults,
-    per layer (see `_loop_shape`); `backend="cudnn"` is NVIDIA's kernel, opt-in (see
-    layers/cudnn.py); `backend="pallas"` runs each layer's recurrence, both directions, in
-    one fused Pallas kernel launch on a GPU, opt-in (see layers/pallas_lstm.py); with
+    `unroll` and `projection_chunk` left at None take the platform's defaults per layer
+    (`loop_defaults`: measured on CPU and GPU; a TPU gets the GPU's);
+    `backend="cudnn"` is NVIDIA's kernel, opt-in (see layers/cudnn.py);
+    `backend="pallas"` runs each layer's recurrence, both directions, in one fused Pallas
+    kernel launch on a GPU, opt-in (see layers/pallas_lstm.py); with
     `pallas_interpret=True` it runs in Pallas's interpreter on any platform (for tests);
     `pallas_precision` is its matmul algorithm, "float32" or "tf32x3" (`PRECISIONS`).
     """
@@ -237,31 +269,16 @@ class LSTM(nn.Module):
 
     def _loop_shape(self, features: int, steps: int) -> tuple[int, int, int]:
         """(unroll, projection chunk, inference projection chunk) for a layer with
-        `features` inputs over `steps` steps, the platform's defaults where not given.
-
-        On a GPU every loop iteration costs about 14 µs of launch and synchronisation (an
-        empty scan step on an H100, benchmarks/results/scaling_nvidia-h100-80gb-hbm3.json),
-        far more than a step's arithmetic at these sizes, so there the scan is unrolled 16
-        steps and the input is projected for the whole sequence at once: steel's stack
-        trained in 30.9 ms instead of 54.7 (benchmarks/results/backends_nvidia-h100-80gb-
-        hbm3.log). On CPU, unroll 8 was up to 40% slower than 1. There, an input narrower
-        than the hidden state is projected inside the loop (chunk 1): up front, a (T*B, F)
-        @ (F, 4H) matmul with F = 5 uses the matmul units poorly and its (T, B, 4H) result,
-        4H/F times the input's size, is read back each step, where inside the loop it is
-        one small matmul more per step. Wider inputs are projected all at once for
-        training, which trained steel's stack faster than chunks of 32, and ~32 steps at a
-        time for inference, where a chunk's projection is read back while it is still in
-        cache (`python -m benchmarks.backends`, `python -m benchmarks.stack_ab`).
-        """
-        gpu = jax.default_backend() == "gpu"
-        unroll = self.unroll if self.unroll is not None else (16 if gpu else 1)
+        `features` inputs over `steps` steps: the options set here, the platform's
+        defaults (`loop_defaults`) for those left at None."""
+        unroll, chunk, infer_chunk = loop_defaults(
+            jax.default_backend(), features, self.hidden_size, steps
+        )
+        if self.unroll is not None:
+            unroll = self.unroll
         if self.projection_chunk is not None:
-            return unroll, self.projection_chunk, self.projection_chunk
-        if gpu:
-            return unroll, 0, 0
-        if features < self.hidden_size:
-            return unroll, 1, 1
-        return unroll, 0, projection_chunk(steps)
+            chunk = infer_chunk = self.projection_chunk
+        return unroll, chunk, infer_chunk
 
     def _direction(self, unroll: int, chunk: int, infer_chunk: int):
         """One layer-direction of the scan as a function (seq, w_ih, bias, w_hh, mask, h0,
