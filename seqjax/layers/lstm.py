@@ -71,7 +71,7 @@ def loop_defaults(platform: str, features: int, hidden: int, steps: int) -> tupl
     hbm3.log). A TPU, or any other accelerator, gets the same: not measured there, but its
     matrix units also want one large projection rather than a small matmul per step, and
     a loop step of small matmuls also costs more than its arithmetic; the CPU's choices
-    below answer a core's caches, which an accelerator does not have in that form.
+    below are tuned to one core's caches.
 
     On CPU, unroll 8 was up to 40% slower than 1. There, an input narrower than the hidden
     state is projected inside the loop (chunk 1): up front, a (T*B, F) @ (F, 4H) matmul
