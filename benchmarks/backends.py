@@ -10,7 +10,7 @@ the scan at several `unroll` values: with the platform's default input projectio
 chunks of 32 steps (32, where T > 32); and for bidirectional stacks with both directions
 in one scan (`fused_directions`, one loop of T steps per layer instead of two); on a GPU
 also the scan at unroll 1 and 16 with its loops recorded into CUDA graphs
-(`side_by_side.LOOP_GRAPHS`, `scan_unroll{u}_loop_graphs`). Every
+(`seqjax.loop_graphs.LOOP_GRAPHS`, `scan_unroll{u}_loop_graphs`). Every
 matmul is full float32 but the `pallas_tf32x3` row's (three TF32 passes). This is the
 evidence behind what `LSTM(backend="auto")` and the default `unroll` and
 `projection_chunk` choose on each platform.
@@ -26,7 +26,6 @@ import jax
 from benchmarks.__main__ import device_kind
 from benchmarks.side_by_side import (
     CONFIGS,
-    LOOP_GRAPHS,
     add_variants,
     inputs,
     pallas_applies,
@@ -35,6 +34,7 @@ from benchmarks.side_by_side import (
 from benchmarks.timing import environment
 from seqjax.io import atomic_write_json
 from seqjax.layers.cudnn import cudnn_available
+from seqjax.loop_graphs import LOOP_GRAPHS
 
 UNROLLS = (1, 4, 16)
 

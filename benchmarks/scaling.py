@@ -14,7 +14,7 @@ projection, launch and loop overhead) is in the limit, so it is a floor the scan
 reach; the gap says how much of a step is overhead rather than arithmetic.
 
 On a GPU the empty scan step is also timed with its loop recorded into a CUDA graph
-(`side_by_side.LOOP_GRAPHS`): the difference is what that option saves each step of a
+(`seqjax.loop_graphs.LOOP_GRAPHS`): the difference is what that option saves each step of a
 recurrence.
 
 Writes scaling_<device>.json and scaling_<device>.png.
@@ -31,10 +31,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.__main__ import device_kind
-from benchmarks.side_by_side import LOOP_GRAPHS
 from benchmarks.timing import environment, time_calls
 from seqjax.io import atomic_write_json
 from seqjax.layers import LSTM
+from seqjax.loop_graphs import LOOP_GRAPHS
 
 FEATURES = 32
 REFERENCE = {"batch": 32, "steps": 100, "hidden": 128}

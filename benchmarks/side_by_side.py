@@ -39,6 +39,7 @@ from seqjax.io import atomic_write_json
 from seqjax.layers import LSTM
 from seqjax.layers.cudnn import cudnn_available
 from seqjax.layers.pallas_lstm import pallas_blockers
+from seqjax.loop_graphs import LOOP_GRAPHS
 from seqjax.train.sharding import data_sharding, make_mesh, replicated
 
 # hidden: one entry per stacked LSTM module, each with `layers` layers (trust stacks three
@@ -106,19 +107,6 @@ def inputs(cfg: dict, *, masked: bool = True, seed: int = 0):
         lengths[0] = cfg["time"]
         x[np.arange(cfg["time"]) >= lengths[:, None]] = 0
     return x, lengths
-
-
-# XLA GPU compile options that record whole loops into CUDA graphs: with WHILE among the
-# command buffer types a scan's loop becomes a conditional graph node that the GPU runs
-# itself, instead of XLA launching every step's kernels and reading the loop condition
-# back on the host. Why try it: an empty scan step costs 13.9 µs on an H100 (benchmarks/
-# results/scaling_nvidia-h100-80gb-hbm3.json), the bulk of the scan's step there. XLA
-# validates the names and values when it compiles, on any backend (tests/
-# test_benchmarks.py); the CPU backend then ignores them.
-LOOP_GRAPHS = {
-    "xla_gpu_enable_command_buffer": "FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN,WHILE,CONDITIONAL",
-    "xla_gpu_graph_min_graph_size": 1,
-}
 
 
 def jax_fns(

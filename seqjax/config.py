@@ -89,6 +89,9 @@ class TrainConfig:
     # A non-finite loss or gradient: "stop" the run naming the step (the last good
     # checkpoint stays), or "skip" that update and count it in the history.
     nonfinite: str = "stop"
+    # On an NVIDIA GPU, record the steps' loops into CUDA graphs (seqjax/loop_graphs.py);
+    # not yet measured there, so off; other platforms ignore it.
+    loop_graphs: bool = False
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:

@@ -84,7 +84,8 @@ def test_loop_graph_options_are_ones_xla_accepts_and_change_no_result():
     import jax
     import numpy as np
 
-    from benchmarks.side_by_side import CONFIGS, LOOP_GRAPHS, SeqjaxStack, gpu_variants, inputs
+    from benchmarks.side_by_side import CONFIGS, SeqjaxStack, gpu_variants, inputs
+    from seqjax.loop_graphs import LOOP_GRAPHS
 
     cfg = CONFIGS["trend"]
     x, lengths = inputs(cfg)

@@ -183,3 +183,32 @@ def test_same_config_and_seed_train_bit_identically():
     assert runs[0].history == runs[1].history and len(runs[0].history) == 2
     leaves = [jax.tree.leaves(jax.device_get(r.state.params)) for r in runs]
     assert all(np.array_equal(a, b) for a, b in zip(*leaves, strict=True))
+
+
+def test_loop_graphs_reach_xla_and_change_nothing_on_cpu(monkeypatch):
+    """`train.loop_graphs: true` compiles the steps with LOOP_GRAPHS: the CPU ignores them,
+    so the run equals one without, and a value XLA refuses fails the run, so they reach it."""
+    from seqjax.data.sources import load_splits
+    from seqjax.loop_graphs import LOOP_GRAPHS
+
+    settings = ["data.size=60", "train.epochs=1", "train.batch_size=16"]
+    settings.append("checkpoint.enabled=false")
+    plain = load_config("configs/steel_lightweight.yaml", settings)
+    graphs = load_config("configs/steel_lightweight.yaml", [*settings, "train.loop_graphs=true"])
+    splits = load_splits(plain.data)
+
+    def fit(cfg):
+        return loop_module.fit(cfg, splits, log=lambda _: None, show_progress=False)
+
+    runs = [fit(plain), fit(graphs)]
+    assert runs[0].history == runs[1].history
+    leaves = [jax.tree.leaves(jax.device_get(r.state.params)) for r in runs]
+    assert all(np.array_equal(a, b) for a, b in zip(*leaves, strict=True))
+    refused = {**LOOP_GRAPHS, "xla_gpu_enable_command_buffer": "WHILE,LOOPS"}
+    monkeypatch.setattr(loop_module, "LOOP_GRAPHS", refused)
+    loop_module.compile_steps.cache_clear()
+    try:
+        with pytest.raises(Exception, match="not a valid enum value"):
+            fit(graphs)
+    finally:
+        loop_module.compile_steps.cache_clear()  # no step compiled with the refused value

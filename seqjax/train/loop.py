@@ -22,6 +22,7 @@ from jax.sharding import Mesh
 
 from seqjax.config import ExperimentConfig
 from seqjax.data.dataset import SequenceDataset, iterate_batches, num_batches
+from seqjax.loop_graphs import LOOP_GRAPHS
 from seqjax.models.registry import build_model
 from seqjax.tasks import Task, get_task
 from seqjax.train.checkpoint import Checkpointer
@@ -99,24 +100,40 @@ def evaluate(
 
 @functools.cache
 def compile_steps(
-    task: Task, mesh: Mesh, *, skip_nonfinite: bool = False
+    task: Task, mesh: Mesh, *, skip_nonfinite: bool = False, loop_graphs: bool = False
 ) -> tuple[Callable, Callable]:
-    """Jitted train and eval steps: batch sharded on `data`, state replicated, state donated.
+    """Jitted train and eval steps: batch sharded on `data`, state replicated, state donated;
+    with `loop_graphs`, compiled with `LOOP_GRAPHS` (the loops in CUDA graphs on a GPU).
 
-    Cached per (task, mesh): fit, evaluation after it and every `predict` call share one
-    jitted function each, so a shape is traced and compiled once per process.
+    Cached per (task, mesh, options): fit, evaluation after it and every `predict` call
+    share one jitted function each, so a shape is traced and compiled once per process.
     """
     rep, dat = replicated(mesh), data_sharding(mesh)
+    options = LOOP_GRAPHS if loop_graphs else None
     train_step = jax.jit(
         on_mesh(make_train_step(task.loss, skip_nonfinite=skip_nonfinite), mesh),
         in_shardings=(rep, dat),
         out_shardings=(rep, rep),
         donate_argnums=0,
+        compiler_options=options,
     )
     eval_step = jax.jit(
-        on_mesh(make_eval_step(task.loss), mesh), in_shardings=(rep, dat), out_shardings=rep
+        on_mesh(make_eval_step(task.loss), mesh),
+        in_shardings=(rep, dat),
+        out_shardings=rep,
+        compiler_options=options,
     )
     return train_step, eval_step
+
+
+def steps_for(cfg: ExperimentConfig, mesh: Mesh) -> tuple[Callable, Callable]:
+    """`compile_steps` with the options `cfg` asks for."""
+    return compile_steps(
+        get_task(cfg.train.loss),
+        mesh,
+        skip_nonfinite=cfg.train.nonfinite == "skip",
+        loop_graphs=cfg.train.loop_graphs,
+    )
 
 
 def _update_schedules(cfg: ExperimentConfig, loop: dict, state: TrainState, value: float):
@@ -181,7 +198,7 @@ def fit(
         seed=tc.seed,
     )
     state = replicate(state, mesh)
-    train_step, eval_step = compile_steps(task, mesh, skip_nonfinite=tc.nonfinite == "skip")
+    train_step, eval_step = steps_for(cfg, mesh)
 
     ckpt = None
     loop = initial_loop_state()

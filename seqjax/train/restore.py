@@ -11,7 +11,7 @@ from seqjax.data.dataset import SequenceDataset, iterate_batches, num_batches
 from seqjax.models.registry import build_model
 from seqjax.tasks import get_task
 from seqjax.train.checkpoint import Checkpointer
-from seqjax.train.loop import compile_steps, mesh_for
+from seqjax.train.loop import mesh_for, steps_for
 from seqjax.train.optim import make_optimizer
 from seqjax.train.sharding import replicate, shard_batch
 from seqjax.train.state import TrainState, create_state
@@ -59,7 +59,7 @@ def predict(cfg: ExperimentConfig, state: TrainState, data: SequenceDataset) -> 
     """The task's predictions (e.g. probabilities) for every example of `data`."""
     task = get_task(cfg.train.loss)
     mesh = mesh_for(cfg)
-    _, eval_step = compile_steps(task, mesh)
+    _, eval_step = steps_for(cfg, mesh)
     out = []
     for batch in iterate_batches(data, cfg.train.batch_size, shuffle=False):
         result = eval_step(state, shard_batch(batch, mesh))

@@ -20,7 +20,7 @@ from seqjax.io import atomic_write_json, atomic_write_text, history_csv
 from seqjax.models.registry import count_params
 from seqjax.plots import plot_classifier, plot_history
 from seqjax.tasks import get_task
-from seqjax.train.loop import check_trainable, compile_steps, evaluate, fit, mesh_for
+from seqjax.train.loop import check_trainable, evaluate, fit, mesh_for, steps_for
 from seqjax.train.restore import predict
 
 
@@ -98,7 +98,7 @@ def run_experiment(
         if writer is not None:
             writer.close()
     task = get_task(cfg.train.loss)
-    _, eval_step = compile_steps(task, result.mesh, skip_nonfinite=cfg.train.nonfinite == "skip")
+    _, eval_step = steps_for(cfg, result.mesh)
     metrics = {
         split: evaluate(
             eval_step, result.state, splits[split], task, cfg.train.batch_size, result.mesh

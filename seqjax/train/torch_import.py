@@ -22,7 +22,7 @@ from seqjax.torch_weights import (
     to_torch_state_dict,
 )
 from seqjax.train.checkpoint import Checkpointer
-from seqjax.train.loop import compile_steps, evaluate, initial_loop_state, mesh_for
+from seqjax.train.loop import evaluate, initial_loop_state, mesh_for, steps_for
 from seqjax.train.optim import make_optimizer
 from seqjax.train.restore import load_run_config, restore_state
 from seqjax.train.run import check_run_dir, prepare_run_dir
@@ -76,7 +76,7 @@ def import_torch(
     mesh = mesh_for(cfg)
     state = replicate(state, mesh)
     task = get_task(cfg.train.loss)
-    _, eval_step = compile_steps(task, mesh)
+    _, eval_step = steps_for(cfg, mesh)
     val = evaluate(eval_step, state, splits["val"], task, cfg.train.batch_size, mesh)
     prepare_run_dir(run_dir)
     atomic_write_text(os.path.join(run_dir, "config.yaml"), dump_config(cfg))
