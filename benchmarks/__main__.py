@@ -4,6 +4,8 @@ stack side by side with torch.nn.LSTM and Flax nn.RNN, each in its own process.
     python -m benchmarks                 # full: >= 20 steps, writes results/<device>.json
     python -m benchmarks --quick         # smoke run: 3 steps, results/<device>-quick.json
     python -m benchmarks --only steel    # one system (and its side-by-side config)
+    python -m benchmarks --only steel --set train.loop_graphs=true --systems-only --out X.json
+                                         # the systems with config settings changed
 
 Prints one table of the seed targets (figure, target, pass/fail) and the speed-up ratios.
 """
@@ -20,6 +22,7 @@ import jax
 
 from benchmarks import side_by_side, systems
 from benchmarks.timing import environment
+from seqjax.config import load_config
 from seqjax.io import atomic_write_json
 
 SIDE_BY_SIDE = {"trust": "trust", "steel": "steel", "trend": "trend", "hybrid": "hybrid_block"}
@@ -36,9 +39,22 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="smoke run: few steps, repeats")
     parser.add_argument("--only", choices=sorted(systems.SYSTEMS), action="append")
     parser.add_argument("--out", default=None, help="JSON path (default results/<device>.json)")
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change every system's config, as `seqjax train --set` (needs --out)",
+    )
+    parser.add_argument("--systems-only", action="store_true", help="no side-by-side stacks")
     args = parser.parse_args(argv)
     steps, repeats = (3, 3) if args.quick else (20, 15)
     names = args.only or list(systems.SYSTEMS)
+    if args.settings and not args.out:  # the default file holds the default configs' figures
+        parser.error("--set needs --out")
+    for name in names:  # a bad key or value fails here, before anything is measured
+        load_config(systems.SYSTEMS[name], args.settings)
     kind = device_kind()
     out = args.out or os.path.join(
         "benchmarks", "results", f"{kind}{'-quick' if args.quick else ''}.json"
@@ -47,24 +63,31 @@ def main(argv: list[str] | None = None) -> dict:
         "command": "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv),
         "environment": environment(),
         "quick": args.quick,
+        "settings": args.settings,
         "systems": {},
         "side_by_side": {},
     }
     if os.path.exists(out) and args.only:  # --only updates those entries of a full file
         with open(out) as f:
             previous = json.load(f)
+        if previous.get("settings", []) != args.settings:
+            parser.error(f"{out} holds figures with settings {previous.get('settings', [])}")
         result["systems"] = previous.get("systems", {})
         result["side_by_side"] = previous.get("side_by_side", {})
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    settings = tuple(args.settings)
     for name in names:
-        print(f"[{name}] system at its default config", flush=True)
-        figures = systems.measure_isolated(name, steps=steps, repeats=repeats)
+        changed = f" with {', '.join(settings)}" if settings else ""
+        print(f"[{name}] system at its default config{changed}", flush=True)
+        figures = systems.measure_isolated(name, steps=steps, repeats=repeats, settings=settings)
         figures["targets"] = systems.targets(figures)
         result["systems"][name] = figures
-        config = SIDE_BY_SIDE[name]
-        print(f"[{name}] LSTM stack side by side ({config})", flush=True)
-        result["side_by_side"][config] = side_by_side.measure_isolated(config, repeats=repeats)
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    atomic_write_json(out, result)
+        if not args.systems_only:
+            config = SIDE_BY_SIDE[name]
+            print(f"[{name}] LSTM stack side by side ({config})", flush=True)
+            result["side_by_side"][config] = side_by_side.measure_isolated(config, repeats=repeats)
+        # after every system: a run cut short (a GPU session's time limit) keeps those done
+        atomic_write_json(out, result)
     print(table(result))
     print(f"wrote {out}")
     return result

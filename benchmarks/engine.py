@@ -27,9 +27,8 @@ def worker(devices: int, steps: int) -> dict:
     from seqjax.data.dataset import iterate_batches, num_batches
     from seqjax.data.sources import load_splits
     from seqjax.models import build_model
-    from seqjax.tasks import get_task
     from seqjax.train.checkpoint import Checkpointer
-    from seqjax.train.loop import compile_steps
+    from seqjax.train.loop import steps_for
     from seqjax.train.optim import make_optimizer
     from seqjax.train.sharding import make_mesh, replicate, shard_batch
     from seqjax.train.state import create_state
@@ -47,7 +46,7 @@ def worker(devices: int, steps: int) -> dict:
         seed=0,
     )
     state = replicate(state, mesh)
-    train_step, _ = compile_steps(get_task(cfg.train.loss), mesh)
+    train_step, _ = steps_for(cfg, mesh)
     batches = [
         shard_batch(b, mesh)
         for b in iterate_batches(train, cfg.train.batch_size, shuffle=True, drop_remainder=True)

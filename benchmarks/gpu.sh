@@ -6,7 +6,8 @@
 #
 # Stages (default: all, in this order): env tests quick suite backends kernels long scaling;
 # also pallas (steel and trend side by side with every GPU variant, the fused kernels'
-# tests, then every tiling and warp count on steel's layer: a short budget's first call).
+# tests, then every tiling and warp count on steel's layer: a short budget's first call)
+# and levers (each seed system with its loops in CUDA graphs, then with Pallas).
 # Each stage's log and JSON land in OUTDIR (default benchmarks/results); a stage that fails
 # does not stop the next.
 set -u
@@ -45,6 +46,16 @@ flax.__version__, optax.__version__, torch.__version__, jax.devices())"
         tests/test_lstm_pallas.py tests/test_lstm_fused.py 2>&1 | tee "$out/pallas_tests.log"
       $py -m benchmarks.pallas_tiles --out "$out/pallas_tiles_$kind.json" 2>&1 \
         | tee "$out/pallas_tiles.log"
+      ;;
+    levers)  # each seed system's own train step and inference with each GPU lever on,
+      # beside the suite stage's default figures: its loops in CUDA graphs, the Pallas
+      # kernels (a system whose sizes Pallas refuses fails alone, named in the log)
+      for lever in train.loop_graphs=true model.lstm_backend=pallas; do
+        for system in steel trend trust hybrid; do
+          $py -m benchmarks --only "$system" --systems-only --set "$lever" \
+            --out "$out/${kind}_${lever%%=*}.json" 2>&1 | tee -a "$out/levers.log"
+        done
+      done
       ;;
     quick)
       $py -m benchmarks --quick --out "$out/$kind-quick.json" 2>&1 | tee "$out/quick.log"

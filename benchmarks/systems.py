@@ -1,6 +1,6 @@
 """One seed system at its default config: train step, compile, inference, memory, size.
 
-Uses the real path (config -> data -> `create_state` -> the jitted `compile_steps` train
+Uses the real path (config -> data -> `create_state` -> the jitted `steps_for` train
 step with its shardings) on a real batch of the system's data, so the figures are those of
 `seqjax train`, not of a toy loop.
 """
@@ -20,8 +20,7 @@ from seqjax.config import load_config
 from seqjax.data.dataset import iterate_batches, num_batches
 from seqjax.data.sources import load_splits
 from seqjax.models import build_model
-from seqjax.tasks import get_task
-from seqjax.train.loop import compile_steps, mesh_for
+from seqjax.train.loop import mesh_for, steps_for
 from seqjax.train.optim import make_optimizer
 from seqjax.train.sharding import replicate, shard_batch
 from seqjax.train.state import create_state
@@ -57,8 +56,10 @@ def device_peak_bytes() -> int | None:
     return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
 
 
-def measure(name: str, *, steps: int, repeats: int) -> dict:
-    cfg = load_config(SYSTEMS[name])
+def measure(name: str, *, steps: int, repeats: int, settings: tuple[str, ...] = ()) -> dict:
+    """Figures of system `name` at its default config, changed by `settings` (KEY=VALUE, as
+    `seqjax train --set` takes them)."""
+    cfg = load_config(SYSTEMS[name], list(settings))
     splits = load_splits(cfg.data)
     train, test = splits["train"], splits["test"]
     bs = cfg.train.batch_size
@@ -73,7 +74,7 @@ def measure(name: str, *, steps: int, repeats: int) -> dict:
         seed=cfg.train.seed,
     )
     state = replicate(state, mesh)
-    train_step, _ = compile_steps(get_task(cfg.train.loss), mesh)
+    train_step, _ = steps_for(cfg, mesh)
     batch = shard_batch(next(iterate_batches(train, bs, shuffle=True)), mesh)
 
     start = time.perf_counter()
@@ -104,6 +105,7 @@ def measure(name: str, *, steps: int, repeats: int) -> dict:
     epoch_s = train_t["median_ms"] / 1e3 * steps_per_epoch
     return {
         "config": SYSTEMS[name],
+        "settings": list(settings),
         "num_params": int(sum(np.size(p) for p in jax.tree.leaves(state.params))),
         "batch": bs,
         "input_shape": list(train.inputs.shape[1:]),
@@ -125,10 +127,12 @@ def measure(name: str, *, steps: int, repeats: int) -> dict:
     }
 
 
-def measure_isolated(name: str, *, steps: int, repeats: int) -> dict:
+def measure_isolated(
+    name: str, *, steps: int, repeats: int, settings: tuple[str, ...] = ()
+) -> dict:
     """`measure` in a fresh process (see benchmarks/isolation.py), so its peak memory is
     that system's alone, not the running maximum of everything the suite measured before."""
-    return in_fresh_process(measure, name, steps=steps, repeats=repeats)
+    return in_fresh_process(measure, name, steps=steps, repeats=repeats, settings=settings)
 
 
 def targets(figures: dict) -> list[dict]:
