@@ -185,9 +185,10 @@ def test_same_config_and_seed_train_bit_identically():
     assert all(np.array_equal(a, b) for a, b in zip(*leaves, strict=True))
 
 
-def test_loop_graphs_reach_xla_and_change_nothing_on_cpu(monkeypatch):
-    """`train.loop_graphs: true` compiles the steps with LOOP_GRAPHS: the CPU ignores them,
-    so the run equals one without, and a value XLA refuses fails the run, so they reach it."""
+def test_loop_graphs_reach_xla_and_change_no_result(monkeypatch):
+    """`train.loop_graphs: true` compiles the steps with LOOP_GRAPHS: the run equals one
+    without (on CPU, which ignores them, and on a GPU, which runs the same kernels from a
+    graph), and a value XLA refuses fails the run, so the options do reach XLA."""
     from seqjax.data.sources import load_splits
     from seqjax.loop_graphs import LOOP_GRAPHS
 
@@ -201,9 +202,11 @@ def test_loop_graphs_reach_xla_and_change_nothing_on_cpu(monkeypatch):
         return loop_module.fit(cfg, splits, log=lambda _: None, show_progress=False)
 
     runs = [fit(plain), fit(graphs)]
-    assert runs[0].history == runs[1].history
+    # equal to float32 rounding: a GPU may autotune the two compiles' kernels differently
+    assert runs[1].history == [pytest.approx(row, rel=1e-5) for row in runs[0].history]
     leaves = [jax.tree.leaves(jax.device_get(r.state.params)) for r in runs]
-    assert all(np.array_equal(a, b) for a, b in zip(*leaves, strict=True))
+    for a, b in zip(*leaves, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
     refused = {**LOOP_GRAPHS, "xla_gpu_enable_command_buffer": "WHILE,LOOPS"}
     monkeypatch.setattr(loop_module, "LOOP_GRAPHS", refused)
     loop_module.compile_steps.cache_clear()
