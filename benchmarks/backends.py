@@ -28,7 +28,7 @@ from benchmarks.side_by_side import (
     CONFIGS,
     add_variants,
     inputs,
-    pallas_applies,
+    pallas_variants,
     time_impls,
 )
 from benchmarks.timing import environment
@@ -62,10 +62,7 @@ def measure(name: str, repeats: int) -> dict:
     x, lengths = inputs(cfg)
     shape = dict(hidden=tuple(cfg["hidden"]), layers=cfg["layers"], bi=cfg["bi"])
     kinds = {v: (kw, None) for v, kw in variants(cfg["time"], cfg["bi"]).items()}
-    if pallas_applies(cfg):
-        kinds["pallas"] = (dict(backend="pallas"), None)
-        tf32x3 = (("pallas_precision", "tf32x3"),)
-        kinds["pallas_tf32x3"] = (dict(backend="pallas", options=tf32x3), None)
+    kinds.update(pallas_variants(cfg))
     if jax.default_backend() == "gpu":  # the scan's loops in CUDA graphs, at both unrolls
         for u in (1, 16):
             kinds[f"scan_unroll{u}_loop_graphs"] = (dict(backend="scan", unroll=u), LOOP_GRAPHS)

@@ -301,10 +301,7 @@ def optional_variants(cfg: dict) -> dict[str, tuple[dict, dict | None]]:
     out = {}
     if cudnn_available():  # seqjax's opt-in cuDNN backend
         out["seqjax_cudnn"] = ({"backend": "cudnn"}, None)
-    if pallas_applies(cfg):  # the fused Pallas kernels, opt-in until measured ahead
-        out["seqjax_pallas"] = ({"backend": "pallas"}, None)
-        tf32x3 = (("pallas_precision", "tf32x3"),)
-        out["seqjax_pallas_tf32x3"] = ({"backend": "pallas", "options": tf32x3}, None)
+    out.update({f"seqjax_{name}": v for name, v in pallas_variants(cfg).items()})
     if jax.default_backend() == "gpu":
         out.update(gpu_variants(cfg))
     return out
@@ -340,6 +337,18 @@ def max_abs_diff(a, b) -> float:
     """The largest elementwise difference between two pytrees of arrays."""
     diffs = jax.tree.map(lambda x, y: float(jnp.max(jnp.abs(x - y))), a, b)
     return max(jax.tree.leaves(diffs))
+
+
+def pallas_variants(cfg: dict) -> dict[str, tuple[dict, None]]:
+    """The fused Pallas kernels at both precisions, where they apply (opt-in until measured
+    ahead): name -> (SeqjaxStack keyword arguments, no compile options)."""
+    if not pallas_applies(cfg):
+        return {}
+    tf32x3 = (("pallas_precision", "tf32x3"),)
+    return {
+        "pallas": ({"backend": "pallas"}, None),
+        "pallas_tf32x3": ({"backend": "pallas", "options": tf32x3}, None),
+    }
 
 
 def gpu_variants(cfg: dict) -> dict[str, tuple[dict, dict | None]]:

@@ -141,7 +141,7 @@ def candidates(hidden: int, precisions=None, units=None, warps=None) -> list[Ker
     (capped at H, so a wider one is the same kernel) and warp count."""
     grid = {
         KernelOptions(unit=min(unit, hidden), precision=precision, num_warps=w): None
-        for precision in precisions or ("float32", "tf32x3")
+        for precision in precisions or PRECISIONS
         for unit in units or (32, 64, 128)
         for w in warps or (4, 8, 16)
     }
