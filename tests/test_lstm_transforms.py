@@ -1,5 +1,7 @@
-"""The layer under jit, grad, vmap, bf16 compute, dropout and an initial state."""
+"""The layer under jit, grad, vmap, bf16 compute, dropout, an initial state and Flax's
+lifted transforms."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -112,3 +114,53 @@ def test_custom_backward_under_vmap_of_grad():
     )(X, LENGTHS)
     assert per_example.shape == X.shape
     assert np.all(np.asarray(per_example)[1, 2] == 0.0)  # padded step of the length-2 example
+
+
+def test_flax_lifted_transforms_compose_with_the_layer():
+    """Research code wraps layers in Flax's lifted transforms: nn.scan over segments with
+    shared parameters and the state carried across, nn.vmap over an ensemble with
+    separate parameters, nn.remat. Each equals the same computation written out."""
+    segments = jnp.stack([X, X[:, ::-1]])  # (S, B, T, F)
+    full = jnp.full((2,), 3)  # each segment full length, so the state carries on
+
+    class Segment(nn.Module):
+        @nn.compact
+        def __call__(self, state, x):
+            out, state = LSTM(5, name="lstm")(x, full, initial_state=state)
+            return state, out
+
+    scan = nn.scan(Segment, variable_broadcast="params", split_rngs={"params": False}, in_axes=0)()
+    state0 = (jnp.zeros((1, 2, 5)), jnp.zeros((1, 2, 5)))
+    v = scan.init(jax.random.key(0), state0, segments)
+    final, outs = scan.apply(v, state0, segments)  # outs (S, B, T, H)
+    layer, params = LSTM(5), {"params": v["params"]["lstm"]}
+    state = state0
+    for s in range(2):
+        out, state = layer.apply(params, segments[s], full, initial_state=state)
+        np.testing.assert_allclose(np.asarray(outs[s]), np.asarray(out), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(final[0]), np.asarray(state[0]), atol=1e-6)
+
+    ensemble = nn.vmap(
+        LSTM, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=(0, None)
+    )(5, bidirectional=True)
+    ve = ensemble.init(jax.random.key(1), segments, LENGTHS)
+    out_e, _ = ensemble.apply(ve, segments, LENGTHS)  # (S, B, T, 2H)
+    for s in range(2):
+        member = jax.tree.map(lambda p, s=s: p[s], ve)
+        out, _ = LSTM(5, bidirectional=True).apply(member, segments[s], LENGTHS)
+        np.testing.assert_allclose(np.asarray(out_e[s]), np.asarray(out), atol=1e-6)
+    assert not np.allclose(np.asarray(out_e[0]), np.asarray(out_e[1]))  # members differ
+
+    model = LSTM(5, num_layers=2, bidirectional=True)
+    vr = _init(model)
+    remat = nn.remat(LSTM)(5, num_layers=2, bidirectional=True)
+
+    def loss(module):
+        return lambda v: jnp.sum(module.apply(v, X, LENGTHS)[0] ** 2)
+
+    for a, b in zip(
+        jax.tree.leaves(jax.grad(loss(remat))(vr)),
+        jax.tree.leaves(jax.grad(loss(model))(vr)),
+        strict=True,
+    ):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
