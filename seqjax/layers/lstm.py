@@ -27,7 +27,6 @@ from seqjax.layers.cudnn import cudnn_available, cudnn_lstm
 from seqjax.layers.masking import check_sequence_inputs, length_mask
 from seqjax.layers.pallas_lstm import PRECISIONS, pallas_blockers, pallas_layer
 from seqjax.layers.recurrence import (
-    gate_scale,
     lstm_direction,
     lstm_direction_remat,
     match_vma,
@@ -357,7 +356,6 @@ class LSTM(nn.Module):
         # Zero the padding first: garbage (even inf) past a length then never reaches a
         # matmul, so neither values nor gradients can pick up NaN from it.
         seq = jnp.where(mask, jnp.swapaxes(x, 0, 1), 0).astype(self.dtype)  # (T, B, F)
-        scale = gate_scale(hidden)
         use_pallas = self._use_pallas()
         finals_h, finals_c = [], []
         for layer in range(self.num_layers):
@@ -365,9 +363,9 @@ class LSTM(nn.Module):
             weights = [self._weights(layer, reverse, seq.shape[-1]) for reverse in range(dirs)]
             w_ihs, biases, w_hhs = [], [], []
             for w in weights:
-                w_ihs.append((w["kernel_ih"] * scale[None, :]).astype(self.dtype))  # (F_k, 4H)
-                biases.append(((w["bias_ih"] + w["bias_hh"]) * scale).astype(jnp.float32))
-                w_hhs.append((w["kernel_hh"] * scale[None, :]).astype(self.dtype))  # (H, 4H)
+                w_ihs.append(w["kernel_ih"].astype(self.dtype))  # (F_k, 4H)
+                biases.append((w["bias_ih"] + w["bias_hh"]).astype(jnp.float32))  # (4H,)
+                w_hhs.append(w["kernel_hh"].astype(self.dtype))  # (H, 4H)
             idx = slice(layer * dirs, (layer + 1) * dirs)
             init = (h0_all[idx], c0_all[idx])  # each (D, B, H)
             if use_pallas:

@@ -50,7 +50,7 @@ from jax import lax
 from jax.experimental import pallas as pl
 
 from seqjax.layers.per_shard import per_shard
-from seqjax.layers.recurrence import step_residuals, sum_to_vma
+from seqjax.layers.recurrence import gate_scale, step_residuals, sum_to_vma
 
 BLOCK_B = 16  # batch rows per program: the smallest M of a Triton matmul tile
 # Hidden units per tile and warps per program: the sm_90 compile's choice, with no spilled
@@ -400,8 +400,9 @@ def pallas_layer(
 ):  # fmt: skip
     """One LSTM layer's recurrence in the fused kernels, differentiable.
 
-    xproj: (D, T, B, 4H) float32, gate-scaled x @ W_ih + biases, both directions in time
-      order; w_hh: (D, H, 4H) gate-scaled; lengths: (B,) int; h0, c0: (D, B, H).
+    xproj: (D, T, B, 4H) float32, x @ W_ih + biases, both directions in time order;
+      w_hh: (D, H, 4H); lengths: (B,) int; h0, c0: (D, B, H). Both are scaled here by
+      `gate_scale` for the kernels, which take gate-scaled ones.
     Returns (h_n, c_n) each (D, B, H) and ys (D, T, B, H), zero past each length: what
     `recurrence.scan_direction` returns per direction. Under a mesh with a `data` axis it
     runs per shard (`per_shard`); the batch is padded to whole blocks inside. `unit` is
@@ -413,6 +414,9 @@ def pallas_layer(
     opts = KernelOptions(interpret, unit, precision, num_warps)
 
     def run(xproj, w_hh, lengths, h0, c0):
+        scale = gate_scale(w_hh.shape[1])  # (4H,)
+        xproj = xproj * scale[None, None, None, :]  # (D, T, B, 4H)
+        w_hh = w_hh * scale[None, None, :]  # (D, H, 4H)
         batch = lengths.shape[0]
         pad = -batch % BLOCK_B
 

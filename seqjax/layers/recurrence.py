@@ -4,8 +4,14 @@ Why this shape: the input projection x @ W_ih for all steps is one large matmul 
 the caller, so the sequential loop only carries h @ W_hh, the gates and the mask select.
 
 Gates follow PyTorch/cuDNN order (i, f, g, o). Three of them are sigmoids; we use
-sigmoid(z) = 0.5 * tanh(z / 2) + 0.5 and fold the 1/2 into the i, f, o columns of the
-weights once, outside the loop, so each step runs a single tanh over all 4H gate columns.
+sigmoid(z) = 0.5 * tanh(z / 2) + 0.5, so each step runs a single tanh over all 4H gate
+columns of its pre-activations times `gate_scale` (1/2 on the i, f, o columns). The scale
+multiplies the step's (B, 4H) pre-activations inside its elementwise fusion, and the
+backward step's gate cotangents likewise, so the functions here take the weights as the
+parameters hold them. Why not fold it into the weights once per call: that is a pass
+over every weight matrix and another over their gradients, memory-bound work that cost
+trust's stack (a 768 x 1024 W_ih) 10-17% of its inference and 7-12% of its training on
+CPU (`python -m benchmarks.stack_ab REV --only trust`, benchmarks/README.md).
 
 Padding: where mask[t, b] is False the carry is frozen and the output is exactly zero.
 A forward scan therefore ends with each sequence's state at its own last valid step; a
@@ -88,7 +94,7 @@ def _cell(z: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def _preactivations(x, h, w_ih, w_hh, bias) -> jax.Array:
-    """One step's gate pre-activations (B, 4H) float32 from its input x and carry h.
+    """One step's gate-scaled pre-activations (B, 4H) float32 from its input x and carry h.
 
     x is the step's input (B, F) when w_ih is given, else its projection (B, 4H). The bias
     is added here rather than to a projected (T, B, 4H) array because there the add is one
@@ -97,7 +103,9 @@ def _preactivations(x, h, w_ih, w_hh, bias) -> jax.Array:
     if w_ih is not None:  # the projection inside the step: one more small matmul
         x = jnp.dot(x.astype(w_ih.dtype), w_ih, preferred_element_type=jnp.float32)
     z = x + jnp.dot(h.astype(w_hh.dtype), w_hh, preferred_element_type=jnp.float32)
-    return z if bias is None else z + bias.astype(jnp.float32)[None, :]
+    if bias is not None:
+        z = z + bias.astype(jnp.float32)[None, :]
+    return z * gate_scale(w_hh.shape[0])[None, :]  # (B, 4H)
 
 
 def scan_direction(
@@ -113,13 +121,13 @@ def scan_direction(
 ) -> tuple[Carry, jax.Array]:
     """Run one direction.
 
-    xproj: (T, B, 4H) float32, x @ W_ih (+ biases unless `bias` is given), gate-scaled;
-      with `w_ih` (F, 4H) given, the unprojected input (T, B, F) instead, projected a step
-      at a time inside the loop.
-    w_hh:  (H, 4H) in the compute dtype, gate-scaled.
+    xproj: (T, B, 4H) float32, x @ W_ih (+ biases unless `bias` is given); with `w_ih`
+      (F, 4H) given, the unprojected input (T, B, F) instead, projected a step at a time
+      inside the loop.
+    w_hh:  (H, 4H) in the compute dtype.
     mask:  (T, B, 1) bool.
     init:  (h, c), each (B, H) float32.
-    bias:  (4H,) gate-scaled, added each step (None: already in xproj).
+    bias:  (4H,), added each step (None: already in xproj).
     Returns the final (h, c) and outputs (T, B, H) float32, zero where masked.
     """
 
@@ -155,9 +163,10 @@ def _scan_forward_saving(xproj, w_hh, mask, init, reverse, unroll, w_ih=None, bi
 
     Residuals per step, shaped so the backward step is whole-tensor arithmetic:
       h_prev (B, H): the carry entering the step, for dW_hh after the loop;
-      k (B, 4H): [g/2, c_prev/2, i, tanh(c)/2] * (1 - t^2), so the gradient of the gate
-        pre-activations is dz = [dc, dc, dc, dh] * k (the halves are the slopes of the
-        sigmoid gates under the gate scale);
+      k (B, 4H): [g/2, c_prev/2, i, tanh(c)/2] * (1 - t^2), so the gradient of the
+        gate-scaled pre-activations is [dc, dc, dc, dh] * k (the halves are the slopes of
+        the sigmoid gates under the gate scale), and `gate_scale` times that the gradient
+        of the unscaled ones;
       p (B, H): o * (1 - tanh(c)^2), the path from dh into dc;
       f (B, H): the forget gate, the path from dc to the previous cell.
     Why: a backward step that gathers four column blocks of t (B, 4H) and recombines
@@ -202,19 +211,20 @@ def _backward_scan(saved, w_hh, mask, carry, d_ys, *, reverse, unroll):
 
     saved: (h_prev, k, p, f) of the span from `_scan_forward_saving`, each (S, B, .);
     carry: the (dh, dc) cotangent flowing in from the span's far end. Returns the (dh, dc)
-    leaving the span at its start, the gate cotangents dz (S, B, 4H) and this span's
-    dW_hh (H, 4H).
+    leaving the span at its start, the cotangents dz (S, B, 4H) of the unscaled gate
+    pre-activations and this span's dW_hh (H, 4H).
     """
     h_prev, k, p, f = saved
     carry = match_vma(carry, k)
     w_t = w_hh.T  # (4H, H)
+    scale = gate_scale(w_hh.shape[0])[None, :]  # (1, 4H): k is for the scaled ones
 
     def step(carry: Carry, inputs):
         dh_next, dc_next = carry
         dy, m, k_s, p_s, f_s = inputs
         dh = jnp.where(m, dy + dh_next, 0.0)  # grad into h_new
         dc = jnp.where(m, dc_next, 0.0) + dh * p_s  # grad into c_new
-        dz = jnp.concatenate([dc, dc, dc, dh], axis=-1) * k_s  # (B, 4H)
+        dz = jnp.concatenate([dc, dc, dc, dh], axis=-1) * k_s * scale  # (B, 4H)
         dh_prev = jnp.dot(dz.astype(w_t.dtype), w_t, preferred_element_type=jnp.float32)
         dh_prev = dh_prev + jnp.where(m, 0.0, dh_next)
         dc_prev = dc * f_s + jnp.where(m, 0.0, dc_next)
@@ -386,7 +396,7 @@ def _remat_vjp_bwd(reverse, unroll, chunk, residuals, cotangents):
 # One layer-direction, input projection included, whose backward pass stores the carry
 # only every `chunk` steps and recomputes each chunk when it gets there: activation
 # memory O(T/chunk + chunk) steps instead of O(T), for about one extra forward pass.
-# seq (T, B, F), w_ih (F, 4H), bias (4H,), w_hh (H, 4H), all gate-scaled; `reverse`,
+# seq (T, B, F), w_ih (F, 4H), bias (4H,), w_hh (H, 4H); `reverse`,
 # `unroll` and `chunk` are positional and static.
 lstm_direction_remat = jax.custom_vjp(_chunked_primal, nondiff_argnums=(6, 7, 8))
 lstm_direction_remat.defvjp(_remat_vjp_fwd, _remat_vjp_bwd)
