@@ -10,7 +10,7 @@ multiplies the step's (B, 4H) pre-activations inside its elementwise fusion, and
 backward step's gate cotangents likewise, so the functions here take the weights as the
 parameters hold them. Why not fold it into the weights once per call: that is a pass
 over every weight matrix and another over their gradients, memory-bound work that cost
-trust's stack (a 768 x 1024 W_ih) 10-17% of its inference and 7-12% of its training on
+trust's stack (a 768 x 1024 W_ih) 11-18% of its inference and 7-12% of its training on
 CPU (`python -m benchmarks.stack_ab REV --only trust`, benchmarks/README.md).
 
 Padding: where mask[t, b] is False the carry is frozen and the output is exactly zero.
