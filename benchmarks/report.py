@@ -16,6 +16,8 @@ import argparse
 import json
 import re
 
+from seqjax.io import atomic_write_text
+
 KINDS = ("train", "inference_b32")
 REFERENCES = ("torch_padded", "torch_padded_1thread", "torch_packed", "flax_nn_rnn")
 NOT_ROWS = ("seqjax_unmasked",)  # timed for the masked/unmasked cost, not a way to run
@@ -178,8 +180,7 @@ def main(argv: list[str] | None = None) -> None:
             text = f.read()
         if not BLOCK.search(text):
             parser.error(f"{doc} has no '<!-- report: PATH -->' block")
-        with open(doc, "w") as f:
-            f.write(update(text))
+        atomic_write_text(doc, update(text))  # a failed render leaves the document as it was
         print(f"updated {doc}")
 
 
