@@ -67,3 +67,12 @@ def test_update_rewrites_a_stale_block_and_refuses_a_document_without_one(tmp_pa
     with pytest.raises(SystemExit):
         report.main(["--update", str(bare)])
     assert "has no '<!-- report: PATH -->' block" in capsys.readouterr().err
+
+
+def test_a_missing_results_file_leaves_the_document_as_it_was(tmp_path):
+    doc = tmp_path / "doc.md"
+    text = "<!-- report: no/such.json -->\nkept\n<!-- /report -->\n"
+    doc.write_text(text)
+    with pytest.raises(FileNotFoundError, match="no/such.json"):
+        report.main(["--update", str(doc)])
+    assert doc.read_text() == text
