@@ -8,8 +8,9 @@
 # also pallas (steel and trend side by side with every GPU variant, the fused kernels'
 # tests, then every tiling and warp count on steel's layer: a short budget's first call)
 # and levers (each seed system with its loops in CUDA graphs, then with Pallas).
-# Each stage's log and JSON land in OUTDIR (default benchmarks/results); a stage that fails
-# does not stop the next.
+# Each stage's log and JSON land in OUTDIR (default benchmarks/results), the suite's also as
+# the README's markdown tables (python -m benchmarks.report); a stage that fails does not
+# stop the next.
 set -u
 out=${1:-benchmarks/results}
 shift || true
@@ -63,6 +64,7 @@ flax.__version__, optax.__version__, torch.__version__, jax.devices())"
       ;;
     suite)
       $py -m benchmarks --out "$out/$kind.json" 2>&1 | tee "$out/$kind.log"
+      $py -m benchmarks.report "$out/$kind.json" > "$out/$kind.md"  # the README's tables
       ;;
     backends)
       $py -m benchmarks.backends --out "$out/backends_$kind.json" 2>&1 | tee "$out/backends.log"
