@@ -272,11 +272,7 @@ def _measure(name: str, *, repeats: int) -> dict:
     if "seqjax_per_core" in timings:
         out["speedup_per_core"] = _ratios(timings, "seqjax_per_core")
     if "torch_padded_1thread" in timings:  # same threads: one device against one thread
-        out["speedup_same_threads"] = {
-            f"{kind}_vs_torch_padded_1thread": timings["torch_padded_1thread"][kind]["median_ms"]
-            / ours[kind]["median_ms"]
-            for kind in ("train", "inference_b32")
-        }
+        out["speedup_same_threads"] = _ratios(timings, "seqjax", ("torch_padded_1thread",))
     variants = {v: _ratios(timings, v) for v in optional if v in timings}
     if variants:  # each optional implementation's ratios, as `speedup` gives seqjax's
         out["speedup_variants"] = variants
@@ -386,11 +382,14 @@ def pallas_applies(cfg: dict) -> bool:
     return gpu and not any(pallas_blockers(h, jnp.float32) for h in cfg["hidden"])
 
 
-def _ratios(timings: dict, ours: str) -> dict:
-    """{kind_vs_impl: impl's median / ours}, > 1 where `ours` is faster."""
+REFERENCES = ("torch_padded", "torch_packed", "flax_nn_rnn")
+
+
+def _ratios(timings: dict, ours: str, refs: tuple[str, ...] = REFERENCES) -> dict:
+    """{kind_vs_impl: impl's median / ours} for each of `refs`, > 1 where `ours` is faster."""
     return {
         f"{kind}_vs_{impl}": timings[impl][kind]["median_ms"] / timings[ours][kind]["median_ms"]
-        for impl in ("torch_padded", "torch_packed", "flax_nn_rnn")
+        for impl in refs
         for kind in ("train", "inference_b32")
     }
 

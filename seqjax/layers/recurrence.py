@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 Carry = tuple[jax.Array, jax.Array]
@@ -64,15 +65,13 @@ def sum_to_vma(ct: jax.Array, primal: jax.Array) -> jax.Array:
     return lax.psum(ct, extra) if extra else ct
 
 
-def gate_scale(hidden: int, dtype=jnp.float32) -> jax.Array:
-    """(4H,) column scale: 1/2 on the sigmoid gates i, f, o; 1 on the tanh gate g."""
-    return jnp.concatenate(
-        [
-            jnp.full((2 * hidden,), 0.5, dtype),
-            jnp.ones((hidden,), dtype),
-            jnp.full((hidden,), 0.5, dtype),
-        ]
-    )
+def gate_scale(hidden: int) -> np.ndarray:
+    """(4H,) float32 column scale: 1/2 on the sigmoid gates i, f, o; 1 on the tanh gate g.
+
+    A NumPy array, so that inside a scan step it is a literal constant of the step, not
+    broadcast and concatenate ops traced into every iteration's body."""
+    half = np.full(hidden, 0.5, np.float32)
+    return np.concatenate([half, half, np.ones(hidden, np.float32), half])
 
 
 def _gates(t: jax.Array, hidden: int) -> tuple[jax.Array, ...]:
