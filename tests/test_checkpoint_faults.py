@@ -76,18 +76,59 @@ def test_the_loops_best_epoch_survives_ties_and_is_the_one_restored(tmp_path):
     ckpt.close()
 
 
-@pytest.mark.parametrize("call", ["restore", "close"])
+def _no_space(*_):
+    raise OSError(28, "No space left on device")
+
+
+@pytest.mark.parametrize("call", ["restore", "close", "manager_close"])
 def test_a_failed_async_save_surfacing_at_a_wait_is_named_disk_full(tmp_path, call):
     """An asynchronous save that ran out of space raises only when something waits for
     it: `restore` (the fit loop's reload of the best epoch, right after the last save) as
-    well as `close`. Either must give the disk-full message, not a bare errno 28."""
+    well as `close`, and within `close` Orbax's own close (its metadata store keeps the
+    error of a failed background write). Each must give the disk-full message, not a
+    bare errno 28."""
     from seqjax.train.checkpoint import DiskFullError
 
     ckpt = Checkpointer(str(tmp_path / "checkpoints"))
+    if call == "manager_close":
+        real_close = ckpt.manager.close
 
-    def failed_save():
-        raise OSError(28, "No space left on device")
+        def failing_close():
+            real_close()
+            _no_space()
 
-    ckpt.manager.wait_until_finished = failed_save
+        ckpt.manager.close = failing_close
+    else:
+        ckpt.manager.wait_until_finished = _no_space
     with pytest.raises(DiskFullError, match="disk full while writing checkpoints"):
         ckpt.restore(1, {"w": 0.0}) if call == "restore" else ckpt.close()
+
+
+def test_a_second_report_of_a_failed_save_at_close_keeps_the_first(tmp_path, monkeypatch):
+    """Orbax can raise one failed background write twice: at the next save, and again
+    as the manager closes. The fit loop's error must stay the first, named one (it was
+    once replaced by a bare errno 28 from the close in its `finally`)."""
+    from seqjax.train.checkpoint import DiskFullError
+
+    real_save, real_close = Checkpointer.save, Checkpointer.close
+
+    def save(self, epoch, state, loop):
+        if epoch == 2:  # what the next save sees of a failed background write
+            with self._reporting_disk_full(epoch):
+                _no_space()
+        real_save(self, epoch, state, loop)
+
+    def close(self, **kw):
+        real_close_manager = self.manager.close
+
+        def failing_close():
+            real_close_manager()
+            _no_space()
+
+        self.manager.close = failing_close
+        real_close(self, **kw)
+
+    monkeypatch.setattr(Checkpointer, "save", save)
+    monkeypatch.setattr(Checkpointer, "close", close)
+    with pytest.raises(DiskFullError, match=r"at the save of epoch 2.*epoch 1\) stays usable"):
+        _fit(_cfg("train.epochs=3"), str(tmp_path / "run"))

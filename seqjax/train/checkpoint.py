@@ -194,6 +194,19 @@ class Checkpointer:
         with self._reporting_disk_full(None):
             self.manager.wait_until_finished()
 
-    def close(self) -> None:
-        self.wait()
-        self.manager.close()
+    def close(self, *, after_error: bool = False) -> None:
+        """Wait for pending saves, then stop Orbax's threads.
+
+        Orbax keeps a failed background write's error in more than one place (the save
+        thread, the metadata store) and can raise it again here, after a save already
+        reported it. With `after_error` (an exception is on its way out) such a second
+        report is dropped, so the first, named error is the one the user sees."""
+        try:
+            with self._reporting_disk_full(None):
+                try:
+                    self.manager.wait_until_finished()
+                finally:
+                    self.manager.close()
+        except Exception:
+            if not after_error:
+                raise

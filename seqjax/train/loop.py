@@ -313,7 +313,10 @@ def fit(
             state = state.replace(params=best_state.params)
         elif best_host_params is not None:
             state = state.replace(params=replicate(best_host_params, mesh))
-    finally:
+    except BaseException:
         if ckpt is not None:
-            ckpt.close()
+            ckpt.close(after_error=True)
+        raise
+    if ckpt is not None:
+        ckpt.close()
     return FitResult(state, loop["history"], loop["best_epoch"], timings, mesh)
