@@ -327,3 +327,16 @@ def test_stack_ab_times_a_revisions_stack_beside_the_tree(tmp_path):
         "inference_b32_tree_over_rev",
     }
     assert json.loads(out.read_text())["rev"] == result["rev"]
+
+
+def test_profile_names_each_loop_once_and_each_step_thunk_once_per_step():
+    from benchmarks.profile import main
+
+    result = main(["trend", "--calls", "2", "--timeline", "--min-us", "0"])
+    runs = {row["thunk"]: row["runs_per_call"] for row in result["thunks"]}
+    loops = [name for name in runs if name.startswith("while")]
+    assert len(loops) == 4 and all(runs[name] == 1.0 for name in loops)  # 2 layers x 2 directions
+    assert any(count == 12.0 for count in runs.values())  # trend's 12 steps
+    starts = [row["start_us"] for row in result["timeline"]]
+    assert starts == sorted(starts) and set(loops) <= {row["thunk"] for row in result["timeline"]}
+    assert result["untraced_ms"] > 0
