@@ -32,8 +32,15 @@ def atomic_write_text(path: str, text: str) -> None:
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same directory.
+
+    A failure names `path`: an error from write() or fsync() carries no file name, so a
+    full disk would otherwise read as a bare "[Errno 28] No space left on device"."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    except OSError as err:
+        raise OSError(err.errno, f"{err.strerror}: cannot write {path}") from None
     try:
         # mkstemp makes the file owner-only (0600); give it the mode a plain open() would
         os.fchmod(fd, 0o666 & ~_umask())
@@ -42,9 +49,11 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError):  # OSError(errno, ...) keeps the subclass, e.g. PermissionError
+            raise OSError(err.errno, f"{err.strerror} while writing {path}") from None
         raise
 
 

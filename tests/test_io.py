@@ -27,7 +27,14 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", fail)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OSError, match=f"No space left on device while writing {path}") as err:
         atomic_write_text(str(path), "new")
+    assert err.value.errno == 28
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_a_missing_directory_is_named_and_keeps_its_error_class(tmp_path):
+    path = tmp_path / "missing" / "x.txt"
+    with pytest.raises(FileNotFoundError, match=f"cannot write {path}"):
+        atomic_write_text(str(path), "new")
