@@ -40,6 +40,8 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     except OSError as err:
+        if err.errno is None:
+            raise
         raise OSError(err.errno, f"{err.strerror}: cannot write {path}") from None
     try:
         # mkstemp makes the file owner-only (0600); give it the mode a plain open() would
@@ -52,7 +54,8 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if isinstance(err, OSError):  # OSError(errno, ...) keeps the subclass, e.g. PermissionError
+        if isinstance(err, OSError) and err.errno is not None:
+            # OSError(errno, ...) builds the same subclass (PermissionError, ...) again
             raise OSError(err.errno, f"{err.strerror} while writing {path}") from None
         raise
 
