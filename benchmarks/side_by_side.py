@@ -43,7 +43,9 @@ from seqjax.loop_graphs import LOOP_GRAPHS
 from seqjax.train.sharding import data_sharding, make_mesh, replicated
 
 # hidden: one entry per stacked LSTM module, each with `layers` layers (trust stacks three
-# single-layer LSTMs of different widths; the others are one multi-layer module).
+# single-layer LSTMs of different widths; the others are one multi-layer module). hidden is
+# per direction: the hybrid's BiLSTM block is 256 wide (the H=256, the model's
+# d_model), 128 units each way.
 CONFIGS = {
     "trust": dict(batch=32, time=2, features=768, hidden=(256, 128, 64), layers=1, bi=False),
     "steel": dict(batch=32, time=500, features=5, hidden=(128,), layers=2, bi=True, min_len=100),
