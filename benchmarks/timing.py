@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import math
 import os
 import platform
 import resource
@@ -26,26 +27,39 @@ def time_interleaved(
     warmup: int = 2,
     repeats: int = 15,
     min_seconds: float = 0.0,
+    block_ms: float = 50.0,
 ) -> dict[str, dict]:
-    """`time_calls` for several implementations at once, one call of each per round.
+    """`time_calls` for several implementations at once, in interleaved rounds.
 
-    Why: timed one block after another, a change in the machine's load between blocks
+    Why rounds: timed one after another, a change in the machine's load between them
     lands on one implementation only and skews the ratio; interleaved, every
     implementation sees the same load, so ratios of medians survive a noisy machine.
     Rounds go on past `repeats` until `min_seconds` have passed (at most 20x `repeats`):
     15 rounds of millisecond calls last a fraction of a second, short enough for one
-    busy moment of a shared machine to move a median. Each round calls the
-    implementations in a fresh random order (seeded, so a run is repeatable), so each
-    follows every other about equally often: a call can find the cores still busy with
-    the one before it (PyTorch's OpenMP threads spin-wait after their work). Rotating one
-    fixed order, as this did before, still put the same implementation right after
-    PyTorch in all but one call per cycle: identical stacks timed that way read 0.92-0.95
-    against each other on trend's 5 ms training calls (`python -m benchmarks.stack_ab HEAD
-    --only trend` at 48709bc~1), within 2% once PyTorch left the rounds.
+    busy moment of a shared machine to move a median. Each round takes the
+    implementations in a fresh random order (seeded, so a run is repeatable).
+
+    Why blocks: on a 2-core machine a millisecond call depends on the call before it.
+    PyTorch's OpenMP threads spin-wait after their work and hold the cores a moment;
+    XLA's CPU runtime hands each call to a worker thread that is awake only if it ran
+    recently. `python -m benchmarks.call_order trend` measured trend's batch-32 inference
+    (AMD machine) at 1.82-1.95 ms for seqjax back to back and 2.03-2.21 right after
+    PyTorch, and at 1.50-1.63 ms for PyTorch's padded stack back to back and 1.83-2.00
+    right after seqjax: a call after another framework's is one no user of either makes,
+    and its penalty differs between frameworks. So within a round an implementation whose
+    warm-up call took t ms runs 1 + ceil(`block_ms` / t) calls in a row (at most 10), and
+    the first of them, the one that follows another implementation, is not timed. Calls
+    of `block_ms` or more (and a lone implementation) run one call a round, where the
+    neighbour's fraction of a millisecond is lost in the call.
     """
-    for fn in fns.values():
+    calls_per_block = {}
+    for name, fn in fns.items():
+        took = 0.0
         for _ in range(warmup):
+            start = time.perf_counter()
             fn()
+            took = (time.perf_counter() - start) * 1e3
+        calls_per_block[name] = _block(took, block_ms) if len(fns) > 1 and warmup else 1
     names = list(fns)
     order = np.random.default_rng(0)
     samples: dict[str, list[float]] = {name: [] for name in fns}
@@ -53,11 +67,25 @@ def time_interleaved(
     while rounds < repeats or (time.perf_counter() - began < min_seconds and rounds < 20 * repeats):
         for k in order.permutation(len(names)):
             name = names[k]
-            start = time.perf_counter()
-            fns[name]()
-            samples[name].append((time.perf_counter() - start) * 1e3)
+            block = calls_per_block[name]
+            for i in range(block):
+                start = time.perf_counter()
+                fns[name]()
+                if i > 0 or block == 1:
+                    samples[name].append((time.perf_counter() - start) * 1e3)
         rounds += 1
-    return {name: _stats(np.asarray(s), rounds) for name, s in samples.items()}
+    return {
+        name: {**_stats(np.asarray(s), rounds), "calls_per_block": calls_per_block[name]}
+        for name, s in samples.items()
+    }
+
+
+def _block(call_ms: float, block_ms: float) -> int:
+    """Calls in a row per round for a call that took `call_ms`: 1 when it lasts `block_ms`
+    or more, else enough for the timed ones to fill about `block_ms`, at most 10."""
+    if call_ms >= block_ms:
+        return 1
+    return min(10, 1 + math.ceil(block_ms / max(call_ms, 1e-3)))
 
 
 def _stats(arr: np.ndarray, repeats: int) -> dict:

@@ -167,9 +167,12 @@ def test_torch_on_one_thread_gets_the_processs_setting_back_even_on_error():
     assert seen == [1] and torch.get_num_threads() == before
 
 
-def test_interleaved_timing_calls_each_once_per_round_and_each_follows_each_other_alike():
-    """Whichever implementation runs right after PyTorch finds its threads still spinning;
-    the rounds' orders must not hand that place to one implementation."""
+def test_interleaved_timing_runs_short_calls_in_blocks_whose_first_call_is_not_timed():
+    """A call right after another framework's finds the cores busy or its threads asleep;
+    short calls run in blocks whose first call absorbs that, the blocks in rounds whose
+    orders hand the place after PyTorch to no implementation in particular."""
+    import time
+
     from benchmarks.timing import time_interleaved
 
     calls = []
@@ -177,13 +180,45 @@ def test_interleaved_timing_calls_each_once_per_round_and_each_follows_each_othe
     fns = {name: (lambda name=name: calls.append(name)) for name in names}
     stats = time_interleaved(fns, warmup=1, repeats=300)
     timed = calls[len(names) :]  # after one warm-up call each
-    rounds = [timed[i : i + 3] for i in range(0, len(timed), 3)]
-    assert len(rounds) == 300 and all(sorted(r) == sorted(names) for r in rounds)
-    after_torch = [b for a, b in zip(timed, timed[1:], strict=False) if a == "torch"]
+    blocks = [timed[i : i + 10] for i in range(0, len(timed), 10)]
+    assert len(blocks) == 900 and all(len(set(b)) == 1 for b in blocks)  # 10 alike in a row
+    rounds = [[b[0] for b in blocks[i : i + 3]] for i in range(0, len(blocks), 3)]
+    assert all(sorted(r) == sorted(names) for r in rounds)
+    order = [b[0] for b in blocks]
+    after_torch = [b for a, b in zip(order, order[1:], strict=False) if a == "torch"]
     share = after_torch.count("seqjax") / len(after_torch)
     assert 0.4 < share < 0.6, share  # a rotated fixed order gives seqjax 2/3 of them
     assert set(stats) == set(names)
-    assert all(s["repeats"] == 300 and 0 <= s["median_ms"] <= s["p90_ms"] for s in stats.values())
+    assert all(s["repeats"] == 300 and s["calls_per_block"] == 10 for s in stats.values())
+    assert all(0 <= s["median_ms"] <= s["p90_ms"] for s in stats.values())
+
+    def slow():
+        time.sleep(0.06)
+
+    long = time_interleaved({"a": slow, "b": slow}, warmup=1, repeats=2)
+    assert long["a"]["calls_per_block"] == 1 and long["a"]["median_ms"] >= 60
+    assert time_interleaved({"a": lambda: None}, repeats=2)["a"]["calls_per_block"] == 1
+
+
+def test_the_untimed_first_call_of_a_block_is_the_one_after_another_implementation():
+    import time
+
+    from benchmarks.timing import time_interleaved
+
+    state = {"last": None}
+
+    def make(name):
+        def call():
+            switched = state["last"] not in (None, name)
+            time.sleep(0.025 if switched else 0.005)  # the switch costs 20 ms more
+            state["last"] = name
+
+        return call
+
+    # a's 5 ms calls run 3 in a row; b's warm-up (after a, so 25 ms) is past block_ms
+    stats = time_interleaved({"a": make("a"), "b": make("b")}, warmup=1, repeats=10, block_ms=8)
+    assert stats["a"]["calls_per_block"] == 3 and stats["a"]["p90_ms"] < 15
+    assert stats["b"]["calls_per_block"] == 1 and stats["b"]["median_ms"] >= 25
 
 
 def test_interleaved_timing_goes_on_for_min_seconds_within_20x_repeats():
@@ -195,6 +230,7 @@ def test_interleaved_timing_goes_on_for_min_seconds_within_20x_repeats():
         time.sleep(0.002)
 
     short = time_interleaved({"a": nap, "b": nap}, warmup=0, repeats=2, min_seconds=0.1)
+    assert short["a"]["calls_per_block"] == 1  # no warm-up call to size a block by
     assert 2 < short["a"]["repeats"] == short["b"]["repeats"] < 40  # ~25 rounds of 4 ms
     capped = time_interleaved({"a": nap}, warmup=0, repeats=2, min_seconds=10.0)
     assert capped["a"]["repeats"] == 40
@@ -340,3 +376,24 @@ def test_profile_names_each_loop_once_and_each_step_thunk_once_per_step():
     starts = [row["start_us"] for row in result["timeline"]]
     assert starts == sorted(starts) and set(loops) <= {row["thunk"] for row in result["timeline"]}
     assert result["untraced_ms"] > 0
+
+
+def test_call_order_times_each_call_after_each_predecessor_itself_included():
+    import time
+
+    from benchmarks.call_order import after_each
+
+    state = {"last": None}
+
+    def make(name, ms):
+        def call():
+            time.sleep((ms + (2 if state["last"] == "slow" else 0)) / 1e3)
+            state["last"] = name
+
+        return call
+
+    table = after_each({"fast": make("fast", 1), "slow": make("slow", 3)}, calls=60)
+    assert set(table) == {"fast", "slow"}
+    assert all(set(row) == {"fast", "slow"} for row in table.values())  # every ordered pair
+    assert table["fast"]["slow"] > table["fast"]["fast"] + 1.5  # the penalty, after slow
+    assert table["slow"]["slow"] > table["slow"]["fast"] + 1.5
