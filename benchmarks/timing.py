@@ -43,9 +43,9 @@ def time_interleaved(
     PyTorch's OpenMP threads spin-wait after their work and hold the cores a moment;
     XLA's CPU runtime hands each call to a worker thread that is awake only if it ran
     recently. `python -m benchmarks.call_order trend` measured trend's batch-32 inference
-    (AMD machine) at 1.82-1.95 ms for seqjax back to back and 2.03-2.21 right after
-    PyTorch, and at 1.50-1.63 ms for PyTorch's padded stack back to back and 1.83-2.00
-    right after seqjax: a call after another framework's is one no user of either makes,
+    (AMD machine, four runs) at 1.82-1.95 ms for seqjax back to back and 2.03-2.21 right
+    after PyTorch, and at 1.47-1.63 ms for PyTorch's padded stack back to back and
+    1.69-2.00 right after seqjax: a call after another framework's is one no user of either makes,
     and its penalty differs between frameworks. So within a round an implementation whose
     warm-up call took t ms runs 1 + ceil(`block_ms` / t) calls in a row (at most 10), and
     the first of them, the one that follows another implementation, is not timed. Calls
