@@ -44,6 +44,7 @@ flax.__version__, optax.__version__, torch.__version__, jax.devices())"
       # JSON as it goes, so a call cut off at its time limit keeps what was done.
       $py -m benchmarks.side_by_side --only steel --only trend \
         --out "$out/side_by_side_$kind.json" 2>&1 | tee "$out/pallas.log"
+      $py -m benchmarks.report "$out/side_by_side_$kind.json" > "$out/side_by_side_$kind.md"
       JAX_DEFAULT_MATMUL_PRECISION=highest $py -m pytest -q -p no:cacheprovider \
         tests/test_lstm_pallas.py tests/test_lstm_fused.py 2>&1 | tee "$out/pallas_tests.log"
       $py -m benchmarks.pallas_tiles --out "$out/pallas_tiles_$kind.json" 2>&1 \
