@@ -46,6 +46,10 @@ def test_another_models_checkpoints_are_named_by_parameter_path(tmp_path):
         restore_state(str(tmp_path), other, load_splits(other.data)["train"])
 
 
+# Reading the truncated files fails inside Orbax's own event loop, which it closes while
+# a TensorStore callback is still due; Python reports that callback's "Event loop is
+# closed" as unraisable, sometimes. It is Orbax's and changes nothing here.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_truncated_checkpoint_is_skipped_with_a_warning_and_resume_matches(tmp_path):
     full = _fit(_cfg("train.epochs=3"), str(tmp_path / "full"), log=lambda _: None)
     run = str(tmp_path / "cut")
