@@ -35,7 +35,11 @@ def device_kind() -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: few steps, repeats")
     parser.add_argument("--only", choices=sorted(systems.SYSTEMS), action="append")
     parser.add_argument("--out", default=None, help="JSON path (default results/<device>.json)")

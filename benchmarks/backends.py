@@ -84,7 +84,11 @@ def measure(name: str, repeats: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.backends", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.backends",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--only", choices=sorted(CONFIGS), action="append")
     parser.add_argument("--out", default=None)

@@ -53,7 +53,11 @@ def after_each(fns: dict, calls: int, seed: int = 0) -> dict[str, dict[str, floa
 def main(argv: list[str] | None = None) -> dict:
     import torch
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.call_order",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("config", choices=sorted(CONFIGS))
     p.add_argument("--calls", type=int, default=3000)
     p.add_argument("--train", action="store_true", help="the train call, not inference")

@@ -48,7 +48,11 @@ def train_steps_per_second(config: str, epochs: int, cpu_devices: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.cpu_devices", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.cpu_devices",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--config", action="append", help="YAML config (repeatable)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)

@@ -100,7 +100,9 @@ def worker(devices: int, steps: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--out", default="benchmarks/results/engine_cpu.json")
     parser.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)

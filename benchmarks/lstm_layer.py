@@ -78,7 +78,9 @@ def torch_fns(ref, x, lengths, *, packed: bool):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--unrolls", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--out", default="benchmarks/results/lstm_layer_cpu.json")

@@ -104,7 +104,11 @@ def _name(opts: KernelOptions | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.pallas_tiles", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.pallas_tiles",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--steps", type=int, default=500)

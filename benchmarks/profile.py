@@ -30,8 +30,13 @@ import jax
 
 from benchmarks.side_by_side import CONFIGS, SeqjaxStack, inputs, jax_fns
 
-# Host-side spans of the profile (Python frames, dispatch, the executor itself), not thunks.
-_NOT_THUNKS = ("$", "ThunkExecutor", "PjitFunction", "CommonPjRt", "end: ", "SlinkyThreadPool")
+CALL = "benchmarks.profile call"  # the annotation around each traced call
+
+
+def _is_thunk(event: dict) -> bool:
+    """XLA tags its thunks' trace events with the HLO op; host-side spans (Python frames,
+    dispatch, the executor, thread pools) have no such argument."""
+    return "hlo_op" in (event.get("args") or {})
 
 
 def _events(trace_dir: str) -> list[dict]:
@@ -48,7 +53,7 @@ def thunk_table(events: list[dict], calls: int) -> list[dict]:
     total, runs = collections.Counter(), collections.Counter()
     threads = collections.defaultdict(set)
     for e in events:
-        if not e["name"].startswith(_NOT_THUNKS):
+        if _is_thunk(e):
             total[e["name"]] += e.get("dur", 0)
             runs[e["name"]] += 1
             threads[e["name"]].add(e.get("tid"))
@@ -64,14 +69,13 @@ def thunk_table(events: list[dict], calls: int) -> list[dict]:
 
 
 def last_call(events: list[dict], min_us: float) -> list[dict]:
-    """The thunks of the last call (the window of its Python-side call), in start order."""
-    calls = [e for e in events if "block_until_ready" in e["name"]]
-    window = calls[-1]
+    """The thunks of the last call (the window of its `CALL` annotation), in start order."""
+    window = [e for e in events if e["name"] == CALL][-1]
     start, end = window["ts"], window["ts"] + window["dur"]
     threads: dict = {}
     rows = []
     for e in events:
-        if start <= e["ts"] <= end and not e["name"].startswith(_NOT_THUNKS):
+        if start <= e["ts"] <= end and _is_thunk(e):
             if e.get("dur", 0) >= min_us:
                 thread = threads.setdefault(e.get("tid"), len(threads))
                 rows.append({"start_us": e["ts"] - start, "us": e["dur"], "thread": thread,
@@ -80,7 +84,11 @@ def last_call(events: list[dict], min_us: float) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.profile",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("config", choices=sorted(CONFIGS))
     p.add_argument("--train", action="store_true", help="the train step, not inference")
     p.add_argument("--calls", type=int, default=None, help="traced calls (default by size)")
@@ -105,7 +113,8 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as trace_dir:
         with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
             for _ in range(calls):
-                fn()
+                with jax.profiler.TraceAnnotation(CALL):
+                    fn()
         events = _events(trace_dir)
     kind = "train step" if args.train else "batch-32 inference"
     print(f"{args.config} {kind}: {untraced * 1e3:.3f} ms a call untraced; {calls} traced calls")

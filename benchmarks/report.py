@@ -167,7 +167,11 @@ def update(document: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("results", nargs="*", help="results JSON files to print as markdown")
     parser.add_argument("--update", nargs="+", default=[], metavar="DOC", help="rewrite blocks")
     args = parser.parse_args(argv)

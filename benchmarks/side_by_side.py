@@ -405,7 +405,11 @@ def measure_isolated(name: str, *, repeats: int) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     from benchmarks.__main__ import device_kind, table  # that module imports this one
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.side_by_side", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.side_by_side",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--only", choices=sorted(CONFIGS), action="append")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--out", default=None)

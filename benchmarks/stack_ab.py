@@ -83,7 +83,11 @@ def measure(name: str, rev_layers, seconds: float, fused: bool = False) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.stack_ab", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.stack_ab",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("rev", help="git revision to compare against, e.g. HEAD~1")
     parser.add_argument("--only", choices=sorted(CONFIGS), action="append")
     parser.add_argument("--seconds", type=float, default=4.0, help="minimum per kind")

@@ -175,7 +175,9 @@ def toolchain() -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.triton_compile", description=__doc__
+        prog="python -m benchmarks.triton_compile",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--quick", action="store_true", help="the default tiling, both precisions, H=64 128 256"
