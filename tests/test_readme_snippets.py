@@ -26,7 +26,7 @@ def test_the_section_has_its_snippets():
 
 @pytest.mark.parametrize("index", [0, 1], ids=["one_device", "every_core"])
 def test_a_readme_snippet_runs(index):
-    code = _snippets()[index] + "\nprint('ok', outputs.shape, len(jax.devices()))\n"
+    code = _snippets()[index] + "\nprint('ok', outputs.shape, len(outputs.sharding.device_set))\n"
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # JAX's own defaults
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
