@@ -39,8 +39,8 @@ def on_mesh(fn: Callable, mesh: Mesh) -> Callable:
 def use_cpu_devices(count: int) -> None:
     """Have XLA's CPU client show the CPU as `count` devices (0: leave JAX's default, one).
 
-    Why: one XLA CPU device runs an LSTM's recurrence on one core (README, "Performance
-    on a 2-core CPU"), while a mesh of one device per core gives each core its own shard
+    Why: one XLA CPU device runs an LSTM's recurrence on one core (README, "Performance"
+    and "Every core of a CPU"), while a mesh of one device per core gives each core its own shard
     of the batch. That pays for large recurrences and fails small ones: on 2 cores the
     side-by-side's steel stack (H=128, bidirectional) trained 1.22x as fast per core as on
     one device, trust's 0.41x (benchmarks/results/cpu.json). Whole training runs of the
