@@ -12,7 +12,6 @@ Prints one table of the seed targets (figure, target, pass/fail) and the speed-u
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -20,7 +19,7 @@ import sys
 
 import jax
 
-from benchmarks import side_by_side, systems
+from benchmarks import command_line, side_by_side, systems
 from benchmarks.timing import environment
 from seqjax.config import load_config
 from seqjax.io import atomic_write_json
@@ -35,11 +34,7 @@ def device_kind() -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_line.parser("benchmarks", __doc__)
     parser.add_argument("--quick", action="store_true", help="smoke run: few steps, repeats")
     parser.add_argument("--only", choices=sorted(systems.SYSTEMS), action="append")
     parser.add_argument("--out", default=None, help="JSON path (default results/<device>.json)")
@@ -53,6 +48,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--systems-only", action="store_true", help="no side-by-side stacks")
     args = parser.parse_args(argv)
+    if not args.systems_only:
+        command_line.require_torch(parser, "--systems-only measures the seed systems alone")
     steps, repeats = (3, 3) if args.quick else (20, 15)
     names = args.only or list(systems.SYSTEMS)
     if args.settings and not args.out:  # the default file holds the default configs' figures

@@ -18,11 +18,11 @@ evidence behind what `LSTM(backend="auto")` and the default `unroll` and
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import jax
 
+from benchmarks import command_line
 from benchmarks.__main__ import device_kind
 from benchmarks.side_by_side import (
     CONFIGS,
@@ -84,11 +84,7 @@ def measure(name: str, repeats: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.backends",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_line.parser("benchmarks.backends", __doc__)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--only", choices=sorted(CONFIGS), action="append")
     parser.add_argument("--out", default=None)

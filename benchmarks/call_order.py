@@ -17,13 +17,13 @@ effect it removes.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 
 import numpy as np
 
+from benchmarks import command_line
 from benchmarks.__main__ import device_kind
 from benchmarks.side_by_side import CONFIGS, FlaxStack, SeqjaxStack, inputs, jax_fns, torch_fns
 from benchmarks.timing import environment
@@ -51,18 +51,15 @@ def after_each(fns: dict, calls: int, seed: int = 0) -> dict[str, dict[str, floa
 
 
 def main(argv: list[str] | None = None) -> dict:
-    import torch
-
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.call_order",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_line.parser("benchmarks.call_order", __doc__)
     p.add_argument("config", choices=sorted(CONFIGS))
     p.add_argument("--calls", type=int, default=3000)
     p.add_argument("--train", action="store_true", help="the train call, not inference")
     p.add_argument("--out", default=None, help="also write the table as JSON")
     args = p.parse_args(argv)
+    command_line.require_torch(p)
+    import torch
+
     torch.set_num_threads(os.cpu_count() or 1)  # as the side-by-side runs it
     cfg = CONFIGS[args.config]
     x, lengths = inputs(cfg)

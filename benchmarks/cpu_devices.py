@@ -11,7 +11,6 @@ benchmarks/results/cpu_devices_<device-kind>.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -19,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 
+from benchmarks import command_line
 from benchmarks.__main__ import device_kind
 from benchmarks.timing import environment
 from seqjax.io import atomic_write_json
@@ -48,11 +48,7 @@ def train_steps_per_second(config: str, epochs: int, cpu_devices: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.cpu_devices",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_line.parser("benchmarks.cpu_devices", __doc__)
     parser.add_argument("--config", action="append", help="YAML config (repeatable)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)

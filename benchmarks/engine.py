@@ -18,6 +18,8 @@ import time
 
 import numpy as np
 
+from benchmarks import command_line
+
 
 def worker(devices: int, steps: int) -> dict:
     import jax
@@ -100,9 +102,7 @@ def worker(devices: int, steps: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_line.parser("benchmarks.engine", __doc__)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--out", default="benchmarks/results/engine_cpu.json")
     parser.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)

@@ -26,7 +26,6 @@ full float32.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -34,6 +33,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from benchmarks import command_line
 from benchmarks.__main__ import device_kind
 from benchmarks.timing import environment, time_interleaved
 from seqjax.io import atomic_write_json
@@ -118,9 +118,7 @@ def weight_grad_fns(batch: int, hidden: int, steps: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_line.parser("benchmarks.kernels", __doc__)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--steps", type=int, default=500)

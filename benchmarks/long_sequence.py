@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import command_line
 from benchmarks.__main__ import device_kind
 from benchmarks.timing import environment, peak_rss_bytes
 from seqjax.io import atomic_write_json
@@ -66,15 +67,13 @@ def one_mode(steps: int, chunk: int, backend: str) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def main(argv: list[str] | None = None) -> None:
+    parser = command_line.parser("benchmarks.long_sequence", __doc__)
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--chunk", type=int, default=100)
     parser.add_argument("--out", default=None)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # BACKEND:CHUNK
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child is not None:
         backend, chunk = args.child.split(":")
         print(json.dumps(one_mode(args.steps, int(chunk), backend)))

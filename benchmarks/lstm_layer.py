@@ -9,7 +9,6 @@ PyTorch packed (pack_padded_sequence) and plain padded forms. Ratios > 1 mean se
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -18,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import command_line
 from benchmarks.timing import environment, time_calls
 from seqjax.interop import lstm_params_from_torch
 from seqjax.layers import LSTM
@@ -78,14 +78,12 @@ def torch_fns(ref, x, lengths, *, packed: bool):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_line.parser("benchmarks.lstm_layer", __doc__)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--unrolls", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--out", default="benchmarks/results/lstm_layer_cpu.json")
     args = parser.parse_args(argv)
-
+    command_line.require_torch(parser)
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)  # XLA's CPU backend also uses every core

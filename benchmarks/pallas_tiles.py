@@ -17,7 +17,6 @@ a GPU has run it.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -26,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import command_line
 from benchmarks.__main__ import device_kind
 from benchmarks.side_by_side import built_or_error, max_abs_diff
 from benchmarks.timing import environment, time_interleaved
@@ -104,11 +104,7 @@ def _name(opts: KernelOptions | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.pallas_tiles",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_line.parser("benchmarks.pallas_tiles", __doc__)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--steps", type=int, default=500)

@@ -18,7 +18,6 @@ each other, not with the suite's figures.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import glob
 import gzip
@@ -28,6 +27,7 @@ import time
 
 import jax
 
+from benchmarks import command_line
 from benchmarks.side_by_side import CONFIGS, SeqjaxStack, inputs, jax_fns
 
 CALL = "benchmarks.profile call"  # the annotation around each traced call
@@ -84,11 +84,7 @@ def last_call(events: list[dict], min_us: float) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.profile",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_line.parser("benchmarks.profile", __doc__)
     p.add_argument("config", choices=sorted(CONFIGS))
     p.add_argument("--train", action="store_true", help="the train step, not inference")
     p.add_argument("--calls", type=int, default=None, help="traced calls (default by size)")

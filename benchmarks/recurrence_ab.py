@@ -15,7 +15,6 @@ revision's scans do not). Needs git.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import types
@@ -24,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import command_line
 from benchmarks.kernels import _inputs
 from benchmarks.timing import environment, time_interleaved
 from seqjax.layers import recurrence
@@ -59,7 +59,7 @@ def step_fns(module, batch: int, hidden: int, steps: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_line.parser("benchmarks.recurrence_ab", __doc__)
     parser.add_argument("rev", help="git revision to compare against, e.g. HEAD~1")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--hidden", type=int, default=128)

@@ -12,10 +12,10 @@ file reaches the README by one command and an edited figure cannot drift from it
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 
+from benchmarks import command_line
 from seqjax.io import atomic_write_text
 
 KINDS = ("train", "inference_b32")
@@ -167,11 +167,7 @@ def update(document: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.report",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_line.parser("benchmarks.report", __doc__)
     parser.add_argument("results", nargs="*", help="results JSON files to print as markdown")
     parser.add_argument("--update", nargs="+", default=[], metavar="DOC", help="rewrite blocks")
     args = parser.parse_args(argv)

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import command_line
 from benchmarks.__main__ import device_kind
 from benchmarks.timing import environment, time_calls
 from seqjax.io import atomic_write_json
@@ -138,13 +139,11 @@ def plot(result: dict, path: str) -> None:
     plt.close(fig)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def main(argv: list[str] | None = None) -> None:
+    parser = command_line.parser("benchmarks.scaling", __doc__)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out-dir", default=os.path.join("benchmarks", "results"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with jax.default_matmul_precision("highest"):  # float32 matmuls, no TF32, on every device
         run(args)
 

@@ -23,7 +23,6 @@ large matmul outside the loop over the cores).
 
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 import sys
@@ -33,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import command_line
 from benchmarks.isolation import in_fresh_process, one_device_per_core
 from benchmarks.timing import environment, time_interleaved
 from seqjax.io import atomic_write_json
@@ -405,15 +405,12 @@ def measure_isolated(name: str, *, repeats: int) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     from benchmarks.__main__ import device_kind, table  # that module imports this one
 
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.side_by_side",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_line.parser("benchmarks.side_by_side", __doc__)
     parser.add_argument("--only", choices=sorted(CONFIGS), action="append")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
+    command_line.require_torch(parser)
     given = sys.argv[1:] if argv is None else argv
     result = {
         "command": "python -m benchmarks.side_by_side " + " ".join(given),

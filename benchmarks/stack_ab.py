@@ -16,7 +16,6 @@ tree is faster. Needs git.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import re
@@ -28,6 +27,7 @@ from io import BytesIO
 
 import jax
 
+from benchmarks import command_line
 from benchmarks.__main__ import device_kind
 from benchmarks.side_by_side import CONFIGS, SeqjaxStack, inputs, jax_fns, time_impls, torch_fns
 from benchmarks.timing import environment
@@ -83,11 +83,7 @@ def measure(name: str, rev_layers, seconds: float, fused: bool = False) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.stack_ab",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_line.parser("benchmarks.stack_ab", __doc__)
     parser.add_argument("rev", help="git revision to compare against, e.g. HEAD~1")
     parser.add_argument("--only", choices=sorted(CONFIGS), action="append")
     parser.add_argument("--seconds", type=float, default=4.0, help="minimum per kind")
@@ -96,6 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
+    command_line.require_torch(parser)
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)  # as in the side-by-side

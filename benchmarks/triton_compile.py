@@ -16,7 +16,6 @@ differ somewhat; this is the check that runs everywhere.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import re
@@ -29,6 +28,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
+from benchmarks import command_line
 from benchmarks.timing import environment
 from seqjax.io import atomic_write_json
 from seqjax.layers.pallas_lstm import PRECISIONS, UNIT, KernelOptions, pallas_layer
@@ -174,11 +174,7 @@ def toolchain() -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.triton_compile",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_line.parser("benchmarks.triton_compile", __doc__)
     parser.add_argument(
         "--quick", action="store_true", help="the default tiling, both precisions, H=64 128 256"
     )

@@ -1,0 +1,73 @@
+"""The benchmark tools' command lines: --help keeps each docstring's layout, and a tool that
+times PyTorch says at once, before measuring or writing anything, when torch is missing.
+
+No torch needed: its absence is simulated, so these run on a machine without it too."""
+
+import importlib
+import pkgutil
+import sys
+
+import pytest
+
+import benchmarks
+
+TOOLS = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name != "__init__")
+TORCH_TOOLS = {  # each with arguments it would otherwise accept
+    "__main__": ["--quick", "--only", "trend"],
+    "side_by_side": ["--only", "trend", "--repeats", "3"],
+    "call_order": ["trend", "--calls", "10"],
+    "lstm_layer": ["--repeats", "3"],
+    "stack_ab": ["HEAD", "--only", "trend"],
+}
+
+
+def entry_points():
+    for name in TOOLS:
+        module = importlib.import_module(f"benchmarks.{name}")
+        if hasattr(module, "main"):
+            yield name, module
+
+
+@pytest.mark.parametrize("name", [n for n, _ in entry_points()])
+def test_help_prints_the_tools_docstring_with_its_layout(name, capsys):
+    module = importlib.import_module(f"benchmarks.{name}")
+    with pytest.raises(SystemExit) as exit_:
+        module.main(["--help"])
+    assert exit_.value.code == 0
+    printed = capsys.readouterr().out
+    prog = "python -m benchmarks" + ("" if name == "__main__" else f".{name}")
+    assert printed.startswith(f"usage: {prog} ")
+    # every line of the docstring survives as written (argparse's default formatter
+    # re-wraps each paragraph, which runs usage lines and tables together)
+    lines = [line.rstrip() for line in printed.splitlines()]
+    assert [
+        line for line in module.__doc__.strip().splitlines() if line.rstrip() not in lines
+    ] == []
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_TOOLS))
+def test_a_torch_tool_without_torch_stops_at_once_naming_the_install(
+    name, tmp_path, monkeypatch, capsys
+):
+    module = importlib.import_module(f"benchmarks.{name}")
+    monkeypatch.setitem(sys.modules, "torch", None)  # find_spec and import both fail
+    out = tmp_path / "out.json"
+    argv = TORCH_TOOLS[name] + ["--out", str(out)]
+    with pytest.raises(SystemExit) as exit_:
+        module.main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "torch is not installed: pip install torch==2.13.0" in err
+    assert ("--systems-only" in err) == (name == "__main__")
+    assert not out.exists()
+
+
+def test_the_suite_without_torch_still_measures_the_systems_alone(tmp_path, monkeypatch):
+    from benchmarks.__main__ import main
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    out = tmp_path / "systems.json"
+    result = main(["--quick", "--only", "trust", "--systems-only", "--out", str(out)])
+    assert result["environment"]["torch"] is None
+    assert list(result["systems"]) == ["trust"] and result["side_by_side"] == {}
+    assert out.exists()
