@@ -38,7 +38,13 @@ def test_eight_devices_reach_the_single_device_losses():
         "chunked": ["all-reduce"],
         "whole_projection": ["all-reduce"],
         "remat": ["all-reduce"],
+        "length_groups": ["all-reduce"],
     }
+    # length groups per shard, under the mesh and in a plain jit, equal one device's loop
+    for how in ("mesh", "plain_jit"):
+        assert out[f"length_groups_{how}_shards"] == 8
+        assert out[f"length_groups_{how}_output_diff"] < 1e-5
+        assert out[f"length_groups_{how}_grad_diff"] < 1e-4
     for key in ("train_loss", "val_loss", "val_accuracy"):
         one = [row[key] for row in out["history_1"]]
         eight = [row[key] for row in out["history_8"]]

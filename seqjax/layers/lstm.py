@@ -24,8 +24,10 @@ import jax
 import jax.numpy as jnp
 
 from seqjax.layers.cudnn import cudnn_available, cudnn_lstm
+from seqjax.layers.length_groups import sort_batch, unsort_batch
 from seqjax.layers.masking import check_sequence_inputs, length_mask
 from seqjax.layers.pallas_lstm import PRECISIONS, pallas_blockers, pallas_layer
+from seqjax.layers.per_shard import per_shard, rows_whole_per_device
 from seqjax.layers.recurrence import (
     lstm_direction,
     lstm_direction_remat,
@@ -86,6 +88,21 @@ def loop_defaults(platform: str, features: int, hidden: int, steps: int) -> tupl
     if features < hidden:
         return 1, 1, 1
     return 1, 0, projection_chunk(steps)
+
+
+def length_groups_default(platform: str, steps: int) -> int:
+    """How many length groups `LSTM` runs a batch's rows in on `platform` when
+    `length_groups` is left at None (seqjax/layers/length_groups.py).
+
+    On CPU a step's cost is its matmul, which shrinks with the rows it computes. Steel's
+    side-by-side stack (lengths 100-500) in 1, 4, 8 and 16 groups, in the same rounds:
+    inference 220.6, 180.1, 169.4 and 177.4 ms, training 656, 595, 577 and 576 ms; the
+    hybrid block, whose rows all run the full 128 steps, 1.01-1.02x slower in 8 groups
+    than in one (benchmarks/README.md). Sequences under 64 steps (trust's 2, trend's 12)
+    are not worth a sort. On a GPU a step costs its launches, not its rows, and the scan
+    is unrolled, which the phased loops are not: one group there.
+    """
+    return 8 if platform == "cpu" and steps >= 64 else 1
 
 
 class LSTMWeights(nn.Module):
@@ -154,6 +171,11 @@ class LSTM(nn.Module):
     kernel launch on a GPU, opt-in (see layers/pallas_lstm.py); with
     `pallas_interpret=True` it runs in Pallas's interpreter on any platform (for tests);
     `pallas_precision` is its matmul algorithm, "float32" or "tf32x3" (`PRECISIONS`).
+    `length_groups` G > 1 sorts the rows longest first and runs the recurrence in phases
+    over G groups of rows, so the loop stops computing a group once all its sequences have
+    ended (seqjax/layers/length_groups.py; the same results, to float rounding); None
+    takes `length_groups_default`, 1 turns it off. It needs unroll 1 and separate
+    direction scans. Under a mesh each data shard sorts and groups its own rows.
     """
 
     hidden_size: int
@@ -171,6 +193,7 @@ class LSTM(nn.Module):
     cudnn_tf32: bool = False
     pallas_interpret: bool = False
     pallas_precision: str = "float32"
+    length_groups: int | None = None
     kernel_ih_init: Initializer | None = None
     kernel_hh_init: Initializer | None = None
     bias_init: Initializer | None = None
@@ -196,6 +219,8 @@ class LSTM(nn.Module):
             why.append("fused_directions is a scan variant")
         if self.backward != "custom":
             why.append("backward='autodiff' differentiates the scan")
+        if self.length_groups is not None and self.length_groups > 1:
+            why.append("length_groups > 1 is a scan loop")
         return why
 
     def _cudnn_blockers(self, train: bool) -> list[str]:
@@ -279,25 +304,67 @@ class LSTM(nn.Module):
             chunk = infer_chunk = self.projection_chunk
         return unroll, chunk, infer_chunk
 
-    def _direction(self, unroll: int, chunk: int, infer_chunk: int):
+    def _length_groups(self, steps: int, seq: jax.Array) -> int:
+        """The length groups this module runs its scan over `seq` in (1: none), checked
+        against the options they cannot work with. The default is none where seq's rows
+        lie on a mesh without a `data` axis: sorting them there would gather the batch."""
+        if self.length_groups is not None:
+            if self.length_groups < 1:
+                raise ValueError(f"LSTM: length_groups must be >= 1; got {self.length_groups}")
+            if self.length_groups > 1:
+                clash = []
+                if self.unroll is not None and self.unroll > 1:
+                    clash.append(f"unroll={self.unroll} (its phased loops run unroll 1)")
+                if self.fused_directions:
+                    clash.append("fused_directions (its backward direction runs flipped time)")
+                if self.backward != "custom":
+                    clash.append("backward='autodiff'")
+                if clash:
+                    raise ValueError(
+                        f"LSTM: length_groups={self.length_groups} does not work with "
+                        + ", ".join(clash)
+                        + "; set length_groups=1"
+                    )
+            return self.length_groups
+        plain = self.fused_directions or self.backward != "custom"
+        if plain or (self.unroll is not None and self.unroll > 1):
+            return 1
+        if not rows_whole_per_device(seq):
+            return 1
+        return length_groups_default(jax.default_backend(), steps)
+
+    def _direction(self, unroll: int, chunk: int, infer_chunk: int, groups: int):
         """One layer-direction of the scan as a function (seq, w_ih, bias, w_hh, mask, h0,
         c0, *, reverse) -> ((h_n, c_n), outputs), with this module's backward pass,
-        rematerialisation and loop shape."""
+        rematerialisation and loop shape; in length groups, per data shard (their phases'
+        bounds are the shard's own rows' lengths)."""
 
         def direction(seq, w_ih, bias, w_hh, mask, h0, c0, *, reverse):
             carry0 = (h0, c0)
             if self.remat_chunk:
                 return lstm_direction_remat(
-                    seq, w_ih, bias, w_hh, mask, carry0, reverse, unroll, self.remat_chunk
+                    seq, w_ih, bias, w_hh, mask, carry0, reverse, unroll, self.remat_chunk, groups
                 )
             if self.backward == "custom":
                 return lstm_direction(
-                    seq, w_ih, bias, w_hh, mask, carry0, reverse, unroll, chunk, infer_chunk
+                    seq, w_ih, bias, w_hh, mask, carry0, reverse, unroll, chunk, infer_chunk, groups
                 )
             xproj = project(seq, w_ih, bias)
             return scan_direction(xproj, w_hh, mask, carry0, reverse=reverse, unroll=unroll)
 
-        return direction
+        if groups == 1:
+            return direction
+
+        def per_device(seq, w_ih, bias, w_hh, mask, h0, c0, *, reverse):
+            def flat(*args):
+                (h_n, c_n), ys = direction(*args, reverse=reverse)
+                return h_n, c_n, ys
+
+            dims = ((1, None, None, None, 1, 0, 0), (0, 0, 1))
+            h_n, c_n, ys = per_shard(flat, *dims)(seq, w_ih, bias, w_hh, mask, h0, c0)
+            return (h_n, c_n), ys
+
+        return per_device
 
     def _built_features(self) -> int | None:
         if self.has_variable("params", "l0"):
@@ -357,6 +424,12 @@ class LSTM(nn.Module):
         # matmul, so neither values nor gradients can pick up NaN from it.
         seq = jnp.where(mask, jnp.swapaxes(x, 0, 1), 0).astype(self.dtype)  # (T, B, F)
         use_pallas = self._use_pallas()
+        groups = 1 if use_pallas else self._length_groups(max_len, x)
+        if groups > 1:  # rows longest first, per data shard; put back in order at the end
+            seq, lengths, h0_all, c0_all, order, inverse = per_shard(
+                sort_batch, (1, 0, 1, 1), (1, 0, 1, 1, 0, 0)
+            )(seq, lengths, h0_all, c0_all)
+            mask = length_mask(lengths, max_len, time_major=True)[..., None]  # (T, B, 1)
         finals_h, finals_c = [], []
         for layer in range(self.num_layers):
             unroll, chunk, infer_chunk = self._loop_shape(seq.shape[-1], max_len)
@@ -380,7 +453,7 @@ class LSTM(nn.Module):
                 finals_h.append(h_n)
                 finals_c.append(c_n)
             else:
-                direction = self._direction(unroll, chunk, infer_chunk)
+                direction = self._direction(unroll, chunk, infer_chunk, groups)
                 weights_in = (w_ihs, biases, w_hhs)
                 if dirs == 2 and self.fused_directions:
                     (h_n, c_n), outs = _both_directions_at_once(
@@ -403,9 +476,13 @@ class LSTM(nn.Module):
                 seq = nn.Dropout(self.dropout)(out, deterministic=not train).astype(self.dtype)
             else:
                 seq = out
-        outputs = jnp.swapaxes(seq, 0, 1).astype(self.dtype)  # (B, T, D*H)
         h_n = jnp.concatenate(finals_h, axis=0)  # (L*D, B, H)
         c_n = jnp.concatenate(finals_c, axis=0)  # (L*D, B, H)
+        if groups > 1:
+            seq, h_n, c_n = per_shard(unsort_batch, (1, 1, 1, 0, 0), (1, 1, 1))(
+                seq, h_n, c_n, order, inverse
+            )
+        outputs = jnp.swapaxes(seq, 0, 1).astype(self.dtype)  # (B, T, D*H)
         return outputs, (h_n, c_n)
 
 

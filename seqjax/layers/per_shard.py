@@ -1,11 +1,17 @@
-"""Run a batch-wise function once per data shard when a mesh is in context.
+"""Run a batch-wise function once per data shard when its rows are split over a mesh.
 
 Why: some kernels (the cuDNN RNN custom call) have neither a batching rule nor an SPMD
-partitioning rule, so under a jitted data-parallel step XLA would gather the whole batch
-onto every device. The training engine traces its steps under the mesh
-(`jax.sharding.use_abstract_mesh`); this wrapper then maps the kernel over the mesh's
-`data` axis with `shard_map`, so each device runs it on its own rows. Gradients of the
-replicated arguments (weights) are summed across shards by shard_map's transpose.
+partitioning rule, and the length-grouped scan takes its loops' bounds from the rows it
+holds, so under a jitted data-parallel step XLA would gather the whole batch onto every
+device. This wrapper maps such a function over the mesh's `data` axis with `shard_map`, so
+each device runs it on its own rows. Gradients of the replicated arguments (weights) are
+summed across shards by shard_map's transpose.
+
+Which mesh: the context mesh, under which the training engine traces its steps
+(`jax.sharding.use_abstract_mesh`); else, in a plain `jax.jit` of arrays placed on a mesh
+(README, "Every core of a CPU"), the mesh the batch argument's type carries, when it has
+a `data` axis. Inside a `shard_map` that is already manual over `data` the function runs
+as it is, on the rows it was given.
 """
 
 from __future__ import annotations
@@ -13,40 +19,72 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import jax
-from jax.sharding import PartitionSpec
+from jax.sharding import AxisType, PartitionSpec
 
 BATCH_AXIS = "data"  # the mesh axis that splits the batch
 
 
-def batch_axis_size() -> int:
-    """Shards along `data` of the context mesh (1 when there is none)."""
+def _mesh_of(x: jax.Array | None):
+    """The context mesh or, without one, the mesh x's type carries (maybe empty)."""
     mesh = jax.sharding.get_abstract_mesh()
-    if mesh.empty or BATCH_AXIS not in mesh.axis_names:
-        return 1
-    return mesh.shape[BATCH_AXIS]
+    if mesh.empty and x is not None:
+        sharding = getattr(jax.typeof(x), "sharding", None)
+        mesh = getattr(sharding, "mesh", mesh)
+    return mesh
+
+
+def rows_whole_per_device(x: jax.Array) -> bool:
+    """Whether a function of x's rows, run through `per_shard`, sees each device's rows
+    whole: x is on one device, is a shard's own, or is split over a `data` axis. False on
+    a multi-device mesh without one, where such a function would gather the batch."""
+    mesh = _mesh_of(x)
+    return mesh.empty or mesh.size == 1 or BATCH_AXIS in mesh.axis_names
+
+
+def batch_mesh(x: jax.Array | None = None):
+    """The abstract mesh whose `data` axis splits the rows of x (module docstring), or
+    None when they are on one device or already a shard's own."""
+    mesh = _mesh_of(x)
+    if mesh.empty or BATCH_AXIS not in mesh.axis_names or mesh.shape[BATCH_AXIS] == 1:
+        return None
+    if mesh.axis_types[mesh.axis_names.index(BATCH_AXIS)] == AxisType.Manual:
+        return None  # inside shard_map over `data`: these rows are one shard's
+    return mesh
+
+
+def batch_axis_size(x: jax.Array | None = None) -> int:
+    """Shards along `data` that x's rows are split into (1 when none)."""
+    mesh = batch_mesh(x)
+    return 1 if mesh is None else mesh.shape[BATCH_AXIS]
 
 
 def per_shard(
     fn: Callable, batch_dims: tuple, out_batch_dims: tuple, *, check_vma: bool = True
 ) -> Callable:
-    """`fn` run per shard of the context mesh's `data` axis; `fn` itself without one.
+    """`fn` run per shard of the `data` axis its batch arguments are split over (module
+    docstring); `fn` itself where they are not.
 
     batch_dims / out_batch_dims: for each positional argument / output, the axis that holds
     the batch, or None for a replicated one (weights). `check_vma=False` turns off
     shard_map's varying-axes types, for code that cannot carry them (see pallas_lstm.py).
     """
-    if batch_axis_size() == 1:
-        return fn
 
     def spec(dim):
         if dim is None:
             return PartitionSpec()
         return PartitionSpec(*([None] * dim), BATCH_AXIS)
 
-    return jax.shard_map(
-        fn,
-        mesh=jax.sharding.get_abstract_mesh(),
-        in_specs=tuple(spec(d) for d in batch_dims),
-        out_specs=tuple(spec(d) for d in out_batch_dims),
-        check_vma=check_vma,
-    )
+    def run(*args):
+        rows = next(a for a, d in zip(args, batch_dims, strict=True) if d is not None)
+        mesh = batch_mesh(rows)
+        if mesh is None:
+            return fn(*args)
+        return jax.shard_map(
+            fn,
+            mesh=mesh,
+            in_specs=tuple(spec(d) for d in batch_dims),
+            out_specs=tuple(spec(d) for d in out_batch_dims),
+            check_vma=check_vma,
+        )(*args)
+
+    return run

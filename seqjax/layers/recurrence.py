@@ -27,42 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from seqjax.layers.length_groups import phased_scan
+from seqjax.layers.vma import match_vma, sum_to_vma
+
 Carry = tuple[jax.Array, jax.Array]
-
-
-def _varying_axes(x) -> frozenset:
-    """The manual mesh axes that x varies over (empty outside shard_map)."""
-    aval = jax.typeof(x)
-    manual = getattr(aval, "manual_axis_type", None)  # jax >= 0.10
-    if manual is not None:
-        return frozenset(manual.varying)
-    return frozenset(getattr(aval, "vma", frozenset()))  # jax 0.6-0.9
-
-
-def match_vma(tree, ref: jax.Array):
-    """`tree` made device-varying over the manual mesh axes that `ref` varies over.
-
-    Inside `shard_map` a scan's carry must have the same varying-axes type going in and
-    coming out; a zero initial state is replicated while the steps computed from a sharded
-    batch are varying, so without this the scan does not type-check there.
-    """
-    vma = _varying_axes(ref)
-
-    def cast(x):
-        missing = tuple(vma - _varying_axes(x))
-        return lax.pcast(x, missing, to="varying") if missing else x
-
-    return jax.tree.map(cast, tree)
-
-
-def sum_to_vma(ct: jax.Array, primal: jax.Array) -> jax.Array:
-    """A cotangent summed over the manual mesh axes its primal does not vary over.
-
-    Inside `shard_map` a replicated weight used by every shard's rows gets the sum of the
-    shards' gradients; autodiff does this itself, a custom VJP rule has to.
-    """
-    extra = tuple(_varying_axes(ct) - _varying_axes(primal))
-    return lax.psum(ct, extra) if extra else ct
 
 
 def gate_scale(hidden: int) -> np.ndarray:
@@ -107,6 +75,15 @@ def _preactivations(x, h, w_ih, w_hh, bias) -> jax.Array:
     return z * gate_scale(w_hh.shape[0])[None, :]  # (B, 4H)
 
 
+def _loop(step, init, xs, mask, *, reverse: bool, unroll: int, groups: int):
+    """`lax.scan(step, init, xs)` over the span's steps or, with `groups` > 1 (rows sorted
+    longest first), the phased loop that stops computing rows whose sequences have ended
+    (seqjax/layers/length_groups.py); mask (S, B, 1) is the span's, also inside xs."""
+    if groups > 1:
+        return phased_scan(step, init, xs, mask, groups, reverse=reverse)
+    return lax.scan(step, init, xs, reverse=reverse, unroll=unroll)
+
+
 def scan_direction(
     xproj: jax.Array,
     w_hh: jax.Array,
@@ -117,6 +94,7 @@ def scan_direction(
     unroll: int = 1,
     w_ih: jax.Array | None = None,
     bias: jax.Array | None = None,
+    groups: int = 1,
 ) -> tuple[Carry, jax.Array]:
     """Run one direction.
 
@@ -127,6 +105,7 @@ def scan_direction(
     mask:  (T, B, 1) bool.
     init:  (h, c), each (B, H) float32.
     bias:  (4H,), added each step (None: already in xproj).
+    groups: > 1 runs the rows, sorted longest first, in that many length groups (`_loop`).
     Returns the final (h, c) and outputs (T, B, H) float32, zero where masked.
     """
 
@@ -139,7 +118,7 @@ def scan_direction(
         c = jnp.where(m, c_new, c)
         return (h, c), jnp.where(m, h_new, 0.0)
 
-    return lax.scan(step, init, (xproj, mask), reverse=reverse, unroll=unroll)
+    return _loop(step, init, (xproj, mask), mask, reverse=reverse, unroll=unroll, groups=groups)
 
 
 def step_residuals(z: jax.Array, h: jax.Array, c: jax.Array):
@@ -156,7 +135,7 @@ def step_residuals(z: jax.Array, h: jax.Array, c: jax.Array):
     return h_new, c_new, (h, k, o * (1.0 - tanh_c * tanh_c), f)
 
 
-def _scan_forward_saving(xproj, w_hh, mask, init, reverse, unroll, w_ih=None, bias=None):
+def _scan_forward_saving(xproj, w_hh, mask, init, reverse, unroll, w_ih=None, bias=None, groups=1):
     """Forward pass that also returns what the hand-written backward pass needs
     (arguments as `scan_direction`'s).
 
@@ -181,12 +160,14 @@ def _scan_forward_saving(xproj, w_hh, mask, init, reverse, unroll, w_ih=None, bi
         out = jnp.where(m, h_new, 0.0)
         return (jnp.where(m, h_new, h), jnp.where(m, c_new, c)), (out, saved)
 
-    final, (ys, saved) = lax.scan(step, init, (xproj, mask), reverse=reverse, unroll=unroll)
+    final, (ys, saved) = _loop(
+        step, init, (xproj, mask), mask, reverse=reverse, unroll=unroll, groups=groups
+    )
     return final, ys, saved
 
 
-def _scan_vjp_fwd(xproj, w_hh, mask, init, reverse, unroll):
-    final, ys, saved = _scan_forward_saving(xproj, w_hh, mask, init, reverse, unroll)
+def _scan_vjp_fwd(xproj, w_hh, mask, init, reverse, unroll, groups):
+    final, ys, saved = _scan_forward_saving(xproj, w_hh, mask, init, reverse, unroll, groups=groups)
     return (final, ys), (saved, w_hh, mask)
 
 
@@ -205,7 +186,7 @@ def weight_grad(a: jax.Array, b: jax.Array) -> jax.Array:
     )  # (F, G)
 
 
-def _backward_scan(saved, w_hh, mask, carry, d_ys, *, reverse, unroll):
+def _backward_scan(saved, w_hh, mask, carry, d_ys, *, reverse, unroll, groups=1):
     """The hand-written backward recurrence over one span of steps.
 
     saved: (h_prev, k, p, f) of the span from `_scan_forward_saving`, each (S, B, .);
@@ -229,14 +210,14 @@ def _backward_scan(saved, w_hh, mask, carry, d_ys, *, reverse, unroll):
         dc_prev = dc * f_s + jnp.where(m, 0.0, dc_next)
         return (dh_prev, dc_prev), dz
 
-    carry, dz = lax.scan(
-        step, carry, (d_ys, mask, k, p, f), reverse=not reverse, unroll=unroll
+    carry, dz = _loop(
+        step, carry, (d_ys, mask, k, p, f), mask, reverse=not reverse, unroll=unroll, groups=groups
     )  # dz (S, B, 4H)
     dw = weight_grad(h_prev.astype(w_hh.dtype), dz.astype(w_hh.dtype))  # (H, 4H)
     return carry, dz, dw
 
 
-def _scan_vjp_bwd(reverse, unroll, residuals, cotangents):
+def _scan_vjp_bwd(reverse, unroll, groups, residuals, cotangents):
     """Backward recurrence as a scan in the opposite direction, carrying (dh, dc) only.
 
     The per-step work is one (B, 4H) @ (4H, H) matmul; dW_hh is formed after the loop as a
@@ -246,19 +227,19 @@ def _scan_vjp_bwd(reverse, unroll, residuals, cotangents):
     saved, w_hh, mask = residuals
     d_final, d_ys = cotangents
     d_init, dz, dw = _backward_scan(
-        saved, w_hh, mask, d_final, d_ys, reverse=reverse, unroll=unroll
+        saved, w_hh, mask, d_final, d_ys, reverse=reverse, unroll=unroll, groups=groups
     )
     dw = sum_to_vma(dw, w_hh)
     return dz.astype(jnp.float32), dw.astype(w_hh.dtype), None, d_init
 
 
 # `scan_direction` with the hand-written backward pass above; same signature, except that
-# `reverse` and `unroll` are positional (they are static, non-differentiable arguments).
+# `reverse`, `unroll` and `groups` are positional (static, non-differentiable arguments).
 scan_direction_fast = jax.custom_vjp(
-    lambda xproj, w_hh, mask, init, reverse, unroll: scan_direction(
-        xproj, w_hh, mask, init, reverse=reverse, unroll=unroll
+    lambda xproj, w_hh, mask, init, reverse, unroll, groups=1: scan_direction(
+        xproj, w_hh, mask, init, reverse=reverse, unroll=unroll, groups=groups
     ),
-    nondiff_argnums=(4, 5),
+    nondiff_argnums=(4, 5, 6),
 )
 scan_direction_fast.defvjp(_scan_vjp_fwd, _scan_vjp_bwd)
 
@@ -324,21 +305,24 @@ def _loop_inputs(seq, w_ih, chunk):
     return (seq, w_ih) if chunk == 1 else (project(seq, w_ih), None)
 
 
-def _chunked_primal(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk):
+def _chunked_primal(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, groups=1):
     """The no-gradient forward of both chunked layer-directions: (final carry, outputs),
     without the per-chunk entry carries that only a backward pass needs."""
     if _unchunked(chunk, seq.shape[0]):
         xs, w_in = _loop_inputs(seq, w_ih, chunk)
         return scan_direction(
-            xs, w_hh, mask, init, reverse=reverse, unroll=unroll, w_ih=w_in, bias=bias
-        )
+            xs, w_hh, mask, init, reverse=reverse, unroll=unroll, w_ih=w_in, bias=bias,
+            groups=groups,
+        )  # fmt: skip
     final, ys, _ = _remat_forward(
-        seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, keep_entries=False
+        seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, False, groups
     )
     return final, ys
 
 
-def _remat_forward(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, keep_entries=True):
+def _remat_forward(
+    seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, keep_entries=True, groups=1
+):
     """Forward over chunks of steps, keeping only the carry entering each chunk.
 
     The input projection is done per chunk too: a (T, B, 4H) projection would be 4H/F
@@ -350,19 +334,23 @@ def _remat_forward(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, ke
     def chunk_step(carry: Carry, inputs):
         x, m = inputs  # (C, B, F), (C, B, 1)
         xp = project(x, w_ih)  # (C, B, 4H)
-        out, ys = scan_direction(xp, w_hh, m, carry, reverse=reverse, unroll=unroll, bias=bias)
+        out, ys = scan_direction(
+            xp, w_hh, m, carry, reverse=reverse, unroll=unroll, bias=bias, groups=groups
+        )
         return out, (carry if keep_entries else None, ys)
 
     final, (entries, ys) = lax.scan(chunk_step, init, (xs, ms), reverse=reverse)
     return final, _from_chunks(ys, steps), entries  # entries: (h, c) each (N, B, H) or None
 
 
-def _remat_vjp_fwd(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk):
-    final, ys, entries = _remat_forward(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk)
+def _remat_vjp_fwd(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, groups):
+    final, ys, entries = _remat_forward(
+        seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, True, groups
+    )
     return (final, ys), (entries, seq, w_ih, bias, w_hh, mask)
 
 
-def _remat_vjp_bwd(reverse, unroll, chunk, residuals, cotangents):
+def _remat_vjp_bwd(reverse, unroll, chunk, groups, residuals, cotangents):
     """Per chunk, last first: recompute its projection and forward from the saved entry
     carry, run the hand-written backward over it and fold its gate cotangents into the
     weight gradients at once. Live memory is one chunk's residuals, not T steps'."""
@@ -376,9 +364,11 @@ def _remat_vjp_bwd(reverse, unroll, chunk, residuals, cotangents):
         d_carry, dw_ih, db, dw_hh = carry
         entry, x, m, dy = inputs  # x (C, B, F)
         xp = project(x, w_ih)
-        _, _, saved = _scan_forward_saving(xp, w_hh, m, entry, reverse, unroll, bias=bias)
+        _, _, saved = _scan_forward_saving(
+            xp, w_hh, m, entry, reverse, unroll, bias=bias, groups=groups
+        )
         d_carry, dz, dw_chunk = _backward_scan(
-            saved, w_hh, m, d_carry, dy, reverse=reverse, unroll=unroll
+            saved, w_hh, m, d_carry, dy, reverse=reverse, unroll=unroll, groups=groups
         )  # dz (C, B, 4H)
         dx, dw_ih_chunk, db_chunk = _input_grads(x, dz, w_ih)  # dx (C, B, F)
         sums = (dw_ih + dw_ih_chunk, db + db_chunk, dw_hh + dw_chunk)
@@ -396,24 +386,24 @@ def _remat_vjp_bwd(reverse, unroll, chunk, residuals, cotangents):
 # only every `chunk` steps and recomputes each chunk when it gets there: activation
 # memory O(T/chunk + chunk) steps instead of O(T), for about one extra forward pass.
 # seq (T, B, F), w_ih (F, 4H), bias (4H,), w_hh (H, 4H); `reverse`,
-# `unroll` and `chunk` are positional and static.
-lstm_direction_remat = jax.custom_vjp(_chunked_primal, nondiff_argnums=(6, 7, 8))
+# `unroll`, `chunk` and `groups` (default 1) are positional and static.
+lstm_direction_remat = jax.custom_vjp(_chunked_primal, nondiff_argnums=(6, 7, 8, 9))
 lstm_direction_remat.defvjp(_remat_vjp_fwd, _remat_vjp_bwd)
 
 
-def _chunked_forward_saving(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk):
+def _chunked_forward_saving(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, groups=1):
     """`_scan_forward_saving` with the input projection done one chunk of steps at a time
     (or all at once, or inside the recurrence: see `_unchunked`)."""
     steps = seq.shape[0]
     if _unchunked(chunk, steps):
         xs, w_in = _loop_inputs(seq, w_ih, chunk)
-        return _scan_forward_saving(xs, w_hh, mask, init, reverse, unroll, w_in, bias)
+        return _scan_forward_saving(xs, w_hh, mask, init, reverse, unroll, w_in, bias, groups)
     xs, ms = _chunks(seq, mask, chunk)
 
     def chunk_step(carry: Carry, inputs):
         x, m = inputs  # (C, B, F), (C, B, 1)
         carry, ys, saved = _scan_forward_saving(
-            project(x, w_ih), w_hh, m, carry, reverse, unroll, bias=bias
+            project(x, w_ih), w_hh, m, carry, reverse, unroll, bias=bias, groups=groups
         )
         return carry, (ys, saved)
 
@@ -422,26 +412,30 @@ def _chunked_forward_saving(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, 
     return final, _from_chunks(ys, steps), saved
 
 
-def _projected_primal(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, infer_chunk):
+def _projected_primal(
+    seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, infer_chunk, groups=1
+):
     """`lstm_direction` when nothing differentiates it: projected `infer_chunk` steps at a
     time, which may differ from the chunk its gradient's forward pass uses."""
-    return _chunked_primal(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, infer_chunk)
+    return _chunked_primal(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, infer_chunk, groups)
 
 
-def _projected_vjp_fwd(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, infer_chunk):
+def _projected_vjp_fwd(
+    seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, infer_chunk, groups
+):
     final, ys, saved = _chunked_forward_saving(
-        seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk
+        seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, groups
     )
     return (final, ys), (saved, seq, w_ih, bias, w_hh, mask)
 
 
-def _projected_vjp_bwd(reverse, unroll, chunk, infer_chunk, residuals, cotangents):
+def _projected_vjp_bwd(reverse, unroll, chunk, infer_chunk, groups, residuals, cotangents):
     """The backward recurrence over all T steps, then the input-side gradients as three
     large matmuls over (T*B) rows: dx, dW_ih and the bias."""
     saved, seq, w_ih, bias, w_hh, mask = residuals
     d_final, d_ys = cotangents
     d_init, dz, dw_hh = _backward_scan(
-        saved, w_hh, mask, d_final, d_ys, reverse=reverse, unroll=unroll
+        saved, w_hh, mask, d_final, d_ys, reverse=reverse, unroll=unroll, groups=groups
     )  # dz (T, B, 4H)
     dx, dw_ih, db = _input_grads(seq, dz, w_ih)
     grads = (dw_ih, db, dw_hh)
@@ -452,6 +446,7 @@ def _projected_vjp_bwd(reverse, unroll, chunk, infer_chunk, residuals, cotangent
 # matmul (0: the whole sequence before the loop; 1: each step's inside it; C: chunks of C
 # steps, so the (T, B, 4H) projection never exists as one buffer), `infer_chunk` likewise
 # where no gradient is taken. The backward pass is the hand-written one. Arguments as
-# `lstm_direction_remat`'s, then `infer_chunk` (static too).
-lstm_direction = jax.custom_vjp(_projected_primal, nondiff_argnums=(6, 7, 8, 9))
+# `lstm_direction_remat`'s up to `chunk`, then `infer_chunk` and `groups` (default 1), both
+# static: groups > 1 needs the rows sorted longest first (length_groups.py).
+lstm_direction = jax.custom_vjp(_projected_primal, nondiff_argnums=(6, 7, 8, 9, 10))
 lstm_direction.defvjp(_projected_vjp_fwd, _projected_vjp_bwd)
