@@ -10,7 +10,10 @@ the scan at several `unroll` values: with the platform's default input projectio
 chunks of 32 steps (32, where T > 32); and for bidirectional stacks with both directions
 in one scan (`fused_directions`, one loop of T steps per layer instead of two); on a GPU
 also the scan at unroll 1 and 16 with its loops recorded into CUDA graphs
-(`seqjax.loop_graphs.LOOP_GRAPHS`, `scan_unroll{u}_loop_graphs`). Every
+(`seqjax.loop_graphs.LOOP_GRAPHS`, `scan_unroll{u}_loop_graphs`); and the scan at unroll 1
+with its rows sorted by length and run in G length groups (`scan_unroll1_groups{G}`, G = 1
+the padded loop; seqjax/layers/length_groups.py). Each variant's first forward and train
+calls, which compile them, are timed too (`first_calls_s`). Every
 matmul is full float32 but the `pallas_tf32x3` row's (three TF32 passes). This is the
 evidence behind what `LSTM(backend="auto")` and the default `unroll` and
 `projection_chunk` choose on each platform.
@@ -37,6 +40,7 @@ from seqjax.layers.cudnn import cudnn_available
 from seqjax.loop_graphs import LOOP_GRAPHS
 
 UNROLLS = (1, 4, 16)
+GROUPS = (1, 4, 8, 16)  # length groups; the phased loops run unroll 1
 
 
 def variants(time_steps: int, bidirectional: bool) -> dict[str, dict]:
@@ -52,6 +56,8 @@ def variants(time_steps: int, bidirectional: bool) -> dict[str, dict]:
     for u in (1, 16):  # CPU's default unroll and GPU's
         for label, chunk in projections.items():
             out[f"scan_unroll{u}_{label}"] = dict(backend="scan", unroll=u, projection_chunk=chunk)
+    for g in GROUPS:
+        out[f"scan_unroll1_groups{g}"] = dict(unroll=1, options=(("length_groups", g),))
     if cudnn_available():
         out["cudnn"] = dict(backend="cudnn")
     return out
@@ -66,20 +72,26 @@ def measure(name: str, repeats: int) -> dict:
     if jax.default_backend() == "gpu":  # the scan's loops in CUDA graphs, at both unrolls
         for u in (1, 16):
             kinds[f"scan_unroll{u}_loop_graphs"] = (dict(backend="scan", unroll=u), LOOP_GRAPHS)
-    impls = {}
-    errors, _ = add_variants(impls, kinds, shape, x, lengths)  # each kept once it has run
+    impls, first_calls = {}, {}
+    errors, _ = add_variants(impls, kinds, shape, x, lengths, first_calls=first_calls)
     rows = time_impls(impls, repeats=repeats)
     for variant, row in rows.items():
         print(
             f"{name:13} {variant:34} train {row['train']['median_ms']:8.2f} ms  "
-            f"inference {row['inference_b32']['median_ms']:8.2f} ms",
+            f"inference {row['inference_b32']['median_ms']:8.2f} ms  "
+            f"first calls {first_calls[variant]:5.1f} s",
             flush=True,
         )
     best = {
         kind: min(rows, key=lambda v, k=kind: rows[v][k]["median_ms"])
         for kind in ("train", "inference_b32")
     }
-    out = {"config": {**cfg, "hidden": list(cfg["hidden"])}, "timings": rows, "best": best}
+    out = {
+        "config": {**cfg, "hidden": list(cfg["hidden"])},
+        "timings": rows,
+        "best": best,
+        "first_calls_s": first_calls,  # compile and first run of forward and train
+    }
     return {**out, "errors": errors} if errors else out
 
 

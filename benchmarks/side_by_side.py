@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 
 import flax.linen as nn
 import jax
@@ -306,18 +307,28 @@ def optional_variants(cfg: dict) -> dict[str, tuple[dict, dict | None]]:
 
 
 def add_variants(
-    impls: dict, variants: dict, shape: dict, x, lengths, reference: tuple | None = None
+    impls: dict,
+    variants: dict,
+    shape: dict,
+    x,
+    lengths,
+    reference: tuple | None = None,
+    first_calls: dict | None = None,
 ) -> tuple[dict[str, str], dict[str, dict]]:
     """Adds each of `variants` (as `optional_variants` gives them) to `impls` once it has
     compiled and run (`built_or_error`). Returns ({name: error} for those that did not,
     {name: {kind: largest difference from `reference`}}), `reference` being the default
     stack's (forward, train) results: a variant that runs fast but computes something
-    else shows as such."""
+    else shows as such. `first_calls`, if given, gets each variant's seconds to build,
+    compile and first run its forward and train calls (compilation, mostly)."""
     errors, diffs = {}, {}
     for name, (kwargs, options) in variants.items():
         stack = SeqjaxStack(**shape, **kwargs)
         fns = functools.partial(jax_fns, stack, x, lengths, compiler_options=options)
+        start = time.perf_counter()
         built, error = built_or_error(name, lambda fns=fns: _with_results(fns()))
+        if first_calls is not None and not error:
+            first_calls[name] = time.perf_counter() - start
         if error:
             errors[name] = error
             continue

@@ -102,7 +102,7 @@ def length_groups_default(platform: str, steps: int) -> int:
     are not worth a sort. On a GPU a step costs its launches, not its rows, and the scan
     is unrolled, which the phased loops are not: one group there.
     """
-    return 8 if platform == "cpu" and steps >= 64 else 1
+    return 4 if platform == "cpu" and steps >= 64 else 1
 
 
 class LSTMWeights(nn.Module):
