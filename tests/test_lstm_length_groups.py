@@ -2,6 +2,7 @@
 run in phases that stop computing groups whose sequences have ended, equals the padded loop
 in values and gradients, in the rows' own order; the default turns it on where it pays."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -116,3 +117,32 @@ def test_vmap_over_batches_of_different_lengths_equals_a_loop():
     for i in range(2):
         want = LSTM(H, bidirectional=True, length_groups=1).apply(variables, xs[i], lengths[i])[0]
         np.testing.assert_allclose(mapped[i], want, rtol=1e-5, atol=1e-6)
+
+
+def test_flax_lifted_transforms_compose_with_groups():
+    """nn.remat and an nn.vmap ensemble of a grouped stack equal the padded loop."""
+    x, _, _ = _inputs()
+    plain = LSTM(H, bidirectional=True, length_groups=1)
+    variables = plain.init(jax.random.key(0), x, LENGTHS)
+    remat = nn.remat(LSTM)(H, bidirectional=True, length_groups=3)
+
+    def loss(module):
+        return lambda v: jnp.sum(module.apply(v, x, LENGTHS)[0] ** 2)
+
+    got, want = jax.grad(loss(remat))(variables), jax.grad(loss(plain))(variables)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+    ensemble = nn.vmap(
+        LSTM,
+        variable_axes={"params": 0},
+        split_rngs={"params": True},
+        in_axes=(None, None),
+        axis_size=2,
+    )(H, length_groups=3)
+    members = ensemble.init(jax.random.key(1), x, LENGTHS)
+    outs, _ = ensemble.apply(members, x, LENGTHS)  # (2, B, T, H)
+    for m in range(2):
+        member = jax.tree.map(lambda p, m=m: p[m], members)
+        want = LSTM(H, length_groups=1).apply(member, x, LENGTHS)[0]
+        np.testing.assert_allclose(outs[m], want, rtol=1e-5, atol=1e-6)

@@ -96,11 +96,15 @@ def length_groups_default(platform: str, steps: int) -> int:
 
     On CPU a step's cost is its matmul, which shrinks with the rows it computes. Steel's
     side-by-side stack (lengths 100-500) in 1, 4, 8 and 16 groups, in the same rounds:
-    inference 220.6, 180.1, 169.4 and 177.4 ms, training 656, 595, 577 and 576 ms; the
-    hybrid block, whose rows all run the full 128 steps, 1.01-1.02x slower in 8 groups
-    than in one (benchmarks/README.md). Sequences under 64 steps (trust's 2, trend's 12)
-    are not worth a sort. On a GPU a step costs its launches, not its rows, and the scan
-    is unrolled, which the phased loops are not: one group there.
+    inference 193.8, 170.3, 156.3 and 156.2 ms, training 602, 571, 543 and 566 ms; but
+    each group is another copy of the loop for XLA to compile, and the forward and train
+    calls' first run (compilation, mostly) took 4.7, 10.5, 17.4 and 29.8 s
+    (`python -m benchmarks.backends --only steel`,
+    benchmarks/results/backends_length_groups_cpu_amd-epyc.json). Four groups take most
+    of the gain for a fraction of the compilation; `length_groups=8` suits long runs.
+    Sequences under 64 steps (trust's 2, trend's 12) are not worth a sort. On a GPU a step
+    costs its launches, not its rows, and the scan is unrolled, which the phased loops are
+    not: one group there.
     """
     return 4 if platform == "cpu" and steps >= 64 else 1
 
@@ -175,7 +179,9 @@ class LSTM(nn.Module):
     over G groups of rows, so the loop stops computing a group once all its sequences have
     ended (seqjax/layers/length_groups.py; the same results, to float rounding); None
     takes `length_groups_default`, 1 turns it off. It needs unroll 1 and separate
-    direction scans. Under a mesh each data shard sorts and groups its own rows.
+    direction scans. Under a mesh each data shard sorts and groups its own rows. Dropout
+    between layers draws its mask for the sorted rows, so a given key drops other units
+    than it does in one group.
     """
 
     hidden_size: int
