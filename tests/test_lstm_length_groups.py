@@ -70,18 +70,18 @@ def _sorts(model, steps: int) -> bool:
 
 
 def test_the_default_groups_long_sequences_on_cpu_only():
-    assert length_groups_default("cpu", 64) == 8
-    assert length_groups_default("cpu", 63) == 1  # trust's T=2, trend's T=12: no sort
+    assert length_groups_default("cpu", 128) == 4
+    assert length_groups_default("cpu", 127) == 1  # trust's 2, trend's 12, hybrid's 64 steps
     assert length_groups_default("gpu", 500) == length_groups_default("tpu", 500) == 1
     on_cpu = jax.default_backend() == "cpu"
-    assert _sorts(LSTM(H), 64) == on_cpu
-    assert not _sorts(LSTM(H), 63)
-    assert not _sorts(LSTM(H, length_groups=1), 64)
+    assert _sorts(LSTM(H), 128) == on_cpu
+    assert not _sorts(LSTM(H), 127)
+    assert not _sorts(LSTM(H, length_groups=1), 128)
     assert _sorts(LSTM(H, length_groups=2), 8)  # asked for: any length, any platform
     # options the phased loops cannot serve keep the padded loop by default
-    assert not _sorts(LSTM(H, unroll=4), 64)
-    assert not _sorts(LSTM(H, bidirectional=True, fused_directions=True), 64)
-    assert not _sorts(LSTM(H, backward="autodiff"), 64)
+    assert not _sorts(LSTM(H, unroll=4), 128)
+    assert not _sorts(LSTM(H, bidirectional=True, fused_directions=True), 128)
+    assert not _sorts(LSTM(H, backward="autodiff"), 128)
 
 
 @pytest.mark.parametrize(

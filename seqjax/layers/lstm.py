@@ -102,11 +102,15 @@ def length_groups_default(platform: str, steps: int) -> int:
     (`python -m benchmarks.backends --only steel`,
     benchmarks/results/backends_length_groups_cpu_amd-epyc.json). Four groups take most
     of the gain for a fraction of the compilation; `length_groups=8` suits long runs.
-    Sequences under 64 steps (trust's 2, trend's 12) are not worth a sort. On a GPU a step
+    Shorter loops save too little for that: the hybrid system's 64 steps (lengths 32-64)
+    trained no faster in 4 groups and compiled its train step in 17.5 s against 8.1
+    (`compile_train_step_s` of `python -m benchmarks`, benchmarks/results/cpu_amd-epyc.json
+    at commit 8524fba against 135067e), so the default starts at 128
+    steps (trust's 2, trend's 12 and the hybrid's 64 keep one group). On a GPU a step
     costs its launches, not its rows, and the scan is unrolled, which the phased loops are
     not: one group there.
     """
-    return 4 if platform == "cpu" and steps >= 64 else 1
+    return 4 if platform == "cpu" and steps >= 128 else 1
 
 
 class LSTMWeights(nn.Module):

@@ -78,7 +78,8 @@ def _preactivations(x, h, w_ih, w_hh, bias) -> jax.Array:
 def _loop(step, init, xs, mask, *, reverse: bool, unroll: int, groups: int):
     """`lax.scan(step, init, xs)` over the span's steps or, with `groups` > 1 (rows sorted
     longest first), the phased loop that stops computing rows whose sequences have ended
-    (seqjax/layers/length_groups.py); mask (S, B, 1) is the span's, also inside xs."""
+    (seqjax/layers/length_groups.py), whose loops run unroll 1; mask (S, B, 1) is the
+    span's, also inside xs."""
     if groups > 1:
         return phased_scan(step, init, xs, mask, groups, reverse=reverse)
     return lax.scan(step, init, xs, reverse=reverse, unroll=unroll)
