@@ -52,12 +52,6 @@ def batch_mesh(x: jax.Array | None = None):
     return mesh
 
 
-def batch_axis_size(x: jax.Array | None = None) -> int:
-    """Shards along `data` that x's rows are split into (1 when none)."""
-    mesh = batch_mesh(x)
-    return 1 if mesh is None else mesh.shape[BATCH_AXIS]
-
-
 def per_shard(
     fn: Callable, batch_dims: tuple, out_batch_dims: tuple, *, check_vma: bool = True
 ) -> Callable:
