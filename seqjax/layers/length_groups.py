@@ -51,11 +51,10 @@ def permute(x: jax.Array, order: jax.Array, inverse: jax.Array, axis: int) -> ja
 
 
 def _permute_fwd(x, order, inverse, axis):
-    return jnp.take(x, order, axis=axis), (order, inverse)
+    return jnp.take(x, order, axis=axis), inverse
 
 
-def _permute_bwd(axis, residuals, ct):
-    _, inverse = residuals
+def _permute_bwd(axis, inverse, ct):
     return jnp.take(ct, inverse, axis=axis), None, None
 
 
@@ -97,16 +96,15 @@ def phased_scan(step: Callable, init, xs, mask: jax.Array, groups: int, *, rever
     that step as a masked step does (carry kept, outputs zero). xs: pytree of (S, B, ...);
     mask (S, B, 1). Returns the final carry and ys (S, B, ...), zero where not computed.
     """
-    steps = mask.shape[0]
+    steps, batch = mask.shape[:2]
     plan = phase_plan(mask, groups)
     if reverse:
         plan = plan[::-1]
     carry = init
-    rows0 = max(rows for _, _, rows in plan)
     probe_carry = jax.tree.map(lambda a: a[:1], init)
     probe_x = jax.tree.map(lambda a: a[0, :1], xs)
     y_avals = jax.eval_shape(lambda c, x: step(c, x)[1], probe_carry, probe_x)
-    ys = jax.tree.map(lambda s: jnp.zeros((steps, rows0, *s.shape[1:]), s.dtype), y_avals)
+    ys = jax.tree.map(lambda s: jnp.zeros((steps, batch, *s.shape[1:]), s.dtype), y_avals)
     ys = match_vma(ys, mask)  # inside shard_map the loop writes the shard's own rows
     for start, end, rows in plan:
 

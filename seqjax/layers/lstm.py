@@ -318,30 +318,26 @@ class LSTM(nn.Module):
         """The length groups this module runs its scan over `seq` in (1: none), checked
         against the options they cannot work with. The default is none where seq's rows
         lie on a mesh without a `data` axis: sorting them there would gather the batch."""
-        if self.length_groups is not None:
-            if self.length_groups < 1:
-                raise ValueError(f"LSTM: length_groups must be >= 1; got {self.length_groups}")
-            if self.length_groups > 1:
-                clash = []
-                if self.unroll is not None and self.unroll > 1:
-                    clash.append(f"unroll={self.unroll} (its phased loops run unroll 1)")
-                if self.fused_directions:
-                    clash.append("fused_directions (its backward direction runs flipped time)")
-                if self.backward != "custom":
-                    clash.append("backward='autodiff'")
-                if clash:
-                    raise ValueError(
-                        f"LSTM: length_groups={self.length_groups} does not work with "
-                        + ", ".join(clash)
-                        + "; set length_groups=1"
-                    )
-            return self.length_groups
-        plain = self.fused_directions or self.backward != "custom"
-        if plain or (self.unroll is not None and self.unroll > 1):
-            return 1
-        if not rows_whole_per_device(seq):
-            return 1
-        return length_groups_default(jax.default_backend(), steps)
+        clash = []  # options the phased loops cannot serve
+        if self.unroll is not None and self.unroll > 1:
+            clash.append(f"unroll={self.unroll} (its phased loops run unroll 1)")
+        if self.fused_directions:
+            clash.append("fused_directions (its backward direction runs flipped time)")
+        if self.backward != "custom":
+            clash.append("backward='autodiff'")
+        if self.length_groups is None:
+            if clash or not rows_whole_per_device(seq):
+                return 1
+            return length_groups_default(jax.default_backend(), steps)
+        if self.length_groups < 1:
+            raise ValueError(f"LSTM: length_groups must be >= 1; got {self.length_groups}")
+        if self.length_groups > 1 and clash:
+            raise ValueError(
+                f"LSTM: length_groups={self.length_groups} does not work with "
+                + ", ".join(clash)
+                + "; set length_groups=1"
+            )
+        return self.length_groups
 
     def _direction(self, unroll: int, chunk: int, infer_chunk: int, groups: int):
         """One layer-direction of the scan as a function (seq, w_ih, bias, w_hh, mask, h0,
