@@ -14,6 +14,7 @@ from seqjax.layers.lstm import loop_defaults
 
 def test_cpu_projects_narrow_inputs_in_the_loop_and_wide_ones_up_front():
     assert loop_defaults("cpu", 5, 128, 500) == (1, 1, 1)  # steel's first layer
+    assert loop_defaults("cpu", 62, 64, 12) == (1, 1, 0)  # trend's: up front for inference
     assert loop_defaults("cpu", 256, 128, 500) == (1, 0, 32)  # inference in ~32-step chunks
     assert loop_defaults("cpu", 128, 64, 12) == (1, 0, 0)  # one chunk holds all 12 steps
 

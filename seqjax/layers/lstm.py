@@ -81,12 +81,17 @@ def loop_defaults(platform: str, features: int, hidden: int, steps: int) -> tupl
     more per step. Wider inputs are projected all at once for training, which trained
     steel's stack faster than chunks of 32, and ~32 steps at a time for inference, where a
     chunk's projection is read back while it is still in cache (`python -m
-    benchmarks.backends`, `python -m benchmarks.stack_ab`).
+    benchmarks.backends`, `python -m benchmarks.stack_ab`). An input at least half the
+    hidden width (trend's F = 62, H = 64) is projected up front for inference too: there
+    the two directions' projections run on two threads, where inside the loops each is
+    one more matmul on the one thread that runs the steps (trend's stack inferred 1.01-1.05x
+    as fast in four runs, training unchanged: `python -m benchmarks.stack_ab bce6bc2
+    --only trend`).
     """
     if platform != "cpu":
         return 16, 0, 0
     if features < hidden:
-        return 1, 1, 1
+        return 1, 1, (1 if 2 * features < hidden else projection_chunk(steps))
     return 1, 0, projection_chunk(steps)
 
 
