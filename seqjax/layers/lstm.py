@@ -85,8 +85,8 @@ def loop_defaults(platform: str, features: int, hidden: int, steps: int) -> tupl
     hidden width (trend's F = 62, H = 64) is projected up front for inference too: there
     the two directions' projections run on two threads, where inside the loops each is
     one more matmul on the one thread that runs the steps (trend's stack inferred 1.01-1.05x
-    as fast in four runs, training unchanged: `python -m benchmarks.stack_ab bce6bc2
-    --only trend`).
+    as fast in five runs, training unchanged: `python -m benchmarks.stack_ab bce6bc2
+    --only trend`, benchmarks/results/stack_ab_trend_infer_projection_cpu_amd-epyc.json).
     """
     if platform != "cpu":
         return 16, 0, 0
