@@ -14,6 +14,13 @@ pieces share the machine's load:
 - `backward`: the hand-written backward step, then dW_hh as one matmul (amortised per step);
 - `weight_grad_*`: dW_hh = sum over steps and batch of h^T dz, as an einsum with two
   contracting dimensions in the order (b, t) and as `recurrence.weight_grad`'s (t, b);
+- `step_dots`: a scan whose step is tanh(h @ W) alone, for the step's dot in four shapes:
+  one direction's (B, H) @ (H, 4H); both directions' as one block-diagonal
+  (B, 2H) @ (2H, 8H) (twice the FLOPs) and as one batched (2, B, H) @ (2, H, 4H); and a
+  dot twice as wide, (B, H) @ (H, 8H). XLA's CPU matmul library splits a dot over the
+  cores only above a size: where the one direction's dot runs at one core's rate and the
+  wide one faster, the step's dot is below that size, and the shapes that would put both
+  directions into one dot show whether that pays;
 - `independent_chains`: 40 steps of tanh(h @ W) written out with no loop, one chain in a
   program against two independent chains in one program (per step of a chain). Where
   the two take twice as long, the device ran independent work one piece after another,
@@ -85,6 +92,34 @@ def step_fns(batch: int, hidden: int, steps: int) -> dict:
     }
 
 
+def step_dot_fns(batch: int, hidden: int, steps: int) -> tuple[dict, dict]:
+    """(name -> zero-argument callable, name -> FLOPs a step) for `step_dots`."""
+    key = jax.random.key(4)
+    h, g = hidden, 4 * hidden
+    shapes = {  # name -> (h0 shape, W shape)
+        "one_direction": ((batch, h), (h, g)),
+        "block_diagonal_directions": ((batch, 2 * h), (2 * h, 2 * g)),
+        "batched_directions": ((2, batch, h), (2, h, g)),
+        "twice_as_wide": ((batch, h), (h, 2 * g)),
+    }
+
+    def loop(h0, w):
+        def step(carry, _):
+            z = jnp.einsum("...bk,...kn->...bn", carry, w)  # (..., B, N)
+            return jnp.tanh(z)[..., : carry.shape[-1]], None
+
+        return lax.scan(step, h0, None, length=steps)[0]
+
+    fns, flops = {}, {}
+    for name, (h_shape, w_shape) in shapes.items():
+        h0 = jax.random.normal(key, h_shape)  # (..., B, K)
+        w = jax.random.normal(key, w_shape) * w_shape[-2] ** -0.5  # (..., K, N)
+        f = jax.jit(loop)
+        fns[name] = lambda f=f, h0=h0, w=w: jax.block_until_ready(f(h0, w))
+        flops[name] = 2 * h0.size * w_shape[-1]
+    return fns, flops
+
+
 CHAIN_STEPS = 40
 
 
@@ -133,6 +168,8 @@ def main(argv: list[str] | None = None) -> dict:
         steps = time_interleaved(step_fns(b, h, t), repeats=args.repeats)
         dots = time_interleaved(weight_grad_fns(b, h, t), repeats=args.repeats)
         chains = time_interleaved(chain_fns(b, h), repeats=args.repeats * 4)
+        dot_fns, dot_flops = step_dot_fns(b, h, t)
+        step_dots = time_interleaved(dot_fns, repeats=args.repeats)
     per_step = {
         name: {
             "median_us": s["median_ms"] * 1e3 / t,
@@ -148,6 +185,16 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{name:26s} {s['median_us']:8.1f} us/step (p90 {s['p90_us']:.1f})")
     for name, s in dots.items():
         print(f"{name:24s} {s['median_ms']:8.2f} ms  {s['gflop_per_s']:6.1f} GFLOP/s")
+    step_dots = {
+        name: {
+            "median_us": s["median_ms"] * 1e3 / t,
+            "gflop_per_s": dot_flops[name] * t / s["median_ms"] / 1e6,
+            "repeats": s["repeats"],
+        }
+        for name, s in step_dots.items()
+    }
+    for name, s in step_dots.items():
+        print(f"dot {name:26s} {s['median_us']:8.1f} us/step {s['gflop_per_s']:6.1f} GFLOP/s")
     independent = {
         name: {"median_us_per_step": s["median_ms"] * 1e3 / CHAIN_STEPS, "repeats": s["repeats"]}
         for name, s in chains.items()
@@ -162,6 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
         "config": {"batch": b, "hidden": h, "steps": t, "matmuls": "float32, no TF32"},
         "per_step": per_step,
         "weight_grad": dots,
+        "step_dots": step_dots,
         "independent_chains": independent,
     }
     out = args.out or os.path.join("benchmarks", "results", f"kernels_{device_kind()}.json")

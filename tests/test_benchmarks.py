@@ -265,6 +265,10 @@ def test_kernel_costs_quick_run_writes_each_piece(tmp_path):
     assert all(s["median_us"] > 0 and s["repeats"] == 3 for s in result["per_step"].values())
     assert set(result["weight_grad"]) == {"weight_grad_einsum", "weight_grad_dot_general"}
     assert all(s["gflop_per_s"] > 0 for s in result["weight_grad"].values())
+    dots = result["step_dots"]
+    shapes = {"one_direction", "block_diagonal_directions", "batched_directions", "twice_as_wide"}
+    assert set(dots) == shapes
+    assert all(s["median_us"] > 0 and s["gflop_per_s"] > 0 for s in dots.values())
     chains = result["independent_chains"]
     assert set(chains) == {"one_chain", "two_chains"}
     assert all(s["median_us_per_step"] > 0 and s["repeats"] == 12 for s in chains.values())
