@@ -12,11 +12,21 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
+from seqjax.host_memory import reuse_freed_memory_if_asked
+
 
 def no_preallocation() -> None:
     """Child initializer: do not preallocate GPU memory, as the parent may already hold
     JAX's usual share of it."""
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+
+def as_seqjax_command() -> None:
+    """Child initializer: `no_preallocation`, and host memory set up as the `seqjax`
+    command sets it (`seqjax.host_memory`: freed memory kept where the child inherits
+    SEQJAX_REUSE_FREED_MEMORY=1), for figures of a seed system as `seqjax train` runs it."""
+    no_preallocation()
+    reuse_freed_memory_if_asked()
 
 
 def one_device_per_core() -> None:

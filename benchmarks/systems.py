@@ -14,11 +14,12 @@ import time
 import jax
 import numpy as np
 
-from benchmarks.isolation import in_fresh_process
+from benchmarks.isolation import as_seqjax_command, in_fresh_process
 from benchmarks.timing import peak_rss_bytes, time_calls
 from seqjax.config import load_config
 from seqjax.data.dataset import iterate_batches, num_batches
 from seqjax.data.sources import load_splits
+from seqjax.host_memory import in_effect as host_memory_reused
 from seqjax.models import build_model
 from seqjax.train.loop import mesh_for, steps_for
 from seqjax.train.optim import make_optimizer
@@ -119,6 +120,7 @@ def measure(name: str, *, steps: int, repeats: int, settings: tuple[str, ...] = 
             "process_peak_rss_bytes": peak_rss_bytes(),
         },
         "model_size_mb": model_size_mb(state.params),
+        "host_memory_reused": host_memory_reused(),
         "estimated_training": {
             "steps_per_epoch": steps_per_epoch,
             "epochs": cfg.train.epochs,
@@ -131,8 +133,12 @@ def measure_isolated(
     name: str, *, steps: int, repeats: int, settings: tuple[str, ...] = ()
 ) -> dict:
     """`measure` in a fresh process (see benchmarks/isolation.py), so its peak memory is
-    that system's alone, not the running maximum of everything the suite measured before."""
-    return in_fresh_process(measure, name, steps=steps, repeats=repeats, settings=settings)
+    that system's alone, not the running maximum of everything the suite measured before,
+    and with host memory set up as `seqjax train` sets it (seqjax/host_memory.py)."""
+    return in_fresh_process(
+        measure, name, steps=steps, repeats=repeats, settings=settings,
+        initializer=as_seqjax_command,
+    )  # fmt: skip
 
 
 def targets(figures: dict) -> list[dict]:

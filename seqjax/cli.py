@@ -17,6 +17,7 @@ import sys
 import time
 
 from seqjax.config import load_config
+from seqjax.host_memory import reuse_freed_memory_if_asked
 
 
 def _train(args) -> int:
@@ -187,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    reuse_freed_memory_if_asked()  # before JAX runs anything: seqjax/host_memory.py
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse itself exits 2 on malformed command lines
     try:

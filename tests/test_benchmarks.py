@@ -23,6 +23,11 @@ def test_quick_suite_writes_every_figure(tmp_path, capsys):
     assert set(trend["inference"]) == {"batch_1", "batch_32", "batch_256"}
     assert trend["memory"]["train_step_peak_bytes_compiled"] > 0
     assert 0 < trend["model_size_mb"] < 50
+    # the systems run as `seqjax train` runs them: freed host memory kept where asked for
+    from seqjax import host_memory
+
+    asked = os.environ.get(host_memory.ENV) == "1" and host_memory._glibc() is not None
+    assert trend["host_memory_reused"] == asked
     assert [r["figure"] for r in trend["targets"]][1] == "inference ms / sequence (batch 1)"
     sbs = result["side_by_side"]["trend"]
     cores = os.cpu_count() or 1
@@ -402,3 +407,19 @@ def test_call_order_times_each_call_after_each_predecessor_itself_included():
     assert all(set(row) == {"fast", "slow"} for row in table.values())  # every ordered pair
     assert table["fast"]["slow"] > table["fast"]["fast"] + 3  # the penalty, after slow
     assert table["slow"]["slow"] > table["slow"]["fast"] + 3
+
+
+def test_host_memory_summary_takes_medians_over_rounds_and_ratios_to_the_default():
+    from benchmarks.host_memory import summarise
+
+    def run(ms, faults):
+        return {"device": "cpu", "seqjax": {"train": {"median_ms": ms, "faults_per_call": faults}}}
+
+    runs = {
+        "default": [run(10.0, 900), run(12.0, 1100), run(11.0, 1000)],
+        "reuse": [run(8.0, 0), run(9.0, 2), run(7.0, 1)],
+    }
+    row = summarise(runs)["seqjax"]["train"]
+    assert row["default_ms"] == 11.0 and row["reuse_ms"] == 8.0
+    assert row["default_faults_per_call"] == 1000 and row["reuse_faults_per_call"] == 1
+    assert row["default_over_reuse"] == 11.0 / 8.0
