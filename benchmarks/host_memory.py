@@ -87,7 +87,7 @@ def measure(name: str, repeats: int) -> dict:
 
 
 def summarise(runs: dict) -> dict:
-    """Medians over the rounds of each setting, and default / reuse ratios."""
+    """Medians over the rounds of each setting, and default / setting ratios."""
     out = {}
     for impl in runs["reuse"][0]:
         if impl == "device":

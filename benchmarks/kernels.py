@@ -113,7 +113,8 @@ def step_dot_fns(batch: int, hidden: int, steps: int) -> tuple[dict, dict]:
     fns, flops = {}, {}
     for name, (h_shape, w_shape) in shapes.items():
         h0 = jax.random.normal(key, h_shape)  # (..., B, K)
-        w = jax.random.normal(key, w_shape) * w_shape[-2] ** -0.5  # (..., K, N)
+        # (..., K, N); dense where the name says block-diagonal: a dot's time is its shape's
+        w = jax.random.normal(key, w_shape) * w_shape[-2] ** -0.5
         f = jax.jit(loop)
         fns[name] = lambda f=f, h0=h0, w=w: jax.block_until_ready(f(h0, w))
         flops[name] = 2 * h0.size * w_shape[-1]

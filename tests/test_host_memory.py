@@ -11,9 +11,9 @@ import pytest
 from seqjax import host_memory
 
 # Touch a block twice (malloc, write every page, free) and print whether the settings were
-# asked for and took effect, and
-# the minor page faults of the second touch. 40 MB is above glibc's largest mmap threshold
-# (32 MB), so by default the block gets a mapping of its own each time.
+# asked for and took effect, and the minor page faults of the second touch. 40 MB is above
+# glibc's largest mmap threshold (32 MB), so by default the block gets a mapping of its own
+# each time.
 SCRIPT = """
 import ctypes, resource
 from seqjax.host_memory import reuse_freed_memory_if_asked
