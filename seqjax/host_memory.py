@@ -22,9 +22,9 @@ computation (the threads XLA starts then take their memory from the one arena; c
 later, blocks above 64 MB made on XLA's threads keep their own mappings). The `seqjax`
 command and the experiment scripts call it when SEQJAX_REUSE_FREED_MEMORY=1.
 
-PyTorch gains as much or more in its own process (steel's padded stack trained 1.65x as
-fast) and loses more on short calls (trend's 0.65x); its CPU performance guides give the
-same advice in another form: preload jemalloc or tcmalloc, allocators that keep freed
+PyTorch's padded stacks, timed in the same processes, gained more (steel's trained 1.65x
+as fast) and lost more on short calls (trend's 0.65x); its CPU performance guides give
+the same advice in another form: preload jemalloc or tcmalloc, allocators that keep freed
 memory for reuse.
 """
 
