@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 
 import jax
 
@@ -61,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmarks", "results", f"{kind}{'-quick' if args.quick else ''}.json"
     )
     result = {
-        "command": "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": command_line.command("benchmarks", argv),
         "environment": environment(),
         "quick": args.quick,
         "settings": args.settings,

@@ -21,8 +21,6 @@ evidence behind what `LSTM(backend="auto")` and the default `unroll` and
 
 from __future__ import annotations
 
-import sys
-
 import jax
 
 from benchmarks import command_line
@@ -35,7 +33,6 @@ from benchmarks.side_by_side import (
     time_impls,
 )
 from benchmarks.timing import environment
-from seqjax.io import atomic_write_json
 from seqjax.layers.cudnn import cudnn_available
 from seqjax.loop_graphs import LOOP_GRAPHS
 
@@ -102,9 +99,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     kind = device_kind()
-    given = sys.argv[1:] if argv is None else argv
     result = {
-        "command": "python -m benchmarks.backends " + " ".join(given),
+        "command": command_line.command("benchmarks.backends", argv),
         "environment": environment(),
         "matmuls": "float32, no TF32 (pallas_tf32x3, on a GPU: three TF32 passes)",
         "configs": {},
@@ -113,8 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
         for name in args.only or list(CONFIGS):
             result["configs"][name] = measure(name, args.repeats)
     out = args.out or f"benchmarks/results/backends_{kind}.json"
-    atomic_write_json(out, result)
-    print(f"wrote {out}")
+    command_line.write_result(out, result)
     return result
 
 

@@ -18,7 +18,6 @@ effect it removes.
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 import numpy as np
@@ -83,8 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
         cells = "".join(f"{table[name].get(b, float('nan')):14.3f}" for b in names)
         print(f"{name:14}{cells}")
     result = {
-        "command": "python -m benchmarks.call_order "
-        + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": command_line.command("benchmarks.call_order", argv),
         "environment": environment(),
         "config": args.config,
         "call": call,

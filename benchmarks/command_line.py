@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
+
+from seqjax.io import atomic_write_json
 
 INSTALL_TORCH = "pip install torch==2.13.0 (a CPU build), or pip install -e '.[reference]'"
 
@@ -21,6 +24,18 @@ def parser(module: str, doc: str | None) -> argparse.ArgumentParser:
         description=doc,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+def command(module: str, argv: list[str] | None) -> str:
+    """The command line a results file records: `python -m <module>` and the arguments the
+    tool's `main` was given (the process's own when called as a program, argv=None)."""
+    return " ".join([f"python -m {module}", *(sys.argv[1:] if argv is None else argv)])
+
+
+def write_result(path: str, result: dict) -> None:
+    """Write a tool's results file whole (a crash leaves the old one) and say where."""
+    atomic_write_json(path, result)
+    print(f"wrote {path}")
 
 
 def require_torch(parser: argparse.ArgumentParser, alternative: str = "") -> None:

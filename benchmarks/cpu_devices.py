@@ -21,7 +21,6 @@ import tempfile
 from benchmarks import command_line
 from benchmarks.__main__ import device_kind
 from benchmarks.timing import environment
-from seqjax.io import atomic_write_json
 
 CONFIGS = (
     "configs/steel_bidirectional.yaml",
@@ -57,8 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
     cores = os.cpu_count() or 1
     configs = args.config or list(CONFIGS)
     result = {
-        "command": "python -m benchmarks.cpu_devices "
-        + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": command_line.command("benchmarks.cpu_devices", argv),
         "environment": environment(),
         "cores": cores,
         "epochs": args.epochs,
@@ -79,8 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{config:36} one device {one:7.1f} steps/s  {cores} devices {per_core:7.1f}  "
               f"ratio {per_core / one:5.2f}", flush=True)  # fmt: skip
     out = args.out or os.path.join("benchmarks", "results", f"cpu_devices_{device_kind()}.json")
-    atomic_write_json(out, result)
-    print(f"wrote {out}")
+    command_line.write_result(out, result)
     return result
 
 

@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
         runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         print({k: v for k, v in runs[-1].items() if k != "environment"}, flush=True)
     result = {
-        "command": "python -m benchmarks.engine " + " ".join(argv or sys.argv[1:]),
+        "command": command_line.command("benchmarks.engine", argv),
         "model": "trust (configs/trust.yaml)",
         "note": "8 devices are XLA host-platform devices sharing the same 2 CPU cores",
         "runs": runs,

@@ -29,7 +29,6 @@ from benchmarks.__main__ import device_kind
 from benchmarks.isolation import in_fresh_process, no_preallocation
 from benchmarks.side_by_side import CONFIGS
 from seqjax.host_memory import reuse_freed_memory
-from seqjax.io import atomic_write_json
 
 
 def reuse() -> None:
@@ -136,14 +135,12 @@ def main(argv: list[str] | None = None) -> dict:
                 ]
                 print(f"{name:13s} {impl:13s} {kind:14s} " + "  ".join(cells))
     result = {
-        "command": "python -m benchmarks.host_memory "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command_line.command("benchmarks.host_memory", argv),
         "environment": environment(),
         "configs": results,
     }
     out = args.out or os.path.join("benchmarks", "results", f"host_memory_{device_kind()}.json")
-    atomic_write_json(out, result)
-    print(f"wrote {out}")
+    command_line.write_result(out, result)
     return result
 
 

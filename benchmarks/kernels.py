@@ -34,7 +34,6 @@ full float32.
 from __future__ import annotations
 
 import os
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -43,7 +42,6 @@ from jax import lax
 from benchmarks import command_line
 from benchmarks.__main__ import device_kind
 from benchmarks.timing import environment, time_interleaved
-from seqjax.io import atomic_write_json
 from seqjax.layers import recurrence
 
 
@@ -203,8 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name, s in independent.items():
         print(f"{name:26s} {s['median_us_per_step']:8.1f} us/step, no loop")
     result = {
-        "command": "python -m benchmarks.kernels "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command_line.command("benchmarks.kernels", argv),
         "environment": environment(),
         "quick": args.quick,
         "config": {"batch": b, "hidden": h, "steps": t, "matmuls": "float32, no TF32"},
@@ -214,8 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
         "independent_chains": independent,
     }
     out = args.out or os.path.join("benchmarks", "results", f"kernels_{device_kind()}.json")
-    atomic_write_json(out, result)
-    print(f"wrote {out}")
+    command_line.write_result(out, result)
     return result
 
 

@@ -25,7 +25,6 @@ import numpy as np
 from benchmarks import command_line
 from benchmarks.__main__ import device_kind
 from benchmarks.timing import environment, peak_rss_bytes
-from seqjax.io import atomic_write_json
 from seqjax.layers import LSTM
 
 BATCH, FEATURES, HIDDEN, LAYERS = 32, 5, 128, 2
@@ -106,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     env = environment()
     result = {
-        "command": "python -m benchmarks.long_sequence " + " ".join(sys.argv[1:]),
+        "command": command_line.command("benchmarks.long_sequence", argv),
         "environment": env,
         "config": {
             "batch": BATCH,
@@ -121,8 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     kind = device_kind()
     out = args.out or os.path.join("benchmarks", "results", f"long_sequence_{kind}.json")
-    atomic_write_json(out, result)
-    print(f"wrote {out}")
+    command_line.write_result(out, result)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -154,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
         for ref_name in ("torch_packed", "torch_padded")
     }
     result = {
-        "command": "python -m benchmarks.lstm_layer " + " ".join(argv or sys.argv[1:]),
+        "command": command_line.command("benchmarks.lstm_layer", argv),
         "environment": environment(),
         "config": cfg,
         "lengths": "uniform 100-500",

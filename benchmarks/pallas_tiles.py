@@ -18,7 +18,6 @@ a GPU has run it.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 
 import jax
@@ -30,7 +29,6 @@ from benchmarks.__main__ import device_kind
 from benchmarks.side_by_side import built_or_error, max_abs_diff
 from benchmarks.timing import environment, time_interleaved
 from benchmarks.triton_compile import candidates
-from seqjax.io import atomic_write_json
 from seqjax.layers import recurrence
 from seqjax.layers.masking import length_mask
 from seqjax.layers.pallas_lstm import PRECISIONS, KernelOptions, pallas_layer
@@ -152,9 +150,8 @@ def main(argv: list[str] | None = None) -> dict:
             f"max |diff| {max(row['max_abs_diff_vs_scan'].values()):.1e}",
             flush=True,
         )
-    given = sys.argv[1:] if argv is None else argv
     result = {
-        "command": "python -m benchmarks.pallas_tiles " + " ".join(given),
+        "command": command_line.command("benchmarks.pallas_tiles", argv),
         "environment": environment(),
         "shape": {"batch": args.batch, "hidden": args.hidden, "steps": args.steps},
         "interpret": args.interpret,
@@ -171,8 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     quick = "-quick" if args.quick else ""
     out = args.out or f"benchmarks/results/pallas_tiles_{device_kind()}{quick}.json"
-    atomic_write_json(out, result)
-    print(f"wrote {out}")
+    command_line.write_result(out, result)
     return result
 
 

@@ -16,7 +16,6 @@ revision's scans do not). Needs git.
 from __future__ import annotations
 
 import subprocess
-import sys
 import types
 
 import jax
@@ -79,8 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{kind:10s} {args.rev}: {rev:7.1f} us/step   tree: {tree:7.1f} us/step   "
               f"tree/rev {tree / rev:.3f}")  # fmt: skip
     return {
-        "command": "python -m benchmarks.recurrence_ab "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command_line.command("benchmarks.recurrence_ab", argv),
         "environment": environment(),
         "us_per_step": per_step,
     }

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -145,10 +144,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out-dir", default=os.path.join("benchmarks", "results"))
     args = parser.parse_args(argv)
     with jax.default_matmul_precision("highest"):  # float32 matmuls, no TF32, on every device
-        run(args)
+        run(args, argv)
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace, argv: list[str] | None = None) -> None:
     gflops = matmul_gflops(4096 if jax.default_backend() == "gpu" else 2048)
     loop_us = loop_overhead_us()
     print(f"matmul ceiling: {gflops:.1f} GFLOP/s; empty scan step {loop_us:.2f} µs")
@@ -170,7 +169,7 @@ def run(args: argparse.Namespace) -> None:
             sweeps[axis].append(point)
     kind = device_kind()
     result = {
-        "command": "python -m benchmarks.scaling " + " ".join(sys.argv[1:]),
+        "command": command_line.command("benchmarks.scaling", argv),
         "environment": environment(),
         "features": FEATURES,
         "reference": REFERENCE,

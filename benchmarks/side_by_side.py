@@ -422,9 +422,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     command_line.require_torch(parser)
-    given = sys.argv[1:] if argv is None else argv
     result = {
-        "command": "python -m benchmarks.side_by_side " + " ".join(given),
+        "command": command_line.command("benchmarks.side_by_side", argv),
         "environment": environment(),
         "systems": {},
         "side_by_side": {},

@@ -31,7 +31,6 @@ from benchmarks import command_line
 from benchmarks.__main__ import device_kind
 from benchmarks.side_by_side import CONFIGS, SeqjaxStack, inputs, jax_fns, time_impls, torch_fns
 from benchmarks.timing import environment
-from seqjax.io import atomic_write_json
 
 PACKAGE = "seqjax_at_rev"
 
@@ -96,9 +95,8 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)  # as in the side-by-side
-    given = sys.argv[1:] if argv is None else argv
     result = {
-        "command": "python -m benchmarks.stack_ab " + " ".join(given),
+        "command": command_line.command("benchmarks.stack_ab", argv),
         "rev": subprocess.run(
             ["git", "rev-parse", "--short", args.rev], capture_output=True, text=True, check=True
         ).stdout.strip(),
@@ -110,8 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
         for name in args.only or list(CONFIGS):
             result["configs"][name] = measure(name, rev_layers, args.seconds, args.fused)
     out = args.out or os.path.join("benchmarks", "results", f"stack_ab_{device_kind()}.json")
-    atomic_write_json(out, result)
-    print(f"wrote {out}")
+    command_line.write_result(out, result)
     return result
 
 

@@ -20,7 +20,6 @@ import contextlib
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +29,6 @@ import jax.numpy as jnp
 
 from benchmarks import command_line
 from benchmarks.timing import environment
-from seqjax.io import atomic_write_json
 from seqjax.layers.pallas_lstm import PRECISIONS, UNIT, KernelOptions, pallas_layer
 
 SHARED_LIMIT = 227 * 1024  # bytes of shared memory one program may use on an H100/H200 SM
@@ -185,9 +183,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     hiddens = args.hidden or [64, 128, 256]
-    given = sys.argv[1:] if argv is None else argv
     result = {
-        "command": "python -m benchmarks.triton_compile " + " ".join(given),
+        "command": command_line.command("benchmarks.triton_compile", argv),
         "environment": {**environment(), **toolchain()},
         "shared_limit_bytes": SHARED_LIMIT,
         "defaults": {"unit": KernelOptions().unit, "num_warps": KernelOptions().num_warps},
@@ -207,8 +204,7 @@ def main(argv: list[str] | None = None) -> dict:
             )  # fmt: skip
     quick = "-quick" if args.quick else ""
     out = args.out or f"benchmarks/results/triton_sm{CAPABILITY}{quick}.json"
-    atomic_write_json(out, result)
-    print(f"wrote {out}")
+    command_line.write_result(out, result)
     return result
 
 

@@ -71,3 +71,14 @@ def test_the_suite_without_torch_still_measures_the_systems_alone(tmp_path, monk
     assert result["environment"]["torch"] is None
     assert list(result["systems"]) == ["trust"] and result["side_by_side"] == {}
     assert out.exists()
+
+
+def test_results_record_the_arguments_main_was_given(monkeypatch):
+    from benchmarks.command_line import command
+
+    monkeypatch.setattr(sys, "argv", ["-m", "--from-the-process"])
+    assert command("benchmarks.scaling", ["--repeats", "2"]) == (
+        "python -m benchmarks.scaling --repeats 2"
+    )
+    assert command("benchmarks.scaling", []) == "python -m benchmarks.scaling"
+    assert command("benchmarks.scaling", None) == "python -m benchmarks.scaling --from-the-process"
