@@ -64,6 +64,17 @@ def _config_label(cfg: dict) -> str:
     return text
 
 
+def _compared_with(timings: dict, impl: str, ref: str) -> dict | None:
+    """The timings that seqjax's `impl` row is set against in column `ref`, or None (a blank
+    cell): one PyTorch thread pairs with one device, not with a device per core, and a device
+    per core pairs with Flax on the same mesh, not with Flax on one device."""
+    if ref == "torch_padded_1thread" and impl != "seqjax":
+        return None
+    if ref == "flax_nn_rnn" and impl == "seqjax_per_core":
+        return timings.get("flax_nn_rnn_per_core")
+    return timings.get(ref)
+
+
 def ratio_table(result: dict) -> str:
     """One row per way seqjax ran each stack: its medians and each reference's median over
     its own (> 1: seqjax faster), train / batch-32 inference."""
@@ -84,13 +95,12 @@ def ratio_table(result: dict) -> str:
                 " / ".join(_ms(o) for o in ours),
             ]
             for ref in refs:
-                # one PyTorch thread pairs with one device, not with a device per core
-                same_threads = ref != "torch_padded_1thread" or impl == "seqjax"
-                if ref in t and same_threads:
-                    theirs = [t[ref][k]["median_ms"] for k in KINDS]
-                    cells.append(_pair(*(a / b for a, b in zip(theirs, ours, strict=True))))
-                else:
+                theirs = _compared_with(t, impl, ref)
+                if theirs is None:
                     cells.append("")
+                else:
+                    theirs = [theirs[k]["median_ms"] for k in KINDS]
+                    cells.append(_pair(*(a / b for a, b in zip(theirs, ours, strict=True))))
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -15,7 +15,8 @@ each per round, so they share the machine's load.
 On CPU, `measure_isolated` runs a config in a fresh process that XLA sees as one device
 per core, and seqjax is also timed with the batch sharded over a mesh of those devices
 (`seqjax_per_core`): XLA runs one device's recurrence on one core, so this is how seqjax
-puts every core on the sequential loop that PyTorch spreads over its threads. PyTorch's
+puts every core on the sequential loop that PyTorch spreads over its threads; Flax's stack
+is timed on the same mesh (`flax_nn_rnn_per_core`) for the per-core ratio. PyTorch's
 padded stack is also timed on one thread (`torch_padded_1thread`), the same thread count
 as seqjax's one device gives its loop (`speedup_same_threads`; XLA may still spread a
 large matmul outside the loop over the cores).
@@ -260,6 +261,8 @@ def _measure(name: str, *, repeats: int) -> dict:
     variant_errors, variant_diffs = add_variants(impls, optional, shape, x, lengths, reference)
     if _per_core_devices() and cfg["batch"] % jax.local_device_count() == 0:
         impls["seqjax_per_core"] = jax_fns(SeqjaxStack(**shape), x, lengths, per_core=True)
+        # Flax on the same mesh: seqjax per core is compared with Flax per core
+        impls["flax_nn_rnn_per_core"] = jax_fns(FlaxStack(**shape), x, lengths, per_core=True)
     if _per_core_devices():  # PyTorch on one thread, as seqjax's one device runs its loop
         impls["torch_padded_1thread"] = torch_fns(cfg, x, lengths, packed=False, threads=1)
     if "min_len" in cfg:  # the same padded shape with every sequence full
@@ -273,7 +276,9 @@ def _measure(name: str, *, repeats: int) -> dict:
     }
     out["speedup"] = _ratios(timings, "seqjax")
     if "seqjax_per_core" in timings:
-        out["speedup_per_core"] = _ratios(timings, "seqjax_per_core")
+        out["speedup_per_core"] = _ratios(
+            timings, "seqjax_per_core", ("torch_padded", "torch_packed", "flax_nn_rnn_per_core")
+        )
     if "torch_padded_1thread" in timings:  # same threads: one device against one thread
         out["speedup_same_threads"] = _ratios(timings, "seqjax", ("torch_padded_1thread",))
     variants = {v: _ratios(timings, v) for v in optional if v in timings}

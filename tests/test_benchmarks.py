@@ -32,13 +32,19 @@ def test_quick_suite_writes_every_figure(tmp_path, capsys):
     sbs = result["side_by_side"]["trend"]
     cores = os.cpu_count() or 1
     assert sbs["devices"] == cores  # the side-by-side's process sees one device per core
-    per_core = {"seqjax_per_core"} if cores > 1 and 32 % cores == 0 else set()
+    per_core = set()
+    if cores > 1 and 32 % cores == 0:  # seqjax and Flax, each on a mesh of the devices
+        per_core = {"seqjax_per_core", "flax_nn_rnn_per_core"}
     one_thread = {"torch_padded_1thread"} if cores > 1 else set()
     impls = {"seqjax", "flax_nn_rnn", "torch_padded", "torch_packed"} | per_core | one_thread
     assert set(sbs["timings"]) == impls
     assert all(math.isfinite(v) and v > 0 for v in sbs["speedup"].values())
     if per_core:
-        assert sbs["speedup_per_core"].keys() == sbs["speedup"].keys()
+        assert set(sbs["speedup_per_core"]) == {
+            f"{kind}_vs_{ref}"
+            for kind in ("train", "inference_b32")
+            for ref in ("torch_padded", "torch_packed", "flax_nn_rnn_per_core")
+        }
         assert all(math.isfinite(v) and v > 0 for v in sbs["speedup_per_core"].values())
     if one_thread:
         assert set(sbs["speedup_same_threads"]) == {

@@ -49,6 +49,26 @@ def test_cells_are_each_reference_median_over_seqjax_and_threads_pair_up():
     )
 
 
+def test_a_device_per_core_is_set_against_flax_on_the_same_mesh_or_nothing():
+    result = report.load(AMD)
+    t = result["side_by_side"]["steel"]["timings"]
+    t["flax_nn_rnn_per_core"] = {
+        k: {"median_ms": 2 * t["seqjax_per_core"][k]["median_ms"]} for k in report.KINDS
+    }
+    t["flax_nn_rnn"] = {k: {"median_ms": 3 * t["seqjax"][k]["median_ms"]} for k in report.KINDS}
+
+    def flax_cells():
+        rows = [line for line in report.ratio_table(result).splitlines() if line.startswith("|")]
+        one_device = next(r for r in rows if r.startswith("| steel"))
+        per_core = rows[rows.index(one_device) + 1]
+        flax = rows[0].split(" | ").index("vs Flax nn.RNN")
+        return one_device.split(" | ")[flax], per_core.split(" | ")[flax]
+
+    assert flax_cells() == ("3.00 / 3.00", "2.00 / 2.00")
+    del t["flax_nn_rnn_per_core"]  # a results file from before Flax ran per core
+    assert flax_cells() == ("3.00 / 3.00", "")
+
+
 def test_a_failed_target_is_named():
     result = report.load(AMD)
     result["systems"]["hybrid"]["targets"][2] |= {"value": 6.3, "pass": False}
