@@ -58,11 +58,14 @@ def test_a_device_per_core_is_set_against_flax_on_the_same_mesh_or_nothing():
     t["flax_nn_rnn"] = {k: {"median_ms": 3 * t["seqjax"][k]["median_ms"]} for k in report.KINDS}
 
     def flax_cells():
-        rows = [line for line in report.ratio_table(result).splitlines() if line.startswith("|")]
-        one_device = next(r for r in rows if r.startswith("| steel"))
+        rows = [
+            [cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in report.ratio_table(result).splitlines()
+        ]
+        one_device = next(r for r in rows if r[0].startswith("steel"))
         per_core = rows[rows.index(one_device) + 1]
-        flax = rows[0].split(" | ").index("vs Flax nn.RNN")
-        return one_device.split(" | ")[flax], per_core.split(" | ")[flax]
+        flax = rows[0].index("vs Flax nn.RNN")
+        return one_device[flax], per_core[flax]
 
     assert flax_cells() == ("3.00 / 3.00", "2.00 / 2.00")
     del t["flax_nn_rnn_per_core"]  # a results file from before Flax ran per core
