@@ -23,8 +23,10 @@ def no_preallocation() -> None:
 
 def as_seqjax_command() -> None:
     """Child initializer: `no_preallocation`, and host memory set up as the `seqjax`
-    command sets it (`seqjax.host_memory`: freed memory kept where the child inherits
-    SEQJAX_REUSE_FREED_MEMORY=1), for figures of a seed system as `seqjax train` runs it."""
+    command sets it before reading a config (`seqjax.host_memory`: freed memory kept where
+    the child inherits SEQJAX_REUSE_FREED_MEMORY=1), for figures of a seed system as
+    `seqjax train` runs it; `benchmarks.systems.measure` then applies the config's
+    `host.reuse_freed_memory`, as `run_experiment` does."""
     no_preallocation()
     reuse_freed_memory_if_asked()
 

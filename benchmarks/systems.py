@@ -20,6 +20,7 @@ from seqjax.config import load_config
 from seqjax.data.dataset import iterate_batches, num_batches
 from seqjax.data.sources import load_splits
 from seqjax.host_memory import in_effect as host_memory_reused
+from seqjax.host_memory import reuse_freed_memory_if_asked
 from seqjax.models import build_model
 from seqjax.train.loop import mesh_for, steps_for
 from seqjax.train.optim import make_optimizer
@@ -61,6 +62,7 @@ def measure(name: str, *, steps: int, repeats: int, settings: tuple[str, ...] = 
     """Figures of system `name` at its default config, changed by `settings` (KEY=VALUE, as
     `seqjax train --set` takes them)."""
     cfg = load_config(SYSTEMS[name], list(settings))
+    reuse_freed_memory_if_asked(cfg.host.reuse_freed_memory)  # as run_experiment does
     splits = load_splits(cfg.data)
     train, test = splits["train"], splits["test"]
     bs = cfg.train.batch_size

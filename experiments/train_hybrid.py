@@ -16,7 +16,6 @@ import numpy as np
 
 from seqjax.config import load_config
 from seqjax.data.sources import load_splits
-from seqjax.host_memory import reuse_freed_memory_if_asked
 from seqjax.interpret import feature_ablation_importance
 from seqjax.io import atomic_write_json
 from seqjax.plots import plot_attention
@@ -25,7 +24,6 @@ from seqjax.train.run import run_experiment
 
 
 def main() -> None:
-    reuse_freed_memory_if_asked()  # SEQJAX_REUSE_FREED_MEMORY=1: seqjax/host_memory.py
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--run-dir", default=None)
     parser.add_argument("--set", nargs="*", default=[], help="applied to both configs")

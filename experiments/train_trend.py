@@ -14,14 +14,12 @@ import jax
 
 from seqjax.config import load_config
 from seqjax.data.sources import load_splits
-from seqjax.host_memory import reuse_freed_memory_if_asked
 from seqjax.plots import plot_attention, plot_predicted_vs_actual
 from seqjax.train.restore import predict, restore_state
 from seqjax.train.run import run_experiment
 
 
 def main() -> None:
-    reuse_freed_memory_if_asked()  # SEQJAX_REUSE_FREED_MEMORY=1: seqjax/host_memory.py
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--run-dir", default=None)
     parser.add_argument("--set", nargs="*", default=[])

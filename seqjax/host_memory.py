@@ -16,11 +16,13 @@ benchmarks/results/host_memory_cpu_amd-epyc.json, medians of three fresh process
 steel's stack trained 1.42x as fast (638 against 450 ms) and inferred 1.08x, the hybrid
 block's trained 1.11x; but trust's (T=2) trained 0.87x and trend's (T=12) 0.92x, whose
 calls fault nothing either way and whose threads now share the one arena's lock. It also
-makes the process keep its peak host memory until it exits. So it is opt-in: for long
-sequences. JAX research code calls it once at the top of a script, before JAX's first
-computation (the threads XLA starts then take their memory from the one arena; called
-later, blocks above 64 MB made on XLA's threads keep their own mappings). The `seqjax`
-command and the experiment scripts call it when SEQJAX_REUSE_FREED_MEMORY=1.
+makes the process keep its peak host memory until it exits. So it is a config key,
+`host.reuse_freed_memory`, on in the configs of long sequences (the steel variants and
+the hybrid) and off elsewhere; `run_experiment` applies it before JAX first runs, and
+SEQJAX_REUSE_FREED_MEMORY=1 turns it on for any config and for the `seqjax` command's
+other subcommands. The settings are the process's: once on, they stay on. JAX research
+code calls `reuse_freed_memory()` once at the top of a script, before JAX's first
+computation (the threads XLA starts then take their memory from the one arena).
 
 PyTorch's padded stacks, timed in the same processes, gained more (steel's trained 1.65x
 as fast) and lost more on short calls (trend's 0.65x); its CPU performance guides give
@@ -79,7 +81,10 @@ def reuse_freed_memory() -> bool:
     return _in_effect
 
 
-def reuse_freed_memory_if_asked() -> bool:
-    """`reuse_freed_memory` where SEQJAX_REUSE_FREED_MEMORY=1; what the `seqjax` command
-    and the experiment scripts call before JAX first runs."""
-    return os.environ.get(ENV) == "1" and reuse_freed_memory()
+def reuse_freed_memory_if_asked(configured: bool = False) -> bool:
+    """`reuse_freed_memory` where a config's `host.reuse_freed_memory` (`configured`) or
+    SEQJAX_REUSE_FREED_MEMORY=1 asks for it; what `run_experiment` and the `seqjax`
+    command call before JAX first runs. Returns whether the settings are in effect."""
+    if configured or os.environ.get(ENV) == "1":
+        return reuse_freed_memory()
+    return _in_effect

@@ -1,6 +1,7 @@
-"""`seqjax.host_memory`: freed host memory kept in the process where asked for, checked by
-the page faults a block's second use takes. Each case runs in a fresh interpreter, since
-the settings act on the whole process and cannot be undone."""
+"""`seqjax.host_memory`: freed host memory kept in the process where asked for (by the
+environment or a config's `host.reuse_freed_memory`), checked by the page faults a block's
+second use takes. Each such case runs in a fresh interpreter, since the settings act on the
+whole process and cannot be undone."""
 
 import os
 import subprocess
@@ -17,7 +18,7 @@ from seqjax import host_memory
 SCRIPT = """
 import ctypes, resource
 from seqjax.host_memory import reuse_freed_memory_if_asked
-applied = reuse_freed_memory_if_asked()
+applied = reuse_freed_memory_if_asked(configured=CONFIGURED)
 libc = ctypes.CDLL(None)
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, (ctypes.c_size_t,)
 libc.free.argtypes = (ctypes.c_void_p,)
@@ -40,12 +41,13 @@ linux_glibc = pytest.mark.skipif(
 )
 
 
-def _second_touch(env_value: str | None) -> tuple[bool, int]:
+def _second_touch(env_value: str | None, configured: bool = False) -> tuple[bool, int]:
     env = {k: v for k, v in os.environ.items() if k != host_memory.ENV}
     if env_value is not None:
         env[host_memory.ENV] = env_value
+    script = SCRIPT.replace("CONFIGURED", str(configured))
     out = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
     ).stdout.split()
     return out[0] == "True", int(out[1])
 
@@ -55,6 +57,13 @@ def test_asked_for_a_freed_block_is_reused_without_page_faults():
     applied, faults = _second_touch("1")
     assert applied
     assert faults < 100, faults  # the same pages again: none faulted in anew
+
+
+@linux_glibc
+def test_a_config_that_asks_for_it_gets_it_without_the_environment():
+    applied, faults = _second_touch(None, configured=True)
+    assert applied
+    assert faults < 100, faults
 
 
 @linux_glibc
@@ -79,3 +88,37 @@ def test_the_command_sets_it_up_before_parsing(monkeypatch):
     with pytest.raises(SystemExit):
         cli.main(["no-such-command"])
     assert calls == ["cli"]
+
+
+def test_run_experiment_applies_the_config_before_loading_data(monkeypatch, tmp_path):
+    from seqjax.config import load_config
+    from seqjax.train import run
+
+    class Applied(Exception):
+        pass
+
+    seen = []
+
+    def record(configured):
+        seen.append(configured)
+        raise Applied  # stop before any data is generated or JAX runs
+
+    monkeypatch.setattr(run, "reuse_freed_memory_if_asked", record)
+    monkeypatch.setattr(run, "load_splits", lambda _: pytest.fail("data loaded first"))
+    for value in (True, False):
+        cfg = load_config("configs/trust.yaml", [f"host.reuse_freed_memory={value}"])
+        with pytest.raises(Applied):
+            run.run_experiment(cfg, str(tmp_path / "run"))
+    assert seen == [True, False]
+
+
+# Long sequences (steel's 100-500 steps, the hybrid's blocks) fault their temporaries in on
+# every call; trust's 2 steps and trend's 12 do not, and would only pay the arena's lock.
+@pytest.mark.parametrize(
+    "config, on",
+    [("trust", False), ("trend", False), ("steel_standard", True), ("hybrid", True)],
+)
+def test_the_seed_configs_ask_for_it_where_sequences_are_long(config, on):
+    from seqjax.config import load_config
+
+    assert load_config(f"configs/{config}.yaml").host.reuse_freed_memory is on

@@ -16,6 +16,7 @@ import jax
 
 from seqjax.config import ExperimentConfig, dump_config
 from seqjax.data.sources import adapt_to_data, load_splits
+from seqjax.host_memory import reuse_freed_memory_if_asked
 from seqjax.io import atomic_write_json, atomic_write_text, history_csv
 from seqjax.models.registry import count_params
 from seqjax.plots import plot_classifier, plot_history
@@ -61,6 +62,7 @@ def run_experiment(
     log: Callable[[str], None] = print,
 ) -> dict:
     start = time.perf_counter()
+    reuse_freed_memory_if_asked(cfg.host.reuse_freed_memory)  # before JAX first runs
     splits = load_splits(cfg.data)
     cfg = adapt_to_data(cfg, splits)
     check_run_dir(cfg, run_dir, resume=resume)
