@@ -58,10 +58,13 @@ def device_peak_bytes() -> int | None:
     return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
 
 
-def measure(name: str, *, steps: int, repeats: int, settings: tuple[str, ...] = ()) -> dict:
-    """Figures of system `name` at its default config, changed by `settings` (KEY=VALUE, as
-    `seqjax train --set` takes them)."""
-    cfg = load_config(SYSTEMS[name], list(settings))
+def measure(
+    name: str, *, steps: int, repeats: int, settings: tuple[str, ...] = (), config: str = ""
+) -> dict:
+    """Figures of system `name` at its default config (or the YAML file `config`), changed
+    by `settings` (KEY=VALUE, as `seqjax train --set` takes them)."""
+    config = config or SYSTEMS[name]
+    cfg = load_config(config, list(settings))
     reuse_freed_memory_if_asked(cfg.host.reuse_freed_memory)  # as run_experiment does
     splits = load_splits(cfg.data)
     train, test = splits["train"], splits["test"]
@@ -107,7 +110,7 @@ def measure(name: str, *, steps: int, repeats: int, settings: tuple[str, ...] = 
         inference[f"batch_{b}"] = {**t, "sequences_per_s": b / t["median_ms"] * 1e3}
     epoch_s = train_t["median_ms"] / 1e3 * steps_per_epoch
     return {
-        "config": SYSTEMS[name],
+        "config": config,
         "settings": list(settings),
         "num_params": int(sum(np.size(p) for p in jax.tree.leaves(state.params))),
         "batch": bs,
@@ -132,13 +135,13 @@ def measure(name: str, *, steps: int, repeats: int, settings: tuple[str, ...] = 
 
 
 def measure_isolated(
-    name: str, *, steps: int, repeats: int, settings: tuple[str, ...] = ()
+    name: str, *, steps: int, repeats: int, settings: tuple[str, ...] = (), config: str = ""
 ) -> dict:
     """`measure` in a fresh process (see benchmarks/isolation.py), so its peak memory is
     that system's alone, not the running maximum of everything the suite measured before,
     and with host memory set up as `seqjax train` sets it (seqjax/host_memory.py)."""
     return in_fresh_process(
-        measure, name, steps=steps, repeats=repeats, settings=settings,
+        measure, name, steps=steps, repeats=repeats, settings=settings, config=config,
         initializer=as_seqjax_command,
     )  # fmt: skip
 
