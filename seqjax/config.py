@@ -135,9 +135,10 @@ class MeshConfig:
 @dataclasses.dataclass(frozen=True)
 class HostConfig:
     # Keep freed host memory in the process (seqjax/host_memory.py): XLA's CPU calls on long
-    # sequences then stop faulting their temporaries in again (steel_standard's train step
-    # 1.50x on 2 cores), while short calls, which fault nothing, lose a little to the one
-    # malloc arena's lock (trust's stack 0.87x). Linux/glibc only; elsewhere it is ignored.
+    # sequences then stop faulting their temporaries in again (the steel configs' train
+    # steps 1.37-1.38x on 2 cores, the hybrid's 1.19x: `python -m benchmarks.config_ab`),
+    # while short calls, which fault nothing, lose to the one malloc arena's lock (trust's
+    # stack 0.87x, batch-1 inference 0.7-0.8x). Linux/glibc only; elsewhere it is ignored.
     reuse_freed_memory: bool = False
 
 

@@ -17,8 +17,11 @@ steel's stack trained 1.42x as fast (638 against 450 ms) and inferred 1.08x, the
 block's trained 1.11x; but trust's (T=2) trained 0.87x and trend's (T=12) 0.92x, whose
 calls fault nothing either way and whose threads now share the one arena's lock. It also
 makes the process keep its peak host memory until it exits. So it is a config key,
-`host.reuse_freed_memory`, on in the configs of long sequences (the steel variants and
-the hybrid) and off elsewhere; `run_experiment` applies it before JAX first runs, and
+`host.reuse_freed_memory`, on in the configs whose calls fault (steel_standard, _deep and
+_bidirectional, the hybrid and its LSTM baseline: train steps 1.19-1.38x as fast, `python
+-m benchmarks.config_ab`, benchmarks/results/config_ab_host_memory_cpu_amd-epyc.json) and
+off in the others (trust, trend, and steel_lightweight, whose H=32 step gained 1.07x while
+its batch-1 inference lost 0.70x); `run_experiment` applies it before JAX first runs, and
 SEQJAX_REUSE_FREED_MEMORY=1 turns it on for any config and for the `seqjax` command's
 other subcommands. The settings are the process's: once on, they stay on. JAX research
 code calls `reuse_freed_memory()` once at the top of a script, before JAX's first

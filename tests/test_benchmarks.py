@@ -429,3 +429,37 @@ def test_host_memory_summary_takes_medians_over_rounds_and_ratios_to_the_default
     assert row["default_ms"] == 11.0 and row["reuse_ms"] == 8.0
     assert row["default_faults_per_call"] == 1000 and row["reuse_faults_per_call"] == 1
     assert row["default_over_reuse"] == 11.0 / 8.0
+
+
+def test_config_ab_reads_a_systems_result_and_ratios_medians_of_a_over_b():
+    from benchmarks.config_ab import FIGURES, figures, summarise
+
+    def measured(train_ms, reused):
+        return {
+            "train_step": {"median_ms": train_ms},
+            "inference": {f"batch_{b}": {"median_ms": b / 10} for b in (1, 32, 256)},
+            "memory": {"process_peak_rss_bytes": 2**30},
+            "host_memory_reused": reused,
+        }
+
+    one = figures(measured(5.0, True))
+    assert one["train_step_ms"] == 5.0 and one["inference_batch_256_ms"] == 25.6
+    assert one["process_peak_rss_gb"] == 1.0 and one["host_memory_reused"] is True
+    runs = {
+        "a": [figures(measured(ms, False)) for ms in (12.0, 10.0, 11.0)],
+        "b": [figures(measured(ms, True)) for ms in (5.0, 9.0, 4.0)],
+    }
+    summary = summarise(runs)
+    assert summary["a"]["train_step_ms"] == 11.0 and summary["b"]["train_step_ms"] == 5.0
+    assert summary["a_over_b"]["train_step_ms"] == 11.0 / 5.0
+    assert summary["a_over_b"]["inference_batch_1_ms"] == 1.0
+    assert set(summary["a_over_b"]) == set(FIGURES)
+
+
+def test_config_ab_names_a_missing_config_before_measuring(capsys):
+    from benchmarks import config_ab
+
+    with pytest.raises(SystemExit) as exit_:
+        config_ab.main(["configs/no_such.yaml", "--a", "train.epochs=1", "--b", "train.epochs=2"])
+    assert exit_.value.code == 2
+    assert "no such config file: configs/no_such.yaml" in capsys.readouterr().err
