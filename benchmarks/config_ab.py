@@ -4,9 +4,9 @@
         --a host.reuse_freed_memory=false --b host.reuse_freed_memory=true \\
         [--rounds 2] [--steps 20] [--repeats 10] [--out PATH]
 
-Why: a key that changes speed and not results (`host.reuse_freed_memory`,
-`mesh.cpu_devices`, `train.loop_graphs`) wins on some configs and loses on others, so
-each config's value is set from a measurement of that config. Each round measures every
+Why: a key that trades speed (`host.reuse_freed_memory`, `mesh.cpu_devices`,
+`train.loop_graphs`) wins on some configs and loses on others, so each config's value is
+set from a measurement of that config. Each round measures every
 config with settings A and B, A first in even rounds and B first in odd ones, each in a
 fresh process (`benchmarks.systems.measure_isolated`: the real jitted train step on a
 real batch of the config's data, and inference at batch 1, 32 and 256). Reported per
