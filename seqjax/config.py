@@ -138,7 +138,7 @@ class HostConfig:
     # sequences then stop faulting their temporaries in again (the steel configs' train
     # steps 1.37-1.38x on 2 cores, the hybrid's 1.19x: `python -m benchmarks.config_ab`),
     # while short calls, which fault nothing, lose to the one malloc arena's lock (trust's
-    # stack 0.87x, batch-1 inference 0.7-0.8x). Linux/glibc only; elsewhere it is ignored.
+    # stack 0.87x; batch-1 inference 0.70-1.01x). Linux/glibc only; elsewhere it is ignored.
     reuse_freed_memory: bool = False
 
 
