@@ -27,7 +27,7 @@ from seqjax.layers.cudnn import cudnn_available, cudnn_lstm
 from seqjax.layers.length_groups import sort_batch, unsort_batch
 from seqjax.layers.masking import check_sequence_inputs, length_mask
 from seqjax.layers.pallas_lstm import PRECISIONS, pallas_blockers, pallas_layer
-from seqjax.layers.per_shard import per_shard, rows_whole_per_device
+from seqjax.layers.per_shard import batch_mesh, per_shard, rows_whole_per_device
 from seqjax.layers.recurrence import (
     lstm_direction,
     lstm_direction_remat,
@@ -344,11 +344,11 @@ class LSTM(nn.Module):
             )
         return self.length_groups
 
-    def _direction(self, unroll: int, chunk: int, infer_chunk: int, groups: int):
+    def _direction(self, unroll: int, chunk: int, infer_chunk: int, groups: int, mesh=None):
         """One layer-direction of the scan as a function (seq, w_ih, bias, w_hh, mask, h0,
         c0, *, reverse) -> ((h_n, c_n), outputs), with this module's backward pass,
-        rematerialisation and loop shape; in length groups, per data shard (their phases'
-        bounds are the shard's own rows' lengths)."""
+        rematerialisation and loop shape; in length groups, per shard of `mesh`'s data axis
+        (their phases' bounds are the shard's own rows' lengths)."""
 
         def direction(seq, w_ih, bias, w_hh, mask, h0, c0, *, reverse):
             carry0 = (h0, c0)
@@ -372,7 +372,7 @@ class LSTM(nn.Module):
                 return h_n, c_n, ys
 
             dims = ((1, None, None, None, 1, 0, 0), (0, 0, 1))
-            h_n, c_n, ys = per_shard(flat, *dims)(seq, w_ih, bias, w_hh, mask, h0, c0)
+            h_n, c_n, ys = per_shard(flat, *dims, mesh=mesh)(seq, w_ih, bias, w_hh, mask, h0, c0)
             return (h_n, c_n), ys
 
         return per_device
@@ -436,9 +436,12 @@ class LSTM(nn.Module):
         seq = jnp.where(mask, jnp.swapaxes(x, 0, 1), 0).astype(self.dtype)  # (T, B, F)
         use_pallas = self._use_pallas()
         groups = 1 if use_pallas else self._length_groups(max_len, x)
-        if groups > 1:  # rows longest first, per data shard; put back in order at the end
+        # Length groups: rows longest first, per data shard, put back in order at the end;
+        # the sort, the loops and the unsort split the rows as the input's rows decide.
+        shards = batch_mesh(seq, 1) if groups > 1 else None
+        if groups > 1:
             seq, lengths, h0_all, c0_all, order, inverse = per_shard(
-                sort_batch, (1, 0, 1, 1), (1, 0, 1, 1, 0, 0)
+                sort_batch, (1, 0, 1, 1), (1, 0, 1, 1, 0, 0), mesh=shards
             )(seq, lengths, h0_all, c0_all)
             mask = length_mask(lengths, max_len, time_major=True)[..., None]  # (T, B, 1)
         finals_h, finals_c = [], []
@@ -464,7 +467,7 @@ class LSTM(nn.Module):
                 finals_h.append(h_n)
                 finals_c.append(c_n)
             else:
-                direction = self._direction(unroll, chunk, infer_chunk, groups)
+                direction = self._direction(unroll, chunk, infer_chunk, groups, shards)
                 weights_in = (w_ihs, biases, w_hhs)
                 if dirs == 2 and self.fused_directions:
                     (h_n, c_n), outs = _both_directions_at_once(
@@ -490,7 +493,7 @@ class LSTM(nn.Module):
         h_n = jnp.concatenate(finals_h, axis=0)  # (L*D, B, H)
         c_n = jnp.concatenate(finals_c, axis=0)  # (L*D, B, H)
         if groups > 1:
-            seq, h_n, c_n = per_shard(unsort_batch, (1, 1, 1, 0, 0), (1, 1, 1))(
+            seq, h_n, c_n = per_shard(unsort_batch, (1, 1, 1, 0, 0), (1, 1, 1), mesh=shards)(
                 seq, h_n, c_n, order, inverse
             )
         outputs = jnp.swapaxes(seq, 0, 1).astype(self.dtype)  # (B, T, D*H)

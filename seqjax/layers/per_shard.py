@@ -11,7 +11,11 @@ Which mesh: the context mesh, under which the training engine traces its steps
 (`jax.sharding.use_abstract_mesh`); else, in a plain `jax.jit` of arrays placed on a mesh
 (README, "Every core of a CPU"), the mesh the batch argument's type carries, when it has
 a `data` axis. Inside a `shard_map` that is already manual over `data` the function runs
-as it is, on the rows it was given.
+as it is, on the rows it was given. Rows that do not split evenly over the `data` axis
+(one sequence to a model whose weights lie on a mesh of two) run whole: XLA then gathers
+them, and the values are the same. A caller whose calls must agree on the split, as a sort
+and the unsort that undoes it must, decides once (`batch_mesh`) and passes `mesh=`: the
+weights mixed in between can give later rows' types a mesh the first rows' lacked.
 """
 
 from __future__ import annotations
@@ -41,19 +45,30 @@ def rows_whole_per_device(x: jax.Array) -> bool:
     return mesh.empty or mesh.size == 1 or BATCH_AXIS in mesh.axis_names
 
 
-def batch_mesh(x: jax.Array | None = None):
+def batch_mesh(x: jax.Array | None = None, batch_dim: int | None = None):
     """The abstract mesh whose `data` axis splits the rows of x (module docstring), or
-    None when they are on one device or already a shard's own."""
+    None when they are on one device, already a shard's own, or (with `batch_dim`, the
+    axis of x that holds the rows) not a whole number per device."""
     mesh = _mesh_of(x)
     if mesh.empty or BATCH_AXIS not in mesh.axis_names or mesh.shape[BATCH_AXIS] == 1:
         return None
     if mesh.axis_types[mesh.axis_names.index(BATCH_AXIS)] == AxisType.Manual:
         return None  # inside shard_map over `data`: these rows are one shard's
+    if batch_dim is not None and x.shape[batch_dim] % mesh.shape[BATCH_AXIS]:
+        return None
     return mesh
 
 
+_FROM_ROWS = object()  # per_shard's default: each call's batch rows decide the mesh
+
+
 def per_shard(
-    fn: Callable, batch_dims: tuple, out_batch_dims: tuple, *, check_vma: bool = True
+    fn: Callable,
+    batch_dims: tuple,
+    out_batch_dims: tuple,
+    *,
+    check_vma: bool = True,
+    mesh=_FROM_ROWS,
 ) -> Callable:
     """`fn` run per shard of the `data` axis its batch arguments are split over (module
     docstring); `fn` itself where they are not.
@@ -61,6 +76,8 @@ def per_shard(
     batch_dims / out_batch_dims: for each positional argument / output, the axis that holds
     the batch, or None for a replicated one (weights). `check_vma=False` turns off
     shard_map's varying-axes types, for code that cannot carry them (see pallas_lstm.py).
+    `mesh`: the caller's one decision (`batch_mesh`; None runs `fn` whole), where the
+    default lets the first batch argument decide.
     """
 
     def spec(dim):
@@ -69,13 +86,15 @@ def per_shard(
         return PartitionSpec(*([None] * dim), BATCH_AXIS)
 
     def run(*args):
-        rows = next(a for a, d in zip(args, batch_dims, strict=True) if d is not None)
-        mesh = batch_mesh(rows)
-        if mesh is None:
+        split = mesh
+        if split is _FROM_ROWS:
+            rows, dim = next((a, d) for a, d in zip(args, batch_dims, strict=True) if d is not None)
+            split = batch_mesh(rows, dim)
+        if split is None:
             return fn(*args)
         return jax.shard_map(
             fn,
-            mesh=mesh,
+            mesh=split,
             in_specs=tuple(spec(d) for d in batch_dims),
             out_specs=tuple(spec(d) for d in out_batch_dims),
             check_vma=check_vma,
