@@ -14,22 +14,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
-
-import jax
 
 from benchmarks import command_line, side_by_side, systems
+from benchmarks.command_line import device_kind
 from benchmarks.timing import environment
 from seqjax.config import load_config
 from seqjax.io import atomic_write_json
 
 SIDE_BY_SIDE = {"trust": "trust", "steel": "steel", "trend": "trend", "hybrid": "hybrid_block"}
-
-
-def device_kind() -> str:
-    if jax.default_backend() == "cpu":
-        return "cpu"
-    return re.sub(r"[^a-z0-9]+", "-", jax.devices()[0].device_kind.lower()).strip("-")
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import jax
 
 from benchmarks import command_line
-from benchmarks.__main__ import device_kind
 from benchmarks.side_by_side import (
     CONFIGS,
     add_variants,
@@ -98,7 +97,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--only", choices=sorted(CONFIGS), action="append")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    kind = device_kind()
     result = {
         "command": command_line.command("benchmarks.backends", argv),
         "environment": environment(),
@@ -108,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
     with jax.default_matmul_precision("highest"):
         for name in args.only or list(CONFIGS):
             result["configs"][name] = measure(name, args.repeats)
-    out = args.out or f"benchmarks/results/backends_{kind}.json"
+    out = args.out or command_line.results_path("backends")
     command_line.write_result(out, result)
     return result
 

@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from benchmarks import command_line
-from benchmarks.__main__ import device_kind
+from benchmarks.command_line import device_kind
 from benchmarks.side_by_side import CONFIGS, FlaxStack, SeqjaxStack, inputs, jax_fns, torch_fns
 from benchmarks.timing import environment
 from seqjax.io import atomic_write_json

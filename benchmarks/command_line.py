@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
+import re
 import sys
+
+import jax
 
 from seqjax.io import atomic_write_json
 
@@ -30,6 +34,18 @@ def command(module: str, argv: list[str] | None) -> str:
     """The command line a results file records: `python -m <module>` and the arguments the
     tool's `main` was given (the process's own when called as a program, argv=None)."""
     return " ".join([f"python -m {module}", *(sys.argv[1:] if argv is None else argv)])
+
+
+def device_kind() -> str:
+    """ "cpu", or the accelerator's kind as a file-name part (e.g. nvidia-h100-80gb-hbm3)."""
+    if jax.default_backend() == "cpu":
+        return "cpu"
+    return re.sub(r"[^a-z0-9]+", "-", jax.devices()[0].device_kind.lower()).strip("-")
+
+
+def results_path(tool: str, suffix: str = "") -> str:
+    """Where a tool writes by default: benchmarks/results/<tool>_<device-kind><suffix>.json."""
+    return os.path.join("benchmarks", "results", f"{tool}_{device_kind()}{suffix}.json")
 
 
 def write_result(path: str, result: dict) -> None:

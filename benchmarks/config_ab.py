@@ -54,7 +54,6 @@ def summarise(runs: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from benchmarks.__main__ import device_kind
     from benchmarks.timing import environment
 
     p = command_line.parser("benchmarks.config_ab", __doc__)
@@ -89,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
         "settings": {side: list(s) for side, s in settings.items()},
         "configs": results,
     }
-    out = args.out or os.path.join("benchmarks", "results", f"config_ab_{device_kind()}.json")
+    out = args.out or command_line.results_path("config_ab")
     command_line.write_result(out, result)
     return result
 

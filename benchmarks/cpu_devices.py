@@ -19,7 +19,6 @@ import sys
 import tempfile
 
 from benchmarks import command_line
-from benchmarks.__main__ import device_kind
 from benchmarks.timing import environment
 
 CONFIGS = (
@@ -76,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
         }
         print(f"{config:36} one device {one:7.1f} steps/s  {cores} devices {per_core:7.1f}  "
               f"ratio {per_core / one:5.2f}", flush=True)  # fmt: skip
-    out = args.out or os.path.join("benchmarks", "results", f"cpu_devices_{device_kind()}.json")
+    out = args.out or command_line.results_path("cpu_devices")
     command_line.write_result(out, result)
     return result
 

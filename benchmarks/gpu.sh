@@ -18,7 +18,7 @@ stages=${*:-env tests quick suite backends kernels long scaling}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 py=${PYTHON:-python3}
-kind=$($py -c "from benchmarks.__main__ import device_kind; print(device_kind())" 2>/dev/null)
+kind=$($py -c "from benchmarks.command_line import device_kind; print(device_kind())" 2>/dev/null)
 
 for stage in $stages; do
   echo "=== $stage ($(date -u +%T))"

@@ -19,13 +19,11 @@ faster. Other allocators (jemalloc, tcmalloc) would need LD_PRELOAD and are not 
 from __future__ import annotations
 
 import importlib.util
-import os
 import resource
 import statistics
 import sys
 
 from benchmarks import command_line
-from benchmarks.__main__ import device_kind
 from benchmarks.isolation import in_fresh_process, no_preallocation
 from benchmarks.side_by_side import CONFIGS
 from seqjax.host_memory import reuse_freed_memory
@@ -139,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
         "environment": environment(),
         "configs": results,
     }
-    out = args.out or os.path.join("benchmarks", "results", f"host_memory_{device_kind()}.json")
+    out = args.out or command_line.results_path("host_memory")
     command_line.write_result(out, result)
     return result
 

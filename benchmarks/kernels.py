@@ -33,14 +33,11 @@ full float32.
 
 from __future__ import annotations
 
-import os
-
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 from benchmarks import command_line
-from benchmarks.__main__ import device_kind
 from benchmarks.timing import environment, time_interleaved
 from seqjax.layers import recurrence
 
@@ -210,7 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
         "step_dots": step_dots,
         "independent_chains": independent,
     }
-    out = args.out or os.path.join("benchmarks", "results", f"kernels_{device_kind()}.json")
+    out = args.out or command_line.results_path("kernels")
     command_line.write_result(out, result)
     return result
 

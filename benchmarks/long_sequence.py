@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -23,7 +22,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import command_line
-from benchmarks.__main__ import device_kind
 from benchmarks.timing import environment, peak_rss_bytes
 from seqjax.layers import LSTM
 
@@ -118,8 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         "target_gb": 4.0,
         "modes": modes,
     }
-    kind = device_kind()
-    out = args.out or os.path.join("benchmarks", "results", f"long_sequence_{kind}.json")
+    out = args.out or command_line.results_path("long_sequence")
     command_line.write_result(out, result)
 
 

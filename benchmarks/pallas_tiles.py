@@ -25,7 +25,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import command_line
-from benchmarks.__main__ import device_kind
 from benchmarks.side_by_side import built_or_error, max_abs_diff
 from benchmarks.timing import environment, time_interleaved
 from benchmarks.triton_compile import candidates
@@ -167,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
         },
     }
     quick = "-quick" if args.quick else ""
-    out = args.out or f"benchmarks/results/pallas_tiles_{device_kind()}{quick}.json"
+    out = args.out or command_line.results_path("pallas_tiles", quick)
     command_line.write_result(out, result)
     return result
 

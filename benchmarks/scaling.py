@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import command_line
-from benchmarks.__main__ import device_kind
+from benchmarks.command_line import device_kind
 from benchmarks.timing import environment, time_calls
 from seqjax.io import atomic_write_json
 from seqjax.layers import LSTM

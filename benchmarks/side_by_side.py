@@ -419,7 +419,7 @@ def measure_isolated(name: str, *, repeats: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from benchmarks.__main__ import device_kind, table  # that module imports this one
+    from benchmarks.__main__ import table  # that module imports this one
 
     parser = command_line.parser("benchmarks.side_by_side", __doc__)
     parser.add_argument("--only", choices=sorted(CONFIGS), action="append")
@@ -433,7 +433,7 @@ def main(argv: list[str] | None = None) -> dict:
         "systems": {},
         "side_by_side": {},
     }
-    out = args.out or f"benchmarks/results/side_by_side_{device_kind()}.json"
+    out = args.out or command_line.results_path("side_by_side")
     for name in args.only or list(CONFIGS):
         print(f"[{name}] LSTM stack side by side", flush=True)
         result["side_by_side"][name] = measure_isolated(name, repeats=args.repeats)

@@ -28,7 +28,6 @@ from io import BytesIO
 import jax
 
 from benchmarks import command_line
-from benchmarks.__main__ import device_kind
 from benchmarks.side_by_side import CONFIGS, SeqjaxStack, inputs, jax_fns, time_impls, torch_fns
 from benchmarks.timing import environment
 
@@ -107,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
         rev_layers = extract_at(args.rev, root)
         for name in args.only or list(CONFIGS):
             result["configs"][name] = measure(name, rev_layers, args.seconds, args.fused)
-    out = args.out or os.path.join("benchmarks", "results", f"stack_ab_{device_kind()}.json")
+    out = args.out or command_line.results_path("stack_ab")
     command_line.write_result(out, result)
     return result
 
