@@ -39,7 +39,7 @@ import ctypes
 import os
 import sys
 
-ENV = "SEQJAX_REUSE_FREED_MEMORY"  # "1": the `seqjax` command calls reuse_freed_memory
+ENV = "SEQJAX_REUSE_FREED_MEMORY"  # "1": on for any config, command or experiment
 
 # glibc's mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD = -1
