@@ -139,8 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
             np.divide(runs[1]["steps_per_second"], runs[0]["steps_per_second"])
         ),
     }
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    command_line.write_result(args.out, result)
     return result
 
 

@@ -161,8 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
         "best": best,
         "speedup_over_torch": ratios,
     }
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    command_line.write_result(args.out, result)
     print(json.dumps({"best": best, "speedup_over_torch": ratios}, indent=2))
     return result
 

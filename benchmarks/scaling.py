@@ -35,6 +35,7 @@ from benchmarks.timing import environment, time_calls
 from seqjax.io import atomic_write_json
 from seqjax.layers import LSTM
 from seqjax.loop_graphs import LOOP_GRAPHS
+from seqjax.plots import save_figure
 
 FEATURES = 32
 REFERENCE = {"batch": 32, "steps": 100, "hidden": 128}
@@ -134,8 +135,7 @@ def plot(result: dict, path: str) -> None:
         f"(matmul ceiling {gflops:.0f} GFLOP/s)"
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv: list[str] | None = None) -> None:

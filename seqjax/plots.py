@@ -7,13 +7,14 @@ import os
 from seqjax.io import atomic_write_bytes
 
 
-def _save(fig, path: str) -> None:
+def save_figure(fig, path: str, dpi: int = 100) -> None:
+    """Write a matplotlib figure as PNG whole (a crash leaves the old file) and close it."""
     import io
 
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
 
@@ -36,7 +37,7 @@ def plot_history(history: list[dict], out_dir: str) -> list[str]:
     ax.legend()
     ax.grid(alpha=0.3)
     path = os.path.join(out_dir, "loss.png")
-    _save(fig, path)
+    save_figure(fig, path)
     written.append(path)
     keys = [k for k in history[0] if k.startswith("val_") and k != "val_loss"]
     if keys:
@@ -47,7 +48,7 @@ def plot_history(history: list[dict], out_dir: str) -> list[str]:
         ax.legend()
         ax.grid(alpha=0.3)
         path = os.path.join(out_dir, "metrics.png")
-        _save(fig, path)
+        save_figure(fig, path)
         written.append(path)
     return written
 
@@ -87,7 +88,7 @@ def plot_classifier(probabilities, labels, metrics: dict, out_dir: str) -> list[
     ax.set_yticks(range(len(cm)), [f"true {k}" for k in range(len(cm))])
     ax.set_title("confusion matrix")
     written.append(os.path.join(out_dir, "confusion_matrix.png"))
-    _save(fig, written[-1])
+    save_figure(fig, written[-1])
     if "auc_roc" not in metrics:
         return written
     (fpr, tpr), (recall, precision) = _curve_points(probabilities, labels)
@@ -102,7 +103,7 @@ def plot_classifier(probabilities, labels, metrics: dict, out_dir: str) -> list[
         ax.legend()
         ax.grid(alpha=0.3)
         written.append(os.path.join(out_dir, f"{name}.png"))
-        _save(fig, written[-1])
+        save_figure(fig, written[-1])
     return written
 
 
@@ -122,7 +123,7 @@ def plot_attention(weights, lengths, labels, path: str) -> str:
     ax.set_xlabel("time step")
     ax.set_title("attention weights (blank past each length)")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    _save(fig, path)
+    save_figure(fig, path)
     return path
 
 
@@ -144,5 +145,5 @@ def plot_predicted_vs_actual(predicted, actual, labels, path: str) -> str:
         ax.set_title(label)
         ax.grid(alpha=0.3)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    _save(fig, path)
+    save_figure(fig, path)
     return path
