@@ -21,7 +21,11 @@ def test_quick_suite_writes_every_figure(tmp_path, capsys):
     assert trend["num_params"] == 231_560
     assert trend["train_step"]["repeats"] == 3 and trend["train_step"]["median_ms"] > 0
     assert set(trend["inference"]) == {"batch_1", "batch_32", "batch_256"}
-    assert trend["memory"]["train_step_peak_bytes_compiled"] > 0
+    compiled = trend["memory"]["train_step_compiled"]  # XLA's buffers for one train step
+    parts = compiled["argument_bytes"] + compiled["output_bytes"] + compiled["temp_bytes"]
+    assert compiled["total_bytes"] == parts - compiled["alias_bytes"]
+    assert compiled["temp_bytes"] > 0
+    assert compiled["argument_bytes"] >= 3 * 4 * trend["num_params"]  # params + Adam's moments
     assert 0 < trend["model_size_mb"] < 50
     # the systems run as `seqjax train` runs them: freed host memory kept where asked for
     from seqjax import host_memory
