@@ -57,8 +57,9 @@ def compiled_bytes(analysis) -> dict[str, int]:
     """What XLA's buffer assignment gives a compiled call, from `memory_analysis()`.
 
     Why not its `peak_memory_in_bytes` alone: on the CPU (jax 0.10.2) that counts the
-    arguments and outputs only, not the temporaries; steel's train step read 1.1 MB there
-    against 119 MB of temporaries. XLA allocates a call's temporaries as one block, so
+    arguments and outputs only, not the temporaries; steel's train step read 1.03 MiB there
+    against 121.6 MiB of temporaries (benchmarks/results/systems_cpu_amd-epyc.json). XLA
+    allocates a call's temporaries as one block, so
     arguments + outputs + temporaries - aliased (donated inputs reused as outputs) is the
     call's footprint on any backend; the reported peak stays beside it.
     """
