@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> dict:
         for n in range(args.rounds):
             for side in ("a", "b") if n % 2 == 0 else ("b", "a"):
                 measured = measure_isolated(
-                    "", steps=args.steps, repeats=args.repeats, settings=settings[side],
-                    config=config,
+                    config=config, steps=args.steps, repeats=args.repeats,
+                    settings=settings[side],
                 )  # fmt: skip
                 runs[side].append(figures(measured))
         results[config] = {"summary": summarise(runs), "runs": runs}

@@ -83,10 +83,12 @@ def device_peak_bytes() -> int | None:
 
 
 def measure(
-    name: str, *, steps: int, repeats: int, settings: tuple[str, ...] = (), config: str = ""
+    name: str = "", *, steps: int, repeats: int, settings: tuple[str, ...] = (), config: str = ""
 ) -> dict:
-    """Figures of system `name` at its default config (or the YAML file `config`), changed
+    """Figures of system `name` at its default config, or of the YAML file `config`, changed
     by `settings` (KEY=VALUE, as `seqjax train --set` takes them)."""
+    if not (name or config):
+        raise ValueError("measure needs a system name or a config file")
     config = config or SYSTEMS[name]
     cfg = load_config(config, list(settings))
     reuse_freed_memory_if_asked(cfg.host.reuse_freed_memory)  # as run_experiment does
@@ -159,7 +161,7 @@ def measure(
 
 
 def measure_isolated(
-    name: str, *, steps: int, repeats: int, settings: tuple[str, ...] = (), config: str = ""
+    name: str = "", *, steps: int, repeats: int, settings: tuple[str, ...] = (), config: str = ""
 ) -> dict:
     """`measure` in a fresh process (see benchmarks/isolation.py), so its peak memory is
     that system's alone, not the running maximum of everything the suite measured before,
@@ -173,9 +175,9 @@ def measure_isolated(
 def targets(figures: dict) -> list[dict]:
     """The seeds' targets: training < 30 min, inference < 200 ms per sequence, < 4 GB of
     device memory, a model < 50 MB."""
-    # On CPU there is no device counter, and XLA's compiled-step analysis looks too small to
-    # hold the activations (1 MB for steel at T=500), so the whole process's peak RSS
-    # (jax, torch, data and compilation included) is the conservative figure there.
+    # On CPU there is no device counter, and XLA's buffers for the train step (see
+    # `compiled_bytes`) leave out what jax, the data and compilation hold, so the whole
+    # process's peak RSS is the conservative figure there.
     memory = figures["memory"]["device_peak_bytes"] or figures["memory"]["process_peak_rss_bytes"]
     rows = [
         ("estimated training (min)", figures["estimated_training"]["minutes"], 30.0),
