@@ -59,9 +59,9 @@ def compiled_bytes(analysis) -> dict[str, int]:
     Why not its `peak_memory_in_bytes` alone: on the CPU (jax 0.10.2) that counts the
     arguments and outputs only, not the temporaries; steel's train step read 1.03 MiB there
     against 121.6 MiB of temporaries (benchmarks/results/systems_cpu_amd-epyc.json). XLA
-    allocates a call's temporaries as one block, so
-    arguments + outputs + temporaries - aliased (donated inputs reused as outputs) is the
-    call's footprint on any backend; the reported peak stays beside it.
+    allocates a call's temporaries as one block, so arguments + outputs + temporaries -
+    aliased (donated inputs reused as outputs) is what the call holds at once; the
+    reported peak stays beside it.
     """
     fields = {
         "argument": analysis.argument_size_in_bytes,
