@@ -54,6 +54,19 @@ def write_result(path: str, result: dict) -> None:
     print(f"wrote {path}")
 
 
+def save_results(
+    tool: str, argv: list[str] | None, out: str | None, fields: dict, suffix: str = ""
+) -> dict:
+    """Tool `tool`'s results: the command that made them and the machine, then `fields`;
+    written whole to `out`, or to `results_path(tool, suffix)` without one."""
+    from benchmarks.timing import environment
+
+    result = {"command": command(f"benchmarks.{tool}", argv), "environment": environment()}
+    result.update(fields)
+    write_result(out or results_path(tool, suffix), result)
+    return result
+
+
 def require_torch(parser: argparse.ArgumentParser, alternative: str = "") -> None:
     """Exit with a usage error (code 2) naming the install when torch is not importable."""
     if importlib.util.find_spec("torch") is None:

@@ -54,8 +54,6 @@ def summarise(runs: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from benchmarks.timing import environment
-
     p = command_line.parser("benchmarks.config_ab", __doc__)
     p.add_argument("configs", nargs="+", help="YAML config files")
     p.add_argument("--a", action="append", default=[], metavar="KEY=VALUE", required=True)
@@ -82,15 +80,8 @@ def main(argv: list[str] | None = None) -> dict:
         results[config] = {"summary": summarise(runs), "runs": runs}
         ratios = results[config]["summary"]["a_over_b"]
         print(f"{config}: a / b " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
-    result = {
-        "command": command_line.command("benchmarks.config_ab", argv),
-        "environment": environment(),
-        "settings": {side: list(s) for side, s in settings.items()},
-        "configs": results,
-    }
-    out = args.out or command_line.results_path("config_ab")
-    command_line.write_result(out, result)
-    return result
+    fields = {"settings": {side: list(s) for side, s in settings.items()}, "configs": results}
+    return command_line.save_results("config_ab", argv, args.out, fields)
 
 
 if __name__ == "__main__":

@@ -105,7 +105,6 @@ def summarise(runs: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from benchmarks.timing import environment
 
     p = command_line.parser("benchmarks.host_memory", __doc__)
     p.add_argument("--only", action="append", choices=sorted(CONFIGS))
@@ -132,14 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
                     for setting in SETTINGS
                 ]
                 print(f"{name:13s} {impl:13s} {kind:14s} " + "  ".join(cells))
-    result = {
-        "command": command_line.command("benchmarks.host_memory", argv),
-        "environment": environment(),
-        "configs": results,
-    }
-    out = args.out or command_line.results_path("host_memory")
-    command_line.write_result(out, result)
-    return result
+    return command_line.save_results("host_memory", argv, args.out, {"configs": results})
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from benchmarks import command_line
-from benchmarks.timing import environment, time_interleaved
+from benchmarks.timing import time_interleaved
 from seqjax.layers import recurrence
 
 
@@ -197,9 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     for name, s in independent.items():
         print(f"{name:26s} {s['median_us_per_step']:8.1f} us/step, no loop")
-    result = {
-        "command": command_line.command("benchmarks.kernels", argv),
-        "environment": environment(),
+    fields = {
         "quick": args.quick,
         "config": {"batch": b, "hidden": h, "steps": t, "matmuls": "float32, no TF32"},
         "per_step": per_step,
@@ -207,9 +205,7 @@ def main(argv: list[str] | None = None) -> dict:
         "step_dots": step_dots,
         "independent_chains": independent,
     }
-    out = args.out or command_line.results_path("kernels")
-    command_line.write_result(out, result)
-    return result
+    return command_line.save_results("kernels", argv, args.out, fields)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import numpy as np
 
 from benchmarks import command_line
 from benchmarks.side_by_side import built_or_error, max_abs_diff
-from benchmarks.timing import environment, time_interleaved
+from benchmarks.timing import time_interleaved
 from benchmarks.triton_compile import candidates
 from seqjax.layers import recurrence
 from seqjax.layers.masking import length_mask
@@ -149,9 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"max |diff| {max(row['max_abs_diff_vs_scan'].values()):.1e}",
             flush=True,
         )
-    result = {
-        "command": command_line.command("benchmarks.pallas_tiles", argv),
-        "environment": environment(),
+    fields = {
         "shape": {"batch": args.batch, "hidden": args.hidden, "steps": args.steps},
         "interpret": args.interpret,
         "timings": rows,
@@ -166,9 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
         },
     }
     quick = "-quick" if args.quick else ""
-    out = args.out or command_line.results_path("pallas_tiles", quick)
-    command_line.write_result(out, result)
-    return result
+    return command_line.save_results("pallas_tiles", argv, args.out, fields, quick)
 
 
 if __name__ == "__main__":
