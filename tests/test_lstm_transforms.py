@@ -1,10 +1,11 @@
-"""The layer under jit, grad, vmap, bf16 compute, dropout, an initial state and Flax's
-lifted transforms."""
+"""The layer under jit, grad, forward mode, vmap, bf16 compute, dropout, an initial state
+and Flax's lifted transforms."""
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from seqjax.layers import LSTM
 
@@ -104,6 +105,19 @@ def test_custom_backward_equals_autodiff_of_the_scan():
         jax.tree.leaves(grads["custom"]), jax.tree.leaves(grads["autodiff"]), strict=True
     ):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def test_forward_mode_needs_the_autodiff_backward():
+    """A custom VJP has no forward mode, so jax.jvp / jacfwd / linearize through the layer
+    need backward="autodiff", whose Jacobian equals reverse mode through the custom one."""
+    custom = LSTM(4, num_layers=2, bidirectional=True)
+    v = _init(custom)
+    with pytest.raises(TypeError, match="custom_vjp"):
+        jax.jvp(lambda x: custom.apply(v, x, LENGTHS)[0], (X,), (X,))
+    autodiff = LSTM(4, num_layers=2, bidirectional=True, backward="autodiff")
+    forward = jax.jacfwd(lambda x: autodiff.apply(v, x, LENGTHS)[0].sum(axis=(1, 2)))(X)
+    reverse = jax.jacrev(lambda x: custom.apply(v, x, LENGTHS)[0].sum(axis=(1, 2)))(X)
+    np.testing.assert_allclose(np.asarray(forward), np.asarray(reverse), rtol=1e-5, atol=1e-6)
 
 
 def test_custom_backward_under_vmap_of_grad():

@@ -170,7 +170,9 @@ class LSTM(nn.Module):
     time-flipped input), with the same backward pass, projection and remat as separate
     scans; those measured faster on CPU (see benchmarks/), so it is off by default.
     `backward="custom"` differentiates the recurrence with a hand-written reverse scan and
-    one large dW_hh matmul (faster); `"autodiff"` lets JAX differentiate the scan.
+    one large dW_hh matmul (faster); `"autodiff"` lets JAX differentiate the scan. A custom
+    VJP has no forward mode, so `jax.jvp`, `jax.jacfwd` and `jax.linearize` through the
+    layer need `"autodiff"` (reverse mode over either, and grad of grad, work).
     `remat_chunk` C > 0 rematerialises the recurrence for long sequences: training keeps the
     carry only every C steps and recomputes each chunk (input projection included) in the
     backward pass, so activation memory grows with T/C + C instead of T, for about one
