@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -11,7 +12,7 @@ from seqjax.layers.masking import length_mask
 
 
 def feature_ablation_importance(
-    predict: Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray],
+    predict: Callable[[np.ndarray, np.ndarray], jax.Array | np.ndarray],
     inputs: np.ndarray,
     lengths: np.ndarray,
     score: Callable[[np.ndarray], float],

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from jax.typing import ArrayLike
 
 from seqjax.data.batch import Batch
 
 
-def weighted_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
+def weighted_mean(values: ArrayLike, weights: ArrayLike) -> jax.Array:
     """Mean of values (B,) over examples with weight > 0; 0 when every weight is 0."""
     return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1e-12)
 
@@ -33,7 +38,8 @@ def cross_entropy(logits: jax.Array, batch: Batch) -> jax.Array:
     return weighted_mean(per_example, batch.weights)
 
 
-LOSSES = {
+# Each maps (model outputs: an array, or a dict of them, and the batch) to a scalar.
+LOSSES: dict[str, Callable[[Any, Batch], jax.Array]] = {
     "binary_cross_entropy": binary_cross_entropy,
     "cross_entropy": cross_entropy,
     "mse": mean_squared_error,
@@ -49,7 +55,7 @@ def get_loss(name: str):
 FLAT = 0.1  # |trend| below this is "flat"
 
 
-def trend_class(trend: jax.Array) -> jax.Array:
+def trend_class(trend: jax.Array | np.ndarray) -> jax.Array:
     """0 = down, 1 = flat, 2 = up from trend values in [-1, 1]."""
     return jnp.where(trend < -FLAT, 0, jnp.where(trend > FLAT, 2, 1))
 

@@ -43,7 +43,8 @@ def plot_history(history: list[dict], out_dir: str) -> list[str]:
     if keys:
         fig, ax = plt.subplots(figsize=(6, 4))
         for key in keys:
-            ax.plot(epochs, [row.get(key) for row in history], marker="o", label=key)
+            values = [row.get(key, float("nan")) for row in history]  # a gap where missing
+            ax.plot(epochs, values, marker="o", label=key)
         ax.set_xlabel("epoch")
         ax.legend()
         ax.grid(alpha=0.3)

@@ -14,10 +14,11 @@ import numpy as np
 
 @flax.struct.dataclass
 class Batch:
-    inputs: jax.Array  # (B, T, F) float
-    lengths: jax.Array  # (B,) int32, in [1, T]
-    targets: jax.Array  # (B, ...) labels or regression targets
-    weights: jax.Array  # (B,) float32, 0 for padding examples
+    # Host (numpy) arrays from `make_batch`, device arrays once placed (`shard_batch`).
+    inputs: jax.Array | np.ndarray  # (B, T, F) float
+    lengths: jax.Array | np.ndarray  # (B,) int32, in [1, T]
+    targets: jax.Array | np.ndarray  # (B, ...) labels or regression targets
+    weights: jax.Array | np.ndarray  # (B,) float32, 0 for padding examples
 
     @property
     def size(self) -> int:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 
@@ -14,14 +15,20 @@ from seqjax.data.steel import steel_splits
 from seqjax.data.trend import trend_splits
 from seqjax.data.trust import trust_splits
 
-GENERATORS = {
+Splits = dict[str, SequenceDataset]
+
+GENERATORS: dict[str, Callable[..., Splits]] = {
     "trust": trust_splits,
     "steel": steel_splits,
     "hybrid": hybrid_splits,
     # data.size counts series of 260 weeks each (about 240 windows per series).
     "trend": trend_splits,
 }
-EXTERNAL = {"aeon": aeon_splits, "npz": npz_splits, "csv": csv_splits}
+EXTERNAL: dict[str, Callable[..., Splits]] = {
+    "aeon": aeon_splits,
+    "npz": npz_splits,
+    "csv": csv_splits,
+}
 SOURCES = (*GENERATORS, *(f"{k}:..." for k in EXTERNAL))
 
 

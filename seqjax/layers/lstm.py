@@ -295,7 +295,7 @@ class LSTM(nn.Module):
         layers = [
             [
                 self._weights(k, reverse, x.shape[-1] if k == 0 else dirs * self.hidden_size)
-                for reverse in range(dirs)
+                for reverse in (False, True)[:dirs]
             ]
             for k in range(self.num_layers)
         ]
@@ -448,8 +448,9 @@ class LSTM(nn.Module):
             mask = length_mask(lengths, max_len, time_major=True)[..., None]  # (T, B, 1)
         finals_h, finals_c = [], []
         for layer in range(self.num_layers):
-            unroll, chunk, infer_chunk = self._loop_shape(seq.shape[-1], max_len)
-            weights = [self._weights(layer, reverse, seq.shape[-1]) for reverse in range(dirs)]
+            features = seq.shape[-1]
+            unroll, chunk, infer_chunk = self._loop_shape(features, max_len)
+            weights = [self._weights(layer, rev, features) for rev in (False, True)[:dirs]]
             w_ihs, biases, w_hhs = [], [], []
             for w in weights:
                 w_ihs.append(w["kernel_ih"].astype(self.dtype))  # (F_k, 4H)

@@ -54,7 +54,7 @@ def batch_mesh(x: jax.Array | None = None, batch_dim: int | None = None):
         return None
     if mesh.axis_types[mesh.axis_names.index(BATCH_AXIS)] == AxisType.Manual:
         return None  # inside shard_map over `data`: these rows are one shard's
-    if batch_dim is not None and x.shape[batch_dim] % mesh.shape[BATCH_AXIS]:
+    if batch_dim is not None and x is not None and x.shape[batch_dim] % mesh.shape[BATCH_AXIS]:
         return None
     return mesh
 

@@ -135,14 +135,14 @@ class HybridSequenceModel(nn.Module):
         pooled = jnp.concatenate(
             [masked_mean(x, lengths), masked_max(x, lengths), last_valid(x, lengths)], axis=-1
         )  # (B, 3D)
-        heads = []
+        head_outputs = []
         for e in range(cfg.num_heads_ensemble):
             h = pooled
             for j, dim in enumerate(cfg.head_dims):
                 h = nn.relu(nn.Dense(dim, name=f"head_{e}_{j}")(h))
                 h = nn.Dropout(cfg.dropout)(h, deterministic=not train)
-            heads.append(nn.Dense(cfg.outputs, name=f"head_{e}_out")(h))  # (B, O)
-        heads = jnp.stack(heads, axis=1)  # (B, E, O)
+            head_outputs.append(nn.Dense(cfg.outputs, name=f"head_{e}_out")(h))  # (B, O)
+        heads = jnp.stack(head_outputs, axis=1)  # (B, E, O)
         combiner = nn.softmax(
             self.param("combiner", nn.initializers.zeros, (cfg.num_heads_ensemble,))
         )

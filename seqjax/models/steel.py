@@ -88,7 +88,6 @@ class SteelDefectLSTM(nn.Module):
         if cfg.input_norm:
             x = nn.LayerNorm(name="input_norm")(x)  # (B, T, F); padded rows are re-zeroed
         layer_outputs = []
-        h_last = None
         for k in range(cfg.num_layers):
             x_in = x
             x, (h_n, _) = LSTM(
@@ -102,7 +101,7 @@ class SteelDefectLSTM(nn.Module):
             if cfg.residual and k > 0:
                 x = x + x_in  # (B, T, D*H); both are zero past each length
             layer_outputs.append(x)
-            h_last = h_n  # (D, B, H)
+            h_last = h_n  # (D, B, H); the config holds 1-4 layers
             if k < cfg.num_layers - 1:
                 x = nn.Dropout(cfg.dropout)(x, deterministic=not train)
         weights = None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
@@ -155,7 +156,7 @@ class Checkpointer:
             ) from err
         return restored["state"], dict(restored["loop"])
 
-    def restore_newest_intact(self, like_state, warn) -> tuple[object, dict, int] | None:
+    def restore_newest_intact(self, like_state, warn) -> tuple[Any, dict, int] | None:
         """The newest checkpoint that restores; damaged newer ones are skipped with `warn`."""
         for epoch in sorted(self.all_epochs(), reverse=True):
             try:

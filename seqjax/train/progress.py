@@ -34,11 +34,12 @@ class EpochProgress:
         self.done += 1
         if self._bar is None:
             return
-        info = None
         if self.done % self.every == 0 or self.done == self.total:
             rate = self.done / (time.perf_counter() - self.start)
             info = f"loss {float(loss):.4f}  {rate:.1f} steps/s"
-        self._bar.update(self._task, advance=1, **({"info": info} if info else {}))
+            self._bar.update(self._task, advance=1, info=info)
+        else:
+            self._bar.update(self._task, advance=1)
 
     def close(self) -> None:
         if self._bar is not None:

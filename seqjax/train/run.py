@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 import jax
 
@@ -101,7 +102,7 @@ def run_experiment(
             writer.close()
     task = get_task(cfg.train.loss)
     _, eval_step = steps_for(cfg, result.mesh)
-    metrics = {
+    metrics: dict[str, Any] = {
         split: evaluate(
             eval_step, result.state, splits[split], task, cfg.train.batch_size, result.mesh
         )

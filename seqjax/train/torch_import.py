@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from seqjax.config import ExperimentConfig, apply_overrides, config_from_dict, dump_config
 from seqjax.data.sources import load_splits
@@ -30,7 +31,7 @@ from seqjax.train.sharding import replicate
 from seqjax.train.state import create_state
 
 # The data and task each model is evaluated on when no --config is given.
-DEFAULT_TASKS = {
+DEFAULT_TASKS: dict[str, dict[str, Any]] = {
     "trust": {"data": {"source": "trust"}, "train": {"loss": "binary_cross_entropy"}},
     "steel": {
         "data": {"source": "steel"},
