@@ -1,6 +1,6 @@
-"""The README's code for using the layer in your own JAX code runs as printed: each
-python block of that section in a fresh interpreter (the multi-core one must set JAX's
-CPU device count before JAX first runs)."""
+"""The README's code for using the layer and the engine in your own JAX code runs as
+printed: each python block of those sections in a fresh interpreter (the multi-core one
+must set JAX's CPU device count before JAX first runs)."""
 
 import os
 import re
@@ -12,12 +12,23 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Using the LSTM layer in your own JAX code"
+LOOP_SECTION = "## A seed model in your own training loop"
 
 
-def _snippets() -> list[str]:
+def _snippets(heading: str = SECTION) -> list[str]:
     text = (ROOT / "README.md").read_text()
-    section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+
+
+def _run(code: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # JAX's own defaults
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
 
 
 def test_the_section_has_its_snippets():
@@ -27,11 +38,19 @@ def test_the_section_has_its_snippets():
 @pytest.mark.parametrize("index", [0, 1], ids=["one_device", "every_core"])
 def test_a_readme_snippet_runs(index):
     code = _snippets()[index] + "\nprint('ok', outputs.shape, len(outputs.sharding.device_set))\n"
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # JAX's own defaults
-    proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=300,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    stdout = _run(code)
     devices = "2" if index == 1 else "1"
-    assert proc.stdout.split()[-1] == devices and "ok (32, 500, 256)" in proc.stdout
+    assert stdout.split()[-1] == devices and "ok (32, 500, 256)" in stdout
+
+
+def test_the_training_loop_snippet_learns():
+    """It trains and evaluates as printed, and its test accuracy beats always answering
+    the test split's majority class."""
+    (code,) = _snippets(LOOP_SECTION)
+    code += (
+        "\nimport numpy as np\n"
+        "positive = float(np.mean(splits['test'].targets))\n"
+        "print('ok', metrics['accuracy'], max(positive, 1 - positive))\n"
+    )
+    accuracy, majority = map(float, _run(code).split()[-2:])
+    assert accuracy > majority + 0.1, (accuracy, majority)
