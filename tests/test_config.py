@@ -28,6 +28,7 @@ def test_configs_are_frozen():
         ("optimizer.name=sgd", r"optimizer.name must be 'adam' or 'adamw'; got 'sgd'"),
         ("model.dropout=1.0", r"dropout must lie in \[0, 1\)"),
         ("model.lstm_backend=fast", r"backend must be one of 'auto', .*'pallas'; got 'fast'"),
+        ("model.lstm_precision=max", r"precision must be None, one of 'default', .*got 'max'"),
         ("data.splits=[0.5, 0.5]", r"data.splits: expected 3 values, got 2"),
         ("trainer.epochs=3", r"unknown top-level key 'trainer'"),
         ("epochs=3", r"must look like section.key=value"),
@@ -40,8 +41,9 @@ def test_bad_config_values_are_named(override, message):
 
 @pytest.mark.parametrize("config", ["trust", "steel_standard", "trend", "hybrid"])
 def test_every_systems_lstm_backend_is_a_config_key(config):
-    """`model.lstm_backend` reaches every LSTM of the model (each one's call is recorded),
-    and on CPU 'pallas' without the interpreter is refused by name. Traced only."""
+    """`model.lstm_backend` and `model.lstm_precision` reach every LSTM of the model (each
+    one's call is recorded), and on CPU 'pallas' without the interpreter is refused by
+    name. Traced only."""
     import functools
 
     import flax.linen as nn
@@ -51,8 +53,12 @@ def test_every_systems_lstm_backend_is_a_config_key(config):
     from seqjax.layers import LSTM
     from seqjax.models.registry import build_model
 
-    def traced(backend):
-        overrides = [f"model.lstm_backend={backend}", "data.size=64"]
+    def traced(backend, precision="null"):
+        overrides = [
+            f"model.lstm_backend={backend}",
+            f"model.lstm_precision={precision}",
+            "data.size=64",
+        ]
         cfg = load_config(f"configs/{config}.yaml", overrides)
         batch = load_splits(cfg.data)["train"]
         model = build_model(cfg.model_name, cfg.model)
@@ -63,12 +69,16 @@ def test_every_systems_lstm_backend_is_a_config_key(config):
 
     def record(call, args, kwargs, context):
         if isinstance(context.module, LSTM) and context.method_name == "__call__":
-            seen.append(context.module.backend)
+            seen.append((context.module.backend, context.module.precision))
         return call(*args, **kwargs)
 
     with nn.intercept_methods(record):
         traced("scan")()
-    assert seen and set(seen) == {"scan"}
+    assert seen and set(seen) == {("scan", None)}
+    seen.clear()
+    with nn.intercept_methods(record):
+        traced("auto", "highest")()
+    assert seen and set(seen) == {("auto", "highest")}
     if jax.default_backend() != "gpu":
         with pytest.raises(ValueError, match="backend='pallas' cannot run here: it compiles"):
             traced("pallas")()

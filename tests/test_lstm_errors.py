@@ -57,3 +57,9 @@ def test_bad_settings_are_named():
         LSTM(4, unroll=0).init(jax.random.key(0), X, LENGTHS)
     with pytest.raises(ValueError, match="initial_state parts must have shape"):
         MODEL.apply(VARIABLES, X, LENGTHS, initial_state=(np.zeros((1, 2, 3)),) * 2)
+    with pytest.raises(ValueError, match="precision must be None, one of 'default'.*got 'max'"):
+        LSTM(4, precision="max").init(jax.random.key(0), X, LENGTHS)
+    with pytest.raises(ValueError, match="precision sets the scan's dots.*pallas_precision"):
+        LSTM(16, backend="pallas", pallas_interpret=True, precision="highest").init(
+            jax.random.key(0), X, LENGTHS
+        )

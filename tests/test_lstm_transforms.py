@@ -1,11 +1,15 @@
 """The layer under jit, grad, forward mode, vmap, bf16 compute, dropout, an initial state
 and Flax's lifted transforms."""
 
+import contextlib
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import lax
+from jax.extend.core import ClosedJaxpr, Jaxpr
 
 from seqjax.layers import LSTM
 
@@ -118,6 +122,55 @@ def test_forward_mode_needs_the_autodiff_backward():
     forward = jax.jacfwd(lambda x: autodiff.apply(v, x, LENGTHS)[0].sum(axis=(1, 2)))(X)
     reverse = jax.jacrev(lambda x: custom.apply(v, x, LENGTHS)[0].sum(axis=(1, 2)))(X)
     np.testing.assert_allclose(np.asarray(forward), np.asarray(reverse), rtol=1e-5, atol=1e-6)
+
+
+def _dot_precisions(jaxpr) -> list:
+    """The precision of every dot_general in `jaxpr` and the jaxprs inside it (loops,
+    remat, jit), in order."""
+    found = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            found.append(eqn.params["precision"])
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, tuple | list) else (value,):
+                if isinstance(sub, ClosedJaxpr):
+                    found += _dot_precisions(sub.jaxpr)
+                elif isinstance(sub, Jaxpr):
+                    found += _dot_precisions(sub)
+    return found
+
+
+OPTIONS = [{}, {"remat_chunk": 2}, {"fused_directions": True}, {"length_groups": 2}]
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=["scan", "remat", "fused", "length_groups"])
+def test_precision_reaches_the_custom_backward_dots(options):
+    """`precision` sets every dot, the hand-written backward pass's included (JAX traces
+    that later, outside the forward call), and so does a user's own
+    `jax.default_matmul_precision` around the forward call; None leaves JAX's default."""
+    highest = (lax.Precision.HIGHEST, lax.Precision.HIGHEST)
+    lengths = jnp.array([3, 1])
+
+    def grad_dots(model, context=contextlib.nullcontext):
+        v = model.init(jax.random.key(0), X, lengths)
+
+        def loss(v, x):
+            with context():
+                out, (h, c) = model.apply(v, x, lengths)
+            return jnp.sum(out**2) + jnp.sum(c)
+
+        return _dot_precisions(jax.make_jaxpr(jax.grad(loss, argnums=(0, 1)))(v, X).jaxpr)
+
+    set_on_layer = grad_dots(LSTM(4, 2, bidirectional=True, precision="highest", **options))
+    around_call = grad_dots(
+        LSTM(4, 2, bidirectional=True, **options),
+        lambda: jax.default_matmul_precision("highest"),
+    )
+    default = grad_dots(LSTM(4, 2, bidirectional=True, **options))
+    forward = 8 if not options.get("fused_directions") else 4  # projection + step, per scan
+    assert len(set_on_layer) > 2 * forward  # the backward dots are there
+    assert set_on_layer == around_call == [highest] * len(set_on_layer)
+    assert default == [None] * len(set_on_layer)
 
 
 def test_custom_backward_under_vmap_of_grad():

@@ -15,6 +15,7 @@ Parameter tree (per layer k; `_reverse` only when bidirectional), kernels stored
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from seqjax.layers.cudnn import cudnn_available, cudnn_lstm
 from seqjax.layers.length_groups import sort_batch, unsort_batch
@@ -39,6 +41,10 @@ from seqjax.layers.recurrence import (
 
 Initializer = Callable[..., jax.Array]
 BACKENDS = ("auto", "scan", "cudnn", "pallas")
+# `jax.default_matmul_precision`'s names: levels, then dot algorithms.
+MATMUL_PRECISIONS = ("default", "high", "highest", "bfloat16", "tensorfloat32", "float32") + tuple(
+    preset.name for preset in lax.DotAlgorithmPreset if preset.name != "DEFAULT"
+)
 
 
 def check_backend(backend: str) -> None:
@@ -47,6 +53,25 @@ def check_backend(backend: str) -> None:
     if backend not in BACKENDS:
         choices = ", ".join(repr(b) for b in BACKENDS)
         raise ValueError(f"LSTM: backend must be one of {choices}; got {backend!r}")
+
+
+def check_precision(precision: str | None) -> None:
+    """Raise, naming the choices, unless `precision` is None or a name in
+    `MATMUL_PRECISIONS`; model configs call it too, so a YAML typo fails at load."""
+    if precision is not None and precision not in MATMUL_PRECISIONS:
+        levels = ", ".join(repr(p) for p in MATMUL_PRECISIONS[:6])
+        raise ValueError(
+            f"LSTM: precision must be None, one of {levels}, or a jax.lax.DotAlgorithmPreset "
+            f"name; got {precision!r}"
+        )
+
+
+def matmul_precision(precision: str | None) -> contextlib.AbstractContextManager:
+    """The context in which `LSTM` traces its dots. The custom backward pass's dots and a
+    remat chunk's recomputed ones are traced within the forward call, so they take it too."""
+    if precision is None:
+        return contextlib.nullcontext()
+    return jax.default_matmul_precision(precision)
 
 
 def pytorch_uniform(hidden_size: int) -> Initializer:
@@ -186,6 +211,11 @@ class LSTM(nn.Module):
     kernel launch on a GPU, opt-in (see layers/pallas_lstm.py); with
     `pallas_interpret=True` it runs in Pallas's interpreter on any platform (for tests);
     `pallas_precision` is its matmul algorithm, "float32" or "tf32x3" (`PRECISIONS`).
+    `precision` is the scan's float32 matmul precision, any name `jax.default_matmul_precision`
+    takes ("highest", "tensorfloat32", "bfloat16", ...), for the forward and backward dots
+    alike; None follows JAX's default, which on a GPU may round float32 dots to TF32 and on
+    a TPU to bfloat16 passes, where "highest" keeps float32 (cuDNN's own knob is
+    `cudnn_tf32`, Pallas's `pallas_precision`).
     `length_groups` G > 1 sorts the rows longest first and runs the recurrence in phases
     over G groups of rows, so the loop stops computing a group once all its sequences have
     ended (seqjax/layers/length_groups.py; the same results, to float rounding); None
@@ -210,6 +240,7 @@ class LSTM(nn.Module):
     cudnn_tf32: bool = False
     pallas_interpret: bool = False
     pallas_precision: str = "float32"
+    precision: str | None = None
     length_groups: int | None = None
     kernel_ih_init: Initializer | None = None
     kernel_hh_init: Initializer | None = None
@@ -249,6 +280,8 @@ class LSTM(nn.Module):
         if jnp.dtype(self.dtype) != jnp.float32 or jnp.dtype(self.param_dtype) != jnp.float32:
             why.append(f"it computes in float32 only (dtype {jnp.dtype(self.dtype).name})")
         why += self._scan_only_options()
+        if self.precision is not None:
+            why.append("precision sets the scan's dots (cuDNN's knob is cudnn_tf32)")
         if train and self.dropout > 0 and self.num_layers > 1:
             # One cuDNN call per layer with seqjax's dropout between them disagreed with the
             # scan under value_and_grad on an H100 (jax 0.11.2), while each call alone and
@@ -285,6 +318,8 @@ class LSTM(nn.Module):
                 "pallas_interpret=True runs it interpreted"
             )
         why += self._scan_only_options()
+        if self.precision is not None:
+            why.append("precision sets the scan's dots (Pallas's knob is pallas_precision)")
         if why:
             raise ValueError("LSTM: backend='pallas' cannot run here: " + "; ".join(why))
         return True
@@ -414,7 +449,13 @@ class LSTM(nn.Module):
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"LSTM: dropout must lie in [0, 1); got {self.dropout}")
+        check_precision(self.precision)
         check_sequence_inputs(x, lengths, feature_size=self._built_features())
+        with matmul_precision(self.precision):
+            return self._stack(x, lengths, train, initial_state)
+
+    def _stack(self, x, lengths, train, initial_state):
+        """The checked call's work, traced in `precision`'s context."""
         batch, max_len, _ = x.shape
         dirs = 2 if self.bidirectional else 1
         hidden = self.hidden_size

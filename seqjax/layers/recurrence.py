@@ -22,6 +22,9 @@ padded tail and starts at each sequence's last valid step, exactly as PyTorch's
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -31,6 +34,37 @@ from seqjax.layers.length_groups import phased_scan
 from seqjax.layers.vma import match_vma, sum_to_vma
 
 Carry = tuple[jax.Array, jax.Array]
+
+
+def custom_vjp_in_precision(
+    primal: Callable, fwd: Callable, bwd: Callable, nondiff_argnums: tuple[int, ...]
+) -> Callable:
+    """`jax.custom_vjp(primal, nondiff_argnums)` with rules `fwd` and `bwd`, whose backward
+    rule is traced in the matmul precision that was current when the function was called.
+
+    Why: JAX traces a custom VJP's backward rule when the gradient is formed, after the
+    forward call has returned, so a `jax.default_matmul_precision` context around the
+    forward call (`LSTM(precision=...)`, or a user's own) would not reach the backward
+    dots, which would then round to the platform default (TF32 on a GPU, bfloat16 passes
+    on a TPU) while the forward ones did not. One custom VJP is built per precision."""
+
+    @functools.cache
+    def in_precision(precision: str | None):
+        def bwd_in_precision(*args):
+            with jax.default_matmul_precision(precision):
+                return bwd(*args)
+
+        function = jax.custom_vjp(primal, nondiff_argnums=nondiff_argnums)
+        function.defvjp(fwd, bwd_in_precision)
+        return function
+
+    @functools.wraps(primal)
+    def call(*args):
+        # The public read of a config option that has a context manager; set dynamically.
+        precision = jax.config.jax_default_matmul_precision  # type: ignore[attr-defined]
+        return in_precision(precision)(*args)
+
+    return call
 
 
 def gate_scale(hidden: int) -> np.ndarray:
@@ -236,13 +270,14 @@ def _scan_vjp_bwd(reverse, unroll, groups, residuals, cotangents):
 
 # `scan_direction` with the hand-written backward pass above; same signature, except that
 # `reverse`, `unroll` and `groups` are positional (static, non-differentiable arguments).
-scan_direction_fast = jax.custom_vjp(
+scan_direction_fast = custom_vjp_in_precision(
     lambda xproj, w_hh, mask, init, reverse, unroll, groups=1: scan_direction(
         xproj, w_hh, mask, init, reverse=reverse, unroll=unroll, groups=groups
     ),
+    _scan_vjp_fwd,
+    _scan_vjp_bwd,
     nondiff_argnums=(4, 5, 6),
 )
-scan_direction_fast.defvjp(_scan_vjp_fwd, _scan_vjp_bwd)
 
 
 def _to_chunks(x: jax.Array, chunk: int, fill) -> jax.Array:
@@ -388,8 +423,9 @@ def _remat_vjp_bwd(reverse, unroll, chunk, groups, residuals, cotangents):
 # memory O(T/chunk + chunk) steps instead of O(T), for about one extra forward pass.
 # seq (T, B, F), w_ih (F, 4H), bias (4H,), w_hh (H, 4H); `reverse`,
 # `unroll`, `chunk` and `groups` (default 1) are positional and static.
-lstm_direction_remat = jax.custom_vjp(_chunked_primal, nondiff_argnums=(6, 7, 8, 9))
-lstm_direction_remat.defvjp(_remat_vjp_fwd, _remat_vjp_bwd)
+lstm_direction_remat = custom_vjp_in_precision(
+    _chunked_primal, _remat_vjp_fwd, _remat_vjp_bwd, nondiff_argnums=(6, 7, 8, 9)
+)
 
 
 def _chunked_forward_saving(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, groups=1):
@@ -449,5 +485,6 @@ def _projected_vjp_bwd(reverse, unroll, chunk, infer_chunk, groups, residuals, c
 # where no gradient is taken. The backward pass is the hand-written one. Arguments as
 # `lstm_direction_remat`'s up to `chunk`, then `infer_chunk` and `groups` (default 1), both
 # static: groups > 1 needs the rows sorted longest first (length_groups.py).
-lstm_direction = jax.custom_vjp(_projected_primal, nondiff_argnums=(6, 7, 8, 9, 10))
-lstm_direction.defvjp(_projected_vjp_fwd, _projected_vjp_bwd)
+lstm_direction = custom_vjp_in_precision(
+    _projected_primal, _projected_vjp_fwd, _projected_vjp_bwd, nondiff_argnums=(6, 7, 8, 9, 10)
+)

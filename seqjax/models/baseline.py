@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 
 from seqjax.layers import LSTM
-from seqjax.layers.lstm import check_backend
+from seqjax.layers.lstm import check_backend, check_precision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,9 +19,11 @@ class BaselineConfig:
     outputs: int = 3
     dropout: float = 0.1
     lstm_backend: str = "auto"  # auto | scan | cudnn | pallas: `seqjax.layers.LSTM` backend
+    lstm_precision: str | None = None  # the scan's matmul precision, e.g. "highest"
 
     def __post_init__(self):
         check_backend(self.lstm_backend)
+        check_precision(self.lstm_precision)
 
 
 class LSTMRegressor(nn.Module):
@@ -37,6 +39,7 @@ class LSTMRegressor(nn.Module):
             cfg.num_layers,
             dropout=cfg.dropout,
             backend=cfg.lstm_backend,
+            precision=cfg.lstm_precision,
             name="lstm",
         )
         _, (h_n, _) = lstm(inputs, lengths, train=train)

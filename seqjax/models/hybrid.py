@@ -30,7 +30,7 @@ import jax.numpy as jnp
 from seqjax.layers import LSTM
 from seqjax.layers.attention import MaskedSelfAttention
 from seqjax.layers.conv import MultiScaleConv, sinusoidal_encoding
-from seqjax.layers.lstm import check_backend
+from seqjax.layers.lstm import check_backend, check_precision
 from seqjax.layers.masking import length_mask
 from seqjax.layers.pooling import last_valid, masked_max, masked_mean
 
@@ -59,9 +59,11 @@ class HybridConfig:
     # exact values reach the BiLSTMs unblurred by the 3-9 step kernels.
     conv_residual: bool = True  # False: the seed as described
     lstm_backend: str = "auto"  # auto | scan | cudnn | pallas: `seqjax.layers.LSTM` backend
+    lstm_precision: str | None = None  # the scan's matmul precision, e.g. "highest"
 
     def __post_init__(self):
         check_backend(self.lstm_backend)
+        check_precision(self.lstm_precision)
         if self.d_model % 2 or self.d_model % self.num_heads:
             raise ValueError(
                 f"d_model {self.d_model} must be even and divisible by num_heads {self.num_heads}"
@@ -108,6 +110,7 @@ class HybridSequenceModel(nn.Module):
                 bidirectional=True,
                 dropout=cfg.dropout,
                 backend=cfg.lstm_backend,
+                precision=cfg.lstm_precision,
                 name=f"bilstm_{k}",
             )
             if cfg.block_norm == "pre":  # x + f(LN(x)): an identity path from conv to pools

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from seqjax.layers import LSTM
 from seqjax.layers.attention import MultiHeadAttentionPool
-from seqjax.layers.lstm import check_backend
+from seqjax.layers.lstm import check_backend, check_precision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,9 +29,11 @@ class TrendConfig:
     head_dim: int = 64
     num_horizons: int = 2
     lstm_backend: str = "auto"  # auto | scan | cudnn | pallas: `seqjax.layers.LSTM` backend
+    lstm_precision: str | None = None  # the scan's matmul precision, e.g. "highest"
 
     def __post_init__(self):
         check_backend(self.lstm_backend)
+        check_precision(self.lstm_precision)
         if (2 * self.hidden_size) % self.num_heads:
             raise ValueError(
                 f"2 * hidden_size ({2 * self.hidden_size}) must be divisible by num_heads "
@@ -60,6 +62,7 @@ class TrendPredictor(nn.Module):
             bidirectional=True,
             dropout=cfg.dropout,
             backend=cfg.lstm_backend,
+            precision=cfg.lstm_precision,
             name="encoder",
         )(inputs, lengths, train=train)  # (B, T, 2H)
         pooled, weights = MultiHeadAttentionPool(cfg.num_heads, name="attention")(x, lengths)

@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 
 from seqjax.layers import LSTM
-from seqjax.layers.lstm import check_backend
+from seqjax.layers.lstm import check_backend, check_precision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,9 +27,11 @@ class TrustConfig:
     dropout: float = 0.4
     unroll: int | None = None  # None: the platform's default (16 on GPU, 1 elsewhere)
     lstm_backend: str = "auto"  # auto | scan | cudnn | pallas: `seqjax.layers.LSTM` backend
+    lstm_precision: str | None = None  # the scan's matmul precision, e.g. "highest"
 
     def __post_init__(self):
         check_backend(self.lstm_backend)
+        check_precision(self.lstm_precision)
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
             raise ValueError(
                 f"hidden_sizes must be non-empty positive ints; got {self.hidden_sizes}"
@@ -55,6 +57,7 @@ class TrustLSTM(nn.Module):
                 hidden,
                 unroll=cfg.unroll,
                 backend=cfg.lstm_backend,
+                precision=cfg.lstm_precision,
                 kernel_ih_init=nn.initializers.xavier_uniform(),
                 kernel_hh_init=nn.initializers.orthogonal(),
                 bias_init=nn.initializers.zeros,
