@@ -41,8 +41,9 @@ from seqjax.layers.recurrence import (
 
 Initializer = Callable[..., jax.Array]
 BACKENDS = ("auto", "scan", "cudnn", "pallas")
-# `jax.default_matmul_precision`'s names: levels, then dot algorithms.
-MATMUL_PRECISIONS = ("default", "high", "highest", "bfloat16", "tensorfloat32", "float32") + tuple(
+# `jax.default_matmul_precision`'s names: its levels, then the dot algorithms.
+PRECISION_LEVELS = ("default", "high", "highest", "bfloat16", "tensorfloat32", "float32")
+MATMUL_PRECISIONS = PRECISION_LEVELS + tuple(
     preset.name for preset in lax.DotAlgorithmPreset if preset.name != "DEFAULT"
 )
 
@@ -59,7 +60,7 @@ def check_precision(precision: str | None) -> None:
     """Raise, naming the choices, unless `precision` is None or a name in
     `MATMUL_PRECISIONS`; model configs call it too, so a YAML typo fails at load."""
     if precision is not None and precision not in MATMUL_PRECISIONS:
-        levels = ", ".join(repr(p) for p in MATMUL_PRECISIONS[:6])
+        levels = ", ".join(repr(p) for p in PRECISION_LEVELS)
         raise ValueError(
             f"LSTM: precision must be None, one of {levels}, or a jax.lax.DotAlgorithmPreset "
             f"name; got {precision!r}"
@@ -67,8 +68,8 @@ def check_precision(precision: str | None) -> None:
 
 
 def matmul_precision(precision: str | None) -> contextlib.AbstractContextManager:
-    """The context in which `LSTM` traces its dots. The custom backward pass's dots and a
-    remat chunk's recomputed ones are traced within the forward call, so they take it too."""
+    """The context in which `LSTM` traces its dots. The hand-written backward pass, which
+    JAX traces later, takes it too (`recurrence.custom_vjp_in_precision`)."""
     if precision is None:
         return contextlib.nullcontext()
     return jax.default_matmul_precision(precision)
