@@ -1,6 +1,25 @@
-"""Sequence layers: the masked LSTM and the pieces models build on it."""
+"""Sequence layers: the masked LSTM and the masked pieces models build on it (pooling,
+attention, convolutions), each exact under padding: values past a sequence's length never
+change a result."""
 
+from seqjax.layers.attention import MaskedSelfAttention, MultiHeadAttentionPool
+from seqjax.layers.conv import MultiScaleConv, sinusoidal_encoding
 from seqjax.layers.lstm import LSTM, pytorch_uniform
-from seqjax.layers.masking import check_sequence_inputs, length_mask
+from seqjax.layers.masking import check_sequence_inputs, length_mask, masked_softmax
+from seqjax.layers.pooling import AttentionPool, last_valid, masked_max, masked_mean
 
-__all__ = ["LSTM", "check_sequence_inputs", "length_mask", "pytorch_uniform"]
+__all__ = [
+    "LSTM",
+    "AttentionPool",
+    "MaskedSelfAttention",
+    "MultiHeadAttentionPool",
+    "MultiScaleConv",
+    "check_sequence_inputs",
+    "last_valid",
+    "length_mask",
+    "masked_max",
+    "masked_mean",
+    "masked_softmax",
+    "pytorch_uniform",
+    "sinusoidal_encoding",
+]

@@ -24,14 +24,15 @@ class MultiHeadAttentionPool(nn.Module):
         if dim % self.num_heads:
             raise ValueError(f"feature size {dim} is not divisible by {self.num_heads} heads")
         head_dim = dim // self.num_heads
+        valid = length_mask(lengths, max_len)  # (B, T)
+        x = jnp.where(valid[..., None], x, 0)  # a weight of 0 times NaN padding is still NaN
         keys = nn.DenseGeneral((self.num_heads, head_dim), name="key")(x)  # (B, T, N, Dh)
         values = nn.DenseGeneral((self.num_heads, head_dim), name="value")(x)  # (B, T, N, Dh)
         query = self.param(
             "query", nn.initializers.normal(0.02), (self.num_heads, head_dim)
         )  # (N, Dh)
         scores = jnp.einsum("btnd,nd->bnt", keys, query) / jnp.sqrt(head_dim)  # (B, N, T)
-        mask = length_mask(lengths, max_len)[:, None, :]  # (B, 1, T)
-        weights = masked_softmax(scores, mask)  # (B, N, T)
+        weights = masked_softmax(scores, valid[:, None, :])  # keys (B, 1, T) -> (B, N, T)
         pooled = jnp.einsum("bnt,btnd->bnd", weights, values).reshape(batch, dim)  # (B, D)
         return nn.Dense(dim, name="out")(pooled), weights
 
@@ -48,10 +49,11 @@ class MaskedSelfAttention(nn.Module):
         if dim % self.num_heads:
             raise ValueError(f"feature size {dim} is not divisible by {self.num_heads} heads")
         head_dim = dim // self.num_heads
+        valid = length_mask(lengths, max_len)  # (B, T)
+        x = jnp.where(valid[..., None], x, 0)  # a weight of 0 times NaN padding is still NaN
         qkv = nn.DenseGeneral((3, self.num_heads, head_dim), name="qkv")(x)  # (B, T, 3, N, Dh)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # each (B, T, N, Dh)
         scores = jnp.einsum("bqnd,bknd->bnqk", q, k) / jnp.sqrt(head_dim)  # (B, N, T, T)
-        valid = length_mask(lengths, max_len)  # (B, T)
         weights = masked_softmax(scores, valid[:, None, None, :])  # keys (B, 1, 1, T)
         out = jnp.einsum("bnqk,bknd->bqnd", weights, v).reshape(batch, max_len, dim)
         out = nn.Dense(dim, name="out")(out)  # (B, T, D)

@@ -42,8 +42,9 @@ class AttentionPool(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, lengths: jax.Array) -> tuple[jax.Array, jax.Array]:
-        scores = nn.Dense(1, name="score")(jnp.tanh(nn.Dense(self.hidden, name="proj")(x)))
         mask = length_mask(lengths, x.shape[1])  # (B, T)
+        x = jnp.where(mask[..., None], x, 0)  # a weight of 0 times NaN padding is still NaN
+        scores = nn.Dense(1, name="score")(jnp.tanh(nn.Dense(self.hidden, name="proj")(x)))
         weights = masked_softmax(scores[..., 0], mask)  # (B, T)
         pooled = jnp.einsum("bt,btd->bd", weights, x)  # (B, D)
         return pooled, weights
