@@ -119,8 +119,8 @@ def test_forward_mode_needs_the_autodiff_backward():
     with pytest.raises(TypeError, match="custom_vjp"):
         jax.jvp(lambda x: custom.apply(v, x, LENGTHS)[0], (X,), (X,))
     autodiff = LSTM(4, num_layers=2, bidirectional=True, backward="autodiff")
-    forward = jax.jacfwd(lambda x: autodiff.apply(v, x, LENGTHS)[0].sum(axis=(1, 2)))(X)
-    reverse = jax.jacrev(lambda x: custom.apply(v, x, LENGTHS)[0].sum(axis=(1, 2)))(X)
+    forward = jax.jit(jax.jacfwd(lambda x: autodiff.apply(v, x, LENGTHS)[0].sum(axis=(1, 2))))(X)
+    reverse = jax.jit(jax.jacrev(lambda x: custom.apply(v, x, LENGTHS)[0].sum(axis=(1, 2))))(X)
     np.testing.assert_allclose(np.asarray(forward), np.asarray(reverse), rtol=1e-5, atol=1e-6)
 
 
@@ -152,7 +152,7 @@ def test_precision_reaches_the_custom_backward_dots(options):
     lengths = jnp.array([3, 1])
 
     def grad_dots(model, context=contextlib.nullcontext):
-        v = model.init(jax.random.key(0), X, lengths)
+        v = jax.eval_shape(model.init, jax.random.key(0), X, lengths)  # traced, not run
 
         def loss(v, x):
             with context():
