@@ -29,6 +29,7 @@ def test_configs_are_frozen():
         ("model.dropout=1.0", r"dropout must lie in \[0, 1\)"),
         ("model.lstm_backend=fast", r"backend must be one of 'auto', .*'pallas'; got 'fast'"),
         ("model.lstm_precision=max", r"precision must be None, one of 'default', .*got 'max'"),
+        ("model.lstm_dtype=float16", r"lstm_dtype must be one of \('float32', 'bfloat16'\)"),
         ("data.splits=[0.5, 0.5]", r"data.splits: expected 3 values, got 2"),
         ("trainer.epochs=3", r"unknown top-level key 'trainer'"),
         ("epochs=3", r"must look like section.key=value"),
@@ -41,22 +42,24 @@ def test_bad_config_values_are_named(override, message):
 
 @pytest.mark.parametrize("config", ["trust", "steel_standard", "trend", "hybrid"])
 def test_every_systems_lstm_backend_is_a_config_key(config):
-    """`model.lstm_backend` and `model.lstm_precision` reach every LSTM of the model (each
-    one's call is recorded), and on CPU 'pallas' without the interpreter is refused by
-    name. Traced only."""
+    """`model.lstm_backend`, `model.lstm_precision` and `model.lstm_dtype` reach every LSTM
+    of the model (each one's call is recorded), and on CPU 'pallas' without the interpreter
+    is refused by name. Traced only."""
     import functools
 
     import flax.linen as nn
     import jax
+    import jax.numpy as jnp
 
     from seqjax.data.sources import load_splits
     from seqjax.layers import LSTM
     from seqjax.models.registry import build_model
 
-    def traced(backend, precision="null"):
+    def traced(backend, precision="null", dtype="float32"):
         overrides = [
             f"model.lstm_backend={backend}",
             f"model.lstm_precision={precision}",
+            f"model.lstm_dtype={dtype}",
             "data.size=64",
         ]
         cfg = load_config(f"configs/{config}.yaml", overrides)
@@ -69,16 +72,17 @@ def test_every_systems_lstm_backend_is_a_config_key(config):
 
     def record(call, args, kwargs, context):
         if isinstance(context.module, LSTM) and context.method_name == "__call__":
-            seen.append((context.module.backend, context.module.precision))
+            module = context.module
+            seen.append((module.backend, module.precision, jnp.dtype(module.dtype).name))
         return call(*args, **kwargs)
 
     with nn.intercept_methods(record):
         traced("scan")()
-    assert seen and set(seen) == {("scan", None)}
+    assert seen and set(seen) == {("scan", None, "float32")}
     seen.clear()
     with nn.intercept_methods(record):
-        traced("auto", "highest")()
-    assert seen and set(seen) == {("auto", "highest")}
+        traced("auto", "highest", "bfloat16")()
+    assert seen and set(seen) == {("auto", "highest", "bfloat16")}
     if jax.default_backend() != "gpu":
         with pytest.raises(ValueError, match="backend='pallas' cannot run here: it compiles"):
             traced("pallas")()

@@ -67,6 +67,16 @@ def check_precision(precision: str | None) -> None:
         )
 
 
+COMPUTE_DTYPES = ("float32", "bfloat16")  # what a model config's `lstm_dtype` may name
+
+
+def check_compute_dtype(name: str) -> None:
+    """Raise, naming the choices, unless `name` is in `COMPUTE_DTYPES` (model configs'
+    `lstm_dtype`: the LSTM's matmul dtype; parameters and the carry stay float32)."""
+    if name not in COMPUTE_DTYPES:
+        raise ValueError(f"LSTM: lstm_dtype must be one of {COMPUTE_DTYPES}; got {name!r}")
+
+
 def matmul_precision(precision: str | None) -> contextlib.AbstractContextManager:
     """The context in which `LSTM` traces its dots. The hand-written backward pass, which
     JAX traces later, takes it too (`recurrence.custom_vjp_in_precision`)."""

@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 
 from seqjax.layers import LSTM
-from seqjax.layers.lstm import check_backend, check_precision
+from seqjax.layers.lstm import check_backend, check_compute_dtype, check_precision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,10 +20,12 @@ class BaselineConfig:
     dropout: float = 0.1
     lstm_backend: str = "auto"  # auto | scan | cudnn | pallas: `seqjax.layers.LSTM` backend
     lstm_precision: str | None = None  # the scan's matmul precision, e.g. "highest"
+    lstm_dtype: str = "float32"  # the LSTM's matmul dtype: float32 | bfloat16
 
     def __post_init__(self):
         check_backend(self.lstm_backend)
         check_precision(self.lstm_precision)
+        check_compute_dtype(self.lstm_dtype)
 
 
 class LSTMRegressor(nn.Module):
@@ -40,6 +42,7 @@ class LSTMRegressor(nn.Module):
             dropout=cfg.dropout,
             backend=cfg.lstm_backend,
             precision=cfg.lstm_precision,
+            dtype=cfg.lstm_dtype,
             name="lstm",
         )
         _, (h_n, _) = lstm(inputs, lengths, train=train)

@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax
 
 from seqjax.layers import LSTM
-from seqjax.layers.lstm import check_backend, check_precision
+from seqjax.layers.lstm import check_backend, check_compute_dtype, check_precision
 from seqjax.layers.pooling import AttentionPool, masked_mean
 
 POOLINGS = ("last", "mean", "attention")
@@ -49,6 +49,7 @@ class SteelConfig:
     unroll: int | None = None  # None: the platform's default (16 on GPU, 1 elsewhere)
     lstm_backend: str = "auto"  # auto | scan | cudnn | pallas: `seqjax.layers.LSTM` backend
     lstm_precision: str | None = None  # the scan's matmul precision, e.g. "highest"
+    lstm_dtype: str = "float32"  # the LSTM's matmul dtype: float32 | bfloat16
     remat_chunk: int = 0  # > 0: rematerialise the recurrence in chunks (long sequences)
     residual: bool = False  # add each layer's input to its output from layer 2 on
     num_classes: int = 1  # 1: one defect logit (B,); K >= 3: class logits (B, K)
@@ -56,6 +57,7 @@ class SteelConfig:
     def __post_init__(self):
         check_backend(self.lstm_backend)
         check_precision(self.lstm_precision)
+        check_compute_dtype(self.lstm_dtype)
         if self.num_classes < 1 or self.num_classes == 2:
             raise ValueError(
                 f"num_classes must be 1 (binary, one logit) or >= 3; got {self.num_classes}"
@@ -98,6 +100,7 @@ class SteelDefectLSTM(nn.Module):
                 unroll=cfg.unroll,
                 backend=cfg.lstm_backend,
                 precision=cfg.lstm_precision,
+                dtype=cfg.lstm_dtype,
                 remat_chunk=cfg.remat_chunk,
                 name=f"lstm_{k}",
             )(x, lengths, train=train)  # (B, T, D*H), zero past each length
