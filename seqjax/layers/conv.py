@@ -15,9 +15,17 @@ from seqjax.layers.masking import length_mask
 
 
 def sinusoidal_encoding(max_len: int, dim: int) -> jax.Array:
-    """(T, D) sin/cos positional encoding of "Attention is all you need"."""
+    """(T, D) sin/cos positional encoding of "Attention is all you need".
+
+    A known length gets a float64 table rounded once to float32; a symbolic one (`jax.export`
+    with shape polymorphism) is computed in float32 inside the program, whose rounded angles
+    put it within 3.5e-6 of the table at 64 steps and 3e-5 at 500 (D = 128)."""
+    rates = np.exp(-np.log(10000.0) * (np.arange(0, dim, 2) / dim))[None, :]  # (1, ceil(D/2))
+    if not isinstance(max_len, int):
+        angles = jnp.arange(max_len, dtype=jnp.float32)[:, None] * rates.astype(np.float32)
+        enc = jnp.stack([jnp.sin(angles), jnp.cos(angles)], axis=-1)  # (T, ceil(D/2), 2)
+        return enc.reshape(max_len, -1)[:, :dim]  # sin, cos interleaved
     pos = np.arange(max_len)[:, None]
-    rates = np.exp(-np.log(10000.0) * (np.arange(0, dim, 2) / dim))[None, :]
     enc = np.zeros((max_len, dim), np.float32)
     enc[:, 0::2] = np.sin(pos * rates)
     enc[:, 1::2] = np.cos(pos * rates[:, : dim // 2])

@@ -123,12 +123,17 @@ def loop_defaults(platform: str, features: int, hidden: int, steps: int) -> tupl
     one more matmul on the one thread that runs the steps (trend's stack inferred 1.01-1.05x
     as fast in five runs, training unchanged: `python -m benchmarks.stack_ab bce6bc2
     --only trend`, benchmarks/results/stack_ab_trend_infer_projection_cpu_amd-epyc.json).
+
+    A symbolic length (`jax.export` with shape polymorphism) runs unroll 1 and, for
+    inference, projects the whole sequence at once: the other choices need the length.
     """
+    known = isinstance(steps, int)  # not a symbolic length (`jax.export`, shape polymorphism)
     if platform != "cpu":
-        return 16, 0, 0
+        return (16 if known else 1), 0, 0  # an unrolled scan needs its length
+    infer_chunk = projection_chunk(steps) if known else 0  # a chunk must divide the length
     if features < hidden:
-        return 1, 1, (1 if 2 * features < hidden else projection_chunk(steps))
-    return 1, 0, projection_chunk(steps)
+        return 1, 1, (1 if 2 * features < hidden else infer_chunk)
+    return 1, 0, infer_chunk
 
 
 def length_groups_default(platform: str, steps: int) -> int:
@@ -151,6 +156,8 @@ def length_groups_default(platform: str, steps: int) -> int:
     costs its launches, not its rows, and the scan is unrolled, which the phased loops are
     not: one group there.
     """
+    if not isinstance(steps, int):
+        return 1  # a symbolic length (`jax.export`): phase bounds need it known
     return 4 if platform == "cpu" and steps >= 128 else 1
 
 
@@ -370,7 +377,8 @@ class LSTM(nn.Module):
     def _length_groups(self, steps: int, seq: jax.Array) -> int:
         """The length groups this module runs its scan over `seq` in (1: none), checked
         against the options they cannot work with. The default is none where seq's rows
-        lie on a mesh without a `data` axis: sorting them there would gather the batch."""
+        lie on a mesh without a `data` axis (sorting them there would gather the batch) or
+        where their number is symbolic."""
         clash = []  # options the phased loops cannot serve
         if self.unroll is not None and self.unroll > 1:
             clash.append(f"unroll={self.unroll} (its phased loops run unroll 1)")
@@ -379,8 +387,8 @@ class LSTM(nn.Module):
         if self.backward != "custom":
             clash.append("backward='autodiff'")
         if self.length_groups is None:
-            if clash or not rows_whole_per_device(seq):
-                return 1
+            if clash or not rows_whole_per_device(seq) or not isinstance(seq.shape[0], int):
+                return 1  # (a symbolic batch size: groups of rows need it known)
             return length_groups_default(jax.default_backend(), steps)
         if self.length_groups < 1:
             raise ValueError(f"LSTM: length_groups must be >= 1; got {self.length_groups}")
@@ -465,9 +473,40 @@ class LSTM(nn.Module):
         with matmul_precision(self.precision):
             return self._stack(x, lengths, train, initial_state)
 
+    def _check_symbolic_shapes(self, batch, max_len) -> None:
+        """Raise, naming each option, where the batch or the length is symbolic (`jax.export`
+        with shape polymorphism) and an option set here needs it known."""
+        length, both = "a known sequence length", "a known batch size and sequence length"
+        needs = {
+            f"remat_chunk={self.remat_chunk}": (self.remat_chunk > 0, length),
+            f"projection_chunk={self.projection_chunk}": (
+                self.projection_chunk is not None and self.projection_chunk > 1,
+                length,
+            ),
+            f"unroll={self.unroll}": (self.unroll is not None and self.unroll > 1, length),
+            f"length_groups={self.length_groups}": (
+                self.length_groups is not None and self.length_groups > 1,
+                both,
+            ),
+            "backend='pallas'": (self.backend == "pallas", both),
+        }
+        known_length = isinstance(max_len, int)
+        known_both = known_length and isinstance(batch, int)
+        why = [
+            f"{option} needs {what}"
+            for option, (is_set, what) in needs.items()
+            if is_set and not (known_length if what == length else known_both)
+        ]
+        if why:
+            raise ValueError(
+                f"LSTM: {'; '.join(why)}; got the symbolic shape ({batch}, {max_len}) "
+                "(jax.export with shape polymorphism)"
+            )
+
     def _stack(self, x, lengths, train, initial_state):
         """The checked call's work, traced in `precision`'s context."""
         batch, max_len, _ = x.shape
+        self._check_symbolic_shapes(batch, max_len)
         dirs = 2 if self.bidirectional else 1
         hidden = self.hidden_size
         state_shape = (self.num_layers * dirs, batch, hidden)

@@ -1,0 +1,65 @@
+"""`jax.export` with shape polymorphism: a layer exported once for a symbolic batch size
+and sequence length runs any batch and length, equal to the jitted layer at that shape;
+the options that need a known length say so."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import export
+
+from seqjax.layers import LSTM
+from seqjax.layers.conv import sinusoidal_encoding
+
+F = 3
+
+
+def _export(model, variables):
+    """The layer's outputs and final states, exported for inputs (b, t, F), lengths (b,)."""
+    b, t = export.symbolic_shape("b, t")
+    fn = jax.jit(lambda v, x, n: model.apply(v, x, n))
+    shapes = (jax.ShapeDtypeStruct((b, t, F), jnp.float32), jax.ShapeDtypeStruct((b,), jnp.int32))
+    return fn, export.export(fn)(variables, *shapes)
+
+
+def test_one_export_runs_every_batch_and_length():
+    """At T = 200 the jitted layer takes the CPU's length groups and chunked projection,
+    which need the length; the export runs one group and projects at once, to the same
+    values."""
+    model = LSTM(8, num_layers=2, bidirectional=True)
+    rng = np.random.default_rng(0)
+    variables = model.init(jax.random.key(0), jnp.zeros((2, 5, F)), jnp.array([5, 2]))
+    jitted, exported = _export(model, variables)
+    for batch, steps in ((3, 5), (5, 200)):
+        x = jnp.asarray(rng.standard_normal((batch, steps, F)).astype(np.float32))
+        lengths = jnp.asarray(rng.integers(1, steps + 1, batch).astype(np.int32))
+        got, want = exported.call(variables, x, lengths), jitted(variables, x, lengths)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "options,named",
+    [
+        ({"remat_chunk": 4}, "remat_chunk=4 needs a known sequence length"),
+        ({"unroll": 4}, "unroll=4 needs a known sequence length"),
+        ({"length_groups": 2}, "length_groups=2 needs a known batch size and sequence length"),
+    ],
+)
+def test_options_that_need_the_length_name_themselves(options, named):
+    model = LSTM(8, **options)
+    variables = model.init(jax.random.key(0), jnp.zeros((2, 5, F)), jnp.array([5, 2]))
+    with pytest.raises(ValueError, match=named + ".*symbolic shape"):
+        _export(model, variables)
+
+
+def test_the_positional_encoding_of_a_symbolic_length():
+    """The hybrid model's encoding, computed in the program for a symbolic length, stays
+    within float32 angle rounding of the float64 table that a known length gets."""
+    (t,) = export.symbolic_shape("t")
+    fn = jax.jit(lambda x: sinusoidal_encoding(x.shape[0], 128))
+    exported = export.export(fn)(jax.ShapeDtypeStruct((t,), jnp.float32))
+    for steps in (5, 64):
+        got = np.asarray(exported.call(jnp.zeros((steps,))))
+        np.testing.assert_allclose(got, np.asarray(sinusoidal_encoding(steps, 128)), atol=4e-6)
