@@ -41,7 +41,7 @@ def test_bad_config_values_are_named(override, message):
 
 
 @pytest.mark.parametrize("config", ["trust", "steel_standard", "trend", "hybrid"])
-def test_every_systems_lstm_backend_is_a_config_key(config):
+def test_every_systems_lstm_options_are_config_keys(config):
     """`model.lstm_backend`, `model.lstm_precision` and `model.lstm_dtype` reach every LSTM
     of the model (each one's call is recorded), and on CPU 'pallas' without the interpreter
     is refused by name. Traced only."""
