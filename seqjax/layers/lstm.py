@@ -77,6 +77,19 @@ def check_compute_dtype(name: str) -> None:
         raise ValueError(f"LSTM: lstm_dtype must be one of {COMPUTE_DTYPES}; got {name!r}")
 
 
+def check_config_options(cfg) -> None:
+    """Check the LSTM options every system's config carries (`lstm_backend`,
+    `lstm_precision`, `lstm_dtype`) when the config is built, so a YAML typo fails at load."""
+    check_backend(cfg.lstm_backend)
+    check_precision(cfg.lstm_precision)
+    check_compute_dtype(cfg.lstm_dtype)
+
+
+def config_options(cfg) -> dict[str, Any]:
+    """`LSTM` keywords from those config options."""
+    return {"backend": cfg.lstm_backend, "precision": cfg.lstm_precision, "dtype": cfg.lstm_dtype}
+
+
 def matmul_precision(precision: str | None) -> contextlib.AbstractContextManager:
     """The context in which `LSTM` traces its dots. The hand-written backward pass, which
     JAX traces later, takes it too (`recurrence.custom_vjp_in_precision`)."""

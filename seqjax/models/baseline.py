@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 
 from seqjax.layers import LSTM
-from seqjax.layers.lstm import check_backend, check_compute_dtype, check_precision
+from seqjax.layers.lstm import check_config_options, config_options
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,9 +23,7 @@ class BaselineConfig:
     lstm_dtype: str = "float32"  # the LSTM's matmul dtype: float32 | bfloat16
 
     def __post_init__(self):
-        check_backend(self.lstm_backend)
-        check_precision(self.lstm_precision)
-        check_compute_dtype(self.lstm_dtype)
+        check_config_options(self)
 
 
 class LSTMRegressor(nn.Module):
@@ -40,9 +38,7 @@ class LSTMRegressor(nn.Module):
             cfg.hidden_size,
             cfg.num_layers,
             dropout=cfg.dropout,
-            backend=cfg.lstm_backend,
-            precision=cfg.lstm_precision,
-            dtype=cfg.lstm_dtype,
+            **config_options(cfg),
             name="lstm",
         )
         _, (h_n, _) = lstm(inputs, lengths, train=train)

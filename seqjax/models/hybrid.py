@@ -30,7 +30,7 @@ import jax.numpy as jnp
 from seqjax.layers import LSTM
 from seqjax.layers.attention import MaskedSelfAttention
 from seqjax.layers.conv import MultiScaleConv, sinusoidal_encoding
-from seqjax.layers.lstm import check_backend, check_compute_dtype, check_precision
+from seqjax.layers.lstm import check_config_options, config_options
 from seqjax.layers.masking import length_mask
 from seqjax.layers.pooling import last_valid, masked_max, masked_mean
 
@@ -63,9 +63,7 @@ class HybridConfig:
     lstm_dtype: str = "float32"  # the LSTM's matmul dtype: float32 | bfloat16
 
     def __post_init__(self):
-        check_backend(self.lstm_backend)
-        check_precision(self.lstm_precision)
-        check_compute_dtype(self.lstm_dtype)
+        check_config_options(self)
         if self.d_model % 2 or self.d_model % self.num_heads:
             raise ValueError(
                 f"d_model {self.d_model} must be even and divisible by num_heads {self.num_heads}"
@@ -111,9 +109,7 @@ class HybridSequenceModel(nn.Module):
                 cfg.layers_per_block,
                 bidirectional=True,
                 dropout=cfg.dropout,
-                backend=cfg.lstm_backend,
-                precision=cfg.lstm_precision,
-                dtype=cfg.lstm_dtype,
+                **config_options(cfg),
                 name=f"bilstm_{k}",
             )
             if cfg.block_norm == "pre":  # x + f(LN(x)): an identity path from conv to pools

@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax
 
 from seqjax.layers import LSTM
-from seqjax.layers.lstm import check_backend, check_compute_dtype, check_precision
+from seqjax.layers.lstm import check_config_options, config_options
 from seqjax.layers.pooling import AttentionPool, masked_mean
 
 POOLINGS = ("last", "mean", "attention")
@@ -55,9 +55,7 @@ class SteelConfig:
     num_classes: int = 1  # 1: one defect logit (B,); K >= 3: class logits (B, K)
 
     def __post_init__(self):
-        check_backend(self.lstm_backend)
-        check_precision(self.lstm_precision)
-        check_compute_dtype(self.lstm_dtype)
+        check_config_options(self)
         if self.num_classes < 1 or self.num_classes == 2:
             raise ValueError(
                 f"num_classes must be 1 (binary, one logit) or >= 3; got {self.num_classes}"
@@ -98,9 +96,7 @@ class SteelDefectLSTM(nn.Module):
                 cfg.hidden_size,
                 bidirectional=cfg.bidirectional,
                 unroll=cfg.unroll,
-                backend=cfg.lstm_backend,
-                precision=cfg.lstm_precision,
-                dtype=cfg.lstm_dtype,
+                **config_options(cfg),
                 remat_chunk=cfg.remat_chunk,
                 name=f"lstm_{k}",
             )(x, lengths, train=train)  # (B, T, D*H), zero past each length

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from seqjax.layers import LSTM
 from seqjax.layers.attention import MultiHeadAttentionPool
-from seqjax.layers.lstm import check_backend, check_compute_dtype, check_precision
+from seqjax.layers.lstm import check_config_options, config_options
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,9 +33,7 @@ class TrendConfig:
     lstm_dtype: str = "float32"  # the LSTM's matmul dtype: float32 | bfloat16
 
     def __post_init__(self):
-        check_backend(self.lstm_backend)
-        check_precision(self.lstm_precision)
-        check_compute_dtype(self.lstm_dtype)
+        check_config_options(self)
         if (2 * self.hidden_size) % self.num_heads:
             raise ValueError(
                 f"2 * hidden_size ({2 * self.hidden_size}) must be divisible by num_heads "
@@ -63,9 +61,7 @@ class TrendPredictor(nn.Module):
             cfg.num_layers,
             bidirectional=True,
             dropout=cfg.dropout,
-            backend=cfg.lstm_backend,
-            precision=cfg.lstm_precision,
-            dtype=cfg.lstm_dtype,
+            **config_options(cfg),
             name="encoder",
         )(inputs, lengths, train=train)  # (B, T, 2H)
         pooled, weights = MultiHeadAttentionPool(cfg.num_heads, name="attention")(x, lengths)

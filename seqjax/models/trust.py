@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 
 from seqjax.layers import LSTM
-from seqjax.layers.lstm import check_backend, check_compute_dtype, check_precision
+from seqjax.layers.lstm import check_config_options, config_options
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,9 +31,7 @@ class TrustConfig:
     lstm_dtype: str = "float32"  # the LSTM's matmul dtype: float32 | bfloat16
 
     def __post_init__(self):
-        check_backend(self.lstm_backend)
-        check_precision(self.lstm_precision)
-        check_compute_dtype(self.lstm_dtype)
+        check_config_options(self)
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
             raise ValueError(
                 f"hidden_sizes must be non-empty positive ints; got {self.hidden_sizes}"
@@ -58,9 +56,7 @@ class TrustLSTM(nn.Module):
             x, (h_n, _) = LSTM(
                 hidden,
                 unroll=cfg.unroll,
-                backend=cfg.lstm_backend,
-                precision=cfg.lstm_precision,
-                dtype=cfg.lstm_dtype,
+                **config_options(cfg),
                 kernel_ih_init=nn.initializers.xavier_uniform(),
                 kernel_hh_init=nn.initializers.orthogonal(),
                 bias_init=nn.initializers.zeros,
