@@ -489,27 +489,21 @@ class LSTM(nn.Module):
     def _check_symbolic_shapes(self, batch, max_len) -> None:
         """Raise, naming each option, where the batch or the length is symbolic (`jax.export`
         with shape polymorphism) and an option set here needs it known."""
-        length, both = "a known sequence length", "a known batch size and sequence length"
-        needs = {
-            f"remat_chunk={self.remat_chunk}": (self.remat_chunk > 0, length),
-            f"projection_chunk={self.projection_chunk}": (
-                self.projection_chunk is not None and self.projection_chunk > 1,
-                length,
-            ),
-            f"unroll={self.unroll}": (self.unroll is not None and self.unroll > 1, length),
-            f"length_groups={self.length_groups}": (
-                self.length_groups is not None and self.length_groups > 1,
-                both,
-            ),
-            "backend='pallas'": (self.backend == "pallas", both),
+        set_options = {  # the options set here that need the length, or the batch size too
+            f"remat_chunk={self.remat_chunk}": (self.remat_chunk > 0, False),
+            f"projection_chunk={self.projection_chunk}": ((self.projection_chunk or 0) > 1, False),
+            f"unroll={self.unroll}": ((self.unroll or 0) > 1, False),
+            f"length_groups={self.length_groups}": ((self.length_groups or 0) > 1, True),
+            "backend='pallas'": (self.backend == "pallas", True),
         }
         known_length = isinstance(max_len, int)
         known_both = known_length and isinstance(batch, int)
-        why = [
-            f"{option} needs {what}"
-            for option, (is_set, what) in needs.items()
-            if is_set and not (known_length if what == length else known_both)
-        ]
+        why = []
+        for option, (is_set, needs_batch) in set_options.items():
+            if is_set and needs_batch and not known_both:
+                why.append(f"{option} needs a known batch size and sequence length")
+            elif is_set and not known_length:
+                why.append(f"{option} needs a known sequence length")
         if why:
             raise ValueError(
                 f"LSTM: {'; '.join(why)}; got the symbolic shape ({batch}, {max_len}) "
