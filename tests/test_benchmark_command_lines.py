@@ -4,6 +4,7 @@ times PyTorch says at once, before measuring or writing anything, when torch is 
 No torch needed: its absence is simulated, so these run on a machine without it too."""
 
 import importlib
+import json
 import pkgutil
 import sys
 
@@ -62,15 +63,32 @@ def test_a_torch_tool_without_torch_stops_at_once_naming_the_install(
     assert not out.exists()
 
 
-def test_the_suite_without_torch_still_measures_the_systems_alone(tmp_path, monkeypatch):
+def test_the_suite_without_torch_measures_the_systems_alone_at_the_settings_given(
+    tmp_path, monkeypatch
+):
+    """--systems-only needs no torch, and `--set` measures the systems at a changed config
+    (what a GPU session compares, e.g. `train.loop_graphs=true`), never into the default
+    results file nor into one that holds other settings' figures."""
     from benchmarks.__main__ import main
 
     monkeypatch.setitem(sys.modules, "torch", None)
-    out = tmp_path / "systems.json"
-    result = main(["--quick", "--only", "trust", "--systems-only", "--out", str(out)])
+    with pytest.raises(SystemExit):  # the default file holds the default configs' figures
+        main(["--quick", "--systems-only", "--set", "train.batch_size=8"])
+    bad = tmp_path / "bad.json"
+    with pytest.raises(ValueError, match="unknown key train.'batch'"):
+        main(["--quick", "--systems-only", "--set", "train.batch=8", "--out", str(bad)])
+    assert not bad.exists()
+    out = tmp_path / "set.json"
+    argv = ["--quick", "--only", "trend", "--systems-only", "--out", str(out)]
+    result = main([*argv, "--set", "train.batch_size=8", "--set", "train.loop_graphs=true"])
     assert result["environment"]["torch"] is None
-    assert list(result["systems"]) == ["trust"] and result["side_by_side"] == {}
-    assert out.exists()
+    assert json.loads(out.read_text()) == result
+    assert result["settings"] == ["train.batch_size=8", "train.loop_graphs=true"]
+    assert result["side_by_side"] == {} and list(result["systems"]) == ["trend"]
+    trend = result["systems"]["trend"]
+    assert trend["batch"] == 8 and trend["settings"] == result["settings"]
+    with pytest.raises(SystemExit):  # nor mixed with figures of other settings
+        main(argv)
 
 
 def test_results_record_the_arguments_main_was_given(monkeypatch):

@@ -76,28 +76,6 @@ def test_side_by_side_alone_writes_its_ratios(tmp_path, capsys):
     assert "train_vs_torch_padded" in capsys.readouterr().out
 
 
-def test_suite_settings_change_the_systems_configs_and_are_recorded(tmp_path):
-    """`--set` measures the systems at a changed config (what a GPU session compares, e.g.
-    `train.loop_graphs=true`), never into the default results file."""
-    from benchmarks.__main__ import main
-
-    with pytest.raises(SystemExit):  # the default file holds the default configs' figures
-        main(["--quick", "--set", "train.batch_size=8"])
-    with pytest.raises(ValueError, match="unknown key train.'batch'"):
-        main(["--quick", "--set", "train.batch=8", "--out", str(tmp_path / "bad.json")])
-    assert not (tmp_path / "bad.json").exists()
-    out = tmp_path / "set.json"
-    argv = ["--quick", "--only", "trend", "--systems-only", "--out", str(out)]
-    main([*argv, "--set", "train.batch_size=8", "--set", "train.loop_graphs=true"])
-    result = json.loads(out.read_text())
-    assert result["settings"] == ["train.batch_size=8", "train.loop_graphs=true"]
-    assert result["side_by_side"] == {} and list(result["systems"]) == ["trend"]
-    trend = result["systems"]["trend"]
-    assert trend["batch"] == 8 and trend["settings"] == result["settings"]
-    with pytest.raises(SystemExit):  # nor mixed with figures of other settings
-        main(argv)
-
-
 def test_side_by_side_keeps_the_configs_done_when_a_later_one_fails(tmp_path, monkeypatch):
     """A GPU session's one call can be cut off mid-run: each config's figures are on disk
     as soon as that config is done, not only at the end."""
