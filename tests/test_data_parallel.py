@@ -1,4 +1,9 @@
-"""Data parallel on 8 CPU devices (a subprocess, so the flag applies before jax starts)."""
+"""Data parallel on 8 CPU devices (a subprocess, so the flag applies before jax starts).
+
+Its XLA_FLAGS are its own, so it compiles at XLA's default optimisation level where the rest
+of the suite compiles at 0 (tests/conftest.py): the widest set of programs in the suite (a
+training run, per-shard layers, Pallas, length groups, every backward path) is also checked
+as users' runs compile it."""
 
 import json
 import os
