@@ -1,3 +1,4 @@
+import importlib.metadata
 import os
 import shutil
 import tempfile
@@ -10,8 +11,21 @@ import tempfile
 # README, benchmarks and experiments quote is measured at XLA's default (level 2), and so is
 # the 8-device test, which sets its own XLA_FLAGS. Set the flag yourself to run at another
 # level: `XLA_FLAGS=--xla_backend_optimization_level=2 python -m pytest -n 2`. Set before
-# JAX starts its CPU client, and inherited by the xdist workers and every subprocess.
-if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+# JAX starts its CPU client, and inherited by the xdist workers and every subprocess. Not
+# where a JAX GPU or TPU plugin is installed: XLA reads the level for GPU code too, and the
+# GPU tests (benchmarks/gpu.sh) check the kernels users run.
+
+
+def _accelerator_plugin_installed() -> bool:
+    """A jax-cuda*/jax-rocm* plugin or libtpu, read from package metadata (JAX not started)."""
+    names = (d.metadata["Name"] or "" for d in importlib.metadata.distributions())
+    prefixes = ("jax-cuda", "jax-rocm", "libtpu")
+    return any(n.lower().replace("_", "-").startswith(prefixes) for n in names)
+
+
+if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", "") and not (
+    _accelerator_plugin_installed()
+):
     flags = os.environ.get("XLA_FLAGS", "")
     os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=0".strip()
 
