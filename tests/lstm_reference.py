@@ -10,29 +10,30 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _run(x, w_ih, w_hh, b_ih, b_hh):
-    """x (T, F) valid steps only; PyTorch-layout weights (4H, F), (4H, H). Returns (T, H), h, c."""
+def _run(x, w_ih, w_hh, b_ih, b_hh, h, c):
+    """x (T, F) valid steps only (T may be 0); PyTorch-layout weights (4H, F), (4H, H);
+    h, c (H,) the initial state. Returns (T, H), h, c."""
     hidden = w_hh.shape[1]
-    h = np.zeros(hidden)
-    c = np.zeros(hidden)
-    outs = []
+    outs = [np.zeros((0, hidden))]
     for x_t in x:
         z = w_ih @ x_t + b_ih + w_hh @ h + b_hh
         i, f, g, o = np.split(z, 4)
         c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
         h = _sigmoid(o) * np.tanh(c)
-        outs.append(h)
-    return np.stack(outs), h, c
+        outs.append(h[None])
+    return np.concatenate(outs), h, c
 
 
-def numpy_lstm(x, lengths, state_dict, *, num_layers, bidirectional):
-    """x (B, T, F) float64. Returns outputs (B, T, D*H) and (h_n, c_n) each (L*D, B, H)."""
+def numpy_lstm(x, lengths, state_dict, *, num_layers, bidirectional, initial_state=None):
+    """x (B, T, F) float64; lengths in [0, T]; initial_state (h_0, c_0) each (L*D, B, H),
+    zeros if None. Returns outputs (B, T, D*H) and (h_n, c_n) each (L*D, B, H)."""
     batch, max_len, _ = x.shape
     dirs = 2 if bidirectional else 1
     hidden = state_dict["weight_hh_l0"].shape[1]
     outputs = np.zeros((batch, max_len, dirs * hidden))
     h_n = np.zeros((num_layers * dirs, batch, hidden))
     c_n = np.zeros_like(h_n)
+    h_0, c_0 = (np.asarray(s, np.float64) for s in initial_state or (h_n, c_n))
     for b in range(batch):
         seq = x[b, : lengths[b]].astype(np.float64)
         for layer in range(num_layers):
@@ -44,10 +45,11 @@ def numpy_lstm(x, lengths, state_dict, *, num_layers, bidirectional):
                     for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
                 ]
                 inp = seq[::-1] if d else seq
-                out, h, c = _run(inp, *params)
+                k = layer * dirs + d
+                out, h, c = _run(inp, *params, h_0[k, b], c_0[k, b])
                 outs.append(out[::-1] if d else out)
-                h_n[layer * dirs + d, b] = h
-                c_n[layer * dirs + d, b] = c
+                h_n[k, b] = h
+                c_n[k, b] = c
             seq = np.concatenate(outs, axis=-1)
         outputs[b, : lengths[b]] = seq
     return outputs, (h_n, c_n)

@@ -13,6 +13,7 @@ from jax.experimental import rnn
 
 from seqjax.layers import LSTM
 from seqjax.layers.cudnn import cudnn_available, pack_weights
+from tests.test_lstm_streaming import chunks_equal_the_whole, empty_rows_pass_their_state_through
 
 RNG = np.random.default_rng(0)
 F, H = 4, 6
@@ -105,3 +106,12 @@ def test_cudnn_names_dropout_between_layers_in_training():
     variables = LSTM(H, num_layers=2, backend="scan").init(jax.random.key(0), X, LENGTHS)
     with pytest.raises(ValueError, match="dropout between layers in training needs the scan"):
         model.apply(variables, X, LENGTHS, train=True, rngs={"dropout": jax.random.key(1)})
+
+
+@needs_cuda
+def test_cudnn_streams_chunks_and_keeps_an_empty_streams_state():
+    """tests/test_lstm_streaming.py's checks on cuDNN: a row of length 0 must not reach
+    cuDNN as an empty sequence, and its state and gradients pass through exactly."""
+    with jax.default_matmul_precision("highest"):  # the scan it is compared with: float32
+        chunks_equal_the_whole(atol=1e-5, backend="cudnn")  # cuDNN may pick per shape
+        empty_rows_pass_their_state_through(backend="cudnn")

@@ -23,8 +23,8 @@ CASES = [
         ValueError,
         r"6 features but the parameters were built for 5",
     ),
-    ("length 0", X, jnp.array([3, 0]), ValueError, r"lengths must lie in \[1, 3\].*min 0"),
-    ("length > T", X, jnp.array([4, 2]), ValueError, r"lengths must lie in \[1, 3\].*max 4"),
+    ("length < 0", X, jnp.array([3, -1]), ValueError, r"lengths must lie in \[0, 3\].*min -1"),
+    ("length > T", X, jnp.array([4, 2]), ValueError, r"lengths must lie in \[0, 3\].*max 4"),
     ("lengths (B, 1)", X, jnp.array([[3], [2]]), ValueError, r"lengths must have shape \(2,\)"),
     (
         "lengths for another batch",

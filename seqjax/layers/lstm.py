@@ -212,7 +212,7 @@ class LSTM(nn.Module):
     Call: `outputs, (h_n, c_n) = LSTM(...).apply(variables, x, lengths, train=False,
     rngs={"dropout": key})`.
 
-    x: (B, T, F) float; lengths: (B,) int in [1, T].
+    x: (B, T, F) float; lengths: (B,) int in [0, T].
     outputs: (B, T, D*H), D = 2 if bidirectional ([forward, backward] along the last axis),
       exactly zero for t >= lengths[b].
     h_n, c_n: (num_layers * D, B, H) float32, PyTorch's layout: index `layer * D + direction`;
@@ -220,7 +220,10 @@ class LSTM(nn.Module):
 
     `dtype` is the compute dtype of the matmuls (e.g. bfloat16); parameters stay in
     `param_dtype` and the carry (h, c) stays float32 so long sequences do not drift.
-    `initial_state`, if given, is (h_0, c_0) shaped like (h_n, c_n).
+    `initial_state`, if given, is (h_0, c_0) shaped like (h_n, c_n). Streams fed chunk by
+    chunk, each call from the last call's (h_n, c_n), compute what one call over the whole
+    sequences does (unidirectional); a stream with nothing new in a chunk has length 0
+    there: zero outputs, and its state (and the gradient through it) passes unchanged.
     `fused_directions` runs both directions of a layer as one vmapped scan (one batched
     matmul per step, half the sequential steps: the backward direction runs over
     time-flipped input), with the same backward pass, projection and remat as separate
@@ -367,10 +370,14 @@ class LSTM(nn.Module):
         ]
         mask_bt = jnp.swapaxes(mask, 0, 1)  # (B, T, 1)
         seq = jnp.where(mask_bt, x, 0).astype(jnp.float32)  # (B, T, F)
+        # A row of length 0 (a stream with nothing new) runs one step in cuDNN, whose own
+        # handling of empty sequences is not relied on, and then gets its initial state back.
         y, h_n, c_n = cudnn_lstm(
-            seq, lengths, layers, h0_all, c0_all,
+            seq, jnp.maximum(lengths, 1), layers, h0_all, c0_all,
             bidirectional=self.bidirectional, tf32=self.cudnn_tf32,
         )  # fmt: skip
+        empty = (lengths == 0)[None, :, None]  # (1, B, 1)
+        h_n, c_n = jnp.where(empty, h0_all, h_n), jnp.where(empty, c0_all, c_n)
         y = jnp.where(mask_bt, y, 0.0)  # (B, T, D*H): exactly zero past each length
         return y.astype(self.dtype), (h_n, c_n)
 
@@ -482,7 +489,7 @@ class LSTM(nn.Module):
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"LSTM: dropout must lie in [0, 1); got {self.dropout}")
         check_precision(self.precision)
-        check_sequence_inputs(x, lengths, feature_size=self._built_features())
+        check_sequence_inputs(x, lengths, feature_size=self._built_features(), min_length=0)
         with matmul_precision(self.precision):
             return self._stack(x, lengths, train, initial_state)
 

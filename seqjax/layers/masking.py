@@ -31,11 +31,18 @@ def is_concrete(x) -> bool:
 
 
 def check_sequence_inputs(
-    x: jax.Array, lengths: jax.Array, *, feature_size: int | None = None, name: str = "LSTM"
+    x: jax.Array,
+    lengths: jax.Array,
+    *,
+    feature_size: int | None = None,
+    name: str = "LSTM",
+    min_length: int = 1,
 ) -> None:
     """Raise ValueError/TypeError naming the problem before any compute happens.
 
-    x: (B, T, F) floating; lengths: (B,) integer with values in [1, T].
+    x: (B, T, F) floating; lengths: (B,) integer with values in [min_length, T]. A layer
+    that carries a state (the LSTM) takes `min_length=0`: a stream with no steps in this
+    call keeps its state; one that pools over the steps needs at least one.
     """
     if getattr(x, "ndim", None) != 3:
         raise ValueError(
@@ -62,9 +69,9 @@ def check_sequence_inputs(
     if is_concrete(lengths) and batch > 0:
         values = np.asarray(lengths)
         low, high = int(values.min()), int(values.max())
-        if low < 1 or high > max_len:
+        if low < min_length or high > max_len:
             raise ValueError(
-                f"{name}: lengths must lie in [1, {max_len}] (the padded length T); got "
+                f"{name}: lengths must lie in [{min_length}, {max_len}] (the padded length T); got "
                 f"min {low}, max {high}"
             )
 
