@@ -110,3 +110,17 @@ def test_predict_into_a_missing_directory_is_named(tmp_path, capsys):
     argv = ["predict", str(tmp_path), "--input", "x.npz", "--output", str(tmp_path / "no/p.csv")]
     assert main(argv) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["trust", "steel", "trend", "hybrid", "lstm_baseline"])
+def test_a_model_refuses_a_sequence_with_no_steps(name):
+    """The LSTM takes a length of 0 (a stream with nothing new keeps its state); a model
+    that scores a sequence needs at least one step, and says so by its name."""
+    import jax
+
+    from seqjax.models.registry import build_model
+
+    model = build_model(name)
+    x = np.zeros((2, 3, model.config.features), np.float32)  # (B, T, F)
+    with pytest.raises(ValueError, match=rf"{type(model).__name__}: lengths must lie in \[1, 3\]"):
+        model.init(jax.random.key(0), x, np.array([3, 0], np.int32))

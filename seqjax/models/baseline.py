@@ -9,6 +9,7 @@ import jax
 
 from seqjax.layers import LSTM
 from seqjax.layers.lstm import check_config_options, config_options
+from seqjax.layers.masking import check_sequence_inputs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +34,8 @@ class LSTMRegressor(nn.Module):
 
     @nn.compact
     def __call__(self, inputs: jax.Array, lengths: jax.Array, *, train: bool = False):
+        # a sequence to score needs a step: lengths in [1, T] (the LSTM alone takes 0)
+        check_sequence_inputs(inputs, lengths, name=type(self).__name__)
         cfg = self.config
         lstm = LSTM(
             cfg.hidden_size,

@@ -31,7 +31,7 @@ from seqjax.layers import LSTM
 from seqjax.layers.attention import MaskedSelfAttention
 from seqjax.layers.conv import MultiScaleConv, sinusoidal_encoding
 from seqjax.layers.lstm import check_config_options, config_options
-from seqjax.layers.masking import length_mask
+from seqjax.layers.masking import check_sequence_inputs, length_mask
 from seqjax.layers.pooling import last_valid, masked_max, masked_mean
 
 
@@ -89,6 +89,8 @@ class HybridSequenceModel(nn.Module):
         train: bool = False,
         return_details: bool = False,
     ):
+        # a sequence to score needs a step: lengths in [1, T] (the LSTM alone takes 0)
+        check_sequence_inputs(inputs, lengths, name=type(self).__name__)
         cfg = self.config
         mask = length_mask(lengths, inputs.shape[1])[..., None]  # (B, T, 1)
         x = nn.Dense(cfg.d_model, name="input_proj")(jnp.where(mask, inputs, 0))

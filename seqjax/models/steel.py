@@ -28,6 +28,7 @@ import jax
 
 from seqjax.layers import LSTM
 from seqjax.layers.lstm import check_config_options, config_options
+from seqjax.layers.masking import check_sequence_inputs
 from seqjax.layers.pooling import AttentionPool, masked_mean
 
 POOLINGS = ("last", "mean", "attention")
@@ -85,6 +86,8 @@ class SteelDefectLSTM(nn.Module):
         train: bool = False,
         return_details: bool = False,
     ):
+        # a sequence to score needs a step: lengths in [1, T] (the LSTM alone takes 0)
+        check_sequence_inputs(inputs, lengths, name=type(self).__name__)
         cfg = self.config
         x = inputs
         if cfg.input_norm:

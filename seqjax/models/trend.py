@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from seqjax.layers import LSTM
 from seqjax.layers.attention import MultiHeadAttentionPool
 from seqjax.layers.lstm import check_config_options, config_options
+from seqjax.layers.masking import check_sequence_inputs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +56,8 @@ class TrendPredictor(nn.Module):
         train: bool = False,
         return_details: bool = False,
     ):
+        # a sequence to score needs a step: lengths in [1, T] (the LSTM alone takes 0)
+        check_sequence_inputs(inputs, lengths, name=type(self).__name__)
         cfg = self.config
         x, _ = LSTM(
             cfg.hidden_size,
