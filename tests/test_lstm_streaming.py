@@ -81,3 +81,31 @@ def test_a_length_of_zero_is_accepted_outside_jit_too():
     variables = model.init(jax.random.key(0), X, LENGTHS)
     y, (h, c) = model.apply(variables, X, np.zeros(4, np.int32))
     assert not np.any(np.asarray(y)) and not np.any(np.asarray(h)) and not np.any(np.asarray(c))
+
+
+def test_one_step_calls_in_a_users_scan_equal_the_whole_pass():
+    """Autoregressive decoding's loop: the layer called on one step at a time inside a
+    `lax.scan` that carries (h, c), in values and parameter gradients."""
+    model = LSTM(H, num_layers=2)
+    x = X[:, :10]  # (B, T, F)
+    full = np.full(4, 10, np.int32)
+    variables = model.init(jax.random.key(0), x, full)
+
+    def whole(v):
+        return model.apply(v, x, full)[0]
+
+    def stepwise(v):
+        def step(state, x_t):  # x_t (B, F)
+            y, state = model.apply(v, x_t[:, None], np.ones(4, np.int32), initial_state=state)
+            return state, y[:, 0]
+
+        zeros = jnp.zeros((2, 4, H))
+        _, ys = jax.lax.scan(step, (zeros, zeros), jnp.swapaxes(x, 0, 1))  # ys (T, B, H)
+        return jnp.swapaxes(ys, 0, 1)
+
+    np.testing.assert_allclose(jax.jit(stepwise)(variables), jax.jit(whole)(variables), atol=1e-6)
+    grads = [
+        jax.jit(jax.grad(lambda v, f=f: jnp.sum(f(v) ** 2)))(variables) for f in (whole, stepwise)
+    ]
+    for a, b in zip(*(jax.tree.leaves(g) for g in grads), strict=True):
+        np.testing.assert_allclose(b, a, atol=1e-5, rtol=1e-5)
