@@ -1,5 +1,6 @@
 """The masked building blocks that `seqjax.layers` exports beside the LSTM: whatever lies
-past a sequence's length (huge values, NaN, inf) changes neither a result nor a gradient."""
+past a sequence's length (huge values, NaN, inf) changes neither a result nor a gradient,
+and a sequence with no steps pools to zeros with finite gradients."""
 
 import jax
 import jax.numpy as jnp
@@ -78,3 +79,23 @@ def test_pools_ignore_the_padding(name):
     for fill in FILLS:
         padded = pool(jnp.asarray(_padded(fill)), jnp.asarray(LENGTHS))
         np.testing.assert_allclose(np.asarray(padded), np.asarray(clean), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", [*POOLS, "AttentionPool", "MultiHeadAttentionPool"])
+def test_a_sequence_with_no_steps_pools_to_zeros_with_finite_gradients(name):
+    """A chunk of streams where one had nothing new (the LSTM takes length 0) must not put
+    NaN, -inf or a padded step into a pooled batch, nor NaN into the gradients."""
+    lengths = np.array([6, 0, 4], np.int32)
+    x = jnp.asarray(_padded(np.nan)[:, :6])  # (B, T, D), NaN past each length
+    if name in POOLS:
+        variables, pool = {}, lambda v, x: POOLS[name](x, lengths)
+    else:
+        variables = MODULES[name].init(jax.random.key(0), CLEAN, LENGTHS)
+        pool = lambda v, x: MODULES[name].apply(v, x, lengths)[0]  # noqa: E731
+    pooled = pool(variables, x)  # (B, D)
+    np.testing.assert_array_equal(np.asarray(pooled)[1], 0.0)
+    assert np.all(np.isfinite(np.asarray(pooled)))
+    grads = jax.grad(lambda v, x: jnp.sum(pool(v, x) ** 2), argnums=(0, 1))(variables, x)
+    d_x = np.asarray(grads[1])
+    assert np.all(np.isfinite(d_x[VALID[:, :6]])) and not np.any(d_x[1])
+    assert all(np.all(np.isfinite(np.asarray(g))) for g in jax.tree.leaves(grads[0]))

@@ -1,6 +1,8 @@
 """Pooling a padded sequence (B, T, D) to one vector per sequence (B, D), masks from lengths.
 
-Every pool ignores steps past a sequence's length, so padding never changes a result.
+Every pool ignores steps past a sequence's length, so padding never changes a result. A
+sequence with no steps (length 0: a stream with nothing new in a chunk, which the LSTM
+takes) pools to zeros, as the attention pools' do, rather than NaN, -inf or a padded step.
 """
 
 from __future__ import annotations
@@ -14,21 +16,24 @@ from seqjax.layers.masking import length_mask, masked_softmax
 
 def last_valid(x: jax.Array, lengths: jax.Array) -> jax.Array:
     """x[b, lengths[b] - 1]: (B, T, D) -> (B, D)."""
-    idx = (lengths.astype(jnp.int32) - 1)[:, None, None]  # (B, 1, 1)
-    return jnp.take_along_axis(x, idx, axis=1)[:, 0]  # (B, D)
+    lengths = lengths.astype(jnp.int32)
+    idx = jnp.maximum(lengths - 1, 0)[:, None, None]  # (B, 1, 1)
+    last = jnp.take_along_axis(x, idx, axis=1)[:, 0]  # (B, D)
+    return jnp.where((lengths > 0)[:, None], last, 0)
 
 
 def masked_mean(x: jax.Array, lengths: jax.Array) -> jax.Array:
     """Mean over valid steps: (B, T, D) -> (B, D)."""
     mask = length_mask(lengths, x.shape[1])[..., None]  # (B, T, 1)
     total = jnp.sum(jnp.where(mask, x, 0), axis=1)  # (B, D)
-    return total / lengths.astype(x.dtype)[:, None]
+    return total / jnp.maximum(lengths, 1).astype(x.dtype)[:, None]
 
 
 def masked_max(x: jax.Array, lengths: jax.Array) -> jax.Array:
     """Max over valid steps: (B, T, D) -> (B, D)."""
     mask = length_mask(lengths, x.shape[1])[..., None]  # (B, T, 1)
-    return jnp.max(jnp.where(mask, x, -jnp.inf), axis=1)
+    top = jnp.max(jnp.where(mask, x, -jnp.inf), axis=1)  # (B, D)
+    return jnp.where((lengths > 0)[:, None], top, 0)
 
 
 class AttentionPool(nn.Module):
