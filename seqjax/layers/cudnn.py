@@ -70,10 +70,13 @@ def cudnn_lstm(
     bidirectional: bool,
     tf32: bool = False,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """x (B, T, F) float32 zero past each length; lengths (B,); h0, c0 (L*D, B, H).
+    """x (B, T, F) float32 zero past each length; lengths (B,) in [0, T]; h0, c0 (L*D, B, H).
 
     Returns y (B, T, D*H) and h_n, c_n (L*D, B, H). `tf32` lets cuDNN use TensorFloat-32
     matmuls (PyTorch's default on Ampere and later); off, results match the scan to 1e-5.
+    A row of length 0 (a stream with nothing new) runs one step in cuDNN, whose own handling
+    of empty sequences is not relied on, and gets its initial state back; its outputs are
+    the caller's to mask, as every row's past its length.
     """
     from jax.experimental import rnn
 
@@ -97,4 +100,6 @@ def cudnn_lstm(
         )
 
     run = per_shard(kernel, batch_dims=(0, 0, 1, 1, None), out_batch_dims=(0, 1, 1))
-    return run(x, lengths, h0, c0, flat)
+    y, h_n, c_n = run(x, jnp.maximum(lengths, 1), h0, c0, flat)
+    empty = (lengths == 0)[None, :, None]  # (1, B, 1)
+    return y, jnp.where(empty, h0, h_n), jnp.where(empty, c0, c_n)

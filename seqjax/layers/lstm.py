@@ -370,14 +370,10 @@ class LSTM(nn.Module):
         ]
         mask_bt = jnp.swapaxes(mask, 0, 1)  # (B, T, 1)
         seq = jnp.where(mask_bt, x, 0).astype(jnp.float32)  # (B, T, F)
-        # A row of length 0 (a stream with nothing new) runs one step in cuDNN, whose own
-        # handling of empty sequences is not relied on, and then gets its initial state back.
         y, h_n, c_n = cudnn_lstm(
-            seq, jnp.maximum(lengths, 1), layers, h0_all, c0_all,
+            seq, lengths, layers, h0_all, c0_all,
             bidirectional=self.bidirectional, tf32=self.cudnn_tf32,
         )  # fmt: skip
-        empty = (lengths == 0)[None, :, None]  # (1, B, 1)
-        h_n, c_n = jnp.where(empty, h0_all, h_n), jnp.where(empty, c0_all, c_n)
         y = jnp.where(mask_bt, y, 0.0)  # (B, T, D*H): exactly zero past each length
         return y.astype(self.dtype), (h_n, c_n)
 
