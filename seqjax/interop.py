@@ -29,10 +29,15 @@ def _torch_names(num_layers: int, bidirectional: bool) -> list[tuple[str, str, s
 
 
 def lstm_params_from_torch(
-    state_dict: Mapping[str, np.ndarray], *, num_layers: int, bidirectional: bool
+    state_dict: Mapping[str, np.ndarray],
+    *,
+    num_layers: int,
+    bidirectional: bool,
+    dtype: np.typing.DTypeLike = np.float32,
 ) -> dict:
     """Convert an `nn.LSTM` state dict (names like `weight_ih_l0`, `bias_hh_l1_reverse`) into
-    `{"params": ...}` variables for `seqjax.layers.LSTM.apply`.
+    `{"params": ...}` variables for `seqjax.layers.LSTM.apply`, in `dtype` (float32, as
+    the layer's default `param_dtype`; float64 for a float64 layer).
 
     Raises ValueError naming any missing or unexpected key and any inconsistent shape.
     """
@@ -50,7 +55,7 @@ def lstm_params_from_torch(
     hidden = w_hh0.shape[-1]
     params: dict[str, dict[str, np.ndarray]] = {}
     for name, group, leaf in expected:
-        value = np.asarray(state_dict[name], dtype=np.float32)
+        value = np.asarray(state_dict[name], dtype=dtype)
         if name.startswith("weight"):
             if value.ndim != 2 or value.shape[0] != 4 * hidden:
                 raise ValueError(

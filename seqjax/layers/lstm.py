@@ -31,6 +31,7 @@ from seqjax.layers.masking import check_sequence_inputs, length_mask
 from seqjax.layers.pallas_lstm import PRECISIONS, pallas_blockers, pallas_layer
 from seqjax.layers.per_shard import batch_mesh, per_shard, rows_whole_per_device
 from seqjax.layers.recurrence import (
+    carry_dtype,
     lstm_direction,
     lstm_direction_remat,
     match_vma,
@@ -215,11 +216,14 @@ class LSTM(nn.Module):
     x: (B, T, F) float; lengths: (B,) int in [0, T].
     outputs: (B, T, D*H), D = 2 if bidirectional ([forward, backward] along the last axis),
       exactly zero for t >= lengths[b].
-    h_n, c_n: (num_layers * D, B, H) float32, PyTorch's layout: index `layer * D + direction`;
-      the forward state is taken at each sequence's last valid step, the backward one at t=0.
+    h_n, c_n: (num_layers * D, B, H) float32 (float64 for a float64 `dtype`), PyTorch's layout:
+      index `layer * D + direction`; the forward state is taken at each sequence's last
+      valid step, the backward one at t=0.
 
     `dtype` is the compute dtype of the matmuls (e.g. bfloat16); parameters stay in
     `param_dtype` and the carry (h, c) stays float32 so long sequences do not drift.
+    A float64 `dtype` (under `jax_enable_x64`) computes in float64 throughout, carry
+    included, for gradient checks against finite differences (`jax.test_util.check_grads`).
     `initial_state`, if given, is (h_0, c_0) shaped like (h_n, c_n). Streams fed chunk by
     chunk, each call from the last call's (h_n, c_n), compute what one call over the whole
     sequences does (unidirectional); a stream with nothing new in a chunk has length 0
@@ -520,15 +524,16 @@ class LSTM(nn.Module):
         dirs = 2 if self.bidirectional else 1
         hidden = self.hidden_size
         state_shape = (self.num_layers * dirs, batch, hidden)
+        carry = carry_dtype(self.dtype)  # float32, or float64 for a float64 layer
         if initial_state is not None:
             for part in initial_state:
                 if part.shape != state_shape:
                     raise ValueError(
                         f"LSTM: initial_state parts must have shape {state_shape}; got {part.shape}"
                     )
-            h0_all, c0_all = (p.astype(jnp.float32) for p in initial_state)
+            h0_all, c0_all = (p.astype(carry) for p in initial_state)
         else:
-            h0_all = c0_all = jnp.zeros(state_shape, jnp.float32)
+            h0_all = c0_all = jnp.zeros(state_shape, carry)
         h0_all, c0_all = match_vma((h0_all, c0_all), x)  # for use inside shard_map
 
         mask = length_mask(lengths, max_len, time_major=True)[..., None]  # (T, B, 1)
@@ -555,7 +560,7 @@ class LSTM(nn.Module):
             w_ihs, biases, w_hhs = [], [], []
             for w in weights:
                 w_ihs.append(w["kernel_ih"].astype(self.dtype))  # (F_k, 4H)
-                biases.append((w["bias_ih"] + w["bias_hh"]).astype(jnp.float32))  # (4H,)
+                biases.append((w["bias_ih"] + w["bias_hh"]).astype(carry))  # (4H,)
                 w_hhs.append(w["kernel_hh"].astype(self.dtype))  # (H, 4H)
             idx = slice(layer * dirs, (layer + 1) * dirs)
             init = (h0_all[idx], c0_all[idx])  # each (D, B, H)

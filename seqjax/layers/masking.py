@@ -44,6 +44,8 @@ def check_sequence_inputs(
     that carries a state (the LSTM) takes `min_length=0`: a stream with no steps in this
     call keeps its state; one that pools over the steps needs at least one.
     """
+    if not hasattr(x, "dtype"):  # a list: JAX takes arrays only, and so do the layers
+        raise TypeError(f"{name}: inputs must be an array (B, T, F); got {type(x).__name__}")
     if getattr(x, "ndim", None) != 3:
         raise ValueError(
             f"{name}: inputs must have rank 3 (batch, time, features); got shape "
@@ -59,6 +61,11 @@ def check_sequence_inputs(
         )
     if lengths is None:
         raise ValueError(f"{name}: lengths are required, shape ({batch},) integer")
+    if not hasattr(lengths, "dtype"):
+        raise TypeError(
+            f"{name}: lengths must be an array of shape ({batch},) integer; got "
+            f"{type(lengths).__name__}"
+        )
     if getattr(lengths, "shape", None) != (batch,):
         raise ValueError(
             f"{name}: lengths must have shape ({batch},) to match the batch; got "

@@ -67,13 +67,21 @@ def custom_vjp_in_precision(
     return call
 
 
-def gate_scale(hidden: int) -> np.ndarray:
-    """(4H,) float32 column scale: 1/2 on the sigmoid gates i, f, o; 1 on the tanh gate g.
+def carry_dtype(dtype) -> np.dtype:
+    """The dtype of the carry (h, c), the gate pre-activations and every accumulation for
+    matmuls in `dtype`: float32 for float32 and narrower (bfloat16), so long sequences do
+    not drift; float64 for float64 (under `jax_enable_x64`), so a float64 layer is float64
+    throughout, as a gradient check against finite differences needs."""
+    return np.dtype(np.float64 if jnp.dtype(dtype) == np.float64 else np.float32)
+
+
+def gate_scale(hidden: int, dtype=np.float32) -> np.ndarray:
+    """(4H,) column scale in `dtype`: 1/2 on the sigmoid gates i, f, o; 1 on the tanh gate g.
 
     A NumPy array, so that inside a scan step it is a literal constant of the step, not
     broadcast and concatenate ops traced into every iteration's body."""
-    half = np.full(hidden, 0.5, np.float32)
-    return np.concatenate([half, half, np.ones(hidden, np.float32), half])
+    half = np.full(hidden, 0.5, dtype)
+    return np.concatenate([half, half, np.ones(hidden, dtype), half])
 
 
 def _gates(t: jax.Array, hidden: int) -> tuple[jax.Array, ...]:
@@ -95,18 +103,20 @@ def _cell(z: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def _preactivations(x, h, w_ih, w_hh, bias) -> jax.Array:
-    """One step's gate-scaled pre-activations (B, 4H) float32 from its input x and carry h.
+    """One step's gate-scaled pre-activations (B, 4H) in the carry dtype from its input x
+    and carry h.
 
     x is the step's input (B, F) when w_ih is given, else its projection (B, 4H). The bias
     is added here rather than to a projected (T, B, 4H) array because there the add is one
     more pass over that array, where here it joins the step's elementwise fusion.
     """
+    acc = carry_dtype(w_hh.dtype)
     if w_ih is not None:  # the projection inside the step: one more small matmul
-        x = jnp.dot(x.astype(w_ih.dtype), w_ih, preferred_element_type=jnp.float32)
-    z = x + jnp.dot(h.astype(w_hh.dtype), w_hh, preferred_element_type=jnp.float32)
+        x = jnp.dot(x.astype(w_ih.dtype), w_ih, preferred_element_type=acc)
+    z = x + jnp.dot(h.astype(w_hh.dtype), w_hh, preferred_element_type=acc)
     if bias is not None:
-        z = z + bias.astype(jnp.float32)[None, :]
-    return z * gate_scale(w_hh.shape[0])[None, :]  # (B, 4H)
+        z = z + bias.astype(acc)[None, :]
+    return z * gate_scale(w_hh.shape[0], acc)[None, :]  # (B, 4H)
 
 
 def _loop(step, init, xs, mask, *, reverse: bool, unroll: int, groups: int):
@@ -133,15 +143,15 @@ def scan_direction(
 ) -> tuple[Carry, jax.Array]:
     """Run one direction.
 
-    xproj: (T, B, 4H) float32, x @ W_ih (+ biases unless `bias` is given); with `w_ih`
-      (F, 4H) given, the unprojected input (T, B, F) instead, projected a step at a time
-      inside the loop.
+    xproj: (T, B, 4H) in the carry dtype (`carry_dtype`), x @ W_ih (+ biases unless `bias`
+      is given); with `w_ih` (F, 4H) given, the unprojected input (T, B, F) instead,
+      projected a step at a time inside the loop.
     w_hh:  (H, 4H) in the compute dtype.
     mask:  (T, B, 1) bool.
-    init:  (h, c), each (B, H) float32.
+    init:  (h, c), each (B, H) in the carry dtype.
     bias:  (4H,), added each step (None: already in xproj).
     groups: > 1 runs the rows, sorted longest first, in that many length groups (`_loop`).
-    Returns the final (h, c) and outputs (T, B, H) float32, zero where masked.
+    Returns the final (h, c) and outputs (T, B, H) in the carry dtype, zero where masked.
     """
 
     def step(carry: Carry, inputs):
@@ -207,7 +217,7 @@ def _scan_vjp_fwd(xproj, w_hh, mask, init, reverse, unroll, groups):
 
 
 def weight_grad(a: jax.Array, b: jax.Array) -> jax.Array:
-    """sum over steps and batch of a^T b: (S, B, F), (S, B, G) -> (F, G) float32.
+    """sum over steps and batch of a^T b: (S, B, F), (S, B, G) -> (F, G) in the carry dtype.
 
     Why not `jnp.einsum("tbf,tbg->fg")`: it contracts the two dimensions in the order
     (b, t), which XLA's CPU backend ran 1.3-1.8x slower than the order (t, b) used here
@@ -217,7 +227,7 @@ def weight_grad(a: jax.Array, b: jax.Array) -> jax.Array:
     partitioner all-gather the activations across devices (tests/test_data_parallel.py).
     """
     return lax.dot_general(
-        a, b, (((0, 1), (0, 1)), ((), ())), preferred_element_type=jnp.float32
+        a, b, (((0, 1), (0, 1)), ((), ())), preferred_element_type=carry_dtype(a.dtype)
     )  # (F, G)
 
 
@@ -232,7 +242,7 @@ def _backward_scan(saved, w_hh, mask, carry, d_ys, *, reverse, unroll, groups=1)
     h_prev, k, p, f = saved
     carry = match_vma(carry, k)
     w_t = w_hh.T  # (4H, H)
-    scale = gate_scale(w_hh.shape[0])[None, :]  # (1, 4H): k is for the scaled ones
+    scale = gate_scale(w_hh.shape[0], k.dtype)[None, :]  # (1, 4H): k is for the scaled ones
 
     def step(carry: Carry, inputs):
         dh_next, dc_next = carry
@@ -240,7 +250,7 @@ def _backward_scan(saved, w_hh, mask, carry, d_ys, *, reverse, unroll, groups=1)
         dh = jnp.where(m, dy + dh_next, 0.0)  # grad into h_new
         dc = jnp.where(m, dc_next, 0.0) + dh * p_s  # grad into c_new
         dz = jnp.concatenate([dc, dc, dc, dh], axis=-1) * k_s * scale  # (B, 4H)
-        dh_prev = jnp.dot(dz.astype(w_t.dtype), w_t, preferred_element_type=jnp.float32)
+        dh_prev = jnp.dot(dz.astype(w_t.dtype), w_t, preferred_element_type=dz.dtype)
         dh_prev = dh_prev + jnp.where(m, 0.0, dh_next)
         dc_prev = dc * f_s + jnp.where(m, 0.0, dc_next)
         return (dh_prev, dc_prev), dz
@@ -265,7 +275,7 @@ def _scan_vjp_bwd(reverse, unroll, groups, residuals, cotangents):
         saved, w_hh, mask, d_final, d_ys, reverse=reverse, unroll=unroll, groups=groups
     )
     dw = sum_to_vma(dw, w_hh)
-    return dz.astype(jnp.float32), dw.astype(w_hh.dtype), None, d_init
+    return dz.astype(carry_dtype(w_hh.dtype)), dw.astype(w_hh.dtype), None, d_init
 
 
 # `scan_direction` with the hand-written backward pass above; same signature, except that
@@ -294,15 +304,18 @@ def _from_chunks(x: jax.Array, steps: int) -> jax.Array:
 
 
 def project(seq: jax.Array, w_ih: jax.Array, bias: jax.Array | None = None) -> jax.Array:
-    """(S, B, F) @ (F, 4H) (+ (4H,)) -> (S, B, 4H) float32 gate pre-activations."""
-    xproj = jnp.einsum("tbf,fg->tbg", seq, w_ih, preferred_element_type=jnp.float32)
-    return xproj if bias is None else xproj + bias.astype(jnp.float32)[None, None, :]
+    """(S, B, F) @ (F, 4H) (+ (4H,)) -> (S, B, 4H) gate pre-activations in the carry dtype."""
+    acc = carry_dtype(w_ih.dtype)
+    xproj = jnp.einsum("tbf,fg->tbg", seq, w_ih, preferred_element_type=acc)
+    return xproj if bias is None else xproj + bias.astype(acc)[None, None, :]
 
 
 def _input_grads(x: jax.Array, dz: jax.Array, w_ih: jax.Array):
     """Gradients of `project(x, w_ih, bias)` from its cotangent dz (S, B, 4H):
-    dx (S, B, F) float32, dW_ih (F, 4H) and the bias's (4H,), as large (S*B)-row matmuls."""
-    dx = jnp.einsum("tbg,fg->tbf", dz.astype(w_ih.dtype), w_ih, preferred_element_type=jnp.float32)
+    dx (S, B, F) in the carry dtype, dW_ih (F, 4H) and the bias's (4H,), as large (S*B)-row
+    matmuls."""
+    acc = carry_dtype(w_ih.dtype)
+    dx = jnp.einsum("tbg,fg->tbf", dz.astype(w_ih.dtype), w_ih, preferred_element_type=acc)
     dw_ih = weight_grad(x, dz.astype(x.dtype))  # (F, 4H)
     return dx, dw_ih, dz.sum((0, 1))
 
@@ -410,7 +423,8 @@ def _remat_vjp_bwd(reverse, unroll, chunk, groups, residuals, cotangents):
         sums = (dw_ih + dw_ih_chunk, db + db_chunk, dw_hh + dw_chunk)
         return (d_carry, *sums), dx.astype(seq.dtype)
 
-    zeros = match_vma(tuple(jnp.zeros(w.shape, jnp.float32) for w in (w_ih, bias, w_hh)), seq)
+    zeros = tuple(jnp.zeros(w.shape, carry_dtype(w.dtype)) for w in (w_ih, bias, w_hh))
+    zeros = match_vma(zeros, seq)
     (d_init, dw_ih, db, dw_hh), dx = lax.scan(
         chunk_step, (d_final, *zeros), (entries, xs, ms, dys), reverse=not reverse
     )  # dx (N, C, B, F)
