@@ -53,7 +53,10 @@ def _evaluate(args) -> int:
     return 0
 
 
-def _read_inputs(path: str):
+def _read_inputs(path: str, like):
+    """The .npz at `path` as a SequenceDataset whose targets are zeros shaped and typed as
+    those of `like` (the run's training split): the eval step that predictions come from
+    also computes the task's loss, which needs targets of the task's shape, and drops it."""
     import numpy as np
 
     from seqjax.data.dataset import SequenceDataset
@@ -75,7 +78,8 @@ def _read_inputs(path: str):
         )
     if not np.issubdtype(lengths.dtype, np.integer):
         raise ValueError(f"{path!r}: lengths must be integers; got {lengths.dtype}")
-    return SequenceDataset(inputs, lengths.astype(np.int32), np.zeros(len(inputs), np.float32))
+    targets = np.zeros((len(inputs), *like.targets.shape[1:]), like.targets.dtype)
+    return SequenceDataset(inputs, lengths.astype(np.int32), targets)
 
 
 def _predict(args) -> int:
@@ -83,6 +87,7 @@ def _predict(args) -> int:
 
     from seqjax.data.sources import load_splits
     from seqjax.io import atomic_write_bytes, atomic_write_text
+    from seqjax.tasks import get_task
     from seqjax.train.restore import load_run_config, predict, restore_state
 
     if not args.output.endswith((".npz", ".csv")):
@@ -91,24 +96,25 @@ def _predict(args) -> int:
     if not os.path.isdir(out_dir):
         raise FileNotFoundError(f"output directory {out_dir!r} does not exist")
     cfg = load_run_config(args.run_dir)
-    data = _read_inputs(args.input)
+    train = load_splits(cfg.data)["train"]
+    data = _read_inputs(args.input, train)
     features = cfg.model.features if hasattr(cfg.model, "features") else data.inputs.shape[-1]
     if data.inputs.shape[-1] != features:
         raise ValueError(
             f"{args.input!r}: inputs have {data.inputs.shape[-1]} features; the model in "
             f"{args.run_dir!r} expects {features}"
         )
-    train = load_splits(cfg.data)["train"]
     state, _ = restore_state(args.run_dir, cfg, train, which=args.checkpoint)
-    preds = predict(cfg, state, data)
+    preds = predict(cfg, state, data)  # (N, ...) the task's predictions per example
+    columns = get_task(cfg.train.loss).columns(preds.shape[1:])  # a name per value, C order
     if args.output.endswith(".npz"):
         buf = io.BytesIO()
-        np.savez(buf, predictions=preds)
+        np.savez(buf, predictions=preds, columns=np.array(columns))
         atomic_write_bytes(args.output, buf.getvalue())
     else:
         rows = preds.reshape(len(preds), -1)
         text = "\n".join(",".join(repr(float(v)) for v in row) for row in rows)
-        atomic_write_text(args.output, "prediction\n" + text + "\n")
+        atomic_write_text(args.output, ",".join(columns) + "\n" + text + "\n")
     print(f"wrote {len(preds)} predictions to {args.output}")
     return 0
 

@@ -17,10 +17,32 @@ class Task:
     loss: Callable  # (outputs, batch) -> scalar, weighted over the batch
     predict: Callable  # outputs -> predictions (e.g. probabilities)
     evaluate: Callable[[np.ndarray, np.ndarray], dict]  # (predictions, targets) -> metrics
+    # one example's prediction shape -> a name per value in C order (the CSV's columns)
+    columns: Callable[[tuple[int, ...]], list[str]]
+
+
+def _named(prefix: str, scalar: str | None = None) -> Callable[[tuple[int, ...]], list[str]]:
+    """Columns `scalar` for one value per example, else `prefix` + the value's index."""
+
+    def columns(shape: tuple[int, ...]) -> list[str]:
+        if shape == () and scalar is not None:
+            return [scalar]
+        return [prefix + "_".join(map(str, index)) for index in np.ndindex(*shape)]
+
+    return columns
+
+
+def _trend_columns(shape: tuple[int, ...]) -> list[str]:
+    """d7_score, d7_p_down, d7_p_flat, d7_p_up, then d30_... (the metrics' horizon names,
+    h0, h1, ... for another number of horizons)."""
+    horizons, _ = shape
+    names = ["d7", "d30"] if horizons == 2 else [f"h{k}" for k in range(horizons)]
+    return [f"{h}_{v}" for h in names for v in ("score", "p_down", "p_flat", "p_up")]
 
 
 def _trend_predictions(outputs: dict) -> jax.Array:
-    """(B, Hz, 4): the score and the three direction probabilities of each horizon."""
+    """(B, Hz, 4): the score and the three direction probabilities (down, flat, up: the
+    classes of `losses.trend_class`) of each horizon."""
     probs = jax.nn.softmax(outputs["logits"], axis=-1)  # (B, Hz, 3)
     return jax.numpy.concatenate([outputs["score"][..., None], probs], axis=-1)
 
@@ -30,20 +52,26 @@ TASKS = {
         loss=losses.binary_cross_entropy,
         predict=jax.nn.sigmoid,
         evaluate=metrics.binary_classification,
+        columns=_named("probability_", "probability"),
     ),
     "cross_entropy": Task(
         loss=losses.cross_entropy,
         predict=lambda logits: jax.nn.softmax(logits, axis=-1),
         evaluate=metrics.multiclass_classification,
+        columns=_named("p_class_"),
     ),
     "mse": Task(
         loss=losses.mean_squared_error,
         predict=lambda outputs: outputs,
         evaluate=metrics.multi_output_regression,
+        columns=_named("y", "y"),
     ),
     **{
         name: Task(
-            loss=losses.LOSSES[name], predict=_trend_predictions, evaluate=metrics.trend_forecast
+            loss=losses.LOSSES[name],
+            predict=_trend_predictions,
+            evaluate=metrics.trend_forecast,
+            columns=_trend_columns,
         )
         for name in ("trend_multitask", "trend_volatility_aware")
     },

@@ -84,9 +84,12 @@ def test_predict_writes_probabilities(run_dir, tmp_path, suffix):
         == 0
     )
     if suffix == "npz":
-        preds = np.load(out)["predictions"]
+        with np.load(out, allow_pickle=False) as f:
+            preds, columns = f["predictions"], list(f["columns"])
     else:
         preds = np.loadtxt(out, delimiter=",", skiprows=1)
+        columns = out.read_text().splitlines()[0].split(",")
+    assert columns == ["probability"]
     assert preds.shape == (5,) and np.all((preds >= 0) & (preds <= 1))
 
 

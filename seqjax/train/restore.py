@@ -56,7 +56,8 @@ def restore_state(
 
 
 def predict(cfg: ExperimentConfig, state: TrainState, data: SequenceDataset) -> np.ndarray:
-    """The task's predictions (e.g. probabilities) for every example of `data`."""
+    """The task's predictions (e.g. probabilities) for every example of `data`, whose
+    targets do not change them but need the task's shape: the eval step computes a loss."""
     task = get_task(cfg.train.loss)
     mesh = mesh_for(cfg)
     _, eval_step = steps_for(cfg, mesh)
