@@ -5,10 +5,7 @@ the length-grouped path sorted such rows whole and unsorted them per shard: a ba
 came back with values 0.59 off, and 1 or 3 rows failed in shard_map. A subprocess, so
 XLA sees two devices before JAX starts."""
 
-import json
-import os
-import subprocess
-import sys
+from tests.cpu_devices_subprocess import run_on_cpu_devices
 
 SCRIPT = """
 import json
@@ -44,13 +41,7 @@ print(json.dumps(out))
 
 
 def test_rows_not_split_over_the_weights_mesh_give_one_devices_values():
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
-    env = dict(os.environ, XLA_FLAGS=flags.strip())
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_on_cpu_devices(SCRIPT)
     assert out["groups"] > 1  # the path that sorts rows
     for rows in (1, 3, 4):
         output_diff, grad_diff = out[f"rows_{rows}"]

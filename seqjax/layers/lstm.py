@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from seqjax.layers.cudnn import cudnn_available, cudnn_lstm
+from seqjax.layers.explicit_sharding import shard_batch_like
 from seqjax.layers.length_groups import sort_batch, unsort_batch
 from seqjax.layers.masking import check_sequence_inputs, length_mask
 from seqjax.layers.pallas_lstm import PRECISIONS, pallas_blockers, pallas_layer
@@ -535,6 +536,7 @@ class LSTM(nn.Module):
         else:
             h0_all = c0_all = jnp.zeros(state_shape, carry)
         h0_all, c0_all = match_vma((h0_all, c0_all), x)  # for use inside shard_map
+        h0_all, c0_all = shard_batch_like((h0_all, c0_all), x)  # on an explicit mesh
 
         mask = length_mask(lengths, max_len, time_major=True)[..., None]  # (T, B, 1)
         if self._use_cudnn(train):

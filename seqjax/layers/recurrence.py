@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from seqjax.layers.explicit_sharding import batch_sum_sharding
 from seqjax.layers.length_groups import phased_scan
 from seqjax.layers.vma import match_vma, sum_to_vma
 
@@ -227,7 +228,11 @@ def weight_grad(a: jax.Array, b: jax.Array) -> jax.Array:
     partitioner all-gather the activations across devices (tests/test_data_parallel.py).
     """
     return lax.dot_general(
-        a, b, (((0, 1), (0, 1)), ((), ())), preferred_element_type=carry_dtype(a.dtype)
+        a,
+        b,
+        (((0, 1), (0, 1)), ((), ())),
+        preferred_element_type=carry_dtype(a.dtype),
+        out_sharding=batch_sum_sharding(a),  # replicated, where the batch's split is typed
     )  # (F, G)
 
 
@@ -294,7 +299,8 @@ def _to_chunks(x: jax.Array, chunk: int, fill) -> jax.Array:
     """(T, ...) -> (N, chunk, ...), padding the end of time with `fill` up to N * chunk."""
     steps = x.shape[0]
     total = -(-steps // chunk) * chunk
-    x = jnp.concatenate([x, jnp.full((total - steps, *x.shape[1:]), fill, x.dtype)])
+    # a pad of x itself keeps x's sharding, where a concatenated array would have none
+    x = jnp.pad(x, [(0, total - steps)] + [(0, 0)] * (x.ndim - 1), constant_values=fill)
     return x.reshape(total // chunk, chunk, *x.shape[1:])
 
 
