@@ -22,7 +22,7 @@ def _batch_split(x: jax.Array, batch_dim: int):
     axis inside shard_map)."""
     sharding = getattr(jax.typeof(x), "sharding", None)
     spec = getattr(sharding, "spec", None)
-    if spec is None or len(spec) <= batch_dim or spec[batch_dim] is None:
+    if sharding is None or spec is None or len(spec) <= batch_dim or spec[batch_dim] is None:
         return None
     return sharding.mesh, spec[batch_dim]
 
