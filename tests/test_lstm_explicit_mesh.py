@@ -1,13 +1,15 @@
 """The LSTM and a seed model on a mesh with explicit axes (`jax.make_mesh`'s default, used
 with `jax.set_mesh`), whose array types carry their sharding: the batch split over two CPU
 devices gives one device's loss and gradients, for the scan's variants, under
-`jax.set_mesh` and (default) with arrays merely placed on the mesh.
+`jax.set_mesh` and (default) with arrays merely placed on the mesh, and for the trend
+model in training, dropout on.
 
 Before, each of them, and each of the five seed models, failed to trace there: the zero
 initial carry had no sharding while the steps computed from the split batch did ("scan
 body function carry input and carry output must have equal types"), the weight gradients'
-contraction over the split batch was "ambiguous", and the chunked projection's padding had
-no sharding. A subprocess, so XLA sees two devices before JAX starts."""
+contraction over the split batch was "ambiguous", the chunked projection's padding had no
+sharding, and Linen's Dropout drew its mask without one. A subprocess, so XLA sees two
+devices before JAX starts."""
 
 from tests.cpu_devices_subprocess import run_on_cpu_devices
 
@@ -56,9 +58,8 @@ for name, options in variants.items():
         got = grad(jax.device_put(variables, NamedSharding(mesh, P())), *placed, h0)
         out["placed"] = [largest_difference(got, want)]
 
-tiny = {  # the seed model with the most kinds of layer: convolutions, BiLSTMs, attention
-    "hybrid": ("hybrid", ["data.size=40", "model.d_model=16", "model.lstm_blocks=1",
-                          "model.attention_after=[1]"]),
+tiny = {  # dropout between its LSTM's layers and after its attention pool; (B, 2, 2) targets
+    "trend": ("trend", ["data.size=10", "model.hidden_size=8", "model.head_dim=8"]),
 }
 for name, (config, overrides) in tiny.items():
     cfg = load_config(f"configs/{config}.yaml", overrides)
@@ -68,8 +69,11 @@ for name, (config, overrides) in tiny.items():
     variables = model.init(jax.random.key(0), batch.inputs, batch.lengths)
     task = get_task(cfg.train.loss)
 
-    def loss(params, batch):
-        outputs = model.apply({**variables, "params": params}, batch.inputs, batch.lengths)
+    def loss(params, batch):  # in training: dropout on, between the LSTMs' layers too
+        outputs = model.apply(
+            {**variables, "params": params}, batch.inputs, batch.lengths, train=True,
+            rngs={"dropout": jax.random.key(3)},
+        )
         return task.loss(outputs, batch)
 
     grad = jax.jit(jax.value_and_grad(loss))

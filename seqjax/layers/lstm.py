@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from seqjax.layers.cudnn import cudnn_available, cudnn_lstm
+from seqjax.layers.dropout import Dropout
 from seqjax.layers.explicit_sharding import shard_batch_like
 from seqjax.layers.length_groups import sort_batch, unsort_batch
 from seqjax.layers.masking import check_sequence_inputs, length_mask
@@ -598,7 +599,7 @@ class LSTM(nn.Module):
                         finals_c.append(c_n[None])
             out = jnp.concatenate(outs, axis=-1) if dirs == 2 else outs[0]  # (T, B, D*H)
             if layer < self.num_layers - 1:
-                seq = nn.Dropout(self.dropout)(out, deterministic=not train).astype(self.dtype)
+                seq = Dropout(self.dropout)(out, deterministic=not train).astype(self.dtype)
             else:
                 seq = out
         h_n = jnp.concatenate(finals_h, axis=0)  # (L*D, B, H)

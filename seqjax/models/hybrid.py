@@ -30,6 +30,7 @@ import jax.numpy as jnp
 from seqjax.layers import LSTM
 from seqjax.layers.attention import MaskedSelfAttention
 from seqjax.layers.conv import MultiScaleConv, sinusoidal_encoding
+from seqjax.layers.dropout import Dropout
 from seqjax.layers.lstm import check_config_options, config_options
 from seqjax.layers.masking import check_sequence_inputs, length_mask
 from seqjax.layers.pooling import last_valid, masked_max, masked_mean
@@ -95,7 +96,7 @@ class HybridSequenceModel(nn.Module):
         mask = length_mask(lengths, inputs.shape[1])[..., None]  # (B, T, 1)
         x = nn.Dense(cfg.d_model, name="input_proj")(jnp.where(mask, inputs, 0))
         x = nn.relu(nn.LayerNorm(name="input_norm")(x))
-        x = nn.Dropout(cfg.dropout)(x, deterministic=not train)
+        x = Dropout(cfg.dropout)(x, deterministic=not train)
         positions = sinusoidal_encoding(inputs.shape[1], cfg.d_model)  # (T, D)
         x = x + cfg.positional_scale * positions[None]  # (B, T, D)
         x = jnp.where(mask, x, 0)
@@ -133,7 +134,7 @@ class HybridSequenceModel(nn.Module):
                     x = norm(x + att)
                 x = jnp.where(mask, x, 0)  # (B, T, D)
                 maps.append(weights)
-            x = nn.Dropout(cfg.dropout)(x, deterministic=not train)
+            x = Dropout(cfg.dropout)(x, deterministic=not train)
         if cfg.block_norm == "pre":
             x = jnp.where(mask, nn.LayerNorm(name="final_norm")(x), 0)
         pooled = jnp.concatenate(
@@ -144,7 +145,7 @@ class HybridSequenceModel(nn.Module):
             h = pooled
             for j, dim in enumerate(cfg.head_dims):
                 h = nn.relu(nn.Dense(dim, name=f"head_{e}_{j}")(h))
-                h = nn.Dropout(cfg.dropout)(h, deterministic=not train)
+                h = Dropout(cfg.dropout)(h, deterministic=not train)
             head_outputs.append(nn.Dense(cfg.outputs, name=f"head_{e}_out")(h))  # (B, O)
         heads = jnp.stack(head_outputs, axis=1)  # (B, E, O)
         combiner = nn.softmax(

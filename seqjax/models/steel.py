@@ -27,6 +27,7 @@ import flax.linen as nn
 import jax
 
 from seqjax.layers import LSTM
+from seqjax.layers.dropout import Dropout
 from seqjax.layers.lstm import check_config_options, config_options
 from seqjax.layers.masking import check_sequence_inputs
 from seqjax.layers.pooling import AttentionPool, masked_mean
@@ -108,7 +109,7 @@ class SteelDefectLSTM(nn.Module):
             layer_outputs.append(x)
             h_last = h_n  # (D, B, H); the config holds 1-4 layers
             if k < cfg.num_layers - 1:
-                x = nn.Dropout(cfg.dropout)(x, deterministic=not train)
+                x = Dropout(cfg.dropout)(x, deterministic=not train)
         weights = None
         if cfg.pooling == "last":
             # Forward state at the last valid step; backward state after reading t = 0.
@@ -124,7 +125,7 @@ class SteelDefectLSTM(nn.Module):
         h = pooled
         for j, dim in enumerate(cfg.classifier_dims):
             h = nn.relu(nn.Dense(dim, name=f"classifier_{j}")(h))
-            h = nn.Dropout(cfg.classifier_dropout)(h, deterministic=not train)
+            h = Dropout(cfg.classifier_dropout)(h, deterministic=not train)
         logits = nn.Dense(cfg.num_classes, name="output")(h)  # (B, K)
         if cfg.num_classes == 1:
             logits = logits[:, 0]  # (B,)

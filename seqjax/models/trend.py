@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from seqjax.layers import LSTM
 from seqjax.layers.attention import MultiHeadAttentionPool
+from seqjax.layers.dropout import Dropout
 from seqjax.layers.lstm import check_config_options, config_options
 from seqjax.layers.masking import check_sequence_inputs
 
@@ -68,7 +69,7 @@ class TrendPredictor(nn.Module):
             name="encoder",
         )(inputs, lengths, train=train)  # (B, T, 2H)
         pooled, weights = MultiHeadAttentionPool(cfg.num_heads, name="attention")(x, lengths)
-        pooled = nn.Dropout(cfg.dropout)(pooled, deterministic=not train)  # (B, 2H)
+        pooled = Dropout(cfg.dropout)(pooled, deterministic=not train)  # (B, 2H)
         scores, logits = [], []
         for k in range(cfg.num_horizons):
             h = nn.relu(nn.Dense(cfg.head_dim, name=f"head_{k}_hidden")(pooled))

@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 
 from seqjax.layers import LSTM
+from seqjax.layers.dropout import Dropout
 from seqjax.layers.lstm import check_config_options, config_options
 from seqjax.layers.masking import check_sequence_inputs
 
@@ -67,7 +68,7 @@ class TrustLSTM(nn.Module):
             )(x, lengths, train=train)  # x (B, T, H_k)
             h_last = h_n[-1]  # (B, H_k): state at each sequence's last valid step
             if k < len(cfg.hidden_sizes) - 1:
-                x = nn.Dropout(cfg.dropout)(x, deterministic=not train)
+                x = Dropout(cfg.dropout)(x, deterministic=not train)
         logits = nn.Dense(1, name="fc")(h_last)  # (B, 1)
         return logits[:, 0]  # (B,)
 
