@@ -60,7 +60,6 @@ def test_float64_values_equal_the_float64_reference():
 VARIANTS = {
     "default": {},
     "remat_chunk": {"remat_chunk": 3},
-    "projection_in_the_step": {"projection_chunk": 1},
     "projection_chunks": {"projection_chunk": 3},
     "length_groups": {"length_groups": 3},
     "fused_directions": {"fused_directions": True},

@@ -15,12 +15,7 @@ import jax.numpy as jnp
 from flax.linen.module import merge_param
 from jax import lax
 
-
-def _typed_sharding(x: jax.Array):
-    """x's sharding where its type names a split (an explicit mesh), else None."""
-    sharding = getattr(jax.typeof(x), "sharding", None)
-    spec = getattr(sharding, "spec", None)
-    return sharding if spec is not None and any(axis is not None for axis in spec) else None
+from seqjax.layers.explicit_sharding import typed_sharding
 
 
 class Dropout(nn.Dropout):
@@ -41,7 +36,7 @@ class Dropout(nn.Dropout):
         shape = list(inputs.shape)
         for dim in self.broadcast_dims:
             shape[dim] = 1
-        sharding = _typed_sharding(inputs)
+        sharding = typed_sharding(inputs)  # None on one device and on an Auto mesh
         mask = jax.random.bernoulli(rng, p=keep_prob, shape=shape, out_sharding=sharding)
         mask = jnp.broadcast_to(mask, inputs.shape)
         return lax.select(mask, inputs / keep_prob, jnp.zeros_like(inputs))

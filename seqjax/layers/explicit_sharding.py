@@ -16,15 +16,23 @@ import jax
 from jax.sharding import NamedSharding, PartitionSpec
 
 
-def _batch_split(x: jax.Array, batch_dim: int):
-    """(mesh, axes): the mesh of x's type and the explicit axes it shards x's dimension
-    `batch_dim` over; None where no type names them (one device, an `Auto` mesh, a manual
-    axis inside shard_map)."""
+def typed_sharding(x: jax.Array) -> NamedSharding | None:
+    """x's sharding where its type splits some dimension over explicit mesh axes; None
+    where it names none (one device, an `Auto` mesh, a manual axis inside shard_map)."""
     sharding = getattr(jax.typeof(x), "sharding", None)
     spec = getattr(sharding, "spec", None)
-    if sharding is None or spec is None or len(spec) <= batch_dim or spec[batch_dim] is None:
+    if sharding is None or spec is None or all(axes is None for axes in spec):
         return None
-    return sharding.mesh, spec[batch_dim]
+    return sharding
+
+
+def _batch_split(x: jax.Array, batch_dim: int):
+    """(mesh, axes): the mesh of x's type and the explicit axes it splits x's dimension
+    `batch_dim` over; None where its type names none."""
+    sharding = typed_sharding(x)
+    if sharding is None or len(sharding.spec) <= batch_dim or sharding.spec[batch_dim] is None:
+        return None
+    return sharding.mesh, sharding.spec[batch_dim]
 
 
 def shard_batch_like(tree, ref: jax.Array, *, batch_dim: int = 1, ref_batch_dim: int = 0):
