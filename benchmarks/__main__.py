@@ -46,7 +46,10 @@ def main(argv: list[str] | None = None) -> dict:
     if args.settings and not args.out:  # the default file holds the default configs' figures
         parser.error("--set needs --out")
     for name in names:  # a bad key or value fails here, before anything is measured
-        load_config(systems.SYSTEMS[name], args.settings)
+        try:
+            load_config(systems.SYSTEMS[name], args.settings)
+        except ValueError as e:  # a usage error: one line, as `seqjax train --set` gives
+            parser.error(str(e))
     kind = device_kind()
     out = args.out or os.path.join(
         "benchmarks", "results", f"{kind}{'-quick' if args.quick else ''}.json"

@@ -21,6 +21,7 @@ import statistics
 
 from benchmarks import command_line
 from benchmarks.systems import measure_isolated
+from seqjax.config import load_config
 
 FIGURES = {  # name -> where a `benchmarks.systems.measure` result holds it
     "train_step_ms": ("train_step", "median_ms"),
@@ -67,6 +68,12 @@ def main(argv: list[str] | None = None) -> dict:
     if missing:
         p.error(f"no such config file: {missing[0]}")
     settings = {"a": tuple(args.a), "b": tuple(args.b)}
+    for config in args.configs:  # a bad key or value fails here, before anything is measured
+        for side in settings.values():
+            try:
+                load_config(config, list(side))
+            except ValueError as e:
+                p.error(f"{config}: {e}")
     results = {}
     for config in args.configs:
         runs = {"a": [], "b": []}

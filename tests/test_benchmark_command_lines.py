@@ -64,7 +64,7 @@ def test_a_torch_tool_without_torch_stops_at_once_naming_the_install(
 
 
 def test_the_suite_without_torch_measures_the_systems_alone_at_the_settings_given(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, capsys
 ):
     """--systems-only needs no torch, and `--set` measures the systems at a changed config
     (what a GPU session compares, e.g. `train.loop_graphs=true`), never into the default
@@ -75,8 +75,10 @@ def test_the_suite_without_torch_measures_the_systems_alone_at_the_settings_give
     with pytest.raises(SystemExit):  # the default file holds the default configs' figures
         main(["--quick", "--systems-only", "--set", "train.batch_size=8"])
     bad = tmp_path / "bad.json"
-    with pytest.raises(ValueError, match="unknown key train.'batch'"):
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
         main(["--quick", "--systems-only", "--set", "train.batch=8", "--out", str(bad)])
+    assert "error: unknown key train.'batch'" in capsys.readouterr().err  # one usage line
     assert not bad.exists()
     out = tmp_path / "set.json"
     argv = ["--quick", "--only", "trend", "--systems-only", "--out", str(out)]
@@ -89,6 +91,17 @@ def test_the_suite_without_torch_measures_the_systems_alone_at_the_settings_give
     assert trend["batch"] == 8 and trend["settings"] == result["settings"]
     with pytest.raises(SystemExit):  # nor mixed with figures of other settings
         main(argv)
+
+
+def test_config_ab_names_a_bad_setting_before_it_measures(tmp_path, capsys):
+    from benchmarks.config_ab import main
+
+    out = tmp_path / "ab.json"
+    argv = ["configs/trend.yaml", "--a", "train.batch_size=8", "--b", "train.nope=1"]
+    with pytest.raises(SystemExit):
+        main([*argv, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert "configs/trend.yaml: unknown key train.'nope'" in err and not out.exists()
 
 
 def test_results_record_the_arguments_main_was_given(monkeypatch):
