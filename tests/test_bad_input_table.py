@@ -124,3 +124,38 @@ def test_a_model_refuses_a_sequence_with_no_steps(name):
     x = np.zeros((2, 3, model.config.features), np.float32)  # (B, T, F)
     with pytest.raises(ValueError, match=rf"{type(model).__name__}: lengths must lie in \[1, 3\]"):
         model.init(jax.random.key(0), x, np.array([3, 0], np.int32))
+
+
+def _layers():
+    """Each public masked layer of seqjax.layers as a call (x, lengths) -> anything."""
+    import jax
+
+    from seqjax import layers
+
+    def module(m):
+        return lambda x, n: m.init_with_output(jax.random.key(0), x, n)
+
+    return {
+        "last_valid": layers.last_valid,
+        "masked_mean": layers.masked_mean,
+        "masked_max": layers.masked_max,
+        "AttentionPool": module(layers.AttentionPool(4)),
+        "MultiHeadAttentionPool": module(layers.MultiHeadAttentionPool(2)),
+        "MaskedSelfAttention": module(layers.MaskedSelfAttention(2)),
+        "MultiScaleConv": module(layers.MultiScaleConv(4)),
+    }
+
+
+@pytest.mark.parametrize("name", list(_layers()))
+def test_every_masked_layer_names_bad_lengths(name):
+    """Before, masked_mean divided by a length past T (a mean 5/6 of the true one), the
+    attention layers took float lengths, and a wrong shape was a broadcasting error."""
+    call = _layers()[name]
+    x = np.ones((2, 5, 4), np.float32)  # (B, T, D)
+    with pytest.raises(ValueError, match=rf"{name}: lengths must lie in \[0, 5\].*max 6"):
+        call(x, np.array([6, 2], np.int32))
+    with pytest.raises(TypeError, match=rf"{name}: lengths must be an integer dtype"):
+        call(x, np.array([5.0, 2.0], np.float32))
+    with pytest.raises(ValueError, match=rf"{name}: lengths must have shape \(2,\)"):
+        call(x, np.array([5, 2, 1], np.int32))
+    call(x, np.array([5, 0], np.int32))  # 0 is a length: the pools give zeros there

@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from seqjax.layers.masking import length_mask, masked_softmax
+from seqjax.layers.masking import check_sequence_inputs, length_mask, masked_softmax
 
 
 class MultiHeadAttentionPool(nn.Module):
@@ -20,6 +20,7 @@ class MultiHeadAttentionPool(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, lengths: jax.Array) -> tuple[jax.Array, jax.Array]:
+        check_sequence_inputs(x, lengths, name=type(self).__name__, min_length=0)
         batch, max_len, dim = x.shape
         if dim % self.num_heads:
             raise ValueError(f"feature size {dim} is not divisible by {self.num_heads} heads")
@@ -45,6 +46,7 @@ class MaskedSelfAttention(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, lengths: jax.Array) -> tuple[jax.Array, jax.Array]:
+        check_sequence_inputs(x, lengths, name=type(self).__name__, min_length=0)
         batch, max_len, dim = x.shape
         if dim % self.num_heads:
             raise ValueError(f"feature size {dim} is not divisible by {self.num_heads} heads")

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from seqjax.layers.masking import length_mask
+from seqjax.layers.masking import check_sequence_inputs, length_mask
 
 
 def sinusoidal_encoding(max_len: int, dim: int) -> jax.Array:
@@ -43,6 +43,7 @@ class MultiScaleConv(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, lengths: jax.Array) -> jax.Array:
+        check_sequence_inputs(x, lengths, name=type(self).__name__, min_length=0)
         mask = length_mask(lengths, x.shape[1])[..., None]  # (B, T, 1)
         x = jnp.where(mask, x, 0)
         out = sum(

@@ -11,11 +11,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from seqjax.layers.masking import length_mask, masked_softmax
+from seqjax.layers.masking import check_sequence_inputs, length_mask, masked_softmax
 
 
 def last_valid(x: jax.Array, lengths: jax.Array) -> jax.Array:
     """x[b, lengths[b] - 1]: (B, T, D) -> (B, D)."""
+    check_sequence_inputs(x, lengths, name="last_valid", min_length=0)  # lengths in [0, T]
     lengths = lengths.astype(jnp.int32)
     idx = jnp.maximum(lengths - 1, 0)[:, None, None]  # (B, 1, 1)
     last = jnp.take_along_axis(x, idx, axis=1)[:, 0]  # (B, D)
@@ -24,6 +25,7 @@ def last_valid(x: jax.Array, lengths: jax.Array) -> jax.Array:
 
 def masked_mean(x: jax.Array, lengths: jax.Array) -> jax.Array:
     """Mean over valid steps: (B, T, D) -> (B, D)."""
+    check_sequence_inputs(x, lengths, name="masked_mean", min_length=0)  # lengths in [0, T]
     mask = length_mask(lengths, x.shape[1])[..., None]  # (B, T, 1)
     total = jnp.sum(jnp.where(mask, x, 0), axis=1)  # (B, D)
     return total / jnp.maximum(lengths, 1).astype(x.dtype)[:, None]
@@ -31,6 +33,7 @@ def masked_mean(x: jax.Array, lengths: jax.Array) -> jax.Array:
 
 def masked_max(x: jax.Array, lengths: jax.Array) -> jax.Array:
     """Max over valid steps: (B, T, D) -> (B, D)."""
+    check_sequence_inputs(x, lengths, name="masked_max", min_length=0)  # lengths in [0, T]
     mask = length_mask(lengths, x.shape[1])[..., None]  # (B, T, 1)
     top = jnp.max(jnp.where(mask, x, -jnp.inf), axis=1)  # (B, D)
     return jnp.where((lengths > 0)[:, None], top, 0)
@@ -47,6 +50,7 @@ class AttentionPool(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, lengths: jax.Array) -> tuple[jax.Array, jax.Array]:
+        check_sequence_inputs(x, lengths, name=type(self).__name__, min_length=0)
         mask = length_mask(lengths, x.shape[1])  # (B, T)
         x = jnp.where(mask[..., None], x, 0)  # a weight of 0 times NaN padding is still NaN
         scores = nn.Dense(1, name="score")(jnp.tanh(nn.Dense(self.hidden, name="proj")(x)))
