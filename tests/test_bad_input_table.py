@@ -159,3 +159,23 @@ def test_every_masked_layer_names_bad_lengths(name):
     with pytest.raises(ValueError, match=rf"{name}: lengths must have shape \(2,\)"):
         call(x, np.array([5, 2, 1], np.int32))
     call(x, np.array([5, 0], np.int32))  # 0 is a length: the pools give zeros there
+
+
+@pytest.mark.parametrize(
+    "config,setting,message",
+    [
+        ("hybrid", "model.outputs=2", r"outputs \(2, 2\) .* targets \(2, 3\) \(model.outputs=2"),
+        ("steel_lightweight", "model.num_classes=3", r"outputs \(2, 3\) .* targets \(2,\)"),
+        ("trend", "model.num_horizons=3", r"'score': \(2, 3\).* targets \(2, 2, 2\)"),
+    ],
+)
+def test_outputs_set_against_the_data_are_named_before_the_run_is_made(
+    config, setting, message, tmp_path
+):
+    """Before, each failed inside the first train step as a bare broadcasting error, after
+    the run directory (config.yaml, checkpoints/) was made."""
+    size = "data.size=10" if config == "trend" else "data.size=60"
+    cfg = load_config(f"configs/{config}.yaml", [setting, size, "train.batch_size=4"])
+    with pytest.raises(ValueError, match=message):
+        run_experiment(cfg, str(tmp_path / "run"), log=lambda _: None)
+    assert not (tmp_path / "run").exists()

@@ -21,6 +21,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from seqjax.config import ExperimentConfig
+from seqjax.data.batch import make_batch
 from seqjax.data.dataset import SequenceDataset, iterate_batches, num_batches
 from seqjax.loop_graphs import LOOP_GRAPHS
 from seqjax.models.registry import build_model
@@ -155,8 +156,43 @@ def _update_schedules(cfg: ExperimentConfig, loop: dict, state: TrainState, valu
     return state
 
 
+def check_outputs_fit_targets(cfg: ExperimentConfig, train: SequenceDataset) -> None:
+    """Raise ValueError where the loss cannot pair the model's outputs with the data's
+    targets, naming both shapes and the model's settings that shape its outputs.
+
+    Why: a `model.outputs`, `num_horizons` or `num_classes` set against the data otherwise
+    fails inside the first train step as a bare broadcasting error ("sub got incompatible
+    shapes"), after the run directory was made. Traced with abstract values on two
+    examples (`jax.eval_shape`: no compile, 0.1-0.5 s on CPU)."""
+    model = build_model(cfg.model_name, cfg.model)
+    task = get_task(cfg.train.loss)
+    batch = make_batch(train.inputs[:2], train.lengths[:2], train.targets[:2])
+
+    def outputs(batch):
+        variables = model.init(jax.random.key(0), batch.inputs, batch.lengths)
+        return model.apply(variables, batch.inputs, batch.lengths)
+
+    try:
+        jax.eval_shape(lambda b: task.loss(outputs(b), b), batch)
+    except (TypeError, ValueError) as e:
+        shapes = jax.tree.map(lambda a: tuple(a.shape), jax.eval_shape(outputs, batch))
+        knobs = [
+            f"model.{k}={getattr(cfg.model, k)}"
+            for k in ("outputs", "num_horizons", "num_classes")
+            if hasattr(cfg.model, k)
+        ]
+        raise ValueError(
+            f"model {cfg.model_name!r} gives outputs {shapes} for 2 examples, which loss "
+            f"{cfg.train.loss!r} cannot pair with their targets "
+            f"{tuple(batch.targets.shape)} ({', '.join(knobs) or 'its config'} against "
+            f"this data?): {e}"
+        ) from None
+
+
 def check_trainable(cfg: ExperimentConfig, splits: dict, mesh: Mesh) -> None:
-    """The batch fits the data and the mesh (called before a run writes anything)."""
+    """The batch fits the data and the mesh, and the model's outputs the data's targets
+    (called before a run writes anything)."""
+    check_outputs_fit_targets(cfg, splits["train"])
     n = len(splits["train"])
     if cfg.train.batch_size > n:
         raise ValueError(
