@@ -21,7 +21,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from seqjax.config import ExperimentConfig
-from seqjax.data.batch import make_batch
+from seqjax.data.batch import Batch, make_batch
 from seqjax.data.dataset import SequenceDataset, iterate_batches, num_batches
 from seqjax.loop_graphs import LOOP_GRAPHS
 from seqjax.models.registry import build_model
@@ -163,10 +163,19 @@ def check_outputs_fit_targets(cfg: ExperimentConfig, train: SequenceDataset) -> 
     Why: a `model.outputs`, `num_horizons` or `num_classes` set against the data otherwise
     fails inside the first train step as a bare broadcasting error ("sub got incompatible
     shapes"), after the run directory was made. Traced with abstract values on two
-    examples (`jax.eval_shape`: no compile, 0.1-0.5 s on CPU)."""
-    model = build_model(cfg.model_name, cfg.model)
-    task = get_task(cfg.train.loss)
+    examples (`jax.eval_shape`: no compile, 0.1-0.5 s on CPU), once per config and shapes:
+    `run_experiment` checks before it makes the run directory, and `fit` again."""
     batch = make_batch(train.inputs[:2], train.lengths[:2], train.targets[:2])
+    spec = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), batch)
+    _check_outputs_fit(cfg.model_name, cfg.model, cfg.train.loss, spec)
+
+
+@functools.lru_cache(maxsize=16)
+def _check_outputs_fit(model_name: str, model_cfg, loss: str, batch: Batch) -> None:
+    """`check_outputs_fit_targets` on a hashable config and a batch of shapes (a check that
+    passes is cached; one that raises is not)."""
+    model = build_model(model_name, model_cfg)
+    task = get_task(loss)
 
     def outputs(batch):
         variables = model.init(jax.random.key(0), batch.inputs, batch.lengths)
@@ -177,22 +186,20 @@ def check_outputs_fit_targets(cfg: ExperimentConfig, train: SequenceDataset) -> 
     except (TypeError, ValueError) as e:
         shapes = jax.tree.map(lambda a: tuple(a.shape), jax.eval_shape(outputs, batch))
         knobs = [
-            f"model.{k}={getattr(cfg.model, k)}"
+            f"model.{k}={getattr(model_cfg, k)}"
             for k in ("outputs", "num_horizons", "num_classes")
-            if hasattr(cfg.model, k)
+            if hasattr(model_cfg, k)
         ]
         raise ValueError(
-            f"model {cfg.model_name!r} gives outputs {shapes} for 2 examples, which loss "
-            f"{cfg.train.loss!r} cannot pair with their targets "
-            f"{tuple(batch.targets.shape)} ({', '.join(knobs) or 'its config'} against "
-            f"this data?): {e}"
+            f"model {model_name!r} gives outputs {shapes} for {batch.size} examples, which "
+            f"loss {loss!r} cannot pair with their targets {tuple(batch.targets.shape)} "
+            f"({', '.join(knobs) or 'its config'} against this data?): {e}"
         ) from None
 
 
 def check_trainable(cfg: ExperimentConfig, splits: dict, mesh: Mesh) -> None:
     """The batch fits the data and the mesh, and the model's outputs the data's targets
     (called before a run writes anything)."""
-    check_outputs_fit_targets(cfg, splits["train"])
     n = len(splits["train"])
     if cfg.train.batch_size > n:
         raise ValueError(
@@ -200,6 +207,7 @@ def check_trainable(cfg: ExperimentConfig, splits: dict, mesh: Mesh) -> None:
             f"({n} examples)"
         )
     check_divisible(cfg.train.batch_size, mesh)
+    check_outputs_fit_targets(cfg, splits["train"])
 
 
 def fit(
