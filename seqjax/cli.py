@@ -34,8 +34,7 @@ def _train(args) -> int:
 
 def _evaluate(args) -> int:
     from seqjax.data.sources import load_splits
-    from seqjax.tasks import get_task
-    from seqjax.train.restore import load_run_config, predict, restore_state
+    from seqjax.train.restore import evaluate_run, load_run_config, restore_state
 
     cfg = load_run_config(args.run_dir)
     splits = load_splits(cfg.data)
@@ -43,7 +42,7 @@ def _evaluate(args) -> int:
         raise ValueError(f"--split must be one of {sorted(splits)}; got {args.split!r}")
     data = splits[args.split]
     state, epoch = restore_state(args.run_dir, cfg, splits["train"], which=args.checkpoint)
-    metrics = get_task(cfg.train.loss).evaluate(predict(cfg, state, data), data.targets)
+    metrics = evaluate_run(cfg, state, data)
     print(
         json.dumps(
             {"checkpoint": args.checkpoint, "epoch": epoch, "split": args.split, **metrics},

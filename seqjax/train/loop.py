@@ -79,6 +79,27 @@ def mesh_for(cfg: ExperimentConfig) -> Mesh:
     return make_mesh(devices[:n] if n else devices)
 
 
+def predict_split(
+    eval_step: Callable,
+    state: TrainState,
+    data: SequenceDataset,
+    task: Task,
+    batch_size: int,
+    mesh: Mesh,
+) -> tuple[np.ndarray, float]:
+    """The task's predictions for every example of `data` (padding examples dropped) and
+    the weighted mean loss: one pass that evaluation and `seqjax predict` share, so a
+    split's scores and its predictions come from the same calls."""
+    loss_sum, weight_sum, preds = 0.0, 0.0, []
+    for batch in iterate_batches(data, batch_size, shuffle=False):
+        out = jax.device_get(eval_step(state, shard_batch(batch, mesh)))
+        w = float(out["weight"])
+        loss_sum += float(out["loss"]) * w
+        weight_sum += w
+        preds.append(np.asarray(task.predict(out["outputs"]))[: int(w)])
+    return np.concatenate(preds), loss_sum / weight_sum
+
+
 def evaluate(
     eval_step: Callable,
     state: TrainState,
@@ -88,15 +109,8 @@ def evaluate(
     mesh: Mesh,
 ) -> dict:
     """Weighted loss plus the task's metrics over a whole split (padding examples dropped)."""
-    loss_sum, weight_sum, preds = 0.0, 0.0, []
-    for batch in iterate_batches(data, batch_size, shuffle=False):
-        out = jax.device_get(eval_step(state, shard_batch(batch, mesh)))
-        w = float(out["weight"])
-        loss_sum += float(out["loss"]) * w
-        weight_sum += w
-        preds.append(np.asarray(task.predict(out["outputs"]))[: int(w)])
-    predictions = np.concatenate(preds)
-    return {"loss": loss_sum / weight_sum, **task.evaluate(predictions, data.targets)}
+    predictions, loss = predict_split(eval_step, state, data, task, batch_size, mesh)
+    return {"loss": loss, **task.evaluate(predictions, data.targets)}
 
 
 @functools.cache

@@ -7,13 +7,13 @@ import os
 import numpy as np
 
 from seqjax.config import ExperimentConfig, load_config
-from seqjax.data.dataset import SequenceDataset, iterate_batches, num_batches
+from seqjax.data.dataset import SequenceDataset, num_batches
 from seqjax.models.registry import build_model
 from seqjax.tasks import get_task
 from seqjax.train.checkpoint import Checkpointer
-from seqjax.train.loop import mesh_for, steps_for
+from seqjax.train.loop import evaluate, mesh_for, predict_split, steps_for
 from seqjax.train.optim import make_optimizer
-from seqjax.train.sharding import replicate, shard_batch
+from seqjax.train.sharding import replicate
 from seqjax.train.state import TrainState, create_state
 
 
@@ -58,12 +58,16 @@ def restore_state(
 def predict(cfg: ExperimentConfig, state: TrainState, data: SequenceDataset) -> np.ndarray:
     """The task's predictions (e.g. probabilities) for every example of `data`, whose
     targets do not change them but need the task's shape: the eval step computes a loss."""
-    task = get_task(cfg.train.loss)
     mesh = mesh_for(cfg)
     _, eval_step = steps_for(cfg, mesh)
-    out = []
-    for batch in iterate_batches(data, cfg.train.batch_size, shuffle=False):
-        result = eval_step(state, shard_batch(batch, mesh))
-        keep = int(float(result["weight"]))
-        out.append(np.asarray(task.predict(result["outputs"]))[:keep])
-    return np.concatenate(out)
+    task = get_task(cfg.train.loss)
+    return predict_split(eval_step, state, data, task, cfg.train.batch_size, mesh)[0]
+
+
+def evaluate_run(cfg: ExperimentConfig, state: TrainState, data: SequenceDataset) -> dict:
+    """The loss and the task's metrics on `data`, computed as `seqjax train` computes a
+    split's entry in metrics.json."""
+    mesh = mesh_for(cfg)
+    _, eval_step = steps_for(cfg, mesh)
+    task = get_task(cfg.train.loss)
+    return evaluate(eval_step, state, data, task, cfg.train.batch_size, mesh)
