@@ -7,7 +7,8 @@
 # Stages (default: all, in this order): env tests quick suite backends kernels long scaling;
 # also pallas (steel and trend side by side with every GPU variant, the fused kernels'
 # tests, then every tiling and warp count on steel's layer: a short budget's first call)
-# and levers (each seed system with its loops in CUDA graphs, then with Pallas).
+# levers (each seed system with its loops in CUDA graphs, then with Pallas) and buckets
+# (steel_standard's training epoch with its batches cut to length buckets).
 # Each stage's log and JSON land in OUTDIR (default benchmarks/results), the suite's also as
 # the README's markdown tables (python -m benchmarks.report); a stage that fails does not
 # stop the next.
@@ -60,6 +61,9 @@ flax.__version__, optax.__version__, torch.__version__, jax.devices())"
             --out "$out/${kind}_${lever%%=*}.json" 2>&1 | tee -a "$out/levers.log"
         done
       done
+      ;;
+    buckets)
+      $py -m benchmarks.buckets --out "$out/buckets_$kind.json" 2>&1 | tee "$out/buckets.log"
       ;;
     quick)
       $py -m benchmarks --quick --out "$out/$kind-quick.json" 2>&1 | tee "$out/quick.log"

@@ -1,7 +1,9 @@
 """Every system's experiment at its default config, one after another in one quiet run,
 and one JSON of their test figures against their targets, parameter counts and wall times.
 
-    python experiments/all_systems.py [--only NAME ...] [--out PATH]
+    python experiments/all_systems.py [--only NAME ...] [--set KEY=VALUE ...] [--out PATH]
+
+`--set` hands its settings to every experiment's own `--set` (e.g. `train.bucket_width=50`).
 
 Why one script: figures from runs on different days, beside different background work,
 are not comparable; this produces the README's systems table from a single sitting.
@@ -52,8 +54,9 @@ def passes(value: float, target: str, test: dict) -> bool:
     return value > threshold
 
 
-def run_one(name: str, root: str) -> dict:
+def run_one(name: str, root: str, settings: list[str]) -> dict:
     args, targets = SYSTEMS[name]
+    args = [*args, *(["--set", *settings] if settings else [])]
     run_dir = os.path.join(root, name)
     start = time.perf_counter()
     proc = subprocess.run(
@@ -82,6 +85,7 @@ def run_one(name: str, root: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", choices=sorted(SYSTEMS), default=None)
+    parser.add_argument("--set", dest="settings", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument(
         "--out", default=os.path.join("experiments", "results", "all_systems_cpu.json")
     )
@@ -90,7 +94,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="seqjax-all-") as root:
         for name in args.only or SYSTEMS:
             print(f"[{name}] running", flush=True)
-            results[name] = run_one(name, root)
+            results[name] = run_one(name, root, args.settings)
             r = results[name]
             if "error" in r:
                 print(f"[{name}] FAILED: {r['error'].splitlines()[-1]}", flush=True)
@@ -110,6 +114,7 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "jax": jax.__version__,
+        "settings": args.settings,
         "systems": results,
     }
     atomic_write_json(args.out, out)

@@ -92,6 +92,10 @@ class TrainConfig:
     # On an NVIDIA GPU, record the steps' loops into CUDA graphs (seqjax/loop_graphs.py);
     # not yet measured there, so off; other platforms ignore it.
     loop_graphs: bool = False
+    # Batch examples of similar lengths and pad each batch's time axis only to the next
+    # multiple of this many steps (seqjax/data/buckets.py): fewer loop steps on a GPU or
+    # TPU, one compiled shape per multiple. 0 pads every batch to the data's length.
+    bucket_width: int = 0
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
@@ -103,6 +107,8 @@ class TrainConfig:
             raise ValueError(f"train.mode must be 'min' or 'max'; got {self.mode!r}")
         if self.nonfinite not in ("stop", "skip"):
             raise ValueError(f"train.nonfinite must be 'stop' or 'skip'; got {self.nonfinite!r}")
+        if self.bucket_width < 0:
+            raise ValueError(f"train.bucket_width must be >= 0 (0: off); got {self.bucket_width}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -445,3 +445,21 @@ def test_config_ab_names_a_missing_config_before_measuring(capsys):
         config_ab.main(["configs/no_such.yaml", "--a", "train.epochs=1", "--b", "train.epochs=2"])
     assert exit_.value.code == 2
     assert "no such config file: configs/no_such.yaml" in capsys.readouterr().err
+
+
+def test_buckets_time_an_epoch_per_width_beside_padding_to_the_data(tmp_path):
+    from benchmarks.buckets import main
+
+    out = tmp_path / "buckets.json"
+    argv = ["--config", "configs/steel_lightweight.yaml", "--widths", "0", "250"]
+    argv += ["--rounds", "1", "--length-groups", "1", "--out", str(out)]
+    result = main([*argv, "--set", "data.size=40", "train.batch_size=4"])
+    rows = {row["bucket_width"]: row for row in result["widths"]}
+    assert rows[0]["shapes"] == [500] and rows[0]["mean_padded_steps"] == 500
+    assert set(rows[250]["shapes"]) <= {250, 500}
+    assert rows[250]["mean_padded_steps"] <= 500
+    assert all(len(r["epoch_s"]) == 1 and r["median_epoch_s"] > 0 for r in rows.values())
+    assert json.loads(out.read_text())["settings"] == ["data.size=40", "train.batch_size=4"]
+    from seqjax.layers.lstm import length_groups_default  # --length-groups is undone after
+
+    assert length_groups_default("cpu", 500) == 4

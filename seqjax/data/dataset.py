@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from seqjax.data.batch import Batch, make_batch
+from seqjax.data.buckets import length_sorted_order, padded_length
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +48,28 @@ def num_batches(n: int, batch_size: int, *, drop_remainder: bool) -> int:
     return n // batch_size if drop_remainder else -(-n // batch_size)
 
 
+def batch_order(
+    data: SequenceDataset,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int = 0,
+    epoch: int = 0,
+    bucket_width: int = 0,
+) -> np.ndarray:
+    """The examples in the order `iterate_batches` takes them, `batch_size` a batch: a
+    pure function of (seed, epoch), so a resumed run sees the same data. With
+    `bucket_width`, batches hold examples of similar lengths (`seqjax/data/buckets.py`):
+    in random order when shuffling, else sorted by length (ties in data order)."""
+    n = len(data)
+    if not bucket_width:
+        return np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+    lengths = np.asarray(data.lengths)
+    if shuffle:
+        return length_sorted_order(lengths, batch_size, np.random.default_rng([seed, epoch]))
+    return np.argsort(lengths, kind="stable")
+
+
 def iterate_batches(
     data: SequenceDataset,
     batch_size: int,
@@ -55,25 +78,34 @@ def iterate_batches(
     seed: int = 0,
     epoch: int = 0,
     drop_remainder: bool = False,
+    bucket_width: int = 0,
 ) -> Iterator[Batch]:
-    """Batches of exactly `batch_size` examples.
+    """Batches of exactly `batch_size` examples, in `batch_order`.
 
-    The order is a pure function of (seed, epoch), so a resumed run sees the same data.
-    A short last batch is completed with zero-weight copies of example 0 (not zeros, so
-    every padded example still has a valid length) unless `drop_remainder`.
+    A short last batch is completed with zero-weight copies of its first example (not
+    zeros, so every padded example still has a valid length) unless `drop_remainder`.
+    With `bucket_width` > 0 each batch's time axis is cut to its longest sequence rounded
+    up to a multiple of `bucket_width` (at most the data's T): one compiled shape per
+    width step, and no loop steps past the bucket.
     """
     n = len(data)
     if n == 0:
         raise ValueError("iterate_batches: the dataset is empty")
     if batch_size < 1:
         raise ValueError(f"iterate_batches: batch_size must be >= 1; got {batch_size}")
-    order = np.arange(n)
-    if shuffle:
-        order = np.random.default_rng([seed, epoch]).permutation(n)
+    if bucket_width < 0:
+        raise ValueError(f"iterate_batches: bucket_width must be >= 0; got {bucket_width}")
+    order = batch_order(
+        data, batch_size, shuffle=shuffle, seed=seed, epoch=epoch, bucket_width=bucket_width
+    )
+    steps = data.inputs.shape[1]
     for b in range(num_batches(n, batch_size, drop_remainder=drop_remainder)):
         idx = order[b * batch_size : (b + 1) * batch_size]
         weights = np.ones((batch_size,), np.float32)
         if len(idx) < batch_size:
             weights[len(idx) :] = 0.0
-            idx = np.concatenate([idx, np.full(batch_size - len(idx), order[0])])
-        yield make_batch(data.inputs[idx], data.lengths[idx], data.targets[idx], weights)
+            idx = np.concatenate([idx, np.full(batch_size - len(idx), idx[0])])
+        lengths = data.lengths[idx]
+        if bucket_width:
+            steps = padded_length(int(lengths.max()), bucket_width, data.inputs.shape[1])
+        yield make_batch(data.inputs[idx, :steps], lengths, data.targets[idx], weights)

@@ -1,8 +1,9 @@
 """The fit loop: epochs, validation, reduce-on-plateau, early stopping, checkpoints, resume.
 
 Host-side decisions (plateau, early stopping) happen between epochs on plain floats, so the
-jitted step compiles once and is never retraced. Everything the loop decides is kept in a
-JSON-able `loop` dict that is checkpointed with the train state each epoch, so a resumed
+jitted step compiles once per batch shape (one, or one per length bucket with
+`train.bucket_width`) and is never retraced for a decision. Everything the loop decides is
+kept in a JSON-able `loop` dict that is checkpointed with the train state each epoch, so a resumed
 run continues with the same data order, rng, schedule and early-stopping state and writes
 a history identical to an uninterrupted run. Wall-clock figures are kept apart from the
 history (in `timings`) for that reason.
@@ -22,7 +23,7 @@ from jax.sharding import Mesh
 
 from seqjax.config import ExperimentConfig
 from seqjax.data.batch import Batch, make_batch
-from seqjax.data.dataset import SequenceDataset, iterate_batches, num_batches
+from seqjax.data.dataset import SequenceDataset, batch_order, iterate_batches, num_batches
 from seqjax.loop_graphs import LOOP_GRAPHS
 from seqjax.models.registry import build_model
 from seqjax.tasks import Task, get_task
@@ -86,18 +87,24 @@ def predict_split(
     task: Task,
     batch_size: int,
     mesh: Mesh,
+    *,
+    bucket_width: int = 0,
 ) -> tuple[np.ndarray, float]:
-    """The task's predictions for every example of `data` (padding examples dropped) and
-    the weighted mean loss: one pass that evaluation and `seqjax predict` share, so a
-    split's scores and its predictions come from the same calls."""
+    """The task's predictions for every example of `data`, in its order (padding examples
+    dropped), and the weighted mean loss: one pass that evaluation and `seqjax predict`
+    share, so a split's scores and its predictions come from the same calls. With
+    `bucket_width` the batches run in length order (`iterate_batches`)."""
     loss_sum, weight_sum, preds = 0.0, 0.0, []
-    for batch in iterate_batches(data, batch_size, shuffle=False):
+    for batch in iterate_batches(data, batch_size, shuffle=False, bucket_width=bucket_width):
         out = jax.device_get(eval_step(state, shard_batch(batch, mesh)))
         w = float(out["weight"])
         loss_sum += float(out["loss"]) * w
         weight_sum += w
         preds.append(np.asarray(task.predict(out["outputs"]))[: int(w)])
-    return np.concatenate(preds), loss_sum / weight_sum
+    taken = np.concatenate(preds)
+    predictions = np.empty_like(taken)
+    predictions[batch_order(data, batch_size, shuffle=False, bucket_width=bucket_width)] = taken
+    return predictions, loss_sum / weight_sum
 
 
 def evaluate(
@@ -107,9 +114,13 @@ def evaluate(
     task: Task,
     batch_size: int,
     mesh: Mesh,
+    *,
+    bucket_width: int = 0,
 ) -> dict:
     """Weighted loss plus the task's metrics over a whole split (padding examples dropped)."""
-    predictions, loss = predict_split(eval_step, state, data, task, batch_size, mesh)
+    predictions, loss = predict_split(
+        eval_step, state, data, task, batch_size, mesh, bucket_width=bucket_width
+    )
     return {"loss": loss, **task.evaluate(predictions, data.targets)}
 
 
@@ -299,7 +310,12 @@ def fit(
             progress = EpochProgress(steps, epoch + 1, enabled=show_progress)
             try:
                 for batch in iterate_batches(
-                    train_data, tc.batch_size, shuffle=True, seed=tc.seed, epoch=epoch
+                    train_data,
+                    tc.batch_size,
+                    shuffle=True,
+                    seed=tc.seed,
+                    epoch=epoch,
+                    bucket_width=tc.bucket_width,
                 ):
                     state, m = train_step(state, shard_batch(batch, mesh))
                     metrics.append(m)  # device values: no host sync inside the epoch
@@ -324,7 +340,9 @@ def fit(
             if not losses:
                 raise FloatingPointError(f"every update of epoch {epoch + 1} was non-finite")
             train_loss = sum(loss * w for loss, w in losses) / sum(w for _, w in losses)
-            val = evaluate(eval_step, state, val_data, task, tc.batch_size, mesh)
+            val = evaluate(
+                eval_step, state, val_data, task, tc.batch_size, mesh, bucket_width=tc.bucket_width
+            )
             loop["epoch"] = epoch + 1
             row = {
                 "epoch": epoch + 1,

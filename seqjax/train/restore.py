@@ -61,7 +61,10 @@ def predict(cfg: ExperimentConfig, state: TrainState, data: SequenceDataset) -> 
     mesh = mesh_for(cfg)
     _, eval_step = steps_for(cfg, mesh)
     task = get_task(cfg.train.loss)
-    return predict_split(eval_step, state, data, task, cfg.train.batch_size, mesh)[0]
+    tc = cfg.train
+    return predict_split(
+        eval_step, state, data, task, tc.batch_size, mesh, bucket_width=tc.bucket_width
+    )[0]
 
 
 def evaluate_run(cfg: ExperimentConfig, state: TrainState, data: SequenceDataset) -> dict:
@@ -70,4 +73,5 @@ def evaluate_run(cfg: ExperimentConfig, state: TrainState, data: SequenceDataset
     mesh = mesh_for(cfg)
     _, eval_step = steps_for(cfg, mesh)
     task = get_task(cfg.train.loss)
-    return evaluate(eval_step, state, data, task, cfg.train.batch_size, mesh)
+    tc = cfg.train
+    return evaluate(eval_step, state, data, task, tc.batch_size, mesh, bucket_width=tc.bucket_width)

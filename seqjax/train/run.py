@@ -16,6 +16,7 @@ from typing import Any
 import jax
 
 from seqjax.config import ExperimentConfig, dump_config
+from seqjax.data.dataset import SequenceDataset
 from seqjax.data.sources import adapt_to_data, load_splits
 from seqjax.host_memory import reuse_freed_memory_if_asked
 from seqjax.io import atomic_write_json, atomic_write_text, history_csv
@@ -55,6 +56,14 @@ def check_run_dir(cfg: ExperimentConfig, run_dir: str, *, resume: bool) -> None:
                 )
 
 
+def _buckets_note(width: int, train: SequenceDataset) -> str:
+    """What the first epoch's log line says of length buckets: they explain its compiles."""
+    if not width:
+        return ""
+    shapes = -(-train.inputs.shape[1] // width)
+    return f"; batches cut to {width}-step buckets (up to {shapes} shapes, each compiled once)"
+
+
 def run_experiment(
     cfg: ExperimentConfig,
     run_dir: str,
@@ -82,7 +91,7 @@ def run_experiment(
     atomic_write_text(config_path, dump_config(cfg))
     log(
         f"{cfg.model_name}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} examples; "
-        f"devices {jax.devices()}"
+        f"devices {jax.devices()}{_buckets_note(cfg.train.bucket_width, splits['train'])}"
     )
     writer = None
     if cfg.train.tensorboard:
@@ -104,7 +113,13 @@ def run_experiment(
     _, eval_step = steps_for(cfg, result.mesh)
     metrics: dict[str, Any] = {
         split: evaluate(
-            eval_step, result.state, splits[split], task, cfg.train.batch_size, result.mesh
+            eval_step,
+            result.state,
+            splits[split],
+            task,
+            cfg.train.batch_size,
+            result.mesh,
+            bucket_width=cfg.train.bucket_width,
         )
         for split in ("train", "val", "test")
     }

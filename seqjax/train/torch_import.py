@@ -78,7 +78,10 @@ def import_torch(
     state = replicate(state, mesh)
     task = get_task(cfg.train.loss)
     _, eval_step = steps_for(cfg, mesh)
-    val = evaluate(eval_step, state, splits["val"], task, cfg.train.batch_size, mesh)
+    tc = cfg.train
+    val = evaluate(
+        eval_step, state, splits["val"], task, tc.batch_size, mesh, bucket_width=tc.bucket_width
+    )
     prepare_run_dir(run_dir)
     atomic_write_text(os.path.join(run_dir, "config.yaml"), dump_config(cfg))
     ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), async_save=False)
