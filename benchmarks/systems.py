@@ -123,6 +123,7 @@ def measure(
         jax.block_until_ready(m)
 
     train_t = time_calls(one_step, warmup=2, repeats=steps)
+    peak_after_train = device_peak_bytes()  # before inference at batch 256 can raise it
     variables = {"params": state.params, **state.mutable}
     forward = jax.jit(lambda v, x, n: model.apply(v, x, n))
     pool = np.concatenate([test.inputs, train.inputs])[:256]
@@ -148,6 +149,7 @@ def measure(
             "train_step_compiled": compiled_bytes(step_memory),
             "device_peak_bytes": device_peak_bytes(),
             "device_peak_bytes_after_compile": peak_after_compile,
+            "device_peak_bytes_after_train": peak_after_train,
             "process_peak_rss_bytes": peak_rss_bytes(),
         },
         "model_size_mb": model_size_mb(state.params),
