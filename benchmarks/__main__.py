@@ -18,7 +18,6 @@ import os
 from benchmarks import command_line, side_by_side, systems
 from benchmarks.command_line import device_kind
 from benchmarks.timing import environment
-from seqjax.config import load_config
 from seqjax.io import atomic_write_json
 
 SIDE_BY_SIDE = {"trust": "trust", "steel": "steel", "trend": "trend", "hybrid": "hybrid_block"}
@@ -47,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error("--set needs --out")
     for name in names:  # a bad key or value fails here, before anything is measured
         try:
-            load_config(systems.SYSTEMS[name], args.settings)
+            systems.load_measured_config(systems.SYSTEMS[name], args.settings)
         except ValueError as e:  # a usage error: one line, as `seqjax train --set` gives
             parser.error(str(e))
     kind = device_kind()

@@ -20,8 +20,7 @@ import os
 import statistics
 
 from benchmarks import command_line
-from benchmarks.systems import measure_isolated
-from seqjax.config import load_config
+from benchmarks.systems import load_measured_config, measure_isolated
 
 FIGURES = {  # name -> where a `benchmarks.systems.measure` result holds it
     "train_step_ms": ("train_step", "median_ms"),
@@ -71,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
     for config in args.configs:  # a bad key or value fails here, before anything is measured
         for side in settings.values():
             try:
-                load_config(config, list(side))
+                load_measured_config(config, side)
             except ValueError as e:
                 p.error(f"{config}: {e}")
     results = {}

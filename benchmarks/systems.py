@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 
 import jax
 import numpy as np
@@ -82,6 +83,19 @@ def device_peak_bytes() -> int | None:
     return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
 
 
+def load_measured_config(config: str, settings: Sequence[str] = ()):
+    """The config `measure` times: `config` with `settings`, refused where its figures would
+    not hold. The suite times one batch padded to the data's length, so a config with
+    length buckets (`train.bucket_width`) would be reported as if it had none."""
+    cfg = load_config(config, list(settings))
+    if cfg.train.bucket_width:
+        raise ValueError(
+            f"train.bucket_width={cfg.train.bucket_width}: the suite times one batch padded to "
+            "the data's length; python -m benchmarks.buckets times length buckets"
+        )
+    return cfg
+
+
 def measure(
     name: str = "", *, steps: int, repeats: int, settings: tuple[str, ...] = (), config: str = ""
 ) -> dict:
@@ -90,7 +104,7 @@ def measure(
     if not (name or config):
         raise ValueError("measure needs a system name or a config file")
     config = config or SYSTEMS[name]
-    cfg = load_config(config, list(settings))
+    cfg = load_measured_config(config, settings)
     reuse_freed_memory_if_asked(cfg.host.reuse_freed_memory)  # as run_experiment does
     splits = load_splits(cfg.data)
     train, test = splits["train"], splits["test"]

@@ -80,6 +80,10 @@ def test_the_suite_without_torch_measures_the_systems_alone_at_the_settings_give
         main(["--quick", "--systems-only", "--set", "train.batch=8", "--out", str(bad)])
     assert "error: unknown key train.'batch'" in capsys.readouterr().err  # one usage line
     assert not bad.exists()
+    with pytest.raises(SystemExit):  # its one padded batch would misreport length buckets
+        main(["--quick", "--systems-only", "--set", "train.bucket_width=50", "--out", str(bad)])
+    assert "python -m benchmarks.buckets times length buckets" in capsys.readouterr().err
+    assert not bad.exists()
     out = tmp_path / "set.json"
     argv = ["--quick", "--only", "trend", "--systems-only", "--out", str(out)]
     result = main([*argv, "--set", "train.batch_size=8", "--set", "train.loop_graphs=true"])
@@ -102,6 +106,17 @@ def test_config_ab_names_a_bad_setting_before_it_measures(tmp_path, capsys):
         main([*argv, "--out", str(out)])
     err = capsys.readouterr().err
     assert "configs/trend.yaml: unknown key train.'nope'" in err and not out.exists()
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "configs/steel_standard.yaml",
+                "--a",
+                "train.bucket_width=50",
+                "--b",
+                "host.reuse_freed_memory=false",
+            ]
+        )
+    assert "train.bucket_width=50: the suite times one batch padded" in capsys.readouterr().err
 
 
 def test_results_record_the_arguments_main_was_given(monkeypatch):
