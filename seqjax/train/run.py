@@ -15,7 +15,7 @@ from typing import Any
 
 import jax
 
-from seqjax.config import ExperimentConfig, dump_config
+from seqjax.config import ExperimentConfig, dump_config, load_config
 from seqjax.data.dataset import SequenceDataset
 from seqjax.data.sources import adapt_to_data, load_splits
 from seqjax.host_memory import reuse_freed_memory_if_asked
@@ -47,13 +47,13 @@ def check_run_dir(cfg: ExperimentConfig, run_dir: str, *, resume: bool) -> None:
             f"run directory {run_dir!r} already holds checkpoints; pass --resume to continue "
             "it or choose a new --run-dir"
         )
-    if resume and os.path.exists(config_path):
-        with open(config_path) as f:
-            if f.read() != dump_config(cfg):
-                raise ValueError(
-                    f"--resume: the config differs from the one saved in {config_path}; resume "
-                    "with that file (seqjax train --config RUN_DIR/config.yaml --resume)"
-                )
+    # Compared as configs, not as text: a run saved before a key existed reads back with
+    # that key's default, so a newer seqjax still resumes it.
+    if resume and os.path.exists(config_path) and load_config(config_path) != cfg:
+        raise ValueError(
+            f"--resume: the config differs from the one saved in {config_path}; resume "
+            "with that file (seqjax train --config RUN_DIR/config.yaml --resume)"
+        )
 
 
 def _buckets_note(width: int, train: SequenceDataset) -> str:
