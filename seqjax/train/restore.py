@@ -55,12 +55,16 @@ def restore_state(
     return state, epoch
 
 
+def _eval_pass(cfg: ExperimentConfig):
+    """The jitted eval step `cfg` trains with, its mesh and its task."""
+    mesh = mesh_for(cfg)
+    return steps_for(cfg, mesh)[1], mesh, get_task(cfg.train.loss)
+
+
 def predict(cfg: ExperimentConfig, state: TrainState, data: SequenceDataset) -> np.ndarray:
     """The task's predictions (e.g. probabilities) for every example of `data`, whose
     targets do not change them but need the task's shape: the eval step computes a loss."""
-    mesh = mesh_for(cfg)
-    _, eval_step = steps_for(cfg, mesh)
-    task = get_task(cfg.train.loss)
+    eval_step, mesh, task = _eval_pass(cfg)
     tc = cfg.train
     return predict_split(
         eval_step, state, data, task, tc.batch_size, mesh, bucket_width=tc.bucket_width
@@ -70,8 +74,6 @@ def predict(cfg: ExperimentConfig, state: TrainState, data: SequenceDataset) -> 
 def evaluate_run(cfg: ExperimentConfig, state: TrainState, data: SequenceDataset) -> dict:
     """The loss and the task's metrics on `data`, computed as `seqjax train` computes a
     split's entry in metrics.json."""
-    mesh = mesh_for(cfg)
-    _, eval_step = steps_for(cfg, mesh)
-    task = get_task(cfg.train.loss)
+    eval_step, mesh, task = _eval_pass(cfg)
     tc = cfg.train
     return evaluate(eval_step, state, data, task, tc.batch_size, mesh, bucket_width=tc.bucket_width)
