@@ -29,7 +29,7 @@ import jax
 from benchmarks import command_line
 from seqjax.config import load_config
 from seqjax.data.dataset import iterate_batches, num_batches
-from seqjax.data.sources import load_splits
+from seqjax.data.sources import adapt_to_data, load_splits
 from seqjax.host_memory import reuse_freed_memory_if_asked
 from seqjax.layers import lstm
 from seqjax.models import build_model
@@ -67,7 +67,9 @@ def length_groups(groups: int | None):
 def measure(cfg, widths: list[int], rounds: int) -> tuple[dict, int]:
     """Per width: the first pass's seconds and shapes, and `rounds` timed epochs; and the
     batches an epoch has."""
-    train = load_splits(cfg.data)["train"]
+    splits = load_splits(cfg.data)
+    cfg = adapt_to_data(cfg, splits)  # a user's data sets the model's features, as in training
+    train = splits["train"]
     mesh = mesh_for(cfg)
     steps = num_batches(len(train), cfg.train.batch_size, drop_remainder=False)
     state = create_state(
@@ -113,13 +115,14 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if 0 not in args.widths or min(args.widths) < 0 or args.rounds < 1:
         parser.error("--widths must be >= 0 and include 0 (the baseline); --rounds >= 1")
+    widths = list(dict.fromkeys(args.widths))  # each once, in the order given
     try:
         cfg = load_config(args.config, args.settings)
     except (OSError, ValueError) as e:  # a usage error: one line, as `seqjax train` gives
         parser.error(str(e))
     reuse_freed_memory_if_asked(cfg.host.reuse_freed_memory)  # as `seqjax train` does
     with length_groups(args.length_groups):
-        rows, steps = measure(cfg, args.widths, args.rounds)
+        rows, steps = measure(cfg, widths, args.rounds)
     base = statistics.median(rows[0]["epoch_s"])
     for width, row in rows.items():
         row["median_epoch_s"] = statistics.median(row["epoch_s"])
