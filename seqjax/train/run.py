@@ -22,9 +22,8 @@ from seqjax.host_memory import reuse_freed_memory_if_asked
 from seqjax.io import atomic_write_json, atomic_write_text, history_csv
 from seqjax.models.registry import count_params
 from seqjax.plots import plot_classifier, plot_history
-from seqjax.tasks import get_task
-from seqjax.train.loop import check_trainable, evaluate, fit, mesh_for, steps_for
-from seqjax.train.restore import predict
+from seqjax.train.loop import check_trainable, fit, mesh_for
+from seqjax.train.restore import evaluate_run, predict
 
 
 def prepare_run_dir(run_dir: str) -> None:
@@ -109,19 +108,8 @@ def run_experiment(
     finally:
         if writer is not None:
             writer.close()
-    task = get_task(cfg.train.loss)
-    _, eval_step = steps_for(cfg, result.mesh)
     metrics: dict[str, Any] = {
-        split: evaluate(
-            eval_step,
-            result.state,
-            splits[split],
-            task,
-            cfg.train.batch_size,
-            result.mesh,
-            bucket_width=cfg.train.bucket_width,
-        )
-        for split in ("train", "val", "test")
+        split: evaluate_run(cfg, result.state, splits[split]) for split in ("train", "val", "test")
     }
     metrics["best_epoch"] = result.best_epoch
     metrics["num_params"] = count_params({"params": result.state.params})

@@ -15,7 +15,6 @@ from seqjax.config import ExperimentConfig, apply_overrides, config_from_dict, d
 from seqjax.data.sources import load_splits
 from seqjax.io import atomic_write_text
 from seqjax.models.registry import MODELS, build_model
-from seqjax.tasks import get_task
 from seqjax.torch_weights import (
     from_torch_state_dict,
     load_safetensors,
@@ -23,9 +22,9 @@ from seqjax.torch_weights import (
     to_torch_state_dict,
 )
 from seqjax.train.checkpoint import Checkpointer
-from seqjax.train.loop import evaluate, initial_loop_state, mesh_for, steps_for
+from seqjax.train.loop import initial_loop_state, mesh_for
 from seqjax.train.optim import make_optimizer
-from seqjax.train.restore import load_run_config, restore_state
+from seqjax.train.restore import evaluate_run, load_run_config, restore_state
 from seqjax.train.run import check_run_dir, prepare_run_dir
 from seqjax.train.sharding import replicate
 from seqjax.train.state import create_state
@@ -74,14 +73,8 @@ def import_torch(
     )
     mutable = {k: v for k, v in variables.items() if k != "params"}
     state = state.replace(params=variables["params"], mutable=mutable)
-    mesh = mesh_for(cfg)
-    state = replicate(state, mesh)
-    task = get_task(cfg.train.loss)
-    _, eval_step = steps_for(cfg, mesh)
-    tc = cfg.train
-    val = evaluate(
-        eval_step, state, splits["val"], task, tc.batch_size, mesh, bucket_width=tc.bucket_width
-    )
+    state = replicate(state, mesh_for(cfg))
+    val = evaluate_run(cfg, state, splits["val"])
     prepare_run_dir(run_dir)
     atomic_write_text(os.path.join(run_dir, "config.yaml"), dump_config(cfg))
     ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), async_save=False)
