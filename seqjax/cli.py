@@ -4,7 +4,9 @@
     seqjax evaluate RUN_DIR [--checkpoint best|latest] [--split test]
     seqjax predict RUN_DIR --input FILE.npz --output FILE.npz|.csv
 
-Usage errors exit with code 2 and one line on stderr (a traceback only with --debug).
+Usage errors exit with code 2 and one line on stderr (a traceback only with --debug). A
+training run stopped by SIGINT or SIGTERM exits with 128 + the signal's number and one line
+naming the saved epoch and the --resume command (seqjax/train/interrupt.py).
 """
 
 from __future__ import annotations
@@ -21,11 +23,21 @@ from seqjax.host_memory import reuse_freed_memory_if_asked
 
 
 def _train(args) -> int:
+    from seqjax.train.interrupt import TrainingStopped
     from seqjax.train.run import run_experiment
 
     cfg = load_config(args.config, args.set)
     run_dir = args.run_dir or f"runs/{cfg.model_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    metrics = run_experiment(cfg, run_dir, resume=args.resume)
+    try:
+        metrics = run_experiment(cfg, run_dir, resume=args.resume)
+    except TrainingStopped as stopped:
+        if stopped.saved_epoch is None:
+            then = "run the same command again to start over"
+        else:
+            config = os.path.join(run_dir, "config.yaml")
+            then = f"continue with: seqjax train --config {config} --run-dir {run_dir} --resume"
+        print(f"seqjax: {stopped}; {then}", file=sys.stderr)
+        return stopped.exit_code
     test = metrics["test"]
     print(f"run directory: {run_dir}")
     print("test metrics: " + json.dumps({k: v for k, v in test.items()}, default=str))

@@ -1,5 +1,5 @@
-"""Exact resume after a real SIGKILL: during a step, while a checkpoint is written, and in
-the middle of a validation pass."""
+"""Exact resume after a real SIGKILL (during a step, while a checkpoint is written, in the
+middle of a validation pass) and after a clean stop at SIGTERM or SIGINT."""
 
 import json
 import os
@@ -98,11 +98,36 @@ def test_sigkill_during_a_checkpoint_write_then_resume_is_bit_identical(tmp_path
 
 def test_sigkill_during_evaluation_then_resume_is_bit_identical(tmp_path, reference):
     command = _command(tmp_path)
-    command[1:3] = ["tests/kill_in_evaluation.py"]  # instead of -m seqjax.cli
+    command[1:3] = ["tests/signal_self.py", "KILL", "validation"]  # instead of -m seqjax.cli
     proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     # Epoch 2's asynchronous save may still be in flight: a half-written 2 is then left.
     assert "1" in os.listdir(tmp_path / "checkpoints")
+    _run(tmp_path, "--resume")
+    assert _outputs(tmp_path) == reference
+
+
+@pytest.mark.parametrize(
+    "sig, phase, where, saved",
+    [("TERM", "training", "during epoch 3", 2), ("INT", "validation", "after epoch 3", 3)],
+)
+def test_sigterm_or_ctrl_c_stops_cleanly_then_resume_is_bit_identical(
+    tmp_path, reference, sig, phase, where, saved
+):
+    """The signal stops the run at the next step or epoch end with the pending checkpoint
+    written, exit status 128 + the signal, and one line naming the command that resumes."""
+    command = _command(tmp_path)
+    command[1:3] = ["tests/signal_self.py", sig, phase]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    signum = signal.Signals[f"SIG{sig}"]
+    assert proc.returncode == 128 + signum, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"seqjax: stopped by SIG{sig} {where} (epoch {saved} saved); continue with: seqjax "
+        f"train --config {tmp_path}/config.yaml --run-dir {tmp_path} --resume"
+    )
+    assert "Traceback" not in proc.stderr
+    names = os.listdir(tmp_path / "checkpoints")
+    assert str(saved) in names and not any("tmp" in n for n in names)
     _run(tmp_path, "--resume")
     assert _outputs(tmp_path) == reference
 

@@ -28,6 +28,7 @@ from seqjax.loop_graphs import LOOP_GRAPHS
 from seqjax.models.registry import build_model
 from seqjax.tasks import Task, get_task
 from seqjax.train.checkpoint import Checkpointer
+from seqjax.train.interrupt import StopAsked, TrainingStopped, never
 from seqjax.train.optim import learning_rate, make_optimizer, scale_learning_rate
 from seqjax.train.progress import EpochProgress
 from seqjax.train.sharding import (
@@ -235,6 +236,19 @@ def check_trainable(cfg: ExperimentConfig, splits: dict, mesh: Mesh) -> None:
     check_outputs_fit_targets(cfg, splits["train"])
 
 
+def _stop_if_asked(stop: StopAsked, ckpt: Checkpointer | None, epoch: int, *, ended: bool):
+    """Raise `TrainingStopped` once a signal came, after the pending checkpoint is on disk."""
+    signum = stop()
+    if signum is None:
+        return
+    where = f"{'after' if ended else 'during'} epoch {epoch}"
+    saved = None
+    if ckpt is not None:
+        ckpt.wait()
+        saved = ckpt.latest_epoch()
+    raise TrainingStopped(signum, where, saved)
+
+
 def fit(
     cfg: ExperimentConfig,
     splits: dict[str, SequenceDataset],
@@ -245,12 +259,15 @@ def fit(
     log: Callable[[str], None] = print,
     on_epoch: Sequence[Callable[[dict, dict], None]] = (),
     show_progress: bool | None = None,
+    stop: StopAsked = never,
 ) -> FitResult:
     """Train `cfg` on `splits` and return the state with the best parameters.
 
     With `run_dir`, a checkpoint is saved each epoch under run_dir/checkpoints and
     `resume=True` continues from the latest one. `on_epoch` callbacks get each history row
     and its timing; `show_progress` (default: when stderr is a terminal) draws a live bar.
+    `stop` (from `interrupt.stop_on_signals`) is read after each step and each epoch: once
+    it returns a signal, the pending checkpoint is finished and `TrainingStopped` raised.
     """
     model = build_model(cfg.model_name, cfg.model)
     task = get_task(cfg.train.loss)
@@ -325,6 +342,7 @@ def fit(
                         jax.block_until_ready(m)
                         first_step_seconds = time.perf_counter() - start
                     progress.step(m["loss"])
+                    _stop_if_asked(stop, ckpt, epoch + 1, ended=False)
             finally:
                 progress.close()
             metrics = jax.device_get(metrics)
@@ -379,6 +397,7 @@ def fit(
                 ckpt.save(epoch + 1, state, loop)
             for callback in on_epoch:
                 callback(row, timings[-1])
+            _stop_if_asked(stop, ckpt, epoch + 1, ended=True)
             if loop["stopped"]:
                 log(
                     f"early stopping after epoch {epoch + 1}; best {tc.monitor} at epoch "

@@ -1,0 +1,40 @@
+"""`stop_on_signals`: a first SIGINT/SIGTERM is a flag, a second acts as without it."""
+
+import os
+import signal
+import threading
+
+import pytest
+
+from seqjax.train.interrupt import TrainingStopped, stop_on_signals
+
+
+def test_a_first_signal_sets_the_flag_a_second_acts_at_once_and_handlers_come_back():
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    with stop_on_signals() as stop:
+        assert stop() is None
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop() == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):  # Python's own SIGINT handler again
+            os.kill(os.getpid(), signal.SIGINT)
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_outside_the_main_thread_nothing_is_installed():
+    seen = []
+
+    def body():
+        with stop_on_signals() as stop:
+            seen.append((stop(), signal.getsignal(signal.SIGTERM)))
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join()
+    assert seen == [(None, signal.getsignal(signal.SIGTERM))]
+
+
+def test_the_stop_names_the_signal_and_exits_as_a_shell_reports_it():
+    stopped = TrainingStopped(signal.SIGTERM, "during epoch 4", 3)
+    assert str(stopped) == "stopped by SIGTERM during epoch 4 (epoch 3 saved)"
+    assert stopped.exit_code == 143
+    assert "no checkpoint saved yet" in str(TrainingStopped(signal.SIGINT, "during epoch 1", None))
