@@ -2,7 +2,7 @@
 
     seqjax train --config FILE [--set k=v ...] [--run-dir DIR] [--resume]
     seqjax evaluate RUN_DIR [--checkpoint best|latest] [--split test]
-    seqjax predict RUN_DIR --input FILE.npz --output FILE.npz|.csv
+    seqjax predict RUN_DIR --input FILE.npz|.csv --output FILE.npz|.csv [--inputs-scaled]
 
 Usage errors exit with code 2 and one line on stderr (a traceback only with --debug). A
 training run stopped by SIGINT or SIGTERM exits with 128 + the signal's number and one line
@@ -12,11 +12,13 @@ naming the saved epoch and the --resume command (seqjax/train/interrupt.py).
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import json
 import os
 import sys
 import time
+from typing import Any
 
 from seqjax.config import load_config
 from seqjax.host_memory import reuse_freed_memory_if_asked
@@ -64,38 +66,10 @@ def _evaluate(args) -> int:
     return 0
 
 
-def _read_inputs(path: str, like):
-    """The .npz at `path` as a SequenceDataset whose targets are zeros shaped and typed as
-    those of `like` (the run's training split): the eval step that predictions come from
-    also computes the task's loss, which needs targets of the task's shape, and drops it."""
-    import numpy as np
-
-    from seqjax.data.dataset import SequenceDataset
-
-    if not path.endswith(".npz"):
-        raise ValueError(
-            f"--input must be an .npz file with 'inputs' (and 'lengths'); got {path!r}"
-        )
-    with np.load(path, allow_pickle=False) as f:
-        if "inputs" not in f:
-            raise ValueError(f"{path!r} has no 'inputs' array; it holds {sorted(f.files)}")
-        inputs = np.asarray(f["inputs"], np.float32)
-        if inputs.ndim != 3:
-            raise ValueError(f"{path!r}: inputs must be (N, T, F); got shape {inputs.shape}")
-        lengths = (
-            np.asarray(f["lengths"])
-            if "lengths" in f
-            else np.full(len(inputs), inputs.shape[1], np.int32)
-        )
-    if not np.issubdtype(lengths.dtype, np.integer):
-        raise ValueError(f"{path!r}: lengths must be integers; got {lengths.dtype}")
-    targets = np.zeros((len(inputs), *like.targets.shape[1:]), like.targets.dtype)
-    return SequenceDataset(inputs, lengths.astype(np.int32), targets)
-
-
 def _predict(args) -> int:
     import numpy as np
 
+    from seqjax.data.raw_inputs import load_input_scaler, read_prediction_inputs
     from seqjax.data.sources import load_splits
     from seqjax.io import atomic_write_bytes, atomic_write_text
     from seqjax.tasks import get_task
@@ -108,24 +82,30 @@ def _predict(args) -> int:
         raise FileNotFoundError(f"output directory {out_dir!r} does not exist")
     cfg = load_run_config(args.run_dir)
     train = load_splits(cfg.data)["train"]
-    data = _read_inputs(args.input, train)
-    features = cfg.model.features if hasattr(cfg.model, "features") else data.inputs.shape[-1]
-    if data.inputs.shape[-1] != features:
-        raise ValueError(
-            f"{args.input!r}: inputs have {data.inputs.shape[-1]} features; the model in "
-            f"{args.run_dir!r} expects {features}"
-        )
+    features = cfg.model.features if hasattr(cfg.model, "features") else train.inputs.shape[-1]
+    # A run saved before input_scaler.json existed: the scaler its training split gets now.
+    scaler = load_input_scaler(args.run_dir) or train.scaler
+    data, sequences = read_prediction_inputs(
+        args.input, train, features, scaler, scaled=args.inputs_scaled
+    )
     state, _ = restore_state(args.run_dir, cfg, train, which=args.checkpoint)
     preds = predict(cfg, state, data)  # (N, ...) the task's predictions per example
     columns = get_task(cfg.train.loss).columns(preds.shape[1:])  # a name per value, C order
     if args.output.endswith(".npz"):
         buf = io.BytesIO()
-        np.savez(buf, predictions=preds, columns=np.array(columns))
+        arrays: dict[str, Any] = {"predictions": preds, "columns": np.array(columns)}
+        if sequences is not None:
+            arrays["sequence"] = np.array(sequences)
+        np.savez(buf, **arrays)
         atomic_write_bytes(args.output, buf.getvalue())
     else:
-        rows = preds.reshape(len(preds), -1)
-        text = "\n".join(",".join(repr(float(v)) for v in row) for row in rows)
-        atomic_write_text(args.output, ",".join(columns) + "\n" + text + "\n")
+        rows = [[repr(float(v)) for v in row] for row in preds.reshape(len(preds), -1)]
+        if sequences is not None:  # the CSV's own names first, quoted where they need it
+            columns = ["sequence", *columns]
+            rows = [[name, *row] for name, row in zip(sequences, rows, strict=True)]
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows([columns, *rows])
+        atomic_write_text(args.output, text.getvalue())
     print(f"wrote {len(preds)} predictions to {args.output}")
     return 0
 
@@ -183,9 +163,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     pred = sub.add_parser("predict", help="predictions of a trained run for new sequences")
     pred.add_argument("run_dir")
-    pred.add_argument("--input", required=True, help=".npz with inputs (N, T, F) [, lengths (N,)]")
+    pred.add_argument(
+        "--input",
+        required=True,
+        help=".npz with inputs (N, T, F) [, lengths (N,)], or a long-form .csv with a "
+        "sequence column; raw values, scaled as the run's training data was",
+    )
     pred.add_argument("--output", required=True, help=".npz or .csv")
     pred.add_argument("--checkpoint", choices=["best", "latest"], default="best")
+    pred.add_argument(
+        "--inputs-scaled",
+        action="store_true",
+        help="the inputs are already standardised model inputs: skip the run's input scaler",
+    )
     pred.set_defaults(func=_predict)
 
     imp = sub.add_parser("import-torch", help="PyTorch weights (safetensors) -> a run directory")

@@ -64,3 +64,94 @@ def test_a_trend_run_predicts_what_evaluate_scores_with_named_columns(trend_run,
 )
 def test_every_task_names_one_column_per_value(loss, shape, expected):
     assert TASKS[loss].columns(shape) == expected
+
+
+def _raw_csv(path, n=60, seed=0):
+    """Users' raw units: a temperature near 1,500 C and a pressure near 0.002, in that
+    column order, lengths 5-11; the label shifts the temperature."""
+    rng = np.random.default_rng(seed)
+    rows = ["sequence,temp_c,pressure,target"]
+    for s in range(n):
+        label, length = s % 2, int(rng.integers(5, 12))
+        temp = 1500 + 20 * rng.standard_normal(length) + 15 * label
+        pressure = 0.002 + 1e-4 * rng.standard_normal(length)
+        rows += [
+            f"run-{s},{t},{p},{label}"
+            for t, p in zip(temp.tolist(), pressure.tolist(), strict=True)
+        ]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def csv_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("csv")
+    data = _raw_csv(root / "train.csv")
+    run_dir = root / "run"
+    argv = ["train", "--config", "configs/steel_lightweight.yaml", "--run-dir", str(run_dir)]
+    sets = [f"data.source=csv:{data}", "train.epochs=1", "train.batch_size=8", "train.plots=false"]
+    assert main([*argv, "--set", *sets]) == 0
+    return run_dir, data
+
+
+def test_raw_users_data_is_scaled_as_training_scaled_it_csv_columns_matched_by_name(
+    csv_run, tmp_path
+):
+    """Raw rows of the run's own CSV, its columns reordered, predict what the run's scaled
+    test split predicts; so does an .npz of the raw values, and the scaled split itself
+    with --inputs-scaled. Unscaled, 1,500 C reads as ~1,500 standard deviations."""
+    from seqjax.data.external import read_long_csv
+    from seqjax.data.splits import split_indices
+    from seqjax.train.restore import predict, restore_state
+
+    run_dir, data = csv_run
+    cfg = load_run_config(str(run_dir))
+    splits = load_splits(cfg.data)
+    state, _ = restore_state(str(run_dir), cfg, splits["train"])
+    expected = predict(cfg, state, splits["test"])  # (N_test,) probabilities
+
+    lines = data.read_text().splitlines()  # columns reordered: pressure first, no target
+    swapped = [",".join([c[0], c[2], c[1]]) for c in (line.split(",") for line in lines)]
+    (tmp_path / "new.csv").write_text("\n".join(swapped) + "\n")
+    names, _, raw, lengths, _ = read_long_csv(str(data))
+    test = split_indices(len(names), tuple(cfg.data.splits), seed=cfg.data.seed)[2]
+    np.savez(tmp_path / "raw.npz", inputs=raw, lengths=lengths)
+    np.savez(tmp_path / "scaled.npz", inputs=splits["test"].inputs, lengths=splits["test"].lengths)
+
+    def run(source, out, *extra):
+        argv = ["predict", str(run_dir), "--input", str(tmp_path / source)]
+        assert main([*argv, "--output", str(tmp_path / out), *extra]) == 0
+        with np.load(tmp_path / out, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+
+    from_csv = run("new.csv", "a.npz")
+    assert list(from_csv["sequence"]) == names
+    np.testing.assert_allclose(from_csv["predictions"][test], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(run("raw.npz", "b.npz")["predictions"][test], expected, 1e-5, 1e-6)
+    scaled = run("scaled.npz", "c.npz", "--inputs-scaled")["predictions"]
+    np.testing.assert_allclose(scaled, expected, rtol=1e-5, atol=1e-6)
+    unscaled = run("raw.npz", "d.npz", "--inputs-scaled")["predictions"][test]
+    assert np.abs(unscaled - expected).max() > 0.05, "the scaling must matter here"
+
+    assert (
+        main(
+            [
+                *["predict", str(run_dir), "--input", str(tmp_path / "new.csv")],
+                "--output",
+                str(tmp_path / "e.csv"),
+            ]
+        )
+        == 0
+    )
+    header, first = (tmp_path / "e.csv").read_text().splitlines()[:2]
+    assert header == "sequence,probability" and first.startswith("run-0,")
+
+
+def test_a_csv_whose_channels_differ_from_training_is_named(csv_run, tmp_path, capsys):
+    run_dir, _ = csv_run
+    (tmp_path / "new.csv").write_text("sequence,temp_c,flow\nx,1500,3\n")
+    argv = ["predict", str(run_dir), "--input", str(tmp_path / "new.csv")]
+    assert main([*argv, "--output", str(tmp_path / "out.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "channel columns differ" in err and "missing ['pressure'], unexpected ['flow']" in err
+    assert not (tmp_path / "out.csv").exists()

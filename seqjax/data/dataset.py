@@ -9,6 +9,7 @@ import numpy as np
 
 from seqjax.data.batch import Batch, make_batch
 from seqjax.data.buckets import length_sorted_order, padded_length
+from seqjax.data.splits import StandardScaler
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,6 +17,10 @@ class SequenceDataset:
     inputs: np.ndarray  # (N, T, F) float32, zero past each length
     lengths: np.ndarray  # (N,) int32
     targets: np.ndarray  # (N, ...)
+    # How users' raw channels became `inputs` (aeon/npz/csv sources; None for generated
+    # data, whose generators emit model inputs): a run saves it, so that `seqjax predict`
+    # scales new raw data as the training data was scaled.
+    scaler: StandardScaler | None = None
 
     def __post_init__(self):
         n = len(self.inputs)
@@ -41,7 +46,9 @@ class SequenceDataset:
         return len(self.inputs)
 
     def subset(self, index: np.ndarray) -> SequenceDataset:
-        return SequenceDataset(self.inputs[index], self.lengths[index], self.targets[index])
+        return SequenceDataset(
+            self.inputs[index], self.lengths[index], self.targets[index], self.scaler
+        )
 
 
 def num_batches(n: int, batch_size: int, *, drop_remainder: bool) -> int:

@@ -9,6 +9,7 @@ for more (softmax cross-entropy); `adapt_to_data` in sources.py reads that back.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import os
 
@@ -95,27 +96,31 @@ def npz_splits(path: str, *, seed: int, fractions) -> dict[str, SequenceDataset]
     )
 
 
-def csv_splits(path: str, *, seed: int, fractions) -> dict[str, SequenceDataset]:
+def read_long_csv(path: str, *, targets: bool = True):
     """A CSV in long form with a header: one row per time step, a `sequence` column naming
-    the sequence, a `target` column constant within it, every other column a channel.
-    Rows of a sequence are in time order; sequences may differ in length."""
+    the sequence, every column but `sequence` and `target` a channel, and (with `targets`)
+    a `target` column constant within a sequence. Rows of a sequence are in time order;
+    sequences may differ in length. Returns the sequence names in first-seen order, the
+    channel names, inputs (N, T, C) zero-padded, lengths (N,) and the targets' text (N,)
+    (None without `targets`; a `target` column is then ignored)."""
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
             raise ValueError(f"{path}: empty CSV")
-        missing = sorted({"sequence", "target"} - set(header))
+        missing = sorted({"sequence", *(["target"] if targets else [])} - set(header))
         if missing:
             raise ValueError(f"{path}: missing columns {missing}; header is {header}")
-        seq_col, target_col = header.index("sequence"), header.index("target")
+        seq_col = header.index("sequence")
+        target_col = header.index("target") if "target" in header else -1
         channels = [i for i in range(len(header)) if i not in (seq_col, target_col)]
         rows: dict[str, list[list[float]]] = {}
-        targets: dict[str, str] = {}
+        labels: dict[str, str] = {}
         for number, row in enumerate(reader, 2):
             if len(row) != len(header):
                 raise ValueError(f"{path}:{number}: {len(row)} fields, header has {len(header)}")
             key = row[seq_col]
-            if targets.setdefault(key, row[target_col]) != row[target_col]:
+            if targets and labels.setdefault(key, row[target_col]) != row[target_col]:
                 raise ValueError(f"{path}:{number}: target of sequence {key!r} changes over time")
             try:
                 rows.setdefault(key, []).append([float(row[i]) for i in channels])
@@ -124,14 +129,22 @@ def csv_splits(path: str, *, seed: int, fractions) -> dict[str, SequenceDataset]
     if not rows:
         raise ValueError(f"{path}: no data rows (an empty dataset)")
     inputs, lengths = pad_sequences([np.asarray(v, np.float32) for v in rows.values()])
+    names = [header[i] for i in channels]
+    return list(rows), names, inputs, lengths, [labels[k] for k in rows] if targets else None
+
+
+def csv_splits(path: str, *, seed: int, fractions) -> dict[str, SequenceDataset]:
+    """Train / val / test from a long-form CSV (`read_long_csv`); the channels' names are
+    kept with the scaler, so that `seqjax predict` matches a later CSV's columns to them."""
+    _, names, inputs, lengths, labels = read_long_csv(path)
     try:
-        y = np.array([float(targets[k]) for k in rows])
+        y = np.array([float(label) for label in labels or []])
     except ValueError as err:
         raise ValueError(f"{path}: non-numeric target ({err})") from None
-    return _split_labelled(path, inputs, lengths, y, seed, fractions)
+    return _split_labelled(path, inputs, lengths, y, seed, fractions, names=tuple(names))
 
 
-def _split_labelled(path, inputs, lengths, targets, seed, fractions):
+def _split_labelled(path, inputs, lengths, targets, seed, fractions, *, names=None):
     """Integer-valued targets (N,) are class labels 0..K-1; anything else is regression."""
     if len(inputs) < 3:
         raise ValueError(f"{path}: {len(inputs)} sequences; at least 3 are needed to split")
@@ -166,16 +179,17 @@ def _split_labelled(path, inputs, lengths, targets, seed, fractions):
         name: (inputs[idx], lengths[idx].astype(np.int32), targets[idx])
         for name, idx in zip(("train", "val", "test"), parts, strict=True)
     }
-    return standardised(data, k)
+    return standardised(data, k, names=names)
 
 
-def standardised(parts: dict, num_classes: int) -> dict[str, SequenceDataset]:
-    """Scale every split with the training split's per-channel statistics."""
+def standardised(parts: dict, num_classes: int, *, names=None) -> dict[str, SequenceDataset]:
+    """Scale every split with the training split's per-channel statistics; each split
+    keeps the scaler, which a run saves for `seqjax predict`."""
     x, lengths, _ = parts["train"]
-    scaler = StandardScaler.fit(x, lengths)
-    out = {}
-    for name, (x, lengths, y) in parts.items():
-        valid = np.arange(x.shape[1])[None, :] < lengths[:, None]  # (N, T)
-        scaled = np.where(valid[..., None], scaler.transform(x), 0.0).astype(np.float32)
-        out[name] = SequenceDataset(scaled, lengths.astype(np.int32), y)
-    return out
+    scaler = dataclasses.replace(StandardScaler.fit(x, lengths), names=names)
+    return {
+        name: SequenceDataset(
+            scaler.transform_sequences(x, lengths), lengths.astype(np.int32), y, scaler
+        )
+        for name, (x, lengths, y) in parts.items()
+    }

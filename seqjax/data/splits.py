@@ -23,10 +23,13 @@ def split_indices(
 
 @dataclasses.dataclass(frozen=True)
 class StandardScaler:
-    """Per-feature (x - mean) / std; constant features get std 1."""
+    """Per-feature (x - mean) / std; constant features get std 1. `names` are the features'
+    names where the data had them (a CSV's channel columns), so that data read later can
+    be matched to them by name."""
 
     mean: np.ndarray
     std: np.ndarray
+    names: tuple[str, ...] | None = None
 
     @classmethod
     def fit(cls, x: np.ndarray, lengths: np.ndarray | None = None) -> StandardScaler:
@@ -42,3 +45,24 @@ class StandardScaler:
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         return ((x - self.mean) / self.std).astype(np.float32)
+
+    def transform_sequences(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """(N, T, F) -> (N, T, F) float32 scaled, and zero past each length as padding is."""
+        valid = np.arange(x.shape[1])[None, :] < np.asarray(lengths)[:, None]  # (N, T)
+        return np.where(valid[..., None], self.transform(x), 0.0).astype(np.float32)
+
+    def to_json(self) -> dict:
+        return {
+            "mean": [float(v) for v in self.mean],
+            "std": [float(v) for v in self.std],
+            "names": None if self.names is None else list(self.names),
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict) -> StandardScaler:
+        names = obj.get("names")
+        return cls(
+            np.asarray(obj["mean"], np.float64),
+            np.asarray(obj["std"], np.float64),
+            None if names is None else tuple(names),
+        )

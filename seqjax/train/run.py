@@ -17,6 +17,7 @@ import jax
 
 from seqjax.config import ExperimentConfig, dump_config, load_config
 from seqjax.data.dataset import SequenceDataset
+from seqjax.data.raw_inputs import save_input_scaler
 from seqjax.data.sources import adapt_to_data, load_splits
 from seqjax.host_memory import reuse_freed_memory_if_asked
 from seqjax.io import atomic_write_json, atomic_write_text, history_csv
@@ -89,6 +90,8 @@ def run_experiment(
     prepare_run_dir(run_dir)
     config_path = os.path.join(run_dir, "config.yaml")
     atomic_write_text(config_path, dump_config(cfg))
+    if splits["train"].scaler is not None:  # users' data: `seqjax predict` scales raw data
+        save_input_scaler(run_dir, splits["train"].scaler)
     log(
         f"{cfg.model_name}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} examples; "
         f"devices {jax.devices()}{_buckets_note(cfg.train.bucket_width, splits['train'])}"

@@ -1,0 +1,101 @@
+"""New sequences to predict on, read and scaled as a run's training data was.
+
+A run trained on users' data (aeon/npz/csv) saw channels standardised with its training
+split's statistics. Raw data given to `seqjax predict` must go through the same scaling,
+or the model sees values in other units and predicts confidently wrong (a channel around
+1,500 C reads as 1,500 standard deviations). So the run saves its scaler as
+input_scaler.json, and `read_prediction_inputs` applies it; runs of generated data, whose
+generators emit model inputs, have none and take inputs as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from seqjax.data.dataset import SequenceDataset
+from seqjax.data.external import read_long_csv
+from seqjax.data.splits import StandardScaler
+from seqjax.io import atomic_write_json
+
+SCALER_FILE = "input_scaler.json"
+
+
+def save_input_scaler(run_dir: str, scaler: StandardScaler) -> None:
+    atomic_write_json(os.path.join(run_dir, SCALER_FILE), scaler.to_json())
+
+
+def load_input_scaler(run_dir: str) -> StandardScaler | None:
+    path = os.path.join(run_dir, SCALER_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return StandardScaler.from_json(json.load(f))
+
+
+def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path, allow_pickle=False) as f:
+        if "inputs" not in f:
+            raise ValueError(f"{path!r} has no 'inputs' array; it holds {sorted(f.files)}")
+        inputs = np.asarray(f["inputs"], np.float32)  # (N, T, F)
+        if inputs.ndim != 3:
+            raise ValueError(f"{path!r}: inputs must be (N, T, F); got shape {inputs.shape}")
+        lengths = (
+            np.asarray(f["lengths"])
+            if "lengths" in f
+            else np.full(len(inputs), inputs.shape[1], np.int32)
+        )  # (N,)
+    if not np.issubdtype(lengths.dtype, np.integer):
+        raise ValueError(f"{path!r}: lengths must be integers; got {lengths.dtype}")
+    return inputs, lengths
+
+
+def _read_csv(path: str, scaler: StandardScaler | None) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """A long-form CSV's sequences, with its channels put in the training data's order
+    when the run knows their names."""
+    sequences, names, inputs, lengths, _ = read_long_csv(path, targets=False)
+    if scaler is not None and scaler.names is not None:
+        missing = [n for n in scaler.names if n not in names]
+        extra = [n for n in names if n not in scaler.names]
+        if missing or extra:
+            raise ValueError(
+                f"{path!r}: channel columns differ from the training data's "
+                f"{list(scaler.names)}: missing {missing}, unexpected {extra}"
+            )
+        inputs = inputs[..., [names.index(n) for n in scaler.names]]
+    return sequences, inputs, lengths
+
+
+def read_prediction_inputs(
+    path: str,
+    like: SequenceDataset,
+    features: int,
+    scaler: StandardScaler | None,
+    *,
+    scaled: bool = False,
+) -> tuple[SequenceDataset, list[str] | None]:
+    """The .npz (`inputs` (N, T, F), optional `lengths` (N,)) or long-form .csv (a
+    `sequence` column, one column per channel; a `target` column is ignored) at `path`,
+    scaled with the run's `scaler` unless `scaled` (the inputs are model inputs already),
+    as a dataset whose targets are zeros shaped and typed as those of `like` (the eval
+    step that predictions come from also computes a loss, which needs the task's target
+    shape, and drops it). Also returns a CSV's sequence names, in first-seen order."""
+    sequences = None
+    if path.endswith(".npz"):
+        inputs, lengths = _read_npz(path)
+    elif path.endswith(".csv"):
+        sequences, inputs, lengths = _read_csv(path, scaler)
+    else:
+        raise ValueError(f"--input must be an .npz or a long-form .csv file; got {path!r}")
+    if inputs.shape[-1] != features:
+        raise ValueError(
+            f"{path!r}: inputs have {inputs.shape[-1]} features; the model expects {features}"
+        )
+    lengths = lengths.astype(np.int32)
+    targets = np.zeros((len(inputs), *like.targets.shape[1:]), like.targets.dtype)
+    data = SequenceDataset(inputs, lengths, targets)  # checks NaN, Inf and lengths
+    if scaler is not None and not scaled:
+        data = SequenceDataset(scaler.transform_sequences(inputs, lengths), lengths, targets)
+    return data, sequences
