@@ -69,11 +69,10 @@ def _evaluate(args) -> int:
 def _predict(args) -> int:
     import numpy as np
 
-    from seqjax.data.raw_inputs import load_input_scaler, read_prediction_inputs
-    from seqjax.data.sources import load_splits
+    from seqjax.data.raw_inputs import read_prediction_inputs
     from seqjax.io import atomic_write_bytes, atomic_write_text
     from seqjax.tasks import get_task
-    from seqjax.train.restore import load_run_config, predict, restore_state
+    from seqjax.train.restore import load_run_config, predict, restore_state, run_data_spec
 
     if not args.output.endswith((".npz", ".csv")):
         raise ValueError(f"--output must end in .npz or .csv; got {args.output!r}")
@@ -81,14 +80,9 @@ def _predict(args) -> int:
     if not os.path.isdir(out_dir):
         raise FileNotFoundError(f"output directory {out_dir!r} does not exist")
     cfg = load_run_config(args.run_dir)
-    train = load_splits(cfg.data)["train"]
-    features = cfg.model.features if hasattr(cfg.model, "features") else train.inputs.shape[-1]
-    # A run saved before input_scaler.json existed: the scaler its training split gets now.
-    scaler = load_input_scaler(args.run_dir) or train.scaler
-    data, sequences = read_prediction_inputs(
-        args.input, train, features, scaler, scaled=args.inputs_scaled
-    )
-    state, _ = restore_state(args.run_dir, cfg, train, which=args.checkpoint)
+    spec = run_data_spec(args.run_dir, cfg)
+    data, sequences = read_prediction_inputs(args.input, spec, scaled=args.inputs_scaled)
+    state, _ = restore_state(args.run_dir, cfg, spec.sample(), which=args.checkpoint)
     preds = predict(cfg, state, data)  # (N, ...) the task's predictions per example
     columns = get_task(cfg.train.loss).columns(preds.shape[1:])  # a name per value, C order
     if args.output.endswith(".npz"):

@@ -34,6 +34,7 @@ def test_train_writes_a_complete_run_directory(run_dir):
     assert sorted(os.listdir(run_dir)) == [
         "checkpoints",
         "config.yaml",
+        "data_spec.json",
         "history.csv",
         "history.json",
         "metrics.json",

@@ -124,14 +124,26 @@ def test_raw_users_data_is_scaled_as_training_scaled_it_csv_columns_matched_by_n
         with np.load(tmp_path / out, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
 
-    from_csv = run("new.csv", "a.npz")
+    data.rename(data.with_suffix(".away"))  # the run directory alone is enough to predict
+    try:
+        from_csv = run("new.csv", "a.npz")
+        raw_npz = run("raw.npz", "b.npz")["predictions"]
+        scaled = run("scaled.npz", "c.npz", "--inputs-scaled")["predictions"]
+        unscaled = run("raw.npz", "d.npz", "--inputs-scaled")["predictions"][test]
+    finally:
+        data.with_suffix(".away").rename(data)
     assert list(from_csv["sequence"]) == names
     np.testing.assert_allclose(from_csv["predictions"][test], expected, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(run("raw.npz", "b.npz")["predictions"][test], expected, 1e-5, 1e-6)
-    scaled = run("scaled.npz", "c.npz", "--inputs-scaled")["predictions"]
+    np.testing.assert_allclose(raw_npz[test], expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(scaled, expected, rtol=1e-5, atol=1e-6)
-    unscaled = run("raw.npz", "d.npz", "--inputs-scaled")["predictions"][test]
     assert np.abs(unscaled - expected).max() > 0.05, "the scaling must matter here"
+    # A run written before data_spec.json: its training split, loaded again, gives the spec.
+    (run_dir / "data_spec.json").rename(tmp_path / "spec.json")
+    try:
+        again = run("new.csv", "f.npz")["predictions"]
+    finally:
+        (tmp_path / "spec.json").rename(run_dir / "data_spec.json")
+    np.testing.assert_array_equal(again, from_csv["predictions"])
 
     assert (
         main(

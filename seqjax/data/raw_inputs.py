@@ -10,29 +10,12 @@ generators emit model inputs, have none and take inputs as they are.
 
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
 
 from seqjax.data.dataset import SequenceDataset
 from seqjax.data.external import read_long_csv
+from seqjax.data.spec import DataSpec
 from seqjax.data.splits import StandardScaler
-from seqjax.io import atomic_write_json
-
-SCALER_FILE = "input_scaler.json"
-
-
-def save_input_scaler(run_dir: str, scaler: StandardScaler) -> None:
-    atomic_write_json(os.path.join(run_dir, SCALER_FILE), scaler.to_json())
-
-
-def load_input_scaler(run_dir: str) -> StandardScaler | None:
-    path = os.path.join(run_dir, SCALER_FILE)
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return StandardScaler.from_json(json.load(f))
 
 
 def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -69,19 +52,15 @@ def _read_csv(path: str, scaler: StandardScaler | None) -> tuple[list[str], np.n
 
 
 def read_prediction_inputs(
-    path: str,
-    like: SequenceDataset,
-    features: int,
-    scaler: StandardScaler | None,
-    *,
-    scaled: bool = False,
+    path: str, spec: DataSpec, *, scaled: bool = False
 ) -> tuple[SequenceDataset, list[str] | None]:
     """The .npz (`inputs` (N, T, F), optional `lengths` (N,)) or long-form .csv (a
     `sequence` column, one column per channel; a `target` column is ignored) at `path`,
-    scaled with the run's `scaler` unless `scaled` (the inputs are model inputs already),
-    as a dataset whose targets are zeros shaped and typed as those of `like` (the eval
-    step that predictions come from also computes a loss, which needs the task's target
-    shape, and drops it). Also returns a CSV's sequence names, in first-seen order."""
+    scaled with the run's scaler unless `scaled` (the inputs are model inputs already),
+    as a dataset with the spec's placeholder targets (the eval step that predictions come
+    from also computes a loss, which needs the task's target shape, and drops it). Also
+    returns a CSV's sequence names, in first-seen order."""
+    scaler = spec.scaler
     sequences = None
     if path.endswith(".npz"):
         inputs, lengths = _read_npz(path)
@@ -89,12 +68,12 @@ def read_prediction_inputs(
         sequences, inputs, lengths = _read_csv(path, scaler)
     else:
         raise ValueError(f"--input must be an .npz or a long-form .csv file; got {path!r}")
-    if inputs.shape[-1] != features:
+    if inputs.shape[-1] != spec.features:
         raise ValueError(
-            f"{path!r}: inputs have {inputs.shape[-1]} features; the model expects {features}"
+            f"{path!r}: inputs have {inputs.shape[-1]} features; the model expects {spec.features}"
         )
     lengths = lengths.astype(np.int32)
-    targets = np.zeros((len(inputs), *like.targets.shape[1:]), like.targets.dtype)
+    targets = spec.placeholder_targets(len(inputs))
     data = SequenceDataset(inputs, lengths, targets)  # checks NaN, Inf and lengths
     if scaler is not None and not scaled:
         data = SequenceDataset(scaler.transform_sequences(inputs, lengths), lengths, targets)

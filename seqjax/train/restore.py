@@ -8,6 +8,8 @@ import numpy as np
 
 from seqjax.config import ExperimentConfig, load_config
 from seqjax.data.dataset import SequenceDataset, num_batches
+from seqjax.data.sources import load_splits
+from seqjax.data.spec import DataSpec, load_data_spec
 from seqjax.models.registry import build_model
 from seqjax.tasks import get_task
 from seqjax.train.checkpoint import Checkpointer
@@ -22,6 +24,12 @@ def load_run_config(run_dir: str) -> ExperimentConfig:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{run_dir!r} is not a run directory: it has no config.yaml")
     return load_config(path)
+
+
+def run_data_spec(run_dir: str, cfg: ExperimentConfig) -> DataSpec:
+    """The run's data_spec.json; for a run written before it, the spec of the training
+    split its config loads now (which needs that data to be there)."""
+    return load_data_spec(run_dir) or DataSpec.of(load_splits(cfg.data)["train"])
 
 
 def restore_state(

@@ -13,6 +13,7 @@ from typing import Any
 
 from seqjax.config import ExperimentConfig, apply_overrides, config_from_dict, dump_config
 from seqjax.data.sources import load_splits
+from seqjax.data.spec import save_data_spec
 from seqjax.io import atomic_write_text
 from seqjax.models.registry import MODELS, build_model
 from seqjax.torch_weights import (
@@ -24,7 +25,7 @@ from seqjax.torch_weights import (
 from seqjax.train.checkpoint import Checkpointer
 from seqjax.train.loop import initial_loop_state, mesh_for
 from seqjax.train.optim import make_optimizer
-from seqjax.train.restore import evaluate_run, load_run_config, restore_state
+from seqjax.train.restore import evaluate_run, load_run_config, restore_state, run_data_spec
 from seqjax.train.run import check_run_dir, prepare_run_dir
 from seqjax.train.sharding import replicate
 from seqjax.train.state import create_state
@@ -77,6 +78,7 @@ def import_torch(
     val = evaluate_run(cfg, state, splits["val"])
     prepare_run_dir(run_dir)
     atomic_write_text(os.path.join(run_dir, "config.yaml"), dump_config(cfg))
+    save_data_spec(run_dir, train)
     ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), async_save=False)
     try:
         ckpt.save(0, state, initial_loop_state())
@@ -92,8 +94,7 @@ def export_torch(run_dir: str, weights: str, *, which: str = "best") -> int:
     out_dir = os.path.dirname(os.path.abspath(weights))
     if not os.path.isdir(out_dir):
         raise FileNotFoundError(f"output directory {out_dir!r} does not exist")
-    train = load_splits(cfg.data)["train"]
-    state, _ = restore_state(run_dir, cfg, train, which=which)
+    state, _ = restore_state(run_dir, cfg, run_data_spec(run_dir, cfg).sample(), which=which)
     tensors = to_torch_state_dict({"params": state.params, **state.mutable}, cfg.model_name)
     save_safetensors(tensors, weights)
     return len(tensors)
