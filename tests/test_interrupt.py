@@ -10,14 +10,19 @@ from seqjax.train.interrupt import TrainingStopped, stop_on_signals
 
 
 def test_a_first_signal_sets_the_flag_a_second_acts_at_once_and_handlers_come_back():
-    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    with stop_on_signals() as stop:
-        assert stop() is None
-        os.kill(os.getpid(), signal.SIGINT)
-        assert stop() == signal.SIGINT
-        with pytest.raises(KeyboardInterrupt):  # Python's own SIGINT handler again
+    # Python's own SIGINT handler, whatever this worker process had set before.
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        with stop_on_signals() as stop:
+            assert stop() is None
             os.kill(os.getpid(), signal.SIGINT)
-    assert {s: signal.getsignal(s) for s in before} == before
+            assert stop() == signal.SIGINT
+            with pytest.raises(KeyboardInterrupt):  # the handler from before, again
+                os.kill(os.getpid(), signal.SIGINT)
+        assert {s: signal.getsignal(s) for s in before} == before
+    finally:
+        signal.signal(signal.SIGINT, outer)
 
 
 def test_outside_the_main_thread_nothing_is_installed():

@@ -3,9 +3,9 @@
 A run trained on users' data (aeon/npz/csv) saw channels standardised with its training
 split's statistics. Raw data given to `seqjax predict` must go through the same scaling,
 or the model sees values in other units and predicts confidently wrong (a channel around
-1,500 C reads as 1,500 standard deviations). So the run saves its scaler as
-input_scaler.json, and `read_prediction_inputs` applies it; runs of generated data, whose
-generators emit model inputs, have none and take inputs as they are.
+1,500 C reads as 1,500 standard deviations). So the run saves its scaler in
+data_spec.json (`seqjax/data/spec.py`), and `read_prediction_inputs` applies it; runs of
+generated data, whose generators emit model inputs, have none and take inputs as they are.
 """
 
 from __future__ import annotations
@@ -74,7 +74,10 @@ def read_prediction_inputs(
         )
     lengths = lengths.astype(np.int32)
     targets = spec.placeholder_targets(len(inputs))
-    data = SequenceDataset(inputs, lengths, targets)  # checks NaN, Inf and lengths
+    try:
+        data = SequenceDataset(inputs, lengths, targets)  # checks NaN, Inf and lengths
+    except ValueError as err:
+        raise ValueError(f"{path!r}: {str(err).removeprefix('SequenceDataset: ')}") from None
     if scaler is not None and not scaled:
         data = SequenceDataset(scaler.transform_sequences(inputs, lengths), lengths, targets)
     return data, sequences

@@ -82,5 +82,8 @@ def load_data_spec(run_dir: str) -> DataSpec | None:
     path = os.path.join(run_dir, SPEC_FILE)
     if not os.path.exists(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        return DataSpec.from_json(json.load(f))
+    try:
+        with open(path, encoding="utf-8") as f:
+            return DataSpec.from_json(json.load(f))
+    except (KeyError, ValueError, TypeError, AttributeError) as err:  # JSON errors too
+        raise ValueError(f"{path} is damaged ({type(err).__name__}: {err})") from None
