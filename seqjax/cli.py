@@ -32,13 +32,8 @@ def _train(args) -> int:
     run_dir = args.run_dir or f"runs/{cfg.model_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         metrics = run_experiment(cfg, run_dir, resume=args.resume)
-    except TrainingStopped as stopped:
-        if stopped.saved_epoch is None:
-            then = "run the same command again to start over"
-        else:
-            config = os.path.join(run_dir, "config.yaml")
-            then = f"continue with: seqjax train --config {config} --run-dir {run_dir} --resume"
-        print(f"seqjax: {stopped}; {then}", file=sys.stderr)
+    except TrainingStopped as stopped:  # names the --resume command
+        print(f"seqjax: {stopped}", file=sys.stderr)
         return stopped.exit_code
     test = metrics["test"]
     print(f"run directory: {run_dir}")

@@ -43,3 +43,7 @@ def test_the_stop_names_the_signal_and_exits_as_a_shell_reports_it():
     assert str(stopped) == "stopped by SIGTERM during epoch 4 (epoch 3 saved)"
     assert stopped.exit_code == 143
     assert "no checkpoint saved yet" in str(TrainingStopped(signal.SIGINT, "during epoch 1", None))
+    stopped.run_dir = "runs/a"
+    assert str(stopped).endswith(
+        "; continue with: seqjax train --config runs/a/config.yaml --run-dir runs/a --resume"
+    )

@@ -17,6 +17,7 @@ default behaviour.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -29,12 +30,26 @@ StopAsked = Callable[[], "int | None"]  # the first signal's number once one cam
 
 
 class TrainingStopped(Exception):
-    """A run stopped at a signal; `saved_epoch` is the newest checkpoint, if any."""
+    """A run stopped at a signal; `saved_epoch` is the newest checkpoint, if any. Once
+    `run_dir` is set (`run_experiment` sets it) the message names the command that resumes."""
 
     def __init__(self, signum: int, where: str, saved_epoch: int | None):
+        super().__init__(signum, where, saved_epoch)
         self.signum, self.where, self.saved_epoch = signum, where, saved_epoch
-        saved = "no checkpoint saved yet" if saved_epoch is None else f"epoch {saved_epoch} saved"
-        super().__init__(f"stopped by {signal.Signals(signum).name} {where} ({saved})")
+        self.run_dir: str | None = None
+
+    def __str__(self) -> str:
+        name = signal.Signals(self.signum).name
+        if self.saved_epoch is None:
+            return f"stopped by {name} {self.where} (no checkpoint saved yet)"
+        text = f"stopped by {name} {self.where} (epoch {self.saved_epoch} saved)"
+        if self.run_dir is None:
+            return text
+        config = os.path.join(self.run_dir, "config.yaml")
+        return (
+            f"{text}; continue with: seqjax train --config {config} --run-dir {self.run_dir} "
+            "--resume"
+        )
 
     @property
     def exit_code(self) -> int:

@@ -24,7 +24,7 @@ from seqjax.host_memory import reuse_freed_memory_if_asked
 from seqjax.io import atomic_write_json, atomic_write_text, history_csv
 from seqjax.models.registry import count_params
 from seqjax.plots import plot_classifier, plot_history
-from seqjax.train.interrupt import stop_on_signals
+from seqjax.train.interrupt import TrainingStopped, stop_on_signals
 from seqjax.train.loop import check_trainable, fit, mesh_for
 from seqjax.train.restore import evaluate_run, predict
 
@@ -112,6 +112,9 @@ def run_experiment(
             result = fit(
                 cfg, splits, run_dir=run_dir, resume=resume, log=log, on_epoch=callbacks, stop=stop
             )
+    except TrainingStopped as stopped:
+        stopped.run_dir = run_dir  # its message names the command that resumes
+        raise
     finally:
         if writer is not None:
             writer.close()
