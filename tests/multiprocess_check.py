@@ -1,7 +1,9 @@
 """One process of a 2-process data-parallel run on localhost CPU with gloo collectives.
 
-    python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT
-Prints the history as JSON (process 0 only).
+    python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT [sigterm]
+Prints the history as JSON (process 0 only). With `sigterm`, the run is long, process 1
+sends itself SIGTERM at the second step of epoch 2, and each process prints where it
+stopped as JSON.
 """
 
 import json
@@ -22,11 +24,44 @@ def main():
     from seqjax.train.loop import fit
 
     assert jax.process_count() == nproc and jax.device_count() == nproc
+    if sys.argv[4:] == ["sigterm"]:
+        sys.exit(stop_at_sigterm(pid))
     cfg = load_config("configs/trust.yaml", OVERRIDES)
     result = fit(cfg, load_splits(cfg.data), log=lambda _: None)
     if pid == 0:
         json.dump({"history": result.history, "devices": jax.device_count()}, sys.stdout)
     jax.distributed.shutdown()
+
+
+def stop_at_sigterm(pid: int) -> int:
+    import os
+    import signal
+
+    import seqjax.train.loop as loop
+    from seqjax.config import load_config
+    from seqjax.data.sources import load_splits
+    from seqjax.train.interrupt import TrainingStopped, stop_on_signals
+
+    real_iterate, passes = loop.iterate_batches, []
+
+    def iterate_then_signal(data, batch_size, **kw):
+        passes.append(kw.get("shuffle"))
+        for i, batch in enumerate(real_iterate(data, batch_size, **kw)):
+            if pid == 1 and passes.count(True) == 2 and kw.get("shuffle") and i == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+            yield batch
+
+    loop.iterate_batches = iterate_then_signal
+    cfg = load_config("configs/trust.yaml", [*OVERRIDES, "train.epochs=300", "train.patience=0"])
+    try:
+        with stop_on_signals() as stop:
+            loop.fit(cfg, load_splits(cfg.data), log=lambda _: None, stop=stop)
+    except TrainingStopped as stopped:
+        print(json.dumps({"stopped": str(stopped)}), flush=True)
+        jax.distributed.shutdown()
+        return stopped.exit_code
+    print(json.dumps({"stopped": None}), flush=True)
+    return 0
 
 
 OVERRIDES = [

@@ -1,6 +1,8 @@
 """Two processes on localhost (gloo collectives) train like one process."""
 
 import json
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -20,11 +22,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_agree_with_one():
+def _two_processes(*extra: str) -> list[tuple[int, str, str]]:
+    """(return code, stdout, stderr) of each process of tests/multiprocess_check.py."""
     port = _free_port()
     procs = [
         subprocess.Popen(
-            [sys.executable, "tests/multiprocess_check.py", str(pid), "2", str(port)],
+            [sys.executable, "tests/multiprocess_check.py", str(pid), "2", str(port), *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -32,9 +35,25 @@ def test_two_processes_agree_with_one():
         for pid in range(2)
     ]
     outs = [p.communicate(timeout=600) for p in procs]
-    for p, (_, err) in zip(procs, outs, strict=True):
-        assert p.returncode == 0, err[-3000:]
-    multi = json.loads(outs[0][0].strip().splitlines()[-1])  # gloo also prints to stdout
+    return [(p.returncode, out, err) for p, (out, err) in zip(procs, outs, strict=True)]
+
+
+def test_sigterm_to_one_process_stops_both_at_one_step():
+    """JAX's preemption service catches SIGTERM in each process (a run used to ignore it
+    until the SIGKILL after it); both processes stop at the step it agrees on."""
+    runs = _two_processes("sigterm")
+    for code, _, err in runs:
+        assert code == 128 + signal.SIGTERM, err[-3000:]
+    stopped = [json.loads(out.strip().splitlines()[-1])["stopped"] for _, out, _ in runs]
+    assert stopped[0] == stopped[1], stopped
+    assert re.fullmatch(r"stopped by SIGTERM at step \d+, in epoch \d+ \(.*\)", stopped[0])
+
+
+def test_two_processes_agree_with_one():
+    runs = _two_processes()
+    for code, _, err in runs:
+        assert code == 0, err[-3000:]
+    multi = json.loads(runs[0][1].strip().splitlines()[-1])  # gloo also prints to stdout
     assert multi["devices"] == 2
 
     import jax

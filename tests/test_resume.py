@@ -109,7 +109,7 @@ def test_sigkill_during_evaluation_then_resume_is_bit_identical(tmp_path, refere
 
 @pytest.mark.parametrize(
     "sig, phase, where, saved",
-    [("TERM", "training", "during epoch 3", 2), ("INT", "validation", "after epoch 3", 3)],
+    [("TERM", "training", "at step 20, in epoch 3", 2), ("INT", "validation", "after epoch 3", 3)],
 )
 def test_sigterm_or_ctrl_c_stops_cleanly_then_resume_is_bit_identical(
     tmp_path, reference, sig, phase, where, saved

@@ -9,9 +9,14 @@ line names the epoch that `--resume` continues from.
 
 A second signal while stopping acts as it would have without this module (KeyboardInterrupt,
 or death by SIGTERM), for a user who does not want to wait. Handlers are set only in the
-main thread of a single-process run: with several processes (`jax.distributed`) each one
-would stop at its own step and leave the others waiting in a collective, so they keep the
-default behaviour.
+main thread.
+
+With several processes (`jax.distributed`) a process cannot stop on its own: the others
+would wait for it in the next collective. JAX's preemption service, on by default there,
+already catches SIGTERM in every process (so before this, a multi-process run ignored
+SIGTERM until the SIGKILL that follows it) and agrees on a step at which all of them stop;
+the fit loop asks it at every step (`multihost_utils.reached_preemption_sync_point`).
+SIGINT keeps Python's behaviour there.
 """
 
 from __future__ import annotations
@@ -23,10 +28,13 @@ import threading
 from collections.abc import Callable, Iterator
 
 import jax
+from jax.experimental import multihost_utils
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-StopAsked = Callable[[], "int | None"]  # the first signal's number once one came, else None
+# Given the number of steps done (the same on every process), a signal's number once the
+# run should stop there, else None.
+StopAsked = Callable[[int], "int | None"]
 
 
 class TrainingStopped(Exception):
@@ -57,14 +65,24 @@ class TrainingStopped(Exception):
         return 128 + self.signum
 
 
-def never() -> int | None:
+def never(step: int) -> int | None:
     return None
+
+
+def preemption_sync_point(step: int) -> int | None:
+    """SIGTERM once every process has reached the step JAX's preemption service chose."""
+    return signal.SIGTERM if multihost_utils.reached_preemption_sync_point(step) else None
 
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[StopAsked]:
-    """Within the block SIGINT and SIGTERM set a flag instead of ending the process."""
-    if threading.current_thread() is not threading.main_thread() or jax.process_count() > 1:
+    """Within the block SIGINT and SIGTERM set a flag instead of ending the process; with
+    several processes, SIGTERM to any of them stops all at one step."""
+    if jax.process_count() > 1:
+        service = getattr(jax.config, "jax_enable_preemption_service", False)
+        yield preemption_sync_point if service else never
+        return
+    if threading.current_thread() is not threading.main_thread():
         yield never
         return
     received: list[int] = []
@@ -81,6 +99,6 @@ def stop_on_signals() -> Iterator[StopAsked]:
     for s in SIGNALS:
         signal.signal(s, handler)
     try:
-        yield lambda: received[0] if received else None
+        yield lambda step: received[0] if received else None
     finally:
         restore()

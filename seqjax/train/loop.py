@@ -236,12 +236,14 @@ def check_trainable(cfg: ExperimentConfig, splits: dict, mesh: Mesh) -> None:
     check_outputs_fit_targets(cfg, splits["train"])
 
 
-def _stop_if_asked(stop: StopAsked, ckpt: Checkpointer | None, epoch: int, *, ended: bool):
+def _stop_if_asked(
+    stop: StopAsked, ckpt: Checkpointer | None, step: int, epoch: int, *, ended: bool
+) -> None:
     """Raise `TrainingStopped` once a signal came, after the pending checkpoint is on disk."""
-    signum = stop()
+    signum = stop(step)
     if signum is None:
         return
-    where = f"{'after' if ended else 'during'} epoch {epoch}"
+    where = f"after epoch {epoch}" if ended else f"at step {step}, in epoch {epoch}"
     saved = None
     if ckpt is not None:
         ckpt.wait()
@@ -266,8 +268,9 @@ def fit(
     With `run_dir`, a checkpoint is saved each epoch under run_dir/checkpoints and
     `resume=True` continues from the latest one. `on_epoch` callbacks get each history row
     and its timing; `show_progress` (default: when stderr is a terminal) draws a live bar.
-    `stop` (from `interrupt.stop_on_signals`) is read after each step and each epoch: once
-    it returns a signal, the pending checkpoint is finished and `TrainingStopped` raised.
+    `stop` (from `interrupt.stop_on_signals`) is asked after each step and each epoch, with
+    the steps done: once it returns a signal, the pending checkpoint is finished and
+    `TrainingStopped` raised.
     """
     model = build_model(cfg.model_name, cfg.model)
     task = get_task(cfg.train.loss)
@@ -326,13 +329,15 @@ def fit(
             first_step_seconds = None
             progress = EpochProgress(steps, epoch + 1, enabled=show_progress)
             try:
-                for batch in iterate_batches(
-                    train_data,
-                    tc.batch_size,
-                    shuffle=True,
-                    seed=tc.seed,
-                    epoch=epoch,
-                    bucket_width=tc.bucket_width,
+                for i, batch in enumerate(
+                    iterate_batches(
+                        train_data,
+                        tc.batch_size,
+                        shuffle=True,
+                        seed=tc.seed,
+                        epoch=epoch,
+                        bucket_width=tc.bucket_width,
+                    )
                 ):
                     state, m = train_step(state, shard_batch(batch, mesh))
                     metrics.append(m)  # device values: no host sync inside the epoch
@@ -342,7 +347,7 @@ def fit(
                         jax.block_until_ready(m)
                         first_step_seconds = time.perf_counter() - start
                     progress.step(m["loss"])
-                    _stop_if_asked(stop, ckpt, epoch + 1, ended=False)
+                    _stop_if_asked(stop, ckpt, step0 + i + 1, epoch + 1, ended=False)
             finally:
                 progress.close()
             metrics = jax.device_get(metrics)
@@ -397,7 +402,7 @@ def fit(
                 ckpt.save(epoch + 1, state, loop)
             for callback in on_epoch:
                 callback(row, timings[-1])
-            _stop_if_asked(stop, ckpt, epoch + 1, ended=True)
+            _stop_if_asked(stop, ckpt, step0 + len(metrics), epoch + 1, ended=True)
             if loop["stopped"]:
                 log(
                     f"early stopping after epoch {epoch + 1}; best {tc.monitor} at epoch "
