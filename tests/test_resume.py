@@ -79,6 +79,9 @@ def test_sigkill_between_epochs_then_resume_is_bit_identical(tmp_path, reference
     _kill_when(tmp_path, lambda names: "2" in names)
     _run(tmp_path, "--resume")
     assert _outputs(tmp_path) == reference
+    # timings.json lists every epoch, those before the kill from the checkpoint's loop state
+    timings = json.loads((tmp_path / "timings.json").read_text())
+    assert [t["epoch"] for t in timings] == [1, 2, 3, 4]
 
 
 def test_sigkill_during_a_checkpoint_write_then_resume_is_bit_identical(tmp_path, reference):

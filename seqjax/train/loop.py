@@ -6,7 +6,9 @@ jitted step compiles once per batch shape (one, or one per length bucket with
 kept in a JSON-able `loop` dict that is checkpointed with the train state each epoch, so a resumed
 run continues with the same data order, rng, schedule and early-stopping state and writes
 a history identical to an uninterrupted run. Wall-clock figures are kept apart from the
-history (in `timings`) for that reason.
+history for that reason, in the loop's `timings`, which checkpoints carry too: a resumed
+run's timings.json lists every epoch, those before the resume as their own process timed
+them.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def initial_loop_state() -> dict:
         "plateau_best": None,
         "plateau_wait": 0,
         "stopped": False,
+        "timings": [],  # wall-clock per epoch, apart from the history
     }
 
 
@@ -312,13 +315,13 @@ def fit(
                 ckpt.close()
                 raise ValueError(f"--resume: no checkpoint in {run_dir!r} can be read back")
             state, loop, epoch = found
+            loop.setdefault("timings", [])  # checkpoints written before loops kept them
             log(f"resumed from the checkpoint of epoch {epoch}")
 
     # XLA:CPU runs each fake device on shared host threads; with several steps in flight
     # the all-reduce rendezvous of one step can starve behind another and abort the
     # process after 40 s (seen with 8 devices on 2 cores). One step in flight avoids it.
     sync_each_step = mesh.devices.size > 1 and jax.default_backend() == "cpu"
-    timings: list[dict] = []
     best_host_params = None
     try:
         while loop["epoch"] < tc.epochs and not loop["stopped"]:
@@ -382,7 +385,7 @@ def fit(
             state = _update_schedules(cfg, loop, state, row[tc.monitor])
             if ckpt is None and loop["best_epoch"] == epoch + 1:
                 best_host_params = jax.device_get(state.params)
-            timings.append(
+            loop["timings"].append(
                 {
                     "epoch": epoch + 1,
                     "epoch_seconds": seconds,
@@ -401,7 +404,7 @@ def fit(
             if ckpt is not None:
                 ckpt.save(epoch + 1, state, loop)
             for callback in on_epoch:
-                callback(row, timings[-1])
+                callback(row, loop["timings"][-1])
             _stop_if_asked(stop, ckpt, step0 + len(metrics), epoch + 1, ended=True)
             if loop["stopped"]:
                 log(
@@ -419,4 +422,4 @@ def fit(
         raise
     if ckpt is not None:
         ckpt.close()
-    return FitResult(state, loop["history"], loop["best_epoch"], timings, mesh)
+    return FitResult(state, loop["history"], loop["best_epoch"], loop["timings"], mesh)
