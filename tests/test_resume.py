@@ -18,7 +18,7 @@ OVERRIDES = [
 ]
 
 
-def _command(run_dir, *extra):
+def _command(run_dir, *extra, sets=()):
     return [
         sys.executable,
         "-m",
@@ -31,11 +31,13 @@ def _command(run_dir, *extra):
         *extra,
         "--set",
         *OVERRIDES,
+        *sets,  # after OVERRIDES: the last setting of a key wins
     ]
 
 
-def _run(run_dir, *extra):
-    proc = subprocess.run(_command(run_dir, *extra), capture_output=True, text=True, timeout=600)
+def _run(run_dir, *extra, sets=()):
+    command = _command(run_dir, *extra, sets=sets)
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -82,6 +84,14 @@ def test_sigkill_between_epochs_then_resume_is_bit_identical(tmp_path, reference
     # timings.json lists every epoch, those before the kill from the checkpoint's loop state
     timings = json.loads((tmp_path / "timings.json").read_text())
     assert [t["epoch"] for t in timings] == [1, 2, 3, 4]
+
+
+def test_a_finished_run_resumed_with_more_epochs_equals_one_given_them_from_the_start(
+    tmp_path, reference
+):
+    _run(tmp_path, sets=["train.epochs=2"])
+    _run(tmp_path, "--resume", sets=["train.epochs=4"])
+    assert _outputs(tmp_path) == reference
 
 
 def test_sigkill_during_a_checkpoint_write_then_resume_is_bit_identical(tmp_path, reference):

@@ -24,6 +24,23 @@ def test_a_run_saved_before_a_key_existed_resumes(tmp_path):
 
 def test_a_changed_setting_is_refused(tmp_path):
     run_dir = _saved(tmp_path, dump_config(load_config("configs/trust.yaml")))
-    changed = load_config("configs/trust.yaml", ["train.epochs=7"])
+    changed = load_config("configs/trust.yaml", ["train.batch_size=16", "train.epochs=7"])
     with pytest.raises(ValueError, match="--resume: the config differs from the one saved"):
         check_run_dir(changed, run_dir, resume=True)
+
+
+def test_more_epochs_resume_unless_they_set_a_cosine_schedule(tmp_path):
+    run_dir = _saved(tmp_path, dump_config(load_config("configs/trust.yaml")))
+    check_run_dir(load_config("configs/trust.yaml", ["train.epochs=70"]), run_dir, resume=True)
+    cosine = ["optimizer.schedule=warmup_cosine"]
+    run_dir = _saved(tmp_path, dump_config(load_config("configs/trust.yaml", cosine)))
+    longer = load_config("configs/trust.yaml", [*cosine, "train.epochs=70"])
+    with pytest.raises(ValueError, match="change the length of the run's warmup_cosine"):
+        check_run_dir(longer, run_dir, resume=True)
+    fixed = ["optimizer.decay_steps=500"]
+    run_dir = _saved(tmp_path, dump_config(load_config("configs/trust.yaml", [*cosine, *fixed])))
+    check_run_dir(
+        load_config("configs/trust.yaml", [*cosine, *fixed, "train.epochs=70"]),
+        run_dir,
+        resume=True,
+    )

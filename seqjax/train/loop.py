@@ -317,6 +317,11 @@ def fit(
             state, loop, epoch = found
             loop.setdefault("timings", [])  # checkpoints written before loops kept them
             log(f"resumed from the checkpoint of epoch {epoch}")
+            if loop["stopped"] and loop["epoch"] < tc.epochs:
+                log(
+                    f"the run stopped early after epoch {loop['epoch']} (train.patience "
+                    f"{tc.patience}); its {tc.epochs} epochs change nothing"
+                )
 
     # XLA:CPU runs each fake device on shared host threads; with several steps in flight
     # the all-reduce rendezvous of one step can starve behind another and abort the

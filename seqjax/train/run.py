@@ -9,6 +9,7 @@ are loaded and checked before anything is written.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -49,12 +50,31 @@ def check_run_dir(cfg: ExperimentConfig, run_dir: str, *, resume: bool) -> None:
             f"run directory {run_dir!r} already holds checkpoints; pass --resume to continue "
             "it or choose a new --run-dir"
         )
-    # Compared as configs, not as text: a run saved before a key existed reads back with
-    # that key's default, so a newer seqjax still resumes it.
-    if resume and os.path.exists(config_path) and load_config(config_path) != cfg:
+    if resume and os.path.exists(config_path):
+        check_resumable(load_config(config_path), cfg, config_path)
+
+
+def check_resumable(saved: ExperimentConfig, cfg: ExperimentConfig, config_path: str) -> None:
+    """A resumed run takes its saved config, except `train.epochs`: more epochs continue it
+    exactly as a run given them from the start would have gone on (the data order, the
+    plateau and early-stopping state are the checkpoint's), unless the epochs set the
+    length of a cosine schedule. Configs are compared as configs, not as text: a run saved
+    before a key existed reads back with that key's default, so a newer seqjax resumes it."""
+    same_epochs = dataclasses.replace(
+        saved, train=dataclasses.replace(saved.train, epochs=cfg.train.epochs)
+    )
+    if same_epochs != cfg:
         raise ValueError(
-            f"--resume: the config differs from the one saved in {config_path}; resume "
-            "with that file (seqjax train --config RUN_DIR/config.yaml --resume)"
+            f"--resume: the config differs from the one saved in {config_path} (only "
+            "train.epochs may change); resume with that file (seqjax train --config "
+            "RUN_DIR/config.yaml --resume)"
+        )
+    cosine_from_epochs = cfg.optimizer.schedule != "constant" and not cfg.optimizer.decay_steps
+    if saved.train.epochs != cfg.train.epochs and cosine_from_epochs:
+        raise ValueError(
+            f"--resume with train.epochs={cfg.train.epochs} (saved: {saved.train.epochs}) "
+            "would change the length of the run's warmup_cosine schedule, which "
+            "optimizer.decay_steps=0 takes from the epochs"
         )
 
 
