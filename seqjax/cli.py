@@ -1,7 +1,7 @@
 """The `seqjax` command line.
 
     seqjax train --config FILE [--set k=v ...] [--run-dir DIR] [--resume]
-    seqjax evaluate RUN_DIR [--checkpoint best|latest] [--split test]
+    seqjax evaluate RUN_DIR [--checkpoint best|latest] [--split test | --input FILE]
     seqjax predict RUN_DIR --input FILE.npz|.csv --output FILE.npz|.csv [--inputs-scaled]
 
 Usage errors exit with code 2 and one line on stderr (a traceback only with --debug). A
@@ -42,20 +42,26 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from seqjax.data.sources import load_splits
-    from seqjax.train.restore import evaluate_run, load_run_config, restore_state
+    from seqjax.data.raw_inputs import read_prediction_inputs
+    from seqjax.data.sources import check_class_targets, load_splits
+    from seqjax.train.restore import evaluate_run, load_run_config, restore_state, run_data_spec
 
     cfg = load_run_config(args.run_dir)
-    splits = load_splits(cfg.data)
-    if args.split not in splits:
-        raise ValueError(f"--split must be one of {sorted(splits)}; got {args.split!r}")
-    data = splits[args.split]
-    state, epoch = restore_state(args.run_dir, cfg, splits["train"], which=args.checkpoint)
+    spec = run_data_spec(args.run_dir, cfg)
+    if args.input is not None:  # users' new labelled data, read as training read its own
+        data, _ = read_prediction_inputs(args.input, spec, scaled=args.inputs_scaled, labelled=True)
+        check_class_targets(cfg, data.targets, args.input)
+        scored = {"input": args.input}
+    else:
+        splits = load_splits(cfg.data)
+        if args.split not in splits:
+            raise ValueError(f"--split must be one of {sorted(splits)}; got {args.split!r}")
+        data, scored = splits[args.split], {"split": args.split}
+    state, epoch = restore_state(args.run_dir, cfg, spec.sample(), which=args.checkpoint)
     metrics = evaluate_run(cfg, state, data)
     print(
         json.dumps(
-            {"checkpoint": args.checkpoint, "epoch": epoch, "split": args.split, **metrics},
-            default=float,
+            {"checkpoint": args.checkpoint, "epoch": epoch, **scored, **metrics}, default=float
         )
     )
     return 0
@@ -148,6 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--checkpoint", choices=["best", "latest"], default="best")
     evaluate.add_argument("--split", default="test")
+    evaluate.add_argument(
+        "--input",
+        default=None,
+        help="score labelled data of your own instead of a split: an .npz with inputs, "
+        "targets [, lengths] or a long-form .csv with sequence and target columns",
+    )
+    evaluate.add_argument(
+        "--inputs-scaled",
+        action="store_true",
+        help="the --input inputs are already standardised model inputs",
+    )
     evaluate.set_defaults(func=_evaluate)
 
     pred = sub.add_parser("predict", help="predictions of a trained run for new sequences")

@@ -167,3 +167,31 @@ def test_a_csv_whose_channels_differ_from_training_is_named(csv_run, tmp_path, c
     err = capsys.readouterr().err
     assert "channel columns differ" in err and "missing ['pressure'], unexpected ['flow']" in err
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_evaluate_scores_new_raw_labelled_data_as_its_own_test_split(csv_run, tmp_path, capsys):
+    """The test split's raw rows, as a CSV of their own, score what `--split test` scores."""
+    from seqjax.data.external import read_long_csv
+    from seqjax.data.splits import split_indices
+
+    run_dir, data = csv_run
+    cfg = load_run_config(str(run_dir))
+    names = read_long_csv(str(data))[0]
+    parts = split_indices(len(names), tuple(cfg.data.splits), seed=cfg.data.seed)
+    test = {names[i] for i in parts[2]}
+    header, *rows = data.read_text().splitlines()
+    (tmp_path / "new.csv").write_text(
+        "\n".join([header, *(r for r in rows if r.split(",")[0] in test)]) + "\n"
+    )
+    capsys.readouterr()
+    assert main(["evaluate", str(run_dir), "--input", str(tmp_path / "new.csv")]) == 0
+    ours = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", str(run_dir), "--split", "test"]) == 0
+    split = json.loads(capsys.readouterr().out)
+    assert ours["input"] == str(tmp_path / "new.csv") and split["split"] == "test"
+    for key in ("loss", "accuracy", "auc_roc", "auc_pr"):
+        assert ours[key] == pytest.approx(split[key], rel=1e-6), key
+
+    (tmp_path / "bad.csv").write_text(header + "\n" + rows[0].rsplit(",", 1)[0] + ",2\n")
+    assert main(["evaluate", str(run_dir), "--input", str(tmp_path / "bad.csv")]) == 2
+    assert "a two-class run takes targets 0 and 1" in capsys.readouterr().err

@@ -51,3 +51,30 @@ def test_raw_npz_inputs_are_scaled_and_bad_ones_named_with_the_file(tmp_path):
     np.savez(tmp_path / "nan.npz", inputs=raw)
     with pytest.raises(ValueError, match="'.*nan.npz': inputs contain NaN or Inf"):
         read_prediction_inputs(str(tmp_path / "nan.npz"), spec)
+
+
+def test_labelled_inputs_take_the_runs_target_form_or_are_named(tmp_path):
+    from types import SimpleNamespace
+
+    from seqjax.data.sources import check_class_targets
+
+    x = np.zeros((3, 6, 2))
+    classes = SequenceDataset(np.ones((4, 6, 2), np.float32), np.full(4, 6), np.arange(4) % 3)
+    spec = DataSpec.of(classes)  # (N,) int class indices
+    np.savez(tmp_path / "a.npz", inputs=x, targets=np.array([0.0, 2.0, 1.0]))
+    data, _ = read_prediction_inputs(str(tmp_path / "a.npz"), spec, labelled=True)
+    assert data.targets.dtype == spec.target_dtype and list(data.targets) == [0, 2, 1]
+    np.savez(tmp_path / "b.npz", inputs=x, targets=np.array([0.5, 2.0, 1.0]))
+    with pytest.raises(ValueError, match="targets must be class indices 0..K-1"):
+        read_prediction_inputs(str(tmp_path / "b.npz"), spec, labelled=True)
+    np.savez(tmp_path / "c.npz", inputs=x, targets=np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"targets of shape \(2,\) per sequence; the run's are"):
+        read_prediction_inputs(str(tmp_path / "c.npz"), spec, labelled=True)
+    np.savez(tmp_path / "d.npz", inputs=x)
+    with pytest.raises(ValueError, match=r"has no \['targets'\] array"):
+        read_prediction_inputs(str(tmp_path / "d.npz"), spec, labelled=True)
+    cfg = SimpleNamespace(
+        train=SimpleNamespace(loss="cross_entropy"), model=SimpleNamespace(num_classes=3)
+    )
+    with pytest.raises(ValueError, match="class 3 is past the run's 3 classes 0..2"):
+        check_class_targets(cfg, np.array([0, 3]), "e.npz")

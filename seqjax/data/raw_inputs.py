@@ -18,10 +18,12 @@ from seqjax.data.spec import DataSpec
 from seqjax.data.splits import StandardScaler
 
 
-def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
+def _read_npz(path: str, labelled: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     with np.load(path, allow_pickle=False) as f:
-        if "inputs" not in f:
-            raise ValueError(f"{path!r} has no 'inputs' array; it holds {sorted(f.files)}")
+        needed = ["inputs", *(["targets"] if labelled else [])]
+        missing = [k for k in needed if k not in f]
+        if missing:
+            raise ValueError(f"{path!r} has no {missing} array; it holds {sorted(f.files)}")
         inputs = np.asarray(f["inputs"], np.float32)  # (N, T, F)
         if inputs.ndim != 3:
             raise ValueError(f"{path!r}: inputs must be (N, T, F); got shape {inputs.shape}")
@@ -30,15 +32,16 @@ def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
             if "lengths" in f
             else np.full(len(inputs), inputs.shape[1], np.int32)
         )  # (N,)
+        targets = np.asarray(f["targets"]) if labelled else None  # (N, ...)
     if not np.issubdtype(lengths.dtype, np.integer):
         raise ValueError(f"{path!r}: lengths must be integers; got {lengths.dtype}")
-    return inputs, lengths
+    return inputs, lengths, targets
 
 
-def _read_csv(path: str, scaler: StandardScaler | None) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """A long-form CSV's sequences, with its channels put in the training data's order
-    when the run knows their names."""
-    sequences, names, inputs, lengths, _ = read_long_csv(path, targets=False)
+def _read_csv(path: str, scaler: StandardScaler | None, labelled: bool):
+    """A long-form CSV's sequence names, inputs, lengths and (`labelled`) targets, with its
+    channels put in the training data's order when the run knows their names."""
+    sequences, names, inputs, lengths, labels = read_long_csv(path, targets=labelled)
     if scaler is not None and scaler.names is not None:
         missing = [n for n in scaler.names if n not in names]
         extra = [n for n in names if n not in scaler.names]
@@ -48,24 +51,49 @@ def _read_csv(path: str, scaler: StandardScaler | None) -> tuple[list[str], np.n
                 f"{list(scaler.names)}: missing {missing}, unexpected {extra}"
             )
         inputs = inputs[..., [names.index(n) for n in scaler.names]]
-    return sequences, inputs, lengths
+    targets = None
+    if labels is not None:
+        try:
+            targets = np.array([float(label) for label in labels])
+        except ValueError as err:
+            raise ValueError(f"{path!r}: non-numeric target ({err})") from None
+    return sequences, inputs, lengths, targets
+
+
+def _as_spec_targets(path: str, targets: np.ndarray, spec: DataSpec) -> np.ndarray:
+    """`targets` in the form training gave them: the spec's per-example shape and dtype,
+    class indices as integers >= 0."""
+    if targets.shape[1:] != spec.target_shape:
+        raise ValueError(
+            f"{path!r}: targets of shape {targets.shape[1:]} per sequence; the run's are "
+            f"{spec.target_shape}"
+        )
+    if np.issubdtype(targets.dtype, np.number) and not np.all(np.isfinite(targets)):
+        raise ValueError(f"{path!r}: targets contain NaN or Inf")
+    if np.issubdtype(np.dtype(spec.target_dtype), np.integer) and not (
+        np.all(targets == np.round(targets)) and targets.min() >= 0
+    ):
+        raise ValueError(f"{path!r}: targets must be class indices 0..K-1, as in training")
+    return targets.astype(spec.target_dtype)
 
 
 def read_prediction_inputs(
-    path: str, spec: DataSpec, *, scaled: bool = False
+    path: str, spec: DataSpec, *, scaled: bool = False, labelled: bool = False
 ) -> tuple[SequenceDataset, list[str] | None]:
     """The .npz (`inputs` (N, T, F), optional `lengths` (N,)) or long-form .csv (a
-    `sequence` column, one column per channel; a `target` column is ignored) at `path`,
-    scaled with the run's scaler unless `scaled` (the inputs are model inputs already),
-    as a dataset with the spec's placeholder targets (the eval step that predictions come
-    from also computes a loss, which needs the task's target shape, and drops it). Also
-    returns a CSV's sequence names, in first-seen order."""
+    `sequence` column, one column per channel) at `path`, scaled with the run's scaler
+    unless `scaled` (the inputs are model inputs already). With `labelled` the targets
+    are read too (an .npz's `targets`, a CSV's `target` column) in the run's target form;
+    without, a CSV's `target` column is ignored and the targets are the spec's
+    placeholders (the eval step that predictions come from also computes a loss, which
+    needs the task's target shape, and drops it). Also returns a CSV's sequence names,
+    in first-seen order."""
     scaler = spec.scaler
     sequences = None
     if path.endswith(".npz"):
-        inputs, lengths = _read_npz(path)
+        inputs, lengths, targets = _read_npz(path, labelled)
     elif path.endswith(".csv"):
-        sequences, inputs, lengths = _read_csv(path, scaler)
+        sequences, inputs, lengths, targets = _read_csv(path, scaler, labelled)
     else:
         raise ValueError(f"--input must be an .npz or a long-form .csv file; got {path!r}")
     if inputs.shape[-1] != spec.features:
@@ -73,7 +101,10 @@ def read_prediction_inputs(
             f"{path!r}: inputs have {inputs.shape[-1]} features; the model expects {spec.features}"
         )
     lengths = lengths.astype(np.int32)
-    targets = spec.placeholder_targets(len(inputs))
+    if targets is None:
+        targets = spec.placeholder_targets(len(inputs))
+    else:
+        targets = _as_spec_targets(path, targets, spec)
     try:
         data = SequenceDataset(inputs, lengths, targets)  # checks NaN, Inf and lengths
     except ValueError as err:

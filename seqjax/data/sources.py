@@ -102,3 +102,15 @@ def adapt_to_data(cfg, splits: dict[str, SequenceDataset]):
             f"{train.loss!r}"
         )
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **model), train=train)
+
+
+def check_class_targets(cfg, targets: np.ndarray, path: str) -> None:
+    """New labelled data for a classifier run: labels its model can score, named if not
+    (a label past the model's classes would otherwise read as a wrong prediction)."""
+    if cfg.train.loss == "binary_cross_entropy" and not np.isin(targets, (0.0, 1.0)).all():
+        raise ValueError(f"{path!r}: a two-class run takes targets 0 and 1")
+    k = getattr(cfg.model, "num_classes", 0)
+    if cfg.train.loss == "cross_entropy" and k and targets.max() >= k:
+        raise ValueError(
+            f"{path!r}: class {int(targets.max())} is past the run's {k} classes 0..{k - 1}"
+        )
