@@ -96,7 +96,9 @@ def npz_splits(path: str, *, seed: int, fractions) -> dict[str, SequenceDataset]
     )
 
 
-def read_long_csv(path: str, *, targets: bool = True):
+def read_long_csv(
+    path: str, *, targets: bool = True
+) -> tuple[list[str], list[str], np.ndarray, np.ndarray, list[str] | None]:
     """A CSV in long form with a header: one row per time step, a `sequence` column naming
     the sequence, every column but `sequence` and `target` a channel, and (with `targets`)
     a `target` column constant within a sequence. Rows of a sequence are in time order;

@@ -38,7 +38,9 @@ def _read_npz(path: str, labelled: bool) -> tuple[np.ndarray, np.ndarray, np.nda
     return inputs, lengths, targets
 
 
-def _read_csv(path: str, scaler: StandardScaler | None, labelled: bool):
+def _read_csv(
+    path: str, scaler: StandardScaler | None, labelled: bool
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray | None]:
     """A long-form CSV's sequence names, inputs, lengths and (`labelled`) targets, with its
     channels put in the training data's order when the run knows their names."""
     sequences, names, inputs, lengths, labels = read_long_csv(path, targets=labelled)
