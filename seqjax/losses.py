@@ -26,8 +26,16 @@ def binary_cross_entropy(logits: jax.Array, batch: Batch) -> jax.Array:
 
 
 def mean_squared_error(outputs: jax.Array, batch: Batch) -> jax.Array:
-    """Mean over outputs (B, O) of the squared error, weighted over examples."""
-    per_example = jnp.mean((outputs - batch.targets) ** 2, axis=-1)  # (B,)
+    """Squared error averaged over each example's outputs ((B,) or (B, O, ...)), weighted
+    over examples. The shapes must match: (B, 1) against (B,) would broadcast to (B, B),
+    and a mean over every axis of (B,) would count the zero-weight padding examples."""
+    if outputs.shape != batch.targets.shape:
+        raise ValueError(
+            f"mean_squared_error: outputs {outputs.shape} and targets "
+            f"{batch.targets.shape} differ in shape"
+        )
+    err = (outputs - batch.targets) ** 2
+    per_example = jnp.mean(err.reshape(err.shape[0], -1), axis=1)  # (B,)
     return weighted_mean(per_example, batch.weights)
 
 

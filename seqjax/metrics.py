@@ -143,8 +143,11 @@ def trend_forecast(predictions: np.ndarray, targets: np.ndarray, *, horizons=(7,
 
 
 def multi_output_regression(predictions: np.ndarray, targets: np.ndarray) -> dict:
-    """`regression` for each output column (keys `y0_rmse`, ...) and the mean MSE."""
+    """`regression` for each output column (keys `y0_rmse`, ...) and the mean MSE; for one
+    value per example (targets (N,)), `regression` itself (`rmse`, ...)."""
     predictions, targets = np.asarray(predictions), np.asarray(targets)
+    if targets.ndim == 1:
+        return regression(predictions, targets)
     out = {}
     for k in range(targets.shape[1]):
         out.update(

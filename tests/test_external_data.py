@@ -154,3 +154,40 @@ def test_multiclass_metrics_and_majority_baseline():
     assert m["accuracy"] == pytest.approx(0.8) and m["majority_accuracy"] == pytest.approx(0.4)
     assert m["confusion_matrix"][1] == [0, 1, 1]
     assert m["macro_f1"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
+
+
+def test_npz_regression_targets_train_with_mse_and_score_every_example_once(tmp_path):
+    """Real-valued targets (N,) with train.loss=mse: one output, val_loss monitored, and a
+    loss that weighs each example once (the short last batch's zero-weight copies out)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((60, 10, 2)).astype(np.float32)
+    y = x[:, :, 0].mean(1) + 0.1 * rng.standard_normal(60)
+    cfg = load_config(
+        "configs/steel_lightweight.yaml",
+        [
+            f"data.source=npz:{_npz(tmp_path / 'r.npz', inputs=x, targets=y)}",
+            "train.loss=mse",
+            "train.epochs=2",
+            "train.batch_size=5",  # the 9 test examples leave a batch of 4 and 1 copy
+            "checkpoint.enabled=false",
+            "train.plots=false",
+        ],
+    )
+    adapted = adapt_to_data(cfg, load_splits(cfg.data))
+    assert (adapted.model.num_classes, adapted.train.monitor, adapted.train.mode) == (
+        1,
+        "val_loss",
+        "min",
+    )
+    test = run_experiment(cfg, str(tmp_path / "run"), log=lambda _: None)["test"]
+    assert {"mse", "rmse", "mae", "correlation"} <= set(test)
+    assert test["loss"] == pytest.approx(test["mse"], rel=1e-5)
+    cfg = load_config(
+        "configs/steel_lightweight.yaml", [cfg_source := f"data.source=npz:{tmp_path / 'r2.npz'}"]
+    )
+    _npz(tmp_path / "r2.npz", inputs=x, targets=np.stack([y, y], 1))
+    with pytest.raises(ValueError, match=r"targets of shape \(2,\) per sequence; model 'steel'"):
+        adapt_to_data(
+            load_config("configs/steel_lightweight.yaml", [cfg_source, "train.loss=mse"]),
+            load_splits(cfg.data),
+        )

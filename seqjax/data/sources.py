@@ -99,8 +99,19 @@ def adapt_to_data(cfg, splits: dict[str, SequenceDataset]):
     elif train.loss in ("binary_cross_entropy", "cross_entropy"):
         raise ValueError(
             f"{cfg.data.source}: targets are not class labels 0..K-1 but train.loss is "
-            f"{train.loss!r}"
+            f"{train.loss!r}; for regression, --set train.loss=mse"
         )
+    elif train.loss == "mse":  # regression: one output per target value
+        shape = splits["train"].targets.shape[1:]
+        if "num_classes" in fields:  # a classifier's head: one logit is one value
+            if shape:
+                raise ValueError(
+                    f"{cfg.data.source}: targets of shape {shape} per sequence; model "
+                    f"{cfg.model_name!r} regresses one value per sequence, targets (N,)"
+                )
+            model["num_classes"] = 1
+        if not train.monitor.endswith("loss"):  # a classifier's metric is not logged
+            train = dataclasses.replace(train, monitor="val_loss", mode="min")
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **model), train=train)
 
 
