@@ -9,7 +9,7 @@ from seqjax.config import load_config
 from seqjax.data.dataset import SequenceDataset, iterate_batches
 from seqjax.data.sources import adapt_to_data
 from seqjax.data.splits import split_indices
-from seqjax.train.loop import fit
+from seqjax.train.loop import check_outputs_fit_targets, fit
 from seqjax.train.run import prepare_run_dir, run_experiment
 
 X = np.zeros((6, 4, 5), np.float32)
@@ -79,6 +79,15 @@ CASES = [
         _regression_targets_for_a_classifier,
         ValueError,
         "targets are not class labels",
+    ),
+    (
+        "mse outputs and targets of other shapes",
+        lambda: check_outputs_fit_targets(
+            load_config("configs/hybrid.yaml", ["train.loss=mse"]),
+            SequenceDataset(np.zeros((4, 6, 9), np.float32), np.full(4, 6), np.zeros(4)),
+        ),
+        ValueError,
+        r"mean_squared_error: outputs \(2, 3\) and targets \(2,\) differ in shape",
     ),
     (
         "unknown data source",
