@@ -72,7 +72,7 @@ def _predict(args) -> int:
 
     from seqjax.data.raw_inputs import read_prediction_inputs
     from seqjax.io import atomic_write_bytes, atomic_write_text
-    from seqjax.tasks import get_task
+    from seqjax.tasks import prediction_columns
     from seqjax.train.restore import load_run_config, predict, restore_state, run_data_spec
 
     if not args.output.endswith((".npz", ".csv")):
@@ -85,7 +85,7 @@ def _predict(args) -> int:
     data, sequences = read_prediction_inputs(args.input, spec, scaled=args.inputs_scaled)
     state, _ = restore_state(args.run_dir, cfg, spec.sample(), which=args.checkpoint)
     preds = predict(cfg, state, data)  # (N, ...) the task's predictions per example
-    columns = get_task(cfg.train.loss).columns(preds.shape[1:])  # a name per value, C order
+    columns = prediction_columns(cfg.train.loss, preds.shape[1:], spec.classes)  # C order
     if args.output.endswith(".npz"):
         buf = io.BytesIO()
         arrays: dict[str, Any] = {"predictions": preds, "columns": np.array(columns)}

@@ -82,3 +82,16 @@ def get_task(loss_name: str) -> Task:
     if loss_name not in TASKS:
         raise ValueError(f"unknown loss {loss_name!r}; known losses: {sorted(TASKS)}")
     return TASKS[loss_name]
+
+
+def prediction_columns(
+    loss_name: str, shape: tuple[int, ...], classes: tuple[str, ...] | None = None
+) -> list[str]:
+    """The task's names for one example's predictions of `shape`; where the data named its
+    classes, a classifier's probabilities are `p_<class>` (two classes: the probability
+    of the second, index 1, in sorted order)."""
+    if classes is not None and loss_name == "cross_entropy" and shape == (len(classes),):
+        return [f"p_{c}" for c in classes]
+    if classes is not None and loss_name == "binary_cross_entropy" and shape == ():
+        return [f"p_{classes[-1]}"]
+    return get_task(loss_name).columns(shape)

@@ -195,3 +195,33 @@ def test_evaluate_scores_new_raw_labelled_data_as_its_own_test_split(csv_run, tm
     (tmp_path / "bad.csv").write_text(header + "\n" + rows[0].rsplit(",", 1)[0] + ",2\n")
     assert main(["evaluate", str(run_dir), "--input", str(tmp_path / "bad.csv")]) == 2
     assert "a two-class run takes targets 0 and 1" in capsys.readouterr().err
+
+
+def test_text_labels_are_classes_named_in_predictions_and_new_labels(tmp_path, capsys):
+    """A CSV whose targets are words trains a classifier over them (sorted: crack, ok,
+    scratch); predictions are named p_<class> and `evaluate --input` reads the words."""
+    rng = np.random.default_rng(1)
+    words = ["ok", "crack", "scratch"]
+    rows = ["sequence,a,b,target"]
+    for s in range(45):
+        label, n = words[s % 3], int(rng.integers(3, 7))
+        a, b = rng.standard_normal(n) + s % 3, rng.standard_normal(n)
+        rows += [f"s{s},{x},{y},{label}" for x, y in zip(a.tolist(), b.tolist(), strict=True)]
+    data = tmp_path / "words.csv"
+    data.write_text("\n".join(rows) + "\n")
+    run_dir = tmp_path / "run"
+    argv = ["train", "--config", "configs/steel_lightweight.yaml", "--run-dir", str(run_dir)]
+    sets = [f"data.source=csv:{data}", "train.epochs=1", "train.batch_size=8", "train.plots=false"]
+    assert main([*argv, "--set", *sets]) == 0
+    assert json.loads((run_dir / "data_spec.json").read_text())["classes"] == sorted(words)
+
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(run_dir), "--input", str(data), "--output", str(out)]) == 0
+    assert out.read_text().splitlines()[0] == "sequence,p_crack,p_ok,p_scratch"
+    capsys.readouterr()
+    assert main(["evaluate", str(run_dir), "--input", str(data)]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["confusion_matrix"] and sum(map(sum, scored["confusion_matrix"])) == 45
+    data.write_text(data.read_text().replace(",scratch\n", ",dent\n"))
+    assert main(["evaluate", str(run_dir), "--input", str(data)]) == 2
+    assert "labels ['dent'] are not among the run's classes" in capsys.readouterr().err

@@ -21,6 +21,9 @@ class SequenceDataset:
     # data, whose generators emit model inputs): a run saves it, so that `seqjax predict`
     # scales new raw data as the training data was scaled.
     scaler: StandardScaler | None = None
+    # The names of the class indices where the data named them (a CSV's text labels, an
+    # aeon file's classes), so that predictions and new labels use the names.
+    classes: tuple[str, ...] | None = None
 
     def __post_init__(self):
         n = len(self.inputs)
@@ -47,7 +50,7 @@ class SequenceDataset:
 
     def subset(self, index: np.ndarray) -> SequenceDataset:
         return SequenceDataset(
-            self.inputs[index], self.lengths[index], self.targets[index], self.scaler
+            self.inputs[index], self.lengths[index], self.targets[index], self.scaler, self.classes
         )
 
 

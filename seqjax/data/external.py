@@ -58,6 +58,7 @@ def aeon_splits(name: str, *, seed: int, fractions) -> dict[str, SequenceDataset
             "test": (test.inputs, test.lengths, _targets(test.labels, k)),
         },
         k,
+        classes=train.class_names,
     )
 
 
@@ -137,16 +138,22 @@ def read_long_csv(
 
 def csv_splits(path: str, *, seed: int, fractions) -> dict[str, SequenceDataset]:
     """Train / val / test from a long-form CSV (`read_long_csv`); the channels' names are
-    kept with the scaler, so that `seqjax predict` matches a later CSV's columns to them."""
+    kept with the scaler, so that `seqjax predict` matches a later CSV's columns to them.
+    Targets that are not all numbers are class names, indexed in sorted order."""
     _, names, inputs, lengths, labels = read_long_csv(path)
+    labels = labels or []
+    classes = None
     try:
-        y = np.array([float(label) for label in labels or []])
-    except ValueError as err:
-        raise ValueError(f"{path}: non-numeric target ({err})") from None
-    return _split_labelled(path, inputs, lengths, y, seed, fractions, names=tuple(names))
+        y = np.array([float(label) for label in labels])
+    except ValueError:  # text labels: classes, indexed in sorted order
+        classes = tuple(sorted(set(labels)))
+        y = np.array([classes.index(label) for label in labels])
+    return _split_labelled(
+        path, inputs, lengths, y, seed, fractions, names=tuple(names), classes=classes
+    )
 
 
-def _split_labelled(path, inputs, lengths, targets, seed, fractions, *, names=None):
+def _split_labelled(path, inputs, lengths, targets, seed, fractions, *, names=None, classes=None):
     """Integer-valued targets (N,) are class labels 0..K-1; anything else is regression."""
     if len(inputs) < 3:
         raise ValueError(f"{path}: {len(inputs)} sequences; at least 3 are needed to split")
@@ -181,17 +188,20 @@ def _split_labelled(path, inputs, lengths, targets, seed, fractions, *, names=No
         name: (inputs[idx], lengths[idx].astype(np.int32), targets[idx])
         for name, idx in zip(("train", "val", "test"), parts, strict=True)
     }
-    return standardised(data, k, names=names)
+    return standardised(data, k, names=names, classes=classes)
 
 
-def standardised(parts: dict, num_classes: int, *, names=None) -> dict[str, SequenceDataset]:
+def standardised(
+    parts: dict, num_classes: int, *, names=None, classes=None
+) -> dict[str, SequenceDataset]:
     """Scale every split with the training split's per-channel statistics; each split
-    keeps the scaler, which a run saves for `seqjax predict`."""
+    keeps the scaler (and the class names, if any), which a run saves for `seqjax
+    predict`."""
     x, lengths, _ = parts["train"]
     scaler = dataclasses.replace(StandardScaler.fit(x, lengths), names=names)
     return {
         name: SequenceDataset(
-            scaler.transform_sequences(x, lengths), lengths.astype(np.int32), y, scaler
+            scaler.transform_sequences(x, lengths), lengths.astype(np.int32), y, scaler, classes
         )
         for name, (x, lengths, y) in parts.items()
     }

@@ -15,7 +15,6 @@ import numpy as np
 from seqjax.data.dataset import SequenceDataset
 from seqjax.data.external import read_long_csv
 from seqjax.data.spec import DataSpec
-from seqjax.data.splits import StandardScaler
 
 
 def _read_npz(path: str, labelled: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -39,10 +38,12 @@ def _read_npz(path: str, labelled: bool) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def _read_csv(
-    path: str, scaler: StandardScaler | None, labelled: bool
+    path: str, spec: DataSpec, labelled: bool
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray | None]:
     """A long-form CSV's sequence names, inputs, lengths and (`labelled`) targets, with its
-    channels put in the training data's order when the run knows their names."""
+    channels put in the training data's order and its labels turned into the training
+    classes' indices where the run knows their names."""
+    scaler = spec.scaler
     sequences, names, inputs, lengths, labels = read_long_csv(path, targets=labelled)
     if scaler is not None and scaler.names is not None:
         missing = [n for n in scaler.names if n not in names]
@@ -54,7 +55,14 @@ def _read_csv(
             )
         inputs = inputs[..., [names.index(n) for n in scaler.names]]
     targets = None
-    if labels is not None:
+    if labels is not None and spec.classes is not None:
+        unknown = sorted(set(labels) - set(spec.classes))
+        if unknown:
+            raise ValueError(
+                f"{path!r}: labels {unknown} are not among the run's classes {list(spec.classes)}"
+            )
+        targets = np.array([spec.classes.index(label) for label in labels])
+    elif labels is not None:
         try:
             targets = np.array([float(label) for label in labels])
         except ValueError as err:
@@ -95,7 +103,7 @@ def read_prediction_inputs(
     if path.endswith(".npz"):
         inputs, lengths, targets = _read_npz(path, labelled)
     elif path.endswith(".csv"):
-        sequences, inputs, lengths, targets = _read_csv(path, scaler, labelled)
+        sequences, inputs, lengths, targets = _read_csv(path, spec, labelled)
     else:
         raise ValueError(f"--input must be an .npz or a long-form .csv file; got {path!r}")
     if inputs.shape[-1] != spec.features:

@@ -3,8 +3,9 @@
 Predicting and exporting need the input shape (to build the state a checkpoint restores
 into), the per-example target shape and dtype (the eval step that predictions come from
 computes the task's loss too) and, for users' data, the scaler that turned raw channels
-into model inputs. Reading them from data_spec.json keeps a run directory self-contained:
-`seqjax predict` works on a machine that has the run but not the training data.
+into model inputs and the names of its classes. Reading them from data_spec.json keeps a
+run directory self-contained: `seqjax predict` works on a machine that has the run but not
+the training data.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class DataSpec:
     target_shape: tuple[int, ...]  # one example's
     target_dtype: str
     scaler: StandardScaler | None  # users' data: raw channels -> model inputs
+    classes: tuple[str, ...] | None = None  # the class indices' names, where data named them
 
     @classmethod
     def of(cls, data: SequenceDataset) -> DataSpec:
@@ -39,6 +41,7 @@ class DataSpec:
             target_shape=tuple(int(d) for d in targets.shape[1:]),
             target_dtype=str(targets.dtype),
             scaler=data.scaler,
+            classes=data.classes,
         )
 
     def placeholder_targets(self, n: int) -> np.ndarray:
@@ -59,17 +62,19 @@ class DataSpec:
             "target_shape": list(self.target_shape),
             "target_dtype": self.target_dtype,
             "scaler": None if self.scaler is None else self.scaler.to_json(),
+            "classes": None if self.classes is None else list(self.classes),
         }
 
     @classmethod
     def from_json(cls, obj: dict) -> DataSpec:
-        scaler = obj.get("scaler")
+        scaler, classes = obj.get("scaler"), obj.get("classes")
         return cls(
             steps=int(obj["steps"]),
             features=int(obj["features"]),
             target_shape=tuple(obj["target_shape"]),
             target_dtype=str(obj["target_dtype"]),
             scaler=None if scaler is None else StandardScaler.from_json(scaler),
+            classes=None if classes is None else tuple(classes),
         )
 
 
