@@ -129,9 +129,26 @@ def _export_torch(args) -> int:
     return 0
 
 
+def _versions() -> str:
+    """seqjax's version and the libraries it runs on, read without importing them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from seqjax import __version__
+
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    libraries = ", ".join(f"{n} {of(n)}" for n in ("jax", "jaxlib", "flax", "optax"))
+    return f"seqjax {__version__} ({libraries})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqjax", description="Fast masked LSTMs in JAX/Flax")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=_versions())
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train a model from a YAML config")
     train.add_argument("--config", required=True, help="YAML file, e.g. configs/trust.yaml")

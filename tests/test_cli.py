@@ -35,6 +35,7 @@ def test_train_writes_a_complete_run_directory(run_dir):
         "checkpoints",
         "config.yaml",
         "data_spec.json",
+        "environment.json",
         "history.csv",
         "history.json",
         "metrics.json",
@@ -146,3 +147,11 @@ def test_a_second_run_into_the_same_directory_is_refused(run_dir, capsys):
     assert rc == 2
     assert "already holds checkpoints" in capsys.readouterr().err
     assert (run_dir / "config.yaml").read_text() == before
+
+
+def test_version_names_seqjax_and_its_libraries(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("seqjax 0.1.0 (jax ") and "flax " in out

@@ -92,6 +92,10 @@ def test_a_finished_run_resumed_with_more_epochs_equals_one_given_them_from_the_
     _run(tmp_path, sets=["train.epochs=2"])
     _run(tmp_path, "--resume", sets=["train.epochs=4"])
     assert _outputs(tmp_path) == reference
+    # each process that trained the run left its versions, devices and command
+    entries = json.loads((tmp_path / "environment.json").read_text())
+    assert [e["resumed"] for e in entries] == [False, True]
+    assert entries[1]["command"].endswith("train.epochs=4") and entries[1]["jax"]
 
 
 def test_sigkill_during_a_checkpoint_write_then_resume_is_bit_identical(tmp_path, reference):

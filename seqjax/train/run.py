@@ -3,6 +3,7 @@
 The run directory holds config.yaml (the resolved config: the run can be reproduced from it
 alone; for users' data it carries the channel and class counts taken from the data),
 data_spec.json (what `seqjax predict` needs to know of the data: `seqjax/data/spec.py`),
+environment.json (versions, devices and command of each process that trained it),
 history.json / history.csv and metrics.json. Every file is written atomically. The data
 are loaded and checked before anything is written.
 """
@@ -21,6 +22,7 @@ from seqjax.config import ExperimentConfig, dump_config, load_config
 from seqjax.data.dataset import SequenceDataset
 from seqjax.data.sources import adapt_to_data, load_splits
 from seqjax.data.spec import save_data_spec
+from seqjax.environment import record as record_environment
 from seqjax.host_memory import reuse_freed_memory_if_asked
 from seqjax.io import atomic_write_json, atomic_write_text, history_csv
 from seqjax.models.registry import count_params
@@ -112,6 +114,7 @@ def run_experiment(
     config_path = os.path.join(run_dir, "config.yaml")
     atomic_write_text(config_path, dump_config(cfg))
     save_data_spec(run_dir, splits["train"])  # `seqjax predict` needs no training data
+    record_environment(run_dir, resume=resume)
     log(
         f"{cfg.model_name}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} examples; "
         f"devices {jax.devices()}{_buckets_note(cfg.train.bucket_width, splits['train'])}"
