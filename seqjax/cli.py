@@ -51,12 +51,14 @@ def _evaluate(args) -> int:
     if args.input is not None:  # users' new labelled data, read as training read its own
         data, _ = read_prediction_inputs(args.input, spec, scaled=args.inputs_scaled, labelled=True)
         check_class_targets(cfg, data.targets, args.input)
-        scored = {"input": args.input}
+        scored: dict = {"input": args.input}
     else:
         splits = load_splits(cfg.data)
         if args.split not in splits:
             raise ValueError(f"--split must be one of {sorted(splits)}; got {args.split!r}")
         data, scored = splits[args.split], {"split": args.split}
+    if spec.classes is not None:  # the confusion matrix's rows and columns
+        scored["classes"] = list(spec.classes)
     state, epoch = restore_state(args.run_dir, cfg, spec.sample(), which=args.checkpoint)
     metrics = evaluate_run(cfg, state, data)
     print(

@@ -221,7 +221,9 @@ def test_text_labels_are_classes_named_in_predictions_and_new_labels(tmp_path, c
     capsys.readouterr()
     assert main(["evaluate", str(run_dir), "--input", str(data)]) == 0
     scored = json.loads(capsys.readouterr().out)
-    assert scored["confusion_matrix"] and sum(map(sum, scored["confusion_matrix"])) == 45
+    assert scored["classes"] == ["crack", "ok", "scratch"]
+    assert sum(map(sum, scored["confusion_matrix"])) == 45
+    assert json.loads((run_dir / "metrics.json").read_text())["classes"] == scored["classes"]
     data.write_text(data.read_text().replace(",scratch\n", ",dent\n"))
     assert main(["evaluate", str(run_dir), "--input", str(data)]) == 2
     assert "labels ['dent'] are not among the run's classes" in capsys.readouterr().err

@@ -145,6 +145,8 @@ def run_experiment(
         split: evaluate_run(cfg, result.state, splits[split]) for split in ("train", "val", "test")
     }
     metrics["best_epoch"] = result.best_epoch
+    if splits["train"].classes is not None:  # the confusion matrices' rows and columns
+        metrics["classes"] = list(splits["train"].classes)
     metrics["num_params"] = count_params({"params": result.state.params})
     metrics["wall_seconds"] = time.perf_counter() - start
     atomic_write_json(os.path.join(run_dir, "history.json"), result.history)
