@@ -6,7 +6,8 @@
 
 Usage errors exit with code 2 and one line on stderr (a traceback only with --debug). A
 training run stopped by SIGINT or SIGTERM exits with 128 + the signal's number and one line
-naming the saved epoch and the --resume command (seqjax/train/interrupt.py).
+naming the saved epoch and the --resume command (seqjax/train/interrupt.py); Ctrl-C
+anywhere else exits with 130 and "seqjax: interrupted".
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import csv
 import io
 import json
 import os
+import signal
 import sys
 import time
 from typing import Any
@@ -230,6 +232,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"seqjax: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C outside training's own handling (or a second one)
+        if args.debug:
+            raise
+        print("seqjax: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":

@@ -155,3 +155,14 @@ def test_version_names_seqjax_and_its_libraries(capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("seqjax 0.1.0 (jax ") and "flax " in out
+
+
+def test_ctrl_c_outside_training_exits_130_with_one_line(monkeypatch, capsys):
+    import seqjax.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_evaluate", interrupted)
+    assert cli.main(["evaluate", "runs/x"]) == 130
+    assert capsys.readouterr().err == "seqjax: interrupted\n"
