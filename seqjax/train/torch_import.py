@@ -14,6 +14,7 @@ from typing import Any
 from seqjax.config import ExperimentConfig, apply_overrides, config_from_dict, dump_config
 from seqjax.data.sources import load_splits
 from seqjax.data.spec import save_data_spec
+from seqjax.environment import record as record_environment
 from seqjax.io import atomic_write_text
 from seqjax.models.registry import MODELS, build_model
 from seqjax.torch_weights import (
@@ -79,6 +80,7 @@ def import_torch(
     prepare_run_dir(run_dir)
     atomic_write_text(os.path.join(run_dir, "config.yaml"), dump_config(cfg))
     save_data_spec(run_dir, train)
+    record_environment(run_dir, resume=False)
     ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), async_save=False)
     try:
         ckpt.save(0, state, initial_loop_state())
