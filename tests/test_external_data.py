@@ -1,5 +1,6 @@
 """Users' data: the UEA/UCR datasets shipped in aeon, .npz and CSV files, and their errors."""
 
+import json
 import os
 
 import numpy as np
@@ -157,11 +158,12 @@ def test_multiclass_metrics_and_majority_baseline():
 
 
 def test_npz_regression_targets_train_with_mse_and_score_every_example_once(tmp_path):
-    """Real-valued targets (N,) with train.loss=mse: one output, val_loss monitored, and a
-    loss that weighs each example once (the short last batch's zero-weight copies out)."""
+    """Real-valued targets (N,) with train.loss=mse: one output, val_loss monitored,
+    standardised targets with metrics in their own units, and a loss that weighs each
+    example once (the short last batch's zero-weight copies out)."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((60, 10, 2)).astype(np.float32)
-    y = x[:, :, 0].mean(1) + 0.1 * rng.standard_normal(60)
+    y = 100 + x[:, :, 0].mean(1) + 0.1 * rng.standard_normal(60)  # in units near 100
     cfg = load_config(
         "configs/steel_lightweight.yaml",
         [
@@ -181,7 +183,11 @@ def test_npz_regression_targets_train_with_mse_and_score_every_example_once(tmp_
     )
     test = run_experiment(cfg, str(tmp_path / "run"), log=lambda _: None)["test"]
     assert {"mse", "rmse", "mae", "correlation"} <= set(test)
-    assert test["loss"] == pytest.approx(test["mse"], rel=1e-5)
+    # trained on standardised targets, scored in their own units: one output's MSE is the
+    # loss times its variance
+    spec = json.loads((tmp_path / "run" / "data_spec.json").read_text())["target_scaler"]
+    assert spec["mean"] == [pytest.approx(float(y[:42].mean()), abs=0.5)]
+    assert test["mse"] == pytest.approx(test["loss"] * spec["std"][0] ** 2, rel=1e-5)
     cfg = load_config(
         "configs/steel_lightweight.yaml", [cfg_source := f"data.source=npz:{tmp_path / 'r2.npz'}"]
     )

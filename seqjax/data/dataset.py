@@ -24,6 +24,10 @@ class SequenceDataset:
     # The names of the class indices where the data named them (a CSV's text labels, an
     # aeon file's classes), so that predictions and new labels use the names.
     classes: tuple[str, ...] | None = None
+    # Users' regression targets are standardised for training (a target near 1,500 would
+    # take an output layer thousands of steps to reach); predictions and metrics are put
+    # back in the targets' own units with this.
+    target_scaler: StandardScaler | None = None
 
     def __post_init__(self):
         n = len(self.inputs)
@@ -49,8 +53,11 @@ class SequenceDataset:
         return len(self.inputs)
 
     def subset(self, index: np.ndarray) -> SequenceDataset:
-        return SequenceDataset(
-            self.inputs[index], self.lengths[index], self.targets[index], self.scaler, self.classes
+        return dataclasses.replace(
+            self,
+            inputs=self.inputs[index],
+            lengths=self.lengths[index],
+            targets=self.targets[index],
         )
 
 

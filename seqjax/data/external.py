@@ -191,17 +191,31 @@ def _split_labelled(path, inputs, lengths, targets, seed, fractions, *, names=No
     return standardised(data, k, names=names, classes=classes)
 
 
+def _target_scaler(targets: np.ndarray) -> StandardScaler:
+    """Per-output statistics of regression targets (N,) or (N, O): each output's mean and
+    standard deviation over the training split."""
+    return StandardScaler.fit(targets.reshape(len(targets), -1))
+
+
 def standardised(
     parts: dict, num_classes: int, *, names=None, classes=None
 ) -> dict[str, SequenceDataset]:
-    """Scale every split with the training split's per-channel statistics; each split
-    keeps the scaler (and the class names, if any), which a run saves for `seqjax
-    predict`."""
-    x, lengths, _ = parts["train"]
+    """Scale every split with the training split's per-channel statistics, and regression
+    targets (`num_classes` 0) with the training split's per-output ones; each split keeps
+    the scalers (and the class names, if any), which a run saves for `seqjax predict`."""
+    x, lengths, y = parts["train"]
     scaler = dataclasses.replace(StandardScaler.fit(x, lengths), names=names)
-    return {
-        name: SequenceDataset(
-            scaler.transform_sequences(x, lengths), lengths.astype(np.int32), y, scaler, classes
+    target_scaler = None if num_classes else _target_scaler(y)
+    out = {}
+    for name, (x, lengths, y) in parts.items():
+        if target_scaler is not None:
+            y = target_scaler.transform(y.reshape(len(y), -1)).reshape(y.shape)
+        out[name] = SequenceDataset(
+            scaler.transform_sequences(x, lengths),
+            lengths.astype(np.int32),
+            y,
+            scaler,
+            classes,
+            target_scaler,
         )
-        for name, (x, lengths, y) in parts.items()
-    }
+    return out

@@ -10,6 +10,8 @@ generated data, whose generators emit model inputs, have none and take inputs as
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from seqjax.data.dataset import SequenceDataset
@@ -115,10 +117,14 @@ def read_prediction_inputs(
         targets = spec.placeholder_targets(len(inputs))
     else:
         targets = _as_spec_targets(path, targets, spec)
+        if spec.target_scaler is not None:  # the loss is the standardised objective's
+            flat = spec.target_scaler.transform(targets.reshape(len(targets), -1))
+            targets = flat.reshape(targets.shape).astype(spec.target_dtype)
     try:
         data = SequenceDataset(inputs, lengths, targets)  # checks NaN, Inf and lengths
     except ValueError as err:
         raise ValueError(f"{path!r}: {str(err).removeprefix('SequenceDataset: ')}") from None
     if scaler is not None and not scaled:
         data = SequenceDataset(scaler.transform_sequences(inputs, lengths), lengths, targets)
-    return data, sequences
+    # predictions (and metrics) in the targets' own units
+    return dataclasses.replace(data, target_scaler=spec.target_scaler), sequences

@@ -3,9 +3,9 @@
 Predicting and exporting need the input shape (to build the state a checkpoint restores
 into), the per-example target shape and dtype (the eval step that predictions come from
 computes the task's loss too) and, for users' data, the scaler that turned raw channels
-into model inputs and the names of its classes. Reading them from data_spec.json keeps a
-run directory self-contained: `seqjax predict` works on a machine that has the run but not
-the training data.
+into model inputs, the names of its classes and its regression targets' statistics.
+Reading them from data_spec.json keeps a run directory self-contained: `seqjax predict`
+works on a machine that has the run but not the training data.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ class DataSpec:
     target_dtype: str
     scaler: StandardScaler | None  # users' data: raw channels -> model inputs
     classes: tuple[str, ...] | None = None  # the class indices' names, where data named them
+    target_scaler: StandardScaler | None = None  # users' regression targets: own units
 
     @classmethod
     def of(cls, data: SequenceDataset) -> DataSpec:
@@ -42,6 +43,7 @@ class DataSpec:
             target_dtype=str(targets.dtype),
             scaler=data.scaler,
             classes=data.classes,
+            target_scaler=data.target_scaler,
         )
 
     def placeholder_targets(self, n: int) -> np.ndarray:
@@ -63,11 +65,12 @@ class DataSpec:
             "target_dtype": self.target_dtype,
             "scaler": None if self.scaler is None else self.scaler.to_json(),
             "classes": None if self.classes is None else list(self.classes),
+            "target_scaler": None if self.target_scaler is None else self.target_scaler.to_json(),
         }
 
     @classmethod
     def from_json(cls, obj: dict) -> DataSpec:
-        scaler, classes = obj.get("scaler"), obj.get("classes")
+        scaler, classes, targets = obj.get("scaler"), obj.get("classes"), obj.get("target_scaler")
         return cls(
             steps=int(obj["steps"]),
             features=int(obj["features"]),
@@ -75,6 +78,7 @@ class DataSpec:
             target_dtype=str(obj["target_dtype"]),
             scaler=None if scaler is None else StandardScaler.from_json(scaler),
             classes=None if classes is None else tuple(classes),
+            target_scaler=None if targets is None else StandardScaler.from_json(targets),
         )
 
 

@@ -46,6 +46,10 @@ class StandardScaler:
     def transform(self, x: np.ndarray) -> np.ndarray:
         return ((x - self.mean) / self.std).astype(np.float32)
 
+    def inverse_transform(self, x: np.ndarray) -> np.ndarray:
+        """Back to the data's own units, in float64: a target near 1e6 keeps its digits."""
+        return np.asarray(x, np.float64) * self.std + self.mean
+
     def transform_sequences(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """(N, T, F) -> (N, T, F) float32 scaled, and zero past each length as padding is."""
         valid = np.arange(x.shape[1])[None, :] < np.asarray(lengths)[:, None]  # (N, T)

@@ -95,9 +95,10 @@ def predict_split(
     bucket_width: int = 0,
 ) -> tuple[np.ndarray, float]:
     """The task's predictions for every example of `data`, in its order (padding examples
-    dropped), and the weighted mean loss: one pass that evaluation and `seqjax predict`
-    share, so a split's scores and its predictions come from the same calls. With
-    `bucket_width` the batches run in length order (`iterate_batches`)."""
+    dropped; in the targets' own units where `data.target_scaler` standardised them), and
+    the weighted mean loss: one pass that evaluation and `seqjax predict` share, so a
+    split's scores and its predictions come from the same calls. With `bucket_width` the
+    batches run in length order (`iterate_batches`)."""
     loss_sum, weight_sum, preds = 0.0, 0.0, []
     for batch in iterate_batches(data, batch_size, shuffle=False, bucket_width=bucket_width):
         out = jax.device_get(eval_step(state, shard_batch(batch, mesh)))
@@ -108,6 +109,8 @@ def predict_split(
     taken = np.concatenate(preds)
     predictions = np.empty_like(taken)
     predictions[batch_order(data, batch_size, shuffle=False, bucket_width=bucket_width)] = taken
+    if data.target_scaler is not None:
+        predictions = data.target_scaler.inverse_transform(predictions)
     return predictions, loss_sum / weight_sum
 
 
@@ -121,11 +124,16 @@ def evaluate(
     *,
     bucket_width: int = 0,
 ) -> dict:
-    """Weighted loss plus the task's metrics over a whole split (padding examples dropped)."""
+    """Weighted loss plus the task's metrics over a whole split (padding examples dropped).
+    With `data.target_scaler` the loss is the training objective's, on standardised
+    targets, and the metrics are in the targets' own units."""
     predictions, loss = predict_split(
         eval_step, state, data, task, batch_size, mesh, bucket_width=bucket_width
     )
-    return {"loss": loss, **task.evaluate(predictions, data.targets)}
+    targets = data.targets
+    if data.target_scaler is not None:
+        targets = data.target_scaler.inverse_transform(targets)
+    return {"loss": loss, **task.evaluate(predictions, targets)}
 
 
 @functools.cache
