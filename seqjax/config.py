@@ -26,9 +26,16 @@ class DataConfig:
     size: int = 6000
     seed: int = 0
     splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    # users' data: "auto" (integer targets 0..K-1 are classes, others values), "classes",
+    # or "values" (regression, integers too)
+    targets: str = "auto"
 
     def __post_init__(self):
         check_source(self.source)
+        if self.targets not in ("auto", "classes", "values"):
+            raise ValueError(
+                f"data.targets must be 'auto', 'classes' or 'values'; got {self.targets!r}"
+            )
         if self.size < 10:
             raise ValueError(f"data.size must be >= 10; got {self.size}")
         if abs(sum(self.splits) - 1.0) > 1e-6 or min(self.splits) <= 0:

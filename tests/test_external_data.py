@@ -197,3 +197,29 @@ def test_npz_regression_targets_train_with_mse_and_score_every_example_once(tmp_
             load_config("configs/steel_lightweight.yaml", [cfg_source, "train.loss=mse"]),
             load_splits(cfg.data),
         )
+
+
+def test_integer_targets_are_values_to_regress_when_the_config_says_so(tmp_path):
+    """Days to failure (integers, negatives too) are classes by default, named as such
+    for a regression config; data.targets=values makes them standardised values."""
+    x = np.random.default_rng(0).standard_normal((30, 5, 2)).astype(np.float32)
+    days = np.arange(30) % 7 - 2  # -2..4
+    path = _npz(tmp_path / "d.npz", inputs=x, targets=days)
+    cfg = load_config("configs/steel_lightweight.yaml", [f"data.source=npz:{path}"])
+    with pytest.raises(ValueError, match="class labels must be 0..K-1; got -2"):
+        load_splits(cfg.data)
+    cfg = load_config(
+        "configs/steel_lightweight.yaml",
+        [f"data.source=npz:{path}", "data.targets=values", "train.loss=mse"],
+    )
+    splits = load_splits(cfg.data)
+    assert splits["train"].targets.dtype == np.float32 and splits["train"].target_scaler
+    assert adapt_to_data(cfg, splits).model.num_classes == 1
+    path = _npz(tmp_path / "c.npz", inputs=x, targets=np.arange(30) % 3)
+    cfg = load_config(
+        "configs/steel_lightweight.yaml", [f"data.source=npz:{path}", "train.loss=mse"]
+    )
+    with pytest.raises(ValueError, match="or --set data.targets=values if the integers"):
+        adapt_to_data(cfg, load_splits(cfg.data))
+    with pytest.raises(ValueError, match="data.targets must be 'auto', 'classes' or 'values'"):
+        load_config("configs/steel_lightweight.yaml", ["data.targets=numbers"])

@@ -38,9 +38,13 @@ def aeon_datasets() -> list[str]:
     )
 
 
-def aeon_splits(name: str, *, seed: int, fractions) -> dict[str, SequenceDataset]:
+def aeon_splits(
+    name: str, *, seed: int, fractions, targets: str = "auto"
+) -> dict[str, SequenceDataset]:
     """aeon's TRAIN file split into train/val in the ratio fractions[0]:fractions[1];
-    its TEST file, untouched, is the test split."""
+    its TEST file, untouched, is the test split. Its labels are always classes."""
+    if targets == "values":
+        raise ValueError(f"aeon:{name} holds class labels; data.targets=values is for regression")
     known = aeon_datasets()
     if name not in known:
         raise ValueError(f"unknown aeon dataset {name!r}; shipped in aeon: {known}")
@@ -71,7 +75,9 @@ def _targets(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return labels.astype(np.float32 if num_classes == 2 else np.int32)
 
 
-def npz_splits(path: str, *, seed: int, fractions) -> dict[str, SequenceDataset]:
+def npz_splits(
+    path: str, *, seed: int, fractions, targets: str = "auto"
+) -> dict[str, SequenceDataset]:
     """A .npz with `inputs` (N, T, C) padded, `lengths` (N,) and `targets` (N,) or (N, O).
     Without `lengths` every sequence is taken to fill all T steps. Read with
     allow_pickle=False: a ragged (object) array is refused, never unpickled."""
@@ -93,7 +99,7 @@ def npz_splits(path: str, *, seed: int, fractions) -> dict[str, SequenceDataset]
         )
     lengths = arrays.get("lengths", np.full(len(inputs), inputs.shape[1]))
     return _split_labelled(
-        path, inputs.astype(np.float32), lengths, arrays["targets"], seed, fractions
+        path, inputs.astype(np.float32), lengths, arrays["targets"], seed, fractions, targets
     )
 
 
@@ -136,7 +142,9 @@ def read_long_csv(
     return list(rows), names, inputs, lengths, [labels[k] for k in rows] if targets else None
 
 
-def csv_splits(path: str, *, seed: int, fractions) -> dict[str, SequenceDataset]:
+def csv_splits(
+    path: str, *, seed: int, fractions, targets: str = "auto"
+) -> dict[str, SequenceDataset]:
     """Train / val / test from a long-form CSV (`read_long_csv`); the channels' names are
     kept with the scaler, so that `seqjax predict` matches a later CSV's columns to them.
     Targets that are not all numbers are class names, indexed in sorted order."""
@@ -145,16 +153,22 @@ def csv_splits(path: str, *, seed: int, fractions) -> dict[str, SequenceDataset]
     classes = None
     try:
         y = np.array([float(label) for label in labels])
-    except ValueError:  # text labels: classes, indexed in sorted order
+    except ValueError as err:  # text labels: classes, indexed in sorted order
+        if targets == "values":
+            raise ValueError(f"{path}: data.targets=values, but a target is text ({err})") from None
         classes = tuple(sorted(set(labels)))
         y = np.array([classes.index(label) for label in labels])
     return _split_labelled(
-        path, inputs, lengths, y, seed, fractions, names=tuple(names), classes=classes
+        path, inputs, lengths, y, seed, fractions, targets, names=tuple(names), classes=classes
     )
 
 
-def _split_labelled(path, inputs, lengths, targets, seed, fractions, *, names=None, classes=None):
-    """Integer-valued targets (N,) are class labels 0..K-1; anything else is regression."""
+def _split_labelled(
+    path, inputs, lengths, targets, seed, fractions, kind="auto", *, names=None, classes=None
+):
+    """With `kind` "auto" (data.targets), integer-valued targets (N,) are class labels
+    0..K-1 and anything else is regression; "classes" requires labels, "values" makes any
+    targets regression (counts, days, negative integers)."""
     if len(inputs) < 3:
         raise ValueError(f"{path}: {len(inputs)} sequences; at least 3 are needed to split")
     if not np.all(np.isfinite(inputs)):
@@ -178,11 +192,16 @@ def _split_labelled(path, inputs, lengths, targets, seed, fractions, *, names=No
     if len(targets) != len(inputs):
         raise ValueError(f"{path}: {len(targets)} targets for {len(inputs)} sequences")
     k = 0
-    if targets.ndim == 1 and np.all(np.isfinite(targets)) and np.all(targets == np.round(targets)):
+    integral = np.all(np.isfinite(targets)) and np.all(targets == np.round(targets))
+    if kind == "classes" and not (targets.ndim == 1 and integral):
+        raise ValueError(f"{path}: data.targets=classes needs integer labels (N,) 0..K-1")
+    if kind != "values" and targets.ndim == 1 and integral:
         if targets.min() < 0:
             raise ValueError(f"{path}: class labels must be 0..K-1; got {int(targets.min())}")
         k = int(targets.max()) + 1
         targets = _targets(targets.astype(np.int64), max(k, 2))
+    elif kind == "values":
+        targets = targets.astype(np.float32)
     parts = split_indices(len(inputs), tuple(fractions), seed=seed)
     data = {
         name: (inputs[idx], lengths[idx].astype(np.int32), targets[idx])

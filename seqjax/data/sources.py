@@ -46,7 +46,7 @@ def load_splits(cfg) -> dict[str, SequenceDataset]:
     check_source(cfg.source)
     kind, sep, arg = cfg.source.partition(":")
     if sep:
-        return EXTERNAL[kind](arg, seed=cfg.seed, fractions=tuple(cfg.splits))
+        return EXTERNAL[kind](arg, seed=cfg.seed, fractions=tuple(cfg.splits), targets=cfg.targets)
     return GENERATORS[cfg.source](cfg.size, seed=cfg.seed, fractions=tuple(cfg.splits))
 
 
@@ -77,11 +77,12 @@ def adapt_to_data(cfg, splits: dict[str, SequenceDataset]):
         )
     model = {"features": channels}
     train = cfg.train
-    k = num_classes(splits)
+    k = 0 if cfg.data.targets == "values" else num_classes(splits)  # 0/1 values stay values
     if k and train.loss not in ("binary_cross_entropy", "cross_entropy"):
         raise ValueError(
             f"{cfg.data.source} holds class labels, but model {cfg.model_name!r} with loss "
-            f"{train.loss!r} is not a classifier config; use steel (or trust for two classes)"
+            f"{train.loss!r} is not a classifier config; use steel (or trust for two classes), "
+            "or --set data.targets=values if the integers are values to regress"
         )
     if k >= 3:
         if "num_classes" not in fields:
