@@ -210,12 +210,6 @@ def _split_labelled(
     return standardised(data, k, names=names, classes=classes)
 
 
-def _target_scaler(targets: np.ndarray) -> StandardScaler:
-    """Per-output statistics of regression targets (N,) or (N, O): each output's mean and
-    standard deviation over the training split."""
-    return StandardScaler.fit(targets.reshape(len(targets), -1))
-
-
 def standardised(
     parts: dict, num_classes: int, *, names=None, classes=None
 ) -> dict[str, SequenceDataset]:
@@ -224,11 +218,11 @@ def standardised(
     the scalers (and the class names, if any), which a run saves for `seqjax predict`."""
     x, lengths, y = parts["train"]
     scaler = dataclasses.replace(StandardScaler.fit(x, lengths), names=names)
-    target_scaler = None if num_classes else _target_scaler(y)
+    target_scaler = None if num_classes else StandardScaler.fit_rows(y)  # per output
     out = {}
     for name, (x, lengths, y) in parts.items():
         if target_scaler is not None:
-            y = target_scaler.transform(y.reshape(len(y), -1)).reshape(y.shape)
+            y = target_scaler.transform_rows(y)
         out[name] = SequenceDataset(
             scaler.transform_sequences(x, lengths),
             lengths.astype(np.int32),

@@ -118,13 +118,11 @@ def read_prediction_inputs(
     else:
         targets = _as_spec_targets(path, targets, spec)
         if spec.target_scaler is not None:  # the loss is the standardised objective's
-            flat = spec.target_scaler.transform(targets.reshape(len(targets), -1))
-            targets = flat.reshape(targets.shape).astype(spec.target_dtype)
-    try:
-        data = SequenceDataset(inputs, lengths, targets)  # checks NaN, Inf and lengths
+            targets = spec.target_scaler.transform_rows(targets).astype(spec.target_dtype)
+    try:  # checks NaN, Inf and lengths; predictions (and metrics) in the targets' units
+        data = SequenceDataset(inputs, lengths, targets, target_scaler=spec.target_scaler)
     except ValueError as err:
         raise ValueError(f"{path!r}: {str(err).removeprefix('SequenceDataset: ')}") from None
     if scaler is not None and not scaled:
-        data = SequenceDataset(scaler.transform_sequences(inputs, lengths), lengths, targets)
-    # predictions (and metrics) in the targets' own units
-    return dataclasses.replace(data, target_scaler=spec.target_scaler), sequences
+        data = dataclasses.replace(data, inputs=scaler.transform_sequences(inputs, lengths))
+    return data, sequences

@@ -46,9 +46,20 @@ class StandardScaler:
     def transform(self, x: np.ndarray) -> np.ndarray:
         return ((x - self.mean) / self.std).astype(np.float32)
 
-    def inverse_transform(self, x: np.ndarray) -> np.ndarray:
-        """Back to the data's own units, in float64: a target near 1e6 keeps its digits."""
-        return np.asarray(x, np.float64) * self.std + self.mean
+    @classmethod
+    def fit_rows(cls, y: np.ndarray) -> StandardScaler:
+        """Fit on per-example values (N,) or (N, ...), each example's values flattened: one
+        mean and deviation per value, as for regression targets."""
+        return cls.fit(np.asarray(y).reshape(len(y), -1))
+
+    def transform_rows(self, y: np.ndarray) -> np.ndarray:
+        """`transform` of per-example values (N, ...) scaled as `fit_rows` saw them."""
+        return self.transform(np.asarray(y).reshape(len(y), -1)).reshape(np.shape(y))
+
+    def inverse_rows(self, y: np.ndarray) -> np.ndarray:
+        """Back to the data's own units, in float64 (a target near 1e6 keeps its digits)."""
+        flat = np.asarray(y, np.float64).reshape(len(y), -1)
+        return (flat * self.std + self.mean).reshape(np.shape(y))
 
     def transform_sequences(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """(N, T, F) -> (N, T, F) float32 scaled, and zero past each length as padding is."""

@@ -110,7 +110,7 @@ def predict_split(
     predictions = np.empty_like(taken)
     predictions[batch_order(data, batch_size, shuffle=False, bucket_width=bucket_width)] = taken
     if data.target_scaler is not None:
-        predictions = data.target_scaler.inverse_transform(predictions)
+        predictions = data.target_scaler.inverse_rows(predictions)
     return predictions, loss_sum / weight_sum
 
 
@@ -132,7 +132,7 @@ def evaluate(
     )
     targets = data.targets
     if data.target_scaler is not None:
-        targets = data.target_scaler.inverse_transform(targets)
+        targets = data.target_scaler.inverse_rows(targets)
     return {"loss": loss, **task.evaluate(predictions, targets)}
 
 

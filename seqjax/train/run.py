@@ -80,6 +80,17 @@ def check_resumable(saved: ExperimentConfig, cfg: ExperimentConfig, config_path:
         )
 
 
+def write_run_files(
+    run_dir: str, cfg: ExperimentConfig, train: SequenceDataset, *, resume: bool
+) -> None:
+    """What every run directory holds beside its checkpoints, before training starts:
+    config.yaml, data_spec.json (predict needs no training data) and environment.json."""
+    prepare_run_dir(run_dir)
+    atomic_write_text(os.path.join(run_dir, "config.yaml"), dump_config(cfg))
+    save_data_spec(run_dir, train)
+    record_environment(run_dir, resume=resume)
+
+
 def _buckets_note(width: int, train: SequenceDataset) -> str:
     """What the first epoch's log line says of length buckets: they explain its compiles."""
     if not width:
@@ -110,11 +121,7 @@ def run_experiment(
                 "train.tensorboard is true but tensorboardX is not installed; "
                 "pip install 'seqjax[tensorboard]' or set train.tensorboard=false"
             ) from None
-    prepare_run_dir(run_dir)
-    config_path = os.path.join(run_dir, "config.yaml")
-    atomic_write_text(config_path, dump_config(cfg))
-    save_data_spec(run_dir, splits["train"])  # `seqjax predict` needs no training data
-    record_environment(run_dir, resume=resume)
+    write_run_files(run_dir, cfg, splits["train"], resume=resume)
     log(
         f"{cfg.model_name}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} examples; "
         f"devices {jax.devices()}{_buckets_note(cfg.train.bucket_width, splits['train'])}"

@@ -11,11 +11,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from seqjax.config import ExperimentConfig, apply_overrides, config_from_dict, dump_config
+from seqjax.config import ExperimentConfig, apply_overrides, config_from_dict
 from seqjax.data.sources import load_splits
-from seqjax.data.spec import save_data_spec
-from seqjax.environment import record as record_environment
-from seqjax.io import atomic_write_text
 from seqjax.models.registry import MODELS, build_model
 from seqjax.torch_weights import (
     from_torch_state_dict,
@@ -27,7 +24,7 @@ from seqjax.train.checkpoint import Checkpointer
 from seqjax.train.loop import initial_loop_state, mesh_for
 from seqjax.train.optim import make_optimizer
 from seqjax.train.restore import evaluate_run, load_run_config, restore_state, run_data_spec
-from seqjax.train.run import check_run_dir, prepare_run_dir
+from seqjax.train.run import check_run_dir, write_run_files
 from seqjax.train.sharding import replicate
 from seqjax.train.state import create_state
 
@@ -77,10 +74,7 @@ def import_torch(
     state = state.replace(params=variables["params"], mutable=mutable)
     state = replicate(state, mesh_for(cfg))
     val = evaluate_run(cfg, state, splits["val"])
-    prepare_run_dir(run_dir)
-    atomic_write_text(os.path.join(run_dir, "config.yaml"), dump_config(cfg))
-    save_data_spec(run_dir, train)
-    record_environment(run_dir, resume=False)
+    write_run_files(run_dir, cfg, train, resume=False)
     ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), async_save=False)
     try:
         ckpt.save(0, state, initial_loop_state())
