@@ -135,18 +135,12 @@ def _export_torch(args) -> int:
 
 def _versions() -> str:
     """seqjax's version and the libraries it runs on, read without importing them."""
-    from importlib.metadata import PackageNotFoundError, version
-
     from seqjax import __version__
+    from seqjax.environment import package_version
 
-    def of(name: str) -> str:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return "not installed"
-
-    libraries = ", ".join(f"{n} {of(n)}" for n in ("jax", "jaxlib", "flax", "optax"))
-    return f"seqjax {__version__} ({libraries})"
+    names = ("jax", "jaxlib", "flax", "optax")
+    libraries = (f"{n} {package_version(n) or 'not installed'}" for n in names)
+    return f"seqjax {__version__} ({', '.join(libraries)})"
 
 
 def build_parser() -> argparse.ArgumentParser:

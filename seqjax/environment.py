@@ -15,8 +15,6 @@ import platform
 import sys
 import time
 
-import jax
-
 from seqjax import __version__
 from seqjax.io import atomic_write_json
 
@@ -24,7 +22,8 @@ FILE = "environment.json"
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
+    """An installed package's version, read without importing it; None if absent."""
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
@@ -32,10 +31,12 @@ def _version(package: str) -> str | None:
 
 
 def describe() -> dict:
+    import jax  # here, so that `seqjax --version` reads versions without starting JAX
+
     devices = jax.devices()
     return {
         "seqjax": __version__,
-        **{name: _version(name) for name in PACKAGES},
+        **{name: package_version(name) for name in PACKAGES},
         "python": platform.python_version(),
         "machine": f"{platform.system()} {platform.machine()}",
         "backend": jax.default_backend(),
