@@ -7,7 +7,9 @@
 Usage errors exit with code 2 and one line on stderr (a traceback only with --debug). A
 training run stopped by SIGINT or SIGTERM exits with 128 + the signal's number and one line
 naming the saved epoch and the --resume command (seqjax/train/interrupt.py); Ctrl-C
-anywhere else exits with 130 and "seqjax: interrupted".
+anywhere else exits with 130 and "seqjax: interrupted". A run stopped by a non-finite loss
+or gradient (`train.nonfinite=stop`) exits with 1 and one line naming the step, the saved
+epoch and the --resume command that skips such updates.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from seqjax.host_memory import reuse_freed_memory_if_asked
 
 
 def _train(args) -> int:
-    from seqjax.train.interrupt import TrainingStopped
+    from seqjax.train.interrupt import TrainingDiverged, TrainingStopped
     from seqjax.train.run import run_experiment
 
     cfg = load_config(args.config, args.set)
@@ -37,6 +39,11 @@ def _train(args) -> int:
     except TrainingStopped as stopped:  # names the --resume command
         print(f"seqjax: {stopped}", file=sys.stderr)
         return stopped.exit_code
+    except TrainingDiverged as diverged:  # names the --resume command that skips such steps
+        if args.debug:
+            raise
+        print(f"seqjax: error: {diverged}", file=sys.stderr)
+        return 1
     test = metrics["test"]
     print(f"run directory: {run_dir}")
     print("test metrics: " + json.dumps({k: v for k, v in test.items()}, default=str))

@@ -1,5 +1,6 @@
 """The train step, the optimizer chain and the loop's failure handling."""
 
+import json
 import os
 
 import jax
@@ -154,6 +155,43 @@ def test_nonfinite_skip_keeps_the_state_and_counts_the_update(monkeypatch):
     assert [row["skipped_updates"] for row in result.history] == [0, 1]
     assert all(np.isfinite(row["train_loss"]) for row in result.history)
     assert all(np.all(np.isfinite(p)) for p in jax.tree.leaves(result.state.params))
+
+
+def test_a_run_stopped_at_a_non_finite_step_resumes_past_it_with_the_command_it_names(
+    tmp_path, monkeypatch, capsys
+):
+    """`seqjax train` stops at the bad step with one line (no traceback) that names the
+    command resuming from the last good epoch with `train.nonfinite=skip`; that command,
+    as printed, skips the step and finishes the run."""
+    from seqjax import cli
+
+    real_iterate = loop_module.iterate_batches
+
+    def corrupting(data, batch_size, **kw):
+        for i, batch in enumerate(real_iterate(data, batch_size, **kw)):
+            if kw.get("shuffle") and kw.get("epoch") == 1 and i == 2:
+                batch = batch.replace(targets=np.full_like(batch.targets, np.nan))
+            yield batch
+
+    monkeypatch.setattr(loop_module, "iterate_batches", corrupting)
+    sets = ["data.size=200", "train.epochs=3", "model.hidden_sizes=[4, 4, 4]"]
+    sets += ["train.plots=false", "checkpoint.async_save=false"]
+    argv = ["train", "--config", "configs/trust.yaml", "--run-dir", str(tmp_path)]
+    assert cli.main([*argv, "--set", *sets]) == 1
+    resume = (
+        f"seqjax train --config {tmp_path}/config.yaml --run-dir {tmp_path} --resume "
+        "--set train.nonfinite=skip"
+    )
+    step = -(-140 // 32) + 3  # epoch 2's third step; 140 = 0.7 of 200 examples train
+    assert capsys.readouterr().err == (
+        f"seqjax: error: non-finite training loss or gradient at step {step} (epoch 2); "
+        f"nothing after epoch 1's checkpoint was saved; skip such updates and go on with: "
+        f"{resume}\n"
+    )
+    assert cli.main(resume.split()[1:]) == 0
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [row.get("skipped_updates") for row in history] == [None, 1, 0]
+    assert all(np.isfinite(row["train_loss"]) for row in history)
 
 
 def test_dataset_rejects_non_finite_inputs():

@@ -98,6 +98,22 @@ def test_a_finished_run_resumed_with_more_epochs_equals_one_given_them_from_the_
     assert entries[1]["command"].endswith("train.epochs=4") and entries[1]["jax"]
 
 
+def test_a_run_resumed_on_two_devices_continues_the_one_device_run(tmp_path, reference):
+    """The mesh is where a run executes, not what it computes: resumed on two CPU devices
+    (a batch split over them, its gradients summed across them), the run goes on as on
+    one device, to float rounding."""
+    _run(tmp_path, sets=["train.epochs=2"])
+    _run(tmp_path, "--resume", sets=["train.epochs=4", "mesh.cpu_devices=2"])
+    history, test = _outputs(tmp_path)
+    rows, reference_rows = json.loads(history), json.loads(reference[0])
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    for row, expected in zip(rows, reference_rows, strict=True):
+        assert row == pytest.approx(expected, rel=1e-4, abs=1e-6)
+    assert test["accuracy"] == pytest.approx(reference[1]["accuracy"], abs=1 / 60)
+    entries = json.loads((tmp_path / "environment.json").read_text())
+    assert [e["devices"] for e in entries] == ["1 x cpu", "2 x cpu"]
+
+
 def test_sigkill_during_a_checkpoint_write_then_resume_is_bit_identical(tmp_path, reference):
     for _ in range(3):
         run_dir = tmp_path / f"attempt{_}"

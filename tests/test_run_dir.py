@@ -5,7 +5,7 @@ default), and nothing is trained to find out."""
 import pytest
 
 from seqjax.config import dump_config, load_config
-from seqjax.train.run import check_run_dir
+from seqjax.train.run import check_run_dir, config_differences
 
 
 def _saved(tmp_path, text: str):
@@ -22,11 +22,39 @@ def test_a_run_saved_before_a_key_existed_resumes(tmp_path):
     check_run_dir(cfg, _saved(tmp_path, older), resume=True)
 
 
-def test_a_changed_setting_is_refused(tmp_path):
+def test_a_changed_setting_is_refused_by_name(tmp_path):
     run_dir = _saved(tmp_path, dump_config(load_config("configs/trust.yaml")))
-    changed = load_config("configs/trust.yaml", ["train.batch_size=16", "train.epochs=7"])
-    with pytest.raises(ValueError, match="--resume: the config differs from the one saved"):
+    changed = load_config(
+        "configs/trust.yaml",
+        ["train.batch_size=16", "train.epochs=7", "model.dropout=0.5", "mesh.cpu_devices=2"],
+    )
+    with pytest.raises(ValueError, match="--resume: the config differs") as refused:
         check_run_dir(changed, run_dir, resume=True)
+    # the keys that may not change are named, in config order; those that may are not
+    assert "saved in " + run_dir + "/config.yaml in model.dropout, train.batch_size;" in str(
+        refused.value
+    )
+
+
+def test_where_and_how_a_run_executes_may_change_on_resume(tmp_path):
+    """Devices, mesh, host memory, checkpoint retention, outputs and the non-finite policy
+    are not what the run computes: a run started on one machine resumes on another."""
+    run_dir = _saved(tmp_path, dump_config(load_config("configs/trust.yaml")))
+    elsewhere = [
+        "mesh.num_devices=4",
+        "mesh.cpu_devices=4",
+        "host.reuse_freed_memory=true",
+        "checkpoint.keep_latest=5",
+        "checkpoint.async_save=false",
+        "train.nonfinite=skip",
+        "train.tensorboard=true",
+        "train.plots=false",
+        "train.loop_graphs=true",
+        "train.epochs=80",
+    ]
+    changed = load_config("configs/trust.yaml", elsewhere)
+    assert len(config_differences(load_config("configs/trust.yaml"), changed)) == len(elsewhere)
+    check_run_dir(changed, run_dir, resume=True)
 
 
 def test_more_epochs_resume_unless_they_set_a_cosine_schedule(tmp_path):

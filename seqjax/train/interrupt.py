@@ -17,6 +17,10 @@ already catches SIGTERM in every process (so before this, a multi-process run ig
 SIGTERM until the SIGKILL that follows it) and agrees on a step at which all of them stop;
 the fit loop asks it at every step (`multihost_utils.reached_preemption_sync_point`).
 SIGINT keeps Python's behaviour there.
+
+A run can also stop at a non-finite loss or gradient (`TrainingDiverged`, under
+`train.nonfinite=stop`); like a signal's stop, its message names the saved epoch and the
+command that resumes, there with `train.nonfinite=skip`, which a resume may change.
 """
 
 from __future__ import annotations
@@ -53,16 +57,41 @@ class TrainingStopped(Exception):
         text = f"stopped by {name} {self.where} (epoch {self.saved_epoch} saved)"
         if self.run_dir is None:
             return text
-        config = os.path.join(self.run_dir, "config.yaml")
-        return (
-            f"{text}; continue with: seqjax train --config {config} --run-dir {self.run_dir} "
-            "--resume"
-        )
+        return f"{text}; continue with: {resume_command(self.run_dir)}"
 
     @property
     def exit_code(self) -> int:
         """128 + the signal's number, as a shell reports a process the signal ended."""
         return 128 + self.signum
+
+
+class TrainingDiverged(FloatingPointError):
+    """A step's loss or gradient was NaN or infinite under `train.nonfinite=stop`: nothing
+    after the newest checkpoint (`saved_epoch`, if any) was saved. Once `run_dir` is set
+    the message names the command that resumes from it, skipping such updates."""
+
+    def __init__(self, step: int, epoch: int, saved_epoch: int | None):
+        super().__init__(step, epoch, saved_epoch)
+        self.step, self.epoch, self.saved_epoch = step, epoch, saved_epoch
+        self.run_dir: str | None = None
+
+    def __str__(self) -> str:
+        text = f"non-finite training loss or gradient at step {self.step} (epoch {self.epoch}); "
+        if self.saved_epoch is None:
+            return text + "no checkpoint saved yet (train.nonfinite=skip skips such updates)"
+        text += f"nothing after epoch {self.saved_epoch}'s checkpoint was saved"
+        if self.run_dir is None:
+            return text + " (train.nonfinite=skip skips such updates)"
+        return f"{text}; skip such updates and go on with: " + resume_command(
+            self.run_dir, "train.nonfinite=skip"
+        )
+
+
+def resume_command(run_dir: str, *sets: str) -> str:
+    """The command line that continues the run in `run_dir`, with `--set` overrides."""
+    config = os.path.join(run_dir, "config.yaml")
+    command = f"seqjax train --config {config} --run-dir {run_dir} --resume"
+    return command + (" --set " + " ".join(sets) if sets else "")
 
 
 def never(step: int) -> int | None:

@@ -30,7 +30,7 @@ from seqjax.loop_graphs import LOOP_GRAPHS
 from seqjax.models.registry import build_model
 from seqjax.tasks import Task, get_task
 from seqjax.train.checkpoint import Checkpointer
-from seqjax.train.interrupt import StopAsked, TrainingStopped, never
+from seqjax.train.interrupt import StopAsked, TrainingDiverged, TrainingStopped, never
 from seqjax.train.optim import learning_rate, make_optimizer, scale_learning_rate
 from seqjax.train.progress import EpochProgress
 from seqjax.train.sharding import (
@@ -370,11 +370,10 @@ def fit(
             seconds = time.perf_counter() - start
             bad = [step0 + i for i, m in enumerate(metrics) if not m["finite"]]
             if bad and tc.nonfinite == "stop":
-                raise FloatingPointError(
-                    f"non-finite training loss or gradient at step {bad[0] + 1} (epoch "
-                    f"{epoch + 1}); nothing after the last good checkpoint was saved "
-                    "(train.nonfinite=skip skips such updates instead)"
-                )
+                if ckpt is not None:
+                    ckpt.wait()  # the last good epoch's save, which may still be running
+                saved = ckpt.latest_epoch() if ckpt is not None else None
+                raise TrainingDiverged(bad[0] + 1, epoch + 1, saved)
             losses = [(float(m["loss"]), float(m["weight"])) for m in metrics if m["finite"]]
             if not losses:
                 raise FloatingPointError(f"every update of epoch {epoch + 1} was non-finite")

@@ -10,7 +10,6 @@ are loaded and checked before anything is written.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from typing import Any
 
 import jax
 
-from seqjax.config import ExperimentConfig, dump_config, load_config
+from seqjax.config import ExperimentConfig, config_to_dict, dump_config, load_config
 from seqjax.data.dataset import SequenceDataset
 from seqjax.data.sources import adapt_to_data, load_splits
 from seqjax.data.spec import save_data_spec
@@ -27,7 +26,7 @@ from seqjax.host_memory import reuse_freed_memory_if_asked
 from seqjax.io import atomic_write_json, atomic_write_text, history_csv
 from seqjax.models.registry import count_params
 from seqjax.plots import plot_classifier, plot_history
-from seqjax.train.interrupt import TrainingStopped, stop_on_signals
+from seqjax.train.interrupt import TrainingDiverged, TrainingStopped, stop_on_signals
 from seqjax.train.loop import check_trainable, fit, mesh_for
 from seqjax.train.restore import evaluate_run, predict
 
@@ -56,20 +55,52 @@ def check_run_dir(cfg: ExperimentConfig, run_dir: str, *, resume: bool) -> None:
         check_resumable(load_config(config_path), cfg, config_path)
 
 
+# Keys a resumed run may change: how many epochs, and where and how the run executes
+# and records itself, never what it computes. More epochs continue the run exactly as a
+# run given them from the start would have gone on (the data order, the plateau and
+# early-stopping state are the checkpoint's). Another device count or mesh continues the
+# same optimisation, to float rounding (and, with length groups, dropout falls on other
+# rows); `train.nonfinite=skip` lets a run that stopped at a non-finite step go on past
+# it. The optimizer's settings are not here: its learning rate lives in the checkpointed
+# optimizer state, so a changed `optimizer.lr` would silently not apply.
+RESUME_MAY_CHANGE = (
+    "train.epochs",
+    "train.nonfinite",
+    "train.tensorboard",
+    "train.plots",
+    "train.loop_graphs",
+    "mesh.num_devices",
+    "mesh.cpu_devices",
+    "host.reuse_freed_memory",
+    "checkpoint.keep_latest",
+    "checkpoint.async_save",
+)
+
+
+def config_differences(a: ExperimentConfig, b: ExperimentConfig) -> list[str]:
+    """The `section.key` names whose values differ between two configs, in config order."""
+    dict_a, dict_b = config_to_dict(a), config_to_dict(b)  # the same sections, in order
+    return [
+        f"{section}.{key}"
+        for section in dict_a
+        for key in {**dict_a[section], **dict_b[section]}  # keys of both, a's first
+        if dict_a[section].get(key) != dict_b[section].get(key)
+    ]
+
+
 def check_resumable(saved: ExperimentConfig, cfg: ExperimentConfig, config_path: str) -> None:
-    """A resumed run takes its saved config, except `train.epochs`: more epochs continue it
-    exactly as a run given them from the start would have gone on (the data order, the
-    plateau and early-stopping state are the checkpoint's), unless the epochs set the
-    length of a cosine schedule. Configs are compared as configs, not as text: a run saved
-    before a key existed reads back with that key's default, so a newer seqjax resumes it."""
-    same_epochs = dataclasses.replace(
-        saved, train=dataclasses.replace(saved.train, epochs=cfg.train.epochs)
-    )
-    if same_epochs != cfg:
+    """A resumed run takes its saved config, except the keys in `RESUME_MAY_CHANGE`; the
+    epochs not where they set the length of a cosine schedule. Configs are compared as
+    configs, not as text: a run saved before a key existed reads back with that key's
+    default, so a newer seqjax resumes it."""
+    changed = config_differences(saved, cfg)
+    refused = [key for key in changed if key not in RESUME_MAY_CHANGE]
+    if refused:
+        may = ", ".join(RESUME_MAY_CHANGE)
         raise ValueError(
-            f"--resume: the config differs from the one saved in {config_path} (only "
-            "train.epochs may change); resume with that file (seqjax train --config "
-            "RUN_DIR/config.yaml --resume)"
+            f"--resume: the config differs from the one saved in {config_path} in "
+            f"{', '.join(refused)}; a resumed run may change only {may}. Resume with that "
+            "file (seqjax train --config RUN_DIR/config.yaml --resume), or start a new run"
         )
     cosine_from_epochs = cfg.optimizer.schedule != "constant" and not cfg.optimizer.decay_steps
     if saved.train.epochs != cfg.train.epochs and cosine_from_epochs:
@@ -142,7 +173,7 @@ def run_experiment(
             result = fit(
                 cfg, splits, run_dir=run_dir, resume=resume, log=log, on_epoch=callbacks, stop=stop
             )
-    except TrainingStopped as stopped:
+    except (TrainingStopped, TrainingDiverged) as stopped:
         stopped.run_dir = run_dir  # its message names the command that resumes
         raise
     finally:
