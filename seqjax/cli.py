@@ -1,6 +1,7 @@
 """The `seqjax` command line.
 
-    seqjax train --config FILE [--set k=v ...] [--run-dir DIR] [--resume]
+    seqjax train --config FILE|NAME [--set k=v ...] [--run-dir DIR] [--resume]
+    seqjax configs [NAME]
     seqjax evaluate RUN_DIR [--checkpoint best|latest] [--split test | --input FILE]
     seqjax predict RUN_DIR --input FILE.npz|.csv --output FILE.npz|.csv [--inputs-scaled]
 
@@ -140,6 +141,20 @@ def _export_torch(args) -> int:
     return 0
 
 
+def _configs(args) -> int:
+    from seqjax.config_files import config_file, shipped_configs, summary
+
+    if args.name is not None:
+        with open(config_file(args.name)) as f:
+            print(f.read(), end="")
+        return 0
+    shipped = shipped_configs()
+    width = max(map(len, shipped))
+    for name, path in shipped.items():
+        print(f"{name:<{width}}  {summary(path)}")
+    return 0
+
+
 def _versions() -> str:
     """seqjax's version and the libraries it runs on, read without importing them."""
     from seqjax import __version__
@@ -156,7 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_versions())
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train a model from a YAML config")
-    train.add_argument("--config", required=True, help="YAML file, e.g. configs/trust.yaml")
+    train.add_argument(
+        "--config",
+        required=True,
+        help="YAML file, e.g. configs/trust.yaml, or a shipped config's name, e.g. trust "
+        "(seqjax configs lists them)",
+    )
     train.add_argument(
         "--set",
         nargs="*",
@@ -171,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue the run in --run-dir from its latest checkpoint",
     )
     train.set_defaults(func=_train)
+
+    configs = sub.add_parser("configs", help="list the shipped configs, or print one")
+    configs.add_argument("name", nargs="?", help="print this config's YAML, to copy and edit")
+    configs.set_defaults(func=_configs)
 
     evaluate = sub.add_parser("evaluate", help="metrics of a trained run on one split")
     evaluate.add_argument("run_dir")

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from seqjax.config_files import config_file
 from seqjax.data.sources import check_source
 from seqjax.models.registry import MODELS
 
@@ -271,7 +272,9 @@ def apply_overrides(raw: dict, overrides: Sequence[str]) -> dict:
 
 
 def load_config(path: str, overrides: Sequence[str] = ()) -> ExperimentConfig:
-    with open(path) as f:
+    """The config in the YAML file `path`, or in the shipped config of that name ("trust":
+    `seqjax.config_files`), with `section.key=value` overrides."""
+    with open(config_file(path)) as f:
         raw = yaml.safe_load(f) or {}
     return config_from_dict(apply_overrides(raw, overrides))
 
