@@ -167,6 +167,8 @@ def test_every_masked_layer_names_bad_lengths(name):
         call(x, np.array([5.0, 2.0], np.float32))
     with pytest.raises(ValueError, match=rf"{name}: lengths must have shape \(2,\)"):
         call(x, np.array([5, 2, 1], np.int32))
+    with pytest.raises(ValueError, match=rf"{name}: lengths are required"):
+        call(x, None)  # (the LSTM alone takes none: it then runs every row all T steps)
     call(x, np.array([5, 0], np.int32))  # 0 is a length: the pools give zeros there
 
 

@@ -34,7 +34,6 @@ CASES = [
         r"lengths must have shape \(2,\).*\(3,\)",
     ),
     ("float lengths", X, jnp.array([3.0, 2.0]), TypeError, r"lengths must be an integer dtype"),
-    ("missing lengths", X, None, ValueError, r"lengths are required"),
     ("lengths a list", X, [3, 2], TypeError, r"lengths must be an array .* got list"),
     ("inputs a list", np.zeros((2, 3, 5)).tolist(), LENGTHS, TypeError, r"an array .* list"),
 ]

@@ -39,6 +39,23 @@ def test_one_export_runs_every_batch_and_length():
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
 
 
+def test_an_export_without_lengths_runs_every_row_all_its_steps():
+    """Lengths left out of the exported call: each row's T is the symbolic length."""
+    model = LSTM(8, num_layers=1, bidirectional=True)
+    variables = model.init(jax.random.key(0), jnp.zeros((2, 5, F)))
+    b, t = export.symbolic_shape("b, t")
+    fn = jax.jit(lambda v, x: model.apply(v, x))
+    exported = export.export(fn)(variables, jax.ShapeDtypeStruct((b, t, F), jnp.float32))
+    x = jnp.asarray(np.random.default_rng(1).standard_normal((3, 7, F)).astype(np.float32))
+    full = jnp.full((3,), 7, jnp.int32)
+    for a, b in zip(
+        jax.tree.leaves(exported.call(variables, x)),
+        jax.tree.leaves(model.apply(variables, x, full)),
+        strict=True,
+    ):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "options,named",
     [

@@ -85,6 +85,40 @@ def test_matches_torch_packed(num_layers, bidirectional):
     )
 
 
+def test_without_lengths_matches_torch_on_a_plain_tensor():
+    """`lengths` left out: every row runs all T steps, as `torch.nn.LSTM` does on a tensor
+    that is not packed. T = 130 on a CPU would take 4 length groups with lengths given; left
+    out, one group (nothing ends early), with the same values and gradients."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(3)
+    ref = torch.nn.LSTM(4, 5, num_layers=2, bidirectional=True, batch_first=True)
+    x = np.random.default_rng(8).standard_normal((3, 130, 4)).astype(np.float32)
+    with torch.no_grad():
+        out_t, (h_t, c_t) = ref(torch.from_numpy(x))
+    sd = {k: v.numpy() for k, v in ref.state_dict().items()}
+    variables = lstm_params_from_torch(sd, num_layers=2, bidirectional=True)
+    model = LSTM(5, 2, True)
+    out, (h, c) = model.apply(variables, jnp.asarray(x))
+    chex.assert_trees_all_close(
+        (np.asarray(out), np.asarray(h), np.asarray(c)),
+        (out_t.numpy(), h_t.numpy(), c_t.numpy()),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    full = jnp.full((3,), 130, jnp.int32)
+
+    def loss(v, *lengths):
+        out, (h, c) = model.apply(v, jnp.asarray(x), *lengths)
+        return jnp.sum(out**2) + jnp.sum(h * c)
+
+    chex.assert_trees_all_close(
+        jax.grad(loss)(variables), jax.grad(loss)(variables, full), rtol=1e-5, atol=1e-6
+    )
+    groups = jax.make_jaxpr(lambda v, *n: model.apply(v, jnp.asarray(x), *n))
+    # the sort that length groups start with appears only where lengths were given
+    assert "sort" not in str(groups(variables)) and "sort" in str(groups(variables, full))
+
+
 def test_parameter_count_matches_torch_layout():
     model = LSTM(7, num_layers=2, bidirectional=True)
     variables = model.init(jax.random.key(0), jnp.zeros((1, 3, 4)), jnp.array([3]))

@@ -215,7 +215,8 @@ class LSTM(nn.Module):
     Call: `outputs, (h_n, c_n) = LSTM(...).apply(variables, x, lengths, train=False,
     rngs={"dropout": key})`.
 
-    x: (B, T, F) float; lengths: (B,) int in [0, T].
+    x: (B, T, F) float; lengths: (B,) int in [0, T], or None (the default) when every
+      sequence fills all T steps, as `nn.RNN` and `torch.nn.LSTM` take unpadded batches.
     outputs: (B, T, D*H), D = 2 if bidirectional ([forward, backward] along the last axis),
       exactly zero for t >= lengths[b].
     h_n, c_n: (num_layers * D, B, H) float32 (float64 for a float64 `dtype`), PyTorch's layout:
@@ -396,11 +397,11 @@ class LSTM(nn.Module):
             chunk = infer_chunk = self.projection_chunk
         return unroll, chunk, infer_chunk
 
-    def _length_groups(self, steps: int, seq: jax.Array) -> int:
+    def _length_groups(self, steps: int, seq: jax.Array, full: bool) -> int:
         """The length groups this module runs its scan over `seq` in (1: none), checked
-        against the options they cannot work with. The default is none where seq's rows
-        lie on a mesh without a `data` axis (sorting them there would gather the batch) or
-        where their number is symbolic."""
+        against the options they cannot work with. The default is none where every row
+        fills all steps (`full`), where seq's rows lie on a mesh without a `data` axis
+        (sorting them there would gather the batch) or where their number is symbolic."""
         clash = []  # options the phased loops cannot serve
         if self.unroll is not None and self.unroll > 1:
             clash.append(f"unroll={self.unroll} (its phased loops run unroll 1)")
@@ -409,8 +410,13 @@ class LSTM(nn.Module):
         if self.backward != "custom":
             clash.append("backward='autodiff'")
         if self.length_groups is None:
-            if clash or not rows_whole_per_device(seq) or not isinstance(seq.shape[0], int):
-                return 1  # (a symbolic batch size: groups of rows need it known)
+            if (
+                clash
+                or full
+                or not rows_whole_per_device(seq)
+                or not isinstance(seq.shape[0], int)  # symbolic: groups of rows need it known
+            ):
+                return 1
             return length_groups_default(jax.default_backend(), steps)
         if self.length_groups < 1:
             raise ValueError(f"LSTM: length_groups must be >= 1; got {self.length_groups}")
@@ -464,7 +470,7 @@ class LSTM(nn.Module):
     def __call__(
         self,
         x: jax.Array,
-        lengths: jax.Array,
+        lengths: jax.Array | None = None,
         *,
         train: bool = False,
         initial_state: tuple[jax.Array, jax.Array] | None = None,
@@ -491,9 +497,12 @@ class LSTM(nn.Module):
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"LSTM: dropout must lie in [0, 1); got {self.dropout}")
         check_precision(self.precision)
+        full = lengths is None and getattr(x, "ndim", None) == 3
+        if full:  # every sequence fills all T steps, as in nn.RNN and torch.nn.LSTM
+            lengths = jnp.full(x.shape[:1], x.shape[1], jnp.int32)  # (B,)
         check_sequence_inputs(x, lengths, feature_size=self._built_features(), min_length=0)
         with matmul_precision(self.precision):
-            return self._stack(x, lengths, train, initial_state)
+            return self._stack(x, lengths, train, initial_state, full)
 
     def _check_symbolic_shapes(self, batch, max_len) -> None:
         """Raise, naming each option, where the batch or the length is symbolic (`jax.export`
@@ -519,8 +528,9 @@ class LSTM(nn.Module):
                 "(jax.export with shape polymorphism)"
             )
 
-    def _stack(self, x, lengths, train, initial_state):
-        """The checked call's work, traced in `precision`'s context."""
+    def _stack(self, x, lengths, train, initial_state, full):
+        """The checked call's work, traced in `precision`'s context; `full`: no lengths were
+        given, so no row ends early and length groups would only cost compilation."""
         batch, max_len, _ = x.shape
         self._check_symbolic_shapes(batch, max_len)
         dirs = 2 if self.bidirectional else 1
@@ -546,7 +556,7 @@ class LSTM(nn.Module):
         # matmul, so neither values nor gradients can pick up NaN from it.
         seq = jnp.where(mask, jnp.swapaxes(x, 0, 1), 0).astype(self.dtype)  # (T, B, F)
         use_pallas = self._use_pallas()
-        groups = 1 if use_pallas else self._length_groups(max_len, x)
+        groups = 1 if use_pallas else self._length_groups(max_len, x, full)
         # Length groups: rows longest first, per data shard, put back in order at the end;
         # the sort, the loops and the unsort split the rows as the input's rows decide.
         shards = batch_mesh(seq, 1) if groups > 1 else None

@@ -32,7 +32,7 @@ def is_concrete(x) -> bool:
 
 def check_sequence_inputs(
     x: jax.Array,
-    lengths: jax.Array,
+    lengths: jax.Array | None,
     *,
     feature_size: int | None = None,
     name: str = "LSTM",
