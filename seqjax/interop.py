@@ -18,12 +18,13 @@ _PARTS = {
 }
 
 
-def _torch_names(num_layers: int, bidirectional: bool) -> list[tuple[str, str, str]]:
+def _torch_names(num_layers: int, bidirectional: bool, bias: bool) -> list[tuple[str, str, str]]:
     """(torch name, seqjax group, seqjax leaf) for every parameter of an nn.LSTM."""
     names = []
+    parts = {k: v for k, v in _PARTS.items() if bias or not k.startswith("bias")}
     for layer in range(num_layers):
         for suffix in ("", "_reverse") if bidirectional else ("",):
-            for torch_part, leaf in _PARTS.items():
+            for torch_part, leaf in parts.items():
                 names.append((f"{torch_part}_l{layer}{suffix}", f"l{layer}{suffix}", leaf))
     return names
 
@@ -33,23 +34,30 @@ def lstm_params_from_torch(
     *,
     num_layers: int,
     bidirectional: bool,
+    bias: bool = True,
     dtype: np.typing.DTypeLike = np.float32,
 ) -> dict:
     """Convert an `nn.LSTM` state dict (names like `weight_ih_l0`, `bias_hh_l1_reverse`) into
     `{"params": ...}` variables for `seqjax.layers.LSTM.apply`, in `dtype` (float32, as
-    the layer's default `param_dtype`; float64 for a float64 layer).
+    the layer's default `param_dtype`; float64 for a float64 layer). `bias=False` reads an
+    `nn.LSTM(bias=False)`, for `LSTM(use_bias=False)`.
 
     Raises ValueError naming any missing or unexpected key and any inconsistent shape.
     """
-    expected = _torch_names(num_layers, bidirectional)
+    expected = _torch_names(num_layers, bidirectional, bias)
     wanted = {name for name, _, _ in expected}
     missing = sorted(wanted - set(state_dict))
     extra = sorted(set(state_dict) - wanted)
+    if any(name.startswith("weight_hr") for name in extra):
+        raise ValueError(
+            "lstm_params_from_torch: the state dict holds weight_hr_* projections, from an "
+            "nn.LSTM with proj_size > 0, which seqjax's LSTM does not implement"
+        )
     if missing or extra:
         raise ValueError(
             f"lstm_params_from_torch: state dict does not match an nn.LSTM with "
-            f"num_layers={num_layers}, bidirectional={bidirectional}; missing {missing}, "
-            f"unexpected {extra}"
+            f"num_layers={num_layers}, bidirectional={bidirectional}, bias={bias}; missing "
+            f"{missing}, unexpected {extra}"
         )
     w_hh0 = np.asarray(state_dict["weight_hh_l0"])
     hidden = w_hh0.shape[-1]

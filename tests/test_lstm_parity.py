@@ -119,6 +119,49 @@ def test_without_lengths_matches_torch_on_a_plain_tensor():
     assert "sort" not in str(groups(variables)) and "sort" in str(groups(variables, full))
 
 
+def test_without_biases_matches_torch_bias_false():
+    """`LSTM(use_bias=False)` is `nn.LSTM(bias=False)`: the same parameters, none of them
+    biases, and the same packed outputs; the weights go both ways by name."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(5)
+    ref = torch.nn.LSTM(4, 5, num_layers=2, bidirectional=True, batch_first=True, bias=False)
+    x, lengths = _inputs(np.random.default_rng(9))
+    packed = torch.nn.utils.rnn.pack_padded_sequence(
+        torch.from_numpy(x), torch.from_numpy(lengths.astype(np.int64)), batch_first=True,
+        enforce_sorted=False,
+    )  # fmt: skip
+    with torch.no_grad():
+        out_p, (h_t, c_t) = ref(packed)
+        out_t, _ = torch.nn.utils.rnn.pad_packed_sequence(out_p, batch_first=True, total_length=6)
+    sd = {k: v.numpy() for k, v in ref.state_dict().items()}
+    variables = lstm_params_from_torch(sd, num_layers=2, bidirectional=True, bias=False)
+    model = LSTM(5, 2, True, use_bias=False)
+    built = model.init(jax.random.key(0), jnp.asarray(x), jnp.asarray(lengths))
+    assert jax.tree.structure(built) == jax.tree.structure(variables)
+    assert sum(np.size(p) for p in jax.tree.leaves(built)) == sum(
+        p.numel() for p in ref.parameters()
+    )
+    out, (h, c) = model.apply(variables, jnp.asarray(x), jnp.asarray(lengths))
+    chex.assert_trees_all_close(
+        (np.asarray(out), np.asarray(h), np.asarray(c)),
+        (out_t.numpy(), h_t.numpy(), c_t.numpy()),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    back = lstm_params_to_torch(variables)
+    assert sorted(back) == sorted(sd)
+    with pytest.raises(ValueError, match=r"bias=True; missing \['bias_hh_l0', "):
+        lstm_params_from_torch(sd, num_layers=2, bidirectional=True)
+
+
+def test_projections_are_named_as_not_implemented():
+    torch = pytest.importorskip("torch")
+    ref = torch.nn.LSTM(4, 5, proj_size=3, batch_first=True)
+    sd = {k: v.detach().numpy() for k, v in ref.state_dict().items()}
+    with pytest.raises(ValueError, match=r"weight_hr_\* projections, from an nn.LSTM with proj"):
+        lstm_params_from_torch(sd, num_layers=1, bidirectional=False)
+
+
 def test_parameter_count_matches_torch_layout():
     model = LSTM(7, num_layers=2, bidirectional=True)
     variables = model.init(jax.random.key(0), jnp.zeros((1, 3, 4)), jnp.array([3]))

@@ -178,7 +178,9 @@ def length_groups_default(platform: str, steps: int) -> int:
 
 
 class LSTMWeights(nn.Module):
-    """Holds one layer-direction's parameters; exists so they nest under `l{k}[_reverse]`."""
+    """Holds one layer-direction's parameters; exists so they nest under `l{k}[_reverse]`.
+    Without `use_bias` there are no bias parameters and the biases read as zeros, so every
+    backend takes the same four arrays."""
 
     in_features: int
     hidden_size: int
@@ -186,6 +188,7 @@ class LSTMWeights(nn.Module):
     kernel_hh_init: Initializer | None
     bias_init: Initializer | None
     param_dtype: Any
+    use_bias: bool = True
 
     @nn.compact
     def __call__(self) -> dict[str, jax.Array]:
@@ -204,8 +207,14 @@ class LSTMWeights(nn.Module):
                 (self.hidden_size, gates),
                 self.param_dtype,
             ),
-            "bias_ih": self.param("bias_ih", self.bias_init or default, (gates,), self.param_dtype),
-            "bias_hh": self.param("bias_hh", self.bias_init or default, (gates,), self.param_dtype),
+            **{
+                name: (
+                    self.param(name, self.bias_init or default, (gates,), self.param_dtype)
+                    if self.use_bias
+                    else jnp.zeros((gates,), self.param_dtype)
+                )
+                for name in ("bias_ih", "bias_hh")
+            },
         }
 
 
@@ -223,6 +232,7 @@ class LSTM(nn.Module):
       index `layer * D + direction`; the forward state is taken at each sequence's last
       valid step, the backward one at t=0.
 
+    `use_bias=False` is `torch.nn.LSTM(bias=False)`: no bias parameters.
     `dtype` is the compute dtype of the matmuls (e.g. bfloat16); parameters stay in
     `param_dtype` and the carry (h, c) stays float32 so long sequences do not drift.
     A float64 `dtype` (under `jax_enable_x64`) computes in float64 throughout, carry
@@ -270,6 +280,7 @@ class LSTM(nn.Module):
     num_layers: int = 1
     bidirectional: bool = False
     dropout: float = 0.0
+    use_bias: bool = True
     unroll: int | None = None
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
@@ -296,6 +307,7 @@ class LSTM(nn.Module):
             self.kernel_hh_init,
             self.bias_init,
             self.param_dtype,
+            self.use_bias,
             name=name,
         )()
 
