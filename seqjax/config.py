@@ -19,6 +19,7 @@ import yaml
 from seqjax.config_files import config_file
 from seqjax.data.sources import check_source
 from seqjax.models.registry import MODELS
+from seqjax.train.profiling import check_profile_steps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +105,9 @@ class TrainConfig:
     # multiple of this many steps (seqjax/data/buckets.py): fewer loop steps on a GPU or
     # TPU, one compiled shape per multiple. 0 pads every batch to the data's length.
     bucket_width: int = 0
+    # [first, last]: trace these global steps (1-based) with jax.profiler into
+    # RUN_DIR/profile (seqjax/train/profiling.py); [0, 0] traces nothing.
+    profile_steps: tuple[int, int] = (0, 0)
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
@@ -117,6 +121,7 @@ class TrainConfig:
             raise ValueError(f"train.nonfinite must be 'stop' or 'skip'; got {self.nonfinite!r}")
         if self.bucket_width < 0:
             raise ValueError(f"train.bucket_width must be >= 0 (0: off); got {self.bucket_width}")
+        check_profile_steps(self.profile_steps)
 
 
 @dataclasses.dataclass(frozen=True)

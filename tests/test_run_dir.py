@@ -50,6 +50,7 @@ def test_where_and_how_a_run_executes_may_change_on_resume(tmp_path):
         "train.tensorboard=true",
         "train.plots=false",
         "train.loop_graphs=true",
+        "train.profile_steps=[3, 5]",
         "train.epochs=80",
     ]
     changed = load_config("configs/trust.yaml", elsewhere)

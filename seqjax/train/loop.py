@@ -32,6 +32,7 @@ from seqjax.tasks import Task, get_task
 from seqjax.train.checkpoint import Checkpointer
 from seqjax.train.interrupt import StopAsked, TrainingDiverged, TrainingStopped, never
 from seqjax.train.optim import learning_rate, make_optimizer, scale_learning_rate
+from seqjax.train.profiling import StepProfiler, check_profile_steps
 from seqjax.train.progress import EpochProgress
 from seqjax.train.sharding import (
     check_divisible,
@@ -245,6 +246,8 @@ def check_trainable(cfg: ExperimentConfig, splits: dict, mesh: Mesh) -> None:
         )
     check_divisible(cfg.train.batch_size, mesh)
     check_outputs_fit_targets(cfg, splits["train"])
+    steps = num_batches(n, cfg.train.batch_size, drop_remainder=False) * cfg.train.epochs
+    check_profile_steps(cfg.train.profile_steps, steps)
 
 
 def _stop_if_asked(
@@ -336,6 +339,9 @@ def fit(
     # process after 40 s (seen with 8 devices on 2 cores). One step in flight avoids it.
     sync_each_step = mesh.devices.size > 1 and jax.default_backend() == "cpu"
     best_host_params = None
+    if tc.profile_steps != (0, 0) and run_dir is None:
+        raise ValueError("train.profile_steps writes its trace into the run directory: give one")
+    profiler = StepProfiler(tc.profile_steps, os.path.join(run_dir or "", "profile"), log)
     try:
         while loop["epoch"] < tc.epochs and not loop["stopped"]:
             epoch = loop["epoch"]
@@ -355,7 +361,9 @@ def fit(
                         bucket_width=tc.bucket_width,
                     )
                 ):
-                    state, m = train_step(state, shard_batch(batch, mesh))
+                    with profiler.annotation(step0 + i + 1):
+                        state, m = train_step(state, shard_batch(batch, mesh))
+                    profiler.finished(step0 + i + 1, m)
                     metrics.append(m)  # device values: no host sync inside the epoch
                     if sync_each_step:
                         jax.block_until_ready(m)
@@ -429,9 +437,11 @@ def fit(
         elif best_host_params is not None:
             state = state.replace(params=replicate(best_host_params, mesh))
     except BaseException:
+        profiler.close()
         if ckpt is not None:
             ckpt.close(after_error=True)
         raise
+    profiler.close()  # a run that stopped early, inside the range
     if ckpt is not None:
         ckpt.close()
     return FitResult(state, loop["history"], loop["best_epoch"], loop["timings"], mesh)

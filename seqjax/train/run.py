@@ -69,6 +69,7 @@ RESUME_MAY_CHANGE = (
     "train.tensorboard",
     "train.plots",
     "train.loop_graphs",
+    "train.profile_steps",
     "mesh.num_devices",
     "mesh.cpu_devices",
     "host.reuse_freed_memory",
