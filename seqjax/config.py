@@ -129,10 +129,17 @@ class CheckpointConfig:
     enabled: bool = True
     keep_latest: int = 2  # plus the best by train.monitor, always kept
     async_save: bool = True
+    # > 0: also save the running epoch every this many steps (a SIGKILL then loses fewer;
+    # a SIGTERM or Ctrl-C saves its step anyway): seqjax/train/in_epoch.py. 0: off.
+    every_steps: int = 0
 
     def __post_init__(self):
         if self.keep_latest < 1:
             raise ValueError(f"checkpoint.keep_latest must be >= 1; got {self.keep_latest}")
+        if self.every_steps < 0:
+            raise ValueError(
+                f"checkpoint.every_steps must be >= 0 (0: off); got {self.every_steps}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

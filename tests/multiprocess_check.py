@@ -1,9 +1,9 @@
 """One process of a 2-process data-parallel run on localhost CPU with gloo collectives.
 
-    python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT [sigterm]
-Prints the history as JSON (process 0 only). With `sigterm`, the run is long, process 1
-sends itself SIGTERM at the second step of epoch 2, and each process prints where it
-stopped as JSON.
+    python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT [sigterm RUN_DIR]
+Prints the history as JSON (process 0 only). With `sigterm`, the run is long and keeps
+its checkpoints in RUN_DIR, process 1 sends itself SIGTERM at the second step of epoch 2,
+and each process prints where it stopped as JSON.
 """
 
 import json
@@ -24,8 +24,8 @@ def main():
     from seqjax.train.loop import fit
 
     assert jax.process_count() == nproc and jax.device_count() == nproc
-    if sys.argv[4:] == ["sigterm"]:
-        sys.exit(stop_at_sigterm(pid))
+    if sys.argv[4:5] == ["sigterm"]:
+        sys.exit(stop_at_sigterm(pid, sys.argv[5]))
     cfg = load_config("configs/trust.yaml", OVERRIDES)
     result = fit(cfg, load_splits(cfg.data), log=lambda _: None)
     if pid == 0:
@@ -33,7 +33,7 @@ def main():
     jax.distributed.shutdown()
 
 
-def stop_at_sigterm(pid: int) -> int:
+def stop_at_sigterm(pid: int, run_dir: str) -> int:
     import os
     import signal
 
@@ -52,10 +52,11 @@ def stop_at_sigterm(pid: int) -> int:
             yield batch
 
     loop.iterate_batches = iterate_then_signal
-    cfg = load_config("configs/trust.yaml", [*OVERRIDES, "train.epochs=300", "train.patience=0"])
+    long_run = ["train.epochs=300", "train.patience=0", "checkpoint.enabled=true"]
+    cfg = load_config("configs/trust.yaml", [*OVERRIDES, *long_run])
     try:
         with stop_on_signals() as stop:
-            loop.fit(cfg, load_splits(cfg.data), log=lambda _: None, stop=stop)
+            loop.fit(cfg, load_splits(cfg.data), run_dir=run_dir, log=lambda _: None, stop=stop)
     except TrainingStopped as stopped:
         print(json.dumps({"stopped": str(stopped)}), flush=True)
         jax.distributed.shutdown()

@@ -31,6 +31,7 @@ def test_configs_are_frozen():
         ("model.lstm_precision=max", r"precision must be None, one of 'default', .*got 'max'"),
         ("model.lstm_dtype=float16", r"lstm_dtype must be one of \('float32', 'bfloat16'\)"),
         ("data.splits=[0.5, 0.5]", r"data.splits: expected 3 values, got 2"),
+        ("checkpoint.every_steps=-5", r"checkpoint.every_steps must be >= 0 \(0: off\); got -5"),
         ("trainer.epochs=3", r"unknown top-level key 'trainer'"),
         ("epochs=3", r"must look like section.key=value"),
     ],

@@ -1,6 +1,7 @@
 """Two processes on localhost (gloo collectives) train like one process."""
 
 import json
+import os
 import re
 import signal
 import socket
@@ -38,15 +39,20 @@ def _two_processes(*extra: str) -> list[tuple[int, str, str]]:
     return [(p.returncode, out, err) for p, (out, err) in zip(procs, outs, strict=True)]
 
 
-def test_sigterm_to_one_process_stops_both_at_one_step():
+def test_sigterm_to_one_process_stops_both_at_one_step(tmp_path):
     """JAX's preemption service catches SIGTERM in each process (a run used to ignore it
-    until the SIGKILL after it); both processes stop at the step it agrees on."""
-    runs = _two_processes("sigterm")
+    until the SIGKILL after it); both processes stop at the step it agrees on and save the
+    state there together (seqjax/train/in_epoch.py)."""
+    runs = _two_processes("sigterm", str(tmp_path))
     for code, _, err in runs:
         assert code == 128 + signal.SIGTERM, err[-3000:]
     stopped = [json.loads(out.strip().splitlines()[-1])["stopped"] for _, out, _ in runs]
     assert stopped[0] == stopped[1], stopped
-    assert re.fullmatch(r"stopped by SIGTERM at step \d+, in epoch \d+ \(.*\)", stopped[0])
+    where = re.fullmatch(
+        r"stopped by SIGTERM at step (\d+), in epoch \d+ \(step (\d+) saved\)", stopped[0]
+    )
+    assert where and where[1] == where[2], stopped[0]
+    assert os.listdir(tmp_path / "checkpoints_in_epoch") == [where[1]]
 
 
 def test_two_processes_agree_with_one():

@@ -141,27 +141,52 @@ def test_sigkill_during_evaluation_then_resume_is_bit_identical(tmp_path, refere
 
 
 @pytest.mark.parametrize(
-    "sig, phase, where, saved",
-    [("TERM", "training", "at step 20, in epoch 3", 2), ("INT", "validation", "after epoch 3", 3)],
+    "sig, phase, where, saved, resumed",
+    [
+        # inside an epoch the step itself is saved (seqjax/train/in_epoch.py) ...
+        ("TERM", "training", "at step 20, in epoch 3", "step 20", "from step 20, in epoch 3"),
+        # ... and after one, its epoch checkpoint
+        ("INT", "validation", "after epoch 3", "epoch 3", "from the checkpoint of epoch 3"),
+    ],
 )
 def test_sigterm_or_ctrl_c_stops_cleanly_then_resume_is_bit_identical(
-    tmp_path, reference, sig, phase, where, saved
+    tmp_path, reference, sig, phase, where, saved, resumed
 ):
     """The signal stops the run at the next step or epoch end with the pending checkpoint
-    written, exit status 128 + the signal, and one line naming the command that resumes."""
+    written, exit status 128 + the signal, and one line naming the command that resumes;
+    the resumed run goes on from the saved step or epoch to the history of one that never
+    stopped."""
     command = _command(tmp_path)
     command[1:3] = ["tests/signal_self.py", sig, phase]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
     signum = signal.Signals[f"SIG{sig}"]
     assert proc.returncode == 128 + signum, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1] == (
-        f"seqjax: stopped by SIG{sig} {where} (epoch {saved} saved); continue with: seqjax "
+        f"seqjax: stopped by SIG{sig} {where} ({saved} saved); continue with: seqjax "
         f"train --config {tmp_path}/config.yaml --run-dir {tmp_path} --resume"
     )
     assert "Traceback" not in proc.stderr
-    names = os.listdir(tmp_path / "checkpoints")
-    assert str(saved) in names and not any("tmp" in n for n in names)
-    _run(tmp_path, "--resume")
+    kind, number = saved.split()
+    directory = {"step": "checkpoints_in_epoch", "epoch": "checkpoints"}[kind]
+    names = os.listdir(tmp_path / directory)
+    assert number in names and not any("tmp" in n for n in names)
+    proc = _run(tmp_path, "--resume")
+    assert f"resumed {resumed}" in proc.stdout
+    assert _outputs(tmp_path) == reference
+    timings = json.loads((tmp_path / "timings.json").read_text())
+    assert [t["epoch"] for t in timings] == [1, 2, 3, 4]
+
+
+def test_sigkill_after_an_in_epoch_save_resumes_from_that_step_bit_identically(tmp_path, reference):
+    """`checkpoint.every_steps=4` saves at steps 4, 8, 12, ... inside the 9-step epochs;
+    killed once step 24 (epoch 3's sixth) is on disk, the run resumes from step 24, not
+    from epoch 3's start, and neither the periodic saves nor the kill change its history."""
+    command = _command(tmp_path, sets=["checkpoint.every_steps=4"])
+    command[1:3] = ["tests/signal_self.py", "KILL", "step_24_saved"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    proc = _run(tmp_path, "--resume", sets=["checkpoint.every_steps=4"])
+    assert "resumed from step 24, in epoch 3" in proc.stdout
     assert _outputs(tmp_path) == reference
 
 

@@ -73,3 +73,11 @@ def test_more_epochs_resume_unless_they_set_a_cosine_schedule(tmp_path):
         run_dir,
         resume=True,
     )
+
+
+def test_a_run_stopped_inside_its_first_epoch_is_not_overwritten(tmp_path):
+    """Its only checkpoint is in checkpoints_in_epoch (seqjax/train/in_epoch.py): a new run
+    there without --resume is refused before config.yaml is rewritten."""
+    (tmp_path / "checkpoints_in_epoch" / "20").mkdir(parents=True)
+    with pytest.raises(ValueError, match="already holds checkpoints; pass --resume"):
+        check_run_dir(load_config("configs/trust.yaml"), str(tmp_path), resume=False)

@@ -96,8 +96,10 @@ def iterate_batches(
     epoch: int = 0,
     drop_remainder: bool = False,
     bucket_width: int = 0,
+    start: int = 0,
 ) -> Iterator[Batch]:
-    """Batches of exactly `batch_size` examples, in `batch_order`.
+    """Batches of exactly `batch_size` examples, in `batch_order`, from batch `start` on
+    (a run resumed in the middle of an epoch; the batches before it are not built).
 
     A short last batch is completed with zero-weight copies of its first example (not
     zeros, so every padded example still has a valid length) unless `drop_remainder`.
@@ -116,7 +118,7 @@ def iterate_batches(
         data, batch_size, shuffle=shuffle, seed=seed, epoch=epoch, bucket_width=bucket_width
     )
     steps = data.inputs.shape[1]
-    for b in range(num_batches(n, batch_size, drop_remainder=drop_remainder)):
+    for b in range(start, num_batches(n, batch_size, drop_remainder=drop_remainder)):
         idx = order[b * batch_size : (b + 1) * batch_size]
         weights = np.ones((batch_size,), np.float32)
         if len(idx) < batch_size:

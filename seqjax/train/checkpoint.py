@@ -83,6 +83,21 @@ def _check_fits(path: str, like_state) -> None:
         )
 
 
+class Manager(ocp.CheckpointManager):
+    """Orbax's manager, except that it never asks JAX's preemption service whether to save.
+
+    Why: with several processes the fit loop asks the service at every global step
+    (`interrupt.preemption_sync_point`), and the service answers True once, at the step it
+    chose. Orbax's manager asks it too, in `save`, with its own numbers (epochs here), so
+    after a SIGTERM the service's step could be matched by an epoch's save: Orbax took the
+    one True, the loop never saw it, and the run went on to its last epoch (seen with two
+    processes: a SIGTERM at step 11 was "reached" by the save of epoch 3). The loop alone
+    asks, and saves the step it stops at itself (in_epoch.py)."""
+
+    def reached_preemption(self, step: int) -> bool:
+        return False
+
+
 class Checkpointer:
     def __init__(self, directory: str, *, keep_latest: int = 2, async_save: bool = True):
         # Half-written saves (a process killed mid-write) that Orbax removes on start.
@@ -101,7 +116,7 @@ class Checkpointer:
             cleanup_tmp_directories=True,
             create=True,
         )
-        self.manager = ocp.CheckpointManager(
+        self.manager = Manager(
             os.path.abspath(directory), options=options, item_names=("state", "loop")
         )
 

@@ -42,19 +42,26 @@ StopAsked = Callable[[int], "int | None"]
 
 
 class TrainingStopped(Exception):
-    """A run stopped at a signal; `saved_epoch` is the newest checkpoint, if any. Once
-    `run_dir` is set (`run_experiment` sets it) the message names the command that resumes."""
+    """A run stopped at a signal; `saved_epoch` is the newest epoch checkpoint, if any, and
+    `saved_step` the step saved inside the running epoch, if it was. Once `run_dir` is set
+    (`run_experiment` sets it) the message names the command that resumes."""
 
-    def __init__(self, signum: int, where: str, saved_epoch: int | None):
-        super().__init__(signum, where, saved_epoch)
+    def __init__(
+        self, signum: int, where: str, saved_epoch: int | None, saved_step: int | None = None
+    ):
+        super().__init__(signum, where, saved_epoch, saved_step)
         self.signum, self.where, self.saved_epoch = signum, where, saved_epoch
+        self.saved_step = saved_step  # a stop inside an epoch saves its step (in_epoch.py)
         self.run_dir: str | None = None
 
     def __str__(self) -> str:
         name = signal.Signals(self.signum).name
-        if self.saved_epoch is None:
+        if self.saved_step is not None:
+            text = f"stopped by {name} {self.where} (step {self.saved_step} saved)"
+        elif self.saved_epoch is None:
             return f"stopped by {name} {self.where} (no checkpoint saved yet)"
-        text = f"stopped by {name} {self.where} (epoch {self.saved_epoch} saved)"
+        else:
+            text = f"stopped by {name} {self.where} (epoch {self.saved_epoch} saved)"
         if self.run_dir is None:
             return text
         return f"{text}; continue with: {resume_command(self.run_dir)}"

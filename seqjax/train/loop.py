@@ -8,7 +8,9 @@ run continues with the same data order, rng, schedule and early-stopping state a
 a history identical to an uninterrupted run. Wall-clock figures are kept apart from the
 history for that reason, in the loop's `timings`, which checkpoints carry too: a resumed
 run's timings.json lists every epoch, those before the resume as their own process timed
-them.
+them. A stop inside an epoch (a signal, or `checkpoint.every_steps`) saves the state at
+that step with the epoch's bookkeeping so far (in_epoch.py), and a resume continues the
+epoch from the next batch.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from seqjax.loop_graphs import LOOP_GRAPHS
 from seqjax.models.registry import build_model
 from seqjax.tasks import Task, get_task
 from seqjax.train.checkpoint import Checkpointer
+from seqjax.train.in_epoch import InEpochCheckpointer, epoch_so_far, restored_metrics
 from seqjax.train.interrupt import StopAsked, TrainingDiverged, TrainingStopped, never
 from seqjax.train.optim import learning_rate, make_optimizer, scale_learning_rate
 from seqjax.train.profiling import StepProfiler, check_profile_steps
@@ -251,18 +254,91 @@ def check_trainable(cfg: ExperimentConfig, splits: dict, mesh: Mesh) -> None:
 
 
 def _stop_if_asked(
-    stop: StopAsked, ckpt: Checkpointer | None, step: int, epoch: int, *, ended: bool
+    stop: StopAsked,
+    ckpt: Checkpointer | None,
+    step: int,
+    epoch: int,
+    *,
+    ended: bool,
+    save_running: Callable[..., None] | None = None,
 ) -> None:
-    """Raise `TrainingStopped` once a signal came, after the pending checkpoint is on disk."""
+    """Raise `TrainingStopped` once a signal came, after the pending checkpoint is on disk;
+    inside an epoch, after `save_running` has saved the state at this step."""
     signum = stop(step)
     if signum is None:
         return
     where = f"after epoch {epoch}" if ended else f"at step {step}, in epoch {epoch}"
-    saved = None
+    saved = saved_step = None
     if ckpt is not None:
+        if save_running is not None:
+            save_running(wait=True)
+            saved_step = step
         ckpt.wait()
         saved = ckpt.latest_epoch()
-    raise TrainingStopped(signum, where, saved)
+    raise TrainingStopped(signum, where, saved, saved_step)
+
+
+def _save_running(
+    in_epoch: InEpochCheckpointer, step: int, state, loop: dict, epoch, *, wait: bool = False
+) -> None:
+    """Save the running epoch at `step` (and `wait` for the write); `epoch`: (its index,
+    the step it began at, its steps' metrics so far, its start time, its first step's
+    seconds)."""
+    index, step0, metrics, start, first_step_seconds = epoch
+    seconds = time.perf_counter() - start
+    in_epoch.save_step(
+        step, state, loop, epoch_so_far(index, step0, metrics, seconds, first_step_seconds)
+    )
+    if wait:
+        in_epoch.wait()
+
+
+def _open_checkpoints(cfg: ExperimentConfig, run_dir: str | None, resume: bool, state, log):
+    """(epoch checkpointer, in-epoch checkpointer, state, loop state, running epoch's
+    record) for a run: Nones, the given state and a fresh loop without a run directory or
+    checkpoints; with `resume`, the newest intact epoch checkpoint's state and loop, and
+    the in-epoch checkpoint's if one continues the epoch after it (`in_epoch.py`)."""
+    loop = initial_loop_state()
+    if run_dir is None or not cfg.checkpoint.enabled:
+        return None, None, state, loop, None
+    ckpt = Checkpointer(
+        os.path.join(run_dir, "checkpoints"),
+        keep_latest=cfg.checkpoint.keep_latest,
+        async_save=cfg.checkpoint.async_save,
+    )
+    in_epoch = InEpochCheckpointer(run_dir, async_save=cfg.checkpoint.async_save)
+    for name in ckpt.discarded + in_epoch.discarded:
+        log(f"warning: removed half-written checkpoint {name} (a save was interrupted)")
+    latest = ckpt.latest_epoch()
+    if not resume and (latest is not None or in_epoch.latest_step() is not None):
+        ckpt.close()
+        in_epoch.close()
+        raise ValueError(
+            f"run directory {run_dir!r} already holds checkpoints (latest epoch {latest}); "
+            "pass --resume to continue it or choose a new --run-dir"
+        )
+    if latest is not None:
+        found = ckpt.restore_newest_intact(state, log)
+        if found is None:
+            ckpt.close()
+            in_epoch.close()
+            raise ValueError(f"--resume: no checkpoint in {run_dir!r} can be read back")
+        state, loop, epoch = found
+        loop.setdefault("timings", [])  # checkpoints written before loops kept them
+        log(f"resumed from the checkpoint of epoch {epoch}")
+        if loop["stopped"] and loop["epoch"] < cfg.train.epochs:
+            log(
+                f"the run stopped early after epoch {loop['epoch']} (train.patience "
+                f"{cfg.train.patience}); its {cfg.train.epochs} epochs change nothing"
+            )
+    running = None
+    if resume and not loop["stopped"]:
+        found_running = in_epoch.restore_running(loop["epoch"], state, log)
+        if found_running is not None:
+            state, loop, running = found_running
+            loop.setdefault("timings", [])
+            log(f"resumed from step {int(state.step)}, in epoch {running['epoch'] + 1}")
+    return ckpt, in_epoch, state, loop, running
 
 
 def fit(
@@ -283,7 +359,8 @@ def fit(
     `resume=True` continues from the latest one. `on_epoch` callbacks get each history row
     and its timing; `show_progress` (default: when stderr is a terminal) draws a live bar.
     `stop` (from `interrupt.stop_on_signals`) is asked after each step and each epoch, with
-    the steps done: once it returns a signal, the pending checkpoint is finished and
+    the steps done: once it returns a signal, the state at that step is saved (inside an
+    epoch; an epoch's end saves its own), the pending checkpoints are finished and
     `TrainingStopped` raised.
     """
     model = build_model(cfg.model_name, cfg.model)
@@ -303,36 +380,7 @@ def fit(
     state = replicate(state, mesh)
     train_step, eval_step = steps_for(cfg, mesh)
 
-    ckpt = None
-    loop = initial_loop_state()
-    if run_dir is not None and cfg.checkpoint.enabled:
-        ckpt = Checkpointer(
-            os.path.join(run_dir, "checkpoints"),
-            keep_latest=cfg.checkpoint.keep_latest,
-            async_save=cfg.checkpoint.async_save,
-        )
-        for name in ckpt.discarded:
-            log(f"warning: removed half-written checkpoint {name} (a save was interrupted)")
-        latest = ckpt.latest_epoch()
-        if latest is not None and not resume:
-            ckpt.close()
-            raise ValueError(
-                f"run directory {run_dir!r} already holds checkpoints (latest epoch {latest}); "
-                "pass --resume to continue it or choose a new --run-dir"
-            )
-        if latest is not None:
-            found = ckpt.restore_newest_intact(state, log)
-            if found is None:
-                ckpt.close()
-                raise ValueError(f"--resume: no checkpoint in {run_dir!r} can be read back")
-            state, loop, epoch = found
-            loop.setdefault("timings", [])  # checkpoints written before loops kept them
-            log(f"resumed from the checkpoint of epoch {epoch}")
-            if loop["stopped"] and loop["epoch"] < tc.epochs:
-                log(
-                    f"the run stopped early after epoch {loop['epoch']} (train.patience "
-                    f"{tc.patience}); its {tc.epochs} epochs change nothing"
-                )
+    ckpt, in_epoch, state, loop, running = _open_checkpoints(cfg, run_dir, resume, state, log)
 
     # XLA:CPU runs each fake device on shared host threads; with several steps in flight
     # the all-reduce rendezvous of one step can starve behind another and abort the
@@ -342,28 +390,33 @@ def fit(
     if tc.profile_steps != (0, 0) and run_dir is None:
         raise ValueError("train.profile_steps writes its trace into the run directory: give one")
     profiler = StepProfiler(tc.profile_steps, os.path.join(run_dir or "", "profile"), log)
+    every_steps = cfg.checkpoint.every_steps
     try:
         while loop["epoch"] < tc.epochs and not loop["stopped"]:
             epoch = loop["epoch"]
-            start = time.perf_counter()
-            step0 = int(state.step)
-            metrics = []
-            first_step_seconds = None
-            progress = EpochProgress(steps, epoch + 1, enabled=show_progress)
+            part, running = running, None  # a restored running epoch's record: this one
+            step0 = part["step0"] if part else int(state.step)
+            metrics = restored_metrics(part) if part else []
+            done = len(metrics)
+            start = time.perf_counter() - (part["seconds"] if part else 0.0)
+            first_step_seconds = part["first_step_seconds"] if part else None
+            progress = EpochProgress(steps, epoch + 1, enabled=show_progress, done=done)
+
             try:
-                for i, batch in enumerate(
-                    iterate_batches(
-                        train_data,
-                        tc.batch_size,
-                        shuffle=True,
-                        seed=tc.seed,
-                        epoch=epoch,
-                        bucket_width=tc.bucket_width,
-                    )
-                ):
-                    with profiler.annotation(step0 + i + 1):
+                batches = iterate_batches(
+                    train_data,
+                    tc.batch_size,
+                    shuffle=True,
+                    seed=tc.seed,
+                    epoch=epoch,
+                    bucket_width=tc.bucket_width,
+                    start=done,
+                )
+                for i, batch in enumerate(batches, start=done):
+                    step = step0 + i + 1
+                    with profiler.annotation(step):
                         state, m = train_step(state, shard_batch(batch, mesh))
-                    profiler.finished(step0 + i + 1, m)
+                    profiler.finished(step, m)
                     metrics.append(m)  # device values: no host sync inside the epoch
                     if sync_each_step:
                         jax.block_until_ready(m)
@@ -371,7 +424,18 @@ def fit(
                         jax.block_until_ready(m)
                         first_step_seconds = time.perf_counter() - start
                     progress.step(m["loss"])
-                    _stop_if_asked(stop, ckpt, step0 + i + 1, epoch + 1, ended=False)
+                    if in_epoch is None or i + 1 == steps:  # the epoch's end saves its own
+                        _stop_if_asked(stop, ckpt, step, epoch + 1, ended=False)
+                        continue
+                    save_running = functools.partial(
+                        _save_running, in_epoch, step, state, loop,
+                        (epoch, step0, metrics, start, first_step_seconds),
+                    )  # fmt: skip
+                    if every_steps and step % every_steps == 0:
+                        save_running()
+                    _stop_if_asked(
+                        stop, ckpt, step, epoch + 1, ended=False, save_running=save_running
+                    )
             finally:
                 progress.close()
             metrics = jax.device_get(metrics)
@@ -438,10 +502,12 @@ def fit(
             state = state.replace(params=replicate(best_host_params, mesh))
     except BaseException:
         profiler.close()
-        if ckpt is not None:
-            ckpt.close(after_error=True)
+        for checkpointer in (in_epoch, ckpt):
+            if checkpointer is not None:
+                checkpointer.close(after_error=True)
         raise
     profiler.close()  # a run that stopped early, inside the range
-    if ckpt is not None:
-        ckpt.close()
+    for checkpointer in (in_epoch, ckpt):
+        if checkpointer is not None:
+            checkpointer.close()
     return FitResult(state, loop["history"], loop["best_epoch"], loop["timings"], mesh)

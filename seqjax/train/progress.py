@@ -11,9 +11,12 @@ import time
 
 
 class EpochProgress:
-    def __init__(self, total: int, epoch: int, *, enabled: bool | None = None, every: int = 10):
+    def __init__(
+        self, total: int, epoch: int, *, enabled: bool | None = None, every: int = 10, done: int = 0
+    ):
+        """`done`: steps of the epoch already trained (a run resumed inside the epoch)."""
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.total, self.every, self.done = total, every, 0
+        self.total, self.every, self.done, self.first = total, every, done, done
         self.start = time.perf_counter()
         self._bar = None
         if self.enabled:
@@ -28,14 +31,14 @@ class EpochProgress:
                 transient=True,
             )
             self._bar.start()
-            self._task = self._bar.add_task("train", total=total, info="")
+            self._task = self._bar.add_task("train", total=total, completed=done, info="")
 
     def step(self, loss) -> None:
         self.done += 1
         if self._bar is None:
             return
         if self.done % self.every == 0 or self.done == self.total:
-            rate = self.done / (time.perf_counter() - self.start)
+            rate = (self.done - self.first) / (time.perf_counter() - self.start)
             info = f"loss {float(loss):.4f}  {rate:.1f} steps/s"
             self._bar.update(self._task, advance=1, info=info)
         else:

@@ -26,6 +26,7 @@ from seqjax.host_memory import reuse_freed_memory_if_asked
 from seqjax.io import atomic_write_json, atomic_write_text, history_csv
 from seqjax.models.registry import count_params
 from seqjax.plots import plot_classifier, plot_history
+from seqjax.train.in_epoch import DIRECTORY as IN_EPOCH_DIRECTORY
 from seqjax.train.interrupt import TrainingDiverged, TrainingStopped, stop_on_signals
 from seqjax.train.loop import check_trainable, fit, mesh_for
 from seqjax.train.restore import evaluate_run, predict
@@ -44,8 +45,10 @@ def prepare_run_dir(run_dir: str) -> None:
 def check_run_dir(cfg: ExperimentConfig, run_dir: str, *, resume: bool) -> None:
     """Refuse, before anything is written, to mix two runs in one directory."""
     config_path = os.path.join(run_dir, "config.yaml")
-    ckpt_dir = os.path.join(run_dir, "checkpoints")
-    has_ckpts = os.path.isdir(ckpt_dir) and any(n.isdigit() for n in os.listdir(ckpt_dir))
+    has_ckpts = any(
+        os.path.isdir(folder) and any(n.isdigit() for n in os.listdir(folder))
+        for folder in (os.path.join(run_dir, n) for n in ("checkpoints", IN_EPOCH_DIRECTORY))
+    )
     if not resume and has_ckpts:
         raise ValueError(
             f"run directory {run_dir!r} already holds checkpoints; pass --resume to continue "
@@ -75,6 +78,7 @@ RESUME_MAY_CHANGE = (
     "host.reuse_freed_memory",
     "checkpoint.keep_latest",
     "checkpoint.async_save",
+    "checkpoint.every_steps",
 )
 
 
