@@ -424,7 +424,9 @@ def fit(
                         jax.block_until_ready(m)
                         first_step_seconds = time.perf_counter() - start
                     progress.step(m["loss"])
-                    if in_epoch is None or i + 1 == steps:  # the epoch's end saves its own
+                    if i + 1 == steps:  # the epoch's end asks, once its checkpoint is saved
+                        continue
+                    if in_epoch is None:
                         _stop_if_asked(stop, ckpt, step, epoch + 1, ended=False)
                         continue
                     save_running = functools.partial(
