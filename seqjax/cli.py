@@ -9,8 +9,8 @@ Usage errors exit with code 2 and one line on stderr (a traceback only with --de
 training run stopped by SIGINT or SIGTERM exits with 128 + the signal's number and one line
 naming the saved step or epoch and the --resume command (seqjax/train/interrupt.py); Ctrl-C
 anywhere else exits with 130 and "seqjax: interrupted". A run stopped by a non-finite loss
-or gradient (`train.nonfinite=stop`) exits with 1 and one line naming the step, the saved
-epoch and the --resume command that skips such updates.
+or gradient (`train.nonfinite=stop`) exits with 1 and one line naming the step, the last
+checkpoint before it and the --resume command that skips such updates.
 """
 
 from __future__ import annotations

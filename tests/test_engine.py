@@ -98,19 +98,25 @@ def test_warmup_cosine_schedule():
     assert 1e-3 <= rates[-1] < 0.2 * rates[peak]
 
 
-def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
-    tmp_path, monkeypatch
-):
-    """Corrupt data arrives in epoch 2; epoch 1's checkpoint must stay usable."""
+def _nan_targets_in_epoch_2_batch_3(monkeypatch):
+    """Corrupt data: the fit loop's third training batch of epoch 2 gets NaN targets."""
     real_iterate = loop_module.iterate_batches
 
     def corrupting(data, batch_size, **kw):
-        for i, batch in enumerate(real_iterate(data, batch_size, **kw)):
+        batches = real_iterate(data, batch_size, **kw)
+        for i, batch in enumerate(batches, start=kw.get("start", 0)):
             if kw.get("shuffle") and kw.get("epoch") == 1 and i == 2:
                 batch = batch.replace(targets=np.full_like(batch.targets, np.nan))
             yield batch
 
     monkeypatch.setattr(loop_module, "iterate_batches", corrupting)
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
+    tmp_path, monkeypatch
+):
+    """Corrupt data arrives in epoch 2; epoch 1's checkpoint must stay usable."""
+    _nan_targets_in_epoch_2_batch_3(monkeypatch)
     cfg = load_config(
         "configs/trust.yaml",
         [
@@ -130,15 +136,7 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
 
 
 def test_nonfinite_skip_keeps_the_state_and_counts_the_update(monkeypatch):
-    real_iterate = loop_module.iterate_batches
-
-    def corrupting(data, batch_size, **kw):
-        for i, batch in enumerate(real_iterate(data, batch_size, **kw)):
-            if kw.get("shuffle") and kw.get("epoch") == 1 and i == 2:
-                batch = batch.replace(targets=np.full_like(batch.targets, np.nan))
-            yield batch
-
-    monkeypatch.setattr(loop_module, "iterate_batches", corrupting)
+    _nan_targets_in_epoch_2_batch_3(monkeypatch)
     cfg = load_config(
         "configs/trust.yaml",
         [
@@ -157,25 +155,22 @@ def test_nonfinite_skip_keeps_the_state_and_counts_the_update(monkeypatch):
     assert all(np.all(np.isfinite(p)) for p in jax.tree.leaves(result.state.params))
 
 
+@pytest.mark.parametrize(
+    "every_steps, saved",
+    [(0, "epoch 1's checkpoint"), (2, "step 6")],  # step 8 is bad: its save is refused
+)
 def test_a_run_stopped_at_a_non_finite_step_resumes_past_it_with_the_command_it_names(
-    tmp_path, monkeypatch, capsys
+    tmp_path, monkeypatch, capsys, every_steps, saved
 ):
     """`seqjax train` stops at the bad step with one line (no traceback) that names the
-    command resuming from the last good epoch with `train.nonfinite=skip`; that command,
-    as printed, skips the step and finishes the run."""
+    command resuming from the last good checkpoint with `train.nonfinite=skip`; that
+    command, as printed, skips the step and finishes the run. With in-epoch checkpoints
+    the state after the bad step is never saved: the resume starts before it."""
     from seqjax import cli
 
-    real_iterate = loop_module.iterate_batches
-
-    def corrupting(data, batch_size, **kw):
-        for i, batch in enumerate(real_iterate(data, batch_size, **kw)):
-            if kw.get("shuffle") and kw.get("epoch") == 1 and i == 2:
-                batch = batch.replace(targets=np.full_like(batch.targets, np.nan))
-            yield batch
-
-    monkeypatch.setattr(loop_module, "iterate_batches", corrupting)
+    _nan_targets_in_epoch_2_batch_3(monkeypatch)
     sets = ["data.size=200", "train.epochs=3", "model.hidden_sizes=[4, 4, 4]"]
-    sets += ["train.plots=false", "checkpoint.async_save=false"]
+    sets += ["train.plots=false", f"checkpoint.every_steps={every_steps}"]
     argv = ["train", "--config", "configs/trust.yaml", "--run-dir", str(tmp_path)]
     assert cli.main([*argv, "--set", *sets]) == 1
     resume = (
@@ -185,10 +180,11 @@ def test_a_run_stopped_at_a_non_finite_step_resumes_past_it_with_the_command_it_
     step = -(-140 // 32) + 3  # epoch 2's third step; 140 = 0.7 of 200 examples train
     assert capsys.readouterr().err == (
         f"seqjax: error: non-finite training loss or gradient at step {step} (epoch 2); "
-        f"nothing after epoch 1's checkpoint was saved; skip such updates and go on with: "
-        f"{resume}\n"
+        f"nothing after {saved} was saved; skip such updates and go on with: {resume}\n"
     )
     assert cli.main(resume.split()[1:]) == 0
+    out = capsys.readouterr().out
+    assert ("resumed from step 6, in epoch 2" in out) == (every_steps == 2)
     history = json.loads((tmp_path / "history.json").read_text())
     assert [row.get("skipped_updates") for row in history] == [None, 1, 0]
     assert all(np.isfinite(row["train_loss"]) for row in history)

@@ -74,19 +74,26 @@ class TrainingStopped(Exception):
 
 class TrainingDiverged(FloatingPointError):
     """A step's loss or gradient was NaN or infinite under `train.nonfinite=stop`: nothing
-    after the newest checkpoint (`saved_epoch`, if any) was saved. Once `run_dir` is set
-    the message names the command that resumes from it, skipping such updates."""
+    after the newest checkpoint (the step `saved_step` inside the epoch, else the epoch
+    `saved_epoch`, if any) was saved. Once `run_dir` is set the message names the command
+    that resumes from it, skipping such updates."""
 
-    def __init__(self, step: int, epoch: int, saved_epoch: int | None):
-        super().__init__(step, epoch, saved_epoch)
+    def __init__(
+        self, step: int, epoch: int, saved_epoch: int | None, saved_step: int | None = None
+    ):
+        super().__init__(step, epoch, saved_epoch, saved_step)
         self.step, self.epoch, self.saved_epoch = step, epoch, saved_epoch
+        self.saved_step = saved_step
         self.run_dir: str | None = None
 
     def __str__(self) -> str:
         text = f"non-finite training loss or gradient at step {self.step} (epoch {self.epoch}); "
-        if self.saved_epoch is None:
+        if self.saved_step is not None:
+            text += f"nothing after step {self.saved_step} was saved"
+        elif self.saved_epoch is not None:
+            text += f"nothing after epoch {self.saved_epoch}'s checkpoint was saved"
+        else:
             return text + "no checkpoint saved yet (train.nonfinite=skip skips such updates)"
-        text += f"nothing after epoch {self.saved_epoch}'s checkpoint was saved"
         if self.run_dir is None:
             return text + " (train.nonfinite=skip skips such updates)"
         return f"{text}; skip such updates and go on with: " + resume_command(

@@ -278,17 +278,47 @@ def _stop_if_asked(
     raise TrainingStopped(signum, where, saved, saved_step)
 
 
+def _diverged(
+    metrics: list, step0: int, epoch: int, ckpt: Checkpointer | None, in_epoch
+) -> TrainingDiverged | None:
+    """The error for the epoch's first non-finite step among host `metrics` (the epoch's
+    steps so far, from step0 + 1), naming the newest checkpoint before it, else None."""
+    bad = [step0 + i + 1 for i, m in enumerate(metrics) if not m["finite"]]
+    if not bad:
+        return None
+    saved_epoch = saved_step = None
+    if ckpt is not None:
+        ckpt.wait()  # the last good epoch's save, which may still be running
+        saved_epoch = ckpt.latest_epoch()
+        in_epoch.wait()
+        latest = in_epoch.latest_step()
+        saved_step = latest if latest is not None and step0 < latest < bad[0] else None
+    return TrainingDiverged(bad[0], epoch + 1, saved_epoch, saved_step)
+
+
 def _save_running(
-    in_epoch: InEpochCheckpointer, step: int, state, loop: dict, epoch, *, wait: bool = False
+    in_epoch: InEpochCheckpointer,
+    ckpt: Checkpointer,
+    step: int,
+    state,
+    loop: dict,
+    epoch,
+    *,
+    refuse_nonfinite: bool,
+    wait: bool = False,
 ) -> None:
     """Save the running epoch at `step` (and `wait` for the write); `epoch`: (its index,
     the step it began at, its steps' metrics so far, its start time, its first step's
-    seconds)."""
+    seconds). With `refuse_nonfinite` (`train.nonfinite=stop`) a step so far that was not
+    finite raises `TrainingDiverged` instead: such a state is never saved to resume from."""
     index, step0, metrics, start, first_step_seconds = epoch
     seconds = time.perf_counter() - start
-    in_epoch.save_step(
-        step, state, loop, epoch_so_far(index, step0, metrics, seconds, first_step_seconds)
-    )
+    record = epoch_so_far(index, step0, metrics, seconds, first_step_seconds)
+    if refuse_nonfinite:
+        error = _diverged(restored_metrics(record), step0, index, ckpt, in_epoch)
+        if error is not None:
+            raise error
+    in_epoch.save_step(step, state, loop, record)
     if wait:
         in_epoch.wait()
 
@@ -430,8 +460,9 @@ def fit(
                         _stop_if_asked(stop, ckpt, step, epoch + 1, ended=False)
                         continue
                     save_running = functools.partial(
-                        _save_running, in_epoch, step, state, loop,
+                        _save_running, in_epoch, ckpt, step, state, loop,
                         (epoch, step0, metrics, start, first_step_seconds),
+                        refuse_nonfinite=tc.nonfinite == "stop",
                     )  # fmt: skip
                     if every_steps and step % every_steps == 0:
                         save_running()
@@ -443,11 +474,10 @@ def fit(
             metrics = jax.device_get(metrics)
             seconds = time.perf_counter() - start
             bad = [step0 + i for i, m in enumerate(metrics) if not m["finite"]]
-            if bad and tc.nonfinite == "stop":
-                if ckpt is not None:
-                    ckpt.wait()  # the last good epoch's save, which may still be running
-                saved = ckpt.latest_epoch() if ckpt is not None else None
-                raise TrainingDiverged(bad[0] + 1, epoch + 1, saved)
+            if tc.nonfinite == "stop":
+                error = _diverged(metrics, step0, epoch, ckpt, in_epoch)
+                if error is not None:
+                    raise error
             losses = [(float(m["loss"]), float(m["weight"])) for m in metrics if m["finite"]]
             if not losses:
                 raise FloatingPointError(f"every update of epoch {epoch + 1} was non-finite")
