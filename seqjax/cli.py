@@ -1,6 +1,7 @@
 """The `seqjax` command line.
 
     seqjax train --config FILE|NAME [--set k=v ...] [--run-dir DIR] [--resume]
+    seqjax train --run-dir DIR --resume [--set train.epochs=N ...]
     seqjax configs [NAME]
     seqjax evaluate RUN_DIR [--checkpoint best|latest] [--split test | --input FILE]
     seqjax predict RUN_DIR --input FILE.npz|.csv --output FILE.npz|.csv [--inputs-scaled]
@@ -33,7 +34,14 @@ def _train(args) -> int:
     from seqjax.train.interrupt import TrainingDiverged, TrainingStopped
     from seqjax.train.run import run_experiment
 
-    cfg = load_config(args.config, args.set)
+    config = args.config
+    if config is None:  # `--run-dir RUN --resume` alone: the run's own config
+        if not (args.resume and args.run_dir):
+            raise ValueError("seqjax train needs --config (or --run-dir RUN --resume)")
+        config = os.path.join(args.run_dir, "config.yaml")
+        if not os.path.isfile(config):
+            raise ValueError(f"--resume: {args.run_dir!r} has no config.yaml to resume from")
+    cfg = load_config(config, args.set)
     run_dir = args.run_dir or f"runs/{cfg.model_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         metrics = run_experiment(cfg, run_dir, resume=args.resume)
@@ -173,9 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model from a YAML config")
     train.add_argument(
         "--config",
-        required=True,
+        default=None,
         help="YAML file, e.g. configs/trust.yaml, or a shipped config's name, e.g. trust "
-        "(seqjax configs lists them)",
+        "(seqjax configs lists them); with --run-dir RUN --resume, RUN/config.yaml by default",
     )
     train.add_argument(
         "--set",

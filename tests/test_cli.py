@@ -130,6 +130,15 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_train_without_a_config_needs_a_run_to_resume(tmp_path, capsys):
+    """`seqjax train --run-dir RUN --resume` reads RUN/config.yaml; anything else needs
+    --config, and says so."""
+    assert main(["train", "--run-dir", str(tmp_path)]) == 2
+    assert "needs --config (or --run-dir RUN --resume)" in capsys.readouterr().err
+    assert main(["train", "--run-dir", str(tmp_path), "--resume"]) == 2
+    assert f"--resume: {str(tmp_path)!r} has no config.yaml" in capsys.readouterr().err
+
+
 def test_a_second_run_into_the_same_directory_is_refused(run_dir, capsys):
     before = (run_dir / "config.yaml").read_text()
     rc = main(

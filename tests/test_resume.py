@@ -90,7 +90,11 @@ def test_a_finished_run_resumed_with_more_epochs_equals_one_given_them_from_the_
     tmp_path, reference
 ):
     _run(tmp_path, sets=["train.epochs=2"])
-    _run(tmp_path, "--resume", sets=["train.epochs=4"])
+    # the short form: the run directory's own config.yaml, with the epochs changed
+    command = [sys.executable, "-m", "seqjax.cli", "train", "--run-dir", str(tmp_path)]
+    command += ["--resume", "--set", "train.epochs=4"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     assert _outputs(tmp_path) == reference
     # each process that trained the run left its versions, devices and command
     entries = json.loads((tmp_path / "environment.json").read_text())
