@@ -99,6 +99,8 @@ class Manager(ocp.CheckpointManager):
 
 
 class Checkpointer:
+    unit = "epoch"  # what a checkpoint's number counts, for messages
+
     def __init__(self, directory: str, *, keep_latest: int = 2, async_save: bool = True):
         # Half-written saves (a process killed mid-write) that Orbax removes on start.
         self.discarded = sorted(
@@ -140,9 +142,9 @@ class Checkpointer:
             if "No space left on device" not in str(err) and getattr(err, "errno", 0) != 28:
                 raise
             done = [e for e in self.manager.all_steps() if e != epoch]
-            kept = f"epoch {max(done)}" if done else "none yet"
+            kept = f"{self.unit} {max(done)}" if done else "none yet"
             # With async saves the failed write may be the previous epoch's, surfacing now.
-            when = "" if epoch is None else f" (at the save of epoch {epoch})"
+            when = "" if epoch is None else f" (at the save of {self.unit} {epoch})"
             raise DiskFullError(
                 f"disk full while writing checkpoints in {self.manager.directory}{when}; the "
                 f"newest complete checkpoint ({kept}) stays usable: free space, then --resume"

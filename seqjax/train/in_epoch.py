@@ -48,6 +48,8 @@ def restored_metrics(record: dict) -> list[dict]:
 class InEpochCheckpointer(Checkpointer):
     """The newest in-epoch checkpoint of a run, numbered by its global step."""
 
+    unit = "step"
+
     def __init__(self, run_dir: str, *, async_save: bool = True):
         self.directory = os.path.abspath(os.path.join(run_dir, DIRECTORY))
         self.async_save = async_save
