@@ -3,6 +3,7 @@ middle of a validation pass) and after a clean stop at SIGTERM or SIGINT."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,10 +87,18 @@ def test_sigkill_between_epochs_then_resume_is_bit_identical(tmp_path, reference
     assert [t["epoch"] for t in timings] == [1, 2, 3, 4]
 
 
+@pytest.fixture(scope="module")
+def two_epochs(tmp_path_factory):
+    """A finished 2-epoch run of the same config, copied by each test that resumes it."""
+    run_dir = tmp_path_factory.mktemp("two_epochs")
+    _run(run_dir, sets=["train.epochs=2"])
+    return run_dir
+
+
 def test_a_finished_run_resumed_with_more_epochs_equals_one_given_them_from_the_start(
-    tmp_path, reference
+    tmp_path, reference, two_epochs
 ):
-    _run(tmp_path, sets=["train.epochs=2"])
+    shutil.copytree(two_epochs, tmp_path, dirs_exist_ok=True)
     # the short form: the run directory's own config.yaml, with the epochs changed
     command = [sys.executable, "-m", "seqjax.cli", "train", "--run-dir", str(tmp_path)]
     command += ["--resume", "--set", "train.epochs=4"]
@@ -102,11 +111,11 @@ def test_a_finished_run_resumed_with_more_epochs_equals_one_given_them_from_the_
     assert entries[1]["command"].endswith("train.epochs=4") and entries[1]["jax"]
 
 
-def test_a_run_resumed_on_two_devices_continues_the_one_device_run(tmp_path, reference):
+def test_a_run_resumed_on_two_devices_continues_the_one_device_run(tmp_path, reference, two_epochs):
     """The mesh is where a run executes, not what it computes: resumed on two CPU devices
     (a batch split over them, its gradients summed across them), the run goes on as on
     one device, to float rounding."""
-    _run(tmp_path, sets=["train.epochs=2"])
+    shutil.copytree(two_epochs, tmp_path, dirs_exist_ok=True)
     _run(tmp_path, "--resume", sets=["train.epochs=4", "mesh.cpu_devices=2"])
     history, test = _outputs(tmp_path)
     rows, reference_rows = json.loads(history), json.loads(reference[0])
