@@ -45,13 +45,10 @@ class StepProfiler:
         self.directory, self.log = directory, log
         self.tracing = False
 
-    @property
-    def active(self) -> bool:
-        return self.first > 0
-
     def annotation(self, step: int):
-        """The context to run `step` in: a step annotation while tracing, else nothing."""
-        if step == self.first:
+        """The context to run `step` in: a step annotation while tracing, else nothing. A
+        run resumed inside the range starts tracing at its first step there."""
+        if not self.tracing and self.first <= step <= self.last and self.first > 0:
             os.makedirs(self.directory, exist_ok=True)
             jax.profiler.start_trace(self.directory, create_perfetto_trace=True)
             self.tracing = True
