@@ -19,7 +19,7 @@ the fit loop asks it at every step (`multihost_utils.reached_preemption_sync_poi
 SIGINT keeps Python's behaviour there.
 
 A run can also stop at a non-finite loss or gradient (`TrainingDiverged`, under
-`train.nonfinite=stop`); like a signal's stop, its message names the saved epoch and the
+`train.nonfinite=stop`); like a signal's stop, its message names the checkpoint saved and the
 command that resumes, there with `train.nonfinite=skip`, which a resume may change.
 """
 
