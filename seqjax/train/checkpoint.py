@@ -83,6 +83,13 @@ def _check_fits(path: str, like_state) -> None:
         )
 
 
+def half_written(directory: str) -> list[str]:
+    """Saves a process killed mid-write left in `directory` (Orbax's temporary names),
+    which the manager removes when it opens there."""
+    names = os.listdir(directory) if os.path.isdir(directory) else []
+    return sorted(n for n in names if "tmp" in n)
+
+
 class Manager(ocp.CheckpointManager):
     """Orbax's manager, except that it never asks JAX's preemption service whether to save.
 
@@ -102,10 +109,7 @@ class Checkpointer:
     unit = "epoch"  # what a checkpoint's number counts, for messages
 
     def __init__(self, directory: str, *, keep_latest: int = 2, async_save: bool = True):
-        # Half-written saves (a process killed mid-write) that Orbax removes on start.
-        self.discarded = sorted(
-            n for n in (os.listdir(directory) if os.path.isdir(directory) else []) if "tmp" in n
-        )
+        self.discarded = half_written(directory)
         options = ocp.CheckpointManagerOptions(
             preservation_policy=policies.AnyPreservationPolicy(
                 [

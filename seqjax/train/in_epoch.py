@@ -22,7 +22,7 @@ import os
 import jax
 import orbax.checkpoint as ocp
 
-from seqjax.train.checkpoint import Checkpointer, CorruptCheckpointError, Manager
+from seqjax.train.checkpoint import Checkpointer, CorruptCheckpointError, Manager, half_written
 
 DIRECTORY = "checkpoints_in_epoch"
 
@@ -53,11 +53,7 @@ class InEpochCheckpointer(Checkpointer):
     def __init__(self, run_dir: str, *, async_save: bool = True):
         self.directory = os.path.abspath(os.path.join(run_dir, DIRECTORY))
         self.async_save = async_save
-        self.discarded = sorted(
-            n
-            for n in (os.listdir(self.directory) if os.path.isdir(self.directory) else [])
-            if "tmp" in n
-        )
+        self.discarded = half_written(self.directory)
         # Opened, and its directory made, at the first save: a run that never stops
         # inside an epoch leaves no trace of this.
         self._manager = self._open() if os.path.isdir(self.directory) else None

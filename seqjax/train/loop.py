@@ -456,16 +456,15 @@ def fit(
                     progress.step(m["loss"])
                     if i + 1 == steps:  # the epoch's end asks, once its checkpoint is saved
                         continue
-                    if in_epoch is None:
-                        _stop_if_asked(stop, ckpt, step, epoch + 1, ended=False)
-                        continue
-                    save_running = functools.partial(
-                        _save_running, in_epoch, ckpt, step, state, loop,
-                        (epoch, step0, metrics, start, first_step_seconds),
-                        refuse_nonfinite=tc.nonfinite == "stop",
-                    )  # fmt: skip
-                    if every_steps and step % every_steps == 0:
-                        save_running()
+                    save_running = None
+                    if in_epoch is not None:
+                        save_running = functools.partial(
+                            _save_running, in_epoch, ckpt, step, state, loop,
+                            (epoch, step0, metrics, start, first_step_seconds),
+                            refuse_nonfinite=tc.nonfinite == "stop",
+                        )  # fmt: skip
+                        if every_steps and step % every_steps == 0:
+                            save_running()
                     _stop_if_asked(
                         stop, ckpt, step, epoch + 1, ended=False, save_running=save_running
                     )
