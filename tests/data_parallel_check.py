@@ -1,5 +1,7 @@
-"""Run in a subprocess with 8 fake CPU devices: the same tiny training on a 1-device mesh
-and an 8-device mesh, printing both histories and what the 8-device arrays look like."""
+"""Run in a subprocess with 8 fake CPU devices. `training`: the same tiny training on a
+1-device mesh and an 8-device mesh, printing both histories and what the 8-device arrays
+look like. `layers`: the LSTM's paths per shard, against one device, and the collectives
+XLA puts in their training steps."""
 
 import json
 import os
@@ -178,7 +180,9 @@ def collectives_check() -> dict:
     return {"lstm_train_collectives": found}
 
 
-def main():
+def training_check() -> dict:
+    """A tiny trust training on 1 and on 8 devices, an Orbax round trip of the 8-device
+    state, and the error for a batch the devices do not divide."""
     cfg = load_config(
         "configs/trust.yaml",
         [
@@ -217,12 +221,17 @@ def main():
         fit(odd, splits, mesh=make_mesh(jax.devices()), log=lambda _: None)
     except ValueError as err:
         out["indivisible_batch_error"] = str(err)
-    out.update(per_shard_check())
-    out.update(pallas_check())
-    out.update(length_groups_check())
-    out.update(collectives_check())
-    json.dump(out, sys.stdout)
+    return out
+
+
+def layers_check() -> dict:
+    """The layer-level checks, in one process: each compiles programs of its own."""
+    out = {"device_count": jax.device_count()}
+    for check in (per_shard_check, pallas_check, length_groups_check, collectives_check):
+        out.update(check())
+    return out
 
 
 if __name__ == "__main__":
-    main()
+    checks = {"training": training_check, "layers": layers_check}
+    json.dump(checks[sys.argv[1]](), sys.stdout)

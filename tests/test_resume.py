@@ -11,6 +11,10 @@ import time
 
 import pytest
 
+# One xdist worker runs this file (`--dist loadgroup`, pyproject.toml), so its module
+# fixtures, a reference run and a 2-epoch run, are trained once, not once per worker.
+pytestmark = pytest.mark.xdist_group("resume")
+
 OVERRIDES = [
     "data.size=400",
     "train.epochs=4",
