@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Using the LSTM layer in your own JAX code"
 LOOP_SECTION = "## A seed model in your own training loop"
+NNX_SECTION = "## The layer in a Flax NNX model"
 
 
 def _snippets(heading: str = SECTION) -> list[str]:
@@ -54,3 +55,14 @@ def test_the_training_loop_snippet_learns():
     )
     accuracy, majority = map(float, _run(code).split()[-2:])
     assert accuracy > majority + 0.1, (accuracy, majority)
+
+
+def test_the_nnx_snippet_trains():
+    (code,) = _snippets(NNX_SECTION)
+    code += (
+        "\nfor _ in range(10):\n"
+        "    last = train_step(model, optimizer, x, lengths, targets)\n"
+        "print('ok', float(loss), float(last))\n"
+    )
+    first, last = map(float, _run(code).split()[-2:])
+    assert 0 < last < 0.5 * first, (first, last)  # finite, and ten more steps halve it
