@@ -12,8 +12,9 @@ import tempfile
 # (test_engine, test_recurrence, test_lstm_length_groups, test_lstm_transforms) 86 and 104 s
 # against 115 and 122 s, alternating. Every figure the README, benchmarks and experiments
 # quote is measured at level 2, and so are the tests that set or clear XLA_FLAGS for their
-# subprocesses (the 8-device training run, the README snippets, the CLI on CPU devices). To run the
-# suite at another level: `XLA_FLAGS=--xla_backend_optimization_level=2 python -m pytest -n 2`.
+# subprocesses (the 8-device training run, the README snippets, the CLI on CPU devices). To
+# run the suite at another level:
+# `XLA_FLAGS=--xla_backend_optimization_level=2 python -m pytest -n 2`.
 # Set before JAX starts its CPU client, and inherited by the xdist workers and every
 # subprocess. Not where a JAX GPU or TPU plugin is installed: XLA reads the level for GPU
 # code too, and the GPU tests (benchmarks/gpu.sh) check the kernels users run.
