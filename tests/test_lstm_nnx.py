@@ -9,6 +9,7 @@ import optax
 from flax import nnx
 from flax.nnx import bridge
 
+from benchmarks.side_by_side import max_abs_diff
 from seqjax.interop import lstm_params_from_torch, lstm_params_to_torch
 from seqjax.layers import LSTM
 
@@ -29,11 +30,6 @@ def _wrapped(seed: int = 0) -> nnx.Module:
     return lstm
 
 
-def _largest_difference(a, b) -> float:
-    diffs = jax.tree.map(lambda p, q: float(jnp.max(jnp.abs(p - q))), a, b)
-    return max(jax.tree.leaves(diffs))
-
-
 def test_values_and_gradients_equal_the_linen_layer_on_the_same_parameters():
     x, lengths = _inputs()
     lstm = _wrapped()
@@ -43,7 +39,7 @@ def test_values_and_gradients_equal_the_linen_layer_on_the_same_parameters():
     assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, linen)
     torch_names = lstm_params_to_torch(params)  # the interop takes the tree as it is
     back = lstm_params_from_torch(torch_names, num_layers=2, bidirectional=True)
-    assert _largest_difference(back["params"], params) == 0.0
+    assert max_abs_diff(back["params"], params) == 0.0
 
     def nnx_loss(lstm):
         y, (h, c) = lstm(x, lengths)  # (B, T, 2H); (2L, B, H) each
@@ -55,8 +51,8 @@ def test_values_and_gradients_equal_the_linen_layer_on_the_same_parameters():
 
     (loss, y), grads = nnx.jit(nnx.value_and_grad(nnx_loss, has_aux=True))(lstm)
     (want_loss, want_y), want_grads = jax.jit(jax.value_and_grad(linen_loss, has_aux=True))(params)
-    assert abs(float(loss - want_loss)) < 1e-5 and float(jnp.max(jnp.abs(y - want_y))) < 1e-6
-    assert _largest_difference(nnx.to_pure_dict(grads), want_grads) < 1e-5
+    assert abs(float(loss - want_loss)) < 1e-5 and max_abs_diff(y, want_y) < 1e-6
+    assert max_abs_diff(nnx.to_pure_dict(grads), want_grads) < 1e-5
     assert float(jnp.max(jnp.abs(y[1, 3:]))) == 0.0  # past its length of 3: zeros
 
 
@@ -66,8 +62,8 @@ def test_dropout_draws_from_the_models_dropout_stream():
     plain, _ = lstm(x, lengths)
     first, _ = lstm(x, lengths, train=True)
     second, _ = lstm(x, lengths, train=True)
-    assert float(jnp.max(jnp.abs(first - plain))) > 1e-3  # a mask between the layers
-    assert float(jnp.max(jnp.abs(second - first))) > 1e-3  # a new mask each call
+    assert max_abs_diff(first, plain) > 1e-3  # a mask between the layers
+    assert max_abs_diff(second, first) > 1e-3  # a new mask each call
     same = _wrapped()  # the same Rngs and the same calls draw the same masks
     same(x, lengths)  # every call advances the stream, training or not
     again, _ = same(x, lengths, train=True)

@@ -2,12 +2,12 @@
 running statistics are Linen's `batch_stats` collection, which NNX holds as `BatchStat`
 variables and updates only when the training call says `mutable=["batch_stats"]`."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from flax.nnx import bridge
 
+from benchmarks.side_by_side import max_abs_diff
 from seqjax.config import load_config
 from seqjax.models import build_model
 
@@ -20,11 +20,6 @@ SETTINGS = [
     "model.dropout=0.0",
     "model.classifier_dropout=0.0",
 ]
-
-
-def _largest_difference(a, b) -> float:
-    diffs = jax.tree.map(lambda p, q: float(jnp.max(jnp.abs(p - q))), a, b)
-    return max(jax.tree.leaves(diffs))
 
 
 def test_a_batchnorm_model_updates_its_statistics_as_linen_does():
@@ -42,13 +37,13 @@ def test_a_batchnorm_model_updates_its_statistics_as_linen_does():
     logits = wrapped(x, lengths, train=True, mutable=["batch_stats"])  # (B,)
     variables = {"params": params, "batch_stats": stats}
     want, updates = model.apply(variables, x, lengths, train=True, mutable=["batch_stats"])
-    assert float(jnp.max(jnp.abs(logits - want))) < 1e-6
+    assert max_abs_diff(logits, want) < 1e-6
     updated = nnx.to_pure_dict(nnx.state(wrapped, nnx.BatchStat))
-    assert _largest_difference(updated, stats) > 1e-3  # the running statistics moved
-    assert _largest_difference(updated, updates["batch_stats"]) < 1e-6  # as Linen's did
+    assert max_abs_diff(updated, stats) > 1e-3  # the running statistics moved
+    assert max_abs_diff(updated, updates["batch_stats"]) < 1e-6  # as Linen's did
 
     evaluated = wrapped(x, lengths)  # the running statistics, as Linen's eval reads them
     want = model.apply({"params": params, "batch_stats": updated}, x, lengths)
-    assert float(jnp.max(jnp.abs(evaluated - want))) < 1e-6
+    assert max_abs_diff(evaluated, want) < 1e-6
     unchanged = nnx.to_pure_dict(nnx.state(wrapped, nnx.BatchStat))
-    assert _largest_difference(unchanged, updated) == 0.0  # evaluation keeps them
+    assert max_abs_diff(unchanged, updated) == 0.0  # evaluation keeps them

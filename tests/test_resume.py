@@ -40,11 +40,14 @@ def _command(run_dir, *extra, sets=()):
     ]
 
 
-def _run(run_dir, *extra, sets=()):
-    command = _command(run_dir, *extra, sets=sets)
+def _succeed(command):
     proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
+
+
+def _run(run_dir, *extra, sets=()):
+    return _succeed(_command(run_dir, *extra, sets=sets))
 
 
 def _kill_when(run_dir, ready, timeout=300.0):
@@ -105,9 +108,7 @@ def test_a_finished_run_resumed_with_more_epochs_equals_one_given_them_from_the_
     shutil.copytree(two_epochs, tmp_path, dirs_exist_ok=True)
     # the short form: the run directory's own config.yaml, with the epochs changed
     command = [sys.executable, "-m", "seqjax.cli", "train", "--run-dir", str(tmp_path)]
-    command += ["--resume", "--set", "train.epochs=4"]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _succeed([*command, "--resume", "--set", "train.epochs=4"])
     assert _outputs(tmp_path) == reference
     # each process that trained the run left its versions, devices and command
     entries = json.loads((tmp_path / "environment.json").read_text())

@@ -472,7 +472,6 @@ def fit(
                 progress.close()
             metrics = jax.device_get(metrics)
             seconds = time.perf_counter() - start
-            bad = [step0 + i for i, m in enumerate(metrics) if not m["finite"]]
             if tc.nonfinite == "stop":
                 error = _diverged(metrics, step0, epoch, ckpt, in_epoch)
                 if error is not None:
@@ -481,6 +480,7 @@ def fit(
             if not losses:
                 raise FloatingPointError(f"every update of epoch {epoch + 1} was non-finite")
             train_loss = sum(loss * w for loss, w in losses) / sum(w for _, w in losses)
+            skipped = len(metrics) - len(losses)  # non-finite steps (skipped under "skip")
             val = evaluate(
                 eval_step, state, val_data, task, tc.batch_size, mesh, bucket_width=tc.bucket_width
             )
@@ -488,7 +488,7 @@ def fit(
             row = {
                 "epoch": epoch + 1,
                 "train_loss": train_loss,
-                **({"skipped_updates": len(bad)} if tc.nonfinite == "skip" else {}),
+                **({"skipped_updates": skipped} if tc.nonfinite == "skip" else {}),
                 "lr": learning_rate(state.opt_state),
                 **{f"val_{k}": v for k, v in val.items() if isinstance(v, float)},
             }
