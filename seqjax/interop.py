@@ -15,13 +15,20 @@ _PARTS = {
     "weight_hh": "kernel_hh",
     "bias_ih": "bias_ih",
     "bias_hh": "bias_hh",
+    "weight_hr": "kernel_hr",  # proj_size > 0 only
 }
 
 
-def _torch_names(num_layers: int, bidirectional: bool, bias: bool) -> list[tuple[str, str, str]]:
+def _torch_names(
+    num_layers: int, bidirectional: bool, bias: bool, projection: bool
+) -> list[tuple[str, str, str]]:
     """(torch name, seqjax group, seqjax leaf) for every parameter of an nn.LSTM."""
     names = []
-    parts = {k: v for k, v in _PARTS.items() if bias or not k.startswith("bias")}
+    parts = {
+        k: v
+        for k, v in _PARTS.items()
+        if (bias or not k.startswith("bias")) and (projection or k != "weight_hr")
+    }
     for layer in range(num_layers):
         for suffix in ("", "_reverse") if bidirectional else ("",):
             for torch_part, leaf in parts.items():
@@ -35,40 +42,62 @@ def lstm_params_from_torch(
     num_layers: int,
     bidirectional: bool,
     bias: bool = True,
+    proj_size: int = 0,
     dtype: np.typing.DTypeLike = np.float32,
 ) -> dict:
     """Convert an `nn.LSTM` state dict (names like `weight_ih_l0`, `bias_hh_l1_reverse`) into
     `{"params": ...}` variables for `seqjax.layers.LSTM.apply`, in `dtype` (float32, as
     the layer's default `param_dtype`; float64 for a float64 layer). `bias=False` reads an
-    `nn.LSTM(bias=False)`, for `LSTM(use_bias=False)`.
+    `nn.LSTM(bias=False)`, for `LSTM(use_bias=False)`; `proj_size=P` one with projections
+    (its `weight_hr_*`), for `LSTM(proj_size=P)`.
 
     Raises ValueError naming any missing or unexpected key and any inconsistent shape.
     """
-    expected = _torch_names(num_layers, bidirectional, bias)
+    expected = _torch_names(num_layers, bidirectional, bias, proj_size > 0)
     wanted = {name for name, _, _ in expected}
     missing = sorted(wanted - set(state_dict))
     extra = sorted(set(state_dict) - wanted)
-    if any(name.startswith("weight_hr") for name in extra):
+    projections = [name for name in extra if name.startswith("weight_hr")]
+    if projections:
+        found = np.shape(state_dict[projections[0]])[0]
         raise ValueError(
-            "lstm_params_from_torch: the state dict holds weight_hr_* projections, from an "
-            "nn.LSTM with proj_size > 0, which seqjax's LSTM does not implement"
+            f"lstm_params_from_torch: the state dict holds weight_hr_* projections, from an "
+            f"nn.LSTM with proj_size > 0 ({projections[0]} has {found} rows); pass "
+            f"proj_size={found}"
         )
     if missing or extra:
         raise ValueError(
             f"lstm_params_from_torch: state dict does not match an nn.LSTM with "
-            f"num_layers={num_layers}, bidirectional={bidirectional}, bias={bias}; missing "
-            f"{missing}, unexpected {extra}"
+            f"num_layers={num_layers}, bidirectional={bidirectional}, bias={bias}, "
+            f"proj_size={proj_size}; missing {missing}, unexpected {extra}"
         )
-    w_hh0 = np.asarray(state_dict["weight_hh_l0"])
-    hidden = w_hh0.shape[-1]
+    hidden = np.shape(state_dict["weight_hh_l0"])[0] // 4
+    if proj_size and not 0 < proj_size < hidden:
+        raise ValueError(
+            f"lstm_params_from_torch: proj_size must lie in (0, {hidden}), the hidden size "
+            f"weight_hh_l0 gives; got {proj_size}"
+        )
     params: dict[str, dict[str, np.ndarray]] = {}
     for name, group, leaf in expected:
         value = np.asarray(state_dict[name], dtype=dtype)
-        if name.startswith("weight"):
-            if value.ndim != 2 or value.shape[0] != 4 * hidden:
+        if name.startswith("weight_hr"):
+            if value.shape != (proj_size, hidden):
                 raise ValueError(
-                    f"lstm_params_from_torch: {name} must have shape (4*{hidden}, in); got "
-                    f"{value.shape}"
+                    f"lstm_params_from_torch: {name} must have shape ({proj_size}, {hidden}); "
+                    f"got {value.shape}"
+                )
+            value = value.T  # (P, H) in PyTorch; (H, P) here
+        elif name.startswith("weight"):
+            width = proj_size or hidden
+            if (
+                value.ndim != 2
+                or value.shape[0] != 4 * hidden
+                or (name.startswith("weight_hh") and value.shape[1] != width)
+            ):
+                shape = f"(4*{hidden}, {width})" if name.startswith("weight_hh") else "(4*H, in)"
+                raise ValueError(
+                    f"lstm_params_from_torch: {name} must have shape {shape}, H = {hidden}; "
+                    f"got {value.shape}"
                 )
             value = value.T  # PyTorch stores (4H, in); Flax kernels are (in, 4H).
         elif value.shape != (4 * hidden,):

@@ -28,6 +28,7 @@ _LSTM_LEAVES = {
     "kernel_hh": "weight_hh",
     "bias_ih": "bias_ih",
     "bias_hh": "bias_hh",
+    "kernel_hr": "weight_hr",  # an LSTM with proj_size
 }
 _LEAVES = {"kernel": "weight", "scale": "weight", "bias": "bias"}
 _STATS = {"mean": "running_mean", "var": "running_var"}

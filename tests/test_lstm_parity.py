@@ -150,16 +150,8 @@ def test_without_biases_matches_torch_bias_false():
     )
     back = lstm_params_to_torch(variables)
     assert sorted(back) == sorted(sd)
-    with pytest.raises(ValueError, match=r"bias=True; missing \['bias_hh_l0', "):
+    with pytest.raises(ValueError, match=r"bias=True, proj_size=0; missing \['bias_hh_l0', "):
         lstm_params_from_torch(sd, num_layers=2, bidirectional=True)
-
-
-def test_projections_are_named_as_not_implemented():
-    torch = pytest.importorskip("torch")
-    ref = torch.nn.LSTM(4, 5, proj_size=3, batch_first=True)
-    sd = {k: v.detach().numpy() for k, v in ref.state_dict().items()}
-    with pytest.raises(ValueError, match=r"weight_hr_\* projections, from an nn.LSTM with proj"):
-        lstm_params_from_torch(sd, num_layers=1, bidirectional=False)
 
 
 def test_parameter_count_matches_torch_layout():

@@ -11,6 +11,9 @@ Parameter tree (per layer k; `_reverse` only when bidirectional), kernels stored
 
     l{k}/kernel_ih (F_k, 4H)   l{k}/kernel_hh (H, 4H)   l{k}/bias_ih (4H,)   l{k}/bias_hh (4H,)
     l{k}_reverse/...
+
+With `proj_size` P > 0 (PyTorch's LSTM with projections) each layer-direction also has
+`kernel_hr` (H, P), `kernel_hh` is (P, 4H), and a layer above the first sees D*P inputs.
 """
 
 from __future__ import annotations
@@ -189,11 +192,18 @@ class LSTMWeights(nn.Module):
     bias_init: Initializer | None
     param_dtype: Any
     use_bias: bool = True
+    proj_size: int = 0
+    kernel_hr_init: Initializer | None = None
 
     @nn.compact
     def __call__(self) -> dict[str, jax.Array]:
         default = pytorch_uniform(self.hidden_size)
         gates = 4 * self.hidden_size
+        projection = {}
+        if self.proj_size:
+            shape = (self.hidden_size, self.proj_size)
+            init = self.kernel_hr_init or default  # PyTorch draws W_hr as it does W_hh
+            projection["kernel_hr"] = self.param("kernel_hr", init, shape, self.param_dtype)
         return {
             "kernel_ih": self.param(
                 "kernel_ih",
@@ -204,7 +214,7 @@ class LSTMWeights(nn.Module):
             "kernel_hh": self.param(
                 "kernel_hh",
                 self.kernel_hh_init or default,
-                (self.hidden_size, gates),
+                (self.proj_size or self.hidden_size, gates),
                 self.param_dtype,
             ),
             **{
@@ -215,6 +225,7 @@ class LSTMWeights(nn.Module):
                 )
                 for name in ("bias_ih", "bias_hh")
             },
+            **projection,
         }
 
 
@@ -233,6 +244,10 @@ class LSTM(nn.Module):
       valid step, the backward one at t=0.
 
     `use_bias=False` is `torch.nn.LSTM(bias=False)`: no bias parameters.
+    `proj_size` P in [1, H) is `torch.nn.LSTM(proj_size=P)`: each step's hidden output
+    goes through a (H, P) projection, so outputs are (B, T, D*P) and h_n (L*D, B, P)
+    while c_n stays (L*D, B, H); scan backend only (cuDNN's and Pallas's kernels have no
+    projection), with every scan option. 0, the default, is no projection.
     `dtype` is the compute dtype of the matmuls (e.g. bfloat16); parameters stay in
     `param_dtype` and the carry (h, c) stays float32 so long sequences do not drift.
     A float64 `dtype` (under `jax_enable_x64`) computes in float64 throughout, carry
@@ -297,6 +312,8 @@ class LSTM(nn.Module):
     kernel_ih_init: Initializer | None = None
     kernel_hh_init: Initializer | None = None
     bias_init: Initializer | None = None
+    proj_size: int = 0
+    kernel_hr_init: Initializer | None = None
 
     def _weights(self, layer: int, reverse: bool, in_features: int) -> dict[str, jax.Array]:
         name = f"l{layer}" + ("_reverse" if reverse else "")
@@ -308,12 +325,16 @@ class LSTM(nn.Module):
             self.bias_init,
             self.param_dtype,
             self.use_bias,
+            self.proj_size,
+            self.kernel_hr_init,
             name=name,
         )()
 
     def _scan_only_options(self) -> list[str]:
         """The options set here that only the scan backend implements, as reasons."""
         why = []
+        if self.proj_size:
+            why.append("proj_size needs the scan")
         if self.remat_chunk:
             why.append("remat_chunk needs the scan")
         if self.fused_directions:
@@ -442,33 +463,40 @@ class LSTM(nn.Module):
 
     def _direction(self, unroll: int, chunk: int, infer_chunk: int, groups: int, mesh=None):
         """One layer-direction of the scan as a function (seq, w_ih, bias, w_hh, mask, h0,
-        c0, *, reverse) -> ((h_n, c_n), outputs), with this module's backward pass,
-        rematerialisation and loop shape; in length groups, per shard of `mesh`'s data axis
-        (their phases' bounds are the shard's own rows' lengths)."""
+        c0, w_hr, *, reverse) -> ((h_n, c_n), outputs), w_hr None without a projection,
+        with this module's backward pass, rematerialisation and loop shape; in length
+        groups, per shard of `mesh`'s data axis (their phases' bounds are the shard's own
+        rows' lengths)."""
 
-        def direction(seq, w_ih, bias, w_hh, mask, h0, c0, *, reverse):
+        def direction(seq, w_ih, bias, w_hh, mask, h0, c0, w_hr, *, reverse):
             carry0 = (h0, c0)
-            if self.remat_chunk:
+            remat = self.remat_chunk
+            if remat:
                 return lstm_direction_remat(
-                    seq, w_ih, bias, w_hh, mask, carry0, reverse, unroll, self.remat_chunk, groups
+                    seq, w_ih, bias, w_hh, mask, carry0, reverse, unroll, remat, groups, w_hr
                 )
             if self.backward == "custom":
                 return lstm_direction(
-                    seq, w_ih, bias, w_hh, mask, carry0, reverse, unroll, chunk, infer_chunk, groups
-                )
+                    seq, w_ih, bias, w_hh, mask, carry0, reverse, unroll, chunk, infer_chunk,
+                    groups, w_hr,
+                )  # fmt: skip
             xproj = project(seq, w_ih, bias)
-            return scan_direction(xproj, w_hh, mask, carry0, reverse=reverse, unroll=unroll)
+            return scan_direction(
+                xproj, w_hh, mask, carry0, reverse=reverse, unroll=unroll, w_hr=w_hr
+            )
 
         if groups == 1:
             return direction
 
-        def per_device(seq, w_ih, bias, w_hh, mask, h0, c0, *, reverse):
+        def per_device(seq, w_ih, bias, w_hh, mask, h0, c0, w_hr, *, reverse):
             def flat(*args):
                 (h_n, c_n), ys = direction(*args, reverse=reverse)
                 return h_n, c_n, ys
 
-            dims = ((1, None, None, None, 1, 0, 0), (0, 0, 1))
-            h_n, c_n, ys = per_shard(flat, *dims, mesh=mesh)(seq, w_ih, bias, w_hh, mask, h0, c0)
+            dims = ((1, None, None, None, 1, 0, 0, None), (0, 0, 1))
+            h_n, c_n, ys = per_shard(flat, *dims, mesh=mesh)(
+                seq, w_ih, bias, w_hh, mask, h0, c0, w_hr
+            )
             return (h_n, c_n), ys
 
         return per_device
@@ -508,6 +536,11 @@ class LSTM(nn.Module):
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"LSTM: dropout must lie in [0, 1); got {self.dropout}")
+        if not 0 <= self.proj_size < self.hidden_size:
+            raise ValueError(
+                f"LSTM: proj_size must lie in [0, hidden_size={self.hidden_size}) (0: no "
+                f"projection), as in torch.nn.LSTM; got {self.proj_size}"
+            )
         check_precision(self.precision)
         full = lengths is None and getattr(x, "ndim", None) == 3
         if full:  # every sequence fills all T steps, as in nn.RNN and torch.nn.LSTM
@@ -548,16 +581,25 @@ class LSTM(nn.Module):
         dirs = 2 if self.bidirectional else 1
         hidden = self.hidden_size
         state_shape = (self.num_layers * dirs, batch, hidden)
+        # h is the projected hidden state (L*D, B, P) with a projection; c stays H wide
+        h_shape = (*state_shape[:2], self.proj_size or hidden)
         carry = carry_dtype(self.dtype)  # float32, or float64 for a float64 layer
         if initial_state is not None:
-            for part in initial_state:
-                if part.shape != state_shape:
+            if len(initial_state) != 2:
+                raise ValueError(
+                    f"LSTM: initial_state must be (h_0, c_0); got {len(initial_state)} parts"
+                )
+            shapes = (h_shape, state_shape)
+            for name, part, shape in zip(("h_0", "c_0"), initial_state, shapes, strict=True):
+                if part.shape != shape:
+                    what = "parts" if shape == h_shape == state_shape else name
                     raise ValueError(
-                        f"LSTM: initial_state parts must have shape {state_shape}; got {part.shape}"
+                        f"LSTM: initial_state {what} must have shape {shape}; got {part.shape}"
                     )
             h0_all, c0_all = (p.astype(carry) for p in initial_state)
         else:
-            h0_all = c0_all = jnp.zeros(state_shape, carry)
+            c0_all = jnp.zeros(state_shape, carry)
+            h0_all = c0_all if h_shape == state_shape else jnp.zeros(h_shape, carry)
         h0_all, c0_all = match_vma((h0_all, c0_all), x)  # for use inside shard_map
         h0_all, c0_all = shard_batch_like((h0_all, c0_all), x)  # on an explicit mesh
 
@@ -582,11 +624,13 @@ class LSTM(nn.Module):
             features = seq.shape[-1]
             unroll, chunk, infer_chunk = self._loop_shape(features, max_len)
             weights = [self._weights(layer, rev, features) for rev in (False, True)[:dirs]]
-            w_ihs, biases, w_hhs = [], [], []
+            w_ihs, biases, w_hhs, w_hrs = [], [], [], []
             for w in weights:
                 w_ihs.append(w["kernel_ih"].astype(self.dtype))  # (F_k, 4H)
                 biases.append((w["bias_ih"] + w["bias_hh"]).astype(carry))  # (4H,)
-                w_hhs.append(w["kernel_hh"].astype(self.dtype))  # (H, 4H)
+                w_hhs.append(w["kernel_hh"].astype(self.dtype))  # (H, 4H) or (P, 4H)
+                w_hr = w.get("kernel_hr")  # (H, P), with a projection
+                w_hrs.append(None if w_hr is None else w_hr.astype(self.dtype))
             idx = slice(layer * dirs, (layer + 1) * dirs)
             init = (h0_all[idx], c0_all[idx])  # each (D, B, H)
             if use_pallas:
@@ -605,7 +649,7 @@ class LSTM(nn.Module):
                 weights_in = (w_ihs, biases, w_hhs)
                 if dirs == 2 and self.fused_directions:
                     (h_n, c_n), outs = _both_directions_at_once(
-                        direction, seq, *weights_in, mask, init
+                        direction, seq, *weights_in, mask, init, w_hrs
                     )  # (2, B, H) each
                     finals_h.append(h_n)
                     finals_c.append(c_n)
@@ -614,17 +658,17 @@ class LSTM(nn.Module):
                     for d in range(dirs):
                         w_d = (w[d] for w in weights_in)
                         (h_n, c_n), ys = direction(
-                            seq, *w_d, mask, init[0][d], init[1][d], reverse=d == 1
-                        )  # ys (T, B, H)
+                            seq, *w_d, mask, init[0][d], init[1][d], w_hrs[d], reverse=d == 1
+                        )  # ys (T, B, H) or (T, B, P)
                         outs.append(ys)
                         finals_h.append(h_n[None])
                         finals_c.append(c_n[None])
-            out = jnp.concatenate(outs, axis=-1) if dirs == 2 else outs[0]  # (T, B, D*H)
+            out = jnp.concatenate(outs, axis=-1) if dirs == 2 else outs[0]  # (T, B, D*H|P)
             if layer < self.num_layers - 1:
                 seq = Dropout(self.dropout)(out, deterministic=not train).astype(self.dtype)
             else:
                 seq = out
-        h_n = jnp.concatenate(finals_h, axis=0)  # (L*D, B, H)
+        h_n = jnp.concatenate(finals_h, axis=0)  # (L*D, B, H), or (L*D, B, P)
         c_n = jnp.concatenate(finals_c, axis=0)  # (L*D, B, H)
         if groups > 1:
             seq, h_n, c_n = per_shard(unsort_batch, (1, 1, 1, 0, 0), (1, 1, 1), mesh=shards)(
@@ -634,15 +678,16 @@ class LSTM(nn.Module):
         return outputs, (h_n, c_n)
 
 
-def _both_directions_at_once(direction, seq, w_ihs, biases, w_hhs, mask, init):
+def _both_directions_at_once(direction, seq, w_ihs, biases, w_hhs, mask, init, w_hrs):
     """A bidirectional layer as one vmapped scan over the direction axis: the backward
     direction runs forward over time-flipped input, where the padded tail comes first and
     leaves its zero carry as it is, so both are the same forward loop and each step is one
     batched (2, B, H) @ (2, H, 4H) matmul. `direction` is `LSTM._direction`'s function, so
     the fused layer has the same backward pass, projection and rematerialisation.
-    seq (T, B, F), mask (T, B, 1); w_ihs, biases, w_hhs: one per direction; init (h, c)
-    each (2, B, H). Returns ((h_n, c_n) each (2, B, H), [forward, backward] outputs
-    (T, B, H) in natural time order)."""
+    seq (T, B, F), mask (T, B, 1); w_ihs, biases, w_hhs, w_hrs (Nones without a
+    projection): one per direction; init (h, c) each (2, B, H). Returns ((h_n, c_n) each
+    (2, B, H), [forward, backward] outputs (T, B, H) in natural time order); h_n and the
+    outputs P wide with a projection."""
 
     def flip(a):
         return jnp.flip(a, axis=0)
@@ -655,5 +700,6 @@ def _both_directions_at_once(direction, seq, w_ihs, biases, w_hhs, mask, init):
         jnp.stack(w_hhs),  # (2, H, 4H)
         jnp.stack([mask, flip(mask)]),  # (2, T, B, 1)
         *init,
+        None if w_hrs[0] is None else jnp.stack(w_hrs),  # (2, H, P)
     )  # ys (2, T, B, H), the backward direction's in flipped time
     return (h_n, c_n), [ys[0], flip(ys[1])]

@@ -13,6 +13,12 @@ over every weight matrix and another over their gradients, memory-bound work tha
 trust's stack (a 768 x 1024 W_ih) 11-18% of its inference and 7-12% of its training on
 CPU (`python -m benchmarks.stack_ab REV --only trust`, benchmarks/README.md).
 
+Projections (PyTorch's `proj_size` P > 0): each step's hidden output o * tanh(c), (B, H),
+goes through W_hr (H, P) before it is the step's output and the next step's h, so h and
+the outputs are (B, P), the cell c stays (B, H) and W_hh is (P, 4H). Every function here
+takes `w_hr=None` (no projection) or that matrix; the backward step takes dh back through
+W_hr^T each step, and dW_hr is one matmul after the loop, as dW_hh is.
+
 Padding: where mask[t, b] is False the carry is frozen and the output is exactly zero.
 A forward scan therefore ends with each sequence's state at its own last valid step; a
 reverse scan (over the same padded array) keeps its zero initial state through the
@@ -103,6 +109,14 @@ def _cell(z: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
     return h_new, c_new
 
 
+def project_hidden(h: jax.Array, w_hr: jax.Array | None) -> jax.Array:
+    """A step's hidden output (..., H) through the projection W_hr (H, P), in h's dtype
+    (the carry dtype): PyTorch's `proj_size`. As it is without one (`w_hr` None)."""
+    if w_hr is None:
+        return h
+    return jnp.dot(h.astype(w_hr.dtype), w_hr, preferred_element_type=h.dtype)  # (..., P)
+
+
 def _preactivations(x, h, w_ih, w_hh, bias) -> jax.Array:
     """One step's gate-scaled pre-activations (B, 4H) in the carry dtype from its input x
     and carry h.
@@ -117,7 +131,7 @@ def _preactivations(x, h, w_ih, w_hh, bias) -> jax.Array:
     z = x + jnp.dot(h.astype(w_hh.dtype), w_hh, preferred_element_type=acc)
     if bias is not None:
         z = z + bias.astype(acc)[None, :]
-    return z * gate_scale(w_hh.shape[0], acc)[None, :]  # (B, 4H)
+    return z * gate_scale(w_hh.shape[1] // 4, acc)[None, :]  # (B, 4H)
 
 
 def _loop(step, init, xs, mask, *, reverse: bool, unroll: int, groups: int):
@@ -141,18 +155,21 @@ def scan_direction(
     w_ih: jax.Array | None = None,
     bias: jax.Array | None = None,
     groups: int = 1,
+    w_hr: jax.Array | None = None,
 ) -> tuple[Carry, jax.Array]:
     """Run one direction.
 
     xproj: (T, B, 4H) in the carry dtype (`carry_dtype`), x @ W_ih (+ biases unless `bias`
       is given); with `w_ih` (F, 4H) given, the unprojected input (T, B, F) instead,
       projected a step at a time inside the loop.
-    w_hh:  (H, 4H) in the compute dtype.
+    w_hh:  (H, 4H) in the compute dtype; (P, 4H) with a projection.
     mask:  (T, B, 1) bool.
-    init:  (h, c), each (B, H) in the carry dtype.
+    init:  (h, c), each (B, H) in the carry dtype; h (B, P) with a projection.
     bias:  (4H,), added each step (None: already in xproj).
     groups: > 1 runs the rows, sorted longest first, in that many length groups (`_loop`).
-    Returns the final (h, c) and outputs (T, B, H) in the carry dtype, zero where masked.
+    w_hr:  (H, P) in the compute dtype, the output projection (module docstring), or None.
+    Returns the final (h, c) and outputs (T, B, H) (or (T, B, P)) in the carry dtype, zero
+    where masked.
     """
 
     def step(carry: Carry, inputs):
@@ -160,6 +177,7 @@ def scan_direction(
         xp, m = inputs  # (B, 4H) or (B, F), (B, 1)
         z = _preactivations(xp, h, w_ih, w_hh, bias)  # (B, 4H)
         h_new, c_new = _cell(z, c)
+        h_new = project_hidden(h_new, w_hr)  # (B, P) with a projection
         h = jnp.where(m, h_new, h)
         c = jnp.where(m, c_new, c)
         return (h, c), jnp.where(m, h_new, 0.0)
@@ -181,7 +199,9 @@ def step_residuals(z: jax.Array, h: jax.Array, c: jax.Array):
     return h_new, c_new, (h, k, o * (1.0 - tanh_c * tanh_c), f)
 
 
-def _scan_forward_saving(xproj, w_hh, mask, init, reverse, unroll, w_ih=None, bias=None, groups=1):
+def _scan_forward_saving(
+    xproj, w_hh, mask, init, reverse, unroll, w_ih=None, bias=None, groups=1, w_hr=None
+):
     """Forward pass that also returns what the hand-written backward pass needs
     (arguments as `scan_direction`'s).
 
@@ -192,7 +212,8 @@ def _scan_forward_saving(xproj, w_hh, mask, init, reverse, unroll, w_ih=None, bi
         the sigmoid gates under the gate scale), and `gate_scale` times that the gradient
         of the unscaled ones;
       p (B, H): o * (1 - tanh(c)^2), the path from dh into dc;
-      f (B, H): the forget gate, the path from dc to the previous cell.
+      f (B, H): the forget gate, the path from dc to the previous cell;
+      with a projection also o * tanh(c) (B, H), the projection's input, for dW_hr.
     Why: a backward step that gathers four column blocks of t (B, 4H) and recombines
     them ran its elementwise part several times slower than the forward step's on CPU;
     now the two steps cost about the same (`python -m benchmarks.kernels`).
@@ -203,6 +224,9 @@ def _scan_forward_saving(xproj, w_hh, mask, init, reverse, unroll, w_ih=None, bi
         xp, m = inputs
         z = _preactivations(xp, h, w_ih, w_hh, bias)  # (B, 4H)
         h_new, c_new, saved = step_residuals(z, h, c)
+        if w_hr is not None:
+            saved = (*saved, h_new)  # the projection's input (B, H)
+            h_new = project_hidden(h_new, w_hr)  # (B, P)
         out = jnp.where(m, h_new, 0.0)
         return (jnp.where(m, h_new, h), jnp.where(m, c_new, c)), (out, saved)
 
@@ -236,35 +260,42 @@ def weight_grad(a: jax.Array, b: jax.Array) -> jax.Array:
     )  # (F, G)
 
 
-def _backward_scan(saved, w_hh, mask, carry, d_ys, *, reverse, unroll, groups=1):
+def _backward_scan(saved, w_hh, mask, carry, d_ys, *, reverse, unroll, groups=1, w_hr=None):
     """The hand-written backward recurrence over one span of steps.
 
-    saved: (h_prev, k, p, f) of the span from `_scan_forward_saving`, each (S, B, .);
-    carry: the (dh, dc) cotangent flowing in from the span's far end. Returns the (dh, dc)
-    leaving the span at its start, the cotangents dz (S, B, 4H) of the unscaled gate
-    pre-activations and this span's dW_hh (H, 4H).
+    saved: (h_prev, k, p, f) of the span from `_scan_forward_saving`, each (S, B, .), and
+    the projection's inputs after them where `w_hr` is given; carry: the (dh, dc) cotangent
+    flowing in from the span's far end. Returns the (dh, dc) leaving the span at its start,
+    the cotangents dz (S, B, 4H) of the unscaled gate pre-activations, this span's dW_hh
+    (H, 4H) (or (P, 4H)) and its dW_hr (H, P), None without a projection.
     """
-    h_prev, k, p, f = saved
+    h_prev, k, p, f = saved[:4]
     carry = match_vma(carry, k)
-    w_t = w_hh.T  # (4H, H)
-    scale = gate_scale(w_hh.shape[0], k.dtype)[None, :]  # (1, 4H): k is for the scaled ones
+    w_t = w_hh.T  # (4H, H) or (4H, P)
+    w_hr_t = None if w_hr is None else w_hr.T  # (P, H)
+    scale = gate_scale(k.shape[-1] // 4, k.dtype)[None, :]  # (1, 4H): k is for the scaled ones
 
     def step(carry: Carry, inputs):
         dh_next, dc_next = carry
         dy, m, k_s, p_s, f_s = inputs
-        dh = jnp.where(m, dy + dh_next, 0.0)  # grad into h_new
-        dc = jnp.where(m, dc_next, 0.0) + dh * p_s  # grad into c_new
-        dz = jnp.concatenate([dc, dc, dc, dh], axis=-1) * k_s * scale  # (B, 4H)
+        dh = jnp.where(m, dy + dh_next, 0.0)  # grad into h_new, (B, H) or (B, P)
+        # through the projection: the grad into o * tanh(c), (B, H)
+        dh_cell = project_hidden(dh, w_hr_t)
+        dc = jnp.where(m, dc_next, 0.0) + dh_cell * p_s  # grad into c_new
+        dz = jnp.concatenate([dc, dc, dc, dh_cell], axis=-1) * k_s * scale  # (B, 4H)
         dh_prev = jnp.dot(dz.astype(w_t.dtype), w_t, preferred_element_type=dz.dtype)
         dh_prev = dh_prev + jnp.where(m, 0.0, dh_next)
         dc_prev = dc * f_s + jnp.where(m, 0.0, dc_next)
-        return (dh_prev, dc_prev), dz
+        return (dh_prev, dc_prev), (dz, None if w_hr is None else dh)
 
-    carry, dz = _loop(
+    carry, (dz, dh) = _loop(
         step, carry, (d_ys, mask, k, p, f), mask, reverse=not reverse, unroll=unroll, groups=groups
-    )  # dz (S, B, 4H)
+    )  # dz (S, B, 4H); dh (S, B, P) or None
     dw = weight_grad(h_prev.astype(w_hh.dtype), dz.astype(w_hh.dtype))  # (H, 4H)
-    return carry, dz, dw
+    dw_hr = None
+    if w_hr is not None:
+        dw_hr = weight_grad(saved[4].astype(w_hr.dtype), dh.astype(w_hr.dtype))  # (H, P)
+    return carry, dz, dw, dw_hr
 
 
 def _scan_vjp_bwd(reverse, unroll, groups, residuals, cotangents):
@@ -276,7 +307,7 @@ def _scan_vjp_bwd(reverse, unroll, groups, residuals, cotangents):
     """
     saved, w_hh, mask = residuals
     d_final, d_ys = cotangents
-    d_init, dz, dw = _backward_scan(
+    d_init, dz, dw, _ = _backward_scan(
         saved, w_hh, mask, d_final, d_ys, reverse=reverse, unroll=unroll, groups=groups
     )
     dw = sum_to_vma(dw, w_hh)
@@ -333,10 +364,14 @@ def _chunks(seq: jax.Array, mask: jax.Array, chunk: int) -> tuple[jax.Array, jax
 
 
 def _layer_cotangents(dx, grads, weights, d_init):
-    """The cotangent tuple of (seq, w_ih, bias, w_hh, mask, init) for a custom VJP rule:
-    weight gradients summed over shards they do not vary across, cast to their dtypes."""
-    summed = (sum_to_vma(g, w).astype(w.dtype) for g, w in zip(grads, weights, strict=True))
-    return (dx, *summed, None, d_init)
+    """The cotangent tuple of (seq, w_ih, bias, w_hh, mask, init, w_hr) for a custom VJP
+    rule, from the gradients of `weights` (w_ih, bias, w_hh, w_hr): summed over shards
+    they do not vary across, cast to their dtypes; None for a w_hr that is None."""
+    dw_ih, db, dw_hh, dw_hr = (
+        None if w is None else sum_to_vma(g, w).astype(w.dtype)
+        for g, w in zip(grads, weights, strict=True)
+    )
+    return (dx, dw_ih, db, dw_hh, None, d_init, dw_hr)
 
 
 def projection_chunk(steps: int, target: int = 32) -> int:
@@ -360,24 +395,25 @@ def _loop_inputs(seq, w_ih, chunk):
     return (seq, w_ih) if chunk == 1 else (project(seq, w_ih), None)
 
 
-def _chunked_primal(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, groups=1):
+def _chunked_primal(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, groups=1, w_hr=None):
     """The no-gradient forward of both chunked layer-directions: (final carry, outputs),
     without the per-chunk entry carries that only a backward pass needs."""
     if _unchunked(chunk, seq.shape[0]):
         xs, w_in = _loop_inputs(seq, w_ih, chunk)
         return scan_direction(
             xs, w_hh, mask, init, reverse=reverse, unroll=unroll, w_ih=w_in, bias=bias,
-            groups=groups,
+            groups=groups, w_hr=w_hr,
         )  # fmt: skip
     final, ys, _ = _remat_forward(
-        seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, False, groups
+        seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, False, groups, w_hr
     )
     return final, ys
 
 
 def _remat_forward(
-    seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, keep_entries=True, groups=1
-):
+    seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, keep_entries=True, groups=1,
+    w_hr=None,
+):  # fmt: skip
     """Forward over chunks of steps, keeping only the carry entering each chunk.
 
     The input projection is done per chunk too: a (T, B, 4H) projection would be 4H/F
@@ -390,78 +426,89 @@ def _remat_forward(
         x, m = inputs  # (C, B, F), (C, B, 1)
         xp = project(x, w_ih)  # (C, B, 4H)
         out, ys = scan_direction(
-            xp, w_hh, m, carry, reverse=reverse, unroll=unroll, bias=bias, groups=groups
-        )
+            xp, w_hh, m, carry, reverse=reverse, unroll=unroll, bias=bias, groups=groups,
+            w_hr=w_hr,
+        )  # fmt: skip
         return out, (carry if keep_entries else None, ys)
 
     final, (entries, ys) = lax.scan(chunk_step, init, (xs, ms), reverse=reverse)
     return final, _from_chunks(ys, steps), entries  # entries: (h, c) each (N, B, H) or None
 
 
-def _remat_vjp_fwd(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, groups):
+def _remat_vjp_fwd(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, groups, w_hr):
     final, ys, entries = _remat_forward(
-        seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, True, groups
+        seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, True, groups, w_hr
     )
-    return (final, ys), (entries, seq, w_ih, bias, w_hh, mask)
+    return (final, ys), (entries, seq, w_ih, bias, w_hh, mask, w_hr)
+
+
+def _add(total, part):
+    """total + part, where both are None for a weight that is not there (w_hr)."""
+    return None if total is None else total + part
 
 
 def _remat_vjp_bwd(reverse, unroll, chunk, groups, residuals, cotangents):
     """Per chunk, last first: recompute its projection and forward from the saved entry
     carry, run the hand-written backward over it and fold its gate cotangents into the
     weight gradients at once. Live memory is one chunk's residuals, not T steps'."""
-    entries, seq, w_ih, bias, w_hh, mask = residuals
+    entries, seq, w_ih, bias, w_hh, mask, w_hr = residuals
     d_final, d_ys = cotangents
     steps = seq.shape[0]
     xs, ms = _chunks(seq, mask, chunk)
     dys = _to_chunks(d_ys, chunk, 0.0)
 
     def chunk_step(carry, inputs):
-        d_carry, dw_ih, db, dw_hh = carry
+        d_carry, dw_ih, db, dw_hh, dw_hr = carry
         entry, x, m, dy = inputs  # x (C, B, F)
         xp = project(x, w_ih)
         _, _, saved = _scan_forward_saving(
-            xp, w_hh, m, entry, reverse, unroll, bias=bias, groups=groups
+            xp, w_hh, m, entry, reverse, unroll, bias=bias, groups=groups, w_hr=w_hr
         )
-        d_carry, dz, dw_chunk = _backward_scan(
-            saved, w_hh, m, d_carry, dy, reverse=reverse, unroll=unroll, groups=groups
-        )  # dz (C, B, 4H)
+        d_carry, dz, dw_chunk, dw_hr_chunk = _backward_scan(
+            saved, w_hh, m, d_carry, dy, reverse=reverse, unroll=unroll, groups=groups,
+            w_hr=w_hr,
+        )  # fmt: skip
         dx, dw_ih_chunk, db_chunk = _input_grads(x, dz, w_ih)  # dx (C, B, F)
-        sums = (dw_ih + dw_ih_chunk, db + db_chunk, dw_hh + dw_chunk)
+        sums = (dw_ih + dw_ih_chunk, db + db_chunk, dw_hh + dw_chunk, _add(dw_hr, dw_hr_chunk))
         return (d_carry, *sums), dx.astype(seq.dtype)
 
-    zeros = tuple(jnp.zeros(w.shape, carry_dtype(w.dtype)) for w in (w_ih, bias, w_hh))
+    weights = (w_ih, bias, w_hh, w_hr)
+    zeros = tuple(None if w is None else jnp.zeros(w.shape, carry_dtype(w.dtype)) for w in weights)
     zeros = match_vma(zeros, seq)
-    (d_init, dw_ih, db, dw_hh), dx = lax.scan(
+    (d_init, *grads), dx = lax.scan(
         chunk_step, (d_final, *zeros), (entries, xs, ms, dys), reverse=not reverse
     )  # dx (N, C, B, F)
-    grads = (dw_ih, db, dw_hh)
-    return _layer_cotangents(_from_chunks(dx, steps), grads, (w_ih, bias, w_hh), d_init)
+    return _layer_cotangents(_from_chunks(dx, steps), grads, weights, d_init)
 
 
 # One layer-direction, input projection included, whose backward pass stores the carry
 # only every `chunk` steps and recomputes each chunk when it gets there: activation
 # memory O(T/chunk + chunk) steps instead of O(T), for about one extra forward pass.
 # seq (T, B, F), w_ih (F, 4H), bias (4H,), w_hh (H, 4H); `reverse`,
-# `unroll`, `chunk` and `groups` (default 1) are positional and static.
+# `unroll`, `chunk` and `groups` (default 1) are positional and static; last, `w_hr`
+# (H, P) or None (default; with a projection, w_hh is (P, 4H)).
 lstm_direction_remat = custom_vjp_in_precision(
     _chunked_primal, _remat_vjp_fwd, _remat_vjp_bwd, nondiff_argnums=(6, 7, 8, 9)
 )
 
 
-def _chunked_forward_saving(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, groups=1):
+def _chunked_forward_saving(
+    seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, groups=1, w_hr=None
+):
     """`_scan_forward_saving` with the input projection done one chunk of steps at a time
     (or all at once, or inside the recurrence: see `_unchunked`)."""
     steps = seq.shape[0]
     if _unchunked(chunk, steps):
         xs, w_in = _loop_inputs(seq, w_ih, chunk)
-        return _scan_forward_saving(xs, w_hh, mask, init, reverse, unroll, w_in, bias, groups)
+        return _scan_forward_saving(xs, w_hh, mask, init, reverse, unroll, w_in, bias, groups, w_hr)
     xs, ms = _chunks(seq, mask, chunk)
 
     def chunk_step(carry: Carry, inputs):
         x, m = inputs  # (C, B, F), (C, B, 1)
         carry, ys, saved = _scan_forward_saving(
-            project(x, w_ih), w_hh, m, carry, reverse, unroll, bias=bias, groups=groups
-        )
+            project(x, w_ih), w_hh, m, carry, reverse, unroll, bias=bias, groups=groups,
+            w_hr=w_hr,
+        )  # fmt: skip
         return carry, (ys, saved)
 
     final, (ys, saved) = lax.scan(chunk_step, init, (xs, ms), reverse=reverse)
@@ -470,33 +517,36 @@ def _chunked_forward_saving(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, 
 
 
 def _projected_primal(
-    seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, infer_chunk, groups=1
+    seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, infer_chunk, groups=1, w_hr=None
 ):
     """`lstm_direction` when nothing differentiates it: projected `infer_chunk` steps at a
     time, which may differ from the chunk its gradient's forward pass uses."""
-    return _chunked_primal(seq, w_ih, bias, w_hh, mask, init, reverse, unroll, infer_chunk, groups)
+    return _chunked_primal(
+        seq, w_ih, bias, w_hh, mask, init, reverse, unroll, infer_chunk, groups, w_hr
+    )
 
 
 def _projected_vjp_fwd(
-    seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, infer_chunk, groups
+    seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, infer_chunk, groups, w_hr
 ):
     final, ys, saved = _chunked_forward_saving(
-        seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, groups
+        seq, w_ih, bias, w_hh, mask, init, reverse, unroll, chunk, groups, w_hr
     )
-    return (final, ys), (saved, seq, w_ih, bias, w_hh, mask)
+    return (final, ys), (saved, seq, w_ih, bias, w_hh, mask, w_hr)
 
 
 def _projected_vjp_bwd(reverse, unroll, chunk, infer_chunk, groups, residuals, cotangents):
     """The backward recurrence over all T steps, then the input-side gradients as three
     large matmuls over (T*B) rows: dx, dW_ih and the bias."""
-    saved, seq, w_ih, bias, w_hh, mask = residuals
+    saved, seq, w_ih, bias, w_hh, mask, w_hr = residuals
     d_final, d_ys = cotangents
-    d_init, dz, dw_hh = _backward_scan(
-        saved, w_hh, mask, d_final, d_ys, reverse=reverse, unroll=unroll, groups=groups
-    )  # dz (T, B, 4H)
-    dx, dw_ih, db = _input_grads(seq, dz, w_ih)
-    grads = (dw_ih, db, dw_hh)
-    return _layer_cotangents(dx.astype(seq.dtype), grads, (w_ih, bias, w_hh), d_init)
+    d_init, dz, dw_hh, dw_hr = _backward_scan(
+        saved, w_hh, mask, d_final, d_ys, reverse=reverse, unroll=unroll, groups=groups,
+        w_hr=w_hr,
+    )  # fmt: skip
+    dx, dw_ih, db = _input_grads(seq, dz, w_ih)  # dz (T, B, 4H) -> dx (T, B, F)
+    grads = (dw_ih, db, dw_hh, dw_hr)
+    return _layer_cotangents(dx.astype(seq.dtype), grads, (w_ih, bias, w_hh, w_hr), d_init)
 
 
 # One layer-direction, input projection included: `chunk` steps of input per projection
@@ -504,7 +554,7 @@ def _projected_vjp_bwd(reverse, unroll, chunk, infer_chunk, groups, residuals, c
 # steps, so the (T, B, 4H) projection never exists as one buffer), `infer_chunk` likewise
 # where no gradient is taken. The backward pass is the hand-written one. Arguments as
 # `lstm_direction_remat`'s up to `chunk`, then `infer_chunk` and `groups` (default 1), both
-# static: groups > 1 needs the rows sorted longest first (length_groups.py).
+# static: groups > 1 needs the rows sorted longest first (length_groups.py); last, `w_hr`.
 lstm_direction = custom_vjp_in_precision(
     _projected_primal, _projected_vjp_fwd, _projected_vjp_bwd, nondiff_argnums=(6, 7, 8, 9, 10)
 )
