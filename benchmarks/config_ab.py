@@ -6,12 +6,13 @@
 
 Why: a key that trades speed (`host.reuse_freed_memory`, `mesh.cpu_devices`,
 `train.loop_graphs`) wins on some configs and loses on others, so each config's value is
-set from a measurement of that config. Each round measures every
-config with settings A and B, A first in even rounds and B first in odd ones, each in a
-fresh process (`benchmarks.systems.measure_isolated`: the real jitted train step on a
-real batch of the config's data, and inference at batch 1, 32 and 256). Reported per
-config: medians over the rounds, and `a_over_b` ratios of the medians, > 1 where B is
-faster.
+set from a measurement of that config; one that trades speed for memory
+(`train.micro_batches`) shows the train step's compiled memory beside its time. Each
+round measures every config with settings A and B, A first in even rounds and B first in
+odd ones, each in a fresh process (`benchmarks.systems.measure_isolated`: the real jitted
+train step on a real batch of the config's data, and inference at batch 1, 32 and 256).
+Reported per config: medians over the rounds, and `a_over_b` ratios of the medians, > 1
+where B is faster (or smaller).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ FIGURES = {  # name -> where a `benchmarks.systems.measure` result holds it
     "inference_batch_32_ms": ("inference", "batch_32", "median_ms"),
     "inference_batch_256_ms": ("inference", "batch_256", "median_ms"),
     "process_peak_rss_gb": ("memory", "process_peak_rss_bytes"),
+    # what XLA's buffer assignment gives the train step: arguments, outputs, temporaries
+    "train_step_memory_gb": ("memory", "train_step_compiled", "total_bytes"),
 }
 
 

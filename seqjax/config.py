@@ -108,8 +108,15 @@ class TrainConfig:
     # [first, last]: trace these global steps (1-based) with jax.profiler into
     # RUN_DIR/profile (seqjax/train/profiling.py); [0, 0] traces nothing.
     profile_steps: tuple[int, int] = (0, 0)
+    # > 1: form each step's gradient from this many micro-batches of the batch, one after
+    # another (seqjax/train/step.py), for 1/k of the activation memory; the same update to
+    # float rounding, except where dropout (other masks) or BatchNorm (statistics per
+    # micro-batch) draw on the batch. batch_size must split into k per device.
+    micro_batches: int = 1
 
     def __post_init__(self):
+        if self.micro_batches < 1:
+            raise ValueError(f"train.micro_batches must be >= 1; got {self.micro_batches}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(
                 "train.epochs and train.batch_size must be >= 1; got "

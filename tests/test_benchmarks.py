@@ -420,13 +420,17 @@ def test_config_ab_reads_a_systems_result_and_ratios_medians_of_a_over_b():
         return {
             "train_step": {"median_ms": train_ms},
             "inference": {f"batch_{b}": {"median_ms": b / 10} for b in (1, 32, 256)},
-            "memory": {"process_peak_rss_bytes": 2**30},
+            "memory": {
+                "process_peak_rss_bytes": 2**30,
+                "train_step_compiled": {"total_bytes": 2**29},
+            },
             "host_memory_reused": reused,
         }
 
     one = figures(measured(5.0, True))
     assert one["train_step_ms"] == 5.0 and one["inference_batch_256_ms"] == 25.6
     assert one["process_peak_rss_gb"] == 1.0 and one["host_memory_reused"] is True
+    assert one["train_step_memory_gb"] == 0.5
     runs = {
         "a": [figures(measured(ms, False)) for ms in (12.0, 10.0, 11.0)],
         "b": [figures(measured(ms, True)) for ms in (5.0, 9.0, 4.0)],

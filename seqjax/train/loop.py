@@ -39,6 +39,7 @@ from seqjax.train.profiling import StepProfiler, check_profile_steps
 from seqjax.train.progress import EpochProgress
 from seqjax.train.sharding import (
     check_divisible,
+    check_micro_batches,
     data_sharding,
     make_mesh,
     on_mesh,
@@ -142,10 +143,16 @@ def evaluate(
 
 @functools.cache
 def compile_steps(
-    task: Task, mesh: Mesh, *, skip_nonfinite: bool = False, loop_graphs: bool = False
+    task: Task,
+    mesh: Mesh,
+    *,
+    skip_nonfinite: bool = False,
+    loop_graphs: bool = False,
+    micro_batches: int = 1,
 ) -> tuple[Callable, Callable]:
     """Jitted train and eval steps: batch sharded on `data`, state replicated, state donated;
-    with `loop_graphs`, compiled with `LOOP_GRAPHS` (the loops in CUDA graphs on a GPU).
+    with `loop_graphs`, compiled with `LOOP_GRAPHS` (the loops in CUDA graphs on a GPU);
+    the train step's gradient from `micro_batches` micro-batches (`make_train_step`).
 
     Cached per (task, mesh, options): fit, evaluation after it and every `predict` call
     share one jitted function each, so a shape is traced and compiled once per process.
@@ -153,7 +160,10 @@ def compile_steps(
     rep, dat = replicated(mesh), data_sharding(mesh)
     options = LOOP_GRAPHS if loop_graphs else None
     train_step = jax.jit(
-        on_mesh(make_train_step(task.loss, skip_nonfinite=skip_nonfinite), mesh),
+        on_mesh(
+            make_train_step(task.loss, skip_nonfinite=skip_nonfinite, micro_batches=micro_batches),
+            mesh,
+        ),
         in_shardings=(rep, dat),
         out_shardings=(rep, rep),
         donate_argnums=0,
@@ -175,6 +185,7 @@ def steps_for(cfg: ExperimentConfig, mesh: Mesh) -> tuple[Callable, Callable]:
         mesh,
         skip_nonfinite=cfg.train.nonfinite == "skip",
         loop_graphs=cfg.train.loop_graphs,
+        micro_batches=cfg.train.micro_batches,
     )
 
 
@@ -248,6 +259,7 @@ def check_trainable(cfg: ExperimentConfig, splits: dict, mesh: Mesh) -> None:
             f"({n} examples)"
         )
     check_divisible(cfg.train.batch_size, mesh)
+    check_micro_batches(cfg.train.batch_size, cfg.train.micro_batches, mesh)
     check_outputs_fit_targets(cfg, splits["train"])
     steps = num_batches(n, cfg.train.batch_size, drop_remainder=False) * cfg.train.epochs
     check_profile_steps(cfg.train.profile_steps, steps)

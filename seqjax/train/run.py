@@ -63,7 +63,8 @@ def check_run_dir(cfg: ExperimentConfig, run_dir: str, *, resume: bool) -> None:
 # run given them from the start would have gone on (the data order, the plateau and
 # early-stopping state are the checkpoint's). Another device count or mesh continues the
 # same optimisation, to float rounding (and, with length groups, dropout falls on other
-# rows); `train.nonfinite=skip` lets a run that stopped at a non-finite step go on past
+# rows), and so do other `train.micro_batches` (which draw other dropout masks and, with
+# BatchNorm, other batch statistics); `train.nonfinite=skip` lets a run that stopped at a non-finite step go on past
 # it. The optimizer's settings are not here: its learning rate lives in the checkpointed
 # optimizer state, so a changed `optimizer.lr` would silently not apply.
 RESUME_MAY_CHANGE = (
@@ -73,6 +74,7 @@ RESUME_MAY_CHANGE = (
     "train.plots",
     "train.loop_graphs",
     "train.profile_steps",
+    "train.micro_batches",
     "mesh.num_devices",
     "mesh.cpu_devices",
     "host.reuse_freed_memory",

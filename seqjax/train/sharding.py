@@ -87,6 +87,18 @@ def check_divisible(batch_size: int, mesh: Mesh) -> None:
         )
 
 
+def check_micro_batches(batch_size: int, micro_batches: int, mesh: Mesh) -> None:
+    """Each device's rows must split into `micro_batches` equal micro-batches, so that every
+    micro-batch is split over every device (`step.split_micro_batches`)."""
+    devices = mesh.devices.size
+    if batch_size % (devices * micro_batches):
+        raise ValueError(
+            f"train.batch_size {batch_size} does not split into train.micro_batches="
+            f"{micro_batches} equal micro-batches on each of the mesh's {devices} devices; "
+            f"use a multiple of {devices * micro_batches}"
+        )
+
+
 def process_rows(global_batch: int) -> slice:
     """The contiguous rows of every global batch that this process feeds."""
     count, index = jax.process_count(), jax.process_index()
