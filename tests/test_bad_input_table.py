@@ -69,6 +69,12 @@ CASES = [
         "larger than the training split",
     ),
     (
+        "micro-batches that do not split the batch",
+        lambda: _fit("train.batch_size=4", "train.micro_batches=3"),
+        ValueError,
+        r"train.batch_size 4 does not split into train.micro_batches=3 equal micro-batches",
+    ),
+    (
         "more devices than exist",
         lambda: _fit("train.batch_size=2", "mesh.num_devices=64"),
         ValueError,

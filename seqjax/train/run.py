@@ -64,9 +64,10 @@ def check_run_dir(cfg: ExperimentConfig, run_dir: str, *, resume: bool) -> None:
 # early-stopping state are the checkpoint's). Another device count or mesh continues the
 # same optimisation, to float rounding (and, with length groups, dropout falls on other
 # rows), and so do other `train.micro_batches` (which draw other dropout masks and, with
-# BatchNorm, other batch statistics); `train.nonfinite=skip` lets a run that stopped at a non-finite step go on past
-# it. The optimizer's settings are not here: its learning rate lives in the checkpointed
-# optimizer state, so a changed `optimizer.lr` would silently not apply.
+# BatchNorm, other batch statistics); `train.nonfinite=skip` lets a run that stopped at a
+# non-finite step go on past it. The optimizer's settings are not here: its learning rate
+# lives in the checkpointed optimizer state, so a changed `optimizer.lr` would silently not
+# apply.
 RESUME_MAY_CHANGE = (
     "train.epochs",
     "train.nonfinite",
