@@ -128,8 +128,9 @@ for micro in (1, 2):
     state = replicate(state, mesh)
     step, _ = steps_for(cfg, mesh)
     batch = shard_batch(next(iterate_batches(train, 8, shuffle=False)), mesh)
-    hlo = step.lower(state, batch).compile().as_text()
-    state, metrics = step(state, batch)
+    compiled = step.lower(state, batch).compile()  # read, then run: compiled once
+    hlo = compiled.as_text()
+    state, metrics = compiled(state, batch)
     out[micro] = {
         "loss": float(metrics["loss"]),
         "params": [np.asarray(p).ravel()[:50].tolist() for p in jax.tree.leaves(state.params)],
