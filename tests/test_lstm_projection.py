@@ -92,8 +92,8 @@ def test_one_layer_shapes_and_parameters_are_torchs():
     sd = {k: v.detach().numpy() for k, v in ref.state_dict().items()}
     model = LSTM(H, proj_size=P)
     built = model.init(jax.random.key(0), x, LENGTHS)
-    shapes = {k: v.shape[::-1] for k, v in lstm_params_to_torch(built).items()}  # transposed
-    assert shapes == {k: v.shape[::-1] if v.ndim == 2 else v.shape for k, v in sd.items()}
+    shapes = {k: v.shape for k, v in lstm_params_to_torch(built).items()}  # torch's layout
+    assert shapes == {k: v.shape for k, v in sd.items()}
     variables = lstm_params_from_torch(sd, num_layers=1, bidirectional=False, proj_size=P)
     out, (h_n, c_n) = model.apply(variables, x, LENGTHS)
     assert (out.shape, h_n.shape, c_n.shape) == ((B, T, P), (1, B, P), (1, B, H))
