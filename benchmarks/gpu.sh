@@ -7,8 +7,9 @@
 # Stages (default: all, in this order): env tests quick suite backends kernels long scaling;
 # also pallas (steel and trend side by side with every GPU variant, the fused kernels'
 # tests, then every tiling and warp count on steel's layer: a short budget's first call)
-# levers (each seed system with its loops in CUDA graphs, then with Pallas) and buckets
-# (steel_standard's training epoch with its batches cut to length buckets).
+# levers (each seed system with its loops in CUDA graphs, then with Pallas), buckets
+# (steel_standard's training epoch with its batches cut to length buckets) and micro
+# (steel's train step at batch 256 whole and in 8 micro-batches: memory against time).
 # Each stage's log and JSON land in OUTDIR (default benchmarks/results), the suite's also as
 # the README's markdown tables (python -m benchmarks.report); a stage that fails does not
 # stop the next.
@@ -35,8 +36,9 @@ flax.__version__, optax.__version__, torch.__version__, jax.devices())"
         tests/test_lstm_remat.py tests/test_lstm_errors.py tests/test_recurrence.py \
         tests/test_lstm_pallas.py tests/test_lstm_fused.py tests/test_lstm_defaults.py \
         tests/test_lstm_transforms.py tests/test_lstm_streaming.py \
+        tests/test_lstm_projection.py tests/test_micro_batches.py \
         tests/test_engine.py::test_loop_graphs_reach_xla_and_change_no_result \
-        2>&1 | tee "$out/gpu_tests.log"
+        -k "not two_devices" 2>&1 | tee "$out/gpu_tests.log"  # those need 2 CPU devices
       ;;
     pallas)  # the GPU levers, for a short budget, most telling first: steel and trend side
       # by side with the scan (also fused, with its loops in CUDA graphs, and both), cuDNN,
@@ -61,6 +63,12 @@ flax.__version__, optax.__version__, torch.__version__, jax.devices())"
             --out "$out/${kind}_${lever%%=*}.json" 2>&1 | tee -a "$out/levers.log"
         done
       done
+      ;;
+    micro)
+      $py -m benchmarks.config_ab configs/steel_standard.yaml configs/steel_bidirectional.yaml \
+        --a train.batch_size=256 --a train.micro_batches=1 --b train.batch_size=256 \
+        --b train.micro_batches=8 --rounds 2 --steps 10 --repeats 5 \
+        --out "$out/config_ab_micro_batches_$kind.json" 2>&1 | tee "$out/micro.log"
       ;;
     buckets)
       $py -m benchmarks.buckets --out "$out/buckets_$kind.json" 2>&1 | tee "$out/buckets.log"
