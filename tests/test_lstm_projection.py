@@ -13,6 +13,7 @@ from jax.test_util import check_grads
 
 from seqjax.interop import lstm_params_from_torch, lstm_params_to_torch
 from seqjax.layers import LSTM
+from seqjax.torch_weights import from_torch_state_dict, to_torch_state_dict
 from tests.cpu_devices_subprocess import run_on_cpu_devices
 from tests.lstm_reference import numpy_lstm, random_state_dict
 
@@ -81,8 +82,8 @@ def test_values_and_gradients_equal_torch_packed(variant):
 
 
 def test_one_layer_shapes_and_parameters_are_torchs():
-    """Unidirectional, no initial state: torch's shapes, parameter names, shapes and count,
-    and its packed outputs; a layer built here round-trips to torch's names."""
+    """Unidirectional, no initial state: torch's shapes, parameter names and shapes, and its
+    packed outputs; the weights go both ways by name, alone and inside a whole model."""
     torch = pytest.importorskip("torch")
     torch.manual_seed(2)
     ref = torch.nn.LSTM(F, H, proj_size=P, batch_first=True)
@@ -100,6 +101,12 @@ def test_one_layer_shapes_and_parameters_are_torchs():
     chex.assert_trees_all_close([np.asarray(a) for a in (out, h_n, c_n)], want, atol=1e-5)
     back = lstm_params_to_torch(variables)
     assert all(np.array_equal(back[k], sd[k]) for k in sd) and sorted(back) == sorted(sd)
+    # inside a whole model, as safetensors files carry it: PyTorch's `lstm.weight_hr_l0`
+    nested = {"params": {"lstm": variables["params"]}}
+    named = to_torch_state_dict(nested, "custom")
+    assert all(np.array_equal(named[f"lstm.{k}"], sd[k]) for k in sd) and len(named) == len(sd)
+    restored = from_torch_state_dict({f"lstm.{k}": v for k, v in sd.items()}, nested, "custom")
+    chex.assert_trees_all_equal(restored, jax.tree.map(np.asarray, nested))
 
 
 def test_float64_values_and_gradients_equal_reference_and_finite_differences():
