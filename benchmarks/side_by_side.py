@@ -157,11 +157,15 @@ def torch_fns(
 
     torch.manual_seed(0)
     stack, size = torch.nn.ModuleList(), cfg["features"]
+    proj = cfg.get("proj_size", 0)  # nn.LSTM's projections, where a config has them
     for h in cfg["hidden"]:
         stack.append(
-            torch.nn.LSTM(size, h, cfg["layers"], batch_first=True, bidirectional=cfg["bi"])
-        )
-        size = h * (2 if cfg["bi"] else 1)
+            torch.nn.LSTM(
+                size, h, cfg["layers"], batch_first=True, bidirectional=cfg["bi"],
+                proj_size=proj,
+            )
+        )  # fmt: skip
+        size = (proj or h) * (2 if cfg["bi"] else 1)
     xt, lt = torch.from_numpy(x), torch.from_numpy(lengths.astype(np.int64))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":  # cuDNN, in full float32 like every implementation here

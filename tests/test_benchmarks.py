@@ -267,6 +267,21 @@ def test_kernel_costs_quick_run_writes_each_piece(tmp_path):
     assert all(s["median_us_per_step"] > 0 and s["repeats"] == 12 for s in chains.values())
 
 
+def test_projection_quick_run_ratios_against_torch_with_projections(tmp_path):
+    from benchmarks.projection import main
+
+    out = tmp_path / "projection.json"
+    main(["--quick", "--only", "trend", "--repeats", "2", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["command"].startswith("python -m benchmarks.projection --quick")
+    trend = result["systems"]["trend"]
+    assert trend["config"]["proj_size"] == 32 and trend["config"]["hidden"] == [64]
+    impls = {"seqjax", "seqjax_unprojected", "torch_padded", "torch_packed"}
+    assert set(trend["timings"]) == impls
+    ratios = [*trend["speedup"].values(), *trend["projected_over_unprojected"].values()]
+    assert len(trend["speedup"]) == 4 and all(math.isfinite(v) and v > 0 for v in ratios)
+
+
 def test_pallas_tilings_quick_run_times_each_tiling_beside_the_scan(tmp_path):
     """Interpreted (no GPU here): the tilings' speed means nothing, the JSON's shape does."""
     from benchmarks.pallas_tiles import main
