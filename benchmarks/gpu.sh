@@ -8,8 +8,9 @@
 # also pallas (steel and trend side by side with every GPU variant, the fused kernels'
 # tests, then every tiling and warp count on steel's layer: a short budget's first call)
 # levers (each seed system with its loops in CUDA graphs, then with Pallas), buckets
-# (steel_standard's training epoch with its batches cut to length buckets) and micro
-# (steel's train step at batch 256 whole and in 8 micro-batches: memory against time).
+# (steel_standard's training epoch with its batches cut to length buckets), micro
+# (steel's train step at batch 256 whole and in 8 micro-batches: memory against time) and
+# projection (LSTM(proj_size) beside PyTorch's, which cuDNN runs there).
 # Each stage's log and JSON land in OUTDIR (default benchmarks/results), the suite's also as
 # the README's markdown tables (python -m benchmarks.report); a stage that fails does not
 # stop the next.
@@ -69,6 +70,9 @@ flax.__version__, optax.__version__, torch.__version__, jax.devices())"
         --a train.batch_size=256 --a train.micro_batches=1 --b train.batch_size=256 \
         --b train.micro_batches=8 --rounds 2 --steps 10 --repeats 5 \
         --out "$out/config_ab_micro_batches_$kind.json" 2>&1 | tee "$out/micro.log"
+      ;;
+    projection)
+      $py -m benchmarks.projection --out "$out/projection_$kind.json" 2>&1 | tee "$out/projection.log"
       ;;
     buckets)
       $py -m benchmarks.buckets --out "$out/buckets_$kind.json" 2>&1 | tee "$out/buckets.log"
