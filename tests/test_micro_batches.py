@@ -105,6 +105,7 @@ def test_bad_micro_batch_counts_are_named():
 SCRIPT = """
 import json
 import jax, numpy as np
+from jax.sharding import AxisType, PartitionSpec as P
 from seqjax.config import load_config
 from seqjax.data.dataset import iterate_batches
 from seqjax.data.sources import load_splits
@@ -113,6 +114,11 @@ from seqjax.train.loop import check_trainable, steps_for
 from seqjax.train.optim import make_optimizer
 from seqjax.train.sharding import make_mesh, replicate, shard_batch
 from seqjax.train.state import create_state
+from seqjax.train.step import make_train_step
+from seqjax.tasks import get_task
+
+def head(params):  # the first 50 values of each parameter
+    return [np.asarray(p).ravel()[:50].tolist() for p in jax.tree.leaves(params)]
 
 out = {}
 for micro in (1, 2):
@@ -127,19 +133,29 @@ for micro in (1, 2):
                          train.inputs[:1], train.lengths[:1], seed=0)
     state = replicate(state, mesh)
     step, _ = steps_for(cfg, mesh)
-    batch = shard_batch(next(iterate_batches(train, 8, shuffle=False)), mesh)
+    host_batch = next(iterate_batches(train, 8, shuffle=False))
+    if micro == 2:  # first on a mesh with explicit axes, the batch's split in its type
+        explicit = jax.make_mesh((2,), ("data",), axis_types=(AxisType.Explicit,))
+        with jax.set_mesh(explicit):
+            own_step = jax.jit(make_train_step(get_task(cfg.train.loss).loss, micro_batches=2))
+            done, _ = own_step(jax.device_put(state, P()), jax.device_put(host_batch, P("data")))
+            out["explicit"] = head(done.params)
+    batch = shard_batch(host_batch, mesh)
     compiled = step.lower(state, batch).compile()  # read, then run: compiled once
     hlo = compiled.as_text()
     state, metrics = compiled(state, batch)
     out[micro] = {
         "loss": float(metrics["loss"]),
-        "params": [np.asarray(p).ravel()[:50].tolist() for p in jax.tree.leaves(state.params)],
+        "params": head(state.params),
         "gathers": sum(hlo.count(op) for op in ("all-gather", "all-to-all", "collective-permute")),
         "sums": hlo.count("all-reduce"),
     }
 a, b = out[1], out[2]
-diff = max(float(np.max(np.abs(np.subtract(p, q)))) for p, q in zip(a["params"], b["params"]))
-print(json.dumps({"loss": [a["loss"], b["loss"]], "param_diff": diff,
+def largest(x, y):
+    return max(float(np.max(np.abs(np.subtract(p, q)))) for p, q in zip(x, y))
+
+diff, explicit = largest(a["params"], b["params"]), largest(a["params"], out["explicit"])
+print(json.dumps({"loss": [a["loss"], b["loss"]], "param_diff": diff, "explicit_diff": explicit,
                   "gathers": [a["gathers"], b["gathers"]], "sums": [a["sums"], b["sums"]]}))
 """
 
@@ -147,8 +163,9 @@ print(json.dumps({"loss": [a["loss"], b["loss"]], "param_diff": diff,
 def test_on_two_devices_each_micro_batch_stays_split_over_both():
     """The trust config (dropout off) through `check_trainable` and `steps_for` with
     `train.micro_batches=2` on two CPU devices: the one-micro-batch step's loss and update,
-    and as in that step, nothing gathered or permuted between the devices."""
+    and as in that step, nothing gathered or permuted between the devices; the same update
+    from the step jitted on a mesh with explicit axes."""
     out = run_on_cpu_devices(SCRIPT)
     (whole, split), diff = out["loss"], out["param_diff"]
-    assert abs(whole - split) < 1e-6 and diff < 1e-6, out
+    assert abs(whole - split) < 1e-6 and diff < 1e-6 and out["explicit_diff"] < 1e-6, out
     assert out["gathers"] == [0, 0] and min(out["sums"]) > 0, out
