@@ -154,8 +154,8 @@ a, b = out[1], out[2]
 def largest(x, y):
     return max(float(np.max(np.abs(np.subtract(p, q)))) for p, q in zip(x, y))
 
-diff, explicit = largest(a["params"], b["params"]), largest(a["params"], out["explicit"])
-print(json.dumps({"loss": [a["loss"], b["loss"]], "param_diff": diff, "explicit_diff": explicit,
+diff, on_explicit = largest(a["params"], b["params"]), largest(a["params"], out["explicit"])
+print(json.dumps({"loss": [a["loss"], b["loss"]], "param_diff": diff, "explicit_diff": on_explicit,
                   "gathers": [a["gathers"], b["gathers"]], "sums": [a["sums"], b["sums"]]}))
 """
 
