@@ -85,19 +85,22 @@ class SeqjaxStack(nn.Module):
 
 
 class FlaxStack(nn.Module):
-    """Stock Flax: one nn.RNN (or nn.Bidirectional pair) per layer, masked by seq_lengths."""
+    """Stock Flax: one nn.RNN (or nn.Bidirectional pair) per layer, masked by seq_lengths.
+    Its cells are this module's, named `OptimizedLSTMCell_0`, `_1`, ... in the order they
+    are made: each layer forward, then backward (`seqjax.flax_interop`'s order)."""
 
     hidden: tuple[int, ...]
     layers: int
     bi: bool
+    cell: type = nn.OptimizedLSTMCell  # or nn.LSTMCell
 
     @nn.compact
     def __call__(self, x, lengths):
         for h in self.hidden:
             for _ in range(self.layers):
-                rnn = nn.RNN(nn.OptimizedLSTMCell(h))
+                rnn = nn.RNN(self.cell(h))
                 if self.bi:
-                    rnn = nn.Bidirectional(rnn, nn.RNN(nn.OptimizedLSTMCell(h)))
+                    rnn = nn.Bidirectional(rnn, nn.RNN(self.cell(h)))
                 x = rnn(x, seq_lengths=lengths)
         return x
 

@@ -1,6 +1,7 @@
 """Stock Flax LSTM stacks (`nn.RNN` of `nn.OptimizedLSTMCell` or `nn.LSTMCell`, in
-`nn.Bidirectional` pairs) converted to seqjax's `LSTM` compute the same outputs and final
-states on variable-length batches, and convert back exactly."""
+`nn.Bidirectional` pairs: the side-by-side benchmark's `FlaxStack`) converted to seqjax's
+`LSTM` compute the same outputs and final states on variable-length batches, and convert
+back exactly."""
 
 import flax.linen as nn
 import jax
@@ -8,29 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from benchmarks.side_by_side import FlaxStack
 from seqjax.flax_interop import lstm_params_from_flax_cells, lstm_params_to_flax_cells
 from seqjax.layers import LSTM
 
 B, T, F, H = 3, 7, 4, 5
 LENGTHS = np.array([7, 2, 5], np.int32)
-
-
-class FlaxStack(nn.Module):
-    """`layers` nn.RNN layers (nn.Bidirectional pairs when `bi`), masked by seq_lengths,
-    as the side-by-side benchmark's stock Flax stack."""
-
-    layers: int
-    bi: bool
-    cell: type = nn.OptimizedLSTMCell
-
-    @nn.compact
-    def __call__(self, x, lengths):
-        for _ in range(self.layers):
-            rnn = nn.RNN(self.cell(H))
-            if self.bi:
-                rnn = nn.Bidirectional(rnn, nn.RNN(self.cell(H)))
-            x = rnn(x, seq_lengths=lengths)
-        return x
 
 
 def _cells(params, layers: int, bi: bool, cell: type = nn.OptimizedLSTMCell) -> list:
@@ -51,7 +35,7 @@ def _valid(a):
 )
 def test_a_flax_stack_converts_to_the_same_function(layers, bi, cell):
     x = np.random.default_rng(0).standard_normal((B, T, F)).astype(np.float32)
-    stack = FlaxStack(layers, bi, cell)
+    stack = FlaxStack((H,), layers, bi, cell)
     flax_params = stack.init(jax.random.key(1), x, LENGTHS)["params"]
     want = stack.apply({"params": flax_params}, x, LENGTHS)  # (B, T, D*H)
     cells = _cells(flax_params, layers, bi, cell)
@@ -59,7 +43,7 @@ def test_a_flax_stack_converts_to_the_same_function(layers, bi, cell):
     out, (h_n, c_n) = LSTM(H, layers, bidirectional=bi).apply(variables, x, LENGTHS)
     np.testing.assert_allclose(np.asarray(out), _valid(want), atol=1e-5)
     if not bi:  # the last layer's final carry, (c, h) in Flax, at each sequence's length
-        below = FlaxStack(layers - 1, bi, cell)
+        below = FlaxStack((H,), layers - 1, bi, cell)
         below_params = {f"{cell.__name__}_{k}": cells[k] for k in range(layers - 1)}
         inputs = below.apply({"params": below_params}, x, LENGTHS) if layers > 1 else x
         top = nn.RNN(cell(H), return_carry=True)
@@ -83,7 +67,7 @@ def test_a_flax_stack_converts_to_the_same_function(layers, bi, cell):
 
 def test_bad_cells_and_projections_are_named():
     x = np.zeros((B, T, F), np.float32)
-    params = FlaxStack(2, True).init(jax.random.key(0), x, LENGTHS)["params"]
+    params = FlaxStack((H,), 2, True).init(jax.random.key(0), x, LENGTHS)["params"]
     cells = _cells(params, 2, True)
     with pytest.raises(ValueError, match="need 4 cells; got 3"):
         lstm_params_from_flax_cells(cells[:3], num_layers=2, bidirectional=True)
@@ -91,7 +75,7 @@ def test_bad_cells_and_projections_are_named():
     with pytest.raises(ValueError, match=r"cell 2 is not .*missing \['hf'\]"):
         lstm_params_from_flax_cells([*broken, cells[3]], num_layers=2, bidirectional=True)
     # a second layer that reads H inputs, not the 2H a bidirectional first layer gives
-    narrow = FlaxStack(1, False).init(jax.random.key(0), np.zeros((B, T, H)), LENGTHS)
+    narrow = FlaxStack((H,), 1, False).init(jax.random.key(0), np.zeros((B, T, H)), LENGTHS)
     wrong = [*cells[:2], narrow["params"]["OptimizedLSTMCell_0"], cells[3]]
     with pytest.raises(ValueError, match=r"cell 2 \(layer 1\) has input kernels .*\(10, 5\)"):
         lstm_params_from_flax_cells(wrong, num_layers=2, bidirectional=True)
