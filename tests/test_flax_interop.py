@@ -65,6 +65,21 @@ def test_a_flax_stack_converts_to_the_same_function(layers, bi, cell):
     assert all(np.array_equal(a, b) for a, b in pairs)
 
 
+def test_a_bidirectional_layers_own_subtrees_convert():
+    """An `nn.Bidirectional` whose cells are its RNNs' own (made unbound, outside a compact
+    method) keeps them under `forward_rnn/cell` and `backward_rnn/cell`: those subtrees
+    convert as they are."""
+    x = np.random.default_rng(3).standard_normal((B, T, F)).astype(np.float32)
+    layer = nn.Bidirectional(nn.RNN(nn.OptimizedLSTMCell(H)), nn.RNN(nn.OptimizedLSTMCell(H)))
+    params = layer.init(jax.random.key(4), x, seq_lengths=LENGTHS)["params"]
+    assert set(params) == {"forward_rnn", "backward_rnn"} and "cell" in params["forward_rnn"]
+    want = layer.apply({"params": params}, x, seq_lengths=LENGTHS)
+    cells = [params["forward_rnn"], params["backward_rnn"]]
+    variables = lstm_params_from_flax_cells(cells, num_layers=1, bidirectional=True)
+    out, _ = LSTM(H, bidirectional=True).apply(variables, x, LENGTHS)
+    np.testing.assert_allclose(np.asarray(out), _valid(want), atol=1e-5)
+
+
 def test_bad_cells_and_projections_are_named():
     x = np.zeros((B, T, F), np.float32)
     params = FlaxStack((H,), 2, True).init(jax.random.key(0), x, LENGTHS)["params"]
