@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     command_line.require_torch(parser)
     results = {}
+    seconds = 0.0 if args.quick else None  # quick: the repeats alone, no minimum time
     for name in args.only or SYSTEMS:
-        seconds = 0.0 if args.quick else None
         results[name] = measure(projected(name, args.quick), repeats=args.repeats, seconds=seconds)
         ratios = ", ".join(f"{k} {v:.2f}" for k, v in results[name]["speedup"].items())
         print(f"[{name}] seqjax over torch: {ratios}", flush=True)

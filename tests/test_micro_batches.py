@@ -11,6 +11,7 @@ import numpy as np
 import optax
 import pytest
 
+from benchmarks.side_by_side import max_abs_diff
 from seqjax.config import TrainConfig
 from seqjax.data.batch import make_batch
 from seqjax.layers import LSTM
@@ -62,8 +63,8 @@ def test_micro_batches_make_the_whole_batchs_update():
         state, metrics = _one_step(Scorer(), batch, count)
         assert abs(float(metrics["loss"] - whole_metrics["loss"])) < 1e-6
         assert float(metrics["weight"]) == 5.0 and bool(metrics["finite"])
-        diff = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), state.params, whole.params)
-        assert max(jax.tree.leaves(diff)) < 1e-6, (count, diff)
+        diff = max_abs_diff(state.params, whole.params)
+        assert diff < 1e-6, (count, diff)
     # and the step moved every parameter, so equal updates are not both nothing
     start = create_state(Scorer(), optax.adam(0.1), batch.inputs[:1], batch.lengths[:1], seed=0)
     assert all(
@@ -86,11 +87,9 @@ def test_running_statistics_pass_through_the_micro_batches_in_turn():
             {"params": start.params, **stats}, part.inputs, part.lengths, train=True,
             mutable=["batch_stats"],
         )  # fmt: skip
-    diff = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), state.mutable, stats)
-    assert max(jax.tree.leaves(diff)) < 1e-6
+    assert max_abs_diff(state.mutable, stats) < 1e-6
     whole, _ = _one_step(model, batch, 1)  # one update of the averages from the whole batch
-    diff = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), state.mutable, whole.mutable)
-    assert max(jax.tree.leaves(diff)) > 1e-3
+    assert max_abs_diff(state.mutable, whole.mutable) > 1e-3
 
 
 def test_bad_micro_batch_counts_are_named():
