@@ -289,6 +289,9 @@ class LSTM(nn.Module):
     direction scans. Under a mesh each data shard sorts and groups its own rows. Dropout
     between layers draws its mask for the sorted rows, so a given key drops other units
     than it does in one group.
+    `time_major=True` takes x as (T, B, F) and returns outputs as (T, B, D*H), as
+    `torch.nn.LSTM`'s default `batch_first=False` and Flax's `nn.RNN(time_major=True)`
+    do; lengths stay (B,), and h_n, c_n keep their layout.
     """
 
     hidden_size: int
@@ -314,6 +317,7 @@ class LSTM(nn.Module):
     bias_init: Initializer | None = None
     proj_size: int = 0
     kernel_hr_init: Initializer | None = None
+    time_major: bool = False
 
     def _weights(self, layer: int, reverse: bool, in_features: int) -> dict[str, jax.Array]:
         name = f"l{layer}" + ("_reverse" if reverse else "")
@@ -542,12 +546,22 @@ class LSTM(nn.Module):
                 f"projection), as in torch.nn.LSTM; got {self.proj_size}"
             )
         check_precision(self.precision)
+        if self.time_major and hasattr(x, "dtype"):
+            if x.ndim != 3:
+                raise ValueError(
+                    "LSTM(time_major=True): inputs must have rank 3 (time, batch, features); "
+                    f"got shape {tuple(x.shape)}"
+                )
+            x = jnp.swapaxes(x, 0, 1)  # (B, T, F); the loop's own layout is time-major
         full = lengths is None and getattr(x, "ndim", None) == 3
         if full:  # every sequence fills all T steps, as in nn.RNN and torch.nn.LSTM
             lengths = jnp.full(x.shape[:1], x.shape[1], jnp.int32)  # (B,)
         check_sequence_inputs(x, lengths, feature_size=self._built_features(), min_length=0)
         with matmul_precision(self.precision):
-            return self._stack(x, lengths, train, initial_state, full)
+            outputs, state = self._stack(x, lengths, train, initial_state, full)
+        if self.time_major:  # jitted, the two transposes each side cancel
+            outputs = jnp.swapaxes(outputs, 0, 1)  # (T, B, D*H)
+        return outputs, state
 
     def _check_symbolic_shapes(self, batch, max_len) -> None:
         """Raise, naming each option, where the batch or the length is symbolic (`jax.export`
