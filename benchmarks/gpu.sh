@@ -38,6 +38,7 @@ flax.__version__, optax.__version__, torch.__version__, jax.devices())"
         tests/test_lstm_pallas.py tests/test_lstm_fused.py tests/test_lstm_defaults.py \
         tests/test_lstm_transforms.py tests/test_lstm_streaming.py \
         tests/test_lstm_projection.py tests/test_micro_batches.py tests/test_lstm_time_major.py \
+        tests/test_lstm_cell.py \
         tests/test_engine.py::test_loop_graphs_reach_xla_and_change_no_result \
         -k "not two_devices" 2>&1 | tee "$out/gpu_tests.log"  # those need 2 CPU devices
       ;;

@@ -119,3 +119,35 @@ def lstm_params_to_torch(variables: Mapping) -> dict[str, np.ndarray]:
             value = np.asarray(value)
             out[f"{inverse[leaf]}_l{layer_suffix}"] = value.T if value.ndim == 2 else value
     return out
+
+
+def lstm_cell_params_from_torch(
+    state_dict: Mapping[str, np.ndarray],
+    *,
+    bias: bool = True,
+    dtype: np.typing.DTypeLike = np.float32,
+) -> dict:
+    """Convert an `nn.LSTMCell` state dict (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`)
+    into `{"params": ...}` variables for `seqjax.layers.LSTMCell`, which are a one-layer
+    `LSTM`'s. Raises ValueError naming any missing or unexpected key and any bad shape."""
+    wanted = [name for name in _PARTS if name != "weight_hr" and (bias or "bias" not in name)]
+    missing, extra = sorted(set(wanted) - set(state_dict)), sorted(set(state_dict) - set(wanted))
+    if missing or extra:
+        raise ValueError(
+            f"lstm_cell_params_from_torch: state dict does not match an nn.LSTMCell with "
+            f"bias={bias}; missing {missing}, unexpected {extra}"
+        )
+    layer = {f"{name}_l0": state_dict[name] for name in wanted}
+    try:
+        return lstm_params_from_torch(
+            layer, num_layers=1, bidirectional=False, bias=bias, dtype=dtype
+        )
+    except ValueError as err:  # named as the cell names them
+        message = str(err).replace("lstm_params_from_torch", "lstm_cell_params_from_torch")
+        raise ValueError(message.replace("_l0", "")) from None
+
+
+def lstm_cell_params_to_torch(variables: Mapping) -> dict[str, np.ndarray]:
+    """The inverse of `lstm_cell_params_from_torch`: `LSTMCell` variables to nn.LSTMCell
+    names."""
+    return {k.removesuffix("_l0"): v for k, v in lstm_params_to_torch(variables).items()}

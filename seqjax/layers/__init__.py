@@ -3,6 +3,7 @@ attention, convolutions), each exact under padding: values past a sequence's len
 change a result."""
 
 from seqjax.layers.attention import MaskedSelfAttention, MultiHeadAttentionPool
+from seqjax.layers.cell import LSTMCell
 from seqjax.layers.conv import MultiScaleConv, sinusoidal_encoding
 from seqjax.layers.lstm import LSTM, pytorch_uniform
 from seqjax.layers.masking import check_sequence_inputs, length_mask, masked_softmax
@@ -10,6 +11,7 @@ from seqjax.layers.pooling import AttentionPool, last_valid, masked_max, masked_
 
 __all__ = [
     "LSTM",
+    "LSTMCell",
     "AttentionPool",
     "MaskedSelfAttention",
     "MultiHeadAttentionPool",

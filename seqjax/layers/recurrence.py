@@ -134,6 +134,13 @@ def _preactivations(x, h, w_ih, w_hh, bias) -> jax.Array:
     return z * gate_scale(w_hh.shape[1] // 4, acc)[None, :]  # (B, 4H)
 
 
+def lstm_step(x, h, c, w_ih, w_hh, bias) -> Carry:
+    """One step on its own, outside a loop (`seqjax.layers.LSTMCell`): x (N, F), h and c
+    (N, H) in the carry dtype, the weights as the parameters hold them (bias (4H,) the sum
+    of the two) -> (h, c) of the next step, each (N, H)."""
+    return _cell(_preactivations(x, h, w_ih, w_hh, bias), c)
+
+
 def _loop(step, init, xs, mask, *, reverse: bool, unroll: int, groups: int):
     """`lax.scan(step, init, xs)` over the span's steps or, with `groups` > 1 (rows sorted
     longest first), the phased loop that stops computing rows whose sequences have ended
