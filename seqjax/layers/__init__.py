@@ -1,6 +1,6 @@
-"""Sequence layers: the masked LSTM and the masked pieces models build on it (pooling,
+"""Sequence layers: the masked LSTM, the masked pieces models build on it (pooling,
 attention, convolutions), each exact under padding: values past a sequence's length never
-change a result."""
+change a result; and `LSTMCell`, the LSTM's step on its own for loops of one's own."""
 
 from seqjax.layers.attention import MaskedSelfAttention, MultiHeadAttentionPool
 from seqjax.layers.cell import LSTMCell
