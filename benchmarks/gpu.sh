@@ -10,7 +10,8 @@
 # levers (each seed system with its loops in CUDA graphs, then with Pallas), buckets
 # (steel_standard's training epoch with its batches cut to length buckets), micro
 # (steel's train step at batch 256 whole and in 8 micro-batches: memory against time) and
-# projection (LSTM(proj_size) beside PyTorch's, which cuDNN runs there).
+# projection (LSTM(proj_size) beside PyTorch's, which cuDNN runs there) and cell (a decoding
+# loop of LSTMCell beside torch.nn.LSTMCell's and Flax's).
 # Each stage's log and JSON land in OUTDIR (default benchmarks/results), the suite's also as
 # the README's markdown tables (python -m benchmarks.report); a stage that fails does not
 # stop the next.
@@ -74,6 +75,9 @@ flax.__version__, optax.__version__, torch.__version__, jax.devices())"
       ;;
     projection)
       $py -m benchmarks.projection --out "$out/projection_$kind.json" 2>&1 | tee "$out/projection.log"
+      ;;
+    cell)
+      $py -m benchmarks.cell --out "$out/cell_$kind.json" 2>&1 | tee "$out/cell.log"
       ;;
     buckets)
       $py -m benchmarks.buckets --out "$out/buckets_$kind.json" 2>&1 | tee "$out/buckets.log"

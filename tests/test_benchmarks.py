@@ -282,6 +282,21 @@ def test_projection_quick_run_ratios_against_torch_with_projections(tmp_path):
     assert len(trend["speedup"]) == 4 and all(math.isfinite(v) and v > 0 for v in ratios)
 
 
+def test_cell_quick_run_decodes_as_torch_does_and_ratios_each_reference(tmp_path):
+    from benchmarks.cell import main
+
+    out = tmp_path / "cell.json"
+    main(["--quick", "--only", "trend", "--repeats", "2", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["command"].startswith("python -m benchmarks.cell --quick")
+    trend = result["systems"]["trend"]
+    assert trend["config"] == {"batch": 4, "features": 62, "hidden": 64, "steps": 8}
+    assert trend["max_abs_diff_vs_torch"] < 1e-5  # the same loop, with PyTorch's weights
+    assert set(trend["timings"]) == {"seqjax", "torch_cell", "flax_optimized_cell"}
+    ratios = [*trend["speedup"].values(), trend["seqjax_us_per_step"]]
+    assert len(trend["speedup"]) == 2 and all(math.isfinite(v) and v > 0 for v in ratios)
+
+
 def test_pallas_tilings_quick_run_times_each_tiling_beside_the_scan(tmp_path):
     """Interpreted (no GPU here): the tilings' speed means nothing, the JSON's shape does."""
     from benchmarks.pallas_tiles import main
