@@ -119,6 +119,8 @@ def test_bad_cell_inputs_and_weights_are_named():
         cell.apply(variables, carry, x[:, :3])
     with pytest.raises(ValueError, match=r"carry h must have shape \(3, 5\) .* got \(3, 4\)"):
         cell.apply(variables, (carry[0], carry[1][:, :4]), x)
+    with pytest.raises(ValueError, match=r"carry must be \(c, h\); got Array"):
+        cell.apply(variables, carry[0], x)
     with pytest.raises(TypeError, match=r"inputs must be a floating array"):
         cell.apply(variables, carry, jnp.ones((B, F), jnp.int32))
     sd = lstm_cell_params_to_torch(variables)

@@ -52,6 +52,8 @@ class LSTMCell(nn.RNNCellBase):
             raise TypeError(f"LSTMCell: inputs must be a floating array (..., F); got {what}")
         if x.ndim < 1:
             raise ValueError(f"LSTMCell: inputs must have a feature axis; got shape {x.shape}")
+        if not isinstance(carry, tuple | list) or len(carry) != 2:
+            raise ValueError(f"LSTMCell: carry must be (c, h); got {type(carry).__name__}")
         c, h = carry
         state = (*x.shape[:-1], self.features)
         for name, part in (("c", c), ("h", h)):

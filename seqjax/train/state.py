@@ -23,9 +23,9 @@ def create_state(model, optimizer, sample_inputs, sample_lengths, *, seed: int) 
     init_key, train_key = jax.random.split(root)
     del root
     # Jitted: eager init dispatches (and compiles) each op of a forward pass on its own,
-    # which took 3.5 s for trust and 11 s for the hybrid against 1.4 and 5.3 s jitted, on
-    # every `seqjax train`, `predict` and `evaluate`. The parameters drawn are the same
-    # bits, except trend's attention query (drawn by `normal(0.02)`), within 4e-9.
+    # seconds more than one jitted call for each seed model, on every `seqjax train`,
+    # `predict` and `evaluate`. The parameters drawn are the same bits, except trend's
+    # attention query (drawn by `normal(0.02)`), within 4e-9.
     init = jax.jit(model.init, static_argnames="train")
     variables = init(init_key, sample_inputs, sample_lengths, train=False)
     params = variables.pop("params") if hasattr(variables, "pop") else variables["params"]
