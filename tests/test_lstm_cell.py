@@ -97,6 +97,32 @@ def test_the_cell_decodes_on_from_the_layers_final_state():
     chex.assert_trees_all_close(jnp.stack(outputs, 1), whole[:, 4:], rtol=1e-5, atol=1e-5)
 
 
+def test_precision_reaches_every_dot_forward_and_backward():
+    """As the layer's: "highest" on every dot of a gradient through three steps, JAX's
+    default (None) without it; a name JAX does not know is refused."""
+    from tests.test_lstm_transforms import _dot_precisions
+
+    xs = jnp.ones((3, B, F))  # (steps, B, F)
+
+    def dots(cell):
+        carry = cell.initialize_carry(jax.random.key(0), xs.shape[1:])
+        v = jax.eval_shape(cell.init, jax.random.key(0), carry, xs[0])
+
+        def loss(v, xs):
+            (c, _), hs = jax.lax.scan(lambda s, x: cell.apply(v, s, x), carry, xs)
+            return jnp.sum(hs**2) + jnp.sum(c)
+
+        return _dot_precisions(jax.make_jaxpr(jax.grad(loss, argnums=(0, 1)))(v, xs).jaxpr)
+
+    highest = dots(LSTMCell(H, precision="highest"))
+    assert len(highest) >= 6  # two forward dots, and their backward dots
+    assert highest == [(jax.lax.Precision.HIGHEST,) * 2] * len(highest)
+    assert dots(LSTMCell(H)) == [None] * len(highest)
+    with pytest.raises(ValueError, match=r"precision must be None, one of 'default'.*got 'max'"):
+        bad = LSTMCell(H, precision="max")
+        bad.init(jax.random.key(0), bad.initialize_carry(jax.random.key(0), (B, F)), xs[0])
+
+
 def test_bfloat16_matmuls_keep_a_float32_carry_and_parameters():
     cell = LSTMCell(H, dtype=jnp.bfloat16)
     x = jnp.ones((B, F), jnp.bfloat16)

@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from seqjax.layers.lstm import Initializer, LSTMWeights
+from seqjax.layers.lstm import Initializer, LSTMWeights, check_precision, matmul_precision
 from seqjax.layers.recurrence import carry_dtype, lstm_step
 
 Carry = tuple[jax.Array, jax.Array]
@@ -31,8 +31,10 @@ class LSTMCell(nn.RNNCellBase):
 
     The carry is (c, h), Flax's order for its LSTM cells (`torch.nn.LSTMCell` returns
     (h, c)), float32 (float64 for a float64 `dtype`) whatever the matmuls' `dtype`, as in
-    the layer; `initialize_carry(key, x.shape)` gives zeros. Works as the cell of
-    `nn.RNN`, `nn.Bidirectional` and Flax's lifted `nn.scan`.
+    the layer; `initialize_carry(key, x.shape)` gives zeros. `precision` is its dots'
+    float32 precision, forward and backward, as the layer's (None: JAX's default, which
+    on a GPU may round to TF32). Works as the cell of `nn.RNN`, `nn.Bidirectional` and
+    Flax's lifted `nn.scan`.
     """
 
     features: int  # H, Flax's name for it (`hidden_size` in PyTorch)
@@ -42,11 +44,13 @@ class LSTMCell(nn.RNNCellBase):
     kernel_ih_init: Initializer | None = None
     kernel_hh_init: Initializer | None = None
     bias_init: Initializer | None = None
+    precision: str | None = None  # the dots' float32 precision, as `LSTM(precision=...)`
 
     @nn.compact
     def __call__(self, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Array]:
         if self.features < 1:
             raise ValueError(f"LSTMCell: features must be >= 1; got {self.features}")
+        check_precision(self.precision)
         if not hasattr(x, "dtype") or not jnp.issubdtype(x.dtype, jnp.floating):
             what = getattr(x, "dtype", type(x).__name__)
             raise TypeError(f"LSTMCell: inputs must be a floating array (..., F); got {what}")
@@ -81,14 +85,15 @@ class LSTMCell(nn.RNNCellBase):
         acc = carry_dtype(self.dtype)
         bias = (w["bias_ih"] + w["bias_hh"]).astype(acc)  # (4H,)
         batch = x.reshape(-1, x.shape[-1]).astype(self.dtype)  # (N, F), N = prod(...)
-        h_new, c_new = lstm_step(
-            batch,
-            h.reshape(-1, self.features).astype(acc),
-            c.reshape(-1, self.features).astype(acc),
-            w["kernel_ih"].astype(self.dtype),
-            w["kernel_hh"].astype(self.dtype),
-            bias,
-        )  # (N, H) each
+        with matmul_precision(self.precision):  # autodiff's dots keep the forward's
+            h_new, c_new = lstm_step(
+                batch,
+                h.reshape(-1, self.features).astype(acc),
+                c.reshape(-1, self.features).astype(acc),
+                w["kernel_ih"].astype(self.dtype),
+                w["kernel_hh"].astype(self.dtype),
+                bias,
+            )  # (N, H) each
         h_new, c_new = h_new.reshape(state), c_new.reshape(state)
         return (c_new, h_new), h_new
 
