@@ -118,7 +118,7 @@ def test_precision_reaches_every_dot_forward_and_backward():
     assert len(highest) >= 6  # two forward dots, and their backward dots
     assert highest == [(jax.lax.Precision.HIGHEST,) * 2] * len(highest)
     assert dots(LSTMCell(H)) == [None] * len(highest)
-    with pytest.raises(ValueError, match=r"precision must be None, one of 'default'.*got 'max'"):
+    with pytest.raises(ValueError, match=r"LSTMCell: precision must be None, one of .*got 'max'"):
         bad = LSTMCell(H, precision="max")
         bad.init(jax.random.key(0), bad.initialize_carry(jax.random.key(0), (B, F)), xs[0])
 

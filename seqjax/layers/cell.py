@@ -50,7 +50,7 @@ class LSTMCell(nn.RNNCellBase):
     def __call__(self, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Array]:
         if self.features < 1:
             raise ValueError(f"LSTMCell: features must be >= 1; got {self.features}")
-        check_precision(self.precision)
+        check_precision(self.precision, "LSTMCell")
         if not hasattr(x, "dtype") or not jnp.issubdtype(x.dtype, jnp.floating):
             what = getattr(x, "dtype", type(x).__name__)
             raise TypeError(f"LSTMCell: inputs must be a floating array (..., F); got {what}")

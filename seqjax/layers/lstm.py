@@ -62,13 +62,13 @@ def check_backend(backend: str) -> None:
         raise ValueError(f"LSTM: backend must be one of {choices}; got {backend!r}")
 
 
-def check_precision(precision: str | None) -> None:
+def check_precision(precision: str | None, name: str = "LSTM") -> None:
     """Raise, naming the choices, unless `precision` is None or a name in
     `MATMUL_PRECISIONS`; model configs call it too, so a YAML typo fails at load."""
     if precision is not None and precision not in MATMUL_PRECISIONS:
         levels = ", ".join(repr(p) for p in PRECISION_LEVELS)
         raise ValueError(
-            f"LSTM: precision must be None, one of {levels}, or a jax.lax.DotAlgorithmPreset "
+            f"{name}: precision must be None, one of {levels}, or a jax.lax.DotAlgorithmPreset "
             f"name; got {precision!r}"
         )
 
