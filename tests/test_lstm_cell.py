@@ -43,10 +43,11 @@ def test_steps_and_gradients_equal_torch_lstm_cell(bias):
 
     def loss(v, xs):
         (c, _), hs = jax.lax.scan(lambda carry, x: cell.apply(v, carry, x), (c0, h0), xs)
-        return jnp.sum(hs**2) + jnp.sum(c), hs  # hs (steps, B, H)
+        return jnp.sum(hs**2) + jnp.sum(c), (hs, c)  # hs (steps, B, H)
 
-    (_, hs), (grads, dxs) = jax.value_and_grad(loss, (0, 1), has_aux=True)(variables, xs)
-    chex.assert_trees_all_close(np.asarray(hs), want_hs.detach().numpy(), rtol=1e-5, atol=1e-5)
+    (_, got), (grads, dxs) = jax.value_and_grad(loss, (0, 1), has_aux=True)(variables, xs)
+    want = [want_hs.detach().numpy(), c.detach().numpy()]
+    chex.assert_trees_all_close([np.asarray(a) for a in got], want, rtol=1e-5, atol=1e-5)
     got_grads = lstm_cell_params_to_torch(grads)
     assert sorted(got_grads) == sorted(want_grads)
     chex.assert_trees_all_close(got_grads, want_grads, rtol=1e-5, atol=1e-5)
