@@ -6,11 +6,12 @@ Flax's `nn.OptimizedLSTMCell`, each step's output fed back as the next step's in
 Why: a decoder cannot hand its sequence to a layer, so it pays for its loop step by step;
 this times that loop as each framework's users write it. seqjax and Flax: the cell and a
 Dense head (H -> F) in one jitted `lax.scan` over the steps; PyTorch: a Python loop over
-`nn.LSTMCell` and `nn.Linear` under `torch.no_grad()`, on every core. seqjax's cell
-carries PyTorch's own weights (`lstm_cell_params_from_torch`), and its outputs are checked
-against PyTorch's before anything is timed; Flax's cell has its own. Sizes: trend's
-(F=62, H=64) decoding its 30-day horizon, and steel's (F=5, H=128) over 500 steps, batch
-32; every matmul float32. Ratios > 1 mean seqjax is faster.
+`nn.LSTMCell` and `nn.Linear` under `torch.no_grad()`, on every core, or on the GPU
+where there is one. Each side's inputs are on its device before the loops are timed.
+seqjax's cell carries PyTorch's own weights (`lstm_cell_params_from_torch`), and its
+outputs are checked against PyTorch's before anything is timed; Flax's cell has its own.
+Sizes: trend's (F=62, H=64) decoding its 30-day horizon, and steel's (F=5, H=128) over
+500 steps, batch 32; every matmul float32. Ratios > 1 mean seqjax is faster.
 """
 
 from __future__ import annotations
@@ -61,12 +62,22 @@ class Decoder(nn.Module):
 
 
 def _torch_decoder(cfg: dict, rng: np.random.Generator):
-    """PyTorch's cell and head, and a function running the loop from (h0, c0, x0)."""
+    """PyTorch's cell and head, on the GPU where there is one (full float32, as the
+    side-by-side's), and a function running the loop from (h0, c0, x0) NumPy arrays
+    placed there once; it returns the generated inputs (steps, B, F) when they are done."""
     import torch
 
     torch.manual_seed(int(rng.integers(2**31)))
     cell = torch.nn.LSTMCell(cfg["features"], cfg["hidden"])
     head = torch.nn.Linear(cfg["hidden"], cfg["features"])
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        cell, head = cell.to(device), head.to(device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def placed(*arrays):
+        return [torch.from_numpy(a).to(device) for a in arrays]
 
     def run(h, c, x):
         with torch.no_grad():
@@ -75,9 +86,11 @@ def _torch_decoder(cfg: dict, rng: np.random.Generator):
                 h, c = cell(x, (h, c))
                 x = head(h)
                 xs.append(x)
-            return torch.stack(xs)  # (steps, B, F)
+            out = torch.stack(xs)  # (steps, B, F)
+        sync()
+        return out
 
-    return cell, head, run
+    return cell, head, placed, run
 
 
 def measure(cfg: dict, *, repeats: int, seconds: float | None = None) -> dict:
@@ -90,25 +103,27 @@ def measure(cfg: dict, *, repeats: int, seconds: float | None = None) -> dict:
     b, f, h = cfg["batch"], cfg["features"], cfg["hidden"]
     x0 = rng.standard_normal((b, f)).astype(np.float32)
     h0, c0 = 0.1 * rng.standard_normal((2, b, h)).astype(np.float32)
-    t_cell, t_head, t_run = _torch_decoder(cfg, rng)
-    t_args = [torch.from_numpy(a) for a in (h0, c0, x0)]
+    t_cell, t_head, placed, t_run = _torch_decoder(cfg, rng)
+    t_args = placed(h0, c0, x0)
+    x0, c0, h0 = jax.device_put((x0, c0, h0))  # on JAX's default device, once
 
     ours = Decoder(LSTMCell(h), f, cfg["steps"])
-    cell_sd = {k: v.detach().numpy() for k, v in t_cell.state_dict().items()}
+    cell_sd = {k: v.detach().cpu().numpy() for k, v in t_cell.state_dict().items()}
     head_params = {
-        "kernel": t_head.weight.detach().numpy().T,  # (H, F)
-        "bias": t_head.bias.detach().numpy(),
+        "kernel": t_head.weight.detach().cpu().numpy().T,  # (H, F)
+        "bias": t_head.bias.detach().cpu().numpy(),
     }
     variables = {
         "params": {"cell": lstm_cell_params_from_torch(cell_sd)["params"], "head": head_params}
     }
+    variables = jax.device_put(variables)  # NumPy arrays would be copied in at every call
     flax = Decoder(nn.OptimizedLSTMCell(h), f, cfg["steps"])
     flax_vars = flax.init(jax.random.key(0), (c0, h0), x0)
     ours_fn = jax.jit(ours.apply)
     flax_fn = jax.jit(flax.apply)
     with jax.default_matmul_precision("highest"):
         got = np.asarray(ours_fn(variables, (c0, h0), x0))
-        diff = max_abs_diff(got, t_run(*t_args).numpy())
+        diff = max_abs_diff(got, t_run(*t_args).cpu().numpy())
         impls = {
             "seqjax": lambda: ours_fn(variables, (c0, h0), x0).block_until_ready(),
             "flax_optimized_cell": lambda: flax_fn(flax_vars, (c0, h0), x0).block_until_ready(),
