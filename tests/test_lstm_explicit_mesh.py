@@ -40,7 +40,7 @@ variants = {  # each a path of its own: the carry, chunks padded in time, rows s
 }
 for name, options in variants.items():
     model = LSTM(8, bidirectional=True, **options)
-    variables = model.init(jax.random.key(1), x, lengths)
+    variables = jax.jit(model.init)(jax.random.key(1), x, lengths)  # jitted: eager is slower
 
     def loss(v, x, n, h0):
         y, (h, c) = model.apply(v, x, n, initial_state=(h0[0], h0[1]))
@@ -65,7 +65,7 @@ for name, (config, overrides) in tiny.items():
     train = load_splits(cfg.data)["train"]
     batch = make_batch(train.inputs[:4], train.lengths[:4], train.targets[:4])
     model = build_model(cfg.model_name, cfg.model)
-    variables = model.init(jax.random.key(0), batch.inputs, batch.lengths)
+    variables = jax.jit(model.init)(jax.random.key(0), batch.inputs, batch.lengths)
     task = get_task(cfg.train.loss)
 
     def loss(params, batch):  # in training: dropout on, between the LSTMs' layers too
