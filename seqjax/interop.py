@@ -20,9 +20,10 @@ _PARTS = {
 
 
 def _torch_names(
-    num_layers: int, bidirectional: bool, bias: bool, projection: bool
+    num_layers: int, bidirectional: bool, bias: bool, projection: bool, *, cell: bool = False
 ) -> list[tuple[str, str, str]]:
-    """(torch name, seqjax group, seqjax leaf) for every parameter of an nn.LSTM."""
+    """(torch name, seqjax group, seqjax leaf) for every parameter of an nn.LSTM, or with
+    `cell` of an nn.LSTMCell, whose names have no layer suffix (`weight_ih`)."""
     names = []
     parts = {
         k: v
@@ -32,7 +33,8 @@ def _torch_names(
     for layer in range(num_layers):
         for suffix in ("", "_reverse") if bidirectional else ("",):
             for torch_part, leaf in parts.items():
-                names.append((f"{torch_part}_l{layer}{suffix}", f"l{layer}{suffix}", leaf))
+                name = torch_part if cell else f"{torch_part}_l{layer}{suffix}"
+                names.append((name, f"l{layer}{suffix}", leaf))
     return names
 
 
@@ -55,9 +57,7 @@ def lstm_params_from_torch(
     """
     expected = _torch_names(num_layers, bidirectional, bias, proj_size > 0)
     wanted = {name for name, _, _ in expected}
-    missing = sorted(wanted - set(state_dict))
-    extra = sorted(set(state_dict) - wanted)
-    projections = [name for name in extra if name.startswith("weight_hr")]
+    projections = sorted(n for n in set(state_dict) - wanted if n.startswith("weight_hr"))
     if projections:
         found = np.shape(state_dict[projections[0]])[0]
         raise ValueError(
@@ -65,17 +65,52 @@ def lstm_params_from_torch(
             f"nn.LSTM with proj_size > 0 ({projections[0]} has {found} rows); pass "
             f"proj_size={found}"
         )
+    module = (
+        f"an nn.LSTM with num_layers={num_layers}, bidirectional={bidirectional}, "
+        f"bias={bias}, proj_size={proj_size}"
+    )
+    return _converted(state_dict, expected, "lstm_params_from_torch", module, proj_size, dtype)
+
+
+def lstm_cell_params_from_torch(
+    state_dict: Mapping[str, np.ndarray],
+    *,
+    bias: bool = True,
+    dtype: np.typing.DTypeLike = np.float32,
+) -> dict:
+    """Convert an `nn.LSTMCell` state dict (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`)
+    into `{"params": ...}` variables for `seqjax.layers.LSTMCell`, which are a one-layer
+    `LSTM`'s. Raises ValueError naming any missing or unexpected key and any bad shape."""
+    expected = _torch_names(1, False, bias, False, cell=True)
+    module = f"an nn.LSTMCell with bias={bias}"
+    return _converted(state_dict, expected, "lstm_cell_params_from_torch", module, 0, dtype)
+
+
+def _converted(
+    state_dict: Mapping[str, np.ndarray],
+    expected: list[tuple[str, str, str]],
+    who: str,
+    module: str,
+    proj_size: int,
+    dtype: np.typing.DTypeLike,
+) -> dict:
+    """`{"params": ...}` from the `expected` (torch name, group, leaf) entries of
+    `state_dict`, checked against `module` (as the error messages of `who` name it):
+    every key there and no other, and every shape consistent with the hidden size that the
+    first `weight_hh` gives."""
+    wanted = {name for name, _, _ in expected}
+    missing = sorted(wanted - set(state_dict))
+    extra = sorted(set(state_dict) - wanted)
     if missing or extra:
         raise ValueError(
-            f"lstm_params_from_torch: state dict does not match an nn.LSTM with "
-            f"num_layers={num_layers}, bidirectional={bidirectional}, bias={bias}, "
-            f"proj_size={proj_size}; missing {missing}, unexpected {extra}"
+            f"{who}: state dict does not match {module}; missing {missing}, unexpected {extra}"
         )
-    hidden = np.shape(state_dict["weight_hh_l0"])[0] // 4
+    first_hh = next(name for name, _, leaf in expected if leaf == "kernel_hh")
+    hidden = np.shape(state_dict[first_hh])[0] // 4
     if proj_size and not 0 < proj_size < hidden:
         raise ValueError(
-            f"lstm_params_from_torch: proj_size must lie in (0, {hidden}), the hidden size "
-            f"weight_hh_l0 gives; got {proj_size}"
+            f"{who}: proj_size must lie in (0, {hidden}), the hidden size {first_hh} gives; "
+            f"got {proj_size}"
         )
     params: dict[str, dict[str, np.ndarray]] = {}
     for name, group, leaf in expected:
@@ -83,8 +118,7 @@ def lstm_params_from_torch(
         if name.startswith("weight_hr"):
             if value.shape != (proj_size, hidden):
                 raise ValueError(
-                    f"lstm_params_from_torch: {name} must have shape ({proj_size}, {hidden}); "
-                    f"got {value.shape}"
+                    f"{who}: {name} must have shape ({proj_size}, {hidden}); got {value.shape}"
                 )
             value = value.T  # (P, H) in PyTorch; (H, P) here
         elif name.startswith("weight"):
@@ -96,14 +130,11 @@ def lstm_params_from_torch(
             ):
                 shape = f"(4*{hidden}, {width})" if name.startswith("weight_hh") else "(4*H, in)"
                 raise ValueError(
-                    f"lstm_params_from_torch: {name} must have shape {shape}, H = {hidden}; "
-                    f"got {value.shape}"
+                    f"{who}: {name} must have shape {shape}, H = {hidden}; got {value.shape}"
                 )
             value = value.T  # PyTorch stores (4H, in); Flax kernels are (in, 4H).
         elif value.shape != (4 * hidden,):
-            raise ValueError(
-                f"lstm_params_from_torch: {name} must have shape ({4 * hidden},); got {value.shape}"
-            )
+            raise ValueError(f"{who}: {name} must have shape ({4 * hidden},); got {value.shape}")
         params.setdefault(group, {})[leaf] = np.ascontiguousarray(value)
     return {"params": params}
 
@@ -119,32 +150,6 @@ def lstm_params_to_torch(variables: Mapping) -> dict[str, np.ndarray]:
             value = np.asarray(value)
             out[f"{inverse[leaf]}_l{layer_suffix}"] = value.T if value.ndim == 2 else value
     return out
-
-
-def lstm_cell_params_from_torch(
-    state_dict: Mapping[str, np.ndarray],
-    *,
-    bias: bool = True,
-    dtype: np.typing.DTypeLike = np.float32,
-) -> dict:
-    """Convert an `nn.LSTMCell` state dict (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`)
-    into `{"params": ...}` variables for `seqjax.layers.LSTMCell`, which are a one-layer
-    `LSTM`'s. Raises ValueError naming any missing or unexpected key and any bad shape."""
-    wanted = [name for name in _PARTS if name != "weight_hr" and (bias or "bias" not in name)]
-    missing, extra = sorted(set(wanted) - set(state_dict)), sorted(set(state_dict) - set(wanted))
-    if missing or extra:
-        raise ValueError(
-            f"lstm_cell_params_from_torch: state dict does not match an nn.LSTMCell with "
-            f"bias={bias}; missing {missing}, unexpected {extra}"
-        )
-    layer = {f"{name}_l0": state_dict[name] for name in wanted}
-    try:
-        return lstm_params_from_torch(
-            layer, num_layers=1, bidirectional=False, bias=bias, dtype=dtype
-        )
-    except ValueError as err:  # named as the cell names them
-        message = str(err).replace("lstm_params_from_torch", "lstm_cell_params_from_torch")
-        raise ValueError(message.replace("_l0", "")) from None
 
 
 def lstm_cell_params_to_torch(variables: Mapping) -> dict[str, np.ndarray]:
