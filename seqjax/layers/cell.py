@@ -20,7 +20,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from seqjax.layers.lstm import Initializer, LSTMWeights, check_precision, matmul_precision
+from seqjax.layers.lstm import (
+    Initializer,
+    LSTMWeights,
+    built_features,
+    check_precision,
+    matmul_precision,
+)
 from seqjax.layers.recurrence import carry_dtype, lstm_step
 
 Carry = tuple[jax.Array, jax.Array]
@@ -66,11 +72,11 @@ class LSTMCell(nn.RNNCellBase):
                     f"LSTMCell: carry {name} must have shape {state} for inputs of shape "
                     f"{x.shape}; got {getattr(part, 'shape', None)}"
                 )
-        built: dict | None = self.get_variable("params", "l0")  # None while initialising
-        if built is not None and built["kernel_ih"].shape[0] != x.shape[-1]:
+        built = built_features(self)
+        if built is not None and built != x.shape[-1]:
             raise ValueError(
                 f"LSTMCell: inputs have {x.shape[-1]} features but the parameters were "
-                f"built for {built['kernel_ih'].shape[0]}"
+                f"built for {built}"
             )
         w = LSTMWeights(
             x.shape[-1],

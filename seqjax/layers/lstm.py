@@ -180,6 +180,14 @@ def length_groups_default(platform: str, steps: int) -> int:
     return 4 if platform == "cpu" and steps >= 128 else 1
 
 
+def built_features(module: nn.Module) -> int | None:
+    """The input width the first layer's parameters (`l0`) were built for, None while
+    they are being initialised: `LSTM` and `LSTMCell` name a batch of another width."""
+    if module.has_variable("params", "l0"):
+        return module.get_variable("params", "l0")["kernel_ih"].shape[0]
+    return None
+
+
 class LSTMWeights(nn.Module):
     """Holds one layer-direction's parameters; exists so they nest under `l{k}[_reverse]`.
     Without `use_bias` there are no bias parameters and the biases read as zeros, so every
@@ -505,11 +513,6 @@ class LSTM(nn.Module):
 
         return per_device
 
-    def _built_features(self) -> int | None:
-        if self.has_variable("params", "l0"):
-            return self.get_variable("params", "l0")["kernel_ih"].shape[0]
-        return None
-
     @nn.compact
     def __call__(
         self,
@@ -556,7 +559,7 @@ class LSTM(nn.Module):
         full = lengths is None and getattr(x, "ndim", None) == 3
         if full:  # every sequence fills all T steps, as in nn.RNN and torch.nn.LSTM
             lengths = jnp.full(x.shape[:1], x.shape[1], jnp.int32)  # (B,)
-        check_sequence_inputs(x, lengths, feature_size=self._built_features(), min_length=0)
+        check_sequence_inputs(x, lengths, feature_size=built_features(self), min_length=0)
         with matmul_precision(self.precision):
             outputs, state = self._stack(x, lengths, train, initial_state, full)
         if self.time_major:  # jitted, the two transposes each side cancel
