@@ -41,7 +41,7 @@ def per_shard_check() -> dict:
         model = LSTM(
             6, bidirectional=True, backend="scan", remat_chunk=remat_chunk, fused_directions=fused
         )
-        variables = model.init(jax.random.key(0), x, lengths)
+        variables = jax.jit(model.init)(jax.random.key(0), x, lengths)
 
         def kernel(x, lengths, variables, model=model):
             out["per_shard_rows_seen"].append(x.shape[0])
@@ -79,7 +79,7 @@ def pallas_check() -> dict:
     x = jnp.asarray(rng.standard_normal((32, 12, 3)), jnp.float32)  # (B, T, F)
     lengths = jnp.asarray(rng.integers(1, 13, 32), jnp.int32)
     model = LSTM(16, bidirectional=True, backend="pallas", pallas_interpret=True)
-    variables = LSTM(16, bidirectional=True).init(jax.random.key(0), x, lengths)
+    variables = jax.jit(LSTM(16, bidirectional=True).init)(jax.random.key(0), x, lengths)
 
     def loss(v, x, lengths):
         y = model.apply(v, x, lengths)[0]
@@ -114,7 +114,7 @@ def length_groups_check() -> dict:
     lengths = jnp.asarray(rng.integers(1, 31, 32), jnp.int32)
     plain = LSTM(8, num_layers=2, bidirectional=True, length_groups=1)
     grouped = LSTM(8, num_layers=2, bidirectional=True, length_groups=3)
-    variables = plain.init(jax.random.key(0), x, lengths)
+    variables = jax.jit(plain.init)(jax.random.key(0), x, lengths)
 
     def step(model):
         def loss(v, x, lengths):
@@ -168,7 +168,9 @@ def collectives_check() -> dict:
         "length_groups": {"length_groups": 3},  # sorts each shard's rows, in a plain jit
     }.items():
         model = LSTM(6, bidirectional=True, backend="scan", **kw)
-        variables = jax.device_put(model.init(jax.random.key(0), x, lengths), replicated(mesh))
+        variables = jax.device_put(
+            jax.jit(model.init)(jax.random.key(0), x, lengths), replicated(mesh)
+        )
 
         def loss(v, x, lengths, model=model):
             return jnp.sum(model.apply(v, x, lengths)[0] ** 2)

@@ -105,7 +105,7 @@ def test_loop_graph_options_are_ones_xla_accepts_and_change_no_result():
     cfg = CONFIGS["trend"]
     x, lengths = inputs(cfg)
     module = SeqjaxStack(cfg["hidden"], cfg["layers"], cfg["bi"])
-    variables = module.init(jax.random.key(0), x, lengths)
+    variables = jax.jit(module.init)(jax.random.key(0), x, lengths)
     plain = jax.jit(module.apply)(variables, x, lengths)
     graphs = jax.jit(module.apply, compiler_options=LOOP_GRAPHS)(variables, x, lengths)
     np.testing.assert_array_equal(np.asarray(graphs), np.asarray(plain))

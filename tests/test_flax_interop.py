@@ -36,7 +36,7 @@ def _valid(a):
 def test_a_flax_stack_converts_to_the_same_function(layers, bi, cell):
     x = np.random.default_rng(0).standard_normal((B, T, F)).astype(np.float32)
     stack = FlaxStack((H,), layers, bi, cell)
-    flax_params = stack.init(jax.random.key(1), x, LENGTHS)["params"]
+    flax_params = jax.jit(stack.init)(jax.random.key(1), x, LENGTHS)["params"]
     want = stack.apply({"params": flax_params}, x, LENGTHS)  # (B, T, D*H)
     cells = _cells(flax_params, layers, bi, cell)
     variables = lstm_params_from_flax_cells(cells, num_layers=layers, bidirectional=bi)
@@ -53,7 +53,7 @@ def test_a_flax_stack_converts_to_the_same_function(layers, bi, cell):
         np.testing.assert_allclose(np.asarray(h_n[-1]), np.asarray(h_last), atol=1e-5)
         np.testing.assert_allclose(np.asarray(c_n[-1]), np.asarray(c_last), atol=1e-5)
     # the other way from seqjax's own initialisation, whose two biases are both drawn
-    own = LSTM(H, layers, bidirectional=bi).init(jax.random.key(2), x, LENGTHS)
+    own = jax.jit(LSTM(H, layers, bidirectional=bi).init)(jax.random.key(2), x, LENGTHS)
     out, _ = LSTM(H, layers, bidirectional=bi).apply(own, x, LENGTHS)
     as_flax = {f"{cell.__name__}_{k}": c for k, c in enumerate(lstm_params_to_flax_cells(own))}
     np.testing.assert_allclose(
@@ -71,7 +71,7 @@ def test_a_bidirectional_layers_own_subtrees_convert():
     convert as they are."""
     x = np.random.default_rng(3).standard_normal((B, T, F)).astype(np.float32)
     layer = nn.Bidirectional(nn.RNN(nn.OptimizedLSTMCell(H)), nn.RNN(nn.OptimizedLSTMCell(H)))
-    params = layer.init(jax.random.key(4), x, seq_lengths=LENGTHS)["params"]
+    params = jax.jit(layer.init)(jax.random.key(4), x, seq_lengths=LENGTHS)["params"]
     assert set(params) == {"forward_rnn", "backward_rnn"} and "cell" in params["forward_rnn"]
     want = layer.apply({"params": params}, x, seq_lengths=LENGTHS)
     cells = [params["forward_rnn"], params["backward_rnn"]]
@@ -82,7 +82,7 @@ def test_a_bidirectional_layers_own_subtrees_convert():
 
 def test_bad_cells_and_projections_are_named():
     x = np.zeros((B, T, F), np.float32)
-    params = FlaxStack((H,), 2, True).init(jax.random.key(0), x, LENGTHS)["params"]
+    params = jax.jit(FlaxStack((H,), 2, True).init)(jax.random.key(0), x, LENGTHS)["params"]
     cells = _cells(params, 2, True)
     with pytest.raises(ValueError, match="need 4 cells; got 3"):
         lstm_params_from_flax_cells(cells[:3], num_layers=2, bidirectional=True)
@@ -90,10 +90,12 @@ def test_bad_cells_and_projections_are_named():
     with pytest.raises(ValueError, match=r"cell 2 is not .*missing \['hf'\]"):
         lstm_params_from_flax_cells([*broken, cells[3]], num_layers=2, bidirectional=True)
     # a second layer that reads H inputs, not the 2H a bidirectional first layer gives
-    narrow = FlaxStack((H,), 1, False).init(jax.random.key(0), np.zeros((B, T, H)), LENGTHS)
+    narrow = jax.jit(FlaxStack((H,), 1, False).init)(
+        jax.random.key(0), np.zeros((B, T, H)), LENGTHS
+    )
     wrong = [*cells[:2], narrow["params"]["OptimizedLSTMCell_0"], cells[3]]
     with pytest.raises(ValueError, match=r"cell 2 \(layer 1\) has input kernels .*\(10, 5\)"):
         lstm_params_from_flax_cells(wrong, num_layers=2, bidirectional=True)
-    projected = LSTM(H, proj_size=2).init(jax.random.key(0), jnp.zeros((B, T, F)), LENGTHS)
+    projected = jax.jit(LSTM(H, proj_size=2).init)(jax.random.key(0), jnp.zeros((B, T, F)), LENGTHS)
     with pytest.raises(ValueError, match="l0 has a projection"):
         lstm_params_to_flax_cells(projected)

@@ -23,7 +23,7 @@ TINY = dict(
 
 def _model(**kw):
     model = build_model("hybrid", **{**TINY, **kw})
-    return model, model.init(jax.random.key(0), X, LENGTHS)
+    return model, jax.jit(model.init)(jax.random.key(0), X, LENGTHS)
 
 
 @pytest.mark.parametrize("block_norm", ["post", "pre"])
@@ -126,7 +126,7 @@ def test_baseline_regressor_outputs_and_mse_task():
     from seqjax.tasks import get_task
 
     model = build_model("lstm_baseline", hidden_size=8)
-    v = model.init(jax.random.key(0), X, LENGTHS)
+    v = jax.jit(model.init)(jax.random.key(0), X, LENGTHS)
     out = model.apply(v, X, LENGTHS)
     assert out.shape == (3, 3)
     task = get_task("mse")

@@ -52,7 +52,7 @@ FILLS = (1e30, np.nan, np.inf)
 @pytest.mark.parametrize("name", list(MODULES))
 def test_module_results_and_gradients_ignore_the_padding(name):
     module = MODULES[name]
-    variables = module.init(jax.random.key(0), CLEAN, LENGTHS)
+    variables = jax.jit(module.init)(jax.random.key(0), CLEAN, LENGTHS)
 
     @jax.jit
     def value_and_grad(x):
@@ -90,7 +90,7 @@ def test_a_sequence_with_no_steps_pools_to_zeros_with_finite_gradients(name):
     if name in POOLS:
         variables, pool = {}, lambda v, x: POOLS[name](x, lengths)
     else:
-        variables = MODULES[name].init(jax.random.key(0), CLEAN, LENGTHS)
+        variables = jax.jit(MODULES[name].init)(jax.random.key(0), CLEAN, LENGTHS)
         pool = lambda v, x: MODULES[name].apply(v, x, lengths)[0]  # noqa: E731
     pooled = pool(variables, x)  # (B, D)
     np.testing.assert_array_equal(np.asarray(pooled)[1], 0.0)

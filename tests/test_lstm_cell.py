@@ -61,7 +61,7 @@ def test_nn_rnn_of_the_cell_is_the_layer_with_its_variables():
     rng = np.random.default_rng(1)
     x = jnp.asarray(rng.standard_normal((B, T, F)), jnp.float32)
     layer = LSTM(H)
-    variables = layer.init(jax.random.key(0), x, LENGTHS)
+    variables = jax.jit(layer.init)(jax.random.key(0), x, LENGTHS)
     rnn = nn.RNN(LSTMCell(H), return_carry=True)
     valid = jnp.asarray(np.arange(T)[None, :, None] < LENGTHS[:, None, None])  # (B, T, 1)
 
@@ -87,7 +87,7 @@ def test_the_cell_decodes_on_from_the_layers_final_state():
     rng = np.random.default_rng(2)
     x = jnp.asarray(rng.standard_normal((B, T, F)), jnp.float32)
     layer = LSTM(H)
-    variables = layer.init(jax.random.key(3), x)
+    variables = jax.jit(layer.init)(jax.random.key(3), x)
     whole, _ = layer.apply(variables, x)  # (B, T, H)
     _, (h_n, c_n) = layer.apply(variables, x[:, :4])
     step = jax.jit(LSTMCell(H).apply)
@@ -129,7 +129,7 @@ def test_bfloat16_matmuls_keep_a_float32_carry_and_parameters():
     x = jnp.ones((B, F), jnp.bfloat16)
     carry = cell.initialize_carry(jax.random.key(0), x.shape)
     assert [a.shape for a in carry] == [(B, H)] * 2
-    variables = cell.init(jax.random.key(1), carry, x)
+    variables = jax.jit(cell.init)(jax.random.key(1), carry, x)
     (c, h), y = cell.apply(variables, carry, x)
     assert c.dtype == h.dtype == y.dtype == jnp.float32
     assert {a.dtype for a in jax.tree.leaves(variables)} == {jnp.dtype(jnp.float32)}
@@ -139,7 +139,7 @@ def test_bad_cell_inputs_and_weights_are_named():
     cell = LSTMCell(H)
     x = jnp.ones((B, F))
     carry = cell.initialize_carry(jax.random.key(0), x.shape)
-    variables = cell.init(jax.random.key(1), carry, x)
+    variables = jax.jit(cell.init)(jax.random.key(1), carry, x)
     with pytest.raises(
         ValueError, match=r"inputs have 3 features but the parameters were built for 4"
     ):

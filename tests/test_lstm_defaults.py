@@ -43,7 +43,7 @@ def test_the_accelerator_loop_shape_equals_the_cpu_one_with_gradients():
     # The accelerators unroll 16; seqjax hands `unroll` to lax.scan unchanged, which runs any
     # factor and its remainder alike, and 4 compiles in 3 s where 16 took 14 s on a 2-core CPU.
     accelerator = LSTM(**kwargs, unroll=4, projection_chunk=0)
-    variables = cpu.init(jax.random.key(0), x, lengths)
+    variables = jax.jit(cpu.init)(jax.random.key(0), x, lengths)
 
     def value_and_grads(model):
         def loss(v, x):

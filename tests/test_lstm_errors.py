@@ -8,7 +8,7 @@ import pytest
 from seqjax.layers import LSTM
 
 MODEL = LSTM(4, num_layers=1)
-VARIABLES = MODEL.init(jax.random.key(0), jnp.zeros((2, 3, 5)), jnp.array([3, 2]))
+VARIABLES = jax.jit(MODEL.init)(jax.random.key(0), jnp.zeros((2, 3, 5)), jnp.array([3, 2]))
 X = jnp.zeros((2, 3, 5))
 LENGTHS = jnp.array([3, 2])
 

@@ -28,7 +28,7 @@ def test_one_export_runs_every_batch_and_length():
     values."""
     model = LSTM(8, num_layers=2, bidirectional=True)
     rng = np.random.default_rng(0)
-    variables = model.init(jax.random.key(0), jnp.zeros((2, 5, F)), jnp.array([5, 2]))
+    variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((2, 5, F)), jnp.array([5, 2]))
     jitted, exported = _export(model, variables)
     for batch, steps in ((3, 5), (5, 200)):
         x = jnp.asarray(rng.standard_normal((batch, steps, F)).astype(np.float32))
@@ -42,7 +42,7 @@ def test_one_export_runs_every_batch_and_length():
 def test_an_export_without_lengths_runs_every_row_all_its_steps():
     """Lengths left out of the exported call: each row's T is the symbolic length."""
     model = LSTM(8, num_layers=1, bidirectional=True)
-    variables = model.init(jax.random.key(0), jnp.zeros((2, 5, F)))
+    variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((2, 5, F)))
     b, t = export.symbolic_shape("b, t")
     fn = jax.jit(lambda v, x: model.apply(v, x))
     exported = export.export(fn)(variables, jax.ShapeDtypeStruct((b, t, F), jnp.float32))
@@ -66,7 +66,7 @@ def test_an_export_without_lengths_runs_every_row_all_its_steps():
 )
 def test_options_that_need_the_length_name_themselves(options, named):
     model = LSTM(8, **options)
-    variables = model.init(jax.random.key(0), jnp.zeros((2, 5, F)), jnp.array([5, 2]))
+    variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((2, 5, F)), jnp.array([5, 2]))
     with pytest.raises(ValueError, match=named + ".*symbolic shape"):
         _export(model, variables)
 

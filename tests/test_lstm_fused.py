@@ -33,7 +33,7 @@ def test_fused_directions_equal_separate_scans_with_gradients(option):
     x, lengths, state = _batch()
     kwargs = dict(hidden_size=5, num_layers=2, bidirectional=True, **OPTIONS[option])
     separate, fused = LSTM(**kwargs), LSTM(**kwargs, fused_directions=True)
-    variables = separate.init(jax.random.key(1), x, lengths)
+    variables = jax.jit(separate.init)(jax.random.key(1), x, lengths)
 
     def loss(model):
         def f(v, x, state):

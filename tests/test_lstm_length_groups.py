@@ -31,7 +31,7 @@ def test_grouped_stack_equals_the_padded_loop_in_values_and_gradients(groups, bi
     models = {
         g: LSTM(H, num_layers=2, bidirectional=bidirectional, length_groups=g) for g in (1, groups)
     }
-    variables = models[1].init(jax.random.key(0), x, LENGTHS)
+    variables = jax.jit(models[1].init)(jax.random.key(0), x, LENGTHS)
     probe = jax.random.normal(probe_key, (B, T, H * (2 if bidirectional else 1)))
 
     def loss(v, x, init, model):
@@ -65,7 +65,7 @@ def test_rows_sort_longest_first_and_back():
 def _sorts(model, steps: int) -> bool:
     """Whether `model` over `steps` steps sorts its rows, i.e. runs in length groups."""
     x, lengths = jnp.ones((4, steps, F)), jnp.full((4,), steps, jnp.int32)
-    variables = model.init(jax.random.key(0), x, lengths)
+    variables = jax.jit(model.init)(jax.random.key(0), x, lengths)
     return "sort" in str(jax.make_jaxpr(model.apply)(variables, x, lengths))
 
 
@@ -112,7 +112,7 @@ def test_vmap_over_batches_of_different_lengths_equals_a_loop():
     xs = jnp.stack([x, x[::-1]])  # (2, B, T, F)
     lengths = jnp.stack([LENGTHS, jnp.array([1, 2, 3, 4, 5, 6], jnp.int32)])
     model = LSTM(H, length_groups=3)
-    variables = model.init(jax.random.key(0), x, LENGTHS)
+    variables = jax.jit(model.init)(jax.random.key(0), x, LENGTHS)
     mapped = jax.vmap(lambda x, n: model.apply(variables, x, n)[0])(xs, lengths)
     for i in range(2):
         want = LSTM(H, length_groups=1).apply(variables, xs[i], lengths[i])[0]
@@ -123,7 +123,7 @@ def test_flax_lifted_transforms_compose_with_groups():
     """nn.remat and an nn.vmap ensemble of a grouped stack equal the padded loop."""
     x, _, _ = _inputs()
     plain = LSTM(H, length_groups=1)
-    variables = plain.init(jax.random.key(0), x, LENGTHS)
+    variables = jax.jit(plain.init)(jax.random.key(0), x, LENGTHS)
     remat = nn.remat(LSTM)(H, length_groups=3)
 
     def loss(module):
@@ -140,7 +140,7 @@ def test_flax_lifted_transforms_compose_with_groups():
         in_axes=(None, None),
         axis_size=2,
     )(H, length_groups=3)
-    members = ensemble.init(jax.random.key(1), x, LENGTHS)
+    members = jax.jit(ensemble.init)(jax.random.key(1), x, LENGTHS)
     outs, _ = ensemble.apply(members, x, LENGTHS)  # (2, B, T, H)
     for m in range(2):
         member = jax.tree.map(lambda p, m=m: p[m], members)

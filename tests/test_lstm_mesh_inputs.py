@@ -18,7 +18,7 @@ model = LSTM(4, bidirectional=True)  # T=128 on CPU: length groups by default
 rng = np.random.default_rng(0)
 x = rng.standard_normal((4, 128, 2)).astype(np.float32)  # (B, T, F)
 lengths = np.array([128, 70, 101, 33], np.int32)
-variables = model.init(jax.random.key(0), x, lengths)
+variables = jax.jit(model.init)(jax.random.key(0), x, lengths)
 
 def loss(v, x, n):
     y, (h_n, c_n) = model.apply(v, x, n)

@@ -35,7 +35,7 @@ def test_values_and_gradients_equal_the_linen_layer_on_the_same_parameters():
     lstm = _wrapped()
     params = nnx.to_pure_dict(nnx.state(lstm, nnx.Param))
     # the same parameter tree as Linen's init: torch-importable names, same shapes
-    linen = LAYER.init(jax.random.key(0), x, lengths)["params"]
+    linen = jax.jit(LAYER.init)(jax.random.key(0), x, lengths)["params"]
     assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, linen)
     torch_names = lstm_params_to_torch(params)  # the interop takes the tree as it is
     back = lstm_params_from_torch(torch_names, num_layers=2, bidirectional=True)

@@ -13,7 +13,7 @@ def _setup(bidirectional, fused=False):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, 4, 3)).astype(np.float32)
     lengths = np.array([4, 1, 3], np.int32)
-    variables = model.init(jax.random.key(1), jnp.asarray(x), jnp.asarray(lengths))
+    variables = jax.jit(model.init)(jax.random.key(1), jnp.asarray(x), jnp.asarray(lengths))
     return model, variables, x, lengths
 
 

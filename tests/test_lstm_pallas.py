@@ -43,7 +43,7 @@ def _assert_same_as_scan(layers, bidirectional, interpret, precision="float32"):
         H, layers, bidirectional, backend="pallas", pallas_interpret=interpret,
         pallas_precision=precision,
     )  # fmt: skip
-    variables = scan.init(jax.random.key(1), X, LENGTHS)
+    variables = jax.jit(scan.init)(jax.random.key(1), X, LENGTHS)
     init = tuple(
         jnp.asarray(RNG.standard_normal((layers * dirs, len(X), H)), jnp.float32) for _ in "hc"
     )
@@ -171,7 +171,7 @@ def test_both_kernels_lower_to_triton_for_cuda(precision):
 
 
 def test_what_the_kernels_cannot_do_is_named():
-    variables = LSTM(6, backend="scan").init(jax.random.key(0), X, LENGTHS)
+    variables = jax.jit(LSTM(6, backend="scan").init)(jax.random.key(0), X, LENGTHS)
     with pytest.raises(ValueError, match="power of two >= 16 \\(got 6\\)"):
         LSTM(6, backend="pallas", pallas_interpret=True).apply(variables, X, LENGTHS)
     with pytest.raises(ValueError, match="pallas_precision must be one of"):

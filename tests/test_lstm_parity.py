@@ -136,7 +136,7 @@ def test_without_biases_matches_torch_bias_false():
     sd = {k: v.numpy() for k, v in ref.state_dict().items()}
     variables = lstm_params_from_torch(sd, num_layers=2, bidirectional=True, bias=False)
     model = LSTM(5, 2, True, use_bias=False)
-    built = model.init(jax.random.key(0), jnp.asarray(x), jnp.asarray(lengths))
+    built = jax.jit(model.init)(jax.random.key(0), jnp.asarray(x), jnp.asarray(lengths))
     assert jax.tree.structure(built) == jax.tree.structure(variables)
     assert sum(np.size(p) for p in jax.tree.leaves(built)) == sum(
         p.numel() for p in ref.parameters()
@@ -156,7 +156,7 @@ def test_without_biases_matches_torch_bias_false():
 
 def test_parameter_count_matches_torch_layout():
     model = LSTM(7, num_layers=2, bidirectional=True)
-    variables = model.init(jax.random.key(0), jnp.zeros((1, 3, 4)), jnp.array([3]))
+    variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 3, 4)), jnp.array([3]))
     count = sum(int(np.size(p)) for p in jax.tree.leaves(variables))
     # torch: per layer-direction 4H*(F + H) + 8H; layer 1 sees 2H inputs.
     expected = 2 * (4 * 7 * (4 + 7) + 8 * 7) + 2 * (4 * 7 * (14 + 7) + 8 * 7)

@@ -93,7 +93,7 @@ def test_one_layer_shapes_and_parameters_are_torchs():
     want, _ = _torch_run(ref, x, *zeros)
     sd = {k: v.detach().numpy() for k, v in ref.state_dict().items()}
     model = LSTM(H, proj_size=P)
-    built = model.init(jax.random.key(0), x, LENGTHS)
+    built = jax.jit(model.init)(jax.random.key(0), x, LENGTHS)
     shapes = {k: v.shape for k, v in lstm_params_to_torch(built).items()}  # torch's layout
     assert shapes == {k: v.shape for k, v in sd.items()}
     variables = lstm_params_from_torch(sd, num_layers=1, bidirectional=False, proj_size=P)
@@ -160,7 +160,7 @@ def test_bad_sizes_backends_and_weights_are_named():
     with pytest.raises(ValueError, match="backend='pallas' cannot run here: .*proj_size needs"):
         pallas.init(jax.random.key(0), x, lengths)
     model = LSTM(H, proj_size=P)
-    variables = model.init(jax.random.key(0), x, lengths)
+    variables = jax.jit(model.init)(jax.random.key(0), x, lengths)
     wrong_h = (jnp.zeros((1, 2, H)), jnp.zeros((1, 2, H)))
     with pytest.raises(ValueError, match=r"initial_state h_0 must have shape \(1, 2, 3\)"):
         model.apply(variables, x, lengths, initial_state=wrong_h)
@@ -204,7 +204,7 @@ rng = np.random.default_rng(0)
 x = rng.standard_normal((4, 128, 2)).astype(np.float32)  # (B, T, F)
 lengths = np.array([128, 70, 101, 33], np.int32)
 model = LSTM(6, bidirectional=True, proj_size=3)  # T=128 on CPU: length groups by default
-variables = model.init(jax.random.key(0), x, lengths)
+variables = jax.jit(model.init)(jax.random.key(0), x, lengths)
 
 def loss(v, x, n):
     y, (h_n, c_n) = model.apply(v, x, n)

@@ -34,7 +34,7 @@ def _loss(model, variables, x, state):
 def test_values_and_gradients_equal_the_plain_recurrence(bidirectional, option):
     plain = LSTM(8, num_layers=2, bidirectional=bidirectional, projection_chunk=0)
     remat = LSTM(8, num_layers=2, bidirectional=bidirectional, **option)
-    variables = plain.init(jax.random.key(1), X, LENGTHS)
+    variables = jax.jit(plain.init)(jax.random.key(1), X, LENGTHS)
     dirs = 2 if bidirectional else 1
     state = tuple(
         jnp.asarray(RNG.standard_normal((2 * dirs, 3, 8)).astype(np.float32)) for _ in range(2)
@@ -57,7 +57,7 @@ def test_long_sequence_step_needs_far_less_memory():
 
     def temp_bytes(chunk):
         model = LSTM(32, bidirectional=True, remat_chunk=chunk)
-        variables = model.init(jax.random.key(0), x[:, :4], jnp.minimum(lengths, 4))
+        variables = jax.jit(model.init)(jax.random.key(0), x[:, :4], jnp.minimum(lengths, 4))
         grad = jax.jit(jax.grad(lambda v: jnp.mean(model.apply(v, x, lengths)[0])))
         return grad.lower(variables).compile().memory_analysis().temp_size_in_bytes
 

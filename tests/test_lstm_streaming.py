@@ -32,7 +32,7 @@ VARIANTS = {
 def chunks_equal_the_whole(atol=1e-6, **options):
     """A 2-layer stack over the whole sequences and over two chunks, jitted."""
     model = LSTM(H, num_layers=2, **options)
-    variables = LSTM(H, num_layers=2).init(jax.random.key(0), X, LENGTHS)
+    variables = jax.jit(LSTM(H, num_layers=2).init)(jax.random.key(0), X, LENGTHS)
     apply = jax.jit(model.apply)
     y, (h, c) = apply(variables, X, LENGTHS)
     y1, state = apply(variables, X[:, :CUT], FIRST)
@@ -48,7 +48,9 @@ def empty_rows_pass_their_state_through(**options):
     final state is their initial state, and their gradients go straight through it."""
     model = LSTM(H, num_layers=2, bidirectional=True, **options)
     x = X[:, CUT:]
-    variables = LSTM(H, num_layers=2, bidirectional=True).init(jax.random.key(0), x, SECOND)
+    variables = jax.jit(LSTM(H, num_layers=2, bidirectional=True).init)(
+        jax.random.key(0), x, SECOND
+    )
     h0, c0, w_h, w_c = RNG.standard_normal((4, 4, 4, H)).astype(np.float32)  # (L*D, B, H)
 
     def loss(x, h0, c0, lengths):
@@ -78,7 +80,7 @@ def test_a_stream_with_nothing_new_keeps_its_state_in_values_and_gradients(varia
 
 def test_a_length_of_zero_is_accepted_outside_jit_too():
     model = LSTM(H)
-    variables = model.init(jax.random.key(0), X, LENGTHS)
+    variables = jax.jit(model.init)(jax.random.key(0), X, LENGTHS)
     y, (h, c) = model.apply(variables, X, np.zeros(4, np.int32))
     assert not np.any(np.asarray(y)) and not np.any(np.asarray(h)) and not np.any(np.asarray(c))
 
@@ -89,7 +91,7 @@ def test_one_step_calls_in_a_users_scan_equal_the_whole_pass():
     model = LSTM(H, num_layers=2)
     x = X[:, :10]  # (B, T, F)
     full = np.full(4, 10, np.int32)
-    variables = model.init(jax.random.key(0), x, full)
+    variables = jax.jit(model.init)(jax.random.key(0), x, full)
 
     def whole(v):
         return model.apply(v, x, full)[0]

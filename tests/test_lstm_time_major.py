@@ -34,7 +34,7 @@ def test_time_major_equals_the_batch_major_layer_on_the_transposed_batch(variant
     c0 = jnp.asarray(rng.standard_normal((4, B, H)), jnp.float32)
     batch_major = LSTM(H, 2, bidirectional=True, **options)
     time_major = LSTM(H, 2, bidirectional=True, time_major=True, **options)
-    variables = batch_major.init(jax.random.key(1), x, LENGTHS)
+    variables = jax.jit(batch_major.init)(jax.random.key(1), x, LENGTHS)
 
     def results(model, xs):
         def loss(v, xs):

@@ -18,7 +18,7 @@ LENGTHS = jnp.array([3, 2])
 
 
 def _init(model):
-    return model.init(jax.random.key(0), X, LENGTHS)
+    return jax.jit(model.init)(jax.random.key(0), X, LENGTHS)
 
 
 def test_jit_equals_eager():
@@ -98,7 +98,7 @@ def test_custom_backward_equals_autodiff_of_the_scan():
     grads = {}
     for backward in ("custom", "autodiff"):
         model = LSTM(6, num_layers=2, bidirectional=True, backward=backward)
-        v = model.init(jax.random.key(3), X, lengths)
+        v = jax.jit(model.init)(jax.random.key(3), X, lengths)
 
         def loss(v, x, model=model):
             out, (h, c) = model.apply(v, x, lengths)
@@ -195,7 +195,7 @@ def test_precision_highest_on_a_gpu_equals_the_cpu_forward_and_backward():
     x = jnp.asarray(rng.standard_normal((8, 200, 16)).astype(np.float32))
     lengths = jnp.asarray(rng.integers(100, 201, 8).astype(np.int32))
     model = LSTM(64, num_layers=2, bidirectional=True, precision="highest")
-    variables = model.init(jax.random.key(0), x, lengths)
+    variables = jax.jit(model.init)(jax.random.key(0), x, lengths)
     with jax.default_matmul_precision("default"):
         on_gpu = _values_and_grads(model, variables, x, lengths, jax.devices("gpu")[0])
     on_cpu = _values_and_grads(model, variables, x, lengths, jax.devices("cpu")[0])
@@ -228,7 +228,7 @@ def test_flax_lifted_transforms_compose_with_the_layer():
 
     scan = nn.scan(Segment, variable_broadcast="params", split_rngs={"params": False}, in_axes=0)()
     state0 = (jnp.zeros((1, 2, 5)), jnp.zeros((1, 2, 5)))
-    v = scan.init(jax.random.key(0), state0, segments)
+    v = jax.jit(scan.init)(jax.random.key(0), state0, segments)
     final, outs = scan.apply(v, state0, segments)  # outs (S, B, T, H)
     layer, params = LSTM(5), {"params": v["params"]["lstm"]}
     state = state0
@@ -240,7 +240,7 @@ def test_flax_lifted_transforms_compose_with_the_layer():
     ensemble = nn.vmap(
         LSTM, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=(0, None)
     )(5, bidirectional=True)
-    ve = ensemble.init(jax.random.key(1), segments, LENGTHS)
+    ve = jax.jit(ensemble.init)(jax.random.key(1), segments, LENGTHS)
     out_e, _ = ensemble.apply(ve, segments, LENGTHS)  # (S, B, T, 2H)
     for s in range(2):
         member = jax.tree.map(lambda p, s=s: p[s], ve)

@@ -23,7 +23,7 @@ def _model(**kw):
     cfg = dict(hidden_size=32, num_layers=2, classifier_dims=(8,))
     cfg.update(kw)
     model = build_model("steel", **cfg)
-    variables = model.init(jax.random.key(0), jnp.asarray(X), jnp.asarray(LENGTHS))
+    variables = jax.jit(model.init)(jax.random.key(0), jnp.asarray(X), jnp.asarray(LENGTHS))
     return model, variables
 
 

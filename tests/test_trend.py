@@ -15,7 +15,7 @@ def test_shapes_ranges_and_attention():
     model = build_model("trend", hidden_size=8, num_heads=2, head_dim=4, features=6)
     x = jnp.asarray(np.random.default_rng(0).standard_normal((3, 5, 6)), jnp.float32)
     lengths = jnp.array([5, 2, 4])
-    v = model.init(jax.random.key(0), x, lengths)
+    v = jax.jit(model.init)(jax.random.key(0), x, lengths)
     out = model.apply(v, x, lengths, return_details=True)
     assert out["score"].shape == (3, 2) and out["logits"].shape == (3, 2, 3)
     assert np.all(np.abs(np.asarray(out["score"])) <= 1)

@@ -20,7 +20,7 @@ def test_parameter_count_is_the_seeds():
 def test_output_is_one_logit_per_profile():
     model = build_model("trust", hidden_sizes=(8, 4, 2))
     x = jnp.zeros((3, 2, 768))
-    v = model.init(jax.random.key(0), x, jnp.full((3,), 2))
+    v = jax.jit(model.init)(jax.random.key(0), x, jnp.full((3,), 2))
     assert model.apply(v, x, jnp.full((3,), 2)).shape == (3,)
 
 
