@@ -118,7 +118,7 @@ def measure(cfg: dict, *, repeats: int, seconds: float | None = None) -> dict:
     }
     variables = jax.device_put(variables)  # NumPy arrays would be copied in at every call
     flax = Decoder(nn.OptimizedLSTMCell(h), f, cfg["steps"])
-    flax_vars = flax.init(jax.random.key(0), (c0, h0), x0)
+    flax_vars = jax.jit(flax.init)(jax.random.key(0), (c0, h0), x0)
     ours_fn = jax.jit(ours.apply)
     flax_fn = jax.jit(flax.apply)
     with jax.default_matmul_precision("highest"):

@@ -36,7 +36,7 @@ def one_mode(steps: int, chunk: int, backend: str) -> dict:
     lengths = jnp.asarray(rng.integers(steps // 5, steps + 1, BATCH).astype(np.int32))
     lengths = lengths.at[0].set(steps)
     model = LSTM(HIDDEN, num_layers=LAYERS, bidirectional=True, remat_chunk=chunk, backend=backend)
-    params = model.init(jax.random.key(0), x[:, :8], jnp.minimum(lengths, 8))
+    params = jax.jit(model.init)(jax.random.key(0), x[:, :8], jnp.minimum(lengths, 8))
 
     def loss(p):
         y, _ = model.apply(p, x, lengths)  # (B, T, 2H)

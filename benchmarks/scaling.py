@@ -83,7 +83,7 @@ def measure_point(batch: int, steps: int, hidden: int, repeats: int) -> dict:
     x = jnp.asarray(rng.standard_normal((batch, steps, FEATURES)), jnp.float32)  # (B, T, F)
     lengths = jnp.full((batch,), steps, jnp.int32)
     model = LSTM(hidden, backend="scan")  # the recurrence whose per-step cost is plotted
-    variables = model.init(jax.random.key(0), x[:, :2], jnp.minimum(lengths, 2))
+    variables = jax.jit(model.init)(jax.random.key(0), x[:, :2], jnp.minimum(lengths, 2))
     infer = jax.jit(lambda v, x: model.apply(v, x, lengths)[0])
     train = jax.jit(jax.grad(lambda v, x: jnp.sum(model.apply(v, x, lengths)[0])))
     t_inf = time_calls(lambda: infer(variables, x).block_until_ready(), repeats=repeats)

@@ -128,7 +128,7 @@ def jax_fns(
     sharded over a mesh of every local device and the parameters replicated, as seqjax's
     data-parallel training lays them out; both jitted with XLA `compiler_options`."""
     x, lengths = jnp.asarray(x), jnp.asarray(lengths)
-    variables = module.init(jax.random.key(0), x, lengths)
+    variables = jax.jit(module.init)(jax.random.key(0), x, lengths)
     if per_core:
         mesh = make_mesh(jax.local_devices())
         variables = jax.device_put(variables, replicated(mesh))
