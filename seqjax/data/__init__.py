@@ -2,6 +2,7 @@
 
 from seqjax.data.batch import Batch, make_batch
 from seqjax.data.dataset import SequenceDataset, iterate_batches, num_batches
+from seqjax.data.padding import pad_sequences
 from seqjax.data.splits import StandardScaler, split_indices
 
 __all__ = [
@@ -11,5 +12,6 @@ __all__ = [
     "iterate_batches",
     "make_batch",
     "num_batches",
+    "pad_sequences",
     "split_indices",
 ]

@@ -16,8 +16,9 @@ import os
 import numpy as np
 
 from seqjax.data.dataset import SequenceDataset
+from seqjax.data.padding import pad_sequences
 from seqjax.data.splits import StandardScaler, split_indices
-from seqjax.data.ts_format import LabelledSequences, pad_sequences, read_ts
+from seqjax.data.ts_format import LabelledSequences, read_ts
 
 
 def aeon_data_dir() -> str:
@@ -137,7 +138,7 @@ def read_long_csv(
                 raise ValueError(f"{path}:{number}: unreadable value ({err})") from None
     if not rows:
         raise ValueError(f"{path}: no data rows (an empty dataset)")
-    inputs, lengths = pad_sequences([np.asarray(v, np.float32) for v in rows.values()])
+    inputs, lengths = pad_sequences(list(rows.values()), dtype=np.float32)
     names = [header[i] for i in channels]
     return list(rows), names, inputs, lengths, [labels[k] for k in rows] if targets else None
 

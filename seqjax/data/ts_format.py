@@ -13,6 +13,8 @@ import dataclasses
 
 import numpy as np
 
+from seqjax.data.padding import pad_sequences
+
 
 @dataclasses.dataclass(frozen=True)
 class LabelledSequences:
@@ -20,15 +22,6 @@ class LabelledSequences:
     lengths: np.ndarray  # (N,) int32
     labels: np.ndarray  # (N,) int32 indices into class_names
     class_names: tuple[str, ...]
-
-
-def pad_sequences(cases: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """List of (T_i, C) arrays -> zero-padded (N, max T_i, C) float32 and lengths (N,)."""
-    lengths = np.array([len(c) for c in cases], np.int32)
-    out = np.zeros((len(cases), int(lengths.max()), cases[0].shape[1]), np.float32)
-    for i, c in enumerate(cases):
-        out[i, : len(c)] = c
-    return out, lengths
 
 
 def read_ts(path: str, class_names: tuple[str, ...] | None = None) -> LabelledSequences:
@@ -65,7 +58,7 @@ def read_ts(path: str, class_names: tuple[str, ...] | None = None) -> LabelledSe
     if unknown:
         raise ValueError(f"{path}: labels {unknown} are not among the classes {list(class_names)}")
     index = {name: i for i, name in enumerate(class_names)}
-    inputs, lengths = pad_sequences(cases)
+    inputs, lengths = pad_sequences(cases, dtype=np.float32)
     labels = np.array([index[label] for label in raw_labels], np.int32)
     return LabelledSequences(inputs, lengths, labels, tuple(class_names))
 
