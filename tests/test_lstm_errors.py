@@ -35,7 +35,13 @@ CASES = [
     ),
     ("float lengths", X, jnp.array([3.0, 2.0]), TypeError, r"lengths must be an integer dtype"),
     ("lengths a list", X, [3, 2], TypeError, r"lengths must be an array .* got list"),
-    ("inputs a list", np.zeros((2, 3, 5)).tolist(), LENGTHS, TypeError, r"an array .* list"),
+    (
+        "inputs a list",
+        np.zeros((2, 3, 5)).tolist(),
+        LENGTHS,
+        TypeError,
+        r"an array .* got list \(a list of sequences .* pads with seqjax.data.pad_sequences",
+    ),
 ]
 
 

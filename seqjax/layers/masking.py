@@ -45,7 +45,11 @@ def check_sequence_inputs(
     call keeps its state; one that pools over the steps needs at least one.
     """
     if not hasattr(x, "dtype"):  # a list: JAX takes arrays only, and so do the layers
-        raise TypeError(f"{name}: inputs must be an array (B, T, F); got {type(x).__name__}")
+        raise TypeError(
+            f"{name}: inputs must be an array (B, T, F); got {type(x).__name__} (a list of "
+            "sequences of their own lengths pads with seqjax.data.pad_sequences, which "
+            "returns the lengths too)"
+        )
     if getattr(x, "ndim", None) != 3:
         raise ValueError(
             f"{name}: inputs must have rank 3 (batch, time, features); got shape "
