@@ -1,12 +1,13 @@
-"""`seqjax.data.pad_sequences` against `torch.nn.utils.rnn.pad_sequence`, and a list of
-sequences through it and the LSTM against PyTorch's LSTM over `pack_sequence`."""
+"""`seqjax.data.pad_sequences` and `unpad_sequences` against PyTorch's `pad_sequence` and
+`unpad_sequence`, and a list of sequences through them and the LSTM against PyTorch's LSTM
+over `pack_sequence`."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from seqjax.data import pad_sequences
+from seqjax.data import pad_sequences, unpad_sequences
 from seqjax.interop import lstm_params_from_torch
 from seqjax.layers import LSTM
 
@@ -33,6 +34,12 @@ def test_equals_torch_pad_sequence_and_keeps_the_lengths(feature_shape):
     assert longer.shape == (5, 10, *feature_shape) and not longer[:, 7:].any()
     np.testing.assert_array_equal(longer[:, :7], pad_sequences(sequences)[0])
     np.testing.assert_array_equal(same, STEPS)
+    back = unpad_sequences(longer, same)  # the sequences as they were, as PyTorch unpads
+    unpadded = torch.nn.utils.rnn.unpad_sequence(want, torch.tensor(STEPS), batch_first=True)
+    assert len(back) == len(sequences) == len(unpadded)
+    for got, original, theirs in zip(back, sequences, unpadded, strict=True):
+        np.testing.assert_array_equal(got, original)
+        np.testing.assert_array_equal(got, theirs.numpy())
 
 
 def test_dtypes_follow_the_sequences_unless_given():
@@ -70,6 +77,10 @@ def test_a_list_through_the_lstm_equals_torch_over_pack_sequence():
     out, (h, c) = jax.jit(LSTM(4, 2, bidirectional=True).apply)(variables, padded, lengths)
     rows = [i for i, t in enumerate(STEPS) if t]
     np.testing.assert_allclose(np.asarray(out)[rows], out_t.numpy(), atol=1e-5)
+    per_sequence = unpad_sequences(out, lengths)  # (T_i, 2H) each
+    assert [len(o) for o in per_sequence] == STEPS
+    for i, want in zip(rows, torch.nn.utils.rnn.unpack_sequence(out_p), strict=True):
+        np.testing.assert_allclose(per_sequence[i], want.numpy(), atol=1e-5)
     np.testing.assert_allclose(np.asarray(h)[:, rows], h_t.numpy(), atol=1e-5)
     np.testing.assert_allclose(np.asarray(c)[:, rows], c_t.numpy(), atol=1e-5)
     empty = STEPS.index(0)  # no steps: zero outputs, and the zero initial state
@@ -105,3 +116,18 @@ def test_a_list_through_the_lstm_equals_torch_over_pack_sequence():
 def test_bad_input_is_named(sequences, kwargs, error, match):
     with pytest.raises(error, match=match):
         pad_sequences(sequences, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "padded,lengths,match",
+    [
+        (np.zeros(3), [1, 2, 3], r"padded must have shape \(N, T, ...\); got shape \(3,\)"),
+        (np.zeros((2, 4, 1)), [1, 2, 3], r"lengths must be integers of shape \(2,\); got int64"),
+        (np.zeros((2, 4, 1)), [1.0, 2.0], r"lengths must be integers of shape \(2,\); got float64"),
+        (np.zeros((2, 4, 1)), [5, 2], r"lengths must lie in \[0, 4\] .* got min 2, max 5"),
+    ],
+    ids=["rank_1", "another_batch", "float", "past_T"],
+)
+def test_bad_unpadding_is_named(padded, lengths, match):
+    with pytest.raises(ValueError, match=match):
+        unpad_sequences(padded, np.asarray(lengths))

@@ -2,7 +2,7 @@
 
 from seqjax.data.batch import Batch, make_batch
 from seqjax.data.dataset import SequenceDataset, iterate_batches, num_batches
-from seqjax.data.padding import pad_sequences
+from seqjax.data.padding import pad_sequences, unpad_sequences
 from seqjax.data.splits import StandardScaler, split_indices
 
 __all__ = [
@@ -14,4 +14,5 @@ __all__ = [
     "num_batches",
     "pad_sequences",
     "split_indices",
+    "unpad_sequences",
 ]

@@ -62,3 +62,25 @@ def pad_sequences(
     for i, a in enumerate(arrays):
         padded[i, : len(a)] = a
     return padded, lengths  # (N, T, *F), (N,)
+
+
+def unpad_sequences(padded: ArrayLike, lengths: ArrayLike) -> list[np.ndarray]:
+    """Padded (N, T, *F) and lengths (N,) -> N arrays (length_i, *F): a layer's outputs back
+    to one array per sequence (views of `padded`), as PyTorch's
+    `unpad_sequence(batch_first=True)`."""
+    padded, lengths = np.asarray(padded), np.asarray(lengths)
+    if padded.ndim < 2:
+        raise ValueError(
+            f"unpad_sequences: padded must have shape (N, T, ...); got shape {padded.shape}"
+        )
+    if lengths.shape != padded.shape[:1] or not np.issubdtype(lengths.dtype, np.integer):
+        raise ValueError(
+            f"unpad_sequences: lengths must be integers of shape ({padded.shape[0]},); got "
+            f"{lengths.dtype} of shape {lengths.shape}"
+        )
+    if lengths.size and (lengths.min() < 0 or lengths.max() > padded.shape[1]):
+        raise ValueError(
+            f"unpad_sequences: lengths must lie in [0, {padded.shape[1]}] (the padded length "
+            f"T); got min {lengths.min()}, max {lengths.max()}"
+        )
+    return [row[:n] for row, n in zip(padded, lengths.tolist(), strict=True)]
