@@ -98,7 +98,7 @@ def test_npz_source_with_integer_labels_is_multiclass(tmp_path):
                 "inputs": np.array([np.zeros((3, 2)), np.zeros((5, 2))], dtype=object),
                 "targets": np.zeros(2),
             },
-            "without pickle.*zero-padded",
+            "without pickle.*zero-padded.*seqjax.data.pad_sequences",
         ),
         ({"inputs": np.zeros((10, 3, 2))}, r"missing arrays \['targets'\]"),
         ({"inputs": np.full((10, 3, 2), np.nan), "targets": np.zeros(10)}, "NaN or Inf"),

@@ -88,7 +88,8 @@ def npz_splits(
     except ValueError as err:
         raise ValueError(
             f"{path}: cannot read without pickle ({err}); store ragged sequences zero-padded "
-            "as inputs (N, T, C) with their lengths (N,)"
+            "as inputs (N, T, C) with their lengths (N,): inputs, lengths = "
+            "seqjax.data.pad_sequences(list_of_sequences)"
         ) from None
     missing = sorted({"inputs", "targets"} - set(arrays))
     if missing:
