@@ -19,6 +19,7 @@ import yaml
 from seqjax.config_files import config_file
 from seqjax.data.sources import check_source
 from seqjax.models.registry import MODELS
+from seqjax.suggest import did_you_mean
 from seqjax.train.profiling import check_profile_steps
 
 
@@ -243,7 +244,10 @@ def build_dataclass(cls: type, values: Mapping[str, Any], prefix: str):
     valid = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(values) - set(valid))
     if unknown:
-        raise ValueError(f"unknown key {prefix}.{unknown[0]!r}; valid keys in {prefix}: {valid}")
+        raise ValueError(
+            f"unknown key {prefix}.{unknown[0]!r}{did_you_mean(unknown[0], valid)}; valid keys "
+            f"in {prefix}: {valid}"
+        )
     kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}") for k, v in values.items()}
     try:
         return cls(**kwargs)
@@ -256,11 +260,16 @@ def config_from_dict(raw: Mapping[str, Any]) -> ExperimentConfig:
     allowed = ["model", *SECTIONS]
     unknown = sorted(set(raw) - set(allowed))
     if unknown:
-        raise ValueError(f"unknown top-level key {unknown[0]!r}; valid keys: {allowed}")
+        raise ValueError(
+            f"unknown top-level key {unknown[0]!r}{did_you_mean(unknown[0], allowed)}; valid "
+            f"keys: {allowed}"
+        )
     model_raw = dict(raw.get("model") or {})
     name = model_raw.pop("name", None)
     if name not in MODELS:
-        raise ValueError(f"model.name must be one of {sorted(MODELS)}; got {name!r}")
+        raise ValueError(
+            f"model.name must be one of {sorted(MODELS)}; got {name!r}{did_you_mean(name, MODELS)}"
+        )
     model = build_dataclass(MODELS[name][1], model_raw, "model")
     sections = {s: build_dataclass(cls, raw.get(s) or {}, s) for s, cls in SECTIONS.items()}
     return ExperimentConfig(model_name=name, model=model, **sections)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from importlib import resources
 
+from seqjax.suggest import did_you_mean
+
 
 def shipped_configs() -> dict[str, str]:
     """{name: path} of the configs shipped inside the package, e.g. "trust"."""
@@ -30,8 +32,8 @@ def config_file(name_or_path: str) -> str:
     if name_or_path in shipped:
         return shipped[name_or_path]
     raise FileNotFoundError(
-        f"config {name_or_path!r} is neither a file nor the name of a shipped config "
-        f"({', '.join(shipped)})"
+        f"config {name_or_path!r} is neither a file nor the name of a shipped config"
+        f"{did_you_mean(name_or_path, shipped)}; shipped: {', '.join(shipped)}"
     )
 
 

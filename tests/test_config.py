@@ -21,8 +21,18 @@ def test_configs_are_frozen():
 @pytest.mark.parametrize(
     "override,message",
     [
-        ("train.epoch=2", r"unknown key train.'epoch'; valid keys in train: \['epochs'"),
+        (
+            "train.epoch=2",
+            r"unknown key train.'epoch' \(did you mean 'epochs'\?\); valid keys in train: "
+            r"\['epochs'",
+        ),
+        ("train.zzz=2", r"unknown key train.'zzz'; valid keys in train"),  # nothing close
         ("model.hiden=3", r"unknown key model.'hiden'"),
+        (
+            "model.hidden_size=3",  # steel's key; trust's LSTMs are hidden_sizes
+            r"unknown key model.'hidden_size' \(did you mean 'hidden_sizes'\?\)",
+        ),
+        ("model.name=trsut", r"model.name must be one of .*got 'trsut' \(did you mean 'trust'"),
         ("train.epochs=two", r"train.epochs: expected int, got 'two'"),
         ("train.epochs=0", r"train.epochs and train.batch_size must be >= 1"),
         ("optimizer.name=sgd", r"optimizer.name must be 'adam' or 'adamw'; got 'sgd'"),
@@ -32,7 +42,7 @@ def test_configs_are_frozen():
         ("model.lstm_dtype=float16", r"lstm_dtype must be one of \('float32', 'bfloat16'\)"),
         ("data.splits=[0.5, 0.5]", r"data.splits: expected 3 values, got 2"),
         ("checkpoint.every_steps=-5", r"checkpoint.every_steps must be >= 0 \(0: off\); got -5"),
-        ("trainer.epochs=3", r"unknown top-level key 'trainer'"),
+        ("trainer.epochs=3", r"unknown top-level key 'trainer' \(did you mean 'train'\?\)"),
         ("epochs=3", r"must look like section.key=value"),
     ],
 )

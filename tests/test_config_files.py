@@ -31,7 +31,10 @@ def test_a_path_wins_over_a_name_and_an_unknown_name_lists_the_shipped_ones(tmp_
     monkeypatch.chdir(tmp_path)
     assert config_file("trust") == "trust"
     assert load_config("trust").model_name == "trend"
-    with pytest.raises(FileNotFoundError, match=r"'trusted' is neither a file .*\(hybrid, "):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"'trusted' is neither a file .* \(did you mean 'trust'\?\); shipped: hybrid, ",
+    ):
         load_config("trusted")
 
 
@@ -87,4 +90,6 @@ def test_seqjax_configs_lists_them_and_prints_one(capsys):
     assert cli.main(["configs", "steel_deep"]) == 0
     assert capsys.readouterr().out == (REPO / "configs" / "steel_deep.yaml").read_text()
     assert cli.main(["configs", "steel"]) == 2
-    assert "'steel' is neither a file nor the name of a shipped config" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "'steel' is neither a file nor the name of a shipped config" in err
+    assert "(did you mean one of 'steel_bidirectional', 'steel_deep', 'steel_lightweight', " in err

@@ -19,6 +19,7 @@ from seqjax.models.hybrid import HybridConfig, HybridSequenceModel
 from seqjax.models.steel import SteelConfig, SteelDefectLSTM
 from seqjax.models.trend import TrendConfig, TrendPredictor
 from seqjax.models.trust import TrustConfig, TrustLSTM
+from seqjax.suggest import did_you_mean
 
 MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "trust": (TrustLSTM, TrustConfig),
@@ -32,13 +33,18 @@ MODELS: dict[str, tuple[type[nn.Module], type]] = {
 def model_config(name: str, overrides: Mapping[str, Any] | None = None):
     """The config dataclass of model `name` with `overrides` applied; unknown keys fail."""
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known models: {sorted(MODELS)}")
+        raise ValueError(
+            f"unknown model {name!r}{did_you_mean(name, MODELS)}; known models: {sorted(MODELS)}"
+        )
     _, config_cls = MODELS[name]
     overrides = dict(overrides or {})
     valid = [f.name for f in dataclasses.fields(config_cls)]
     unknown = sorted(set(overrides) - set(valid))
     if unknown:
-        raise ValueError(f"unknown key(s) {unknown} for model {name!r}; valid keys: {valid}")
+        raise ValueError(
+            f"unknown key(s) {unknown} for model {name!r}{did_you_mean(unknown[0], valid)}; "
+            f"valid keys: {valid}"
+        )
     return config_cls(**overrides)
 
 
