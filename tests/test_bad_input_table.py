@@ -117,6 +117,18 @@ def test_an_uncreatable_run_directory_is_named_and_nothing_is_written(tmp_path):
     with pytest.raises(ValueError, match="larger than the training split"):
         run_experiment(cfg, str(tmp_path / "run"), log=lambda _: None)
     assert not (tmp_path / "run").exists()
+    # a mistyped monitor is named before the run is made, not after an epoch's training
+    cfg = load_config(
+        "configs/steel_lightweight.yaml",
+        ["data.size=30", "train.batch_size=4", "train.monitor=val_acc"],
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"train.monitor 'val_acc' is not a logged metric \(did you mean 'val_accuracy'\?\); "
+        r"available: \['epoch', 'lr', 'train_loss', 'val_accuracy'",
+    ):
+        run_experiment(cfg, str(tmp_path / "run"), log=lambda _: None)
+    assert not (tmp_path / "run").exists()
 
 
 def test_predict_into_a_missing_directory_is_named(tmp_path, capsys):

@@ -14,6 +14,7 @@ from seqjax.data.dataset import SequenceDataset
 from seqjax.models import build_model
 from seqjax.tasks import get_task
 from seqjax.train import loop as loop_module
+from seqjax.train.monitor import logged_names
 from seqjax.train.optim import learning_rate, make_optimizer
 from seqjax.train.state import create_state
 from seqjax.train.step import make_train_step
@@ -149,8 +150,14 @@ def test_nonfinite_skip_keeps_the_state_and_counts_the_update(monkeypatch):
     )
     from seqjax.data.sources import load_splits
 
-    result = loop_module.fit(cfg, load_splits(cfg.data), log=lambda _: None)
+    splits = load_splits(cfg.data)
+    result = loop_module.fit(cfg, splits, log=lambda _: None)
     assert [row["skipped_updates"] for row in result.history] == [0, 1]
+    # the names the monitor check accepts before a run are the logged row's
+    shape = loop_module.check_outputs_fit_targets(cfg, splits["train"])
+    assert sorted(result.history[0]) == logged_names(
+        "binary_cross_entropy", "skip", splits["val"], shape
+    )
     assert all(np.isfinite(row["train_loss"]) for row in result.history)
     assert all(np.all(np.isfinite(p)) for p in jax.tree.leaves(result.state.params))
 

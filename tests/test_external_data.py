@@ -11,6 +11,8 @@ from seqjax.data.external import aeon_data_dir, csv_splits, npz_splits
 from seqjax.data.sources import adapt_to_data, load_splits
 from seqjax.data.ts_format import read_ts
 from seqjax.metrics import multiclass_classification
+from seqjax.train.loop import check_outputs_fit_targets
+from seqjax.train.monitor import logged_names
 from seqjax.train.run import run_experiment
 
 pytest.importorskip("aeon", reason="the aeon extra ships the UEA/UCR files")
@@ -183,6 +185,13 @@ def test_npz_regression_targets_train_with_mse_and_score_every_example_once(tmp_
     )
     test = run_experiment(cfg, str(tmp_path / "run"), log=lambda _: None)["test"]
     assert {"mse", "rmse", "mae", "correlation"} <= set(test)
+    # the names the monitor check accepts are the logged row's, scaled targets and all
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    splits = load_splits(cfg.data)
+    shape = check_outputs_fit_targets(adapted, splits["train"])  # one example's predictions
+    names = logged_names("mse", adapted.train.nonfinite, splits["val"], shape)
+    assert splits["val"].target_scaler is not None
+    assert sorted(history[0]) == names and "val_rmse" in names
     # trained on standardised targets, scored in their own units: one output's MSE is the
     # loss times its variance
     spec = json.loads((tmp_path / "run" / "data_spec.json").read_text())["target_scaler"]

@@ -14,6 +14,7 @@ from seqjax.data.hybrid import hybrid_splits
 from seqjax.data.steel import steel_splits
 from seqjax.data.trend import trend_splits
 from seqjax.data.trust import trust_splits
+from seqjax.suggest import did_you_mean
 
 Splits = dict[str, SequenceDataset]
 
@@ -37,7 +38,8 @@ def check_source(source: str) -> None:
     if (not sep and source in GENERATORS) or (sep and kind in EXTERNAL and arg):
         return
     raise ValueError(
-        f"unknown data.source {source!r}; known sources: {list(GENERATORS)}, or aeon:NAME, "
+        f"unknown data.source {source!r}{did_you_mean(source, GENERATORS)}; known sources: "
+        f"{list(GENERATORS)}, or aeon:NAME, "
         "npz:PATH, csv:PATH"
     )
 

@@ -34,6 +34,7 @@ from seqjax.tasks import Task, get_task
 from seqjax.train.checkpoint import Checkpointer
 from seqjax.train.in_epoch import InEpochCheckpointer, epoch_so_far, restored_metrics
 from seqjax.train.interrupt import StopAsked, TrainingDiverged, TrainingStopped, never
+from seqjax.train.monitor import check_monitor, epoch_row
 from seqjax.train.optim import learning_rate, make_optimizer, scale_learning_rate
 from seqjax.train.profiling import StepProfiler, check_profile_steps
 from seqjax.train.progress import EpochProgress
@@ -208,9 +209,10 @@ def _update_schedules(cfg: ExperimentConfig, loop: dict, state: TrainState, valu
     return state
 
 
-def check_outputs_fit_targets(cfg: ExperimentConfig, train: SequenceDataset) -> None:
+def check_outputs_fit_targets(cfg: ExperimentConfig, train: SequenceDataset) -> tuple[int, ...]:
     """Raise ValueError where the loss cannot pair the model's outputs with the data's
-    targets, naming both shapes and the model's settings that shape its outputs.
+    targets, naming both shapes and the model's settings that shape its outputs; else the
+    shape of one example's predictions.
 
     Why: a `model.outputs`, `num_horizons` or `num_classes` set against the data otherwise
     fails inside the first train step as a bare broadcasting error ("sub got incompatible
@@ -219,11 +221,11 @@ def check_outputs_fit_targets(cfg: ExperimentConfig, train: SequenceDataset) -> 
     `run_experiment` checks before it makes the run directory, and `fit` again."""
     batch = make_batch(train.inputs[:2], train.lengths[:2], train.targets[:2])
     spec = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), batch)
-    _check_outputs_fit(cfg.model_name, cfg.model, cfg.train.loss, spec)
+    return _check_outputs_fit(cfg.model_name, cfg.model, cfg.train.loss, spec)
 
 
 @functools.lru_cache(maxsize=16)
-def _check_outputs_fit(model_name: str, model_cfg, loss: str, batch: Batch) -> None:
+def _check_outputs_fit(model_name: str, model_cfg, loss: str, batch: Batch) -> tuple[int, ...]:
     """`check_outputs_fit_targets` on a hashable config and a batch of shapes (a check that
     passes is cached; one that raises is not)."""
     model = build_model(model_name, model_cfg)
@@ -233,8 +235,12 @@ def _check_outputs_fit(model_name: str, model_cfg, loss: str, batch: Batch) -> N
         variables = model.init(jax.random.key(0), batch.inputs, batch.lengths)
         return model.apply(variables, batch.inputs, batch.lengths)
 
+    def loss_and_predictions(b):
+        out = outputs(b)
+        return task.loss(out, b), task.predict(out)
+
     try:
-        jax.eval_shape(lambda b: task.loss(outputs(b), b), batch)
+        _, predictions = jax.eval_shape(loss_and_predictions, batch)
     except (TypeError, ValueError) as e:
         shapes = jax.tree.map(lambda a: tuple(a.shape), jax.eval_shape(outputs, batch))
         knobs = [
@@ -247,11 +253,12 @@ def _check_outputs_fit(model_name: str, model_cfg, loss: str, batch: Batch) -> N
             f"loss {loss!r} cannot pair with their targets {tuple(batch.targets.shape)} "
             f"({', '.join(knobs) or 'its config'} against this data?): {e}"
         ) from None
+    return tuple(predictions.shape[1:])
 
 
 def check_trainable(cfg: ExperimentConfig, splits: dict, mesh: Mesh) -> None:
-    """The batch fits the data and the mesh, and the model's outputs the data's targets
-    (called before a run writes anything)."""
+    """The batch fits the data and the mesh, the model's outputs the data's targets, and
+    `train.monitor` names a metric the epochs log (called before a run writes anything)."""
     n = len(splits["train"])
     if cfg.train.batch_size > n:
         raise ValueError(
@@ -260,7 +267,9 @@ def check_trainable(cfg: ExperimentConfig, splits: dict, mesh: Mesh) -> None:
         )
     check_divisible(cfg.train.batch_size, mesh)
     check_micro_batches(cfg.train.batch_size, cfg.train.micro_batches, mesh)
-    check_outputs_fit_targets(cfg, splits["train"])
+    shape = check_outputs_fit_targets(cfg, splits["train"])
+    tc = cfg.train
+    check_monitor(tc.monitor, tc.loss, tc.nonfinite, splits["val"], shape)
     steps = num_batches(n, cfg.train.batch_size, drop_remainder=False) * cfg.train.epochs
     check_profile_steps(cfg.train.profile_steps, steps)
 
@@ -497,18 +506,11 @@ def fit(
                 eval_step, state, val_data, task, tc.batch_size, mesh, bucket_width=tc.bucket_width
             )
             loop["epoch"] = epoch + 1
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": train_loss,
-                **({"skipped_updates": skipped} if tc.nonfinite == "skip" else {}),
-                "lr": learning_rate(state.opt_state),
-                **{f"val_{k}": v for k, v in val.items() if isinstance(v, float)},
-            }
+            lr = learning_rate(state.opt_state)
+            row = epoch_row(
+                epoch + 1, train_loss, skipped if tc.nonfinite == "skip" else None, lr, val
+            )
             loop["history"].append(row)
-            if tc.monitor not in row:
-                raise ValueError(
-                    f"train.monitor {tc.monitor!r} is not a logged metric; available: {sorted(row)}"
-                )
             state = _update_schedules(cfg, loop, state, row[tc.monitor])
             if ckpt is None and loop["best_epoch"] == epoch + 1:
                 best_host_params = jax.device_get(state.params)

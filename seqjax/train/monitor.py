@@ -1,0 +1,64 @@
+"""The row each epoch logs, and the check that `train.monitor` names one of its entries
+before a run starts.
+
+Why: the loop reads the monitored value only at an epoch's end, so a mistyped monitor
+(`val_acc`) used to fail after the run directory was made and a whole epoch was trained.
+The names the check accepts come from the row the loop builds (`epoch_row`), with the
+task's own metrics computed on placeholder predictions over the validation targets, so
+the two cannot drift apart.
+"""
+
+import numpy as np
+
+from seqjax.data.dataset import SequenceDataset
+from seqjax.suggest import did_you_mean
+from seqjax.tasks import get_task
+
+
+def epoch_row(
+    epoch: int, train_loss: float, skipped: int | None, lr: float, val: dict
+) -> dict[str, float]:
+    """history.csv's row for one epoch: `skipped` (non-finite updates) is logged only
+    under `train.nonfinite="skip"` (pass None otherwise), and of the validation metrics
+    the scalars, prefixed `val_`."""
+    return {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        **({"skipped_updates": skipped} if skipped is not None else {}),
+        "lr": lr,
+        **{f"val_{k}": v for k, v in val.items() if isinstance(v, float)},
+    }
+
+
+def logged_names(
+    loss: str, nonfinite: str, val: SequenceDataset, prediction_shape: tuple[int, ...]
+) -> list[str]:
+    """The entries of every epoch's row for task `loss` over the split `val`, whose
+    predictions have `prediction_shape` per example (placeholders in [0, 1) stand in for
+    them: only the metrics' names are kept)."""
+    rng = np.random.default_rng(0)
+    predictions = rng.uniform(size=(len(val), *prediction_shape)).astype(np.float32)
+    targets = val.targets
+    if val.target_scaler is not None:  # as `evaluate`: metrics in the targets' own units
+        predictions = val.target_scaler.inverse_rows(predictions)
+        targets = val.target_scaler.inverse_rows(targets)
+    metrics = {"loss": 0.0, **get_task(loss).evaluate(predictions, targets)}
+    skipped = 0 if nonfinite == "skip" else None
+    return sorted(epoch_row(1, 0.0, skipped, 0.0, metrics))
+
+
+def check_monitor(
+    monitor: str,
+    loss: str,
+    nonfinite: str,
+    val: SequenceDataset,
+    prediction_shape: tuple[int, ...],
+) -> None:
+    """Raise ValueError naming the logged metrics (and the close one meant) where
+    `monitor` is none of them."""
+    names = logged_names(loss, nonfinite, val, prediction_shape)
+    if monitor not in names:
+        raise ValueError(
+            f"train.monitor {monitor!r} is not a logged metric{did_you_mean(monitor, names)}; "
+            f"available: {names}"
+        )
