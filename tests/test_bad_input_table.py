@@ -131,6 +131,26 @@ def test_an_uncreatable_run_directory_is_named_and_nothing_is_written(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    "monitor,mode,message",
+    [
+        ("val_accuracy", "min", "train.mode 'min' would keep the epoch of the lowest val_accuracy"),
+        ("val_loss", "max", "train.mode 'max' would keep the epoch of the highest val_loss"),
+        ("train_loss", "max", r"set train.mode=min with train.monitor=train_loss"),
+    ],
+)
+def test_a_mode_that_keeps_the_worst_epoch_is_named_before_the_run(
+    tmp_path, monitor, mode, message
+):
+    """`--set train.monitor=val_accuracy` on a config that minimises val_loss would stop
+    early on, and keep as best, the least accurate epoch."""
+    overrides = ["data.size=30", "train.batch_size=4", f"train.monitor={monitor}"]
+    cfg = load_config("configs/steel_lightweight.yaml", [*overrides, f"train.mode={mode}"])
+    with pytest.raises(ValueError, match=message):
+        run_experiment(cfg, str(tmp_path / "run"), log=lambda _: None)
+    assert not (tmp_path / "run").exists()
+
+
 def test_predict_into_a_missing_directory_is_named(tmp_path, capsys):
     from seqjax.cli import main
 

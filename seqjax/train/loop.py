@@ -269,7 +269,7 @@ def check_trainable(cfg: ExperimentConfig, splits: dict, mesh: Mesh) -> None:
     check_micro_batches(cfg.train.batch_size, cfg.train.micro_batches, mesh)
     shape = check_outputs_fit_targets(cfg, splits["train"])
     tc = cfg.train
-    check_monitor(tc.monitor, tc.loss, tc.nonfinite, splits["val"], shape)
+    check_monitor(tc.monitor, tc.mode, tc.loss, tc.nonfinite, splits["val"], shape)
     steps = num_batches(n, cfg.train.batch_size, drop_remainder=False) * cfg.train.epochs
     check_profile_steps(cfg.train.profile_steps, steps)
 

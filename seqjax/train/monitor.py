@@ -1,5 +1,5 @@
-"""The row each epoch logs, and the check that `train.monitor` names one of its entries
-before a run starts.
+"""The row each epoch logs, and the check that `train.monitor` names one of its entries,
+in the direction `train.mode` says, before a run starts.
 
 Why: the loop reads the monitored value only at an epoch's end, so a mistyped monitor
 (`val_acc`) used to fail after the run directory was made and a whole epoch was trained.
@@ -47,18 +47,39 @@ def logged_names(
     return sorted(epoch_row(1, 0.0, skipped, 0.0, metrics))
 
 
+# the metrics whose better values lie one way, by how their names end; others (epoch, lr,
+# a majority-class baseline) go unchecked
+LOWER_IS_BETTER = ("loss", "mse", "rmse", "mae")
+HIGHER_IS_BETTER = ("accuracy", "auc_roc", "auc_pr", "f1", "precision", "recall", "correlation")
+
+
 def check_monitor(
     monitor: str,
+    mode: str,
     loss: str,
     nonfinite: str,
     val: SequenceDataset,
     prediction_shape: tuple[int, ...],
 ) -> None:
     """Raise ValueError naming the logged metrics (and the close one meant) where
-    `monitor` is none of them."""
+    `monitor` is none of them, and where `mode` would keep the worst epoch of a metric
+    whose direction its name gives: `--set train.monitor=val_accuracy` on a config that
+    monitors val_loss (`mode: min`) would otherwise stop early on, and keep as best, the
+    least accurate epoch."""
     names = logged_names(loss, nonfinite, val, prediction_shape)
     if monitor not in names:
         raise ValueError(
             f"train.monitor {monitor!r} is not a logged metric{did_you_mean(monitor, names)}; "
             f"available: {names}"
+        )
+    better = (
+        "min" if monitor.endswith(LOWER_IS_BETTER)
+        else "max" if monitor.endswith(HIGHER_IS_BETTER)
+        else mode
+    )  # fmt: skip
+    if mode != better:
+        lowest_or_highest = "lowest" if mode == "min" else "highest"
+        raise ValueError(
+            f"train.mode {mode!r} would keep the epoch of the {lowest_or_highest} {monitor}; "
+            f"set train.mode={better} with train.monitor={monitor}"
         )
