@@ -117,7 +117,10 @@ def test_an_uncreatable_run_directory_is_named_and_nothing_is_written(tmp_path):
     with pytest.raises(ValueError, match="larger than the training split"):
         run_experiment(cfg, str(tmp_path / "run"), log=lambda _: None)
     assert not (tmp_path / "run").exists()
-    # a mistyped monitor is named before the run is made, not after an epoch's training
+
+
+def test_a_monitor_the_epochs_never_log_is_named_before_the_run(tmp_path):
+    """Named before the run directory is made, not after an epoch's training."""
     cfg = load_config(
         "configs/steel_lightweight.yaml",
         ["data.size=30", "train.batch_size=4", "train.monitor=val_acc"],
