@@ -35,19 +35,17 @@ def pad_sequences(
     if not sequences:
         raise ValueError("pad_sequences: need at least one sequence; got none")
     arrays = [np.asarray(s) for s in sequences]
-    feature_shape = None
     for i, a in enumerate(arrays):
         if a.ndim == 0:
             raise ValueError(f"pad_sequences: sequence {i} has no time axis (a scalar)")
-        if feature_shape is None:
-            feature_shape = a.shape[1:]
-        elif a.shape[1:] != feature_shape:
+    feature_shape = arrays[0].shape[1:]
+    for i, a in enumerate(arrays):
+        if a.shape[1:] != feature_shape:
             raise ValueError(
                 f"pad_sequences: sequence {i} has shape {a.shape}, but sequence 0 has "
                 f"features of shape {feature_shape}: every sequence needs the same shape "
                 "past its time axis"
             )
-    assert feature_shape is not None
     lengths = np.array([len(a) for a in arrays], np.int32)  # (N,)
     longest = int(lengths.max())
     if length is None:

@@ -268,8 +268,7 @@ def check_trainable(cfg: ExperimentConfig, splits: dict, mesh: Mesh) -> None:
     check_divisible(cfg.train.batch_size, mesh)
     check_micro_batches(cfg.train.batch_size, cfg.train.micro_batches, mesh)
     shape = check_outputs_fit_targets(cfg, splits["train"])
-    tc = cfg.train
-    check_monitor(tc.monitor, tc.mode, tc.loss, tc.nonfinite, splits["val"], shape)
+    check_monitor(cfg.train, splits["val"], shape)
     steps = num_batches(n, cfg.train.batch_size, drop_remainder=False) * cfg.train.epochs
     check_profile_steps(cfg.train.profile_steps, steps)
 
@@ -507,9 +506,7 @@ def fit(
             )
             loop["epoch"] = epoch + 1
             lr = learning_rate(state.opt_state)
-            row = epoch_row(
-                epoch + 1, train_loss, skipped if tc.nonfinite == "skip" else None, lr, val
-            )
+            row = epoch_row(epoch + 1, train_loss, skipped, lr, val, tc.nonfinite)
             loop["history"].append(row)
             state = _update_schedules(cfg, loop, state, row[tc.monitor])
             if ckpt is None and loop["best_epoch"] == epoch + 1:

@@ -10,21 +10,22 @@ the two cannot drift apart.
 
 import numpy as np
 
+from seqjax.config import TrainConfig
 from seqjax.data.dataset import SequenceDataset
 from seqjax.suggest import did_you_mean
 from seqjax.tasks import get_task
 
 
 def epoch_row(
-    epoch: int, train_loss: float, skipped: int | None, lr: float, val: dict
+    epoch: int, train_loss: float, skipped: int, lr: float, val: dict, nonfinite: str
 ) -> dict[str, float]:
     """history.csv's row for one epoch: `skipped` (non-finite updates) is logged only
-    under `train.nonfinite="skip"` (pass None otherwise), and of the validation metrics
-    the scalars, prefixed `val_`."""
+    under `train.nonfinite="skip"`, and of the validation metrics the scalars, prefixed
+    `val_`."""
     return {
         "epoch": epoch,
         "train_loss": train_loss,
-        **({"skipped_updates": skipped} if skipped is not None else {}),
+        **({"skipped_updates": skipped} if nonfinite == "skip" else {}),
         "lr": lr,
         **{f"val_{k}": v for k, v in val.items() if isinstance(v, float)},
     }
@@ -35,16 +36,12 @@ def logged_names(
 ) -> list[str]:
     """The entries of every epoch's row for task `loss` over the split `val`, whose
     predictions have `prediction_shape` per example (placeholders in [0, 1) stand in for
-    them: only the metrics' names are kept)."""
+    them: only the metrics' names are kept, and those do not depend on the units, so a
+    target scaler is left out)."""
     rng = np.random.default_rng(0)
     predictions = rng.uniform(size=(len(val), *prediction_shape)).astype(np.float32)
-    targets = val.targets
-    if val.target_scaler is not None:  # as `evaluate`: metrics in the targets' own units
-        predictions = val.target_scaler.inverse_rows(predictions)
-        targets = val.target_scaler.inverse_rows(targets)
-    metrics = {"loss": 0.0, **get_task(loss).evaluate(predictions, targets)}
-    skipped = 0 if nonfinite == "skip" else None
-    return sorted(epoch_row(1, 0.0, skipped, 0.0, metrics))
+    metrics = {"loss": 0.0, **get_task(loss).evaluate(predictions, val.targets)}
+    return sorted(epoch_row(1, 0.0, 0, 0.0, metrics, nonfinite))
 
 
 # the metrics whose better values lie one way, by how their names end; others (epoch, lr,
@@ -54,19 +51,15 @@ HIGHER_IS_BETTER = ("accuracy", "auc_roc", "auc_pr", "f1", "precision", "recall"
 
 
 def check_monitor(
-    monitor: str,
-    mode: str,
-    loss: str,
-    nonfinite: str,
-    val: SequenceDataset,
-    prediction_shape: tuple[int, ...],
+    train: TrainConfig, val: SequenceDataset, prediction_shape: tuple[int, ...]
 ) -> None:
     """Raise ValueError naming the logged metrics (and the close one meant) where
-    `monitor` is none of them, and where `mode` would keep the worst epoch of a metric
-    whose direction its name gives: `--set train.monitor=val_accuracy` on a config that
-    monitors val_loss (`mode: min`) would otherwise stop early on, and keep as best, the
-    least accurate epoch."""
-    names = logged_names(loss, nonfinite, val, prediction_shape)
+    `train.monitor` is none of them, and where `train.mode` would keep the worst epoch of
+    a metric whose direction its name gives: `--set train.monitor=val_accuracy` on a
+    config that monitors val_loss (`mode: min`) would otherwise stop early on, and keep
+    as best, the least accurate epoch."""
+    monitor, mode = train.monitor, train.mode
+    names = logged_names(train.loss, train.nonfinite, val, prediction_shape)
     if monitor not in names:
         raise ValueError(
             f"train.monitor {monitor!r} is not a logged metric{did_you_mean(monitor, names)}; "
