@@ -1,9 +1,10 @@
 """One process of a 2-process data-parallel run on localhost CPU with gloo collectives.
 
-    python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT [sigterm RUN_DIR]
-Prints the history as JSON (process 0 only). With `sigterm`, the run is long and keeps
-its checkpoints in RUN_DIR, process 1 sends itself SIGTERM at the second step of epoch 2,
-and each process prints where it stopped as JSON.
+    python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR [sigterm]
+The run keeps its checkpoints in RUN_DIR, each epoch's and each step's (asynchronous
+saves of two Orbax managers, which hung such runs when they overlapped), and prints the
+history as JSON (process 0 only). With `sigterm`, the run is long, process 1 sends itself
+SIGTERM at the second step of epoch 2, and each process prints where it stopped as JSON.
 """
 
 import json
@@ -24,10 +25,11 @@ def main():
     from seqjax.train.loop import fit
 
     assert jax.process_count() == nproc and jax.device_count() == nproc
-    if sys.argv[4:5] == ["sigterm"]:
-        sys.exit(stop_at_sigterm(pid, sys.argv[5]))
-    cfg = load_config("configs/trust.yaml", OVERRIDES)
-    result = fit(cfg, load_splits(cfg.data), log=lambda _: None)
+    run_dir = sys.argv[4]
+    if sys.argv[5:6] == ["sigterm"]:
+        sys.exit(stop_at_sigterm(pid, run_dir))
+    cfg = load_config("configs/trust.yaml", [*OVERRIDES, *CHECKPOINTS])
+    result = fit(cfg, load_splits(cfg.data), run_dir=run_dir, log=lambda _: None)
     if pid == 0:
         json.dump({"history": result.history, "devices": jax.device_count()}, sys.stdout)
     jax.distributed.shutdown()
@@ -52,8 +54,8 @@ def stop_at_sigterm(pid: int, run_dir: str) -> int:
             yield batch
 
     loop.iterate_batches = iterate_then_signal
-    long_run = ["train.epochs=300", "train.patience=0", "checkpoint.enabled=true"]
-    cfg = load_config("configs/trust.yaml", [*OVERRIDES, *long_run])
+    long_run = ["train.epochs=300", "train.patience=0"]
+    cfg = load_config("configs/trust.yaml", [*OVERRIDES, *long_run, *CHECKPOINTS])
     try:
         with stop_on_signals() as stop:
             loop.fit(cfg, load_splits(cfg.data), run_dir=run_dir, log=lambda _: None, stop=stop)
@@ -71,6 +73,7 @@ OVERRIDES = [
     "model.hidden_sizes=[16, 8, 4]",
     "checkpoint.enabled=false",
 ]
+CHECKPOINTS = ["checkpoint.enabled=true", "checkpoint.async_save=true", "checkpoint.every_steps=1"]
 
 if __name__ == "__main__":
     main()

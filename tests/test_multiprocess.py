@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -23,29 +24,49 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _two_processes(*extra: str) -> list[tuple[int, str, str]]:
-    """(return code, stdout, stderr) of each process of tests/multiprocess_check.py."""
+def _two_processes(run_dir, *extra: str, timeout: float = 300.0) -> list[tuple[int, str, str]]:
+    """(return code, stdout, stderr) of each process of tests/multiprocess_check.py. Both
+    are killed after `timeout` seconds: a hung run otherwise waits out the 5 minutes of
+    JAX's shutdown barrier, then aborts."""
     port = _free_port()
     procs = [
         subprocess.Popen(
-            [sys.executable, "tests/multiprocess_check.py", str(pid), "2", str(port), *extra],
+            [sys.executable, "tests/multiprocess_check.py", str(pid), "2", str(port), run_dir]
+            + list(extra),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for pid in range(2)
     ]
-    outs = [p.communicate(timeout=600) for p in procs]
+    deadline = time.monotonic() + timeout
+    try:
+        outs = [p.communicate(timeout=max(deadline - time.monotonic(), 1.0)) for p in procs]
+    except subprocess.TimeoutExpired:
+        for p in procs:
+            p.kill()
+        outs = [p.communicate() for p in procs]
     return [(p.returncode, out, err) for p, (out, err) in zip(procs, outs, strict=True)]
+
+
+def _codes(runs) -> list[int]:
+    return [code for code, _, _ in runs]
+
+
+def _logs(runs) -> str:
+    """Each process's exit code and the end of its stderr, for a failed assertion."""
+    return "\n".join(
+        f"--- process {pid}, exit code {code}:\n{err[-2500:]}"
+        for pid, (code, _, err) in enumerate(runs)
+    )
 
 
 def test_sigterm_to_one_process_stops_both_at_one_step(tmp_path):
     """JAX's preemption service catches SIGTERM in each process (a run used to ignore it
     until the SIGKILL after it); both processes stop at the step it agrees on and save the
     state there together (seqjax/train/in_epoch.py)."""
-    runs = _two_processes("sigterm", str(tmp_path))
-    for code, _, err in runs:
-        assert code == 128 + signal.SIGTERM, err[-3000:]
+    runs = _two_processes(str(tmp_path), "sigterm")
+    assert _codes(runs) == [128 + signal.SIGTERM] * 2, _logs(runs)
     stopped = [json.loads(out.strip().splitlines()[-1])["stopped"] for _, out, _ in runs]
     assert stopped[0] == stopped[1], stopped
     # inside an epoch, that step is saved; at an epoch's last step, that epoch
@@ -61,10 +82,10 @@ def test_sigterm_to_one_process_stops_both_at_one_step(tmp_path):
         assert where[1] in os.listdir(tmp_path / "checkpoints")
 
 
-def test_two_processes_agree_with_one():
-    runs = _two_processes()
-    for code, _, err in runs:
-        assert code == 0, err[-3000:]
+def test_two_processes_agree_with_one(tmp_path):
+    """Two processes, saving every epoch and every step, train as one process does."""
+    runs = _two_processes(str(tmp_path))
+    assert _codes(runs) == [0, 0], _logs(runs)
     multi = json.loads(runs[0][1].strip().splitlines()[-1])  # gloo also prints to stdout
     assert multi["devices"] == 2
 

@@ -13,6 +13,14 @@ uninterrupted run writes, bit for bit (tests/test_resume.py).
 These live beside the epoch checkpoints, in RUN/checkpoints_in_epoch, one at a time
 (Orbax's max_to_keep 1); `predict` and `evaluate` never read them. One whose epoch has
 since ended and been saved is stale and ignored.
+
+The fit loop never lets a save here overlap one of the epoch checkpoints: it waits for
+the other manager's pending asynchronous save first. With several processes each Orbax
+manager ends a save with coordination-service barriers of fixed names, shared by every
+manager, in a background thread; two saves in flight at once met at the other's barrier
+or were refused ("Barrier ThreadSaveMultiHostValueHolder:set_value_start is already
+ongoing"), and the run hung until the shutdown barrier's 5-minute timeout (two processes
+with `checkpoint.every_steps=1`: one run in two hung).
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ class InEpochCheckpointer(Checkpointer):
         # Opened, and its directory made, at the first save: a run that never stops
         # inside an epoch leaves no trace of this.
         self._manager = self._open() if os.path.isdir(self.directory) else None
+        self._saved_step: int | None = None  # the newest step this object has saved
 
     def _open(self) -> Manager:
         options = ocp.CheckpointManagerOptions(
@@ -86,7 +95,12 @@ class InEpochCheckpointer(Checkpointer):
 
     def save_step(self, step: int, state, loop: dict, record: dict) -> None:
         """Save `state` at global `step` with the loop as of the last ended epoch and the
-        running epoch's `record`."""
+        running epoch's `record`. A step this run has just saved is not saved again: a stop
+        at a step `checkpoint.every_steps` saved deleted that save while it was being
+        written, under its writer."""
+        if step == self._saved_step:
+            return
+        self.wait()  # the deletes below must not meet a save in flight
         for old in self.manager.all_steps():
             if old >= step:  # left by a run that went back past it: make way
                 self.manager.delete(old)
@@ -98,6 +112,7 @@ class InEpochCheckpointer(Checkpointer):
                     loop=ocp.args.JsonSave({**loop, "in_epoch": record}),
                 ),
             )
+        self._saved_step = step
 
     def restore_running(self, epoch: int, like_state, warn):
         """(state, loop, record) of the newest in-epoch checkpoint if it is of `epoch` (the

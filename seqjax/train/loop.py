@@ -338,6 +338,7 @@ def _save_running(
         error = _diverged(restored_metrics(record), step0, index, ckpt, in_epoch)
         if error is not None:
             raise error
+    ckpt.wait()  # the two managers' saves never overlap (in_epoch.py)
     in_epoch.save_step(step, state, loop, record)
     if wait:
         in_epoch.wait()
@@ -528,6 +529,7 @@ def fit(
                 + f"lr {row['lr']:.2e}  {seconds:.1f}s  {steps / seconds:.1f} steps/s"
             )
             if ckpt is not None:
+                in_epoch.wait()  # the two managers' saves never overlap (in_epoch.py)
                 ckpt.save(epoch + 1, state, loop)
             for callback in on_epoch:
                 callback(row, loop["timings"][-1])
