@@ -90,6 +90,15 @@ def half_written(directory: str) -> list[str]:
     return sorted(n for n in names if "tmp" in n)
 
 
+def barrier_names(prefix: str) -> ocp.options.MultiprocessingOptions:
+    """Orbax's options giving a manager's multi-process barriers names of its own.
+
+    Why: Orbax's barrier names are otherwise the same for every manager, so two saving at
+    once (seqjax's two, or one of them and a user's) met at each other's barriers and hung
+    a multi-process run (in_epoch.py)."""
+    return ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=prefix)
+
+
 class Manager(ocp.CheckpointManager):
     """Orbax's manager, except that it never asks JAX's preemption service whether to save.
 
@@ -121,6 +130,7 @@ class Checkpointer:
             # A save killed mid-write leaves a temporary directory; drop it on the next start.
             cleanup_tmp_directories=True,
             create=True,
+            multiprocessing_options=barrier_names("seqjax_epochs"),
         )
         self.manager = Manager(
             os.path.abspath(directory), options=options, item_names=("state", "loop")

@@ -14,13 +14,14 @@ These live beside the epoch checkpoints, in RUN/checkpoints_in_epoch, one at a t
 (Orbax's max_to_keep 1); `predict` and `evaluate` never read them. One whose epoch has
 since ended and been saved is stale and ignored.
 
-The fit loop never lets a save here overlap one of the epoch checkpoints: it waits for
-the other manager's pending asynchronous save first. With several processes each Orbax
-manager ends a save with coordination-service barriers of fixed names, shared by every
-manager, in a background thread; two saves in flight at once met at the other's barrier
-or were refused ("Barrier ThreadSaveMultiHostValueHolder:set_value_start is already
-ongoing"), and the run hung until the shutdown barrier's 5-minute timeout (two processes
-with `checkpoint.every_steps=1`: one run in two hung).
+With several processes, saves here and of the epoch checkpoints that overlapped hung the run
+until the shutdown barrier's 5-minute timeout: each Orbax manager ends an asynchronous save
+with coordination-service barriers of fixed names, in a background thread, and two saves in
+flight met at each other's barriers or were refused ("Barrier
+ThreadSaveMultiHostValueHolder:set_value_start is already ongoing"); two processes with
+`checkpoint.every_steps=1` hung in three runs of eight. So each manager names its barriers
+apart (`checkpoint.barrier_names`), and the fit loop also waits for the other manager's
+pending save before it starts one.
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ import os
 import jax
 import orbax.checkpoint as ocp
 
-from seqjax.train.checkpoint import Checkpointer, CorruptCheckpointError, Manager, half_written
+from seqjax.train.checkpoint import (
+    Checkpointer,
+    CorruptCheckpointError,
+    Manager,
+    barrier_names,
+    half_written,
+)
 
 DIRECTORY = "checkpoints_in_epoch"
 
@@ -73,6 +80,7 @@ class InEpochCheckpointer(Checkpointer):
             enable_async_checkpointing=self.async_save,
             cleanup_tmp_directories=True,
             create=True,
+            multiprocessing_options=barrier_names("seqjax_steps"),
         )
         return Manager(self.directory, options=options, item_names=("state", "loop"))
 
