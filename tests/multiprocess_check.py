@@ -1,10 +1,12 @@
 """One process of a 2-process data-parallel run on localhost CPU with gloo collectives.
 
-    python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR [sigterm]
+    python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR \
+        [sigterm | resume EPOCHS]
 The run keeps its checkpoints in RUN_DIR, each epoch's and each step's (asynchronous
 saves of two Orbax managers, which hung such runs when they overlapped), and prints the
-history as JSON (process 0 only). With `sigterm`, the run is long, process 1 sends itself
-SIGTERM at the second step of epoch 2, and each process prints where it stopped as JSON.
+history as JSON (process 0 only). With `sigterm`, the run is long (LONG_RUN), process 1
+sends itself SIGTERM at the second step of epoch 2, and each process prints where it
+stopped as JSON; `resume EPOCHS` continues that run in RUN_DIR to EPOCHS epochs.
 """
 
 import json
@@ -28,8 +30,11 @@ def main():
     run_dir = sys.argv[4]
     if sys.argv[5:6] == ["sigterm"]:
         sys.exit(stop_at_sigterm(pid, run_dir))
-    cfg = load_config("configs/trust.yaml", [*OVERRIDES, *CHECKPOINTS])
-    result = fit(cfg, load_splits(cfg.data), run_dir=run_dir, log=lambda _: None)
+    sets, resume = [*OVERRIDES, *CHECKPOINTS], sys.argv[5:6] == ["resume"]
+    if resume:
+        sets += [*LONG_RUN, f"train.epochs={sys.argv[6]}"]
+    cfg = load_config("configs/trust.yaml", sets)
+    result = fit(cfg, load_splits(cfg.data), run_dir=run_dir, resume=resume, log=lambda _: None)
     if pid == 0:
         json.dump({"history": result.history, "devices": jax.device_count()}, sys.stdout)
     jax.distributed.shutdown()
@@ -54,8 +59,7 @@ def stop_at_sigterm(pid: int, run_dir: str) -> int:
             yield batch
 
     loop.iterate_batches = iterate_then_signal
-    long_run = ["train.epochs=300", "train.patience=0"]
-    cfg = load_config("configs/trust.yaml", [*OVERRIDES, *long_run, *CHECKPOINTS])
+    cfg = load_config("configs/trust.yaml", [*OVERRIDES, *LONG_RUN, *CHECKPOINTS])
     try:
         with stop_on_signals() as stop:
             loop.fit(cfg, load_splits(cfg.data), run_dir=run_dir, log=lambda _: None, stop=stop)
@@ -74,6 +78,9 @@ OVERRIDES = [
     "checkpoint.enabled=false",
 ]
 CHECKPOINTS = ["checkpoint.enabled=true", "checkpoint.async_save=true", "checkpoint.every_steps=1"]
+# trust's learning rate follows the validation loss (plateau), not the epoch count, so a
+# resume may end the run at another epoch than the stopped run's 300
+LONG_RUN = ["train.epochs=300", "train.patience=0"]
 
 if __name__ == "__main__":
     main()

@@ -15,7 +15,7 @@ from seqjax.config import load_config
 from seqjax.data.sources import load_splits
 from seqjax.train.loop import fit
 from seqjax.train.sharding import make_mesh
-from tests.multiprocess_check import OVERRIDES
+from tests.multiprocess_check import LONG_RUN, OVERRIDES
 
 
 def _free_port() -> int:
@@ -81,18 +81,30 @@ def test_sigterm_to_one_process_stops_both_at_one_step(tmp_path):
     else:
         assert where[1] in os.listdir(tmp_path / "checkpoints")
 
+    # two new processes resume there and end one epoch later as one process would
+    epochs = int(re.search(r"epoch (\d+)", stopped[0])[1]) + 1
+    runs = _two_processes(str(tmp_path), "resume", str(epochs))
+    assert _codes(runs) == [0, 0], _logs(runs)
+    _assert_one_process_gives(runs, [*LONG_RUN, f"train.epochs={epochs}"])
+
 
 def test_two_processes_agree_with_one(tmp_path):
     """Two processes, saving every epoch and every step, train as one process does."""
     runs = _two_processes(str(tmp_path))
     assert _codes(runs) == [0, 0], _logs(runs)
+    _assert_one_process_gives(runs)
+
+
+def _assert_one_process_gives(runs, sets=()):
+    """Process 0's history equals one process's training of the same config."""
     multi = json.loads(runs[0][1].strip().splitlines()[-1])  # gloo also prints to stdout
     assert multi["devices"] == 2
 
     import jax
 
-    cfg = load_config("configs/trust.yaml", OVERRIDES)
+    cfg = load_config("configs/trust.yaml", [*OVERRIDES, *sets])
     single = fit(cfg, load_splits(cfg.data), mesh=make_mesh(jax.devices()[:1]), log=lambda _: None)
+    assert len(multi["history"]) == len(single.history) == cfg.train.epochs
     for key in ("train_loss", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(
             [r[key] for r in multi["history"]],
