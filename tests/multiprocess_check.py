@@ -1,12 +1,12 @@
 """One process of a 2-process data-parallel run on localhost CPU with gloo collectives.
 
-    python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR \
-        [sigterm | resume EPOCHS]
+    python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR sigterm
+    python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR resume EPOCHS
 The run keeps its checkpoints in RUN_DIR, each epoch's and each step's (asynchronous
-saves of two Orbax managers, which hung such runs when they overlapped), and prints the
-history as JSON (process 0 only). With `sigterm`, the run is long (LONG_RUN), process 1
-sends itself SIGTERM at the second step of epoch 2, and each process prints where it
-stopped as JSON; `resume EPOCHS` continues that run in RUN_DIR to EPOCHS epochs.
+saves of two Orbax managers, which hung such runs when they overlapped). With `sigterm`
+the run is long (LONG_RUN), process 1 sends itself SIGTERM at the second step of epoch 2,
+and each process prints where it stopped as JSON. `resume EPOCHS` continues that run to
+EPOCHS epochs and prints its history as JSON (process 0 only).
 """
 
 import json
@@ -28,13 +28,12 @@ def main():
 
     assert jax.process_count() == nproc and jax.device_count() == nproc
     run_dir = sys.argv[4]
-    if sys.argv[5:6] == ["sigterm"]:
+    if sys.argv[5] == "sigterm":
         sys.exit(stop_at_sigterm(pid, run_dir))
-    sets, resume = [*OVERRIDES, *CHECKPOINTS], sys.argv[5:6] == ["resume"]
-    if resume:
-        sets += [*LONG_RUN, f"train.epochs={sys.argv[6]}"]
+    assert sys.argv[5] == "resume", sys.argv[5]
+    sets = [*OVERRIDES, *LONG_RUN, *CHECKPOINTS, f"train.epochs={sys.argv[6]}"]
     cfg = load_config("configs/trust.yaml", sets)
-    result = fit(cfg, load_splits(cfg.data), run_dir=run_dir, resume=resume, log=lambda _: None)
+    result = fit(cfg, load_splits(cfg.data), run_dir=run_dir, resume=True, log=lambda _: None)
     if pid == 0:
         json.dump({"history": result.history, "devices": jax.device_count()}, sys.stdout)
     jax.distributed.shutdown()

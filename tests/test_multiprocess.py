@@ -61,10 +61,12 @@ def _logs(runs) -> str:
     )
 
 
-def test_sigterm_to_one_process_stops_both_at_one_step(tmp_path):
+def test_sigterm_to_one_process_stops_both_at_one_step_and_a_resume_trains_as_one(tmp_path):
     """JAX's preemption service catches SIGTERM in each process (a run used to ignore it
     until the SIGKILL after it); both processes stop at the step it agrees on and save the
-    state there together (seqjax/train/in_epoch.py)."""
+    state there together (seqjax/train/in_epoch.py). Two new processes resume the run and
+    end with the history one process trains: the epochs before the stop, read back from
+    the checkpoint, and those after."""
     runs = _two_processes(str(tmp_path), "sigterm")
     assert _codes(runs) == [128 + signal.SIGTERM] * 2, _logs(runs)
     stopped = [json.loads(out.strip().splitlines()[-1])["stopped"] for _, out, _ in runs]
@@ -85,26 +87,14 @@ def test_sigterm_to_one_process_stops_both_at_one_step(tmp_path):
     epochs = int(re.search(r"epoch (\d+)", stopped[0])[1]) + 1
     runs = _two_processes(str(tmp_path), "resume", str(epochs))
     assert _codes(runs) == [0, 0], _logs(runs)
-    _assert_one_process_gives(runs, [*LONG_RUN, f"train.epochs={epochs}"])
-
-
-def test_two_processes_agree_with_one(tmp_path):
-    """Two processes, saving every epoch and every step, train as one process does."""
-    runs = _two_processes(str(tmp_path))
-    assert _codes(runs) == [0, 0], _logs(runs)
-    _assert_one_process_gives(runs)
-
-
-def _assert_one_process_gives(runs, sets=()):
-    """Process 0's history equals one process's training of the same config."""
     multi = json.loads(runs[0][1].strip().splitlines()[-1])  # gloo also prints to stdout
     assert multi["devices"] == 2
 
     import jax
 
-    cfg = load_config("configs/trust.yaml", [*OVERRIDES, *sets])
+    cfg = load_config("configs/trust.yaml", [*OVERRIDES, *LONG_RUN, f"train.epochs={epochs}"])
     single = fit(cfg, load_splits(cfg.data), mesh=make_mesh(jax.devices()[:1]), log=lambda _: None)
-    assert len(multi["history"]) == len(single.history) == cfg.train.epochs
+    assert len(multi["history"]) == len(single.history) == epochs
     for key in ("train_loss", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(
             [r[key] for r in multi["history"]],
