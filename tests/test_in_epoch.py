@@ -41,7 +41,7 @@ def _stop_at(step):
 def test_a_stop_saves_its_step_and_the_resume_matches_a_run_never_stopped(
     tmp_path, run, step, message, folder, every_steps
 ):
-    cfg, splits, reference = run
+    _, splits, reference = run
     cfg = load_config("configs/trust.yaml", [*SETS, f"checkpoint.every_steps={every_steps}"])
     with pytest.raises(TrainingStopped) as stopped:
         fit(cfg, splits, run_dir=str(tmp_path), log=lambda _: None, stop=_stop_at(step))
