@@ -46,6 +46,10 @@ def _two_processes(run_dir, *extra: str, timeout: float = 300.0) -> list[tuple[i
         for p in procs:
             p.kill()
         outs = [p.communicate() for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:  # pytest-timeout's failure or a Ctrl-C came meanwhile
+                p.kill()
     return [(p.returncode, out, err) for p, (out, err) in zip(procs, outs, strict=True)]
 
 
