@@ -119,6 +119,7 @@ class Checkpointer:
 
     def __init__(self, directory: str, *, keep_latest: int = 2, async_save: bool = True):
         self.discarded = half_written(directory)
+        self.beside: list[Checkpointer] = []  # whose saves must not overlap this one's
         options = ocp.CheckpointManagerOptions(
             preservation_policy=policies.AnyPreservationPolicy(
                 [
@@ -137,6 +138,7 @@ class Checkpointer:
         )
 
     def save(self, epoch: int, state, loop: dict) -> None:
+        self.wait_beside()
         with self._reporting_disk_full(epoch):
             self.manager.save(
                 epoch,
@@ -219,6 +221,12 @@ class Checkpointer:
 
     def all_epochs(self) -> list[int]:
         return list(self.manager.all_steps())
+
+    def wait_beside(self) -> None:
+        """Until the pending saves of the checkpointers `beside` this one end: with several
+        processes two Orbax managers saving at once hung the run (in_epoch.py)."""
+        for other in self.beside:
+            other.wait()
 
     def wait(self) -> None:
         """Until pending asynchronous saves end. A save that failed for lack of space

@@ -20,8 +20,8 @@ with coordination-service barriers of fixed names, in a background thread, and t
 flight met at each other's barriers or were refused ("Barrier
 ThreadSaveMultiHostValueHolder:set_value_start is already ongoing"); two processes with
 `checkpoint.every_steps=1` hung in three runs of eight. So each manager names its barriers
-apart (`checkpoint.barrier_names`), and the fit loop also waits for the other manager's
-pending save before it starts one.
+apart (`checkpoint.barrier_names`), and each waits for the pending save of the other,
+`beside` it, before it starts one.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ class InEpochCheckpointer(Checkpointer):
         self.directory = os.path.abspath(os.path.join(run_dir, DIRECTORY))
         self.async_save = async_save
         self.discarded = half_written(self.directory)
+        self.beside: list[Checkpointer] = []  # whose saves must not overlap this one's
         # Opened, and its directory made, at the first save: a run that never stops
         # inside an epoch leaves no trace of this.
         self._manager = self._open() if os.path.isdir(self.directory) else None
@@ -108,7 +109,7 @@ class InEpochCheckpointer(Checkpointer):
         written, under its writer."""
         if step == self._saved_step:
             return
-        self.wait()  # the deletes below must not meet a save in flight
+        self.wait_beside()
         for old in self.manager.all_steps():
             if old >= step:  # left by a run that went back past it: make way
                 self.manager.delete(old)

@@ -338,7 +338,6 @@ def _save_running(
         error = _diverged(restored_metrics(record), step0, index, ckpt, in_epoch)
         if error is not None:
             raise error
-    ckpt.wait()  # the two managers' saves never overlap (in_epoch.py)
     in_epoch.save_step(step, state, loop, record)
     if wait:
         in_epoch.wait()
@@ -358,6 +357,7 @@ def _open_checkpoints(cfg: ExperimentConfig, run_dir: str | None, resume: bool, 
         async_save=cfg.checkpoint.async_save,
     )
     in_epoch = InEpochCheckpointer(run_dir, async_save=cfg.checkpoint.async_save)
+    ckpt.beside, in_epoch.beside = [in_epoch], [ckpt]
     for name in ckpt.discarded + in_epoch.discarded:
         log(f"warning: removed half-written checkpoint {name} (a save was interrupted)")
     latest = ckpt.latest_epoch()
@@ -529,7 +529,6 @@ def fit(
                 + f"lr {row['lr']:.2e}  {seconds:.1f}s  {steps / seconds:.1f} steps/s"
             )
             if ckpt is not None:
-                in_epoch.wait()  # the two managers' saves never overlap (in_epoch.py)
                 ckpt.save(epoch + 1, state, loop)
             for callback in on_epoch:
                 callback(row, loop["timings"][-1])
