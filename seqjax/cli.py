@@ -2,6 +2,8 @@
 
     seqjax train --config FILE|NAME [--set k=v ...] [--run-dir DIR] [--resume]
     seqjax train --run-dir DIR --resume [--set train.epochs=N ...]
+    seqjax train ... --run-dir DIR --distributed   (several processes; or, for each of N:
+                 --coordinator HOST:PORT --num-processes N --process-id I)
     seqjax configs [NAME]
     seqjax evaluate RUN_DIR [--checkpoint best|latest] [--split test | --input FILE]
     seqjax predict RUN_DIR --input FILE.npz|.csv --output FILE.npz|.csv [--inputs-scaled]
@@ -31,6 +33,8 @@ from seqjax.host_memory import reuse_freed_memory_if_asked
 
 
 def _train(args) -> int:
+    from seqjax.train.distributed import start as start_distributed
+    from seqjax.train.distributed import writes_run_files
     from seqjax.train.interrupt import TrainingDiverged, TrainingStopped
     from seqjax.train.run import run_experiment
 
@@ -42,6 +46,15 @@ def _train(args) -> int:
         if not os.path.isfile(config):
             raise ValueError(f"--resume: {args.run_dir!r} has no config.yaml to resume from")
     cfg = load_config(config, args.set)
+    explicit = (args.coordinator, args.num_processes, args.process_id)
+    if args.distributed or any(value is not None for value in explicit):
+        if args.run_dir is None:  # each process would name its own by its clock
+            raise ValueError("several processes train one run: give them --run-dir")
+        start_distributed(
+            coordinator=args.coordinator,
+            num_processes=args.num_processes,
+            process_id=args.process_id,
+        )
     run_dir = args.run_dir or f"runs/{cfg.model_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         metrics = run_experiment(cfg, run_dir, resume=args.resume)
@@ -53,6 +66,8 @@ def _train(args) -> int:
             raise
         print(f"seqjax: error: {diverged}", file=sys.stderr)
         return 1
+    if not writes_run_files():  # process 0 prints the run's outcome
+        return 0
     test = metrics["test"]
     print(f"run directory: {run_dir}")
     print("test metrics: " + json.dumps({k: v for k, v in test.items()}, default=str))
@@ -198,6 +213,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the run in --run-dir from its latest checkpoint",
     )
+    several = train.add_argument_group(
+        "several processes",
+        "one process per host, each given the same command (seqjax/train/distributed.py); "
+        "the run directory must be on a filesystem every host sees",
+    )
+    several.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join the other processes of a Cloud TPU pod, Slurm or Open MPI job, which "
+        "JAX finds itself; elsewhere give the three options below instead",
+    )
+    several.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
+    several.add_argument("--num-processes", type=int, metavar="N")
+    several.add_argument("--process-id", type=int, metavar="I", help="0 .. N-1")
     train.set_defaults(func=_train)
 
     configs = sub.add_parser("configs", help="list the shipped configs, or print one")

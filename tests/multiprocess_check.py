@@ -1,73 +1,53 @@
-"""One process of a 2-process data-parallel run on localhost CPU with gloo collectives.
+"""One process of a 2-process `seqjax train` on localhost CPU (gloo collectives).
 
     python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR sigterm
     python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR resume EPOCHS
-The run keeps its checkpoints in RUN_DIR, each epoch's and each step's (asynchronous
-saves of two Orbax managers, which hung such runs when they overlapped). With `sigterm`
-the run is long (LONG_RUN), process 1 sends itself SIGTERM at the second step of epoch 2,
-and each process prints where it stopped as JSON. `resume EPOCHS` continues that run to
-EPOCHS epochs and prints its history as JSON (process 0 only).
+Each runs the command line, as one process per host of a cluster would:
+`seqjax train ... --coordinator 127.0.0.1:PORT --num-processes N --process-id I`. The run
+keeps its checkpoints in RUN_DIR, each epoch's and each step's (asynchronous saves of two
+Orbax managers, which hung such runs when they overlapped). With `sigterm` the run is long
+(LONG_RUN) and process 1 sends itself SIGTERM at the second step of epoch 2; `resume
+EPOCHS` continues that run to EPOCHS epochs. The exit code is the command's.
 """
 
-import json
+import os
+import signal
 import sys
 
-import jax
 
-jax.config.update("jax_cpu_collectives_implementation", "gloo")
-
-
-def main():
+def main() -> int:
     pid, nproc, port = (int(a) for a in sys.argv[1:4])
-    jax.distributed.initialize(
-        coordinator_address=f"127.0.0.1:{port}", num_processes=nproc, process_id=pid
-    )
-    from seqjax.config import load_config
-    from seqjax.data.sources import load_splits
-    from seqjax.train.loop import fit
+    run_dir, mode = sys.argv[4], sys.argv[5]
+    from seqjax.cli import main as seqjax
 
-    assert jax.process_count() == nproc and jax.device_count() == nproc
-    run_dir = sys.argv[4]
-    if sys.argv[5] == "sigterm":
-        sys.exit(stop_at_sigterm(pid, run_dir))
-    assert sys.argv[5] == "resume", sys.argv[5]
+    command = [
+        *("train", "--config", "configs/trust.yaml", "--run-dir", run_dir),
+        *("--coordinator", f"127.0.0.1:{port}", "--num-processes", str(nproc)),
+        *("--process-id", str(pid)),
+    ]
+    if mode == "sigterm":
+        if pid == 1:
+            signal_at_the_second_step_of_epoch_2()
+        return seqjax([*command, "--set", *OVERRIDES, *LONG_RUN, *CHECKPOINTS])
+    assert mode == "resume", mode
     sets = [*OVERRIDES, *LONG_RUN, *CHECKPOINTS, f"train.epochs={sys.argv[6]}"]
-    cfg = load_config("configs/trust.yaml", sets)
-    result = fit(cfg, load_splits(cfg.data), run_dir=run_dir, resume=True, log=lambda _: None)
-    if pid == 0:
-        json.dump({"history": result.history, "devices": jax.device_count()}, sys.stdout)
-    jax.distributed.shutdown()
+    return seqjax([*command, "--resume", "--set", *sets])
 
 
-def stop_at_sigterm(pid: int, run_dir: str) -> int:
-    import os
-    import signal
-
+def signal_at_the_second_step_of_epoch_2() -> None:
+    """SIGTERM to this process as the loop takes the second batch of its second epoch."""
     import seqjax.train.loop as loop
-    from seqjax.config import load_config
-    from seqjax.data.sources import load_splits
-    from seqjax.train.interrupt import TrainingStopped, stop_on_signals
 
     real_iterate, passes = loop.iterate_batches, []
 
     def iterate_then_signal(data, batch_size, **kw):
         passes.append(kw.get("shuffle"))
         for i, batch in enumerate(real_iterate(data, batch_size, **kw)):
-            if pid == 1 and passes.count(True) == 2 and kw.get("shuffle") and i == 1:
+            if passes.count(True) == 2 and kw.get("shuffle") and i == 1:
                 os.kill(os.getpid(), signal.SIGTERM)
             yield batch
 
     loop.iterate_batches = iterate_then_signal
-    cfg = load_config("configs/trust.yaml", [*OVERRIDES, *LONG_RUN, *CHECKPOINTS])
-    try:
-        with stop_on_signals() as stop:
-            loop.fit(cfg, load_splits(cfg.data), run_dir=run_dir, log=lambda _: None, stop=stop)
-    except TrainingStopped as stopped:
-        print(json.dumps({"stopped": str(stopped)}), flush=True)
-        jax.distributed.shutdown()
-        return stopped.exit_code
-    print(json.dumps({"stopped": None}), flush=True)
-    return 0
 
 
 OVERRIDES = [
@@ -82,4 +62,4 @@ CHECKPOINTS = ["checkpoint.enabled=true", "checkpoint.async_save=true", "checkpo
 LONG_RUN = ["train.epochs=300", "train.patience=0"]
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

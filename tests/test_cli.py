@@ -139,6 +139,49 @@ def test_train_without_a_config_needs_a_run_to_resume(tmp_path, capsys):
     assert f"--resume: {str(tmp_path)!r} has no config.yaml" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--distributed"], "several processes train one run: give them --run-dir"),
+        (["--coordinator", "h:1", "--num-processes", "2"], "go together; missing --process-id"),
+        (["--coordinator", "h", "--num-processes", "2", "--process-id", "0"], "be HOST:PORT"),
+        (["--coordinator", "h:1", "--num-processes", "0", "--process-id", "0"], "at least 1"),
+        (["--coordinator", "h:1", "--num-processes", "2", "--process-id", "2"], "in 0..1 for"),
+    ],
+)
+def test_several_processes_options_are_checked_before_any_process_waits(
+    tmp_path, capsys, flags, message
+):
+    """A wrong process id would otherwise wait minutes for a partner that never comes."""
+    run = [] if flags == ["--distributed"] else ["--run-dir", str(tmp_path / "run")]
+    assert main(["train", "--config", "trust", *run, *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_distributed_outside_a_cluster_names_the_options_to_give(tmp_path):
+    """A fresh process: JAX's distributed system starts only before JAX first runs. Without
+    a cluster JAX detects (none here: their variables are removed), the error says what to
+    give instead, and nothing is written."""
+    import subprocess
+    import sys
+
+    cluster = ("SLURM_", "OMPI_", "PMI_", "KUBERNETES_", "TPU_", "MEGASCALE_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(cluster)}
+    command = ["-m", "seqjax.cli", "train", "--config", "trust", "--distributed"]
+    proc = subprocess.run(
+        [sys.executable, *command, "--run-dir", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "--distributed: JAX found no cluster to join" in proc.stderr
+    assert "give each process --coordinator HOST:PORT" in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_second_run_into_the_same_directory_is_refused(run_dir, capsys):
     before = (run_dir / "config.yaml").read_text()
     rc = main(

@@ -1,4 +1,4 @@
-"""Two processes on localhost (gloo collectives) train like one process."""
+"""Two `seqjax train` processes on localhost (gloo collectives) train like one process."""
 
 import json
 import os
@@ -12,9 +12,7 @@ import time
 import numpy as np
 
 from seqjax.config import load_config
-from seqjax.data.sources import load_splits
-from seqjax.train.loop import fit
-from seqjax.train.sharding import make_mesh
+from seqjax.train.run import run_experiment
 from tests.multiprocess_check import LONG_RUN, OVERRIDES
 
 
@@ -66,43 +64,60 @@ def _logs(runs) -> str:
 
 
 def test_sigterm_to_one_process_stops_both_at_one_step_and_a_resume_trains_as_one(tmp_path):
-    """JAX's preemption service catches SIGTERM in each process (a run used to ignore it
-    until the SIGKILL after it); both processes stop at the step it agrees on and save the
-    state there together (seqjax/train/in_epoch.py). Two new processes resume the run and
-    end with the history one process trains: the epochs before the stop, read back from
-    the checkpoint, and those after."""
-    runs = _two_processes(str(tmp_path), "sigterm")
+    """Two `seqjax train` processes (`--coordinator`, `--num-processes`, `--process-id`).
+    JAX's preemption service catches SIGTERM in each process (a run used to ignore it until
+    the SIGKILL after it); both stop at the step it agrees on and save the state there
+    together (seqjax/train/in_epoch.py). Two new processes resume the run and end with the
+    run directory one process writes: the history (the epochs before the stop read back
+    from the checkpoint) and the test metrics, written once, by process 0."""
+    run_dir = tmp_path / "run"
+    runs = _two_processes(str(run_dir), "sigterm")
     assert _codes(runs) == [128 + signal.SIGTERM] * 2, _logs(runs)
-    stopped = [json.loads(out.strip().splitlines()[-1])["stopped"] for _, out, _ in runs]
+    stopped = [err.strip().splitlines()[-1] for _, _, err in runs]
     assert stopped[0] == stopped[1], stopped
     # inside an epoch, that step is saved; at an epoch's last step, that epoch
+    resume = "; continue with: seqjax train --config .* --resume, in every process with its "
     inside = re.fullmatch(
-        r"stopped by SIGTERM at step (\d+), in epoch \d+ \(step (\d+) saved\)", stopped[0]
+        rf"seqjax: stopped by SIGTERM at step (\d+), in epoch \d+ \(step (\d+) saved\){resume}.*",
+        stopped[0],
     )
-    ended = re.fullmatch(r"stopped by SIGTERM after epoch (\d+) \(epoch (\d+) saved\)", stopped[0])
+    ended = re.fullmatch(
+        rf"seqjax: stopped by SIGTERM after epoch (\d+) \(epoch (\d+) saved\){resume}.*",
+        stopped[0],
+    )
     where = inside or ended
     assert where and where[1] == where[2], stopped[0]
     if inside:
-        assert os.listdir(tmp_path / "checkpoints_in_epoch") == [where[1]]
+        assert os.listdir(run_dir / "checkpoints_in_epoch") == [where[1]]
     else:
-        assert where[1] in os.listdir(tmp_path / "checkpoints")
+        assert where[1] in os.listdir(run_dir / "checkpoints")
 
     # two new processes resume there and end one epoch later as one process would
     epochs = int(re.search(r"epoch (\d+)", stopped[0])[1]) + 1
-    runs = _two_processes(str(tmp_path), "resume", str(epochs))
+    runs = _two_processes(str(run_dir), "resume", str(epochs))
     assert _codes(runs) == [0, 0], _logs(runs)
-    multi = json.loads(runs[0][1].strip().splitlines()[-1])  # gloo also prints to stdout
-    assert multi["devices"] == 2
+    assert "test metrics: " in runs[0][1] and "epoch " in runs[0][1]
+    assert "test metrics: " not in runs[1][1] and "epoch " not in runs[1][1]  # process 0 logs
+    entries = json.loads((run_dir / "environment.json").read_text())  # one per command
+    assert [(e["processes"], e["devices"], e["resumed"]) for e in entries] == [
+        (2, "2 x cpu", False),
+        (2, "2 x cpu", True),
+    ]
+    assert {"loss.png", "roc.png"} <= set(os.listdir(run_dir / "plots"))
 
-    import jax
-
-    cfg = load_config("configs/trust.yaml", [*OVERRIDES, *LONG_RUN, f"train.epochs={epochs}"])
-    single = fit(cfg, load_splits(cfg.data), mesh=make_mesh(jax.devices()[:1]), log=lambda _: None)
-    assert len(multi["history"]) == len(single.history) == epochs
+    one = tmp_path / "one"
+    sets = [*OVERRIDES, *LONG_RUN, f"train.epochs={epochs}", "train.plots=false"]
+    run_experiment(load_config("configs/trust.yaml", sets), str(one), log=_quiet)
+    multi, single = (json.loads((d / "history.json").read_text()) for d in (run_dir, one))
+    assert len(multi) == len(single) == epochs
     for key in ("train_loss", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(
-            [r[key] for r in multi["history"]],
-            [r[key] for r in single.history],
-            rtol=1e-5,
-            atol=1e-6,
+            [r[key] for r in multi], [r[key] for r in single], rtol=1e-5, atol=1e-6
         )
+    multi, single = (json.loads((d / "metrics.json").read_text())["test"] for d in (run_dir, one))
+    assert multi["confusion_matrix"] == single["confusion_matrix"]
+    np.testing.assert_allclose(multi["loss"], single["loss"], rtol=1e-5)
+
+
+def _quiet(_: str) -> None:
+    pass

@@ -105,7 +105,11 @@ def resume_command(run_dir: str, *sets: str) -> str:
     """The command line that continues the run in `run_dir`, with `--set` overrides."""
     config = os.path.join(run_dir, "config.yaml")
     command = f"seqjax train --config {config} --run-dir {run_dir} --resume"
-    return command + (" --set " + " ".join(sets) if sets else "")
+    if sets:
+        command += " --set " + " ".join(sets)
+    if jax.process_count() > 1:  # the same processes again (seqjax/train/distributed.py)
+        command += ", in every process with its --distributed or --coordinator options"
+    return command
 
 
 def never(step: int) -> int | None:

@@ -5,7 +5,8 @@ alone; for users' data it carries the channel and class counts taken from the da
 data_spec.json (what `seqjax predict` needs to know of the data: `seqjax/data/spec.py`),
 environment.json (versions, devices and command of each process that trained it),
 history.json / history.csv and metrics.json. Every file is written atomically. The data
-are loaded and checked before anything is written.
+are loaded and checked before anything is written. With several processes
+(`seqjax/train/distributed.py`) all of them train and evaluate, and process 0 writes.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from seqjax.host_memory import reuse_freed_memory_if_asked
 from seqjax.io import atomic_write_json, atomic_write_text, history_csv
 from seqjax.models.registry import count_params
 from seqjax.plots import plot_classifier, plot_history
+from seqjax.train.distributed import writes_run_files
 from seqjax.train.in_epoch import DIRECTORY as IN_EPOCH_DIRECTORY
 from seqjax.train.interrupt import TrainingDiverged, TrainingStopped, stop_on_signals
 from seqjax.train.loop import check_trainable, fit, mesh_for
@@ -130,6 +132,10 @@ def write_run_files(
     record_environment(run_dir, resume=resume)
 
 
+def _quiet(_: str) -> None:
+    """The log of a process other than 0: its lines would repeat process 0's."""
+
+
 def _buckets_note(width: int, train: SequenceDataset) -> str:
     """What the first epoch's log line says of length buckets: they explain its compiles."""
     if not width:
@@ -160,13 +166,18 @@ def run_experiment(
                 "train.tensorboard is true but tensorboardX is not installed; "
                 "pip install 'seqjax[tensorboard]' or set train.tensorboard=false"
             ) from None
-    write_run_files(run_dir, cfg, splits["train"], resume=resume)
+    main = writes_run_files()  # with several processes, process 0 (distributed.py)
+    if main:
+        write_run_files(run_dir, cfg, splits["train"], resume=resume)
+    else:
+        prepare_run_dir(run_dir)
+        log = _quiet
     log(
         f"{cfg.model_name}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} examples; "
         f"devices {jax.devices()}{_buckets_note(cfg.train.bucket_width, splits['train'])}"
     )
     writer = None
-    if cfg.train.tensorboard:
+    if cfg.train.tensorboard and main:
         writer = SummaryWriter(os.path.join(run_dir, "tensorboard"))
 
         def to_tensorboard(row: dict, timing: dict) -> None:
@@ -195,14 +206,19 @@ def run_experiment(
         metrics["classes"] = list(splits["train"].classes)
     metrics["num_params"] = count_params({"params": result.state.params})
     metrics["wall_seconds"] = time.perf_counter() - start
+    probabilities = None  # for the classifier plots; every process computes them: a jitted
+    # pass over the mesh, which spans the processes
+    if cfg.train.plots and cfg.train.loss in ("binary_cross_entropy", "cross_entropy"):
+        probabilities = predict(cfg, result.state, splits["test"])
+    if not main:
+        return metrics
     atomic_write_json(os.path.join(run_dir, "history.json"), result.history)
     atomic_write_text(os.path.join(run_dir, "history.csv"), history_csv(result.history))
     atomic_write_json(os.path.join(run_dir, "timings.json"), result.timings)
     atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
     if cfg.train.plots:
         plot_history(result.history, os.path.join(run_dir, "plots"))
-        if cfg.train.loss in ("binary_cross_entropy", "cross_entropy"):
-            probabilities = predict(cfg, result.state, splits["test"])
+        if probabilities is not None:
             plot_classifier(
                 probabilities,
                 splits["test"].targets,

@@ -1,0 +1,71 @@
+"""Several processes training one run from the command line: TPU pods, GPU clusters.
+
+Why: a model that outgrows one host trains on several, one process per host, each running
+the same program on its own devices (JAX's SPMD): the same data, the same steps, the
+checkpoints written together (Orbax), the same evaluation. The fit loop has run that way
+through the Python API (`jax.distributed.initialize`, then `fit`); `seqjax train
+--distributed` starts JAX's distributed system first, as it must be, before JAX runs
+anything, and `run_experiment` then writes the run directory's own files (config,
+history, metrics, plots) from process 0 alone, while every process takes part in the
+checkpoints and the computations behind those files. The run directory must therefore be
+on a filesystem every host sees.
+"""
+
+from __future__ import annotations
+
+import jax
+
+
+def start(
+    *,
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+) -> None:
+    """Join this process to the run's others. With no arguments JAX finds them itself (a
+    Cloud TPU pod, Slurm, Open MPI); otherwise all three are needed, as each process of
+    a cluster JAX does not detect must be told where process 0 listens, how many there
+    are and which one it is."""
+    given = {
+        "--coordinator": coordinator,
+        "--num-processes": num_processes,
+        "--process-id": process_id,
+    }
+    missing = [flag for flag, value in given.items() if value is None]
+    if len(missing) not in (0, len(given)):
+        raise ValueError(
+            f"--coordinator, --num-processes and --process-id go together; missing "
+            f"{', '.join(missing)}"
+        )
+    if coordinator is not None:
+        _check_explicit(coordinator, num_processes, process_id)
+    try:
+        jax.distributed.initialize(coordinator, num_processes, process_id)
+    except ValueError as err:  # JAX detected no cluster and was given no address
+        raise ValueError(
+            f"--distributed: JAX found no cluster to join ({err}); it detects Cloud TPU "
+            "pods, Slurm and Open MPI. Elsewhere give each process --coordinator HOST:PORT "
+            "(process 0's address) --num-processes N --process-id I"
+        ) from None
+
+
+def _check_explicit(coordinator: str, num_processes: int | None, process_id: int | None) -> None:
+    """Clear errors for what JAX would otherwise report from deep inside its client, or
+    wait on for minutes (a process id no other process will ever match)."""
+    host, _, port = coordinator.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--coordinator must be HOST:PORT (process 0's); got {coordinator!r}")
+    assert num_processes is not None and process_id is not None  # start() checked
+    if num_processes < 1:
+        raise ValueError(f"--num-processes must be at least 1; got {num_processes}")
+    if not 0 <= process_id < num_processes:
+        raise ValueError(
+            f"--process-id must be in 0..{num_processes - 1} for --num-processes "
+            f"{num_processes}; got {process_id}"
+        )
+
+
+def writes_run_files() -> bool:
+    """Whether this process writes the run directory's own files: process 0 does, the
+    others compute the same and would only write the same files again, racing it."""
+    return jax.process_index() == 0
