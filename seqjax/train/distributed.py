@@ -39,9 +39,13 @@ def start(
         )
     if coordinator is not None:
         _check_explicit(coordinator, num_processes, process_id)
+        jax.distributed.initialize(
+            coordinator_address=coordinator, num_processes=num_processes, process_id=process_id
+        )
+        return
     try:
-        jax.distributed.initialize(coordinator, num_processes, process_id)
-    except ValueError as err:  # JAX detected no cluster and was given no address
+        jax.distributed.initialize()
+    except ValueError as err:  # JAX detected no cluster, and has no address to fall back on
         raise ValueError(
             f"--distributed: JAX found no cluster to join ({err}); it detects Cloud TPU "
             "pods, Slurm and Open MPI. Elsewhere give each process --coordinator HOST:PORT "
