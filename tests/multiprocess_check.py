@@ -6,8 +6,9 @@ Each runs the command line, as one process per host of a cluster would:
 `seqjax train ... --coordinator 127.0.0.1:PORT --num-processes N --process-id I`. The run
 keeps its checkpoints in RUN_DIR, each epoch's and each step's (asynchronous saves of two
 Orbax managers, which hung such runs when they overlapped). With `sigterm` the run is long
-(LONG_RUN) and process 1 sends itself SIGTERM at the second step of epoch 2; `resume
-EPOCHS` continues that run to EPOCHS epochs. The exit code is the command's.
+(LONG_RUN), traces its step 2 (`train.profile_steps`) and process 1 sends itself SIGTERM
+at the second step of epoch 2; `resume EPOCHS` continues that run to EPOCHS epochs. The
+exit code is the command's.
 """
 
 import os
@@ -28,7 +29,8 @@ def main() -> int:
     if mode == "sigterm":
         if pid == 1:
             signal_at_the_second_step_of_epoch_2()
-        return seqjax([*command, "--set", *OVERRIDES, *LONG_RUN, *CHECKPOINTS])
+        sets = [*OVERRIDES, *LONG_RUN, *CHECKPOINTS, "train.profile_steps=[2, 2]"]
+        return seqjax([*command, "--set", *sets])
     assert mode == "resume", mode
     sets = [*OVERRIDES, *LONG_RUN, *CHECKPOINTS, f"train.epochs={sys.argv[6]}"]
     return seqjax([*command, "--resume", "--set", *sets])

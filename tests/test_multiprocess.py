@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from seqjax.cli import main as seqjax
 from seqjax.config import load_config
 from seqjax.train.run import run_experiment
 from tests.multiprocess_check import LONG_RUN, OVERRIDES
@@ -63,13 +64,14 @@ def _logs(runs) -> str:
     )
 
 
-def test_sigterm_to_one_process_stops_both_at_one_step_and_a_resume_trains_as_one(tmp_path):
+def test_sigterm_to_one_process_stops_both_at_one_step_and_a_resume_trains_as_one(tmp_path, capsys):
     """Two `seqjax train` processes (`--coordinator`, `--num-processes`, `--process-id`).
     JAX's preemption service catches SIGTERM in each process (a run used to ignore it until
     the SIGKILL after it); both stop at the step it agrees on and save the state there
     together (seqjax/train/in_epoch.py). Two new processes resume the run and end with the
     run directory one process writes: the history (the epochs before the stop read back
-    from the checkpoint) and the test metrics, written once, by process 0."""
+    from the checkpoint) and the test metrics, written once, by process 0; one process
+    then evaluates the run to the same test metrics."""
     run_dir = tmp_path / "run"
     runs = _two_processes(str(run_dir), "sigterm")
     assert _codes(runs) == [128 + signal.SIGTERM] * 2, _logs(runs)
@@ -87,6 +89,12 @@ def test_sigterm_to_one_process_stops_both_at_one_step_and_a_resume_trains_as_on
     )
     where = inside or ended
     assert where and where[1] == where[2], stopped[0]
+    # each process traced step 2 into a directory of its own: on one host, JAX's trace
+    # files of the two would have the same names
+    assert sorted(os.listdir(run_dir / "profile")) == ["process_0", "process_1"]
+    for process in ("process_0", "process_1"):
+        traces = list((run_dir / "profile" / process).rglob("*.xplane.pb"))
+        assert len(traces) == 1, traces
     if inside:
         assert os.listdir(run_dir / "checkpoints_in_epoch") == [where[1]]
     else:
@@ -117,6 +125,11 @@ def test_sigterm_to_one_process_stops_both_at_one_step_and_a_resume_trains_as_on
     multi, single = (json.loads((d / "metrics.json").read_text())["test"] for d in (run_dir, one))
     assert multi["confusion_matrix"] == single["confusion_matrix"]
     np.testing.assert_allclose(multi["loss"], single["loss"], rtol=1e-5)
+    # and one process evaluates it from its checkpoint, as a workstation would after the pod
+    assert seqjax(["evaluate", str(run_dir)]) == 0
+    evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert evaluated["confusion_matrix"] == multi["confusion_matrix"]
+    np.testing.assert_allclose(evaluated["loss"], multi["loss"], rtol=1e-6)
 
 
 def _quiet(_: str) -> None:

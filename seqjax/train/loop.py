@@ -36,7 +36,7 @@ from seqjax.train.in_epoch import InEpochCheckpointer, epoch_so_far, restored_me
 from seqjax.train.interrupt import StopAsked, TrainingDiverged, TrainingStopped, never
 from seqjax.train.monitor import check_monitor, epoch_row
 from seqjax.train.optim import learning_rate, make_optimizer, scale_learning_rate
-from seqjax.train.profiling import StepProfiler, check_profile_steps
+from seqjax.train.profiling import StepProfiler, check_profile_steps, profile_directory
 from seqjax.train.progress import EpochProgress
 from seqjax.train.sharding import (
     check_divisible,
@@ -440,7 +440,7 @@ def fit(
     best_host_params = None
     if tc.profile_steps != (0, 0) and run_dir is None:
         raise ValueError("train.profile_steps writes its trace into the run directory: give one")
-    profiler = StepProfiler(tc.profile_steps, os.path.join(run_dir or "", "profile"), log)
+    profiler = StepProfiler(tc.profile_steps, profile_directory(run_dir or ""), log)
     every_steps = cfg.checkpoint.every_steps
     try:
         while loop["epoch"] < tc.epochs and not loop["stopped"]:

@@ -1,5 +1,5 @@
 """A profile of chosen training steps (`train.profile_steps: [first, last]`), with
-`jax.profiler`, into RUN_DIR/profile.
+`jax.profiler`, into RUN_DIR/profile (RUN_DIR/profile/process_I with several processes).
 
 Why: the benchmarks time whole steps; where a step's time goes (the recurrence's loop,
 its launches on a GPU, the optimizer, host work between steps) needs the trace. Steps
@@ -35,6 +35,16 @@ def check_profile_steps(steps: tuple[int, int], total: int | None = None) -> Non
         raise ValueError(
             f"train.profile_steps starts at step {first}, past the run's {total} steps"
         )
+
+
+def profile_directory(run_dir: str) -> str:
+    """RUN_DIR/profile, and with several processes RUN_DIR/profile/process_I: JAX names a
+    trace's files after the host, so processes sharing one (one per GPU) would overwrite
+    each other's trace."""
+    directory = os.path.join(run_dir, "profile")
+    if jax.process_count() > 1:
+        return os.path.join(directory, f"process_{jax.process_index()}")
+    return directory
 
 
 class StepProfiler:
