@@ -59,21 +59,31 @@ def test_quick_suite_writes_every_figure(tmp_path, capsys):
     assert "train_vs_flax_nn_rnn" in printed and "model size (MB)" in printed
 
 
-def test_side_by_side_alone_writes_its_ratios(tmp_path, capsys):
-    from benchmarks.side_by_side import main
+def test_side_by_side_alone_writes_its_ratios(tmp_path, monkeypatch, capsys):
+    """The command's own part: its arguments reach the measurement, and its JSON and table
+    hold what came back. The measurement itself, `measure_isolated`, is the one the suite
+    runs: test_quick_suite_writes_every_figure times trend's side by side for real."""
+    import benchmarks.side_by_side as sbs
 
+    asked = []
+
+    def measure(name, *, repeats):
+        asked.append((name, repeats))
+        return {"config": {"name": name}, "speedup": {"train_vs_torch_padded": 1.25}}
+
+    monkeypatch.setattr(sbs, "measure_isolated", measure)
     out = tmp_path / "sbs.json"
-    main(["--only", "trend", "--repeats", "3", "--out", str(out)])
-    result = json.loads(out.read_text())
+    result = sbs.main(["--only", "trend", "--repeats", "3", "--out", str(out)])
+    assert asked == [("trend", 3)]
+    assert json.loads(out.read_text()) == result
     assert (
         result["command"]
         == f"python -m benchmarks.side_by_side --only trend --repeats 3 --out {out}"
     )
     assert list(result["side_by_side"]) == ["trend"] and result["systems"] == {}
-    trend = result["side_by_side"]["trend"]
-    assert {"seqjax", "flax_nn_rnn", "torch_padded", "torch_packed"} <= set(trend["timings"])
-    assert all(math.isfinite(v) and v > 0 for v in trend["speedup"].values())
-    assert "train_vs_torch_padded" in capsys.readouterr().out
+    assert {"device", "jax", "torch"} <= set(result["environment"])
+    printed = capsys.readouterr().out
+    assert "train_vs_torch_padded" in printed and "1.25" in printed
 
 
 def test_side_by_side_keeps_the_configs_done_when_a_later_one_fails(tmp_path, monkeypatch):
