@@ -118,7 +118,7 @@ def test_sigterm_to_one_process_stops_both_at_one_step_and_a_resume_trains_as_on
 
     one = tmp_path / "one"
     sets = [*OVERRIDES, *LONG_RUN, f"train.epochs={epochs}", "train.plots=false"]
-    run_experiment(load_config("configs/trust.yaml", sets), str(one), log=_quiet)
+    run_experiment(load_config("configs/trust.yaml", sets), str(one), log=lambda _: None)
     multi, single = (json.loads((d / "history.json").read_text()) for d in (run_dir, one))
     assert len(multi) == len(single) == epochs
     for key in ("train_loss", "val_loss", "val_accuracy"):
@@ -133,7 +133,3 @@ def test_sigterm_to_one_process_stops_both_at_one_step_and_a_resume_trains_as_on
     evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert evaluated["confusion_matrix"] == multi["confusion_matrix"]
     np.testing.assert_allclose(evaluated["loss"], multi["loss"], rtol=1e-6)
-
-
-def _quiet(_: str) -> None:
-    pass
