@@ -3,21 +3,35 @@ import os
 import shutil
 import tempfile
 
-# The suite is compile-bound: most tests trace a small model once and run it a few times.
-# LLVM at optimisation level 0 compiles faster, after XLA's same HLO passes, so every program
-# keeps its graph, fusions, buffers and collectives; only the machine code is less optimised,
-# and its float results may differ in the last bits (fewer fused multiply-adds). Measured on
-# a 2-core CPU in one clean clone, back to back: the suite 450 s against 489 s at XLA's
-# default (level 2; all 406 tests pass at both), and the layer and engine tests
-# (test_engine, test_recurrence, test_lstm_length_groups, test_lstm_transforms) 86 and 104 s
-# against 115 and 122 s, alternating. Every figure the README, benchmarks and experiments
-# quote is measured at level 2, and so are the tests that set or clear XLA_FLAGS for their
-# subprocesses (the 8-device training run, the README snippets, the CLI on CPU devices). To
-# run the suite at another level:
-# `XLA_FLAGS=--xla_backend_optimization_level=2 python -m pytest -n 2`.
-# Set before JAX starts its CPU client, and inherited by the xdist workers and every
-# subprocess. Not where a JAX GPU or TPU plugin is installed: XLA reads the level for GPU
-# code too, and the GPU tests (benchmarks/gpu.sh) check the kernels users run.
+# The suite is compile-bound: most tests trace a small model once and run it a few times,
+# and most of its time is XLA compiling them. Two settings of XLA's CPU compiler make that
+# faster and leave every program's graph, fusions, buffers and collectives as they are;
+# only the machine code differs, and its float results may differ in the last bits (fewer
+# fused multiply-adds). Checked on the optimised HLO of a 2-layer bidirectional LSTM's
+# backward pass, compiled with each:
+# - LLVM at optimisation level 0 (XLA's default is 2; the HLO is the same). Measured on a
+#   2-core CPU in one clean clone, back to back: the suite 450 s against 489 s (all 406
+#   tests pass at both), and the layer and engine tests (test_engine, test_recurrence,
+#   test_lstm_length_groups, test_lstm_transforms) 86 and 104 s against 115 and 122 s,
+#   alternating.
+# - XLA's older loop emitter for its fusions (`--xla_cpu_use_fusion_emitters=false`), not
+#   the MLIR fusion emitters it uses by default (which also wrap each lone scalar op, a loop
+#   counter's add or compare, in a fusion of its own: 28 of 145 fusions there, the other
+#   117 the same): test_recurrence, test_lstm_transforms and test_engine in one process
+#   took 84-91 s against 121-127 s (XLA compiling them: 32-34 s against 65-68 s),
+#   alternating, 3 rounds each.
+# Every figure the README, benchmarks and experiments quote is measured at XLA's defaults,
+# and so are the tests that set or clear XLA_FLAGS for their subprocesses (the 8-device
+# training run, the README snippets, the CLI on CPU devices). To run the suite at XLA's
+# defaults: `XLA_FLAGS="--xla_backend_optimization_level=2
+# --xla_cpu_use_fusion_emitters=true" python -m pytest -n 2`. Set before JAX starts its CPU
+# client, and inherited by the xdist workers and every subprocess; a setting already in
+# XLA_FLAGS is kept. Not where a JAX GPU or TPU plugin is installed: XLA reads the level for
+# GPU code too, and the GPU tests (benchmarks/gpu.sh) check the kernels users run.
+SUITE_XLA_FLAGS = {
+    "--xla_backend_optimization_level": "0",
+    "--xla_cpu_use_fusion_emitters": "false",
+}
 
 
 def _accelerator_plugin_installed() -> bool:
@@ -27,11 +41,12 @@ def _accelerator_plugin_installed() -> bool:
     return any(n.lower().replace("_", "-").startswith(prefixes) for n in names)
 
 
-if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", "") and not (
-    _accelerator_plugin_installed()
-):
+if not _accelerator_plugin_installed():
     flags = os.environ.get("XLA_FLAGS", "")
-    os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=0".strip()
+    for name, value in SUITE_XLA_FLAGS.items():
+        if name not in flags:
+            flags = f"{flags} {name}={value}".strip()
+    os.environ["XLA_FLAGS"] = flags
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
