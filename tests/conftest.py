@@ -19,7 +19,11 @@ import tempfile
 #   counter's add or compare, in a fusion of its own: 28 of 145 fusions there, the other
 #   117 the same): test_recurrence, test_lstm_transforms and test_engine in one process
 #   took 84-91 s against 121-127 s (XLA compiling them: 32-34 s against 65-68 s),
-#   alternating, 3 rounds each.
+#   alternating, 3 rounds each. Its code runs slower, which suits a suite that runs each
+#   program a few times but not a training run: `seqjax train --config
+#   configs/trust.yaml` took 31-34 s with it against 25-29 s without (epochs 1.4-1.6 s
+#   against 0.9-1.2 s, the same test loss), alternating, so seqjax leaves users XLA's
+#   default.
 # Every figure the README, benchmarks and experiments quote is measured at XLA's defaults,
 # and so are the tests that set or clear XLA_FLAGS for their subprocesses (the 8-device
 # training run, the README snippets, the CLI on CPU devices). To run the suite at XLA's
