@@ -118,8 +118,7 @@ class Checkpointer:
     unit = "epoch"  # what a checkpoint's number counts, for messages
 
     def __init__(self, directory: str, *, keep_latest: int = 2, async_save: bool = True):
-        self.discarded = half_written(directory)
-        self.beside: list[Checkpointer] = []  # whose saves must not overlap this one's
+        self._start(directory)
         options = ocp.CheckpointManagerOptions(
             preservation_policy=policies.AnyPreservationPolicy(
                 [
@@ -136,6 +135,12 @@ class Checkpointer:
         self.manager = Manager(
             os.path.abspath(directory), options=options, item_names=("state", "loop")
         )
+
+    def _start(self, directory: str) -> None:
+        """The state every checkpointer starts with, before or without opening its manager
+        (the in-epoch one opens its own at its first save)."""
+        self.discarded = half_written(directory)
+        self.beside: list[Checkpointer] = []  # whose saves must not overlap this one's
 
     def save(self, epoch: int, state, loop: dict) -> None:
         self.wait_beside()

@@ -36,7 +36,6 @@ from seqjax.train.checkpoint import (
     CorruptCheckpointError,
     Manager,
     barrier_names,
-    half_written,
 )
 
 DIRECTORY = "checkpoints_in_epoch"
@@ -68,8 +67,7 @@ class InEpochCheckpointer(Checkpointer):
     def __init__(self, run_dir: str, *, async_save: bool = True):
         self.directory = os.path.abspath(os.path.join(run_dir, DIRECTORY))
         self.async_save = async_save
-        self.discarded = half_written(self.directory)
-        self.beside: list[Checkpointer] = []  # whose saves must not overlap this one's
+        self._start(self.directory)
         # Opened, and its directory made, at the first save: a run that never stops
         # inside an epoch leaves no trace of this.
         self._manager = self._open() if os.path.isdir(self.directory) else None
