@@ -91,7 +91,10 @@ class TrainConfig:
     seed: int = 0
     loss: str = "binary_cross_entropy"
     monitor: str = "val_loss"  # early stopping and plateau metric
-    mode: str = "min"
+    # Which way `monitor` improves: "min", "max", or "auto", taken from the metric's name
+    # (a loss, MSE, RMSE or MAE lower; an accuracy, AUC, F1, precision, recall or
+    # correlation higher), so `--set train.monitor=val_accuracy` alone is enough.
+    mode: str = "auto"
     patience: int = 10  # early stopping; 0 disables
     min_delta: float = 0.0
     tensorboard: bool = False  # also write TensorBoard event files (needs tensorboardX)
@@ -123,8 +126,8 @@ class TrainConfig:
                 "train.epochs and train.batch_size must be >= 1; got "
                 f"{self.epochs}, {self.batch_size}"
             )
-        if self.mode not in ("min", "max"):
-            raise ValueError(f"train.mode must be 'min' or 'max'; got {self.mode!r}")
+        if self.mode not in ("auto", "min", "max"):
+            raise ValueError(f"train.mode must be 'auto', 'min' or 'max'; got {self.mode!r}")
         if self.nonfinite not in ("stop", "skip"):
             raise ValueError(f"train.nonfinite must be 'stop' or 'skip'; got {self.nonfinite!r}")
         if self.bucket_width < 0:

@@ -7,9 +7,9 @@ import pytest
 
 from seqjax.config import load_config
 from seqjax.data.dataset import SequenceDataset, iterate_batches
-from seqjax.data.sources import adapt_to_data
+from seqjax.data.sources import adapt_to_data, load_splits
 from seqjax.data.splits import split_indices
-from seqjax.train.loop import check_outputs_fit_targets, fit
+from seqjax.train.loop import check_outputs_fit_targets, check_trainable, fit, mesh_for
 from seqjax.train.run import prepare_run_dir, run_experiment
 
 X = np.zeros((6, 4, 5), np.float32)
@@ -150,6 +150,24 @@ def test_a_mode_that_keeps_the_worst_epoch_is_named_before_the_run(
     overrides = ["data.size=30", "train.batch_size=4", f"train.monitor={monitor}"]
     cfg = load_config("configs/steel_lightweight.yaml", [*overrides, f"train.mode={mode}"])
     with pytest.raises(ValueError, match=message):
+        run_experiment(cfg, str(tmp_path / "run"), log=lambda _: None)
+    assert not (tmp_path / "run").exists()
+
+
+def test_auto_mode_on_a_metric_whose_name_gives_no_direction_is_named_before_the_run(
+    tmp_path,
+):
+    """`mode: auto` (the shipped configs') takes an accuracy's direction from its name, but
+    the learning rate's it cannot."""
+    overrides = ["data.size=30", "train.batch_size=4"]
+    cfg = load_config("configs/steel_lightweight.yaml", [*overrides, "train.monitor=val_accuracy"])
+    check_trainable(cfg, load_splits(cfg.data), mesh_for(cfg))  # auto: max, accepted
+    cfg = load_config("configs/steel_lightweight.yaml", [*overrides, "train.monitor=lr"])
+    with pytest.raises(
+        ValueError,
+        match=r"train.mode 'auto' cannot tell from its name whether a lower or a higher lr "
+        r"is better; set train.mode=min or train.mode=max",
+    ):
         run_experiment(cfg, str(tmp_path / "run"), log=lambda _: None)
     assert not (tmp_path / "run").exists()
 

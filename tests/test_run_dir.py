@@ -36,6 +36,16 @@ def test_a_changed_setting_is_refused_by_name(tmp_path):
     )
 
 
+def test_a_mode_given_or_auto_resumes_where_it_goes_the_same_way(tmp_path):
+    """A run saved with `mode: min` (the shipped configs' before "auto") resumes under
+    the shipped config's `mode: auto` on its val_loss; a mode the other way is refused."""
+    saved = dump_config(load_config("configs/trust.yaml", ["train.mode=min"]))
+    check_run_dir(load_config("configs/trust.yaml"), _saved(tmp_path, saved), resume=True)
+    with pytest.raises(ValueError, match=r"config.yaml in train.mode;"):
+        other_way = load_config("configs/trust.yaml", ["train.mode=max"])
+        check_run_dir(other_way, str(tmp_path), resume=True)
+
+
 def test_where_and_how_a_run_executes_may_change_on_resume(tmp_path):
     """Devices, mesh, host memory, checkpoint retention, outputs and the non-finite policy
     are not what the run computes: a run started on one machine resumes on another."""

@@ -50,6 +50,13 @@ def test_min_delta_and_max_mode():
     assert loop["stopped"] and loop["best_epoch"] == 1 and loop["epoch"] == 3
 
 
+def test_auto_mode_goes_the_way_the_monitors_name_says():
+    values = [0.5, 0.52, 0.54, 0.7, 0.6]
+    higher, _ = _run(_cfg(patience=0, mode="auto", monitor="val_accuracy"), values)
+    lower, _ = _run(_cfg(patience=0, mode="auto", monitor="val_loss"), values)
+    assert higher["best_epoch"] == 4 and lower["best_epoch"] == 1
+
+
 def test_plateau_halves_the_rate_after_patience_epochs():
     cfg = _cfg(patience=0)  # optimizer.plateau_patience 5, factor 0.5 in configs/trust.yaml
     loop, lrs = _run(cfg, [1.0] + [2.0] * 10)

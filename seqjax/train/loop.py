@@ -34,7 +34,7 @@ from seqjax.tasks import Task, get_task
 from seqjax.train.checkpoint import Checkpointer
 from seqjax.train.in_epoch import InEpochCheckpointer, epoch_so_far, restored_metrics
 from seqjax.train.interrupt import StopAsked, TrainingDiverged, TrainingStopped, never
-from seqjax.train.monitor import check_monitor, epoch_row
+from seqjax.train.monitor import check_monitor, direction, epoch_row
 from seqjax.train.optim import learning_rate, make_optimizer, scale_learning_rate
 from seqjax.train.profiling import StepProfiler, check_profile_steps, profile_directory
 from seqjax.train.progress import EpochProgress
@@ -193,10 +193,11 @@ def steps_for(cfg: ExperimentConfig, mesh: Mesh) -> tuple[Callable, Callable]:
 def _update_schedules(cfg: ExperimentConfig, loop: dict, state: TrainState, value: float):
     """Best tracking, reduce-on-plateau and early stopping after one epoch."""
     tc, oc = cfg.train, cfg.optimizer
-    if improved(value, loop["best_value"], tc.mode, tc.min_delta):
+    mode = direction(tc)
+    if improved(value, loop["best_value"], mode, tc.min_delta):
         loop["best_value"], loop["best_epoch"] = value, loop["epoch"]
     if oc.plateau_patience > 0:
-        if improved(value, loop["plateau_best"], tc.mode, 0.0):
+        if improved(value, loop["plateau_best"], mode, 0.0):
             loop["plateau_best"], loop["plateau_wait"] = value, 0
         else:
             loop["plateau_wait"] += 1

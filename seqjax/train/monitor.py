@@ -1,5 +1,5 @@
 """The row each epoch logs, and the check that `train.monitor` names one of its entries,
-in the direction `train.mode` says, before a run starts.
+in the direction `train.mode` says (or, with "auto", its name), before a run starts.
 
 Why: the loop reads the monitored value only at an epoch's end, so a mistyped monitor
 (`val_acc`) used to fail after the run directory was made and a whole epoch was trained.
@@ -50,14 +50,35 @@ LOWER_IS_BETTER = ("loss", "mse", "rmse", "mae")
 HIGHER_IS_BETTER = ("accuracy", "auc_roc", "auc_pr", "f1", "precision", "recall", "correlation")
 
 
+def by_name(monitor: str) -> str | None:
+    """Which way the metric's name says it improves, "min" or "max"; None if it says not."""
+    if monitor.endswith(LOWER_IS_BETTER):
+        return "min"
+    return "max" if monitor.endswith(HIGHER_IS_BETTER) else None
+
+
+def direction(train: TrainConfig) -> str:
+    """The way `train.monitor` improves, "min" or "max": `train.mode`, or with "auto" the
+    metric's name's (`check_monitor` refuses an "auto" no name decides, before a run)."""
+    if train.mode != "auto":
+        return train.mode
+    better = by_name(train.monitor)
+    if better is None:
+        raise ValueError(
+            f"train.mode 'auto' cannot tell from its name whether a lower or a higher "
+            f"{train.monitor} is better; set train.mode=min or train.mode=max"
+        )
+    return better
+
+
 def check_monitor(
     train: TrainConfig, val: SequenceDataset, prediction_shape: tuple[int, ...]
 ) -> None:
     """Raise ValueError naming the logged metrics (and the close one meant) where
-    `train.monitor` is none of them, and where `train.mode` would keep the worst epoch of
-    a metric whose direction its name gives: `--set train.monitor=val_accuracy` on a
-    config that monitors val_loss (`mode: min`) would otherwise stop early on, and keep
-    as best, the least accurate epoch."""
+    `train.monitor` is none of them, where "auto" cannot take a direction from its name,
+    and where `train.mode` would keep the worst epoch of a metric whose direction its name
+    gives: `--set train.monitor=val_accuracy train.mode=min` would otherwise stop early
+    on, and keep as best, the least accurate epoch."""
     monitor, mode = train.monitor, train.mode
     names = logged_names(train.loss, train.nonfinite, val, prediction_shape)
     if monitor not in names:
@@ -65,12 +86,8 @@ def check_monitor(
             f"train.monitor {monitor!r} is not a logged metric{did_you_mean(monitor, names)}; "
             f"available: {names}"
         )
-    better = (
-        "min" if monitor.endswith(LOWER_IS_BETTER)
-        else "max" if monitor.endswith(HIGHER_IS_BETTER)
-        else mode
-    )  # fmt: skip
-    if mode != better:
+    better = by_name(monitor) or direction(train)
+    if mode != "auto" and mode != better:
         lowest_or_highest = "lowest" if mode == "min" else "highest"
         raise ValueError(
             f"train.mode {mode!r} would keep the epoch of the {lowest_or_highest} {monitor}; "

@@ -18,7 +18,13 @@ from typing import Any
 
 import jax
 
-from seqjax.config import ExperimentConfig, config_to_dict, dump_config, load_config
+from seqjax.config import (
+    ExperimentConfig,
+    TrainConfig,
+    config_to_dict,
+    dump_config,
+    load_config,
+)
 from seqjax.data.dataset import SequenceDataset
 from seqjax.data.sources import adapt_to_data, load_splits
 from seqjax.data.spec import save_data_spec
@@ -31,6 +37,7 @@ from seqjax.train.distributed import writes_run_files
 from seqjax.train.in_epoch import DIRECTORY as IN_EPOCH_DIRECTORY
 from seqjax.train.interrupt import TrainingDiverged, TrainingStopped, stop_on_signals
 from seqjax.train.loop import check_trainable, fit, mesh_for
+from seqjax.train.monitor import direction
 from seqjax.train.restore import evaluate_run, predict
 
 
@@ -98,12 +105,22 @@ def config_differences(a: ExperimentConfig, b: ExperimentConfig) -> list[str]:
     ]
 
 
+def _same_direction(a: TrainConfig, b: TrainConfig) -> bool:
+    """Both monitor the same metric the same way, whether a mode is given or "auto"."""
+    try:
+        return a.monitor == b.monitor and direction(a) == direction(b)
+    except ValueError:  # an "auto" no name decides: check_monitor names it
+        return False
+
+
 def check_resumable(saved: ExperimentConfig, cfg: ExperimentConfig, config_path: str) -> None:
     """A resumed run takes its saved config, except the keys in `RESUME_MAY_CHANGE`; the
     epochs not where they set the length of a cosine schedule. Configs are compared as
     configs, not as text: a run saved before a key existed reads back with that key's
     default, so a newer seqjax resumes it."""
     changed = config_differences(saved, cfg)
+    if "train.mode" in changed and _same_direction(saved.train, cfg.train):
+        changed.remove("train.mode")  # "auto" for the "min" or "max" it resolves to
     refused = [key for key in changed if key not in RESUME_MAY_CHANGE]
     if refused:
         may = ", ".join(RESUME_MAY_CHANGE)
