@@ -7,8 +7,8 @@ import tempfile
 # and most of its time is XLA compiling them. Two settings of XLA's CPU compiler make that
 # faster and leave every program's graph, fusions, buffers and collectives as they are;
 # only the machine code differs, and its float results may differ in the last bits (fewer
-# fused multiply-adds). Checked on the optimised HLO of a 2-layer bidirectional LSTM's
-# backward pass, compiled with each:
+# fused multiply-adds). tests/test_suite_compiler_settings.py checks both on the optimised
+# HLO of a 2-layer bidirectional LSTM's backward pass:
 # - LLVM at optimisation level 0 (XLA's default is 2; the HLO is the same). Measured on a
 #   2-core CPU in one clean clone, back to back: the suite 450 s against 489 s (all 406
 #   tests pass at both), and the layer and engine tests (test_engine, test_recurrence,
@@ -16,8 +16,8 @@ import tempfile
 #   alternating.
 # - XLA's older loop emitter for its fusions (`--xla_cpu_use_fusion_emitters=false`), not
 #   the MLIR fusion emitters it uses by default (which also wrap each lone scalar op, a loop
-#   counter's add or compare, in a fusion of its own: 28 of 145 fusions there, the other
-#   117 the same): test_recurrence, test_lstm_transforms and test_engine in one process
+#   counter's add or compare, in a fusion of its own: 32 of 125 fusions there, the other
+#   93 the same): test_recurrence, test_lstm_transforms and test_engine in one process
 #   took 84-91 s against 121-127 s (XLA compiling them: 32-34 s against 65-68 s),
 #   alternating, 3 rounds each. Its code runs slower, which suits a suite that runs each
 #   program a few times but not a training run: `seqjax train --config

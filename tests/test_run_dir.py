@@ -41,8 +41,8 @@ def test_a_mode_given_or_auto_resumes_where_it_goes_the_same_way(tmp_path):
     the shipped config's `mode: auto` on its val_loss; a mode the other way is refused."""
     saved = dump_config(load_config("configs/trust.yaml", ["train.mode=min"]))
     check_run_dir(load_config("configs/trust.yaml"), _saved(tmp_path, saved), resume=True)
+    other_way = load_config("configs/trust.yaml", ["train.mode=max"])
     with pytest.raises(ValueError, match=r"config.yaml in train.mode;"):
-        other_way = load_config("configs/trust.yaml", ["train.mode=max"])
         check_run_dir(other_way, str(tmp_path), resume=True)
 
 
