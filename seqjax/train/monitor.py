@@ -86,8 +86,9 @@ def check_monitor(
             f"train.monitor {monitor!r} is not a logged metric{did_you_mean(monitor, names)}; "
             f"available: {names}"
         )
-    better = by_name(monitor) or direction(train)
-    if mode != "auto" and mode != better:
+    direction(train)  # an "auto" whose name gives no direction is refused here
+    better = by_name(monitor)
+    if better is not None and mode not in ("auto", better):
         lowest_or_highest = "lowest" if mode == "min" else "highest"
         raise ValueError(
             f"train.mode {mode!r} would keep the epoch of the {lowest_or_highest} {monitor}; "
