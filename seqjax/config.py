@@ -19,10 +19,11 @@ import yaml
 from seqjax.config_files import config_file
 from seqjax.data.sources import check_source
 from seqjax.models.registry import MODELS
-from seqjax.suggest import did_you_mean
+from seqjax.suggest import did_you_mean, names_unknown_options
 from seqjax.train.profiling import check_profile_steps
 
 
+@names_unknown_options
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     source: str = "trust"  # a generator name, or aeon:NAME, npz:PATH, csv:PATH
@@ -47,6 +48,7 @@ class DataConfig:
             )
 
 
+@names_unknown_options
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
     name: str = "adam"  # adam: L2 added to the gradient as torch.optim.Adam; adamw: decoupled
@@ -84,6 +86,7 @@ class OptimizerConfig:
             )
 
 
+@names_unknown_options
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 60
@@ -135,6 +138,7 @@ class TrainConfig:
         check_profile_steps(self.profile_steps)
 
 
+@names_unknown_options
 @dataclasses.dataclass(frozen=True)
 class CheckpointConfig:
     enabled: bool = True
@@ -153,6 +157,7 @@ class CheckpointConfig:
             )
 
 
+@names_unknown_options
 @dataclasses.dataclass(frozen=True)
 class MeshConfig:
     num_devices: int = 0  # devices on the `data` axis; 0 = all
@@ -169,6 +174,7 @@ class MeshConfig:
             )
 
 
+@names_unknown_options
 @dataclasses.dataclass(frozen=True)
 class HostConfig:
     # Keep freed host memory in the process (seqjax/host_memory.py): XLA's CPU calls on long
@@ -179,6 +185,7 @@ class HostConfig:
     reuse_freed_memory: bool = False
 
 
+@names_unknown_options
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     model_name: str

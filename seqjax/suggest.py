@@ -1,8 +1,13 @@
 """A "did you mean" hint for a mistyped name: the error for `train.epoch=3` or `--config
 trsut` then names the key or config the user meant, not only the list to search."""
 
+import dataclasses
 import difflib
+import functools
 from collections.abc import Iterable
+from typing import TypeVar
+
+C = TypeVar("C", bound=type)
 
 
 def did_you_mean(name: str, valid: Iterable[str]) -> str:
@@ -16,3 +21,26 @@ def did_you_mean(name: str, valid: Iterable[str]) -> str:
         return f" (did you mean one of {', '.join(map(repr, started))}?)"
     close = started or difflib.get_close_matches(str(name), valid, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def names_unknown_options(cls: C) -> C:
+    """Makes `cls(**options)` name a mistyped option and the one meant, for a dataclass or
+    a Flax module: `LSTM(128, num_layer=2)` then says "LSTM has no option 'num_layer' (did
+    you mean 'num_layers'?)" instead of only the generated `__init__`'s "unexpected keyword
+    argument". A subclass gets a generated `__init__` of its own, without the hint."""
+    generated = cls.__init__  # type: ignore[misc]
+    options = [f.name for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
+    shown = [name for name in options if name not in ("parent", "name")]  # Flax's own
+
+    @functools.wraps(generated)
+    def __init__(self, *args, **kwargs):
+        for key in kwargs:
+            if key not in options:
+                raise TypeError(
+                    f"{cls.__name__} has no option {key!r}{did_you_mean(key, options)}; "
+                    f"its options: {', '.join(shown)}"
+                )
+        generated(self, *args, **kwargs)
+
+    cls.__init__ = __init__  # type: ignore[misc]
+    return cls

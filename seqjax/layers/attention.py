@@ -7,8 +7,10 @@ import jax
 import jax.numpy as jnp
 
 from seqjax.layers.masking import check_sequence_inputs, length_mask, masked_softmax
+from seqjax.suggest import names_unknown_options
 
 
+@names_unknown_options
 class MultiHeadAttentionPool(nn.Module):
     """(B, T, D) -> pooled (B, D) and weights (B, heads, T).
 
@@ -38,6 +40,7 @@ class MultiHeadAttentionPool(nn.Module):
         return nn.Dense(dim, name="out")(pooled), weights
 
 
+@names_unknown_options
 class MaskedSelfAttention(nn.Module):
     """Multi-head self-attention over valid steps. (B, T, D) -> (B, T, D), weights
     (B, heads, T, T); keys past a length get weight 0 and outputs past it are zeroed."""

@@ -28,10 +28,12 @@ from seqjax.layers.lstm import (
     matmul_precision,
 )
 from seqjax.layers.recurrence import carry_dtype, lstm_step
+from seqjax.suggest import names_unknown_options
 
 Carry = tuple[jax.Array, jax.Array]
 
 
+@names_unknown_options
 class LSTMCell(nn.RNNCellBase):
     """`(c, h), y = LSTMCell(H).apply(variables, (c, h), x)`: x (..., F) -> h = y (..., H).
 

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from seqjax.layers.masking import check_sequence_inputs, length_mask
+from seqjax.suggest import names_unknown_options
 
 
 def sinusoidal_encoding(max_len: int, dim: int) -> jax.Array:
@@ -32,6 +33,7 @@ def sinusoidal_encoding(max_len: int, dim: int) -> jax.Array:
     return jnp.asarray(enc)
 
 
+@names_unknown_options
 class MultiScaleConv(nn.Module):
     """Parallel 1-D convolutions with different kernel sizes, summed, then GELU.
 

@@ -44,6 +44,7 @@ from seqjax.layers.recurrence import (
     projection_chunk,
     scan_direction,
 )
+from seqjax.suggest import names_unknown_options
 
 Initializer = Callable[..., jax.Array]
 BACKENDS = ("auto", "scan", "cudnn", "pallas")
@@ -237,6 +238,7 @@ class LSTMWeights(nn.Module):
         }
 
 
+@names_unknown_options
 class LSTM(nn.Module):
     """Stacked LSTM over padded batches with per-sequence lengths.
 

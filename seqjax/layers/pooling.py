@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from seqjax.layers.masking import check_sequence_inputs, length_mask, masked_softmax
+from seqjax.suggest import names_unknown_options
 
 
 def last_valid(x: jax.Array, lengths: jax.Array) -> jax.Array:
@@ -39,6 +40,7 @@ def masked_max(x: jax.Array, lengths: jax.Array) -> jax.Array:
     return jnp.where((lengths > 0)[:, None], top, 0)
 
 
+@names_unknown_options
 class AttentionPool(nn.Module):
     """Additive attention pooling (tanh MLP score per step, masked softmax over time).
 

@@ -10,8 +10,10 @@ import jax
 from seqjax.layers import LSTM
 from seqjax.layers.lstm import check_config_options, config_options
 from seqjax.layers.masking import check_sequence_inputs
+from seqjax.suggest import names_unknown_options
 
 
+@names_unknown_options
 @dataclasses.dataclass(frozen=True)
 class BaselineConfig:
     features: int = 9
@@ -27,6 +29,7 @@ class BaselineConfig:
         check_config_options(self)
 
 
+@names_unknown_options
 class LSTMRegressor(nn.Module):
     """LSTM stack -> state at the last valid step -> dense. (B, T, F) -> (B, outputs)."""
 

@@ -34,8 +34,10 @@ from seqjax.layers.dropout import Dropout
 from seqjax.layers.lstm import check_config_options, config_options
 from seqjax.layers.masking import check_sequence_inputs, length_mask
 from seqjax.layers.pooling import last_valid, masked_max, masked_mean
+from seqjax.suggest import names_unknown_options
 
 
+@names_unknown_options
 @dataclasses.dataclass(frozen=True)
 class HybridConfig:
     features: int = 9
@@ -78,6 +80,7 @@ class HybridConfig:
             raise ValueError(f"dropout must lie in [0, 1); got {self.dropout}")
 
 
+@names_unknown_options
 class HybridSequenceModel(nn.Module):
     config: HybridConfig = HybridConfig()
 

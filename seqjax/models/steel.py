@@ -31,11 +31,13 @@ from seqjax.layers.dropout import Dropout
 from seqjax.layers.lstm import check_config_options, config_options
 from seqjax.layers.masking import check_sequence_inputs
 from seqjax.layers.pooling import AttentionPool, masked_mean
+from seqjax.suggest import names_unknown_options
 
 POOLINGS = ("last", "mean", "attention")
 NORMS = ("none", "batch", "layer")
 
 
+@names_unknown_options
 @dataclasses.dataclass(frozen=True)
 class SteelConfig:
     features: int = 5
@@ -75,6 +77,7 @@ class SteelConfig:
                 raise ValueError(f"dropout rates must lie in [0, 1); got {p}")
 
 
+@names_unknown_options
 class SteelDefectLSTM(nn.Module):
     config: SteelConfig = SteelConfig()
 

@@ -19,8 +19,10 @@ from seqjax.layers.attention import MultiHeadAttentionPool
 from seqjax.layers.dropout import Dropout
 from seqjax.layers.lstm import check_config_options, config_options
 from seqjax.layers.masking import check_sequence_inputs
+from seqjax.suggest import names_unknown_options
 
 
+@names_unknown_options
 @dataclasses.dataclass(frozen=True)
 class TrendConfig:
     features: int = 62
@@ -45,6 +47,7 @@ class TrendConfig:
             raise ValueError(f"dropout must lie in [0, 1); got {self.dropout}")
 
 
+@names_unknown_options
 class TrendPredictor(nn.Module):
     config: TrendConfig = TrendConfig()
 

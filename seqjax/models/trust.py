@@ -20,8 +20,10 @@ from seqjax.layers import LSTM
 from seqjax.layers.dropout import Dropout
 from seqjax.layers.lstm import check_config_options, config_options
 from seqjax.layers.masking import check_sequence_inputs
+from seqjax.suggest import names_unknown_options
 
 
+@names_unknown_options
 @dataclasses.dataclass(frozen=True)
 class TrustConfig:
     features: int = 768
@@ -42,6 +44,7 @@ class TrustConfig:
             raise ValueError(f"dropout must lie in [0, 1); got {self.dropout}")
 
 
+@names_unknown_options
 class TrustLSTM(nn.Module):
     """`__call__(inputs (B, T, F), lengths (B,), *, train) -> logits (B,)`."""
 
