@@ -3,7 +3,8 @@
 The repository's `configs/` travel in the package (as `seqjax/configs/`, a link to them in
 the source tree), so `seqjax train --config trust` works after a plain `pip install`,
 from any directory, without a clone; `seqjax configs NAME` prints one to copy and edit.
-A path that exists wins over a shipped name.
+A file that exists wins over a shipped name; a directory does not, since `--run-dir trust`
+makes one beside the config it was trained from.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ def shipped_configs() -> dict[str, str]:
 
 
 def config_file(name_or_path: str) -> str:
-    """The YAML file `name_or_path` names: itself if it exists, else a shipped config's."""
-    if os.path.exists(name_or_path):
+    """The YAML file `name_or_path` names: itself if it is a file, else a shipped config's."""
+    if os.path.isfile(name_or_path):
         return name_or_path
     shipped = shipped_configs()
     if name_or_path in shipped:

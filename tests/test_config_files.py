@@ -38,6 +38,17 @@ def test_a_path_wins_over_a_name_and_an_unknown_name_lists_the_shipped_ones(tmp_
         load_config("trusted")
 
 
+def test_a_directory_of_a_shipped_configs_name_does_not_hide_it(tmp_path, monkeypatch):
+    """`seqjax train --config trust --run-dir trust` makes ./trust; the next `--config trust`
+    in that directory read it as the config's path ("Is a directory")."""
+    (tmp_path / "trust").mkdir()
+    (tmp_path / "mine").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert config_file("trust") == shipped_configs()["trust"]
+    with pytest.raises(FileNotFoundError, match=r"'mine' is neither a file nor the name"):
+        config_file("mine")
+
+
 def test_an_installed_wheel_trains_a_shipped_config_by_name_outside_the_clone(tmp_path):
     """The wheel pip builds from this tree carries configs/ as seqjax/configs/; unpacked
     where Python imports it, run from an empty directory, `--config trust` trains."""
