@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from seqjax.data.dataset import SequenceDataset
+from seqjax.data.files import check_data_file, open_csv_text
 from seqjax.data.padding import pad_sequences
 from seqjax.data.splits import StandardScaler, split_indices
 from seqjax.data.ts_format import LabelledSequences, read_ts
@@ -82,6 +83,7 @@ def npz_splits(
     """A .npz with `inputs` (N, T, C) padded, `lengths` (N,) and `targets` (N,) or (N, O).
     Without `lengths` every sequence is taken to fill all T steps. Read with
     allow_pickle=False: a ragged (object) array is refused, never unpickled."""
+    check_data_file(path, "npz")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
@@ -114,7 +116,7 @@ def read_long_csv(
     sequences may differ in length. Returns the sequence names in first-seen order, the
     channel names, inputs (N, T, C) zero-padded, lengths (N,) and the targets' text (N,)
     (None without `targets`; a `target` column is then ignored)."""
-    with open(path, newline="", encoding="utf-8") as f:
+    with open_csv_text(path) as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
