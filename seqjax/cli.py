@@ -102,6 +102,20 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _check_output_replaces_nothing(output: str, input_path: str, run_dir: str) -> None:
+    """`--output` may not be the `--input` file, nor the run's history.csv (the one .csv or
+    .npz a run writes): the predictions would replace the data or the run's record."""
+    if not os.path.exists(output):
+        return
+    if os.path.exists(input_path) and os.path.samefile(output, input_path):
+        raise ValueError(
+            f"--output {output!r} is the --input file; writing it would replace the inputs"
+        )
+    history = os.path.join(run_dir, "history.csv")
+    if os.path.exists(history) and os.path.samefile(output, history):
+        raise ValueError(f"--output {output!r} would replace the run's history.csv")
+
+
 def _predict(args) -> int:
     import numpy as np
 
@@ -115,6 +129,7 @@ def _predict(args) -> int:
     out_dir = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(out_dir):
         raise FileNotFoundError(f"output directory {out_dir!r} does not exist")
+    _check_output_replaces_nothing(args.output, args.input, args.run_dir)
     cfg = load_run_config(args.run_dir)
     spec = run_data_spec(args.run_dir, cfg)
     data, sequences = read_prediction_inputs(args.input, spec, scaled=args.inputs_scaled)

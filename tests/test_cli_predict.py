@@ -51,6 +51,23 @@ def test_a_trend_run_predicts_what_evaluate_scores_with_named_columns(trend_run,
         assert ours[key] == pytest.approx(scored[key], rel=1e-6), key
 
 
+def test_predict_refuses_an_output_that_would_replace_its_inputs_or_the_runs_history(
+    trend_run, tmp_path, capsys
+):
+    cfg = load_run_config(str(trend_run))
+    test = load_splits(cfg.data)["test"]
+    np.savez(tmp_path / "in.npz", inputs=test.inputs, lengths=test.lengths)
+    kept = {p: p.read_bytes() for p in (tmp_path / "in.npz", trend_run / "history.csv")}
+    argv = ["predict", str(trend_run), "--input", str(tmp_path / "in.npz"), "--output"]
+    assert main([*argv, str(tmp_path / "." / "in.npz")]) == 2
+    assert "is the --input file; writing it would replace the inputs" in capsys.readouterr().err
+    assert main([*argv, str(trend_run / "history.csv")]) == 2
+    assert "would replace the run's history.csv" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in kept} == kept
+    for _ in range(2):  # a file of its own, in the run directory too, it may write again
+        assert main([*argv, str(trend_run / "predictions.csv")]) == 0
+
+
 @pytest.mark.parametrize(
     "loss,shape,expected",
     [
