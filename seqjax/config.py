@@ -9,6 +9,7 @@ is generated or anything is written. Variants are derived with `dataclasses.repl
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -234,9 +235,12 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     if hint is float and isinstance(value, str):
         # PyYAML reads "3e-4" (no dot) as a string; accept it when it is a number.
         try:
-            return float(value)
+            value = float(value)
         except ValueError:
             raise TypeError(f"{key}: expected float, got {value!r}") from None
+    if hint is float and isinstance(value, float) and not math.isfinite(value):
+        # every range check passes a NaN (all its comparisons are false): refuse it here
+        raise ValueError(f"{key}: expected a finite number, got {value!r}")
     if hint in (int, float, str, bool):
         if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
             raise TypeError(f"{key}: expected {hint.__name__}, got {value!r}")
@@ -297,23 +301,44 @@ def config_to_dict(cfg: ExperimentConfig) -> dict:
     return out
 
 
-def apply_overrides(raw: dict, overrides: Sequence[str]) -> dict:
+def apply_overrides(raw: Mapping, overrides: Sequence[str]) -> dict:
     """Apply `section.key=value` strings (values parsed as YAML) to a raw config dict."""
+    for section, values in raw.items():
+        if values is not None and not isinstance(values, Mapping):
+            raise TypeError(f"{section}: expected a mapping of keys, got {values!r}")
     raw = {k: dict(v or {}) for k, v in raw.items()}
     for item in overrides:
         if "=" not in item or "." not in item.split("=", 1)[0]:
             raise ValueError(f"override {item!r} must look like section.key=value")
         path, value = item.split("=", 1)
         section, key = path.split(".", 1)
-        raw.setdefault(section, {})[key] = yaml.safe_load(value)
+        raw.setdefault(section, {})[key] = _yaml(value, f"override {item!r}: its value {value!r}")
     return raw
+
+
+def _yaml(text: str, where: str) -> Any:
+    """`text` parsed as YAML; a syntax error is named with `where` and its line, in one
+    line (PyYAML's own message spans several, with a caret under the column)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ValueError(f"{where} is not valid YAML ({at}{problem})") from None
 
 
 def load_config(path: str, overrides: Sequence[str] = ()) -> ExperimentConfig:
     """The config in the YAML file `path`, or in the shipped config of that name ("trust":
     `seqjax.config_files`), with `section.key=value` overrides."""
-    with open(config_file(path)) as f:
-        raw = yaml.safe_load(f) or {}
+    file = config_file(path)
+    with open(file, encoding="utf-8") as f:
+        raw = _yaml(f.read(), f"config {file!r}") or {}
+    if not isinstance(raw, Mapping):
+        raise ValueError(
+            f"config {file!r} must be a mapping of sections (model:, train:, ...); "
+            f"got a {type(raw).__name__}"
+        )
     return config_from_dict(apply_overrides(raw, overrides))
 
 

@@ -44,11 +44,44 @@ def test_configs_are_frozen():
         ("checkpoint.every_steps=-5", r"checkpoint.every_steps must be >= 0 \(0: off\); got -5"),
         ("trainer.epochs=3", r"unknown top-level key 'trainer' \(did you mean 'train'\?\)"),
         ("epochs=3", r"must look like section.key=value"),
+        # every range check passes a NaN, which then stopped the run at its second step
+        ("optimizer.lr=nan", r"optimizer.lr: expected a finite number, got nan"),
+        ("optimizer.lr=.inf", r"optimizer.lr: expected a finite number, got inf"),
+        ("train.min_delta=-.inf", r"train.min_delta: expected a finite number, got -inf"),
+        (  # before, PyYAML's own error, as a traceback
+            "model.hidden_sizes=[256, 128",
+            r"^override 'model.hidden_sizes=\[256, 128': its value '\[256, 128' is not valid YAML "
+            r"\(line 1, column 10: "
+            r"expected ',' or '\]', but got '<stream end>'\)$",
+        ),
     ],
 )
 def test_bad_config_values_are_named(override, message):
     with pytest.raises((ValueError, TypeError), match=message):
         load_config("configs/trust.yaml", [override])
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        (
+            "model:\n  name: trust\ntrain: [1, 2\n",
+            r"is not valid YAML \(line 4, column 1: expected",
+        ),
+        (
+            "- model\n- train\n",
+            r"must be a mapping of sections \(model:, train:, ...\); got a list",
+        ),
+        ("model: 3\n", r"^model: expected a mapping of keys, got 3$"),
+        ("model:\n  name: trust\ntrain: 5\n", r"^train: expected a mapping of keys, got 5$"),
+    ],
+)
+def test_a_config_file_that_is_not_a_mapping_of_sections_is_named(tmp_path, text, message):
+    """Before, these ended in PyYAML's traceback or "'int' object is not iterable"."""
+    (tmp_path / "bad.yaml").write_text(text)
+    for overrides in ([], ["train.epochs=2"]):
+        with pytest.raises((ValueError, TypeError), match=message):
+            load_config(str(tmp_path / "bad.yaml"), overrides)
 
 
 @pytest.mark.parametrize("config", ["trust", "steel_standard", "trend", "hybrid"])
