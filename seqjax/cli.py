@@ -38,6 +38,8 @@ def _train(args) -> int:
     from seqjax.train.interrupt import TrainingDiverged, TrainingStopped
     from seqjax.train.run import run_experiment
 
+    if args.resume and args.run_dir is None:  # a run named by its clock is always new
+        raise ValueError("--resume continues the run in --run-dir: give --run-dir RUN")
     config = args.config
     if config is None:  # `--run-dir RUN --resume` alone: the run's own config
         if not (args.resume and args.run_dir):

@@ -130,13 +130,18 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-def test_train_without_a_config_needs_a_run_to_resume(tmp_path, capsys):
+def test_train_without_a_config_needs_a_run_to_resume(tmp_path, capsys, monkeypatch):
     """`seqjax train --run-dir RUN --resume` reads RUN/config.yaml; anything else needs
-    --config, and says so."""
+    --config, and says so; and --resume needs the --run-dir it continues."""
     assert main(["train", "--run-dir", str(tmp_path)]) == 2
     assert "needs --config (or --run-dir RUN --resume)" in capsys.readouterr().err
     assert main(["train", "--run-dir", str(tmp_path), "--resume"]) == 2
     assert f"--resume: {str(tmp_path)!r} has no config.yaml" in capsys.readouterr().err
+    # before, this trained a new run under runs/trust-TIME, with nothing to resume
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--config", "trust", "--resume"]) == 2
+    assert "--resume continues the run in --run-dir: give --run-dir RUN" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize(
