@@ -117,11 +117,22 @@ def test_npz_source_with_integer_labels_is_multiclass(tmp_path):
             {"inputs": np.zeros((10, 3, 2)), "targets": np.array([0, 1, -1, 2] * 2 + [0, 0])},
             "class labels must be 0..K-1",
         ),
+        (
+            {"inputs": np.zeros((10, 3, 2)), "targets": np.ones(10)},
+            r"every target is class 1; a classifier needs two classes or more",
+        ),
     ],
 )
 def test_bad_npz_data_is_named(tmp_path, arrays, message):
     with pytest.raises(ValueError, match=message):
         npz_splits(_npz(tmp_path / "bad.npz", **arrays), seed=0, fractions=SPLITS)
+
+
+def test_a_csv_of_one_class_name_is_refused_naming_it(tmp_path):
+    rows = "".join(f"s{i},{t}.0,good\n" for i in range(10) for t in range(3))
+    (tmp_path / "one.csv").write_text("sequence,a,target\n" + rows)
+    with pytest.raises(ValueError, match=r"every target is class 'good'; a classifier needs"):
+        csv_splits(str(tmp_path / "one.csv"), seed=0, fractions=SPLITS)
 
 
 def test_csv_long_form_groups_rows_into_sequences(tmp_path):

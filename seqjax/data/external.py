@@ -202,6 +202,12 @@ def _split_labelled(
     if kind != "values" and targets.ndim == 1 and integral:
         if targets.min() < 0:
             raise ValueError(f"{path}: class labels must be 0..K-1; got {int(targets.min())}")
+        if len(np.unique(targets)) < 2:  # it trains, to a NaN AUC and nothing learned
+            only = classes[int(targets[0])] if classes else int(targets[0])
+            raise ValueError(
+                f"{path}: every target is class {only!r}; a classifier needs two "
+                "classes or more (data.targets=values makes them values to regress)"
+            )
         k = int(targets.max()) + 1
         targets = _targets(targets.astype(np.int64), max(k, 2))
     elif kind == "values":
