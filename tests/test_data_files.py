@@ -55,6 +55,13 @@ def test_a_file_that_is_not_what_its_name_says_is_named(
         LOADERS[loader](str(tmp_path / name))
 
 
+def test_an_npz_of_no_sequences_is_named(tmp_path):
+    """Before, predict failed later with "iterate_batches: the dataset is empty"."""
+    np.savez(tmp_path / "none.npz", inputs=np.zeros((0, 3, 1)))
+    with pytest.raises(ValueError, match=r"none.npz' holds no sequences \(inputs of shape"):
+        read_prediction_inputs(str(tmp_path / "none.npz"), SPEC)
+
+
 def test_a_csv_with_a_byte_order_mark_reads_as_one_without(tmp_path):
     (tmp_path / "plain.csv").write_text(CSV, encoding="utf-8")
     (tmp_path / "excel.csv").write_text(CSV, encoding="utf-8-sig")  # Excel's "CSV UTF-8"

@@ -114,6 +114,8 @@ def read_prediction_inputs(
         raise ValueError(
             f"{path!r}: inputs have {inputs.shape[-1]} features; the model expects {spec.features}"
         )
+    if len(inputs) == 0:
+        raise ValueError(f"{path!r} holds no sequences (inputs of shape {inputs.shape})")
     lengths = lengths.astype(np.int32)
     if targets is None:
         targets = spec.placeholder_targets(len(inputs))
