@@ -81,6 +81,8 @@ def _evaluate(args) -> int:
     from seqjax.data.sources import check_class_targets, load_splits
     from seqjax.train.restore import evaluate_run, load_run_config, restore_state, run_data_spec
 
+    if args.inputs_scaled and args.input is None:
+        raise ValueError("--inputs-scaled applies to --input data; a split is scaled already")
     cfg = load_run_config(args.run_dir)
     spec = run_data_spec(args.run_dir, cfg)
     if args.input is not None:  # users' new labelled data, read as training read its own
@@ -253,8 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="metrics of a trained run on one split")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--checkpoint", choices=["best", "latest"], default="best")
-    evaluate.add_argument("--split", default="test")
-    evaluate.add_argument(
+    scored = evaluate.add_mutually_exclusive_group()  # one or the other was silently dropped
+    scored.add_argument("--split", default="test", help="train, val or test (default)")
+    scored.add_argument(
         "--input",
         default=None,
         help="score labelled data of your own instead of a split: an .npz with inputs, "

@@ -130,6 +130,17 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_evaluate_takes_a_split_or_an_input_and_scaled_only_with_an_input(tmp_path, capsys):
+    """Before, `--input F --split val` scored F and dropped the split, and --inputs-scaled
+    without --input was ignored."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", str(tmp_path), "--input", "new.npz", "--split", "val"])
+    assert exit_.value.code == 2
+    assert "argument --split: not allowed with argument --input" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path), "--inputs-scaled"]) == 2
+    assert "--inputs-scaled applies to --input data" in capsys.readouterr().err
+
+
 def test_train_without_a_config_needs_a_run_to_resume(tmp_path, capsys, monkeypatch):
     """`seqjax train --run-dir RUN --resume` reads RUN/config.yaml; anything else needs
     --config, and says so; and --resume needs the --run-dir it continues."""
