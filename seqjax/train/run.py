@@ -11,6 +11,7 @@ are loaded and checked before anything is written. With several processes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from seqjax.train.interrupt import TrainingDiverged, TrainingStopped, stop_on_si
 from seqjax.train.loop import check_trainable, fit, mesh_for
 from seqjax.train.monitor import direction
 from seqjax.train.restore import evaluate_run, predict
+from seqjax.train.run_lock import hold_run_dir
 
 
 def prepare_run_dir(run_dir: str) -> None:
@@ -174,27 +176,44 @@ def run_experiment(
     cfg = adapt_to_data(cfg, splits)
     check_run_dir(cfg, run_dir, resume=resume)
     check_trainable(cfg, splits, mesh_for(cfg))
-    callbacks = []
     if cfg.train.tensorboard:
         try:
-            from tensorboardX import SummaryWriter
+            import tensorboardX  # noqa: F401  (imported again where the writer is made)
         except ImportError:
             raise ImportError(
                 "train.tensorboard is true but tensorboardX is not installed; "
                 "pip install 'seqjax[tensorboard]' or set train.tensorboard=false"
             ) from None
     main = writes_run_files()  # with several processes, process 0 (distributed.py)
+    prepare_run_dir(run_dir)
+    with hold_run_dir(run_dir) if main else contextlib.nullcontext():
+        if main:  # again, now that no other run can save: one may have since the check
+            check_run_dir(cfg, run_dir, resume=resume)
+        return _train_and_record(cfg, splits, run_dir, resume, main, log if main else _quiet, start)
+
+
+def _train_and_record(
+    cfg: ExperimentConfig,
+    splits: dict[str, SequenceDataset],
+    run_dir: str,
+    resume: bool,
+    main: bool,
+    log: Callable[[str], None],
+    start: float,
+) -> dict:
+    """`run_experiment` past its checks: the run's files, training, test metrics, plots;
+    `start`, its `time.perf_counter()` at the call, for metrics.json's wall_seconds."""
     if main:
         write_run_files(run_dir, cfg, splits["train"], resume=resume)
-    else:
-        prepare_run_dir(run_dir)
-        log = _quiet
+    callbacks = []
     log(
         f"{cfg.model_name}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} examples; "
         f"devices {jax.devices()}{_buckets_note(cfg.train.bucket_width, splits['train'])}"
     )
     writer = None
     if cfg.train.tensorboard and main:
+        from tensorboardX import SummaryWriter
+
         writer = SummaryWriter(os.path.join(run_dir, "tensorboard"))
 
         def to_tensorboard(row: dict, timing: dict) -> None:
