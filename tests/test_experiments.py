@@ -2,9 +2,10 @@
 evaluate, restore the best checkpoint and draw their plots. They are what a user runs on a
 GPU or TPU, and nothing else in the suite imported them.
 
-Not here: train_hybrid.py, which compiles two models of ~1.9M parameters (42 s at these
-sizes; its feature ablation is tested in test_hybrid.py), and train_trust.py, which is
-`seqjax train --config configs/trust.yaml` (test_cli.py). Their smoke run, ~45 s:
+Not here: train_hybrid.py, which compiles two models of ~1.9M parameters (43 s at these
+sizes with the suite's compiler settings; its feature ablation is tested in
+test_hybrid.py), and train_trust.py, which is `seqjax train --config configs/trust.yaml`
+(test_cli.py). The hybrid's smoke run took 70 s on the AMD machine:
 `python experiments/train_hybrid.py --set train.epochs=1 data.size=60 train.batch_size=8`."""
 
 import runpy
