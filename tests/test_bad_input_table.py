@@ -78,7 +78,7 @@ CASES = [
         "more devices than exist",
         lambda: _fit("train.batch_size=2", "mesh.num_devices=64"),
         ValueError,
-        "only 1 devices exist",
+        "only 1 device exists",
     ),
     (
         "labels not classes",
