@@ -91,3 +91,16 @@ def test_a_run_stopped_inside_its_first_epoch_is_not_overwritten(tmp_path):
     (tmp_path / "checkpoints_in_epoch" / "20").mkdir(parents=True)
     with pytest.raises(ValueError, match="already holds checkpoints; pass --resume"):
         check_run_dir(load_config("configs/trust.yaml"), str(tmp_path), resume=False)
+
+
+def test_a_directory_holding_its_own_config_yaml_is_not_overwritten(tmp_path):
+    """`seqjax train --config exp/config.yaml --run-dir exp` rewrote the user's config.yaml
+    with the resolved config (comments gone, overrides in). A run's own leftovers, beside
+    its environment.json (a run stopped before its first checkpoint), may be."""
+    cfg = load_config("configs/trust.yaml")
+    (tmp_path / "config.yaml").write_text("# mine\n")
+    (tmp_path / "notes.txt").write_text("files of other names stay and are no reason\n")
+    with pytest.raises(ValueError, match=r"holds config.yaml, which no seqjax run wrote there"):
+        check_run_dir(cfg, str(tmp_path), resume=False)
+    (tmp_path / "environment.json").write_text("[]")
+    check_run_dir(cfg, str(tmp_path), resume=False)

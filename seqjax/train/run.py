@@ -29,6 +29,7 @@ from seqjax.config import (
 from seqjax.data.dataset import SequenceDataset
 from seqjax.data.sources import adapt_to_data, load_splits
 from seqjax.data.spec import save_data_spec
+from seqjax.environment import FILE as ENVIRONMENT_FILE
 from seqjax.environment import record as record_environment
 from seqjax.host_memory import reuse_freed_memory_if_asked
 from seqjax.io import atomic_write_json, atomic_write_text, history_csv
@@ -53,6 +54,17 @@ def prepare_run_dir(run_dir: str) -> None:
         raise PermissionError(f"run directory {run_dir!r} is not writable")
 
 
+# The files a run writes beside its checkpoints, plots and environment.json.
+RUN_FILES = (
+    "config.yaml",
+    "data_spec.json",
+    "history.csv",
+    "history.json",
+    "metrics.json",
+    "timings.json",
+)
+
+
 def check_run_dir(cfg: ExperimentConfig, run_dir: str, *, resume: bool) -> None:
     """Refuse, before anything is written, to mix two runs in one directory."""
     config_path = os.path.join(run_dir, "config.yaml")
@@ -65,6 +77,16 @@ def check_run_dir(cfg: ExperimentConfig, run_dir: str, *, resume: bool) -> None:
             f"run directory {run_dir!r} already holds checkpoints; pass --resume to continue "
             "it or choose a new --run-dir"
         )
+    if not resume and not os.path.exists(os.path.join(run_dir, ENVIRONMENT_FILE)):
+        # a run stopped before its first checkpoint leaves these beside environment.json;
+        # without it they are someone's own (`--config exp/config.yaml --run-dir exp`)
+        theirs = [name for name in RUN_FILES if os.path.exists(os.path.join(run_dir, name))]
+        if theirs:
+            raise ValueError(
+                f"run directory {run_dir!r} holds {', '.join(theirs)}, which no seqjax run "
+                "wrote there (it has no environment.json) and training would overwrite; "
+                "choose another --run-dir"
+            )
     if resume and os.path.exists(config_path):
         check_resumable(load_config(config_path), cfg, config_path)
 
