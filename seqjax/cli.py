@@ -107,17 +107,20 @@ def _evaluate(args) -> int:
 
 
 def _check_output_replaces_nothing(output: str, input_path: str, run_dir: str) -> None:
-    """`--output` may not be the `--input` file, nor the run's history.csv (the one .csv or
-    .npz a run writes): the predictions would replace the data or the run's record."""
+    """`--output` may not be the `--input` file, nor one of the files the run wrote
+    (`RUN_FILES`: history.csv): the predictions would replace the data or the run's record."""
+    from seqjax.train.run import RUN_FILES
+
     if not os.path.exists(output):
         return
     if os.path.exists(input_path) and os.path.samefile(output, input_path):
         raise ValueError(
             f"--output {output!r} is the --input file; writing it would replace the inputs"
         )
-    history = os.path.join(run_dir, "history.csv")
-    if os.path.exists(history) and os.path.samefile(output, history):
-        raise ValueError(f"--output {output!r} would replace the run's history.csv")
+    for name in RUN_FILES:
+        ours = os.path.join(run_dir, name)
+        if os.path.exists(ours) and os.path.samefile(output, ours):
+            raise ValueError(f"--output {output!r} would replace the run's {name}")
 
 
 def _predict(args) -> int:

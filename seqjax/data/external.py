@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from seqjax.data.dataset import SequenceDataset
-from seqjax.data.files import check_data_file, open_csv_text
+from seqjax.data.files import open_csv_text, open_npz
 from seqjax.data.padding import pad_sequences
 from seqjax.data.splits import StandardScaler, split_indices
 from seqjax.data.ts_format import LabelledSequences, read_ts
@@ -83,9 +83,9 @@ def npz_splits(
     """A .npz with `inputs` (N, T, C) padded, `lengths` (N,) and `targets` (N,) or (N, O).
     Without `lengths` every sequence is taken to fill all T steps. Read with
     allow_pickle=False: a ragged (object) array is refused, never unpickled."""
-    check_data_file(path, "npz")
+    archive = open_npz(path)  # outside the `try`: its own errors name the file as it is
     try:
-        with np.load(path, allow_pickle=False) as f:
+        with archive as f:
             arrays = {k: f[k] for k in f.files}
     except ValueError as err:
         raise ValueError(

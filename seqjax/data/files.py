@@ -9,6 +9,8 @@ import io
 import os
 import zipfile
 
+import numpy as np
+
 
 def check_data_file(path: str, kind: str) -> None:
     """Raises, naming what `path` is, where it cannot be a `kind` ("npz" or "csv") file."""
@@ -23,6 +25,13 @@ def check_data_file(path: str, kind: str) -> None:
         )
     if kind == "csv" and archive:
         raise ValueError(f"{path!r} is a zip archive (an .npz?), not a CSV text file")
+
+
+def open_npz(path: str) -> np.lib.npyio.NpzFile:
+    """`np.load(path, allow_pickle=False)` of a file checked to be an .npz archive: a
+    ragged (object) array in it is refused when read, never unpickled."""
+    check_data_file(path, "npz")
+    return np.load(path, allow_pickle=False)
 
 
 def open_csv_text(path: str) -> io.StringIO:

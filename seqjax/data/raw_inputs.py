@@ -16,13 +16,12 @@ import numpy as np
 
 from seqjax.data.dataset import SequenceDataset
 from seqjax.data.external import read_long_csv
-from seqjax.data.files import check_data_file
+from seqjax.data.files import open_npz
 from seqjax.data.spec import DataSpec
 
 
 def _read_npz(path: str, labelled: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    check_data_file(path, "npz")
-    with np.load(path, allow_pickle=False) as f:
+    with open_npz(path) as f:
         needed = ["inputs", *(["targets"] if labelled else [])]
         missing = [k for k in needed if k not in f]
         if missing:

@@ -86,11 +86,7 @@ def mesh_for(cfg: ExperimentConfig) -> Mesh:
     n = cfg.mesh.num_devices
     devices = jax.devices()
     if n > len(devices):
-        there = (
-            f"{len(devices)} device exists"
-            if len(devices) == 1
-            else f"{len(devices)} devices exist"
-        )
+        there = "1 device exists" if len(devices) == 1 else f"{len(devices)} devices exist"
         raise ValueError(f"mesh.num_devices is {n} but only {there}")
     return make_mesh(devices[:n] if n else devices)
 

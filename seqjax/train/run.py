@@ -28,7 +28,7 @@ from seqjax.config import (
 )
 from seqjax.data.dataset import SequenceDataset
 from seqjax.data.sources import adapt_to_data, load_splits
-from seqjax.data.spec import save_data_spec
+from seqjax.data.spec import SPEC_FILE, save_data_spec
 from seqjax.environment import FILE as ENVIRONMENT_FILE
 from seqjax.environment import record as record_environment
 from seqjax.host_memory import reuse_freed_memory_if_asked
@@ -57,7 +57,7 @@ def prepare_run_dir(run_dir: str) -> None:
 # The files a run writes beside its checkpoints, plots and environment.json.
 RUN_FILES = (
     "config.yaml",
-    "data_spec.json",
+    SPEC_FILE,
     "history.csv",
     "history.json",
     "metrics.json",
