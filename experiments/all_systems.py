@@ -26,6 +26,7 @@ import jax
 
 from seqjax.io import atomic_write_json
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # name -> (experiment arguments, {metric key in the test split: target description})
 STEEL_TARGETS = {"auc_roc": "> 0.88", "auc_pr": "> 0.75"}
 SYSTEMS = {
@@ -59,8 +60,9 @@ def run_one(name: str, root: str, settings: list[str]) -> dict:
     args = [*args, *(["--set", *settings] if settings else [])]
     run_dir = os.path.join(root, name)
     start = time.perf_counter()
+    script = os.path.join(REPO, args[0])  # from any working directory
     proc = subprocess.run(
-        [sys.executable, *args, "--run-dir", run_dir], capture_output=True, text=True
+        [sys.executable, script, *args[1:], "--run-dir", run_dir], capture_output=True, text=True
     )
     wall = time.perf_counter() - start
     if proc.returncode != 0:
@@ -87,7 +89,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=sorted(SYSTEMS), default=None)
     parser.add_argument("--set", dest="settings", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument(
-        "--out", default=os.path.join("experiments", "results", "all_systems_cpu.json")
+        "--out", default=os.path.join(REPO, "experiments", "results", "all_systems_cpu.json")
     )
     args = parser.parse_args()
     results = {}

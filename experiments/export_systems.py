@@ -12,6 +12,7 @@ inside the program for a symbolic length, so it is the one expected to differ).
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -25,13 +26,14 @@ from seqjax.data.sources import load_splits
 from seqjax.io import atomic_write_json
 from seqjax.models import build_model
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = ("trust", "steel_standard", "steel_bidirectional", "trend", "hybrid", "lstm_baseline")
 
 
 def check(name: str, rows: int = 16) -> dict:
     """Export `configs/NAME.yaml`'s model for (b, t, F) inputs and compare it with the
     jitted model on `rows` test sequences at their padded length."""
-    cfg = load_config(f"configs/{name}.yaml")
+    cfg = load_config(name)
     test = load_splits(cfg.data)["test"]
     model = build_model(cfg.model_name, cfg.model)
     variables = jax.jit(model.init)(jax.random.key(0), test.inputs[:2], test.lengths[:2])
@@ -60,7 +62,9 @@ def check(name: str, rows: int = 16) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="experiments/results/export_systems_cpu.json")
+    parser.add_argument(
+        "--out", default=os.path.join(REPO, "experiments", "results", "export_systems_cpu.json")
+    )
     args = parser.parse_args(argv)
     results = {}
     for name in CONFIGS:

@@ -32,14 +32,14 @@ def main() -> None:
     os.makedirs(root, exist_ok=True)
     results = {}
     for name in ("hybrid", "lstm_baseline"):
-        cfg = load_config(f"configs/{name}.yaml", args.set)
+        cfg = load_config(name, args.set)
         metrics = run_experiment(cfg, os.path.join(root, name))
         results[name] = {
             "num_params": metrics["num_params"],
             "test": metrics["test"],
             "wall_seconds": metrics["wall_seconds"],
         }
-    cfg = load_config("configs/hybrid.yaml", args.set)
+    cfg = load_config("hybrid", args.set)
     splits = load_splits(cfg.data)
     test = splits["test"]
     state, _ = restore_state(os.path.join(root, "hybrid"), cfg, splits["train"])

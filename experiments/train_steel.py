@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--run-dir", default=None)
     parser.add_argument("--set", nargs="*", default=[])
     args = parser.parse_args()
-    cfg = load_config(f"configs/steel_{args.variant}.yaml", args.set)
+    cfg = load_config(f"steel_{args.variant}", args.set)
     run_dir = args.run_dir or f"runs/steel-{args.variant}-{time.strftime('%Y%m%d-%H%M%S')}"
     metrics = run_experiment(cfg, run_dir)
     atomic_write_json(

@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--run-dir", default=None)
     parser.add_argument("--set", nargs="*", default=[])
     args = parser.parse_args()
-    cfg = load_config("configs/trend.yaml", args.set)
+    cfg = load_config("trend", args.set)
     run_dir = args.run_dir or f"runs/trend-{time.strftime('%Y%m%d-%H%M%S')}"
     metrics = run_experiment(cfg, run_dir)
     splits = load_splits(cfg.data)

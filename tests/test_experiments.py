@@ -4,7 +4,7 @@ GPU or TPU, and nothing else in the suite imported them.
 
 Not here: train_hybrid.py, which compiles two models of ~1.9M parameters (43 s at these
 sizes with the suite's compiler settings; its feature ablation is tested in
-test_hybrid.py), and train_trust.py, which is `seqjax train --config configs/trust.yaml`
+test_hybrid.py), and train_trust.py, which is `seqjax train --config trust`
 (test_cli.py). The hybrid's smoke run took 70 s on the AMD machine:
 `python experiments/train_hybrid.py --set train.epochs=1 data.size=60 train.batch_size=8`."""
 
@@ -31,7 +31,7 @@ RUNS = {
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_an_experiment_script_trains_evaluates_and_plots(name, tmp_path, monkeypatch, capsys):
     args, written = RUNS[name]
-    monkeypatch.chdir(REPO)  # the scripts name configs/NAME.yaml, as their docstrings run them
+    monkeypatch.chdir(tmp_path)  # not the repository: the scripts load shipped configs by name
     script = REPO / "experiments" / f"train_{name}.py"
     monkeypatch.setattr(sys, "argv", [str(script), *args, "--run-dir", str(tmp_path / "run")])
     runpy.run_path(str(script), run_name="__main__")
