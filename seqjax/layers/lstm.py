@@ -31,6 +31,7 @@ from jax import lax
 from seqjax.layers.cudnn import cudnn_available, cudnn_lstm
 from seqjax.layers.dropout import Dropout
 from seqjax.layers.explicit_sharding import shard_batch_like
+from seqjax.layers.forward_mode import forward_mode_named
 from seqjax.layers.length_groups import sort_batch, unsort_batch
 from seqjax.layers.masking import check_sequence_inputs, length_mask
 from seqjax.layers.pallas_lstm import PRECISIONS, pallas_blockers, pallas_layer
@@ -84,17 +85,33 @@ def check_compute_dtype(name: str) -> None:
         raise ValueError(f"LSTM: lstm_dtype must be one of {COMPUTE_DTYPES}; got {name!r}")
 
 
+BACKWARDS = ("custom", "autodiff")  # `LSTM(backward=...)`, a model config's `lstm_backward`
+
+
+def check_backward(backward: str) -> None:
+    """Raise, naming the choices, unless `backward` is in `BACKWARDS`."""
+    if backward not in BACKWARDS:
+        raise ValueError(f"LSTM: backward must be 'custom' or 'autodiff'; got {backward!r}")
+
+
 def check_config_options(cfg) -> None:
     """Check the LSTM options every system's config carries (`lstm_backend`,
-    `lstm_precision`, `lstm_dtype`) when the config is built, so a YAML typo fails at load."""
+    `lstm_precision`, `lstm_dtype`, `lstm_backward`) when the config is built, so a YAML
+    typo fails at load."""
     check_backend(cfg.lstm_backend)
     check_precision(cfg.lstm_precision)
     check_compute_dtype(cfg.lstm_dtype)
+    check_backward(cfg.lstm_backward)
 
 
 def config_options(cfg) -> dict[str, Any]:
     """`LSTM` keywords from those config options."""
-    return {"backend": cfg.lstm_backend, "precision": cfg.lstm_precision, "dtype": cfg.lstm_dtype}
+    return {
+        "backend": cfg.lstm_backend,
+        "precision": cfg.lstm_precision,
+        "dtype": cfg.lstm_dtype,
+        "backward": cfg.lstm_backward,
+    }
 
 
 def matmul_precision(precision: str | None) -> contextlib.AbstractContextManager:
@@ -272,8 +289,9 @@ class LSTM(nn.Module):
     scans; those measured faster on CPU (see benchmarks/), so it is off by default.
     `backward="custom"` differentiates the recurrence with a hand-written reverse scan and
     one large dW_hh matmul (faster); `"autodiff"` lets JAX differentiate the scan. A custom
-    VJP has no forward mode, so `jax.jvp`, `jax.jacfwd` and `jax.linearize` through the
-    layer need `"autodiff"` (reverse mode over either, and grad of grad, work).
+    VJP has no forward mode, so `jax.jvp`, `jax.jacfwd`, `jax.linearize` and `jax.hessian`
+    through the layer need `"autodiff"`, as their error here says (reverse mode over
+    either, and grad of grad, work).
     `remat_chunk` C > 0 rematerialises the recurrence for long sequences: training keeps the
     carry only every C steps and recomputes each chunk (input projection included) in the
     backward pass, so activation memory grows with T/C + C instead of T, for about one
@@ -529,10 +547,7 @@ class LSTM(nn.Module):
                 f"LSTM: hidden_size and num_layers must be >= 1; got {self.hidden_size}, "
                 f"{self.num_layers}"
             )
-        if self.backward not in ("custom", "autodiff"):
-            raise ValueError(
-                f"LSTM: backward must be 'custom' or 'autodiff'; got {self.backward!r}"
-            )
+        check_backward(self.backward)
         if self.projection_chunk is not None and self.projection_chunk < 0:
             raise ValueError(f"LSTM: projection_chunk must be >= 0; got {self.projection_chunk}")
         if self.unroll is not None and self.unroll < 1:
@@ -562,7 +577,7 @@ class LSTM(nn.Module):
         if full:  # every sequence fills all T steps, as in nn.RNN and torch.nn.LSTM
             lengths = jnp.full(x.shape[:1], x.shape[1], jnp.int32)  # (B,)
         check_sequence_inputs(x, lengths, feature_size=built_features(self), min_length=0)
-        with matmul_precision(self.precision):
+        with matmul_precision(self.precision), forward_mode_named():
             outputs, state = self._stack(x, lengths, train, initial_state, full)
         if self.time_major:  # jitted, the two transposes each side cancel
             outputs = jnp.swapaxes(outputs, 0, 1)  # (T, B, D*H)

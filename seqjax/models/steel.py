@@ -54,6 +54,7 @@ class SteelConfig:
     lstm_backend: str = "auto"  # auto | scan | cudnn | pallas: `seqjax.layers.LSTM` backend
     lstm_precision: str | None = None  # the scan's matmul precision, e.g. "highest"
     lstm_dtype: str = "float32"  # the LSTM's matmul dtype: float32 | bfloat16
+    lstm_backward: str = "custom"  # custom | autodiff (forward mode: jax.jvp, jacfwd)
     remat_chunk: int = 0  # > 0: rematerialise the recurrence in chunks (long sequences)
     residual: bool = False  # add each layer's input to its output from layer 2 on
     num_classes: int = 1  # 1: one defect logit (B,); K >= 3: class logits (B, K)
@@ -72,6 +73,12 @@ class SteelConfig:
             raise ValueError(f"pooling must be one of {POOLINGS}; got {self.pooling!r}")
         if self.normalization not in NORMS:
             raise ValueError(f"normalization must be one of {NORMS}; got {self.normalization!r}")
+        if self.remat_chunk < 0:
+            raise ValueError(f"remat_chunk must be >= 0; got {self.remat_chunk}")
+        if self.remat_chunk and self.lstm_backward != "custom":
+            raise ValueError(
+                f"remat_chunk works with lstm_backward='custom'; got {self.lstm_backward!r}"
+            )
         for p in (self.dropout, self.classifier_dropout):
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"dropout rates must lie in [0, 1); got {p}")

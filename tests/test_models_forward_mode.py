@@ -1,0 +1,74 @@
+"""Forward-mode autodiff through the seed models: `lstm_backward: autodiff` in a model's
+config gives `jax.jacfwd` and forward-over-reverse Hessian-vector products, equal to
+reverse mode through the default hand-written backward pass; with that default, forward
+mode is refused with a message naming the option."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from seqjax.config import load_config
+from seqjax.models import build_model
+
+SMALL = {
+    "trust": dict(features=6, hidden_sizes=(5, 4, 3)),
+    "steel": dict(features=3, hidden_size=32, bidirectional=True, classifier_dims=(4,)),
+    "trend": dict(features=3, hidden_size=4, head_dim=4),
+    "hybrid": dict(
+        features=3, d_model=8, num_heads=2, head_dims=(4,), lstm_blocks=1, attention_after=(1,)
+    ),
+    "lstm_baseline": dict(features=3, hidden_size=4),
+}
+
+
+def _setup(name):
+    kw = SMALL[name]
+    steps = 2 if name == "trust" else 5
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((2, steps, kw["features"])), jnp.float32)  # (B, T, F)
+    lengths = jnp.array([steps, steps - 1])  # (B,)
+    custom = build_model(name, **kw)
+    autodiff = build_model(name, **kw, lstm_backward="autodiff")
+    variables = jax.jit(custom.init)(jax.random.key(0), x, lengths)  # the same parameters
+
+    def score(model):
+        def f(x):  # a scalar of the task's output (logits, forecasts, regressions)
+            out = model.apply(variables, x, lengths)
+            return jnp.sum(jnp.tanh(jax.tree.leaves(out)[0]))
+
+        return f
+
+    return x, score(custom), score(autodiff)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_forward_mode_with_autodiff_equals_reverse_mode_through_the_custom_backward(name):
+    x, custom, autodiff = _setup(name)
+    tangent = jnp.asarray(np.random.default_rng(1).standard_normal(x.shape), jnp.float32)
+    _, forward = jax.jit(lambda x, v: jax.jvp(autodiff, (x,), (v,)))(x, tangent)
+    gradient = jax.jit(jax.grad(custom))(x)  # (B, T, F)
+    assert float(jnp.max(jnp.abs(gradient))) > 0
+    np.testing.assert_allclose(float(forward), float(jnp.vdot(gradient, tangent)), rtol=1e-4)
+
+
+def test_a_hessian_vector_product_forward_over_reverse_equals_reverse_over_reverse():
+    x, custom, autodiff = _setup("trend")
+    v = jnp.ones_like(x)
+    hvp = jax.jit(lambda x: jax.jvp(jax.grad(autodiff), (x,), (v,))[1])(x)  # (B, T, F)
+    hvp_rev = jax.jit(jax.grad(lambda x: jnp.vdot(jax.grad(custom)(x), v)))(x)
+    assert float(jnp.max(jnp.abs(hvp_rev))) > 0
+    np.testing.assert_allclose(np.asarray(hvp), np.asarray(hvp_rev), rtol=1e-4, atol=1e-5)
+
+
+def test_forward_mode_through_the_default_backward_names_the_option():
+    x, custom, _ = _setup("trend")
+    with pytest.raises(TypeError, match=r"backward='autodiff'.*model\.lstm_backward=autodiff"):
+        jax.jvp(custom, (x,), (x,))
+
+
+def test_a_config_names_a_bad_backward_and_remat_without_the_custom_one():
+    with pytest.raises(ValueError, match="backward must be 'custom' or 'autodiff'; got 'auto'"):
+        load_config("trend", ["model.lstm_backward=auto"])
+    with pytest.raises(ValueError, match="remat_chunk works with lstm_backward='custom'"):
+        load_config("steel_standard", ["model.remat_chunk=10", "model.lstm_backward=autodiff"])
