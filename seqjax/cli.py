@@ -33,8 +33,10 @@ from seqjax.host_memory import reuse_freed_memory_if_asked
 
 
 def _train(args) -> int:
+    import jax
+
+    from seqjax.train.distributed import leave_after_failed_step, writes_run_files
     from seqjax.train.distributed import start as start_distributed
-    from seqjax.train.distributed import writes_run_files
     from seqjax.train.interrupt import TrainingDiverged, TrainingStopped
     from seqjax.train.run import run_experiment
 
@@ -68,6 +70,10 @@ def _train(args) -> int:
             raise
         print(f"seqjax: error: {diverged}", file=sys.stderr)
         return 1
+    except jax.errors.JaxRuntimeError as error:  # several processes: another one ended?
+        if args.debug or jax.process_count() == 1:
+            raise
+        leave_after_failed_step(error, run_dir)
     if not writes_run_files():  # process 0 prints the run's outcome
         return 0
     test = metrics["test"]

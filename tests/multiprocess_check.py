@@ -1,13 +1,15 @@
 """One process of a 2-process `seqjax train` on localhost CPU (gloo collectives).
 
-    python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR sigterm
+    python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR sigterm|sigkill
     python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR resume EPOCHS
 Each runs the command line, as one process per host of a cluster would:
 `seqjax train ... --coordinator 127.0.0.1:PORT --num-processes N --process-id I`. The run
 keeps its checkpoints in RUN_DIR, each epoch's and each step's (asynchronous saves of two
 Orbax managers, which hung such runs when they overlapped). With `sigterm` the run is long
 (LONG_RUN), traces its step 2 (`train.profile_steps`) and process 1 sends itself SIGTERM
-at the second step of epoch 2; `resume EPOCHS` continues that run to EPOCHS epochs. The
+at the second step of epoch 2. With `sigkill` it sends SIGKILL there instead, as a lost
+host would end, and the run saves no checkpoints, so process 0's next step is a
+collective with the lost process. `resume EPOCHS` continues a run to EPOCHS epochs. The
 exit code is the command's.
 """
 
@@ -26,18 +28,20 @@ def main() -> int:
         *("--coordinator", f"127.0.0.1:{port}", "--num-processes", str(nproc)),
         *("--process-id", str(pid)),
     ]
-    if mode == "sigterm":
+    if mode in ("sigterm", "sigkill"):
         if pid == 1:
-            signal_at_the_second_step_of_epoch_2()
-        sets = [*OVERRIDES, *LONG_RUN, *CHECKPOINTS, "train.profile_steps=[2, 2]"]
+            signal_at_the_second_step_of_epoch_2(signal.Signals[f"SIG{mode[3:].upper()}"])
+        sets = [*OVERRIDES, *LONG_RUN]
+        if mode == "sigterm":  # the stop saves a step of both, and step 2 is traced
+            sets += [*CHECKPOINTS, "train.profile_steps=[2, 2]"]
         return seqjax([*command, "--set", *sets])
     assert mode == "resume", mode
     sets = [*OVERRIDES, *LONG_RUN, *CHECKPOINTS, f"train.epochs={sys.argv[6]}"]
     return seqjax([*command, "--resume", "--set", *sets])
 
 
-def signal_at_the_second_step_of_epoch_2() -> None:
-    """SIGTERM to this process as the loop takes the second batch of its second epoch."""
+def signal_at_the_second_step_of_epoch_2(signum: signal.Signals) -> None:
+    """`signum` to this process as the loop takes the second batch of its second epoch."""
     import seqjax.train.loop as loop
 
     real_iterate, passes = loop.iterate_batches, []
@@ -46,7 +50,7 @@ def signal_at_the_second_step_of_epoch_2() -> None:
         passes.append(kw.get("shuffle"))
         for i, batch in enumerate(real_iterate(data, batch_size, **kw)):
             if passes.count(True) == 2 and kw.get("shuffle") and i == 1:
-                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signum)
             yield batch
 
     loop.iterate_batches = iterate_then_signal

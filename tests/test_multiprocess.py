@@ -133,3 +133,23 @@ def test_sigterm_to_one_process_stops_both_at_one_step_and_a_resume_trains_as_on
     evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert evaluated["confusion_matrix"] == multi["confusion_matrix"]
     np.testing.assert_allclose(evaluated["loss"], multi["loss"], rtol=1e-6)
+
+
+def test_a_process_killed_mid_run_ends_the_other_at_once_with_one_line(tmp_path):
+    """SIGKILL ends process 1 inside epoch 2, as a lost host would end. Process 0's next
+    step is a collective with it, which fails ("Connection closed by peer"); process 0
+    leaves at once with one line that names the failure and the resume command, exit code
+    1. Before, it printed the traceback and then JAX's shutdown barrier waited for the lost
+    process until its heartbeat timeout (~100 s) and aborted (exit code -6)."""
+    runs = _two_processes(str(tmp_path / "run"), "sigkill", timeout=120.0)
+    assert _codes(runs) == [1, -signal.SIGKILL], _logs(runs)
+    err = runs[0][2]
+    lines = [line for line in err.splitlines() if line.startswith("seqjax: ")]
+    assert len(lines) == 1 and "Traceback" not in err, _logs(runs)
+    assert re.fullmatch(
+        r"seqjax: error: process 0 of 2 failed in a step \(.*Gloo.*\); where a collective "
+        r"lost its connection, another process of the run ended first \(see its log\)\. The "
+        r"checkpoints saved so far are whole; continue with: seqjax train --config .* "
+        r"--resume, in every process with its --distributed or --coordinator options",
+        lines[0],
+    ), lines[0]

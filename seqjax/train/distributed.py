@@ -13,7 +13,13 @@ on a filesystem every host sees.
 
 from __future__ import annotations
 
+import os
+import sys
+from typing import NoReturn
+
 import jax
+
+from seqjax.train.interrupt import resume_command
 
 
 def start(
@@ -73,3 +79,28 @@ def writes_run_files() -> bool:
     """Whether this process writes the run directory's own files: process 0 does, the
     others compute the same and would only write the same files again, racing it."""
     return jax.process_index() == 0
+
+
+def leave_after_failed_step(error: Exception, run_dir: str) -> NoReturn:
+    """Name `error` (a `JaxRuntimeError` out of a step of a run of several processes) in
+    one line and end this process at once, skipping JAX's shutdown.
+
+    Why: when one process of the run dies (a host lost, a kill for memory), the others fail
+    at their next collective ("Gloo all-reduce failed: ... Connection closed by peer" on
+    CPUs; NCCL's or the TPU's own words elsewhere). Returning from there runs JAX's exit
+    handler, whose shutdown barrier waits for the dead process until the coordination
+    service gives up on its heartbeats (about 100 s), then aborts with a C++ stack trace.
+    Nothing is left to wait for: the checkpoints on disk are whole (Orbax renames each into
+    place once written), so the run resumes from the newest, and a save still in flight is
+    left under its temporary name, which the next run ignores."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    print(
+        f"seqjax: error: process {jax.process_index()} of {jax.process_count()} failed in a "
+        f"step ({first}); where a collective lost its connection, another process of the "
+        f"run ended first (see its log). The checkpoints saved so far are whole; continue "
+        f"with: {resume_command(run_dir)}",
+        file=sys.stderr,
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
