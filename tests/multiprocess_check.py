@@ -8,8 +8,9 @@ keeps its checkpoints in RUN_DIR, each epoch's and each step's (asynchronous sav
 Orbax managers, which hung such runs when they overlapped). With `sigterm` the run is long
 (LONG_RUN), traces its step 2 (`train.profile_steps`) and process 1 sends itself SIGTERM
 at the second step of epoch 2. With `sigkill` it sends SIGKILL there instead, as a lost
-host would end, and the run saves no checkpoints, so process 0's next step is a
-collective with the lost process. `resume EPOCHS` continues a run to EPOCHS epochs. The
+host would end, and the run saves each epoch (asynchronously, so epoch 1's save may still
+be waiting on the lost process), nothing inside one. `resume EPOCHS` continues a run to
+EPOCHS epochs. The
 exit code is the command's.
 """
 
@@ -31,7 +32,7 @@ def main() -> int:
     if mode in ("sigterm", "sigkill"):
         if pid == 1:
             signal_at_the_second_step_of_epoch_2(signal.Signals[f"SIG{mode[3:].upper()}"])
-        sets = [*OVERRIDES, *LONG_RUN]
+        sets = [*OVERRIDES, *LONG_RUN, "checkpoint.enabled=true"]  # asynchronous epoch saves
         if mode == "sigterm":  # the stop saves a step of both, and step 2 is traced
             sets += [*CHECKPOINTS, "train.profile_steps=[2, 2]"]
         return seqjax([*command, "--set", *sets])

@@ -135,13 +135,16 @@ def test_sigterm_to_one_process_stops_both_at_one_step_and_a_resume_trains_as_on
     np.testing.assert_allclose(evaluated["loss"], multi["loss"], rtol=1e-6)
 
 
-def test_a_process_killed_mid_run_ends_the_other_at_once_with_one_line(tmp_path):
+def test_a_process_killed_mid_run_ends_the_other_at_once_with_one_line(tmp_path, capsys):
     """SIGKILL ends process 1 inside epoch 2, as a lost host would end. Process 0's next
     step is a collective with it, which fails ("Connection closed by peer"); process 0
-    leaves at once with one line that names the failure and the resume command, exit code
-    1. Before, it printed the traceback and then JAX's shutdown barrier waited for the lost
-    process until its heartbeat timeout (~100 s) and aborted (exit code -6)."""
-    runs = _two_processes(str(tmp_path / "run"), "sigkill", timeout=120.0)
+    leaves at once, without waiting for epoch 1's save if that still waits on process 1,
+    with one line that names the failure and the resume command, exit code 1. Before, it
+    printed the traceback, then waited for the lost process (the save's barrier, JAX's
+    shutdown barrier) until its heartbeat timeout (~100 s) and aborted (exit code -6).
+    The run then resumes, here in one process."""
+    run_dir = tmp_path / "run"
+    runs = _two_processes(str(run_dir), "sigkill", timeout=120.0)
     assert _codes(runs) == [1, -signal.SIGKILL], _logs(runs)
     err = runs[0][2]
     lines = [line for line in err.splitlines() if line.startswith("seqjax: ")]
@@ -153,3 +156,8 @@ def test_a_process_killed_mid_run_ends_the_other_at_once_with_one_line(tmp_path)
         r"--resume, in every process with its --distributed or --coordinator options",
         lines[0],
     ), lines[0]
+    config = str(run_dir / "config.yaml")
+    resume = ["train", "--config", config, "--run-dir", str(run_dir), "--resume"]
+    assert seqjax([*resume, "--set", "train.epochs=2"]) == 0
+    assert "test metrics: " in capsys.readouterr().out
+    assert len(json.loads((run_dir / "history.json").read_text())) == 2

@@ -81,6 +81,17 @@ def writes_run_files() -> bool:
     return jax.process_index() == 0
 
 
+def saves_wait_in_vain(error: BaseException) -> bool:
+    """Whether `error`, ending `fit`, should leave the checkpoint saves in flight unwaited:
+    a `JaxRuntimeError` (a failed collective, above all) with several processes.
+
+    Why: an asynchronous save ends at a barrier of every process. Where one has died, the
+    barrier is never reached, and waiting for the save waits out the heartbeat timeout of
+    JAX's coordination service (about 100 s), which then aborts this process. Left
+    unwaited, the save stays under its temporary name, which the next run ignores."""
+    return isinstance(error, jax.errors.JaxRuntimeError) and jax.process_count() > 1
+
+
 def leave_after_failed_step(error: Exception, run_dir: str) -> NoReturn:
     """Name `error` (a `JaxRuntimeError` out of a step of a run of several processes) in
     one line and end this process at once, skipping JAX's shutdown.
