@@ -68,7 +68,7 @@ def test_forward_mode_through_the_default_backward_names_the_option():
 
 
 def test_a_config_names_a_bad_backward_and_remat_without_the_custom_one():
-    with pytest.raises(ValueError, match="backward must be 'custom' or 'autodiff'; got 'auto'"):
+    with pytest.raises(ValueError, match="lstm_backward must be 'custom' or 'autodiff'; got 'au"):
         load_config("trend", ["model.lstm_backward=auto"])
     with pytest.raises(ValueError, match="remat_chunk works with lstm_backward='custom'"):
         load_config("steel_standard", ["model.remat_chunk=10", "model.lstm_backward=autodiff"])

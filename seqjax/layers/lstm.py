@@ -88,10 +88,10 @@ def check_compute_dtype(name: str) -> None:
 BACKWARDS = ("custom", "autodiff")  # `LSTM(backward=...)`, a model config's `lstm_backward`
 
 
-def check_backward(backward: str) -> None:
-    """Raise, naming the choices, unless `backward` is in `BACKWARDS`."""
+def check_backward(backward: str, key: str = "backward") -> None:
+    """Raise, naming the option `key` and the choices, unless `backward` is in `BACKWARDS`."""
     if backward not in BACKWARDS:
-        raise ValueError(f"LSTM: backward must be 'custom' or 'autodiff'; got {backward!r}")
+        raise ValueError(f"LSTM: {key} must be 'custom' or 'autodiff'; got {backward!r}")
 
 
 def check_config_options(cfg) -> None:
@@ -101,7 +101,7 @@ def check_config_options(cfg) -> None:
     check_backend(cfg.lstm_backend)
     check_precision(cfg.lstm_precision)
     check_compute_dtype(cfg.lstm_dtype)
-    check_backward(cfg.lstm_backward)
+    check_backward(cfg.lstm_backward, key="lstm_backward")
 
 
 def config_options(cfg) -> dict[str, Any]:
