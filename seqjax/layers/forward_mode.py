@@ -17,8 +17,8 @@ FIX = (
     "LSTM: forward-mode autodiff (jax.jvp, jax.jacfwd, jax.linearize, jax.hessian) cannot "
     "pass its hand-written backward pass (backward='custom', the default; the cuDNN and "
     "Pallas kernels too), a jax.custom_vjp; build it with LSTM(..., backward='autodiff') "
-    "and no remat_chunk (a seed model: model.lstm_backward=autodiff), which JAX "
-    "differentiates in both modes"
+    "(backend 'auto' or 'scan', no remat_chunk; a seed model: model.lstm_backward="
+    "autodiff), which JAX differentiates in both modes"
 )
 
 
