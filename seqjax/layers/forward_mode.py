@@ -6,6 +6,8 @@ has no forward mode. So `jax.jvp`, `jax.jacfwd`, `jax.linearize` and `jax.hessia
 the layer stop with JAX's "can't apply forward-mode autodiff (jvp) to a custom_vjp
 function", which names neither the layer nor the way out: `backward="autodiff"`, the scan
 that JAX differentiates itself, in both modes (and which `backend="auto"` then picks).
+`jax.linearize` traces the layer without the error and meets it only when its linear
+function is called, outside the layer: that one keeps JAX's words.
 """
 
 from __future__ import annotations

@@ -290,8 +290,9 @@ class LSTM(nn.Module):
     `backward="custom"` differentiates the recurrence with a hand-written reverse scan and
     one large dW_hh matmul (faster); `"autodiff"` lets JAX differentiate the scan. A custom
     VJP has no forward mode, so `jax.jvp`, `jax.jacfwd`, `jax.linearize` and `jax.hessian`
-    through the layer need `"autodiff"`, as their error here says (reverse mode over
-    either, and grad of grad, work).
+    through the layer need `"autodiff"`, as the error here says (`jax.linearize`'s fails
+    when its linear function is called, past the layer, in JAX's words); reverse mode over
+    either, and grad of grad, work.
     `remat_chunk` C > 0 rematerialises the recurrence for long sequences: training keeps the
     carry only every C steps and recomputes each chunk (input projection included) in the
     backward pass, so activation memory grows with T/C + C instead of T, for about one
