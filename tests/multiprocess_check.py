@@ -10,8 +10,7 @@ Orbax managers, which hung such runs when they overlapped). With `sigterm` the r
 at the second step of epoch 2. With `sigkill` it sends SIGKILL there instead, as a lost
 host would end, and the run saves each epoch (asynchronously, so epoch 1's save may still
 be waiting on the lost process), nothing inside one. `resume EPOCHS` continues a run to
-EPOCHS epochs. The
-exit code is the command's.
+EPOCHS epochs. The exit code is the command's.
 """
 
 import os
