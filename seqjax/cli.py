@@ -35,7 +35,11 @@ from seqjax.host_memory import reuse_freed_memory_if_asked
 def _train(args) -> int:
     import jax
 
-    from seqjax.train.distributed import leave_after_failed_step, writes_run_files
+    from seqjax.train.distributed import (
+        failed_among_processes,
+        leave_after_failed_step,
+        writes_run_files,
+    )
     from seqjax.train.distributed import start as start_distributed
     from seqjax.train.interrupt import TrainingDiverged, TrainingStopped
     from seqjax.train.run import run_experiment
@@ -71,7 +75,7 @@ def _train(args) -> int:
         print(f"seqjax: error: {diverged}", file=sys.stderr)
         return 1
     except jax.errors.JaxRuntimeError as error:  # several processes: another one ended?
-        if args.debug or jax.process_count() == 1:
+        if args.debug or not failed_among_processes(error):
             raise
         leave_after_failed_step(error, run_dir)
     if not writes_run_files():  # process 0 prints the run's outcome

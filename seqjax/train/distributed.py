@@ -81,14 +81,16 @@ def writes_run_files() -> bool:
     return jax.process_index() == 0
 
 
-def saves_wait_in_vain(error: BaseException) -> bool:
-    """Whether `error`, ending `fit`, should leave the checkpoint saves in flight unwaited:
-    a `JaxRuntimeError` (a failed collective, above all) with several processes.
+def failed_among_processes(error: BaseException) -> bool:
+    """Whether `error` is a `JaxRuntimeError` (a failed collective, above all) in a run of
+    several processes, where one of the others may be gone.
 
-    Why: an asynchronous save ends at a barrier of every process. Where one has died, the
-    barrier is never reached, and waiting for the save waits out the heartbeat timeout of
-    JAX's coordination service (about 100 s), which then aborts this process. Left
-    unwaited, the save stays under its temporary name, which the next run ignores."""
+    Why it matters twice: `fit` then leaves its checkpoint saves in flight unwaited, and
+    `seqjax train` leaves at once (`leave_after_failed_step`). An asynchronous save ends
+    at a barrier of every process; where one has died, that barrier, like JAX's shutdown
+    barrier at exit, waits out the heartbeat timeout of JAX's coordination service (about
+    100 s), which then aborts this process. A save left unwaited stays under its temporary
+    name, which the next run ignores."""
     return isinstance(error, jax.errors.JaxRuntimeError) and jax.process_count() > 1
 
 

@@ -32,7 +32,7 @@ from seqjax.loop_graphs import LOOP_GRAPHS
 from seqjax.models.registry import build_model
 from seqjax.tasks import Task, get_task
 from seqjax.train.checkpoint import Checkpointer
-from seqjax.train.distributed import saves_wait_in_vain
+from seqjax.train.distributed import failed_among_processes
 from seqjax.train.in_epoch import InEpochCheckpointer, epoch_so_far, restored_metrics
 from seqjax.train.interrupt import StopAsked, TrainingDiverged, TrainingStopped, never
 from seqjax.train.monitor import check_monitor, direction, epoch_row
@@ -548,7 +548,7 @@ def fit(
             state = state.replace(params=replicate(best_host_params, mesh))
     except BaseException as error:
         profiler.close()
-        if not saves_wait_in_vain(error):
+        if not failed_among_processes(error):  # else the saves wait on a lost process
             for checkpointer in (in_epoch, ckpt):
                 if checkpointer is not None:
                     checkpointer.close(after_error=True)
