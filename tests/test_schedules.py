@@ -63,3 +63,20 @@ def test_plateau_halves_the_rate_after_patience_epochs():
     assert not loop["stopped"]
     assert lrs[4] == pytest.approx(1e-3) and lrs[5] == pytest.approx(5e-4)
     assert lrs[10] == pytest.approx(2.5e-4)
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+def test_a_nan_epoch_is_never_the_best_once_a_number_comes(mode):
+    """A correlation of constant predictions is NaN; before, a first NaN stayed the best
+    epoch for good (nothing compares greater or less than it), and early stopping kept it."""
+    nan = float("nan")
+    loop, _ = _run(_cfg(patience=3, mode=mode, monitor="val_loss"), [nan, 0.5, nan, nan])
+    assert loop["best_epoch"] == 2 and not loop["stopped"]
+    alone, _ = _run(_cfg(patience=2, mode=mode, monitor="val_loss"), [nan, nan, nan])
+    assert alone["best_epoch"] == 1 and alone["stopped"] and alone["epoch"] == 3
+
+
+def test_nan_epochs_count_toward_the_plateau():
+    nan = float("nan")
+    loop, lrs = _run(_cfg(patience=0), [1.0] + [nan] * 5)
+    assert lrs[4] == pytest.approx(1e-3) and lrs[5] == pytest.approx(5e-4)

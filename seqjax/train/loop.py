@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -77,8 +78,15 @@ def initial_loop_state() -> dict:
 
 
 def improved(value: float, best: float | None, mode: str, min_delta: float) -> bool:
-    if best is None:
+    """Whether `value` beats `best` by more than `min_delta` in direction `mode`.
+
+    A NaN (a correlation of constant predictions, say) ranks below every number: it is
+    kept only where nothing came before, and any number beats it. Plain comparisons would
+    make a first NaN the best epoch for good, since no value compares greater than it."""
+    if best is None or (math.isnan(best) and not math.isnan(value)):
         return True
+    if math.isnan(value):
+        return False
     return value < best - min_delta if mode == "min" else value > best + min_delta
 
 
