@@ -161,6 +161,41 @@ def test_a_mode_that_cannot_keep_the_best_epoch_is_named_before_the_run(
     assert not (tmp_path / "run").exists()
 
 
+def test_a_monitor_undefined_on_the_validation_split_is_named_before_the_run(tmp_path):
+    """Steel's configs monitor val_auc_roc; a validation split of one class (rare defects)
+    made it NaN every epoch, and the run kept its first epoch as the best, halved the
+    learning rate and stopped early, without a word."""
+    n = 40
+    val = split_indices(n, (0.7, 0.15, 0.15), seed=0)[1]
+    targets = np.zeros(n, np.float32)
+    targets[np.setdiff1d(np.arange(n), val)[::2]] = 1.0  # both classes in train and test only
+    path = tmp_path / "rare.npz"
+    np.savez(path, inputs=np.ones((n, 4, 5), np.float32), lengths=np.full(n, 4), targets=targets)
+    overrides = [f"data.source=npz:{path}", "train.batch_size=4"]
+    cfg = load_config("configs/steel_lightweight.yaml", overrides)
+    with pytest.raises(
+        ValueError,
+        match=r"train.monitor 'val_auc_roc' is NaN on the validation split \(6 examples\) "
+        r"whatever the model predicts: AUC-ROC needs both classes among its targets \(its "
+        r"targets by class: \{0: 6\}\); monitor a metric defined there \(val_loss, "
+        r"val_accuracy, val_precision, val_recall, val_f1\)",
+    ):
+        run_experiment(cfg, str(tmp_path / "run"), log=lambda _: None)
+    assert not (tmp_path / "run").exists()
+    cfg = load_config("configs/steel_lightweight.yaml", [*overrides, "train.monitor=val_loss"])
+    check_trainable(cfg, load_splits(cfg.data), mesh_for(cfg))
+
+
+def test_a_correlation_over_constant_targets_is_named():
+    from seqjax.config import TrainConfig
+    from seqjax.train.monitor import check_monitor
+
+    train = TrainConfig(loss="mse", monitor="val_correlation")
+    with pytest.raises(ValueError, match="a correlation needs targets that vary; monitor"):
+        check_monitor(train, _data(targets=np.full(6, 2.0, np.float32)), ())
+    check_monitor(train, _data(targets=np.linspace(0, 1, 6, dtype=np.float32)), ())
+
+
 def test_auto_mode_accepts_a_monitor_whose_name_gives_its_direction():
     """`--set train.monitor=val_accuracy` alone, on a shipped config (`mode: auto`)."""
     cfg = load_config(

@@ -38,10 +38,42 @@ def logged_names(
     predictions have `prediction_shape` per example (placeholders in [0, 1) stand in for
     them: only the metrics' names are kept, and those do not depend on the units, so a
     target scaler is left out)."""
+    return sorted(_placeholder_row(loss, nonfinite, val, prediction_shape))
+
+
+def _placeholder_row(
+    loss: str, nonfinite: str, val: SequenceDataset, prediction_shape: tuple[int, ...]
+) -> dict[str, float]:
     rng = np.random.default_rng(0)
     predictions = rng.uniform(size=(len(val), *prediction_shape)).astype(np.float32)
     metrics = {"loss": 0.0, **get_task(loss).evaluate(predictions, val.targets)}
-    return sorted(epoch_row(1, 0.0, 0, 0.0, metrics, nonfinite))
+    return epoch_row(1, 0.0, 0, 0.0, metrics, nonfinite)
+
+
+# why a metric is NaN whatever the model predicts, by how its name ends
+UNDEFINED_BECAUSE = {
+    "auc_roc": "AUC-ROC needs both classes among its targets",
+    "auc_pr": "AUC-PR needs a positive among its targets",
+    "correlation": "a correlation needs targets that vary",
+}
+
+
+def _undefined_monitor(monitor: str, row: dict[str, float], val: SequenceDataset) -> str:
+    """The message for a monitor that is NaN on the placeholder predictions: these vary,
+    so the split's targets leave the metric undefined for any model."""
+    ending = next((e for e in UNDEFINED_BECAUSE if monitor.endswith(e)), None)
+    reason = UNDEFINED_BECAUSE[ending] if ending else "its targets leave it undefined"
+    if ending in ("auc_roc", "auc_pr"):
+        values, counts = np.unique(np.asarray(val.targets), return_counts=True)
+        pairs = zip(values.tolist(), counts.tolist(), strict=True)
+        by_class = ", ".join(f"{v:g}: {c}" for v, c in pairs)
+        reason += f" (its targets by class: {{{by_class}}})"
+    defined = [k for k, v in row.items() if k.startswith("val_") and not np.isnan(v)]
+    return (
+        f"train.monitor {monitor!r} is NaN on the validation split ({len(val)} examples) "
+        f"whatever the model predicts: {reason}; monitor a metric defined there "
+        f"({', '.join(defined)}), or give the split other examples (data.splits, data.seed)"
+    )
 
 
 # the metrics whose better values lie one way, by how their names end; others (epoch, lr,
@@ -78,14 +110,19 @@ def check_monitor(
     `train.monitor` is none of them, where "auto" cannot take a direction from its name,
     and where `train.mode` would keep the worst epoch of a metric whose direction its name
     gives: `--set train.monitor=val_accuracy train.mode=min` would otherwise stop early
-    on, and keep as best, the least accurate epoch."""
+    on, and keep as best, the least accurate epoch. Also where the monitor is NaN on the
+    validation split for any model (an AUC over targets of one class): the run would keep
+    its first epoch as the best, and stop there after `train.patience` epochs."""
     monitor, mode = train.monitor, train.mode
-    names = logged_names(train.loss, train.nonfinite, val, prediction_shape)
+    row = _placeholder_row(train.loss, train.nonfinite, val, prediction_shape)
+    names = sorted(row)
     if monitor not in names:
         raise ValueError(
             f"train.monitor {monitor!r} is not a logged metric{did_you_mean(monitor, names)}; "
             f"available: {names}"
         )
+    if np.isnan(row[monitor]):
+        raise ValueError(_undefined_monitor(monitor, row, val))
     direction(train)  # an "auto" whose name gives no direction is refused here
     better = by_name(monitor)
     if better is not None and mode not in ("auto", better):
