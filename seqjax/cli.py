@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import os
 import signal
 import sys
@@ -30,6 +29,7 @@ from typing import Any
 
 from seqjax.config import load_config
 from seqjax.host_memory import reuse_freed_memory_if_asked
+from seqjax.io import json_text
 
 
 def _train(args) -> int:
@@ -82,7 +82,7 @@ def _train(args) -> int:
         return 0
     test = metrics["test"]
     print(f"run directory: {run_dir}")
-    print("test metrics: " + json.dumps({k: v for k, v in test.items()}, default=str))
+    print("test metrics: " + json_text(test, default=str))
     return 0
 
 
@@ -109,7 +109,7 @@ def _evaluate(args) -> int:
     state, epoch = restore_state(args.run_dir, cfg, spec.sample(), which=args.checkpoint)
     metrics = evaluate_run(cfg, state, data)
     print(
-        json.dumps(
+        json_text(
             {"checkpoint": args.checkpoint, "epoch": epoch, **scored, **metrics}, default=float
         )
     )
@@ -184,7 +184,7 @@ def _import_torch(args) -> int:
         cfg = default_config(args.model, args.set)
     val = import_torch(args.weights, args.run_dir, cfg)
     shown = {k: v for k, v in val.items() if isinstance(v, float)}
-    print(f"imported {args.weights} into {args.run_dir}; validation: {json.dumps(shown)}")
+    print(f"imported {args.weights} into {args.run_dir}; validation: {json_text(shown)}")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 
@@ -60,8 +61,30 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
         raise
 
 
+def nan_as_null(obj):
+    """`obj` with every NaN or infinite float, in nested dicts, lists and tuples, as None.
+
+    Why: Python's json writes them as the bare words NaN and Infinity, which JSON has not:
+    JavaScript's JSON.parse, Go, Rust's serde and strict readers refuse the whole file. An
+    AUC over targets of one class is NaN (undefined), so a run's metrics.json had them."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: nan_as_null(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [nan_as_null(v) for v in obj]
+    return obj
+
+
+def json_text(obj, *, indent: int | None = None, default=None) -> str:
+    """Standard JSON: an undefined (NaN) or infinite figure is written as null."""
+    if default is not None:  # numpy scalars and the like, converted before the NaN check
+        obj = json.loads(json.dumps(obj, default=default))
+    return json.dumps(nan_as_null(obj), indent=indent, allow_nan=False)
+
+
 def atomic_write_json(path: str, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+    atomic_write_text(path, json_text(obj, indent=2) + "\n")
 
 
 def history_csv(history: list[dict]) -> str:

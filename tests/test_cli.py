@@ -234,3 +234,34 @@ def test_ctrl_c_outside_training_exits_130_with_one_line(monkeypatch, capsys):
     monkeypatch.setattr(cli, "_evaluate", interrupted)
     assert cli.main(["evaluate", "runs/x"]) == 130
     assert capsys.readouterr().err == "seqjax: interrupted\n"
+
+
+def test_metrics_a_split_leaves_undefined_are_null_in_files_and_printout(tmp_path, capsys):
+    """A test split with no positive has no AUC: metrics.json and `evaluate` say null,
+    not Python's bare NaN, which JSON has not (JSON.parse and jq --strict readers refuse)."""
+    from seqjax.data.splits import split_indices
+
+    n = 40
+    test = split_indices(n, (0.7, 0.15, 0.15), seed=0)[2]
+    targets = np.zeros(n, np.float32)
+    targets[np.setdiff1d(np.arange(n), test)[::2]] = 1.0
+    data = tmp_path / "no_positive_in_test.npz"
+    rng = np.random.default_rng(0)
+    np.savez(data, inputs=rng.normal(size=(n, 6, 5)), lengths=np.full(n, 6), targets=targets)
+    run = tmp_path / "run"
+    settings = [f"data.source=npz:{data}", "train.epochs=1", "train.batch_size=8"]
+    assert (
+        main(["train", "--config", "steel_lightweight", "--run-dir", str(run), "--set", *settings])
+        == 0
+    )
+    assert main(["evaluate", str(run), "--split", "test"]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    refuse = lambda word: pytest.fail(f"not JSON: {word}")  # noqa: E731
+    for text in [(run / name).read_text() for name in ("metrics.json", "history.json")] + [
+        printed[-2].removeprefix("test metrics: "),
+        printed[-1],
+    ]:
+        json.loads(text, parse_constant=refuse)
+    test_metrics = json.loads((run / "metrics.json").read_text())["test"]
+    assert test_metrics["auc_roc"] is None and test_metrics["auc_pr"] is None
+    assert json.loads(printed[-1])["auc_roc"] is None and test_metrics["accuracy"] > 0

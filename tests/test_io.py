@@ -5,9 +5,10 @@ import os
 import re
 import stat
 
+import numpy as np
 import pytest
 
-from seqjax.io import atomic_write_json, atomic_write_text
+from seqjax.io import atomic_write_json, atomic_write_text, json_text
 
 
 def test_written_file_has_the_mode_open_would_give(tmp_path):
@@ -40,3 +41,20 @@ def test_a_missing_directory_is_named_and_keeps_its_error_class(tmp_path):
     path = tmp_path / "missing" / "x.txt"
     with pytest.raises(FileNotFoundError, match=re.escape(f"cannot write {path}")):
         atomic_write_text(str(path), "new")
+
+
+def _strict(text: str):
+    """json.loads refusing the bare NaN and Infinity that Python writes and JSON has not."""
+
+    def refuse(word):
+        raise ValueError(f"not JSON: {word}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_undefined_figures_are_written_as_null(tmp_path):
+    path = tmp_path / "metrics.json"
+    nan, inf = float("nan"), float("inf")
+    atomic_write_json(str(path), {"auc": nan, "rows": [{"r": -inf}, (1.5, nan)], "n": 3})
+    assert _strict(path.read_text()) == {"auc": None, "rows": [{"r": None}, [1.5, None]], "n": 3}
+    assert json_text({"x": np.float32("nan")}, default=float) == '{"x": null}'
