@@ -45,14 +45,16 @@ SYSTEMS = {
 }
 
 
-def passes(value: float, target: str, test: dict) -> bool:
-    """`target` is "> 0.88" or "> KEY", KEY naming another test figure (a baseline)."""
+def passes(value: float | None, target: str, test: dict) -> bool:
+    """`target` is "> 0.88" or "> KEY", KEY naming another test figure (a baseline). A
+    figure the test split leaves undefined (null in metrics.json: an AUC over one class)
+    passes no target."""
     bound = target.removeprefix("> ")
     try:
         threshold = float(bound)
     except ValueError:
         threshold = test[bound]
-    return value > threshold
+    return value is not None and threshold is not None and value > threshold
 
 
 def run_one(name: str, root: str, settings: list[str]) -> dict:
@@ -102,7 +104,8 @@ def main() -> None:
                 print(f"[{name}] FAILED: {r['error'].splitlines()[-1]}", flush=True)
             else:
                 shown = ", ".join(
-                    f"{k} {v['value']:.4f} ({v['target']}: {'pass' if v['pass'] else 'FAIL'})"
+                    f"{k} {'undefined' if v['value'] is None else format(v['value'], '.4f')} "
+                    f"({v['target']}: {'pass' if v['pass'] else 'FAIL'})"
                     for k, v in r["targets"].items()
                 )
                 print(
