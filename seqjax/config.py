@@ -94,6 +94,10 @@ class TrainConfig:
     batch_size: int = 32
     seed: int = 0
     loss: str = "binary_cross_entropy"
+    # binary_cross_entropy only: each positive's loss counts this many times, as PyTorch's
+    # BCEWithLogitsLoss(pos_weight=...); for rare positives, n_negative / n_positive of the
+    # training split. It weighs the validation and test losses too, not their metrics.
+    pos_weight: float = 1.0
     monitor: str = "val_loss"  # early stopping and plateau metric
     # Which way `monitor` improves: "min", "max", or "auto", taken from the metric's name
     # (a loss, MSE, RMSE or MAE lower; an accuracy, AUC, F1, precision, recall or
@@ -129,6 +133,13 @@ class TrainConfig:
             raise ValueError(
                 "train.epochs and train.batch_size must be >= 1; got "
                 f"{self.epochs}, {self.batch_size}"
+            )
+        if not self.pos_weight > 0:
+            raise ValueError(f"train.pos_weight must be > 0; got {self.pos_weight}")
+        if self.pos_weight != 1.0 and self.loss != "binary_cross_entropy":
+            raise ValueError(
+                f"train.pos_weight weighs the positives of loss binary_cross_entropy; "
+                f"train.loss {self.loss!r} has none (got pos_weight {self.pos_weight})"
             )
         if self.mode not in ("auto", "min", "max"):
             raise ValueError(f"train.mode must be 'auto', 'min' or 'max'; got {self.mode!r}")

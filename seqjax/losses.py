@@ -19,9 +19,19 @@ def weighted_mean(values: ArrayLike, weights: ArrayLike) -> jax.Array:
     return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1e-12)
 
 
-def binary_cross_entropy(logits: jax.Array, batch: Batch) -> jax.Array:
-    """BCE on logits (B,) against 0/1 targets (B,): the stable form of sigmoid + BCELoss."""
-    per_example = optax.sigmoid_binary_cross_entropy(logits, batch.targets.astype(logits.dtype))
+def binary_cross_entropy(logits: jax.Array, batch: Batch, pos_weight: float = 1.0) -> jax.Array:
+    """BCE on logits (B,) against 0/1 targets (B,): the stable form of sigmoid + BCELoss.
+
+    `pos_weight` is PyTorch's `BCEWithLogitsLoss(pos_weight=...)`: each positive's term
+    counts that many times, and the mean is still over examples. Why: with rare positives
+    (defects in a few percent of castings) the plain mean is met by predicting "no defect";
+    n_negative / n_positive weighs the two classes alike."""
+    targets = batch.targets.astype(logits.dtype)
+    if pos_weight == 1.0:  # the unweighted form, bit for bit as before the option
+        per_example = optax.sigmoid_binary_cross_entropy(logits, targets)
+    else:
+        positive = pos_weight * targets * jax.nn.log_sigmoid(logits)
+        per_example = -(positive + (1.0 - targets) * jax.nn.log_sigmoid(-logits))
     return weighted_mean(per_example, batch.weights)
 
 

@@ -4,6 +4,7 @@ training engine stays model-agnostic."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import jax
@@ -78,10 +79,23 @@ TASKS = {
 }
 
 
-def get_task(loss_name: str) -> Task:
+@functools.lru_cache(maxsize=32)
+def get_task(loss_name: str, pos_weight: float = 1.0) -> Task:
+    """The task of loss `loss_name`; with `pos_weight` (binary_cross_entropy only), its
+    loss weighs positives that many times (`losses.binary_cross_entropy`). Cached, so one
+    (loss, weight) is one Task object, and `compile_steps`'s cache, keyed by it, compiles
+    its steps once."""
     if loss_name not in TASKS:
         raise ValueError(f"unknown loss {loss_name!r}; known losses: {sorted(TASKS)}")
-    return TASKS[loss_name]
+    if pos_weight == 1.0:
+        return TASKS[loss_name]
+    if loss_name != "binary_cross_entropy":
+        raise ValueError(
+            f"pos_weight weighs the positives of loss binary_cross_entropy; loss "
+            f"{loss_name!r} has none (got pos_weight {pos_weight})"
+        )
+    weighted = functools.partial(losses.binary_cross_entropy, pos_weight=pos_weight)
+    return dataclasses.replace(TASKS[loss_name], loss=weighted)
 
 
 def prediction_columns(

@@ -192,7 +192,7 @@ def compile_steps(
 def steps_for(cfg: ExperimentConfig, mesh: Mesh) -> tuple[Callable, Callable]:
     """`compile_steps` with the options `cfg` asks for."""
     return compile_steps(
-        get_task(cfg.train.loss),
+        get_task(cfg.train.loss, cfg.train.pos_weight),
         mesh,
         skip_nonfinite=cfg.train.nonfinite == "skip",
         loop_graphs=cfg.train.loop_graphs,
@@ -426,7 +426,7 @@ def fit(
     `TrainingStopped` raised.
     """
     model = build_model(cfg.model_name, cfg.model)
-    task = get_task(cfg.train.loss)
+    task = get_task(cfg.train.loss, cfg.train.pos_weight)
     tc = cfg.train
     train_data, val_data = splits["train"], splits["val"]
     mesh = mesh or mesh_for(cfg)

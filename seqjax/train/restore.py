@@ -66,7 +66,7 @@ def restore_state(
 def _eval_pass(cfg: ExperimentConfig):
     """The jitted eval step `cfg` trains with, its mesh and its task."""
     mesh = mesh_for(cfg)
-    return steps_for(cfg, mesh)[1], mesh, get_task(cfg.train.loss)
+    return steps_for(cfg, mesh)[1], mesh, get_task(cfg.train.loss, cfg.train.pos_weight)
 
 
 def predict(cfg: ExperimentConfig, state: TrainState, data: SequenceDataset) -> np.ndarray:
