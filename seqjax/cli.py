@@ -97,6 +97,7 @@ def _evaluate(args) -> int:
     spec = run_data_spec(args.run_dir, cfg)
     if args.input is not None:  # users' new labelled data, read as training read its own
         data, _ = read_prediction_inputs(args.input, spec, scaled=args.inputs_scaled, labelled=True)
+        _note_longer_than_trained(args.input, data, spec)
         check_class_targets(cfg, data.targets, args.input)
         scored: dict = {"input": args.input}
     else:
@@ -133,6 +134,14 @@ def _check_output_replaces_nothing(output: str, input_path: str, run_dir: str) -
             raise ValueError(f"--output {output!r} would replace the run's {name}")
 
 
+def _note_longer_than_trained(path: str, data, spec) -> None:
+    from seqjax.data.raw_inputs import longer_than_trained
+
+    note = longer_than_trained(path, data, spec)
+    if note is not None:
+        print(note, file=sys.stderr)
+
+
 def _predict(args) -> int:
     import numpy as np
 
@@ -150,6 +159,7 @@ def _predict(args) -> int:
     cfg = load_run_config(args.run_dir)
     spec = run_data_spec(args.run_dir, cfg)
     data, sequences = read_prediction_inputs(args.input, spec, scaled=args.inputs_scaled)
+    _note_longer_than_trained(args.input, data, spec)
     state, _ = restore_state(args.run_dir, cfg, spec.sample(), which=args.checkpoint)
     preds = predict(cfg, state, data)  # (N, ...) the task's predictions per example
     columns = prediction_columns(cfg.train.loss, preds.shape[1:], spec.classes)  # C order

@@ -51,6 +51,31 @@ def test_a_trend_run_predicts_what_evaluate_scores_with_named_columns(trend_run,
         assert ours[key] == pytest.approx(scored[key], rel=1e-6), key
 
 
+def test_sequences_longer_than_training_get_a_note_and_their_predictions(
+    trend_run, tmp_path, capsys
+):
+    """An LSTM takes any length, so 20 weeks given to a run of 12-week windows are scored;
+    before, without a word that the model never saw such lengths."""
+    rng = np.random.default_rng(0)
+    inputs = rng.normal(size=(3, 20, 62)).astype(np.float32)
+    np.savez(tmp_path / "long.npz", inputs=inputs, lengths=np.array([20, 5, 13]))
+    np.savez(tmp_path / "short.npz", inputs=inputs[:, :12], lengths=np.array([12, 5, 9]))
+    for name in ("long", "short"):
+        capsys.readouterr()
+        argv = ["predict", str(trend_run), "--input", str(tmp_path / f"{name}.npz")]
+        assert main([*argv, "--output", str(tmp_path / f"{name}.csv")]) == 0
+        err = capsys.readouterr().err
+        if name == "long":
+            assert err == (
+                f"seqjax: note: 2 of 3 sequences in '{tmp_path / 'long.npz'}' are longer than "
+                "the run trained on (12 steps; the longest here has 20); its predictions "
+                "there come from states training never reached\n"
+            )
+        else:
+            assert err == ""
+    assert len((tmp_path / "long.csv").read_text().splitlines()) == 4
+
+
 def test_predict_refuses_an_output_that_would_replace_its_inputs_or_the_runs_history(
     trend_run, tmp_path, capsys
 ):

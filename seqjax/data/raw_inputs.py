@@ -129,3 +129,19 @@ def read_prediction_inputs(
     if scaler is not None and not scaled:
         data = dataclasses.replace(data, inputs=scaler.transform_sequences(inputs, lengths))
     return data, sequences
+
+
+def longer_than_trained(path: str, data: SequenceDataset, spec: DataSpec) -> str | None:
+    """A note where `data` holds sequences longer than the run's training sequences, else
+    None. Not an error: an LSTM takes any length, and a user may mean it. But a model
+    trained on 12-week windows (trend) that is handed 20 weeks predicts from a state it
+    never reached in training, and said nothing of it before."""
+    longer = data.lengths > spec.steps
+    if not longer.any():
+        return None
+    return (
+        f"seqjax: note: {int(longer.sum())} of {len(data)} sequences in {path!r} are longer "
+        f"than the run trained on ({spec.steps} steps; the longest here has "
+        f"{int(data.lengths.max())}); its predictions there come from states training "
+        f"never reached"
+    )
