@@ -69,7 +69,7 @@ class TorchSteel(nn.Module):
         return self.output(torch.relu(self.classifier_0(pooled)))[:, 0]
 
 
-def test_seed_trust_weights_import_through_the_cli_and_predict_the_same(tmp_path):
+def test_seed_trust_weights_import_through_the_cli_and_predict_the_same(tmp_path, capsys):
     torch.manual_seed(0)
     seed = SeedTrust().eval()
     weights = tmp_path / "trust.safetensors"
@@ -92,6 +92,10 @@ def test_seed_trust_weights_import_through_the_cli_and_predict_the_same(tmp_path
     back.load_state_dict({k: torch.from_numpy(v) for k, v in load_safetensors(str(out)).items()})
     for name, value in seed.state_dict().items():
         np.testing.assert_array_equal(back.state_dict()[name].numpy(), value.numpy())
+    config = (run_dir / "config.yaml").read_text()  # a slip of --weights replaces nothing
+    assert main(["export-torch", str(run_dir), "--weights", str(run_dir / "config.yaml")]) == 2
+    assert "--weights must end in .safetensors; got" in capsys.readouterr().err
+    assert (run_dir / "config.yaml").read_text() == config
 
 
 @pytest.mark.parametrize("norm", ["layer", "batch"])

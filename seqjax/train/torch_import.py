@@ -85,7 +85,11 @@ def import_torch(
 
 def export_torch(run_dir: str, weights: str, *, which: str = "best") -> int:
     """Write a run's parameters (and batch statistics) as PyTorch-named safetensors;
-    returns the number of tensors."""
+    returns the number of tensors. The name must end in .safetensors: it says what the
+    file holds, and keeps a slip (`--weights RUN/config.yaml`) from replacing a file of
+    another kind."""
+    if not weights.endswith(".safetensors"):
+        raise ValueError(f"--weights must end in .safetensors; got {weights!r}")
     cfg = load_run_config(run_dir)
     out_dir = os.path.dirname(os.path.abspath(weights))
     if not os.path.isdir(out_dir):
