@@ -95,3 +95,19 @@ def test_the_compiled_steps_of_a_config_use_its_weight():
 def test_a_weight_that_cannot_apply_is_named(overrides, message):
     with pytest.raises(ValueError, match=message):
         load_config("configs/steel_lightweight.yaml", overrides)
+
+
+def test_a_binary_runs_first_line_counts_each_splits_positives():
+    """What to set pos_weight from, and where a split has none (its AUCs undefined)."""
+    from seqjax.data.dataset import SequenceDataset
+    from seqjax.train.run import _positives_note
+
+    def split(targets):
+        n = len(targets)
+        return SequenceDataset(
+            np.zeros((n, 2, 3), np.float32), np.full(n, 2), np.array(targets, np.float32)
+        )
+
+    splits = {"train": split([1, 0, 0, 1, 0]), "val": split([0, 0]), "test": split([1])}
+    assert _positives_note("binary_cross_entropy", splits) == "; positives 2 of 5, 0 of 2, 1 of 1"
+    assert _positives_note("mse", splits) == ""

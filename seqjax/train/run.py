@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import numpy as np
 
 from seqjax.config import (
     ExperimentConfig,
@@ -185,6 +186,15 @@ def _buckets_note(width: int, train: SequenceDataset) -> str:
     return f"; batches cut to {width}-step buckets (up to {shapes} shapes, each compiled once)"
 
 
+def _positives_note(loss: str, splits: dict[str, SequenceDataset]) -> str:
+    """For a binary task, each split's positives: a rare class is what `train.pos_weight`
+    is for, and a split without one leaves its AUCs undefined."""
+    if loss != "binary_cross_entropy":
+        return ""
+    counts = ", ".join(f"{int(np.sum(d.targets > 0.5))} of {len(d)}" for d in splits.values())
+    return f"; positives {counts}"
+
+
 def run_experiment(
     cfg: ExperimentConfig,
     run_dir: str,
@@ -229,8 +239,9 @@ def _train_and_record(
         write_run_files(run_dir, cfg, splits["train"], resume=resume)
     callbacks = []
     log(
-        f"{cfg.model_name}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} examples; "
-        f"devices {jax.devices()}{_buckets_note(cfg.train.bucket_width, splits['train'])}"
+        f"{cfg.model_name}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} examples"
+        f"{_positives_note(cfg.train.loss, splits)}; devices {jax.devices()}"
+        f"{_buckets_note(cfg.train.bucket_width, splits['train'])}"
     )
     writer = None
     if cfg.train.tensorboard and main:
