@@ -8,6 +8,10 @@ import pytest
 
 from seqjax.cli import main
 
+# One xdist worker runs this file (`--dist loadgroup`), so its module fixtures, trained
+# runs, are trained once, not once in each worker that draws one of its tests.
+pytestmark = pytest.mark.xdist_group("cli")
+
 TINY = ["data.size=300", "train.epochs=2", "model.hidden_sizes=[8, 8, 4]"]
 
 

@@ -15,6 +15,10 @@ from seqjax.data.sources import load_splits
 from seqjax.tasks import TASKS, get_task
 from seqjax.train.restore import load_run_config
 
+# One xdist worker runs this file (`--dist loadgroup`), so its module fixtures, trained
+# runs, are trained once, not once in each worker that draws one of its tests.
+pytestmark = pytest.mark.xdist_group("cli_predict")
+
 HORIZON = ["score", "p_down", "p_flat", "p_up"]  # a horizon's columns
 TINY_TREND = ["data.size=10", "train.epochs=1", "model.hidden_size=8", "model.head_dim=8"]
 
