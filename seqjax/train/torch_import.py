@@ -88,6 +88,7 @@ def export_torch(run_dir: str, weights: str, *, which: str = "best") -> int:
     returns the number of tensors. The name must end in .safetensors: it says what the
     file holds, and keeps a slip (`--weights RUN/config.yaml`) from replacing a file of
     another kind."""
+    weights = os.fspath(weights)  # a pathlib.Path too
     if not weights.endswith(".safetensors"):
         raise ValueError(f"--weights must end in .safetensors; got {weights!r}")
     cfg = load_run_config(run_dir)
