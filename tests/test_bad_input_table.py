@@ -283,3 +283,30 @@ def test_outputs_set_against_the_data_are_named_before_the_run_is_made(
     with pytest.raises(ValueError, match=message):
         run_experiment(cfg, str(tmp_path / "run"), log=lambda _: None)
     assert not (tmp_path / "run").exists()
+
+
+def test_every_test_bad_input_md_names_exists():
+    """BAD_INPUT.md's last column names the file (and test) where each case is checked; a
+    renamed or removed test would leave the table pointing at nothing."""
+    import re
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    named = 0
+    for row in (here / "BAD_INPUT.md").read_text().splitlines():
+        where = row.rstrip(" |").rsplit("|", 1)[-1].strip()
+        if not row.startswith("|") or where == "test" or where.startswith("---"):
+            continue  # prose, the header and the rule under it
+        source = ""
+        for entry in where.split(","):
+            entry = re.sub(r"\(.*?\)", "", entry).strip()
+            path, _, test = entry.rpartition("::") if "::" in entry else (entry, "", "")
+            if path.endswith(".py"):
+                assert (here / path).is_file(), f"{path} (row: {row[:60]})"
+                source = (here / path).read_text()
+            elif path:  # a test of the file named before it in the entry
+                test = path
+            if test:
+                assert re.search(rf"^def {test}\(", source, re.M), f"{test} (row: {row[:60]})"
+                named += 1
+    assert named >= 20
