@@ -111,3 +111,23 @@ def test_a_binary_runs_first_line_counts_each_splits_positives():
     splits = {"train": split([1, 0, 0, 1, 0]), "val": split([0, 0]), "test": split([1])}
     assert _positives_note("binary_cross_entropy", splits) == "; positives 2 of 5, 0 of 2, 1 of 1"
     assert _positives_note("mse", splits) == ""
+
+
+def test_data_of_three_classes_names_the_weight_it_cannot_take():
+    """A steel config switches to softmax cross-entropy where the data has 3+ classes; the
+    weight set for two is named with the data that made the switch."""
+    from seqjax.data.dataset import SequenceDataset
+    from seqjax.data.sources import adapt_to_data
+
+    cfg = load_config(
+        "configs/steel_lightweight.yaml", ["data.source=npz:x.npz", "train.pos_weight=2"]
+    )
+    data = SequenceDataset(
+        np.zeros((6, 2, 5), np.float32), np.full(6, 2), np.array([0, 1, 2, 0, 1, 2])
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"npz:x.npz has 3 classes, so the run trains with softmax cross-entropy; "
+        r"train.pos_weight \(2.0\) weighs the positives of two classes only",
+    ):
+        adapt_to_data(cfg, {"train": data, "val": data})

@@ -93,6 +93,12 @@ def adapt_to_data(cfg, splits: dict[str, SequenceDataset]):
                 f"has {k} classes: use steel, which has num_classes"
             )
         model["num_classes"] = k
+        if train.pos_weight != 1.0:
+            raise ValueError(
+                f"{cfg.data.source} has {k} classes, so the run trains with softmax "
+                f"cross-entropy; train.pos_weight ({train.pos_weight}) weighs the positives "
+                "of two classes only"
+            )
         monitor = "val_accuracy" if train.monitor.startswith("val_auc") else train.monitor
         train = dataclasses.replace(train, loss="cross_entropy", monitor=monitor)
     elif k == 2:
