@@ -242,7 +242,7 @@ def test_ctrl_c_outside_training_exits_130_with_one_line(monkeypatch, capsys):
 
 def test_metrics_a_split_leaves_undefined_are_null_in_files_and_printout(tmp_path, capsys):
     """A test split with no positive has no AUC: metrics.json and `evaluate` say null,
-    not Python's bare NaN, which JSON has not (JSON.parse and jq --strict readers refuse)."""
+    not Python's bare NaN, which JSON has not (JavaScript's JSON.parse refuses it)."""
     from seqjax.data.splits import split_indices
 
     n = 40
