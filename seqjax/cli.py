@@ -93,7 +93,14 @@ def _evaluate(args) -> int:
 
     if args.inputs_scaled and args.input is None:
         raise ValueError("--inputs-scaled applies to --input data; a split is scaled already")
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise ValueError(f"--threshold must lie in [0, 1]; got {args.threshold}")
     cfg = load_run_config(args.run_dir)
+    if args.threshold is not None and cfg.train.loss != "binary_cross_entropy":
+        raise ValueError(
+            f"--threshold applies to a two-class run (loss binary_cross_entropy); this run's "
+            f"loss is {cfg.train.loss!r}"
+        )
     spec = run_data_spec(args.run_dir, cfg)
     if args.input is not None:  # users' new labelled data, read as training read its own
         data, _ = read_prediction_inputs(args.input, spec, scaled=args.inputs_scaled, labelled=True)
@@ -108,7 +115,9 @@ def _evaluate(args) -> int:
     if spec.classes is not None:  # the confusion matrix's rows and columns
         scored["classes"] = list(spec.classes)
     state, epoch = restore_state(args.run_dir, cfg, spec.sample(), which=args.checkpoint)
-    metrics = evaluate_run(cfg, state, data)
+    metrics = evaluate_run(cfg, state, data, threshold=args.threshold)
+    if args.threshold is not None:
+        scored["threshold"] = args.threshold
     print(
         json_text(
             {"checkpoint": args.checkpoint, "epoch": epoch, **scored, **metrics}, default=float
@@ -290,6 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--inputs-scaled",
         action="store_true",
         help="the --input inputs are already standardised model inputs",
+    )
+    evaluate.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="a two-class run: the probability from which a sequence counts as positive in "
+        "accuracy, precision, recall, F1 and the confusion matrix (default 0.5)",
     )
     evaluate.set_defaults(func=_evaluate)
 

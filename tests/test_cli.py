@@ -269,3 +269,34 @@ def test_metrics_a_split_leaves_undefined_are_null_in_files_and_printout(tmp_pat
     test_metrics = json.loads((run / "metrics.json").read_text())["test"]
     assert test_metrics["auc_roc"] is None and test_metrics["auc_pr"] is None
     assert json.loads(printed[-1])["auc_roc"] is None and test_metrics["accuracy"] > 0
+
+
+def test_evaluate_counts_positives_from_the_threshold_given(run_dir, capsys):
+    """`--threshold` moves the metrics that count positives, and only those: they equal the
+    metrics of the run's own predictions at that probability; the loss and AUCs stay."""
+    from seqjax.data.sources import load_splits
+    from seqjax.metrics import binary_classification
+    from seqjax.train.restore import load_run_config, predict, restore_state
+
+    cfg = load_run_config(str(run_dir))
+    test = load_splits(cfg.data)["test"]
+    state, _ = restore_state(str(run_dir), cfg, test)
+    probabilities = predict(cfg, state, test)
+    middle = round(float(np.median(probabilities)), 6)  # about half counted positive
+    ours = binary_classification(probabilities, test.targets, threshold=middle)
+    scored = {}
+    for threshold in (None, middle, 0.0):
+        capsys.readouterr()
+        extra = [] if threshold is None else ["--threshold", str(threshold)]
+        assert main(["evaluate", str(run_dir), "--split", "test", *extra]) == 0
+        scored[threshold] = json.loads(capsys.readouterr().out)
+    assert scored[middle]["threshold"] == middle and "threshold" not in scored[None]
+    for key in ("accuracy", "precision", "recall", "f1"):
+        assert scored[middle][key] == pytest.approx(ours[key]), key
+    assert scored[middle]["confusion_matrix"] == ours["confusion_matrix"]
+    assert scored[middle]["confusion_matrix"] != scored[None]["confusion_matrix"]
+    for key in ("loss", "auc_roc", "auc_pr"):
+        assert scored[middle][key] == scored[None][key] == scored[0.0][key], key
+    assert scored[0.0]["recall"] == 1.0 and scored[0.0]["confusion_matrix"][0][0] == 0
+    assert main(["evaluate", str(run_dir), "--threshold", "1.5"]) == 2
+    assert capsys.readouterr().err == "seqjax: error: --threshold must lie in [0, 1]; got 1.5\n"

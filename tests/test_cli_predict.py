@@ -80,6 +80,15 @@ def test_sequences_longer_than_training_get_a_note_and_their_predictions(
     assert len((tmp_path / "long.csv").read_text().splitlines()) == 4
 
 
+def test_a_threshold_is_refused_for_a_run_that_is_not_two_class(trend_run, capsys):
+    capsys.readouterr()
+    assert main(["evaluate", str(trend_run), "--threshold", "0.3"]) == 2
+    assert capsys.readouterr().err == (
+        "seqjax: error: --threshold applies to a two-class run (loss binary_cross_entropy); "
+        "this run's loss is 'trend_multitask'\n"
+    )
+
+
 def test_predict_refuses_an_output_that_would_replace_its_inputs_or_the_runs_history(
     trend_run, tmp_path, capsys
 ):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 
 import numpy as np
@@ -10,6 +12,7 @@ from seqjax.config import ExperimentConfig, load_config
 from seqjax.data.dataset import SequenceDataset, num_batches
 from seqjax.data.sources import load_splits
 from seqjax.data.spec import DataSpec, load_data_spec
+from seqjax.metrics import binary_classification
 from seqjax.models.registry import build_model
 from seqjax.tasks import get_task
 from seqjax.train.checkpoint import Checkpointer
@@ -79,9 +82,19 @@ def predict(cfg: ExperimentConfig, state: TrainState, data: SequenceDataset) -> 
     )[0]
 
 
-def evaluate_run(cfg: ExperimentConfig, state: TrainState, data: SequenceDataset) -> dict:
+def evaluate_run(
+    cfg: ExperimentConfig,
+    state: TrainState,
+    data: SequenceDataset,
+    *,
+    threshold: float | None = None,
+) -> dict:
     """The loss and the task's metrics on `data`, computed as `seqjax train` computes a
-    split's entry in metrics.json."""
+    split's entry in metrics.json; for a two-class run, with `threshold`, the metrics that
+    count positives (all but the loss and the AUCs) at that probability instead of 0.5."""
     eval_step, mesh, task = _eval_pass(cfg)
+    if threshold is not None:
+        at = functools.partial(binary_classification, threshold=threshold)
+        task = dataclasses.replace(task, evaluate=at)
     tc = cfg.train
     return evaluate(eval_step, state, data, task, tc.batch_size, mesh, bucket_width=tc.bucket_width)
