@@ -89,18 +89,19 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     from seqjax.data.raw_inputs import read_prediction_inputs
     from seqjax.data.sources import check_class_targets, load_splits
-    from seqjax.train.restore import evaluate_run, load_run_config, restore_state, run_data_spec
+    from seqjax.train.restore import (
+        check_threshold,
+        evaluate_run,
+        load_run_config,
+        restore_state,
+        run_data_spec,
+    )
 
     if args.inputs_scaled and args.input is None:
         raise ValueError("--inputs-scaled applies to --input data; a split is scaled already")
-    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        raise ValueError(f"--threshold must lie in [0, 1]; got {args.threshold}")
     cfg = load_run_config(args.run_dir)
-    if args.threshold is not None and cfg.train.loss != "binary_cross_entropy":
-        raise ValueError(
-            f"--threshold applies to a two-class run (loss binary_cross_entropy); this run's "
-            f"loss is {cfg.train.loss!r}"
-        )
+    if args.threshold is not None:  # before the run's data and checkpoint are read
+        check_threshold(cfg, args.threshold)
     spec = run_data_spec(args.run_dir, cfg)
     if args.input is not None:  # users' new labelled data, read as training read its own
         data, _ = read_prediction_inputs(args.input, spec, scaled=args.inputs_scaled, labelled=True)

@@ -87,6 +87,10 @@ def test_a_threshold_is_refused_for_a_run_that_is_not_two_class(trend_run, capsy
         "seqjax: error: --threshold applies to a two-class run (loss binary_cross_entropy); "
         "this run's loss is 'trend_multitask'\n"
     )
+    from seqjax.train.restore import evaluate_run  # the same refusal in Python
+
+    with pytest.raises(ValueError, match="--threshold applies to a two-class run"):
+        evaluate_run(load_run_config(str(trend_run)), None, None, threshold=0.3)
 
 
 def test_predict_refuses_an_output_that_would_replace_its_inputs_or_the_runs_history(

@@ -82,6 +82,17 @@ def predict(cfg: ExperimentConfig, state: TrainState, data: SequenceDataset) -> 
     )[0]
 
 
+def check_threshold(cfg: ExperimentConfig, threshold: float) -> None:
+    """A decision threshold is a probability, and only a two-class run's outputs are one."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"--threshold must lie in [0, 1]; got {threshold}")
+    if cfg.train.loss != "binary_cross_entropy":
+        raise ValueError(
+            f"--threshold applies to a two-class run (loss binary_cross_entropy); this run's "
+            f"loss is {cfg.train.loss!r}"
+        )
+
+
 def evaluate_run(
     cfg: ExperimentConfig,
     state: TrainState,
@@ -92,6 +103,8 @@ def evaluate_run(
     """The loss and the task's metrics on `data`, computed as `seqjax train` computes a
     split's entry in metrics.json; for a two-class run, with `threshold`, the metrics that
     count positives (all but the loss and the AUCs) at that probability instead of 0.5."""
+    if threshold is not None:
+        check_threshold(cfg, threshold)
     eval_step, mesh, task = _eval_pass(cfg)
     if threshold is not None:
         at = functools.partial(binary_classification, threshold=threshold)
