@@ -7,6 +7,8 @@ import math
 import os
 import tempfile
 
+import numpy as np
+
 
 def proc_status(field: str) -> str | None:
     """The first word of `field` in /proc/self/status (e.g. "VmHWM", "Umask"); None where
@@ -67,8 +69,8 @@ def nan_as_null(obj):
     Why: Python's json writes them as the bare words NaN and Infinity, which JSON has not:
     JavaScript's JSON.parse, Go, Rust's serde and strict readers refuse the whole file. An
     AUC over targets of one class is NaN (undefined), so a run's metrics.json had them."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
+    if isinstance(obj, float | np.floating):  # numpy's too (a metric of np.mean)
+        return float(obj) if math.isfinite(obj) else None
     if isinstance(obj, dict):
         return {k: nan_as_null(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
@@ -77,10 +79,9 @@ def nan_as_null(obj):
 
 
 def json_text(obj, *, indent: int | None = None, default=None) -> str:
-    """Standard JSON: an undefined (NaN) or infinite figure is written as null."""
-    if default is not None:  # numpy scalars and the like, converted before the NaN check
-        obj = json.loads(json.dumps(obj, default=default))
-    return json.dumps(nan_as_null(obj), indent=indent, allow_nan=False)
+    """Standard JSON: an undefined (NaN) or infinite figure is written as null; `default`
+    as `json.dumps` takes it, for other objects."""
+    return json.dumps(nan_as_null(obj), indent=indent, allow_nan=False, default=default)
 
 
 def atomic_write_json(path: str, obj) -> None:

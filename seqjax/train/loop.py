@@ -189,10 +189,15 @@ def compile_steps(
     return train_step, eval_step
 
 
+def task_for(cfg: ExperimentConfig) -> Task:
+    """The task `cfg` trains: its loss, with the loss's options (`train.pos_weight`)."""
+    return get_task(cfg.train.loss, cfg.train.pos_weight)
+
+
 def steps_for(cfg: ExperimentConfig, mesh: Mesh) -> tuple[Callable, Callable]:
     """`compile_steps` with the options `cfg` asks for."""
     return compile_steps(
-        get_task(cfg.train.loss, cfg.train.pos_weight),
+        task_for(cfg),
         mesh,
         skip_nonfinite=cfg.train.nonfinite == "skip",
         loop_graphs=cfg.train.loop_graphs,
@@ -426,7 +431,7 @@ def fit(
     `TrainingStopped` raised.
     """
     model = build_model(cfg.model_name, cfg.model)
-    task = get_task(cfg.train.loss, cfg.train.pos_weight)
+    task = task_for(cfg)
     tc = cfg.train
     train_data, val_data = splits["train"], splits["val"]
     mesh = mesh or mesh_for(cfg)

@@ -14,9 +14,8 @@ from seqjax.data.sources import load_splits
 from seqjax.data.spec import DataSpec, load_data_spec
 from seqjax.metrics import binary_classification
 from seqjax.models.registry import build_model
-from seqjax.tasks import get_task
 from seqjax.train.checkpoint import Checkpointer
-from seqjax.train.loop import evaluate, mesh_for, predict_split, steps_for
+from seqjax.train.loop import evaluate, mesh_for, predict_split, steps_for, task_for
 from seqjax.train.optim import make_optimizer
 from seqjax.train.sharding import replicate
 from seqjax.train.state import TrainState, create_state
@@ -69,7 +68,7 @@ def restore_state(
 def _eval_pass(cfg: ExperimentConfig):
     """The jitted eval step `cfg` trains with, its mesh and its task."""
     mesh = mesh_for(cfg)
-    return steps_for(cfg, mesh)[1], mesh, get_task(cfg.train.loss, cfg.train.pos_weight)
+    return steps_for(cfg, mesh)[1], mesh, task_for(cfg)
 
 
 def predict(cfg: ExperimentConfig, state: TrainState, data: SequenceDataset) -> np.ndarray:
