@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from seqjax.class_weights import check_class_weights_option
 from seqjax.config_files import config_file
 from seqjax.data.sources import check_source
 from seqjax.models.registry import MODELS
@@ -98,6 +99,11 @@ class TrainConfig:
     # BCEWithLogitsLoss(pos_weight=...); for rare positives, n_negative / n_positive of the
     # training split. It weighs the validation and test losses too, not their metrics.
     pos_weight: float = 1.0
+    # A classifier's loss: one weight per class, multiplying each example's term (the mean
+    # stays over examples), or "balanced": n / (K * n_k) from the training split, whose
+    # numbers the run saves in its config.yaml. null: every class 1. Losses only, as
+    # pos_weight; seqjax/train/class_weights.py.
+    class_weights: tuple[float, ...] | str | None = None
     monitor: str = "val_loss"  # early stopping and plateau metric
     # Which way `monitor` improves: "min", "max", or "auto", taken from the metric's name
     # (a loss, MSE, RMSE or MAE lower; an accuracy, AUC, F1, precision, recall or
@@ -141,6 +147,7 @@ class TrainConfig:
                 f"train.pos_weight weighs the positives of loss binary_cross_entropy; "
                 f"train.loss {self.loss!r} has none (got pos_weight {self.pos_weight})"
             )
+        check_class_weights_option(self.class_weights, self.loss, self.pos_weight)
         if self.mode not in ("auto", "min", "max"):
             raise ValueError(f"train.mode must be 'auto', 'min' or 'max'; got {self.mode!r}")
         if self.nonfinite not in ("stop", "skip"):
@@ -224,13 +231,22 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     """Check `value` against the field's type hint; ints are accepted for floats."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
+        errors = []
         for option in typing.get_args(hint):
             if option is type(None) and value is None:
                 return None
             try:
                 return _coerce(value, option, key)
-            except (TypeError, ValueError):
-                continue
+            except (TypeError, ValueError) as e:
+                errors.append((option, e))
+        # one option's own words ("expected int, got 'x'"), or a list's own problem
+        # (`[1, .nan]`: "expected a finite number"), say more than "matches none of"
+        errors = [(option, e) for option, e in errors if option is not type(None)]
+        if len(errors) == 1:
+            raise errors[0][1]
+        for option, error in errors:
+            if typing.get_origin(option) is tuple and not isinstance(value, str):
+                raise error
         raise TypeError(f"{key}: {value!r} matches none of {hint}")
     if origin is tuple:
         args = typing.get_args(hint)

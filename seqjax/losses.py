@@ -19,19 +19,29 @@ def weighted_mean(values: ArrayLike, weights: ArrayLike) -> jax.Array:
     return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1e-12)
 
 
-def binary_cross_entropy(logits: jax.Array, batch: Batch, pos_weight: float = 1.0) -> jax.Array:
+def binary_cross_entropy(
+    logits: jax.Array,
+    batch: Batch,
+    pos_weight: float = 1.0,
+    class_weights: tuple[float, float] | None = None,
+) -> jax.Array:
     """BCE on logits (B,) against 0/1 targets (B,): the stable form of sigmoid + BCELoss.
 
     `pos_weight` is PyTorch's `BCEWithLogitsLoss(pos_weight=...)`: each positive's term
     counts that many times, and the mean is still over examples. Why: with rare positives
     (defects in a few percent of castings) the plain mean is met by predicting "no defect";
-    n_negative / n_positive weighs the two classes alike."""
+    n_negative / n_positive weighs the two classes alike. `class_weights` (w_0, w_1)
+    weighs negatives too, as `cross_entropy`'s does (pos_weight W is (1, W))."""
     targets = batch.targets.astype(logits.dtype)
-    if pos_weight == 1.0:  # the unweighted form, bit for bit as before the option
+    if class_weights is not None and pos_weight != 1.0:
+        raise ValueError("binary_cross_entropy: give pos_weight or class_weights, not both")
+    negative_weight, pos_weight = class_weights or (1.0, pos_weight)
+    if (negative_weight, pos_weight) == (1.0, 1.0):  # unweighted, bit for bit as before
         per_example = optax.sigmoid_binary_cross_entropy(logits, targets)
     else:
         positive = pos_weight * targets * jax.nn.log_sigmoid(logits)
-        per_example = -(positive + (1.0 - targets) * jax.nn.log_sigmoid(-logits))
+        negative = negative_weight * (1.0 - targets) * jax.nn.log_sigmoid(-logits)
+        per_example = -(positive + negative)
     return weighted_mean(per_example, batch.weights)
 
 
@@ -49,10 +59,22 @@ def mean_squared_error(outputs: jax.Array, batch: Batch) -> jax.Array:
     return weighted_mean(per_example, batch.weights)
 
 
-def cross_entropy(logits: jax.Array, batch: Batch) -> jax.Array:
-    """Softmax cross-entropy of logits (B, K) against integer labels (B,)."""
+def cross_entropy(
+    logits: jax.Array, batch: Batch, class_weights: tuple[float, ...] | None = None
+) -> jax.Array:
+    """Softmax cross-entropy of logits (B, K) against integer labels (B,).
+
+    `class_weights` (K,) multiplies each example's term by its class's weight, and the mean
+    stays over examples: PyTorch's `CrossEntropyLoss(weight=w, reduction="none")` then
+    `.mean()`, not its default reduction, which divides by the batch's sum of weights. Why:
+    a mean over examples is a sum of per-example terms, so micro-batches, data-parallel
+    shards and an epoch's batches add up to the whole batch's loss exactly, and "balanced"
+    weights (mean 1 over the training split) keep the loss's scale and the learning rate's
+    meaning."""
     labels = batch.targets.astype(jnp.int32)
     per_example = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    if class_weights is not None:
+        per_example = per_example * jnp.asarray(class_weights, per_example.dtype)[labels]
     return weighted_mean(per_example, batch.weights)
 
 

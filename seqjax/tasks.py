@@ -11,6 +11,7 @@ import jax
 import numpy as np
 
 from seqjax import losses, metrics
+from seqjax.class_weights import WEIGHED_BY_CLASS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,21 +81,32 @@ TASKS = {
 
 
 @functools.lru_cache(maxsize=32)
-def get_task(loss_name: str, pos_weight: float = 1.0) -> Task:
+def get_task(
+    loss_name: str, pos_weight: float = 1.0, class_weights: tuple[float, ...] | None = None
+) -> Task:
     """The task of loss `loss_name`; with `pos_weight` (binary_cross_entropy only), its
-    loss weighs positives that many times (`losses.binary_cross_entropy`). Cached, so one
-    (loss, weight) is one Task object, and `compile_steps`'s cache, keyed by it, compiles
+    loss weighs positives that many times (`losses.binary_cross_entropy`); with
+    `class_weights`, one weight per class (`losses.cross_entropy`). Cached, so one
+    (loss, weights) is one Task object, and `compile_steps`'s cache, keyed by it, compiles
     its steps once."""
     if loss_name not in TASKS:
         raise ValueError(f"unknown loss {loss_name!r}; known losses: {sorted(TASKS)}")
-    if pos_weight == 1.0:
+    if pos_weight == 1.0 and class_weights is None:
         return TASKS[loss_name]
-    if loss_name != "binary_cross_entropy":
+    if pos_weight != 1.0 and loss_name != "binary_cross_entropy":
         raise ValueError(
             f"pos_weight weighs the positives of loss binary_cross_entropy; loss "
             f"{loss_name!r} has none (got pos_weight {pos_weight})"
         )
-    weighted = functools.partial(losses.binary_cross_entropy, pos_weight=pos_weight)
+    if class_weights is not None and loss_name not in WEIGHED_BY_CLASS:
+        raise ValueError(
+            f"class_weights weighs the classes of a classifier's loss {WEIGHED_BY_CLASS}; "
+            f"loss {loss_name!r} has none (got class_weights {class_weights})"
+        )
+    options: dict = {"class_weights": tuple(class_weights)} if class_weights else {}
+    if pos_weight != 1.0:
+        options["pos_weight"] = pos_weight
+    weighted = functools.partial(losses.LOSSES[loss_name], **options)
     return dataclasses.replace(TASKS[loss_name], loss=weighted)
 
 

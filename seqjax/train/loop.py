@@ -26,6 +26,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
+from seqjax.class_weights import BALANCED, check_class_weights, resolve_class_weights
 from seqjax.config import ExperimentConfig
 from seqjax.data.batch import Batch, make_batch
 from seqjax.data.dataset import SequenceDataset, batch_order, iterate_batches, num_batches
@@ -190,8 +191,24 @@ def compile_steps(
 
 
 def task_for(cfg: ExperimentConfig) -> Task:
-    """The task `cfg` trains: its loss, with the loss's options (`train.pos_weight`)."""
-    return get_task(cfg.train.loss, cfg.train.pos_weight)
+    """The task `cfg` trains: its loss, with the loss's options (`train.pos_weight`,
+    `train.class_weights`)."""
+    weights = cfg.train.class_weights
+    if weights == BALANCED:
+        raise ValueError(
+            f"train.class_weights '{BALANCED}' is computed from the training split: "
+            "seqjax.train.loop.with_class_weights(cfg, splits['train']) first "
+            "(run_experiment and fit do)"
+        )
+    return get_task(cfg.train.loss, cfg.train.pos_weight, weights)
+
+
+def with_class_weights(cfg: ExperimentConfig, train: SequenceDataset) -> ExperimentConfig:
+    """`cfg` with `train.class_weights: balanced` replaced by the training split's numbers
+    (seqjax/class_weights.py); any other cfg as it is."""
+    if cfg.train.class_weights != BALANCED:
+        return cfg
+    return resolve_class_weights(cfg, train.targets, check_outputs_fit_targets(cfg, train))
 
 
 def steps_for(cfg: ExperimentConfig, mesh: Mesh) -> tuple[Callable, Callable]:
@@ -284,6 +301,7 @@ def check_trainable(cfg: ExperimentConfig, splits: dict, mesh: Mesh) -> None:
     check_divisible(cfg.train.batch_size, mesh)
     check_micro_batches(cfg.train.batch_size, cfg.train.micro_batches, mesh)
     shape = check_outputs_fit_targets(cfg, splits["train"])
+    check_class_weights(cfg.train, shape)
     check_monitor(cfg.train, splits["val"], shape)
     steps = num_batches(n, cfg.train.batch_size, drop_remainder=False) * cfg.train.epochs
     check_profile_steps(cfg.train.profile_steps, steps)
@@ -430,6 +448,7 @@ def fit(
     epoch; an epoch's end saves its own), the pending checkpoints are finished and
     `TrainingStopped` raised.
     """
+    cfg = with_class_weights(cfg, splits["train"])
     model = build_model(cfg.model_name, cfg.model)
     task = task_for(cfg)
     tc = cfg.train

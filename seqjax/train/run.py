@@ -20,6 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from seqjax.class_weights import class_weights_note
 from seqjax.config import (
     ExperimentConfig,
     TrainConfig,
@@ -39,7 +40,7 @@ from seqjax.plots import plot_classifier, plot_history
 from seqjax.train.distributed import writes_run_files
 from seqjax.train.in_epoch import DIRECTORY as IN_EPOCH_DIRECTORY
 from seqjax.train.interrupt import TrainingDiverged, TrainingStopped, stop_on_signals
-from seqjax.train.loop import check_trainable, fit, mesh_for
+from seqjax.train.loop import check_trainable, fit, mesh_for, with_class_weights
 from seqjax.train.monitor import direction
 from seqjax.train.restore import evaluate_run, predict
 from seqjax.train.run_lock import hold_run_dir
@@ -205,7 +206,7 @@ def run_experiment(
     start = time.perf_counter()
     reuse_freed_memory_if_asked(cfg.host.reuse_freed_memory)  # before JAX first runs
     splits = load_splits(cfg.data)
-    cfg = adapt_to_data(cfg, splits)
+    cfg = with_class_weights(adapt_to_data(cfg, splits), splits["train"])
     check_run_dir(cfg, run_dir, resume=resume)
     check_trainable(cfg, splits, mesh_for(cfg))
     if cfg.train.tensorboard:
@@ -240,7 +241,8 @@ def _train_and_record(
     callbacks = []
     log(
         f"{cfg.model_name}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} examples"
-        f"{_positives_note(cfg.train.loss, splits)}; devices {jax.devices()}"
+        f"{_positives_note(cfg.train.loss, splits)}"
+        f"{class_weights_note(cfg.train.class_weights)}; devices {jax.devices()}"
         f"{_buckets_note(cfg.train.bucket_width, splits['train'])}"
     )
     writer = None
