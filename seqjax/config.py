@@ -101,8 +101,8 @@ class TrainConfig:
     pos_weight: float = 1.0
     # A classifier's loss: one weight per class, multiplying each example's term (the mean
     # stays over examples), or "balanced": n / (K * n_k) from the training split, whose
-    # numbers the run saves in its config.yaml. null: every class 1. Losses only, as
-    # pos_weight; seqjax/train/class_weights.py.
+    # numbers the run saves in its config.yaml. null: every class 1. As pos_weight, it
+    # weighs the losses (validation and test too), not the metrics. seqjax/class_weights.py
     class_weights: tuple[float, ...] | str | None = None
     monitor: str = "val_loss"  # early stopping and plateau metric
     # Which way `monitor` improves: "min", "max", or "auto", taken from the metric's name
