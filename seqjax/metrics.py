@@ -76,8 +76,11 @@ def binary_classification(
 
 
 def multiclass_classification(probabilities: np.ndarray, labels: np.ndarray) -> dict:
-    """Accuracy, macro F1, the majority-class accuracy beside them, and the confusion
-    matrix (rows true, columns predicted) for probabilities (N, K) and labels (N,)."""
+    """Accuracy, balanced accuracy, macro F1, the majority-class accuracy beside them, and
+    the confusion matrix (rows true, columns predicted) for probabilities (N, K) and
+    labels (N,). Balanced accuracy is the mean recall over the classes the labels hold
+    (scikit-learn's `balanced_accuracy_score`): where one class is most of the data, plain
+    accuracy rewards predicting it, and this scores each class alike."""
     probabilities = np.asarray(probabilities)
     labels = np.asarray(labels).astype(int).reshape(-1)
     k = probabilities.shape[-1]
@@ -90,8 +93,10 @@ def multiclass_classification(probabilities: np.ndarray, labels: np.ndarray) -> 
     denom = precision + recall
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
     n = max(len(labels), 1)
+    present = confusion.sum(1) > 0
     return {
         "accuracy": float(tp.sum() / n),
+        "balanced_accuracy": float(recall[present].mean()) if present.any() else float("nan"),
         "macro_f1": float(f1.mean()),
         "majority_accuracy": float(np.bincount(labels, minlength=k).max() / n),
         "confusion_matrix": confusion.tolist(),

@@ -168,6 +168,25 @@ def test_multiclass_metrics_and_majority_baseline():
     assert m["accuracy"] == pytest.approx(0.8) and m["majority_accuracy"] == pytest.approx(0.4)
     assert m["confusion_matrix"][1] == [0, 1, 1]
     assert m["macro_f1"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
+    assert m["balanced_accuracy"] == pytest.approx((1 + 1 / 2 + 1) / 3)
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+def test_balanced_accuracy_is_scikit_learns_on_imbalanced_labels():
+    """The mean recall over the classes the labels hold: a class never among the labels
+    (3 here) does not count, and predicting the majority class scores 1 / K."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    rng = np.random.default_rng(0)
+    labels = rng.choice(3, size=200, p=[0.8, 0.15, 0.05])
+    probs = rng.dirichlet(np.ones(4), size=200)
+    m = multiclass_classification(probs, labels)
+    assert m["balanced_accuracy"] == pytest.approx(
+        balanced_accuracy_score(labels, probs.argmax(-1))
+    )
+    majority = multiclass_classification(np.eye(4)[np.zeros(200, int)], labels)
+    assert majority["balanced_accuracy"] == pytest.approx(1 / 3)
+    assert majority["accuracy"] == pytest.approx(np.mean(labels == 0))
 
 
 def test_npz_regression_targets_train_with_mse_and_score_every_example_once(tmp_path):
