@@ -104,7 +104,13 @@ def _evaluate(args) -> int:
         check_threshold(cfg, args.threshold)
     spec = run_data_spec(args.run_dir, cfg)
     if args.input is not None:  # users' new labelled data, read as training read its own
-        data, _ = read_prediction_inputs(args.input, spec, scaled=args.inputs_scaled, labelled=True)
+        data, _ = read_prediction_inputs(
+            args.input,
+            spec,
+            scaled=args.inputs_scaled,
+            labelled=True,
+            weight_column=cfg.data.sample_weights,
+        )
         _note_longer_than_trained(args.input, data, spec)
         check_class_targets(cfg, data.targets, args.input)
         scored: dict = {"input": args.input}
@@ -168,7 +174,9 @@ def _predict(args) -> int:
     _check_output_replaces_nothing(args.output, args.input, args.run_dir)
     cfg = load_run_config(args.run_dir)
     spec = run_data_spec(args.run_dir, cfg)
-    data, sequences = read_prediction_inputs(args.input, spec, scaled=args.inputs_scaled)
+    data, sequences = read_prediction_inputs(
+        args.input, spec, scaled=args.inputs_scaled, weight_column=cfg.data.sample_weights
+    )
     _note_longer_than_trained(args.input, data, spec)
     state, _ = restore_state(args.run_dir, cfg, spec.sample(), which=args.checkpoint)
     preds = predict(cfg, state, data)  # (N, ...) the task's predictions per example

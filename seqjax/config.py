@@ -19,7 +19,7 @@ import yaml
 
 from seqjax.class_weights import check_class_weights_option
 from seqjax.config_files import config_file
-from seqjax.data.sources import check_source
+from seqjax.data.sources import check_sample_weights_option, check_source
 from seqjax.models.registry import MODELS
 from seqjax.suggest import did_you_mean, names_unknown_options
 from seqjax.train.profiling import check_profile_steps
@@ -35,9 +35,14 @@ class DataConfig:
     # users' data: "auto" (integer targets 0..K-1 are classes, others values), "classes",
     # or "values" (regression, integers too)
     targets: str = "auto"
+    # users' npz/csv data: the npz array or CSV column (constant within a sequence) holding
+    # each sequence's weight in the loss, which is then a mean weighted by it (train, val
+    # and test; not the metrics). "": every sequence weighs 1.
+    sample_weights: str = ""
 
     def __post_init__(self):
         check_source(self.source)
+        check_sample_weights_option(self.sample_weights, self.source)
         if self.targets not in ("auto", "classes", "values"):
             raise ValueError(
                 f"data.targets must be 'auto', 'classes' or 'values'; got {self.targets!r}"

@@ -172,7 +172,8 @@ def test_raw_users_data_is_scaled_as_training_scaled_it_csv_columns_matched_by_n
     lines = data.read_text().splitlines()  # columns reordered: pressure first, no target
     swapped = [",".join([c[0], c[2], c[1]]) for c in (line.split(",") for line in lines)]
     (tmp_path / "new.csv").write_text("\n".join(swapped) + "\n")
-    names, _, raw, lengths, _ = read_long_csv(str(data))
+    read = read_long_csv(str(data))
+    names, raw, lengths = read.sequences, read.inputs, read.lengths
     test = split_indices(len(names), tuple(cfg.data.splits), seed=cfg.data.seed)[2]
     np.savez(tmp_path / "raw.npz", inputs=raw, lengths=lengths)
     np.savez(tmp_path / "scaled.npz", inputs=splits["test"].inputs, lengths=splits["test"].lengths)
@@ -235,7 +236,7 @@ def test_evaluate_scores_new_raw_labelled_data_as_its_own_test_split(csv_run, tm
 
     run_dir, data = csv_run
     cfg = load_run_config(str(run_dir))
-    names = read_long_csv(str(data))[0]
+    names = read_long_csv(str(data)).sequences
     parts = split_indices(len(names), tuple(cfg.data.splits), seed=cfg.data.seed)
     test = {names[i] for i in parts[2]}
     header, *rows = data.read_text().splitlines()

@@ -3,6 +3,8 @@
 Every batch has inputs (B, T, F), lengths (B,), targets (B, ...) and weights (B,). A weight
 of 0 marks a padding example (added so a short last batch keeps the compiled shape and
 divides over devices); losses and metrics are weighted, so such examples change nothing.
+Real examples weigh 1, or the weight the data gave them (`data.sample_weights`): losses are
+means weighted by it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ class Batch:
     inputs: jax.Array | np.ndarray  # (B, T, F) float
     lengths: jax.Array | np.ndarray  # (B,) int32, in [1, T]
     targets: jax.Array | np.ndarray  # (B, ...) labels or regression targets
-    weights: jax.Array | np.ndarray  # (B,) float32, 0 for padding examples
+    weights: jax.Array | np.ndarray  # (B,) float32, 0 for padding examples, else 1 or the data's
 
     @property
     def size(self) -> int:

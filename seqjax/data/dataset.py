@@ -28,6 +28,9 @@ class SequenceDataset:
     # take an output layer thousands of steps to reach); predictions and metrics are put
     # back in the targets' own units with this.
     target_scaler: StandardScaler | None = None
+    # Each example's weight in the loss (N,) >= 0, where the data gave them
+    # (`data.sample_weights`); None: every example 1.
+    weights: np.ndarray | None = None
 
     def __post_init__(self):
         n = len(self.inputs)
@@ -36,6 +39,8 @@ class SequenceDataset:
                 f"SequenceDataset: inputs, lengths and targets must have the same length; got "
                 f"{n}, {len(self.lengths)}, {len(self.targets)}"
             )
+        if self.weights is not None:
+            check_sample_weights(self.weights, n, "SequenceDataset")
         if not np.all(np.isfinite(self.inputs)):
             raise ValueError("SequenceDataset: inputs contain NaN or Inf")
         if np.issubdtype(np.asarray(self.targets).dtype, np.floating) and not np.all(
@@ -58,7 +63,28 @@ class SequenceDataset:
             inputs=self.inputs[index],
             lengths=self.lengths[index],
             targets=self.targets[index],
+            weights=None if self.weights is None else self.weights[index],
         )
+
+
+def check_sample_weights(weights: np.ndarray, n: int, where: str) -> None:
+    """Per-example loss weights: (N,) numbers, finite, >= 0, not all 0 (a split of zero
+    weight has no loss to learn from or to monitor)."""
+    weights = np.asarray(weights)
+    if weights.shape != (n,) or not np.issubdtype(weights.dtype, np.number):
+        raise ValueError(
+            f"{where}: sample weights must be numbers of shape ({n},); got {weights.dtype} "
+            f"{weights.shape}"
+        )
+    bad = ~np.isfinite(weights) | (weights < 0)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{where}: sample weights must be finite and >= 0; sequence {first} has "
+            f"{weights[first]}"
+        )
+    if n and not weights.any():
+        raise ValueError(f"{where}: every sample weight is 0; the loss would weigh nothing")
 
 
 def num_batches(n: int, batch_size: int, *, drop_remainder: bool) -> int:
@@ -103,6 +129,7 @@ def iterate_batches(
 
     A short last batch is completed with zero-weight copies of its first example (not
     zeros, so every padded example still has a valid length) unless `drop_remainder`.
+    Real examples weigh 1, or their `data.weights`.
     With `bucket_width` > 0 each batch's time axis is cut to its longest sequence rounded
     up to a multiple of `bucket_width` (at most the data's T): one compiled shape per
     width step, and no loop steps past the bucket.
@@ -120,9 +147,9 @@ def iterate_batches(
     steps = data.inputs.shape[1]
     for b in range(start, num_batches(n, batch_size, drop_remainder=drop_remainder)):
         idx = order[b * batch_size : (b + 1) * batch_size]
-        weights = np.ones((batch_size,), np.float32)
+        weights = np.zeros((batch_size,), np.float32)  # padding examples stay 0
+        weights[: len(idx)] = 1.0 if data.weights is None else data.weights[idx]
         if len(idx) < batch_size:
-            weights[len(idx) :] = 0.0
             idx = np.concatenate([idx, np.full(batch_size - len(idx), idx[0])])
         lengths = data.lengths[idx]
         if bucket_width:

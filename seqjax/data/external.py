@@ -12,10 +12,11 @@ import csv
 import dataclasses
 import importlib.util
 import os
+from typing import NamedTuple
 
 import numpy as np
 
-from seqjax.data.dataset import SequenceDataset
+from seqjax.data.dataset import SequenceDataset, check_sample_weights
 from seqjax.data.files import open_csv_text, open_npz
 from seqjax.data.padding import pad_sequences
 from seqjax.data.splits import StandardScaler, split_indices
@@ -78,10 +79,11 @@ def _targets(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 def npz_splits(
-    path: str, *, seed: int, fractions, targets: str = "auto"
+    path: str, *, seed: int, fractions, targets: str = "auto", sample_weights: str = ""
 ) -> dict[str, SequenceDataset]:
-    """A .npz with `inputs` (N, T, C) padded, `lengths` (N,) and `targets` (N,) or (N, O).
-    Without `lengths` every sequence is taken to fill all T steps. Read with
+    """A .npz with `inputs` (N, T, C) padded, `lengths` (N,) and `targets` (N,) or (N, O),
+    and with `sample_weights` an array of that name (N,): each sequence's weight in the
+    loss. Without `lengths` every sequence is taken to fill all T steps. Read with
     allow_pickle=False: a ragged (object) array is refused, never unpickled."""
     archive = open_npz(path)  # outside the `try`: its own errors name the file as it is
     try:
@@ -93,9 +95,16 @@ def npz_splits(
             "as inputs (N, T, C) with their lengths (N,): inputs, lengths = "
             "seqjax.data.pad_sequences(list_of_sequences)"
         ) from None
-    missing = sorted({"inputs", "targets"} - set(arrays))
+    missing = sorted(
+        {"inputs", "targets", *([sample_weights] * bool(sample_weights))} - set(arrays)
+    )
     if missing:
-        raise ValueError(f"{path}: missing arrays {missing}; expected inputs, lengths, targets")
+        expected = ", ".join(
+            ["inputs", "lengths", "targets", *([sample_weights] * bool(sample_weights))]
+        )
+        raise ValueError(
+            f"{path}: missing arrays {missing}; expected {expected} (it holds {sorted(arrays)})"
+        )
     inputs = arrays["inputs"]
     if inputs.ndim != 3 or not np.issubdtype(inputs.dtype, np.number):
         raise ValueError(
@@ -103,38 +112,64 @@ def npz_splits(
         )
     lengths = arrays.get("lengths", np.full(len(inputs), inputs.shape[1]))
     return _split_labelled(
-        path, inputs.astype(np.float32), lengths, arrays["targets"], seed, fractions, targets
+        path,
+        inputs.astype(np.float32),
+        lengths,
+        arrays["targets"],
+        seed,
+        fractions,
+        targets,
+        weights=arrays[sample_weights] if sample_weights else None,
     )
 
 
-def read_long_csv(
-    path: str, *, targets: bool = True
-) -> tuple[list[str], list[str], np.ndarray, np.ndarray, list[str] | None]:
+class LongCsv(NamedTuple):
+    sequences: list[str]  # the sequence names, in first-seen order
+    channels: list[str]  # the channel columns' names
+    inputs: np.ndarray  # (N, T, C) zero-padded
+    lengths: np.ndarray  # (N,)
+    labels: list[str] | None  # each sequence's target text (N,); None without `targets`
+    weights: np.ndarray | None  # (N,) float32 from `weight_column`; None without it
+
+
+def read_long_csv(path: str, *, targets: bool = True, weight_column: str = "") -> LongCsv:
     """A CSV in long form with a header: one row per time step, a `sequence` column naming
-    the sequence, every column but `sequence` and `target` a channel, and (with `targets`)
-    a `target` column constant within a sequence. Rows of a sequence are in time order;
-    sequences may differ in length. Returns the sequence names in first-seen order, the
-    channel names, inputs (N, T, C) zero-padded, lengths (N,) and the targets' text (N,)
-    (None without `targets`; a `target` column is then ignored)."""
+    the sequence, every column but `sequence`, `target` and `weight_column` a channel, and
+    (with `targets`) a `target` column constant within a sequence, as is the weight column.
+    Rows of a sequence are in time order; sequences may differ in length. Without
+    `targets` (new data to predict) the `target` and weight columns are ignored."""
     with open_csv_text(path) as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
             raise ValueError(f"{path}: empty CSV")
-        missing = sorted({"sequence", *(["target"] if targets else [])} - set(header))
+        needed = {"sequence", *(["target", *([weight_column] * bool(weight_column))] * targets)}
+        missing = sorted(needed - set(header))
         if missing:
             raise ValueError(f"{path}: missing columns {missing}; header is {header}")
         seq_col = header.index("sequence")
         target_col = header.index("target") if "target" in header else -1
-        channels = [i for i in range(len(header)) if i not in (seq_col, target_col)]
+        weight_col = (
+            header.index(weight_column) if weight_column and weight_column in header else -1
+        )
+        channels = [i for i in range(len(header)) if i not in (seq_col, target_col, weight_col)]
         rows: dict[str, list[list[float]]] = {}
         labels: dict[str, str] = {}
+        weights: dict[str, str] = {}
         for number, row in enumerate(reader, 2):
             if len(row) != len(header):
                 raise ValueError(f"{path}:{number}: {len(row)} fields, header has {len(header)}")
             key = row[seq_col]
             if targets and labels.setdefault(key, row[target_col]) != row[target_col]:
                 raise ValueError(f"{path}:{number}: target of sequence {key!r} changes over time")
+            if (
+                targets
+                and weight_col >= 0
+                and weights.setdefault(key, row[weight_col]) != row[weight_col]
+            ):
+                raise ValueError(
+                    f"{path}:{number}: {weight_column} of sequence {key!r} changes over time"
+                )
             try:
                 rows.setdefault(key, []).append([float(row[i]) for i in channels])
             except ValueError as err:
@@ -142,17 +177,30 @@ def read_long_csv(
     if not rows:
         raise ValueError(f"{path}: no data rows (an empty dataset)")
     inputs, lengths = pad_sequences(list(rows.values()), dtype=np.float32)
-    names = [header[i] for i in channels]
-    return list(rows), names, inputs, lengths, [labels[k] for k in rows] if targets else None
+    sample_weights = None
+    if targets and weight_column:
+        try:
+            sample_weights = np.array([float(weights[k]) for k in rows], np.float32)
+        except ValueError as err:
+            raise ValueError(f"{path}: unreadable {weight_column} ({err})") from None
+    return LongCsv(
+        list(rows),
+        [header[i] for i in channels],
+        inputs,
+        lengths,
+        [labels[k] for k in rows] if targets else None,
+        sample_weights,
+    )
 
 
 def csv_splits(
-    path: str, *, seed: int, fractions, targets: str = "auto"
+    path: str, *, seed: int, fractions, targets: str = "auto", sample_weights: str = ""
 ) -> dict[str, SequenceDataset]:
     """Train / val / test from a long-form CSV (`read_long_csv`); the channels' names are
     kept with the scaler, so that `seqjax predict` matches a later CSV's columns to them.
-    Targets that are not all numbers are class names, indexed in sorted order."""
-    _, names, inputs, lengths, labels = read_long_csv(path)
+    Targets that are not all numbers are class names, indexed in sorted order. With
+    `sample_weights`, that column is each sequence's weight in the loss."""
+    _, names, inputs, lengths, labels, weights = read_long_csv(path, weight_column=sample_weights)
     labels = labels or []
     classes = None
     try:
@@ -163,16 +211,36 @@ def csv_splits(
         classes = tuple(sorted(set(labels)))
         y = np.array([classes.index(label) for label in labels])
     return _split_labelled(
-        path, inputs, lengths, y, seed, fractions, targets, names=tuple(names), classes=classes
+        path,
+        inputs,
+        lengths,
+        y,
+        seed,
+        fractions,
+        targets,
+        names=tuple(names),
+        classes=classes,
+        weights=weights,
     )
 
 
 def _split_labelled(
-    path, inputs, lengths, targets, seed, fractions, kind="auto", *, names=None, classes=None
+    path,
+    inputs,
+    lengths,
+    targets,
+    seed,
+    fractions,
+    kind="auto",
+    *,
+    names=None,
+    classes=None,
+    weights=None,
 ):
     """With `kind` "auto" (data.targets), integer-valued targets (N,) are class labels
     0..K-1 and anything else is regression; "classes" requires labels, "values" makes any
-    targets regression (counts, days, negative integers)."""
+    targets regression (counts, days, negative integers). `weights` (N,), where the data
+    has them, go with their sequences into every split."""
     if len(inputs) < 3:
         raise ValueError(f"{path}: {len(inputs)} sequences; at least 3 are needed to split")
     if not np.all(np.isfinite(inputs)):
@@ -212,20 +280,34 @@ def _split_labelled(
         targets = _targets(targets.astype(np.int64), max(k, 2))
     elif kind == "values":
         targets = targets.astype(np.float32)
+    if weights is not None:
+        check_sample_weights(weights, len(inputs), path)
+        weights = np.asarray(weights, np.float32)
     parts = split_indices(len(inputs), tuple(fractions), seed=seed)
     data = {
         name: (inputs[idx], lengths[idx].astype(np.int32), targets[idx])
         for name, idx in zip(("train", "val", "test"), parts, strict=True)
     }
-    return standardised(data, k, names=names, classes=classes)
+    split_weights = None
+    if weights is not None:
+        split_weights = {name: weights[idx] for name, idx in zip(data, parts, strict=True)}
+        for name, w in split_weights.items():
+            if not w.any():
+                raise ValueError(
+                    f"{path}: every sample weight of the {name} split ({len(w)} sequences) "
+                    "is 0, so its loss weighs nothing; give it weighted sequences "
+                    "(data.splits, data.seed)"
+                )
+    return standardised(data, k, names=names, classes=classes, weights=split_weights)
 
 
 def standardised(
-    parts: dict, num_classes: int, *, names=None, classes=None
+    parts: dict, num_classes: int, *, names=None, classes=None, weights=None
 ) -> dict[str, SequenceDataset]:
     """Scale every split with the training split's per-channel statistics, and regression
     targets (`num_classes` 0) with the training split's per-output ones; each split keeps
-    the scalers (and the class names, if any), which a run saves for `seqjax predict`."""
+    the scalers (and the class names, if any), which a run saves for `seqjax predict`.
+    `weights`: each split's sample weights, by split name, where the data has them."""
     x, lengths, y = parts["train"]
     scaler = dataclasses.replace(StandardScaler.fit(x, lengths), names=names)
     target_scaler = None if num_classes else StandardScaler.fit_rows(y)  # per output
@@ -237,8 +319,9 @@ def standardised(
             scaler.transform_sequences(x, lengths),
             lengths.astype(np.int32),
             y,
-            scaler,
-            classes,
-            target_scaler,
+            scaler=scaler,
+            classes=classes,
+            target_scaler=target_scaler,
+            weights=None if weights is None else weights[name],
         )
     return out

@@ -20,9 +20,11 @@ from seqjax.data.files import open_npz
 from seqjax.data.spec import DataSpec
 
 
-def _read_npz(path: str, labelled: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def _read_npz(
+    path: str, labelled: bool, weight_column: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     with open_npz(path) as f:
-        needed = ["inputs", *(["targets"] if labelled else [])]
+        needed = ["inputs", *(["targets", *([weight_column] * bool(weight_column))] * labelled)]
         missing = [k for k in needed if k not in f]
         if missing:
             raise ValueError(f"{path!r} has no {missing} array; it holds {sorted(f.files)}")
@@ -35,19 +37,22 @@ def _read_npz(path: str, labelled: bool) -> tuple[np.ndarray, np.ndarray, np.nda
             else np.full(len(inputs), inputs.shape[1], np.int32)
         )  # (N,)
         targets = np.asarray(f["targets"]) if labelled else None  # (N, ...)
+        weights = np.asarray(f[weight_column]) if labelled and weight_column else None  # (N,)
     if not np.issubdtype(lengths.dtype, np.integer):
         raise ValueError(f"{path!r}: lengths must be integers; got {lengths.dtype}")
-    return inputs, lengths, targets
+    return inputs, lengths, targets, weights
 
 
 def _read_csv(
-    path: str, spec: DataSpec, labelled: bool
-) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray | None]:
-    """A long-form CSV's sequence names, inputs, lengths and (`labelled`) targets, with its
-    channels put in the training data's order and its labels turned into the training
-    classes' indices where the run knows their names."""
+    path: str, spec: DataSpec, labelled: bool, weight_column: str
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """A long-form CSV's sequence names, inputs, lengths and (`labelled`) targets and
+    sample weights, with its channels put in the training data's order and its labels
+    turned into the training classes' indices where the run knows their names."""
     scaler = spec.scaler
-    sequences, names, inputs, lengths, labels = read_long_csv(path, targets=labelled)
+    sequences, names, inputs, lengths, labels, weights = read_long_csv(
+        path, targets=labelled, weight_column=weight_column
+    )
     if scaler is not None and scaler.names is not None:
         missing = [n for n in scaler.names if n not in names]
         extra = [n for n in names if n not in scaler.names]
@@ -70,7 +75,7 @@ def _read_csv(
             targets = np.array([float(label) for label in labels])
         except ValueError as err:
             raise ValueError(f"{path!r}: non-numeric target ({err})") from None
-    return sequences, inputs, lengths, targets
+    return sequences, inputs, lengths, targets, weights
 
 
 def _as_spec_targets(path: str, targets: np.ndarray, spec: DataSpec) -> np.ndarray:
@@ -91,7 +96,12 @@ def _as_spec_targets(path: str, targets: np.ndarray, spec: DataSpec) -> np.ndarr
 
 
 def read_prediction_inputs(
-    path: str, spec: DataSpec, *, scaled: bool = False, labelled: bool = False
+    path: str,
+    spec: DataSpec,
+    *,
+    scaled: bool = False,
+    labelled: bool = False,
+    weight_column: str = "",
 ) -> tuple[SequenceDataset, list[str] | None]:
     """The .npz (`inputs` (N, T, F), optional `lengths` (N,)) or long-form .csv (a
     `sequence` column, one column per channel) at `path`, scaled with the run's scaler
@@ -99,14 +109,17 @@ def read_prediction_inputs(
     are read too (an .npz's `targets`, a CSV's `target` column) in the run's target form;
     without, a CSV's `target` column is ignored and the targets are the spec's
     placeholders (the eval step that predictions come from also computes a loss, which
-    needs the task's target shape, and drops it). Also returns a CSV's sequence names,
-    in first-seen order."""
+    needs the task's target shape, and drops it). `weight_column`: the run's
+    `data.sample_weights`, read with the targets (the loss weighs as training's did) and
+    ignored without them. Also returns a CSV's sequence names, in first-seen order."""
     scaler = spec.scaler
     sequences = None
     if path.endswith(".npz"):
-        inputs, lengths, targets = _read_npz(path, labelled)
+        inputs, lengths, targets, weights = _read_npz(path, labelled, weight_column)
     elif path.endswith(".csv"):
-        sequences, inputs, lengths, targets = _read_csv(path, spec, labelled)
+        sequences, inputs, lengths, targets, weights = _read_csv(
+            path, spec, labelled, weight_column
+        )
     else:
         raise ValueError(f"--input must be an .npz or a long-form .csv file; got {path!r}")
     if inputs.shape[-1] != spec.features:
@@ -123,7 +136,9 @@ def read_prediction_inputs(
         if spec.target_scaler is not None:  # the loss is the standardised objective's
             targets = spec.target_scaler.transform_rows(targets).astype(spec.target_dtype)
     try:  # checks NaN, Inf and lengths; predictions (and metrics) in the targets' units
-        data = SequenceDataset(inputs, lengths, targets, target_scaler=spec.target_scaler)
+        data = SequenceDataset(
+            inputs, lengths, targets, target_scaler=spec.target_scaler, weights=weights
+        )
     except ValueError as err:
         raise ValueError(f"{path!r}: {str(err).removeprefix('SequenceDataset: ')}") from None
     if scaler is not None and not scaled:

@@ -44,11 +44,36 @@ def check_source(source: str) -> None:
     )
 
 
+WEIGHED_SOURCES = ("npz", "csv")  # the sources whose files may hold sample weights
+RESERVED_NAMES = ("inputs", "lengths", "targets", "sequence", "target")
+
+
+def check_sample_weights_option(name: str, source: str) -> None:
+    """`data.sample_weights` names an array or column of the user's own npz or CSV file:
+    generated data and aeon's files have none."""
+    if not name:
+        return
+    kind = source.partition(":")[0]
+    if kind not in WEIGHED_SOURCES or ":" not in source:
+        raise ValueError(
+            f"data.sample_weights reads each sequence's weight from an npz array or a CSV "
+            f"column (data.source npz:PATH or csv:PATH); data.source {source!r} has none"
+        )
+    if name in RESERVED_NAMES:
+        raise ValueError(
+            f"data.sample_weights {name!r} names the data's own {name}; name the array or "
+            "column of the weights"
+        )
+
+
 def load_splits(cfg) -> dict[str, SequenceDataset]:
     check_source(cfg.source)
     kind, sep, arg = cfg.source.partition(":")
     if sep:
-        return EXTERNAL[kind](arg, seed=cfg.seed, fractions=tuple(cfg.splits), targets=cfg.targets)
+        weighed = {"sample_weights": cfg.sample_weights} if cfg.sample_weights else {}
+        return EXTERNAL[kind](
+            arg, seed=cfg.seed, fractions=tuple(cfg.splits), targets=cfg.targets, **weighed
+        )
     return GENERATORS[cfg.source](cfg.size, seed=cfg.seed, fractions=tuple(cfg.splits))
 
 

@@ -117,12 +117,14 @@ def predict_split(
     split's scores and its predictions come from the same calls. With `bucket_width` the
     batches run in length order (`iterate_batches`)."""
     loss_sum, weight_sum, preds = 0.0, 0.0, []
-    for batch in iterate_batches(data, batch_size, shuffle=False, bucket_width=bucket_width):
+    batches = iterate_batches(data, batch_size, shuffle=False, bucket_width=bucket_width)
+    for b, batch in enumerate(batches):
         out = jax.device_get(eval_step(state, shard_batch(batch, mesh)))
-        w = float(out["weight"])
+        w = float(out["weight"])  # the real examples' weights: 1 each, or the data's
         loss_sum += float(out["loss"]) * w
         weight_sum += w
-        preds.append(np.asarray(task.predict(out["outputs"]))[: int(w)])
+        real = min(batch_size, len(data) - b * batch_size)  # the padding examples come last
+        preds.append(np.asarray(task.predict(out["outputs"]))[:real])
     taken = np.concatenate(preds)
     predictions = np.empty_like(taken)
     predictions[batch_order(data, batch_size, shuffle=False, bucket_width=bucket_width)] = taken

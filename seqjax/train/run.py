@@ -196,6 +196,20 @@ def _positives_note(loss: str, splits: dict[str, SequenceDataset]) -> str:
     return f"; positives {counts}"
 
 
+def _sample_weights_note(column: str, train: SequenceDataset) -> str:
+    """Where the data weighs its sequences: which array or column, and the training split's
+    range of weights (a column of the wrong scale or sign shows at once)."""
+    if train.weights is None:
+        return ""
+    w = train.weights
+    zero = int(np.sum(w == 0))
+    zeros = f", {zero} of {len(w)} at 0" if zero else ""
+    return (
+        f"; sample weights {column!r} (train: min {w.min():.4g}, mean {w.mean():.4g}, "
+        f"max {w.max():.4g}{zeros})"
+    )
+
+
 def run_experiment(
     cfg: ExperimentConfig,
     run_dir: str,
@@ -242,7 +256,9 @@ def _train_and_record(
     log(
         f"{cfg.model_name}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} examples"
         f"{_positives_note(cfg.train.loss, splits)}"
-        f"{class_weights_note(cfg.train.class_weights)}; devices {jax.devices()}"
+        f"{class_weights_note(cfg.train.class_weights)}"
+        f"{_sample_weights_note(cfg.data.sample_weights, splits['train'])}"
+        f"; devices {jax.devices()}"
         f"{_buckets_note(cfg.train.bucket_width, splits['train'])}"
     )
     writer = None
