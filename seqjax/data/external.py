@@ -95,13 +95,10 @@ def npz_splits(
             "as inputs (N, T, C) with their lengths (N,): inputs, lengths = "
             "seqjax.data.pad_sequences(list_of_sequences)"
         ) from None
-    missing = sorted(
-        {"inputs", "targets", *([sample_weights] * bool(sample_weights))} - set(arrays)
-    )
+    weighed = [sample_weights] if sample_weights else []
+    missing = sorted({"inputs", "targets", *weighed} - set(arrays))
     if missing:
-        expected = ", ".join(
-            ["inputs", "lengths", "targets", *([sample_weights] * bool(sample_weights))]
-        )
+        expected = ", ".join(["inputs", "lengths", "targets", *weighed])
         raise ValueError(
             f"{path}: missing arrays {missing}; expected {expected} (it holds {sorted(arrays)})"
         )
@@ -143,8 +140,8 @@ def read_long_csv(path: str, *, targets: bool = True, weight_column: str = "") -
         header = next(reader, None)
         if header is None:
             raise ValueError(f"{path}: empty CSV")
-        needed = {"sequence", *(["target", *([weight_column] * bool(weight_column))] * targets)}
-        missing = sorted(needed - set(header))
+        labelled = ["target", *([weight_column] if weight_column else [])] if targets else []
+        missing = sorted({"sequence", *labelled} - set(header))
         if missing:
             raise ValueError(f"{path}: missing columns {missing}; header is {header}")
         seq_col = header.index("sequence")

@@ -24,7 +24,8 @@ def _read_npz(
     path: str, labelled: bool, weight_column: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     with open_npz(path) as f:
-        needed = ["inputs", *(["targets", *([weight_column] * bool(weight_column))] * labelled)]
+        weighed = [weight_column] if weight_column else []
+        needed = ["inputs", *(["targets", *weighed] if labelled else [])]
         missing = [k for k in needed if k not in f]
         if missing:
             raise ValueError(f"{path!r} has no {missing} array; it holds {sorted(f.files)}")
