@@ -19,7 +19,7 @@ import yaml
 
 from seqjax.class_weights import check_class_weights_option
 from seqjax.config_files import config_file
-from seqjax.data.sources import check_sample_weights_option, check_source
+from seqjax.data.sources import check_sample_weights_option, check_source, check_split_option
 from seqjax.models.registry import MODELS
 from seqjax.suggest import did_you_mean, names_unknown_options
 from seqjax.train.profiling import check_profile_steps
@@ -39,10 +39,16 @@ class DataConfig:
     # each sequence's weight in the loss, which is then a mean weighted by it (train, val
     # and test; not the metrics). "": every sequence weighs 1.
     sample_weights: str = ""
+    # users' npz/csv data: "random", or "ordered": in the file's order, the first fraction
+    # trains (time-ordered data: no future in training); `gap` sequences after each cut
+    # are left out (overlapping windows of one series would share steps across it).
+    split: str = "random"
+    gap: int = 0
 
     def __post_init__(self):
         check_source(self.source)
         check_sample_weights_option(self.sample_weights, self.source)
+        check_split_option(self.split, self.gap, self.source)
         if self.targets not in ("auto", "classes", "values"):
             raise ValueError(
                 f"data.targets must be 'auto', 'classes' or 'values'; got {self.targets!r}"

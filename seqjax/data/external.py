@@ -79,7 +79,14 @@ def _targets(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 def npz_splits(
-    path: str, *, seed: int, fractions, targets: str = "auto", sample_weights: str = ""
+    path: str,
+    *,
+    seed: int,
+    fractions,
+    targets: str = "auto",
+    sample_weights: str = "",
+    split: str = "random",
+    gap: int = 0,
 ) -> dict[str, SequenceDataset]:
     """A .npz with `inputs` (N, T, C) padded, `lengths` (N,) and `targets` (N,) or (N, O),
     and with `sample_weights` an array of that name (N,): each sequence's weight in the
@@ -117,6 +124,8 @@ def npz_splits(
         fractions,
         targets,
         weights=arrays[sample_weights] if sample_weights else None,
+        ordered=split == "ordered",
+        gap=gap,
     )
 
 
@@ -191,12 +200,20 @@ def read_long_csv(path: str, *, targets: bool = True, weight_column: str = "") -
 
 
 def csv_splits(
-    path: str, *, seed: int, fractions, targets: str = "auto", sample_weights: str = ""
+    path: str,
+    *,
+    seed: int,
+    fractions,
+    targets: str = "auto",
+    sample_weights: str = "",
+    split: str = "random",
+    gap: int = 0,
 ) -> dict[str, SequenceDataset]:
     """Train / val / test from a long-form CSV (`read_long_csv`); the channels' names are
     kept with the scaler, so that `seqjax predict` matches a later CSV's columns to them.
     Targets that are not all numbers are class names, indexed in sorted order. With
-    `sample_weights`, that column is each sequence's weight in the loss."""
+    `sample_weights`, that column is each sequence's weight in the loss; an "ordered"
+    `split` takes the sequences in first-seen order."""
     _, names, inputs, lengths, labels, weights = read_long_csv(path, weight_column=sample_weights)
     labels = labels or []
     classes = None
@@ -218,6 +235,8 @@ def csv_splits(
         names=tuple(names),
         classes=classes,
         weights=weights,
+        ordered=split == "ordered",
+        gap=gap,
     )
 
 
@@ -233,11 +252,14 @@ def _split_labelled(
     names=None,
     classes=None,
     weights=None,
+    ordered=False,
+    gap=0,
 ):
     """With `kind` "auto" (data.targets), integer-valued targets (N,) are class labels
     0..K-1 and anything else is regression; "classes" requires labels, "values" makes any
     targets regression (counts, days, negative integers). `weights` (N,), where the data
-    has them, go with their sequences into every split."""
+    has them, go with their sequences into every split; `ordered` and `gap` are
+    `split_indices`'s."""
     if len(inputs) < 3:
         raise ValueError(f"{path}: {len(inputs)} sequences; at least 3 are needed to split")
     if not np.all(np.isfinite(inputs)):
@@ -280,7 +302,10 @@ def _split_labelled(
     if weights is not None:
         check_sample_weights(weights, len(inputs), path)
         weights = np.asarray(weights, np.float32)
-    parts = split_indices(len(inputs), tuple(fractions), seed=seed)
+    try:
+        parts = split_indices(len(inputs), tuple(fractions), seed=seed, ordered=ordered, gap=gap)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
     data = {
         name: (inputs[idx], lengths[idx].astype(np.int32), targets[idx])
         for name, idx in zip(("train", "val", "test"), parts, strict=True)

@@ -44,8 +44,15 @@ def check_source(source: str) -> None:
     )
 
 
-WEIGHED_SOURCES = ("npz", "csv")  # the sources whose files may hold sample weights
+WEIGHED_SOURCES = ("npz", "csv")  # users' own files: sample weights, ordered splits
 RESERVED_NAMES = ("inputs", "lengths", "targets", "sequence", "target")
+
+
+def _users_file(source: str) -> bool:
+    """npz:PATH or csv:PATH: a file of the user's own, in an order and with columns of
+    theirs."""
+    kind, sep, _ = source.partition(":")
+    return bool(sep) and kind in WEIGHED_SOURCES
 
 
 def check_sample_weights_option(name: str, source: str) -> None:
@@ -53,8 +60,7 @@ def check_sample_weights_option(name: str, source: str) -> None:
     generated data and aeon's files have none."""
     if not name:
         return
-    kind = source.partition(":")[0]
-    if kind not in WEIGHED_SOURCES or ":" not in source:
+    if not _users_file(source):
         raise ValueError(
             f"data.sample_weights reads each sequence's weight from an npz array or a CSV "
             f"column (data.source npz:PATH or csv:PATH); data.source {source!r} has none"
@@ -66,13 +72,38 @@ def check_sample_weights_option(name: str, source: str) -> None:
         )
 
 
+SPLITS = ("random", "ordered")
+
+
+def check_split_option(split: str, gap: int, source: str) -> None:
+    """`data.split` "ordered" (and its `data.gap`) orders the user's own npz or CSV file:
+    generated data splits itself (trend's windows in time order, with an embargo), and
+    aeon's TEST file is its test split."""
+    if split not in SPLITS:
+        raise ValueError(f"data.split must be one of {SPLITS}; got {split!r}")
+    if gap < 0:
+        raise ValueError(f"data.gap must be >= 0; got {gap}")
+    if gap and split != "ordered":
+        raise ValueError(
+            f"data.gap ({gap}) leaves out sequences at the cuts of an ordered split; "
+            "set data.split=ordered, or data.gap=0"
+        )
+    if split == "ordered" and not _users_file(source):
+        raise ValueError(
+            "data.split=ordered splits an npz or CSV file of your own in its order "
+            f"(data.source npz:PATH or csv:PATH); data.source {source!r} splits itself"
+        )
+
+
 def load_splits(cfg) -> dict[str, SequenceDataset]:
     check_source(cfg.source)
     kind, sep, arg = cfg.source.partition(":")
     if sep:
-        weighed = {"sample_weights": cfg.sample_weights} if cfg.sample_weights else {}
+        options: dict = {"sample_weights": cfg.sample_weights} if cfg.sample_weights else {}
+        if cfg.split != "random":
+            options.update(split=cfg.split, gap=cfg.gap)
         return EXTERNAL[kind](
-            arg, seed=cfg.seed, fractions=tuple(cfg.splits), targets=cfg.targets, **weighed
+            arg, seed=cfg.seed, fractions=tuple(cfg.splits), targets=cfg.targets, **options
         )
     return GENERATORS[cfg.source](cfg.size, seed=cfg.seed, fractions=tuple(cfg.splits))
 

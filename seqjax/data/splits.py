@@ -8,16 +8,30 @@ import numpy as np
 
 
 def split_indices(
-    n: int, fractions: tuple[float, ...] = (0.7, 0.15, 0.15), *, seed: int = 0
+    n: int,
+    fractions: tuple[float, ...] = (0.7, 0.15, 0.15),
+    *,
+    seed: int = 0,
+    ordered: bool = False,
+    gap: int = 0,
 ) -> list[np.ndarray]:
-    """Shuffled index arrays with the given fractions (they must sum to 1)."""
+    """Index arrays with the given fractions (they must sum to 1): shuffled, or with
+    `ordered` in data order, the first fraction first, so that time-ordered data trains on
+    its past and is tested on its future. `gap` indices after each cut are left out: where
+    sequences are overlapping windows of one series, the last training window and the
+    first validation one would otherwise share steps (a random split leaks that way)."""
     if abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) <= 0:
         raise ValueError(f"split fractions must be positive and sum to 1; got {fractions}")
-    order = np.random.default_rng(seed).permutation(n)
+    order = np.arange(n) if ordered else np.random.default_rng(seed).permutation(n)
     cuts = np.round(np.cumsum(fractions)[:-1] * n).astype(int)
     parts = np.split(order, cuts)
+    parts = [parts[0], *(part[gap:] for part in parts[1:])]
     if any(len(p) == 0 for p in parts):
-        raise ValueError(f"a split of {n} examples by {fractions} leaves an empty part")
+        gapped = f" with a gap of {gap} after each cut" if gap else ""
+        raise ValueError(
+            f"a split of {n} examples by {fractions}{gapped} leaves an empty part "
+            f"(sizes {[len(p) for p in parts]})"
+        )
     return parts
 
 

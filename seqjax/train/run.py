@@ -196,6 +196,15 @@ def _positives_note(loss: str, splits: dict[str, SequenceDataset]) -> str:
     return f"; positives {counts}"
 
 
+def _split_note(data) -> str:
+    """An ordered split says so: which sequences test a model is the first thing to check."""
+    if data.split != "ordered":
+        return ""
+    return "; split in file order" + (
+        f", {data.gap} sequences left out at each cut" if data.gap else ""
+    )
+
+
 def _sample_weights_note(column: str, train: SequenceDataset) -> str:
     """Where the data weighs its sequences: which array or column, and the training split's
     range of weights (a column of the wrong scale or sign shows at once)."""
@@ -257,7 +266,7 @@ def _train_and_record(
         f"{cfg.model_name}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} examples"
         f"{_positives_note(cfg.train.loss, splits)}"
         f"{class_weights_note(cfg.train.class_weights)}"
-        f"{_sample_weights_note(cfg.data.sample_weights, splits['train'])}"
+        f"{_split_note(cfg.data)}{_sample_weights_note(cfg.data.sample_weights, splits['train'])}"
         f"; devices {jax.devices()}"
         f"{_buckets_note(cfg.train.bucket_width, splits['train'])}"
     )
