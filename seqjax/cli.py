@@ -115,7 +115,7 @@ def _evaluate(args) -> int:
         check_class_targets(cfg, data.targets, args.input)
         scored: dict = {"input": args.input}
     else:
-        splits = load_splits(cfg.data)
+        splits = load_splits(cfg.data, cfg.train.loss)
         if args.split not in splits:
             raise ValueError(f"--split must be one of {sorted(splits)}; got {args.split!r}")
         data, scored = splits[args.split], {"split": args.split}

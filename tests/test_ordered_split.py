@@ -66,3 +66,37 @@ def test_the_config_names_what_cannot_be_ordered(tmp_path):
         load_config("configs/steel_lightweight.yaml", ["data.gap=-1"])
     with pytest.raises(ValueError, match=r"d.npz: a split of 10 examples .* with a gap of 2"):
         npz_splits(str(path), seed=0, fractions=SPLITS, split="ordered", gap=2)
+
+
+def test_a_forecaster_trains_on_its_own_ordered_windows_with_targets_in_their_units(tmp_path):
+    """Trend on a user's npz: its targets (N, horizons, [trend, volatility]) stay in their
+    own units, since the direction classes are cut at +-0.1 of the trend score (they were
+    standardised as regression targets, and the run failed at its test split with a
+    broadcasting error); `mse` targets are still standardised. The run's test metrics are
+    what `evaluate` scores on the split it reloads."""
+    from seqjax.data.sources import load_splits
+    from seqjax.train.restore import evaluate_run, load_run_config, restore_state
+    from seqjax.train.run import run_experiment
+
+    rng = np.random.default_rng(0)
+    inputs = rng.normal(size=(80, 6, 3)).astype(np.float32)
+    trend = np.tanh(inputs[:, -2:, :1].mean(1) * np.array([[1.0, 0.5]]))  # (N, 2)
+    volatility = 0.05 + 0.1 * np.abs(rng.normal(size=(80, 2)))
+    targets = np.stack([trend, volatility], -1).astype(np.float32)  # (N, 2, 2)
+    path = tmp_path / "weeks.npz"
+    np.savez(path, inputs=inputs, targets=targets)
+    sets = [f"data.source=npz:{path}", "data.split=ordered", "data.gap=6"]
+    run = [*sets, "train.epochs=1", "train.batch_size=8", "train.plots=false"]
+    cfg = load_config("configs/trend.yaml", run)
+    splits = load_splits(cfg.data, cfg.train.loss)
+    assert splits["train"].target_scaler is None
+    np.testing.assert_array_equal(splits["train"].targets, targets[:56])
+    assert load_splits(cfg.data, "mse")["train"].target_scaler is not None
+
+    result = run_experiment(cfg, str(tmp_path / "run"), log=lambda _: None)
+    saved = load_run_config(str(tmp_path / "run"))
+    reloaded = load_splits(saved.data, saved.train.loss)
+    state, _ = restore_state(str(tmp_path / "run"), saved, reloaded["train"])
+    again = evaluate_run(saved, state, reloaded["test"])
+    assert again["d7_direction_accuracy"] == result["test"]["d7_direction_accuracy"]
+    assert again["loss"] == pytest.approx(result["test"]["loss"], rel=1e-6)

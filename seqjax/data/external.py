@@ -87,6 +87,7 @@ def npz_splits(
     sample_weights: str = "",
     split: str = "random",
     gap: int = 0,
+    scale_targets: bool = True,
 ) -> dict[str, SequenceDataset]:
     """A .npz with `inputs` (N, T, C) padded, `lengths` (N,) and `targets` (N,) or (N, O),
     and with `sample_weights` an array of that name (N,): each sequence's weight in the
@@ -126,6 +127,7 @@ def npz_splits(
         weights=arrays[sample_weights] if sample_weights else None,
         ordered=split == "ordered",
         gap=gap,
+        scale_targets=scale_targets,
     )
 
 
@@ -208,6 +210,7 @@ def csv_splits(
     sample_weights: str = "",
     split: str = "random",
     gap: int = 0,
+    scale_targets: bool = True,
 ) -> dict[str, SequenceDataset]:
     """Train / val / test from a long-form CSV (`read_long_csv`); the channels' names are
     kept with the scaler, so that `seqjax predict` matches a later CSV's columns to them.
@@ -237,6 +240,7 @@ def csv_splits(
         weights=weights,
         ordered=split == "ordered",
         gap=gap,
+        scale_targets=scale_targets,
     )
 
 
@@ -254,12 +258,13 @@ def _split_labelled(
     weights=None,
     ordered=False,
     gap=0,
+    scale_targets=True,
 ):
     """With `kind` "auto" (data.targets), integer-valued targets (N,) are class labels
     0..K-1 and anything else is regression; "classes" requires labels, "values" makes any
     targets regression (counts, days, negative integers). `weights` (N,), where the data
     has them, go with their sequences into every split; `ordered` and `gap` are
-    `split_indices`'s."""
+    `split_indices`'s; `scale_targets` False leaves regression targets in their units."""
     if len(inputs) < 3:
         raise ValueError(f"{path}: {len(inputs)} sequences; at least 3 are needed to split")
     if not np.all(np.isfinite(inputs)):
@@ -320,19 +325,28 @@ def _split_labelled(
                     "is 0, so its loss weighs nothing; give it weighted sequences "
                     "(data.splits, data.seed)"
                 )
-    return standardised(data, k, names=names, classes=classes, weights=split_weights)
+    return standardised(
+        data,
+        k,
+        names=names,
+        classes=classes,
+        weights=split_weights,
+        scale_targets=scale_targets,
+    )
 
 
 def standardised(
-    parts: dict, num_classes: int, *, names=None, classes=None, weights=None
+    parts: dict, num_classes: int, *, names=None, classes=None, weights=None, scale_targets=True
 ) -> dict[str, SequenceDataset]:
     """Scale every split with the training split's per-channel statistics, and regression
     targets (`num_classes` 0) with the training split's per-output ones; each split keeps
     the scalers (and the class names, if any), which a run saves for `seqjax predict`.
-    `weights`: each split's sample weights, by split name, where the data has them."""
+    `weights`: each split's sample weights, by split name, where the data has them;
+    `scale_targets` False keeps regression targets in their own units."""
     x, lengths, y = parts["train"]
     scaler = dataclasses.replace(StandardScaler.fit(x, lengths), names=names)
-    target_scaler = None if num_classes else StandardScaler.fit_rows(y)  # per output
+    scaled = scale_targets and not num_classes
+    target_scaler = StandardScaler.fit_rows(y) if scaled else None  # per output
     out = {}
     for name, (x, lengths, y) in parts.items():
         if target_scaler is not None:

@@ -95,13 +95,23 @@ def check_split_option(split: str, gap: int, source: str) -> None:
         )
 
 
-def load_splits(cfg) -> dict[str, SequenceDataset]:
+UNSCALED_TARGETS = ("trend_multitask", "trend_volatility_aware")
+
+
+def load_splits(cfg, loss: str | None = None) -> dict[str, SequenceDataset]:
+    """The splits of `cfg` (a DataConfig). `loss`, the loss the targets feed: users'
+    regression targets are standardised for training (a target near 1,500 would take an
+    output layer thousands of steps to reach), except for a loss whose targets mean
+    something in their own units: the trend losses' scores in [-1, 1], whose direction
+    classes are cut at +-0.1, and their volatilities."""
     check_source(cfg.source)
     kind, sep, arg = cfg.source.partition(":")
     if sep:
         options: dict = {"sample_weights": cfg.sample_weights} if cfg.sample_weights else {}
         if cfg.split != "random":
             options.update(split=cfg.split, gap=cfg.gap)
+        if loss in UNSCALED_TARGETS and kind != "aeon":
+            options["scale_targets"] = False
         return EXTERNAL[kind](
             arg, seed=cfg.seed, fractions=tuple(cfg.splits), targets=cfg.targets, **options
         )

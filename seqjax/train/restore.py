@@ -31,7 +31,7 @@ def load_run_config(run_dir: str) -> ExperimentConfig:
 def run_data_spec(run_dir: str, cfg: ExperimentConfig) -> DataSpec:
     """The run's data_spec.json; for a run written before it, the spec of the training
     split its config loads now (which needs that data to be there)."""
-    return load_data_spec(run_dir) or DataSpec.of(load_splits(cfg.data)["train"])
+    return load_data_spec(run_dir) or DataSpec.of(load_splits(cfg.data, cfg.train.loss)["train"])
 
 
 def restore_state(

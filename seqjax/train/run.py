@@ -228,7 +228,7 @@ def run_experiment(
 ) -> dict:
     start = time.perf_counter()
     reuse_freed_memory_if_asked(cfg.host.reuse_freed_memory)  # before JAX first runs
-    splits = load_splits(cfg.data)
+    splits = load_splits(cfg.data, cfg.train.loss)
     cfg = with_class_weights(adapt_to_data(cfg, splits), splits["train"])
     check_run_dir(cfg, run_dir, resume=resume)
     check_trainable(cfg, splits, mesh_for(cfg))

@@ -57,7 +57,7 @@ def import_torch(
     and write `run_dir`. Returns the validation metrics of the imported model."""
     check_run_dir(cfg, run_dir, resume=False)
     tensors = load_safetensors(weights)  # fails on a bad file before anything is written
-    splits = load_splits(cfg.data)
+    splits = load_splits(cfg.data, cfg.train.loss)
     train = splits["train"]
     model = build_model(cfg.model_name, cfg.model)
     state = create_state(
