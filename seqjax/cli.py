@@ -86,24 +86,16 @@ def _train(args) -> int:
     return 0
 
 
-def _evaluate(args) -> int:
+def _scored_data(args, cfg, spec) -> tuple:
+    """The labelled data `evaluate` and `importance` score: a split of the run's data
+    (`--split`), or a file of the user's (`--input`), read as training read its own; and
+    the line's key naming it."""
     from seqjax.data.raw_inputs import read_prediction_inputs
     from seqjax.data.sources import check_class_targets, load_splits
-    from seqjax.train.restore import (
-        check_threshold,
-        evaluate_run,
-        load_run_config,
-        restore_state,
-        run_data_spec,
-    )
 
     if args.inputs_scaled and args.input is None:
         raise ValueError("--inputs-scaled applies to --input data; a split is scaled already")
-    cfg = load_run_config(args.run_dir)
-    if args.threshold is not None:  # before the run's data and checkpoint are read
-        check_threshold(cfg, args.threshold)
-    spec = run_data_spec(args.run_dir, cfg)
-    if args.input is not None:  # users' new labelled data, read as training read its own
+    if args.input is not None:
         data, _ = read_prediction_inputs(
             args.input,
             spec,
@@ -113,12 +105,27 @@ def _evaluate(args) -> int:
         )
         _note_longer_than_trained(args.input, data, spec)
         check_class_targets(cfg, data.targets, args.input)
-        scored: dict = {"input": args.input}
-    else:
-        splits = load_splits(cfg.data, cfg.train.loss)
-        if args.split not in splits:
-            raise ValueError(f"--split must be one of {sorted(splits)}; got {args.split!r}")
-        data, scored = splits[args.split], {"split": args.split}
+        return data, {"input": args.input}
+    splits = load_splits(cfg.data, cfg.train.loss)
+    if args.split not in splits:
+        raise ValueError(f"--split must be one of {sorted(splits)}; got {args.split!r}")
+    return splits[args.split], {"split": args.split}
+
+
+def _evaluate(args) -> int:
+    from seqjax.train.restore import (
+        check_threshold,
+        evaluate_run,
+        load_run_config,
+        restore_state,
+        run_data_spec,
+    )
+
+    cfg = load_run_config(args.run_dir)
+    if args.threshold is not None:  # before the run's data and checkpoint are read
+        check_threshold(cfg, args.threshold)
+    spec = run_data_spec(args.run_dir, cfg)
+    data, scored = _scored_data(args, cfg, spec)
     if spec.classes is not None:  # the confusion matrix's rows and columns
         scored["classes"] = list(spec.classes)
     state, epoch = restore_state(args.run_dir, cfg, spec.sample(), which=args.checkpoint)
@@ -133,11 +140,17 @@ def _evaluate(args) -> int:
     return 0
 
 
-def _check_output_replaces_nothing(output: str, input_path: str, run_dir: str) -> None:
-    """`--output` may not be the `--input` file, nor one of the files the run wrote
-    (`RUN_FILES`: history.csv): the predictions would replace the data or the run's record."""
+def _check_output(output: str, suffixes: tuple[str, ...], input_path: str, run_dir: str) -> None:
+    """`--output` ends in one of `suffixes`, in a directory that exists, and is neither the
+    `--input` file nor one of the files the run wrote (`RUN_FILES`: history.csv): what it
+    writes would replace the data or the run's record."""
     from seqjax.train.run import RUN_FILES
 
+    if not output.endswith(suffixes):
+        raise ValueError(f"--output must end in {' or '.join(suffixes)}; got {output!r}")
+    out_dir = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(out_dir):
+        raise FileNotFoundError(f"output directory {out_dir!r} does not exist")
     if not os.path.exists(output):
         return
     if os.path.exists(input_path) and os.path.samefile(output, input_path):
@@ -158,6 +171,27 @@ def _note_longer_than_trained(path: str, data, spec) -> None:
         print(note, file=sys.stderr)
 
 
+def _importance(args) -> int:
+    from seqjax.io import atomic_write_text
+    from seqjax.train.restore import importance_run, load_run_config, restore_state, run_data_spec
+
+    if args.output is not None:  # before the passes over the data, which take a while
+        _check_output(args.output, (".csv",), args.input or "", args.run_dir)
+    cfg = load_run_config(args.run_dir)
+    spec = run_data_spec(args.run_dir, cfg)
+    data, scored = _scored_data(args, cfg, spec)
+    state, epoch = restore_state(args.run_dir, cfg, spec.sample(), which=args.checkpoint)
+    loss, importance = importance_run(cfg, state, data)
+    names = spec.channel_names()
+    ranked = sorted(zip(names, importance.tolist(), strict=True), key=lambda p: -p[1])
+    if args.output is not None:
+        rows = "".join(f"{name},{value!r}\n" for name, value in ranked)
+        atomic_write_text(args.output, "channel,importance\n" + rows)
+    line = {"checkpoint": args.checkpoint, "epoch": epoch, **scored, "loss": loss}
+    print(json_text({**line, "importance": dict(ranked[: args.top or None])}))
+    return 0
+
+
 def _predict(args) -> int:
     import numpy as np
 
@@ -166,12 +200,7 @@ def _predict(args) -> int:
     from seqjax.tasks import prediction_columns
     from seqjax.train.restore import load_run_config, predict, restore_state, run_data_spec
 
-    if not args.output.endswith((".npz", ".csv")):
-        raise ValueError(f"--output must end in .npz or .csv; got {args.output!r}")
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(out_dir):
-        raise FileNotFoundError(f"output directory {out_dir!r} does not exist")
-    _check_output_replaces_nothing(args.output, args.input, args.run_dir)
+    _check_output(args.output, (".npz", ".csv"), args.input, args.run_dir)
     cfg = load_run_config(args.run_dir)
     spec = run_data_spec(args.run_dir, cfg)
     data, sequences = read_prediction_inputs(
@@ -317,6 +346,26 @@ def build_parser() -> argparse.ArgumentParser:
         "accuracy, precision, recall, F1 and the confusion matrix (default 0.5)",
     )
     evaluate.set_defaults(func=_evaluate)
+
+    imp_parser = sub.add_parser(
+        "importance",
+        help="how much a run's loss rises when each input channel is replaced by its mean",
+    )
+    imp_parser.add_argument("run_dir")
+    imp_parser.add_argument("--checkpoint", choices=["best", "latest"], default="best")
+    where = imp_parser.add_mutually_exclusive_group()
+    where.add_argument("--split", default="test", help="train, val or test (default)")
+    where.add_argument("--input", default=None, help="labelled data of your own, as evaluate's")
+    imp_parser.add_argument(
+        "--inputs-scaled",
+        action="store_true",
+        help="the --input inputs are already standardised model inputs",
+    )
+    imp_parser.add_argument(
+        "--top", type=int, default=0, help="print the N most important channels (default all)"
+    )
+    imp_parser.add_argument("--output", default=None, help="a .csv of every channel's importance")
+    imp_parser.set_defaults(func=_importance)
 
     pred = sub.add_parser("predict", help="predictions of a trained run for new sequences")
     pred.add_argument("run_dir")

@@ -287,3 +287,38 @@ def test_text_labels_are_classes_named_in_predictions_and_new_labels(tmp_path, c
     data.write_text(data.read_text().replace(",scratch\n", ",dent\n"))
     assert main(["evaluate", str(run_dir), "--input", str(data)]) == 2
     assert "labels ['dent'] are not among the run's classes" in capsys.readouterr().err
+
+
+def test_importance_ranks_the_channels_by_the_loss_their_ablation_adds(csv_run, tmp_path, capsys):
+    """`seqjax importance`: the run's loss on the split is `evaluate`'s; each channel's
+    figure is the loss with that channel at its mean over the valid steps, less that loss,
+    computed here again by hand; the names are the CSV's columns, in the printed line and
+    in the --output CSV, most important first."""
+    import dataclasses
+
+    from seqjax.data.spec import load_data_spec
+    from seqjax.layers.masking import length_mask
+    from seqjax.train.restore import evaluate_run, restore_state
+
+    run_dir, _ = csv_run
+    out = tmp_path / "importance.csv"
+    assert main(["importance", str(run_dir), "--split", "val", "--output", str(out)]) == 0
+    line = json.loads(capsys.readouterr().out)
+    cfg = load_run_config(str(run_dir))
+    val = load_splits(cfg.data)["val"]
+    state, _ = restore_state(str(run_dir), cfg, load_data_spec(str(run_dir)).sample())
+    base = evaluate_run(cfg, state, val)["loss"]
+    assert line["split"] == "val" and line["loss"] == pytest.approx(base, rel=1e-6)
+    assert set(line["importance"]) == {"temp_c", "pressure"}
+    valid = np.asarray(length_mask(val.lengths, val.inputs.shape[1]))
+    for channel, name in enumerate(["temp_c", "pressure"]):
+        ablated = val.inputs.copy()
+        ablated[..., channel] = np.where(valid, val.inputs[..., channel][valid].mean(), 0.0)
+        loss = evaluate_run(cfg, state, dataclasses.replace(val, inputs=ablated))["loss"]
+        assert line["importance"][name] == pytest.approx(loss - base, rel=1e-5, abs=1e-7)
+    rows = [r.split(",") for r in out.read_text().splitlines()]
+    assert rows[0] == ["channel", "importance"]
+    assert [r[0] for r in rows[1:]] == list(line["importance"])  # descending, as printed
+    assert float(rows[1][1]) >= float(rows[2][1])
+    assert main(["importance", str(run_dir), "--top", "1"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["importance"]) == 1

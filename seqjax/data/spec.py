@@ -33,6 +33,13 @@ class DataSpec:
     classes: tuple[str, ...] | None = None  # the class indices' names, where data named them
     target_scaler: StandardScaler | None = None  # users' regression targets: own units
 
+    def channel_names(self) -> list[str]:
+        """The input channels' names: a CSV's columns where the data had them, else
+        channel_0, channel_1, ..."""
+        if self.scaler is not None and self.scaler.names is not None:
+            return list(self.scaler.names)
+        return [f"channel_{i}" for i in range(self.features)]
+
     @classmethod
     def of(cls, data: SequenceDataset) -> DataSpec:
         targets = np.asarray(data.targets)

@@ -12,6 +12,7 @@ from seqjax.config import ExperimentConfig, load_config
 from seqjax.data.dataset import SequenceDataset, num_batches
 from seqjax.data.sources import load_splits
 from seqjax.data.spec import DataSpec, load_data_spec
+from seqjax.interpret import ablation_importance
 from seqjax.metrics import binary_classification
 from seqjax.models.registry import build_model
 from seqjax.train.checkpoint import Checkpointer
@@ -110,3 +111,22 @@ def evaluate_run(
         task = dataclasses.replace(task, evaluate=at)
     tc = cfg.train
     return evaluate(eval_step, state, data, task, tc.batch_size, mesh, bucket_width=tc.bucket_width)
+
+
+def importance_run(
+    cfg: ExperimentConfig, state: TrainState, data: SequenceDataset
+) -> tuple[float, np.ndarray]:
+    """The run's loss on `data` and each input channel's importance (F,): how much that
+    loss rises when the channel is replaced by its mean over the valid steps
+    (`seqjax.interpret.ablation_importance`). The loss, not a metric: every task has one,
+    weighed as training weighed it. F + 1 passes over `data`, compiled once."""
+    eval_step, mesh, task = _eval_pass(cfg)
+    tc = cfg.train
+
+    def loss_of(inputs: np.ndarray) -> float:
+        ablated = dataclasses.replace(data, inputs=inputs)
+        return predict_split(
+            eval_step, state, ablated, task, tc.batch_size, mesh, bucket_width=tc.bucket_width
+        )[1]
+
+    return ablation_importance(loss_of, data.inputs, data.lengths)
