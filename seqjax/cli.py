@@ -86,6 +86,12 @@ def _train(args) -> int:
     return 0
 
 
+def _check_scored_args(args) -> None:
+    """What `_scored_data` is asked, checked before the run directory is read."""
+    if args.inputs_scaled and args.input is None:
+        raise ValueError("--inputs-scaled applies to --input data; a split is scaled already")
+
+
 def _scored_data(args, cfg, spec) -> tuple:
     """The labelled data `evaluate` and `importance` score: a split of the run's data
     (`--split`), or a file of the user's (`--input`), read as training read its own; and
@@ -93,8 +99,6 @@ def _scored_data(args, cfg, spec) -> tuple:
     from seqjax.data.raw_inputs import read_prediction_inputs
     from seqjax.data.sources import check_class_targets, load_splits
 
-    if args.inputs_scaled and args.input is None:
-        raise ValueError("--inputs-scaled applies to --input data; a split is scaled already")
     if args.input is not None:
         data, _ = read_prediction_inputs(
             args.input,
@@ -121,6 +125,7 @@ def _evaluate(args) -> int:
         run_data_spec,
     )
 
+    _check_scored_args(args)
     cfg = load_run_config(args.run_dir)
     if args.threshold is not None:  # before the run's data and checkpoint are read
         check_threshold(cfg, args.threshold)
@@ -175,6 +180,7 @@ def _importance(args) -> int:
     from seqjax.io import atomic_write_text
     from seqjax.train.restore import importance_run, load_run_config, restore_state, run_data_spec
 
+    _check_scored_args(args)
     if args.output is not None:  # before the passes over the data, which take a while
         _check_output(args.output, (".csv",), args.input or "", args.run_dir)
     cfg = load_run_config(args.run_dir)
