@@ -181,6 +181,8 @@ def _importance(args) -> int:
     from seqjax.train.restore import importance_run, load_run_config, restore_state, run_data_spec
 
     _check_scored_args(args)
+    if args.top < 0:
+        raise ValueError(f"--top must be >= 0 (0: every channel); got {args.top}")
     if args.output is not None:  # before the passes over the data, which take a while
         _check_output(args.output, (".csv",), args.input or "", args.run_dir)
     cfg = load_run_config(args.run_dir)
@@ -190,9 +192,10 @@ def _importance(args) -> int:
     loss, importance = importance_run(cfg, state, data)
     names = spec.channel_names()
     ranked = sorted(zip(names, importance.tolist(), strict=True), key=lambda p: -p[1])
-    if args.output is not None:
-        rows = "".join(f"{name},{value!r}\n" for name, value in ranked)
-        atomic_write_text(args.output, "channel,importance\n" + rows)
+    if args.output is not None:  # csv quotes a CSV's channel name that holds a comma
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows([("channel", "importance"), *ranked])
+        atomic_write_text(args.output, text.getvalue())
     line = {"checkpoint": args.checkpoint, "epoch": epoch, **scored, "loss": loss}
     print(json_text({**line, "importance": dict(ranked[: args.top or None])}))
     return 0

@@ -87,6 +87,7 @@ def test_a_forecaster_trains_on_its_own_ordered_windows_with_targets_in_their_un
     np.savez(path, inputs=inputs, targets=targets)
     sets = [f"data.source=npz:{path}", "data.split=ordered", "data.gap=6"]
     run = [*sets, "train.epochs=1", "train.batch_size=8", "train.plots=false"]
+    run += ["model.hidden_size=8", "model.head_dim=8"]  # a small model compiles faster
     cfg = load_config("configs/trend.yaml", run)
     splits = load_splits(cfg.data, cfg.train.loss)
     assert splits["train"].target_scaler is None
