@@ -17,6 +17,8 @@ def test_the_cli_trains_on_a_mesh_of_the_asked_cpu_devices(tmp_path):
         pytest.skip("checks the CPU client")
     settings = ["data.size=200", "train.epochs=1", "model.hidden_sizes=[16, 8, 4]"]
     settings += ["mesh.cpu_devices=2", "train.plots=false", "checkpoint.enabled=false"]
+    # its numbers come from an eval_shape of the model, which must not start JAX first
+    settings += ["train.class_weights=balanced"]
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # JAX's default: 1
     proc = subprocess.run(
         [sys.executable, "-m", "seqjax.cli", "train", "--config", "configs/trust.yaml"]
@@ -24,6 +26,7 @@ def test_the_cli_trains_on_a_mesh_of_the_asked_cpu_devices(tmp_path):
         capture_output=True, text=True, timeout=600, env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "class weights" in proc.stdout
     assert "devices [CpuDevice(id=0), CpuDevice(id=1)]" in proc.stdout
     with open(tmp_path / "run" / "metrics.json") as f:
         assert 0.0 <= json.load(f)["test"]["accuracy"] <= 1.0

@@ -450,12 +450,12 @@ def fit(
     epoch; an epoch's end saves its own), the pending checkpoints are finished and
     `TrainingStopped` raised.
     """
+    mesh = mesh or mesh_for(cfg)  # before JAX first runs: it may set the CPU devices
     cfg = with_class_weights(cfg, splits["train"])
     model = build_model(cfg.model_name, cfg.model)
     task = task_for(cfg)
     tc = cfg.train
     train_data, val_data = splits["train"], splits["val"]
-    mesh = mesh or mesh_for(cfg)
     check_trainable(cfg, splits, mesh)
     steps = num_batches(len(train_data), tc.batch_size, drop_remainder=False)
     state = create_state(

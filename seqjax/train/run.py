@@ -229,9 +229,11 @@ def run_experiment(
     start = time.perf_counter()
     reuse_freed_memory_if_asked(cfg.host.reuse_freed_memory)  # before JAX first runs
     splits = load_splits(cfg.data, cfg.train.loss)
-    cfg = with_class_weights(adapt_to_data(cfg, splits), splits["train"])
+    cfg = adapt_to_data(cfg, splits)
+    mesh = mesh_for(cfg)  # before JAX first runs: it may show the CPU as several devices
+    cfg = with_class_weights(cfg, splits["train"])  # traces the model's output shape
     check_run_dir(cfg, run_dir, resume=resume)
-    check_trainable(cfg, splits, mesh_for(cfg))
+    check_trainable(cfg, splits, mesh)
     if cfg.train.tensorboard:
         try:
             import tensorboardX  # noqa: F401  (imported again where the writer is made)
