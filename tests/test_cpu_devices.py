@@ -32,6 +32,31 @@ def test_the_cli_trains_on_a_mesh_of_the_asked_cpu_devices(tmp_path):
         assert 0.0 <= json.load(f)["test"]["accuracy"] <= 1.0
 
 
+def test_import_torch_writes_a_run_on_the_asked_cpu_devices(tmp_path):
+    """import-torch made its model's state before its mesh, so JAX had started with one CPU
+    device and `--set mesh.cpu_devices=2` stopped it."""
+    if jax.default_backend() != "cpu":
+        pytest.skip("checks the CPU client")
+    import numpy as np
+
+    from seqjax.models import build_model
+    from seqjax.torch_weights import save_safetensors, to_torch_state_dict
+
+    model = build_model("trust", hidden_sizes=(16, 8, 4))
+    variables = model.init(jax.random.key(0), np.zeros((1, 2, 768), np.float32), np.array([2]))
+    weights = str(tmp_path / "trust.safetensors")
+    save_safetensors(to_torch_state_dict(variables, "trust"), weights)
+    settings = ["data.size=200", "model.hidden_sizes=[16, 8, 4]", "mesh.cpu_devices=2"]
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # JAX's default: 1
+    proc = subprocess.run(
+        [sys.executable, "-m", "seqjax.cli", "import-torch", "--model", "trust"]
+        + ["--weights", weights, "--run-dir", str(tmp_path / "run"), "--set", *settings],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "imported" in proc.stdout and (tmp_path / "run" / "config.yaml").exists()
+
+
 def test_a_count_this_process_cannot_take_any_more_is_named():
     have = len(jax.devices("cpu"))  # JAX is up in this process
     use_cpu_devices(have)  # what it already shows: nothing to do

@@ -92,6 +92,11 @@ def test_seed_trust_weights_import_through_the_cli_and_predict_the_same(tmp_path
     back.load_state_dict({k: torch.from_numpy(v) for k, v in load_safetensors(str(out)).items()})
     for name, value in seed.state_dict().items():
         np.testing.assert_array_equal(back.state_dict()[name].numpy(), value.numpy())
+    other = tmp_path / "other"  # an imported run resumes: it is checked as a run to train
+    sets = ["data.size=300", "train.class_weights=[1, 2, 3]"]
+    assert main([*argv, "--run-dir", str(other), "--set", *sets]) == 2
+    assert "train.class_weights has 3 weights, but" in capsys.readouterr().err
+    assert not other.exists()
     config = (run_dir / "config.yaml").read_text()  # a slip of --weights replaces nothing
     assert main(["export-torch", str(run_dir), "--weights", str(run_dir / "config.yaml")]) == 2
     assert "--weights must end in .safetensors; got" in capsys.readouterr().err

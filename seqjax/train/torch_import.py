@@ -21,7 +21,7 @@ from seqjax.torch_weights import (
     to_torch_state_dict,
 )
 from seqjax.train.checkpoint import Checkpointer
-from seqjax.train.loop import initial_loop_state, mesh_for
+from seqjax.train.loop import check_trainable, initial_loop_state, mesh_for, with_class_weights
 from seqjax.train.optim import make_optimizer
 from seqjax.train.restore import evaluate_run, load_run_config, restore_state, run_data_spec
 from seqjax.train.run import check_run_dir, write_run_files
@@ -59,6 +59,9 @@ def import_torch(
     tensors = load_safetensors(weights)  # fails on a bad file before anything is written
     splits = load_splits(cfg.data, cfg.train.loss)
     train = splits["train"]
+    mesh = mesh_for(cfg)  # before JAX first runs: it may show the CPU as several devices
+    cfg = with_class_weights(cfg, train)
+    check_trainable(cfg, splits, mesh)  # the run it writes resumes: fine-tuning
     model = build_model(cfg.model_name, cfg.model)
     state = create_state(
         model,
@@ -72,7 +75,7 @@ def import_torch(
     )
     mutable = {k: v for k, v in variables.items() if k != "params"}
     state = state.replace(params=variables["params"], mutable=mutable)
-    state = replicate(state, mesh_for(cfg))
+    state = replicate(state, mesh)
     val = evaluate_run(cfg, state, splits["val"])
     write_run_files(run_dir, cfg, train, resume=False)
     ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), async_save=False)
