@@ -15,7 +15,8 @@ from seqjax.data.batch import Batch
 
 
 def weighted_mean(values: ArrayLike, weights: ArrayLike) -> jax.Array:
-    """Mean of values (B,) over examples with weight > 0; 0 when every weight is 0."""
+    """Mean of values (B,) weighted by `weights` (B,): 0 for a padding example, else 1 or
+    the data's sample weight (`data.sample_weights`); 0 when every weight is 0."""
     return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1e-12)
 
 
