@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SUITE_XLA_FLAGS as SUITE_FLAGS
+
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Using the LSTM layer in your own JAX code"
 LOOP_SECTION = "## A seed model in your own training loop"
@@ -23,7 +25,13 @@ def _snippets(heading: str = SECTION) -> list[str]:
 
 
 def _run(code: str) -> str:
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # JAX's own defaults
+    """`code` in a fresh interpreter, with the suite's compiler settings (tests/conftest.py:
+    the same programs, compiled faster) and nothing else of XLA_FLAGS: a device count set
+    there would override the snippets' own."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if f.split("=")[0] in SUITE_FLAGS]
+    if flags:
+        env["XLA_FLAGS"] = " ".join(flags)
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
         timeout=300,
