@@ -116,27 +116,50 @@ def _scored_data(args, cfg, spec) -> tuple:
     return splits[args.split], {"split": args.split}
 
 
+VAL_F1 = "val-f1"  # --threshold: the validation split's best-F1 threshold
+
+
+def _threshold(text: str) -> float | str:
+    """--threshold: a probability, or val-f1."""
+    if text == VAL_F1:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"a probability in [0, 1] or {VAL_F1}; got {text!r}"
+        ) from None
+
+
 def _evaluate(args) -> int:
+    from seqjax.data.sources import load_splits
+    from seqjax.metrics import best_f1_threshold
     from seqjax.train.restore import (
         check_threshold,
         evaluate_run,
         load_run_config,
+        predict,
         restore_state,
         run_data_spec,
     )
 
     _check_scored_args(args)
     cfg = load_run_config(args.run_dir)
-    if args.threshold is not None:  # before the run's data and checkpoint are read
-        check_threshold(cfg, args.threshold)
+    threshold = args.threshold
+    if threshold is not None:  # before the run's data and checkpoint are read
+        check_threshold(cfg, 0.5 if threshold == VAL_F1 else threshold)
     spec = run_data_spec(args.run_dir, cfg)
     data, scored = _scored_data(args, cfg, spec)
     if spec.classes is not None:  # the confusion matrix's rows and columns
         scored["classes"] = list(spec.classes)
     state, epoch = restore_state(args.run_dir, cfg, spec.sample(), which=args.checkpoint)
-    metrics = evaluate_run(cfg, state, data, threshold=args.threshold)
-    if args.threshold is not None:
-        scored["threshold"] = args.threshold
+    if threshold == VAL_F1:  # the validation split's best, for the split scored here
+        val = load_splits(cfg.data, cfg.train.loss)["val"]
+        threshold = best_f1_threshold(predict(cfg, state, val), val.targets)
+        scored["threshold_from"] = "the validation split's best F1"
+    metrics = evaluate_run(cfg, state, data, threshold=threshold)
+    if threshold is not None:
+        scored["threshold"] = threshold
     print(
         json_text(
             {"checkpoint": args.checkpoint, "epoch": epoch, **scored, **metrics}, default=float
@@ -349,10 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--threshold",
-        type=float,
+        type=_threshold,
         default=None,
         help="a two-class run: the probability from which a sequence counts as positive in "
-        "accuracy, precision, recall, F1 and the confusion matrix (default 0.5)",
+        "accuracy, precision, recall, F1 and the confusion matrix (default 0.5); val-f1: "
+        "the one that gives the validation split its best F1",
     )
     evaluate.set_defaults(func=_evaluate)
 

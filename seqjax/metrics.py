@@ -51,6 +51,21 @@ def average_precision(probabilities, labels) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
+def best_f1_threshold(probabilities, labels) -> float:
+    """The probability t whose decision (p >= t is positive) gives these labels the
+    highest F1, among the scores themselves; of equal F1s, the highest t (fewer alarms).
+    Why: a `pos_weight` or class weights shift a model's probabilities, so 0.5 is no
+    longer its operating point; chosen on the validation split, t is then applied to the
+    test split (`seqjax evaluate --threshold val-f1`)."""
+    p, y = _flat(probabilities, labels)
+    positives = int(y.sum())
+    if positives == 0:
+        raise ValueError("best_f1_threshold: the labels hold no positive, so F1 is 0 everywhere")
+    tps, fps = threshold_counts(p, y)  # at each distinct score, highest first
+    f1 = 2 * tps / (tps + fps + positives)  # 2 TP / (2 TP + FP + FN)
+    return float(np.unique(p)[::-1][int(np.argmax(f1))])
+
+
 def binary_classification(
     probabilities: np.ndarray, labels: np.ndarray, *, threshold: float = 0.5
 ) -> dict:

@@ -275,7 +275,7 @@ def test_evaluate_counts_positives_from_the_threshold_given(run_dir, capsys):
     """`--threshold` moves the metrics that count positives, and only those: they equal the
     metrics of the run's own predictions at that probability; the loss and AUCs stay."""
     from seqjax.data.sources import load_splits
-    from seqjax.metrics import binary_classification
+    from seqjax.metrics import best_f1_threshold, binary_classification
     from seqjax.train.restore import load_run_config, predict, restore_state
 
     cfg = load_run_config(str(run_dir))
@@ -300,3 +300,13 @@ def test_evaluate_counts_positives_from_the_threshold_given(run_dir, capsys):
     assert scored[0.0]["recall"] == 1.0 and scored[0.0]["confusion_matrix"][0][0] == 0
     assert main(["evaluate", str(run_dir), "--threshold", "1.5"]) == 2
     assert capsys.readouterr().err == "seqjax: error: --threshold must lie in [0, 1]; got 1.5\n"
+
+    # val-f1: the threshold that gives the validation split its best F1, on the test split
+    val = load_splits(cfg.data)["val"]
+    chosen = best_f1_threshold(predict(cfg, state, val), val.targets)
+    assert main(["evaluate", str(run_dir), "--split", "test", "--threshold", "val-f1"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["threshold"] == chosen and "validation" in line["threshold_from"]
+    at_chosen = binary_classification(probabilities, test.targets, threshold=chosen)
+    assert line["f1"] == pytest.approx(at_chosen["f1"])
+    assert line["confusion_matrix"] == at_chosen["confusion_matrix"]

@@ -81,12 +81,13 @@ def test_sequences_longer_than_training_get_a_note_and_their_predictions(
 
 
 def test_a_threshold_is_refused_for_a_run_that_is_not_two_class(trend_run, capsys):
-    capsys.readouterr()
-    assert main(["evaluate", str(trend_run), "--threshold", "0.3"]) == 2
-    assert capsys.readouterr().err == (
-        "seqjax: error: --threshold applies to a two-class run (loss binary_cross_entropy); "
-        "this run's loss is 'trend_multitask'\n"
-    )
+    for threshold in ("0.3", "val-f1"):
+        capsys.readouterr()
+        assert main(["evaluate", str(trend_run), "--threshold", threshold]) == 2
+        assert capsys.readouterr().err == (
+            "seqjax: error: --threshold applies to a two-class run (loss binary_cross_entropy);"
+            " this run's loss is 'trend_multitask'\n"
+        )
     from seqjax.train.restore import evaluate_run  # the same refusal in Python
 
     with pytest.raises(ValueError, match="--threshold applies to a two-class run"):

@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from seqjax.metrics import average_precision, binary_classification, regression, roc_auc
+from seqjax.metrics import (
+    average_precision,
+    best_f1_threshold,
+    binary_classification,
+    regression,
+    roc_auc,
+)
 
 sk = pytest.importorskip("sklearn.metrics")
 
@@ -48,3 +54,18 @@ def test_regression_metrics_match_sklearn_and_numpy():
 def test_shape_mismatch_is_named():
     with pytest.raises(ValueError, match=r"differ in shape"):
         regression(np.zeros(3), np.zeros(4))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_best_f1_threshold_is_the_best_of_every_score_tried_one_by_one(seed):
+    """Against `binary_classification` at each distinct score (ties in the scores, and a
+    rounded copy with more); of equal F1s the highest threshold."""
+    rng = np.random.default_rng(seed)
+    labels = (rng.random(200) < 0.2).astype(int)
+    scores = np.clip(0.3 * labels + rng.random(200) * 0.8, 0, 1)
+    for p in (scores, np.round(scores, 1)):
+        f1 = {t: binary_classification(p, labels, threshold=t)["f1"] for t in np.unique(p)}
+        best = max(f1.values())
+        assert best_f1_threshold(p, labels) == max(t for t, v in f1.items() if v == best)
+    with pytest.raises(ValueError, match="the labels hold no positive"):
+        best_f1_threshold(scores, np.zeros(200))
