@@ -77,9 +77,8 @@ def balanced_weights(loss: str, targets: np.ndarray, k: int) -> tuple[float, ...
 
 
 def resolve_class_weights(cfg, train_targets: np.ndarray, prediction_shape: tuple[int, ...]):
-    """`cfg` with "balanced" replaced by its numbers from the training split's targets."""
-    if cfg.train.class_weights != BALANCED:
-        return cfg
+    """`cfg`, whose class weights are "balanced", with their numbers from the training
+    split's targets (`seqjax.train.loop.with_class_weights` decides when)."""
     k = class_count(cfg.train.loss, prediction_shape)
     weights = balanced_weights(cfg.train.loss, train_targets, k)
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, class_weights=weights))

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from seqjax.config import load_config
@@ -92,12 +94,12 @@ def _check_scored_args(args) -> None:
         raise ValueError("--inputs-scaled applies to --input data; a split is scaled already")
 
 
-def _scored_data(args, cfg, spec) -> tuple:
+def _scored_data(args, cfg, spec, splits: Callable[[], dict]) -> tuple:
     """The labelled data `evaluate` and `importance` score: a split of the run's data
-    (`--split`), or a file of the user's (`--input`), read as training read its own; and
-    the line's key naming it."""
+    (`--split`, from `splits()`), or a file of the user's (`--input`), read as training
+    read its own; and the line's key naming it."""
     from seqjax.data.raw_inputs import read_prediction_inputs
-    from seqjax.data.sources import check_class_targets, load_splits
+    from seqjax.data.sources import check_class_targets
 
     if args.input is not None:
         data, _ = read_prediction_inputs(
@@ -110,10 +112,10 @@ def _scored_data(args, cfg, spec) -> tuple:
         _note_longer_than_trained(args.input, data, spec)
         check_class_targets(cfg, data.targets, args.input)
         return data, {"input": args.input}
-    splits = load_splits(cfg.data, cfg.train.loss)
-    if args.split not in splits:
-        raise ValueError(f"--split must be one of {sorted(splits)}; got {args.split!r}")
-    return splits[args.split], {"split": args.split}
+    loaded = splits()
+    if args.split not in loaded:
+        raise ValueError(f"--split must be one of {sorted(loaded)}; got {args.split!r}")
+    return loaded[args.split], {"split": args.split}
 
 
 VAL_F1 = "val-f1"  # --threshold: the validation split's best-F1 threshold
@@ -147,14 +149,15 @@ def _evaluate(args) -> int:
     cfg = load_run_config(args.run_dir)
     threshold = args.threshold
     if threshold is not None:  # before the run's data and checkpoint are read
-        check_threshold(cfg, 0.5 if threshold == VAL_F1 else threshold)
+        check_threshold(cfg, None if threshold == VAL_F1 else threshold)
     spec = run_data_spec(args.run_dir, cfg)
-    data, scored = _scored_data(args, cfg, spec)
+    splits = functools.cache(lambda: load_splits(cfg.data, cfg.train.loss))  # read once
+    data, scored = _scored_data(args, cfg, spec, splits)
     if spec.classes is not None:  # the confusion matrix's rows and columns
         scored["classes"] = list(spec.classes)
     state, epoch = restore_state(args.run_dir, cfg, spec.sample(), which=args.checkpoint)
     if threshold == VAL_F1:  # the validation split's best, for the split scored here
-        val = load_splits(cfg.data, cfg.train.loss)["val"]
+        val = splits()["val"]
         threshold = best_f1_threshold(predict(cfg, state, val), val.targets)
         scored["threshold_from"] = "the validation split's best F1"
     metrics = evaluate_run(cfg, state, data, threshold=threshold)
@@ -200,6 +203,7 @@ def _note_longer_than_trained(path: str, data, spec) -> None:
 
 
 def _importance(args) -> int:
+    from seqjax.data.sources import load_splits
     from seqjax.io import atomic_write_text
     from seqjax.train.restore import importance_run, load_run_config, restore_state, run_data_spec
 
@@ -210,7 +214,7 @@ def _importance(args) -> int:
         _check_output(args.output, (".csv",), args.input or "", args.run_dir)
     cfg = load_run_config(args.run_dir)
     spec = run_data_spec(args.run_dir, cfg)
-    data, scored = _scored_data(args, cfg, spec)
+    data, scored = _scored_data(args, cfg, spec, lambda: load_splits(cfg.data, cfg.train.loss))
     state, epoch = restore_state(args.run_dir, cfg, spec.sample(), which=args.checkpoint)
     loss, importance = importance_run(cfg, state, data)
     names = spec.channel_names()

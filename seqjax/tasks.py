@@ -103,7 +103,7 @@ def get_task(
             f"class_weights weighs the classes of a classifier's loss {WEIGHED_BY_CLASS}; "
             f"loss {loss_name!r} has none (got class_weights {class_weights})"
         )
-    options: dict = {"class_weights": tuple(class_weights)} if class_weights else {}
+    options: dict = {"class_weights": class_weights} if class_weights else {}
     if pos_weight != 1.0:
         options["pos_weight"] = pos_weight
     weighted = functools.partial(losses.LOSSES[loss_name], **options)

@@ -82,9 +82,10 @@ def predict(cfg: ExperimentConfig, state: TrainState, data: SequenceDataset) -> 
     )[0]
 
 
-def check_threshold(cfg: ExperimentConfig, threshold: float) -> None:
-    """A decision threshold is a probability, and only a two-class run's outputs are one."""
-    if not 0.0 <= threshold <= 1.0:
+def check_threshold(cfg: ExperimentConfig, threshold: float | None = None) -> None:
+    """A decision threshold is a probability, and only a two-class run's outputs are one;
+    with `threshold` None, only the run is checked (a threshold chosen later, `val-f1`)."""
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise ValueError(f"--threshold must lie in [0, 1]; got {threshold}")
     if cfg.train.loss != "binary_cross_entropy":
         raise ValueError(
