@@ -4,6 +4,7 @@
     seqjax train --run-dir DIR --resume [--set train.epochs=N ...]
     seqjax train ... --run-dir DIR --distributed   (several processes; or, for each of N:
                  --coordinator HOST:PORT --num-processes N --process-id I)
+    seqjax cv --config FILE|NAME --folds K [--set k=v ...] [--run-dir DIR] [--resume]
     seqjax configs [NAME]
     seqjax evaluate RUN_DIR [--checkpoint best|latest] [--split test | --input FILE]
     seqjax predict RUN_DIR --input FILE.npz|.csv --output FILE.npz|.csv [--inputs-scaled]
@@ -86,6 +87,61 @@ def _train(args) -> int:
     print(f"run directory: {run_dir}")
     print("test metrics: " + json_text(test, default=str))
     return 0
+
+
+def _cv(args) -> int:
+    from seqjax.train.cross_validation import CV_FILE, cross_validate
+    from seqjax.train.interrupt import TrainingStopped
+
+    if args.resume and args.run_dir is None:
+        raise ValueError("--resume continues the cross-validation in --run-dir: give --run-dir")
+    sets = list(args.set)
+    if args.folds is not None:
+        if any(item.startswith("data.folds=") for item in sets):
+            raise ValueError("give the folds once: --folds K or --set data.folds=K")
+        sets.append(f"data.folds={args.folds}")
+    cfg = load_config(args.config, sets)
+    if not cfg.data.folds:
+        raise ValueError("seqjax cv needs --folds K (3 or more), or data.folds in the config")
+    run_dir = args.run_dir or f"runs/{cfg.model_name}-cv-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        summary = cross_validate(cfg, run_dir, resume=args.resume)
+    except TrainingStopped as stopped:
+        stopped.run_dir = None  # its own command would continue the one fold
+        command = _cv_resume_command(args, run_dir)
+        print(f"seqjax: {stopped}; continue with: {command}", file=sys.stderr)
+        return stopped.exit_code
+    print(f"cross-validation of {summary['folds']} folds: {os.path.join(run_dir, CV_FILE)}")
+    print(_cv_table(summary["test"]))
+    return 0
+
+
+def _cv_resume_command(args, run_dir: str) -> str:
+    """The `seqjax cv` command line that continues this cross-validation."""
+    import shlex
+
+    words = ["seqjax", "cv", "--config", args.config]
+    if args.folds is not None:
+        words += ["--folds", str(args.folds)]
+    words += ["--run-dir", run_dir]
+    if args.set:
+        words += ["--set", *args.set]
+    return shlex.join([*words, "--resume"])
+
+
+def _cv_table(test: dict, prefix: str = "") -> str:
+    """The folds' test metrics as lines of name, mean, standard deviation and per-fold
+    values, then the confusion matrix summed over the folds."""
+    lines = [] if prefix else [f"{'test':<24}{'mean':>9}{'std':>9}  folds"]
+    for key, value in test.items():
+        if key == "confusion_matrix":
+            lines.append(f"{prefix}confusion matrix, every fold's test sequences: {value}")
+        elif "mean" in value:
+            folds = " ".join(f"{v:.4f}" for v in value["folds"])
+            lines.append(f"{prefix + key:<24}{value['mean']:>9.4f}{value['std']:>9.4f}  {folds}")
+        else:
+            lines.append(_cv_table(value, f"{prefix}{key}/"))
+    return "\n".join(lines)
 
 
 def _check_scored_args(args) -> None:
@@ -353,6 +409,27 @@ def build_parser() -> argparse.ArgumentParser:
     several.add_argument("--num-processes", type=int, metavar="N")
     several.add_argument("--process-id", type=int, metavar="I", help="0 .. N-1")
     train.set_defaults(func=_train)
+
+    cv = sub.add_parser(
+        "cv", help="cross-validate a config on your own data: one run per fold, and a summary"
+    )
+    cv.add_argument("--config", required=True, help="YAML file or a shipped config's name")
+    cv.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE")
+    cv.add_argument(
+        "--folds",
+        type=int,
+        default=None,
+        help="K >= 3: fold k tests, fold k+1 validates, the rest train (data.folds)",
+    )
+    cv.add_argument(
+        "--run-dir", default=None, help="its folds go to RUN_DIR/fold_K (default runs/NAME-cv-TIME)"
+    )
+    cv.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the cross-validation in --run-dir, given the same config and --set",
+    )
+    cv.set_defaults(func=_cv)
 
     configs = sub.add_parser("configs", help="list the shipped configs, or print one")
     configs.add_argument("name", nargs="?", help="print this config's YAML, to copy and edit")

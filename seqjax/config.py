@@ -19,7 +19,13 @@ import yaml
 
 from seqjax.class_weights import check_class_weights_option
 from seqjax.config_files import config_file
-from seqjax.data.sources import check_sample_weights_option, check_source, check_split_option
+from seqjax.data.sources import (
+    DEFAULT_FRACTIONS,
+    check_folds_option,
+    check_sample_weights_option,
+    check_source,
+    check_split_option,
+)
 from seqjax.models.registry import MODELS
 from seqjax.suggest import did_you_mean, names_unknown_options
 from seqjax.train.profiling import check_profile_steps
@@ -31,7 +37,7 @@ class DataConfig:
     source: str = "trust"  # a generator name, or aeon:NAME, npz:PATH, csv:PATH
     size: int = 6000
     seed: int = 0
-    splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    splits: tuple[float, float, float] = DEFAULT_FRACTIONS
     # users' data: "auto" (integer targets 0..K-1 are classes, others values), "classes",
     # or "values" (regression, integers too)
     targets: str = "auto"
@@ -42,13 +48,19 @@ class DataConfig:
     # users' npz/csv data: "random", or "ordered": in the file's order, the first fraction
     # trains (time-ordered data: no future in training); `gap` sequences after each cut
     # are left out (overlapping windows of one series would share steps across it).
+    # "stratified": each class cut by the fractions on its own (users' class labels).
     split: str = "random"
     gap: int = 0
+    # users' npz/csv data, cross-validation: K >= 3 folds replace `splits`; fold `fold`
+    # tests and the next one validates (`seqjax cv` trains every fold). 0: no folds.
+    folds: int = 0
+    fold: int = 0
 
     def __post_init__(self):
         check_source(self.source)
         check_sample_weights_option(self.sample_weights, self.source)
         check_split_option(self.split, self.gap, self.source)
+        check_folds_option(self.folds, self.fold, self.split, self.splits, self.source)
         if self.targets not in ("auto", "classes", "values"):
             raise ValueError(
                 f"data.targets must be 'auto', 'classes' or 'values'; got {self.targets!r}"

@@ -60,7 +60,9 @@ def test_the_config_names_what_cannot_be_ordered(tmp_path):
         load_config("configs/steel_lightweight.yaml", [f"data.source=npz:{path}", "data.gap=4"])
     with pytest.raises(ValueError, match=r"data.source 'steel' splits itself"):
         load_config("configs/steel_lightweight.yaml", ["data.split=ordered"])
-    with pytest.raises(ValueError, match=r"data.split must be one of \('random', 'ordered'\)"):
+    with pytest.raises(
+        ValueError, match=r"data.split must be one of \('random', 'ordered', 'stratified'\)"
+    ):
         load_config("configs/steel_lightweight.yaml", ["data.split=time"])
     with pytest.raises(ValueError, match=r"data.gap must be >= 0; got -1"):
         load_config("configs/steel_lightweight.yaml", ["data.gap=-1"])

@@ -19,7 +19,7 @@ import numpy as np
 from seqjax.data.dataset import SequenceDataset, check_sample_weights
 from seqjax.data.files import open_csv_text, open_npz
 from seqjax.data.padding import pad_sequences
-from seqjax.data.splits import StandardScaler, split_indices
+from seqjax.data.splits import StandardScaler, fold_indices, split_indices
 from seqjax.data.ts_format import LabelledSequences, read_ts
 
 
@@ -87,6 +87,8 @@ def npz_splits(
     sample_weights: str = "",
     split: str = "random",
     gap: int = 0,
+    folds: int = 0,
+    fold: int = 0,
     scale_targets: bool = True,
 ) -> dict[str, SequenceDataset]:
     """A .npz with `inputs` (N, T, C) padded, `lengths` (N,) and `targets` (N,) or (N, O),
@@ -125,8 +127,10 @@ def npz_splits(
         fractions,
         targets,
         weights=arrays[sample_weights] if sample_weights else None,
-        ordered=split == "ordered",
+        split=split,
         gap=gap,
+        folds=folds,
+        fold=fold,
         scale_targets=scale_targets,
     )
 
@@ -210,6 +214,8 @@ def csv_splits(
     sample_weights: str = "",
     split: str = "random",
     gap: int = 0,
+    folds: int = 0,
+    fold: int = 0,
     scale_targets: bool = True,
 ) -> dict[str, SequenceDataset]:
     """Train / val / test from a long-form CSV (`read_long_csv`); the channels' names are
@@ -238,8 +244,10 @@ def csv_splits(
         names=tuple(names),
         classes=classes,
         weights=weights,
-        ordered=split == "ordered",
+        split=split,
         gap=gap,
+        folds=folds,
+        fold=fold,
         scale_targets=scale_targets,
     )
 
@@ -256,15 +264,19 @@ def _split_labelled(
     names=None,
     classes=None,
     weights=None,
-    ordered=False,
+    split="random",
     gap=0,
+    folds=0,
+    fold=0,
     scale_targets=True,
 ):
     """With `kind` "auto" (data.targets), integer-valued targets (N,) are class labels
     0..K-1 and anything else is regression; "classes" requires labels, "values" makes any
     targets regression (counts, days, negative integers). `weights` (N,), where the data
-    has them, go with their sequences into every split; `ordered` and `gap` are
-    `split_indices`'s; `scale_targets` False leaves regression targets in their units."""
+    has them, go with their sequences into every split. `split` is data.split's ("random",
+    "ordered" with its `gap`, or "stratified", which needs class labels); with `folds`,
+    the splits are cross-validation fold `fold`'s (`fold_indices`) instead of
+    `fractions`'. `scale_targets` False leaves regression targets in their units."""
     if len(inputs) < 3:
         raise ValueError(f"{path}: {len(inputs)} sequences; at least 3 are needed to split")
     if not np.all(np.isfinite(inputs)):
@@ -287,7 +299,7 @@ def _split_labelled(
     targets = np.asarray(targets)
     if len(targets) != len(inputs):
         raise ValueError(f"{path}: {len(targets)} targets for {len(inputs)} sequences")
-    k = 0
+    k, labels = 0, None
     integral = np.all(np.isfinite(targets)) and np.all(targets == np.round(targets))
     if kind == "classes" and not (targets.ndim == 1 and integral):
         raise ValueError(f"{path}: data.targets=classes needs integer labels (N,) 0..K-1")
@@ -301,14 +313,27 @@ def _split_labelled(
                 "classes or more (data.targets=values makes them values to regress)"
             )
         k = int(targets.max()) + 1
-        targets = _targets(targets.astype(np.int64), max(k, 2))
+        labels = targets.astype(np.int64)
+        targets = _targets(labels, max(k, 2))
     elif kind == "values":
         targets = targets.astype(np.float32)
     if weights is not None:
         check_sample_weights(weights, len(inputs), path)
         weights = np.asarray(weights, np.float32)
+    if split == "stratified" and not k:
+        raise ValueError(
+            f"{path}: data.split=stratified cuts each class on its own, but the targets are "
+            "values, not class labels 0..K-1"
+        )
+    stratify = labels if split == "stratified" else None
     try:
-        parts = split_indices(len(inputs), tuple(fractions), seed=seed, ordered=ordered, gap=gap)
+        if folds:
+            parts = fold_indices(len(inputs), folds, fold, seed=seed, labels=stratify)
+        else:
+            ordered = split == "ordered"
+            parts = split_indices(
+                len(inputs), tuple(fractions), seed=seed, ordered=ordered, gap=gap, labels=stratify
+            )
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
     data = {

@@ -72,13 +72,14 @@ def check_sample_weights_option(name: str, source: str) -> None:
         )
 
 
-SPLITS = ("random", "ordered")
+SPLITS = ("random", "ordered", "stratified")
+DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)  # DataConfig.splits
 
 
 def check_split_option(split: str, gap: int, source: str) -> None:
-    """`data.split` "ordered" (and its `data.gap`) orders the user's own npz or CSV file:
-    generated data splits itself (trend's windows in time order, with an embargo), and
-    aeon's TEST file is its test split."""
+    """`data.split` "ordered" (and its `data.gap`) orders the user's own npz or CSV file,
+    and "stratified" cuts its classes one by one: generated data splits itself (trend's
+    windows in time order, with an embargo), and aeon's TEST file is its test split."""
     if split not in SPLITS:
         raise ValueError(f"data.split must be one of {SPLITS}; got {split!r}")
     if gap < 0:
@@ -88,10 +89,51 @@ def check_split_option(split: str, gap: int, source: str) -> None:
             f"data.gap ({gap}) leaves out sequences at the cuts of an ordered split; "
             "set data.split=ordered, or data.gap=0"
         )
-    if split == "ordered" and not _users_file(source):
+    if split != "random" and not _users_file(source):
+        how = "in its order" if split == "ordered" else "class by class"
         raise ValueError(
-            "data.split=ordered splits an npz or CSV file of your own in its order "
+            f"data.split={split} splits an npz or CSV file of your own {how} "
             f"(data.source npz:PATH or csv:PATH); data.source {source!r} splits itself"
+        )
+
+
+def check_folds_option(
+    folds: int, fold: int, split: str, fractions: tuple[float, ...], source: str
+) -> None:
+    """`data.folds` and `data.fold`: cross-validation of the user's own npz or CSV file,
+    whose folds replace the fractions of `data.splits`. Generated data has as many
+    sequences as asked for (`data.size`), so it needs no folds."""
+    if not folds:
+        if fold:
+            raise ValueError(
+                f"data.fold ({fold}) picks a cross-validation fold; set data.folds too "
+                "(seqjax cv trains every fold)"
+            )
+        return
+    if folds < 3:
+        raise ValueError(
+            f"data.folds must be 0 (no cross-validation) or 3 or more: one fold tests, the "
+            f"next validates and the others train; got {folds}"
+        )
+    if not 0 <= fold < folds:
+        raise ValueError(f"data.fold must be one of the folds 0..{folds - 1}; got {fold}")
+    if not _users_file(source):
+        raise ValueError(
+            "data.folds cross-validates an npz or CSV file of your own (data.source "
+            f"npz:PATH or csv:PATH); data.source {source!r} generates as many sequences "
+            "as data.size asks"
+        )
+    if split == "ordered":
+        raise ValueError(
+            "data.folds rotates the test fold over the whole file, so an ordered split's "
+            "model would train on the future of its test sequences; use data.split=random "
+            "or stratified with folds, or an ordered split without them"
+        )
+    if tuple(fractions) != DEFAULT_FRACTIONS:
+        raise ValueError(
+            f"data.splits {tuple(fractions)} and data.folds {folds} both size the splits: "
+            "with folds, one fold tests, one validates and the rest train; leave data.splits "
+            "at its default"
         )
 
 
@@ -110,6 +152,8 @@ def load_splits(cfg, loss: str | None = None) -> dict[str, SequenceDataset]:
         options: dict = {"sample_weights": cfg.sample_weights} if cfg.sample_weights else {}
         if cfg.split != "random":
             options.update(split=cfg.split, gap=cfg.gap)
+        if cfg.folds:
+            options.update(folds=cfg.folds, fold=cfg.fold)
         if loss in UNSCALED_TARGETS and kind != "aeon":
             options["scale_targets"] = False
         return EXTERNAL[kind](

@@ -1,4 +1,5 @@
-"""Random splits and a standard scaler fitted on the training split only."""
+"""Splits (random, time-ordered or stratified by class; or the train / val / test of one
+cross-validation fold) and a standard scaler fitted on the training split only."""
 
 from __future__ import annotations
 
@@ -14,17 +15,26 @@ def split_indices(
     seed: int = 0,
     ordered: bool = False,
     gap: int = 0,
+    labels: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Index arrays with the given fractions (they must sum to 1): shuffled, or with
     `ordered` in data order, the first fraction first, so that time-ordered data trains on
     its past and is tested on its future. `gap` indices after each cut are left out: where
     sequences are overlapping windows of one series, the last training window and the
-    first validation one would otherwise share steps (a random split leaks that way)."""
+    first validation one would otherwise share steps (a random split leaks that way).
+    With class `labels` (N,) each class is cut by the fractions on its own (stratified):
+    a rare class of 5% is then 5% of every part, where a random cut of a small file may
+    leave a test split with none of it; each part lists its indices in data order."""
     if abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) <= 0:
         raise ValueError(f"split fractions must be positive and sum to 1; got {fractions}")
-    order = np.arange(n) if ordered else np.random.default_rng(seed).permutation(n)
-    cuts = np.round(np.cumsum(fractions)[:-1] * n).astype(int)
-    parts = np.split(order, cuts)
+    if labels is not None:
+        order = _shuffled(n, seed, labels)
+        labels = np.asarray(labels)
+        per_class = [_cut(order[labels[order] == c], fractions) for c in np.unique(labels)]
+        parts = [np.sort(np.concatenate(part)) for part in zip(*per_class, strict=True)]
+    else:
+        order = np.arange(n) if ordered else np.random.default_rng(seed).permutation(n)
+        parts = _cut(order, fractions)
     parts = [parts[0], *(part[gap:] for part in parts[1:])]
     if any(len(p) == 0 for p in parts):
         gapped = f" with a gap of {gap} after each cut" if gap else ""
@@ -33,6 +43,46 @@ def split_indices(
             f"(sizes {[len(p) for p in parts]})"
         )
     return parts
+
+
+def _cut(order: np.ndarray, fractions: tuple[float, ...]) -> list[np.ndarray]:
+    """`order` cut into consecutive parts of the given fractions of its length."""
+    cuts = np.round(np.cumsum(fractions)[:-1] * len(order)).astype(int)
+    return np.split(order, cuts)
+
+
+def _shuffled(n: int, seed: int, labels: np.ndarray | None) -> np.ndarray:
+    """0..n-1 shuffled; with `labels`, grouped by class, each class shuffled in itself, so
+    that cutting or dealing each class alike keeps its share in every part."""
+    order = np.random.default_rng(seed).permutation(n)
+    if labels is None:
+        return order
+    return order[np.argsort(np.asarray(labels)[order], kind="stable")]
+
+
+def fold_indices(
+    n: int, folds: int, fold: int, *, seed: int = 0, labels: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """Train, val and test index arrays of cross-validation fold `fold` of `folds`: the
+    examples shuffled and dealt into `folds` folds whose sizes differ by at most one (with
+    class `labels`, each class dealt in turn, so every fold holds its share of each class
+    to within one example). Fold `fold` tests, the next one validates (early stopping and
+    the plateau schedule need a split the test never sees) and the rest train; over the
+    folds every example is tested once and validated once. Indices in data order."""
+    if folds < 3:
+        raise ValueError(f"cross-validation needs 3 folds or more (test, val, train); got {folds}")
+    if not 0 <= fold < folds:
+        raise ValueError(f"fold {fold} is not one of the {folds} folds 0..{folds - 1}")
+    if n < folds:
+        raise ValueError(f"{n} examples cannot be dealt into {folds} folds")
+    dealt = np.empty(n, np.int64)  # each example's fold
+    dealt[_shuffled(n, seed, labels)] = np.arange(n) % folds
+    test, val = fold, (fold + 1) % folds
+    return [
+        np.flatnonzero((dealt != test) & (dealt != val)),
+        np.flatnonzero(dealt == val),
+        np.flatnonzero(dealt == test),
+    ]
 
 
 @dataclasses.dataclass(frozen=True)

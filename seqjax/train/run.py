@@ -197,7 +197,16 @@ def _positives_note(loss: str, splits: dict[str, SequenceDataset]) -> str:
 
 
 def _split_note(data) -> str:
-    """An ordered split says so: which sequences test a model is the first thing to check."""
+    """A split other than a random one says so: which sequences test a model is the first
+    thing to check."""
+    stratified = ", each class on its own" if data.split == "stratified" else ""
+    if data.folds:
+        return (
+            f"; cross-validation: fold {data.fold} of folds 0..{data.folds - 1} tests, "
+            f"fold {(data.fold + 1) % data.folds} validates{stratified}"
+        )
+    if data.split == "stratified":
+        return "; split" + stratified
     if data.split != "ordered":
         return ""
     return "; split in file order" + (

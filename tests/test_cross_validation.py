@@ -1,0 +1,150 @@
+"""Cross-validation (`data.folds`, `seqjax cv`) and stratified splits (`data.split:
+stratified`) of a user's own npz: every sequence tested once, each class's share kept, and
+an interrupted cross-validation resumed to its summary."""
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from seqjax.cli import main
+from seqjax.config import load_config
+from seqjax.data.external import npz_splits
+from seqjax.data.splits import fold_indices, split_indices
+
+LABELS = np.repeat([0, 1, 2], [40, 7, 3])  # (50,): a rare class and a rarer one
+
+
+@pytest.mark.parametrize("stratified", [False, True])
+def test_folds_partition_the_data_and_each_is_tested_and_validated_once(stratified):
+    labels = LABELS if stratified else None
+    parts = [fold_indices(len(LABELS), 5, k, seed=3, labels=labels) for k in range(5)]
+    for train, val, test in parts:
+        assert len(test) == len(val) == 10 and len(train) == 30
+        np.testing.assert_array_equal(np.sort(np.concatenate([train, val, test])), np.arange(50))
+    tests = np.concatenate([test for _, _, test in parts])
+    vals = np.concatenate([val for _, val, _ in parts])
+    np.testing.assert_array_equal(np.sort(tests), np.arange(50))
+    np.testing.assert_array_equal(np.sort(vals), np.arange(50))
+    for k in range(5):  # fold k + 1 validates fold k's model and tests the next one
+        np.testing.assert_array_equal(parts[k][1], parts[(k + 1) % 5][2])
+    counts = np.array([np.bincount(LABELS[test], minlength=3) for _, _, test in parts])
+    if stratified:  # each class dealt evenly: 40 -> 8 a fold, 7 -> 1 or 2, 3 -> 0 or 1
+        assert (counts[:, 0] == 8).all() and set(counts[:, 1]) == {1, 2}
+        assert counts[:, 2].max() == 1
+    else:  # a random deal of this seed leaves one fold without class 1
+        assert counts[:, 1].min() == 0
+
+
+def test_a_stratified_split_keeps_each_class_share_and_a_random_one_is_unchanged():
+    train, val, test = split_indices(50, (0.6, 0.2, 0.2), seed=3, labels=LABELS)
+    assert [np.bincount(LABELS[p], minlength=3).tolist() for p in (train, val, test)] == [
+        [24, 4, 2],  # 40 * 0.6, round(7 * 0.6), round(3 * 0.6)
+        [8, 2, 0],  # 7: cut at round(4.2) = 4 and round(5.6) = 6
+        [8, 1, 1],
+    ]
+    assert all((np.diff(p) > 0).all() for p in (train, val, test))  # in data order
+    order = np.random.default_rng(3).permutation(50)  # the random split as it always was
+    np.testing.assert_array_equal(np.concatenate(split_indices(50, (0.6, 0.2, 0.2), seed=3)), order)
+
+
+@pytest.fixture
+def imbalanced(tmp_path):
+    """An npz of 50 sequences whose class shows as a bump in channel 0 or 1."""
+    rng = np.random.default_rng(0)
+    inputs = rng.normal(size=(50, 8, 2)).astype(np.float32)
+    for i in np.flatnonzero(LABELS):
+        inputs[i, 2:5, LABELS[i] - 1] += 2.0
+    path = tmp_path / "imbalanced.npz"
+    np.savez(path, inputs=inputs, targets=LABELS)
+    return path
+
+
+def test_a_users_npz_takes_the_fold_and_stratified_splits(imbalanced):
+    splits = npz_splits(
+        str(imbalanced), seed=3, fractions=(0.7, 0.15, 0.15), split="stratified", folds=5, fold=2
+    )
+    train, val, test = fold_indices(50, 5, 2, seed=3, labels=LABELS)
+    for name, idx in zip(("train", "val", "test"), (train, val, test), strict=True):
+        np.testing.assert_array_equal(splits[name].targets, LABELS[idx])
+    with pytest.raises(ValueError, match=r"stratified cuts each class on its own, but the targ"):
+        np.savez(imbalanced, inputs=np.zeros((50, 8, 2)), targets=np.linspace(0, 1, 50))
+        npz_splits(str(imbalanced), seed=0, fractions=(0.7, 0.15, 0.15), split="stratified")
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["data.folds=2"], r"data.folds must be 0 \(no cross-validation\) or 3 or more"),
+        (["data.fold=1"], r"data.fold \(1\) picks a cross-validation fold; set data.folds"),
+        (["data.folds=4", "data.fold=4"], r"data.fold must be one of the folds 0..3; got 4"),
+        (["data.folds=4", "data.split=ordered"], r"model would train on the future of its test"),
+        (["data.folds=4", "data.splits=[0.8, 0.1, 0.1]"], r"both size the splits"),
+        (["data.source=steel", "data.folds=4"], r"generates as many sequences as data.size"),
+        (["data.source=steel", "data.split=stratified"], r"splits an npz or CSV file of your own"),
+    ],
+)
+def test_the_config_names_what_cannot_be_cross_validated(imbalanced, sets, message):
+    with pytest.raises(ValueError, match=message):
+        load_config("configs/steel_lightweight.yaml", [f"data.source=npz:{imbalanced}", *sets])
+
+
+SETS = [
+    "data.split=stratified",
+    "train.batch_size=4",
+    "train.epochs=15",  # fold 1 is still training when it is stopped after its epoch 1
+    "train.patience=0",
+    "train.plots=false",
+]
+
+
+def test_an_interrupted_cross_validation_resumes_to_a_summary_of_every_fold(imbalanced, tmp_path):
+    run_dir = tmp_path / "cv"
+    command = ["cv", "--config", "steel_lightweight", "--folds", "5", "--run-dir", str(run_dir)]
+    command += ["--set", f"data.source=npz:{imbalanced}", *SETS]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seqjax.cli", *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    first_epoch = run_dir / "fold_1" / "checkpoints" / "1"
+    deadline = time.monotonic() + 300
+    while not first_epoch.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGINT, stderr
+    said = stderr.strip().splitlines()[-1]
+    assert said.startswith("seqjax: stopped by SIGINT"), said
+    resume = said.split("; continue with: ")[1]  # the cross-validation's command, not fold 1's
+    assert shlex.split(resume) == ["seqjax", *command, "--resume"]
+    assert sorted(os.listdir(run_dir)) == ["fold_0", "fold_1"]
+    fold_0 = (run_dir / "fold_0" / "history.json").read_text()
+
+    assert main(command) == 2  # not without --resume: nothing is written
+    assert sorted(os.listdir(run_dir)) == ["fold_0", "fold_1"]
+    # resumed as printed, with the epochs cut short (a resume may change them), so that
+    # folds 2-4 train 2 epochs each
+    assert main([*shlex.split(resume)[1:-1], "train.epochs=2", "--resume"]) == 0
+
+    assert (run_dir / "fold_0" / "history.json").read_text() == fold_0  # done: not retrained
+    summary = json.loads((run_dir / "cv.json").read_text())
+    tests = [
+        json.loads((run_dir / f"fold_{k}" / "metrics.json").read_text())["test"] for k in range(5)
+    ]
+    assert summary["folds"] == 5 and summary["runs"] == [f"fold_{k}" for k in range(5)]
+    for key in ("loss", "accuracy", "balanced_accuracy", "macro_f1"):
+        folds = [test[key] for test in tests]
+        assert summary["test"][key]["folds"] == folds
+        assert summary["test"][key]["mean"] == pytest.approx(np.mean(folds), rel=1e-12)
+        assert summary["test"][key]["std"] == pytest.approx(np.std(folds, ddof=1), rel=1e-12)
+    confusion = np.array(summary["test"]["confusion_matrix"])  # each sequence scored once
+    np.testing.assert_array_equal(confusion.sum(axis=1), np.bincount(LABELS))
+    np.testing.assert_array_equal(confusion, sum(np.array(t["confusion_matrix"]) for t in tests))
