@@ -112,7 +112,8 @@ def _cv(args) -> int:
         print(f"seqjax: {stopped}; continue with: {command}", file=sys.stderr)
         return stopped.exit_code
     print(f"cross-validation of {summary['folds']} folds: {os.path.join(run_dir, CV_FILE)}")
-    print(_cv_table(summary["test"]))
+    print(_cv_table(summary["test"], summary["pooled"]))
+    print(f"out-of-fold predictions: {os.path.join(run_dir, summary['predictions'])}")
     return 0
 
 
@@ -129,18 +130,23 @@ def _cv_resume_command(args, run_dir: str) -> str:
     return shlex.join([*words, "--resume"])
 
 
-def _cv_table(test: dict, prefix: str = "") -> str:
-    """The folds' test metrics as lines of name, mean, standard deviation and per-fold
-    values, then the confusion matrix summed over the folds."""
-    lines = [] if prefix else [f"{'test':<24}{'mean':>9}{'std':>9}  folds"]
+def _cv_table(test: dict, pooled: dict, prefix: str = "") -> str:
+    """The folds' test metrics as lines of name, mean, standard deviation, the pooled
+    out-of-fold figure and per-fold values, then the confusion matrix summed over the
+    folds."""
+    lines = [] if prefix else [f"{'test':<24}{'mean':>9}{'std':>9}{'pooled':>9}  folds"]
     for key, value in test.items():
         if key == "confusion_matrix":
             lines.append(f"{prefix}confusion matrix, every fold's test sequences: {value}")
         elif "mean" in value:
+            together = pooled.get(key)
+            shown = f"{together:>9.4f}" if isinstance(together, float) else f"{'':>9}"
             folds = " ".join(f"{v:.4f}" for v in value["folds"])
-            lines.append(f"{prefix + key:<24}{value['mean']:>9.4f}{value['std']:>9.4f}  {folds}")
+            lines.append(
+                f"{prefix + key:<24}{value['mean']:>9.4f}{value['std']:>9.4f}{shown}  {folds}"
+            )
         else:
-            lines.append(_cv_table(value, f"{prefix}{key}/"))
+            lines.append(_cv_table(value, pooled.get(key, {}), f"{prefix}{key}/"))
     return "\n".join(lines)
 
 

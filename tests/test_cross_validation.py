@@ -2,6 +2,7 @@
 stratified`) of a user's own npz: every sequence tested once, each class's share kept, and
 an interrupted cross-validation resumed to its summary."""
 
+import csv
 import json
 import os
 import shlex
@@ -15,8 +16,9 @@ import pytest
 
 from seqjax.cli import main
 from seqjax.config import load_config
-from seqjax.data.external import npz_splits
+from seqjax.data.external import csv_splits, npz_splits
 from seqjax.data.splits import fold_indices, split_indices
+from seqjax.metrics import multiclass_classification
 
 LABELS = np.repeat([0, 1, 2], [40, 7, 3])  # (50,): a rare class and a rarer one
 
@@ -76,6 +78,21 @@ def test_a_users_npz_takes_the_fold_and_stratified_splits(imbalanced):
     with pytest.raises(ValueError, match=r"stratified cuts each class on its own, but the targ"):
         np.savez(imbalanced, inputs=np.zeros((50, 8, 2)), targets=np.linspace(0, 1, 50))
         npz_splits(str(imbalanced), seed=0, fractions=(0.7, 0.15, 0.15), split="stratified")
+
+
+def test_a_users_csv_names_each_fold_sequence(tmp_path):
+    """A CSV's sequences keep their names through a fold's split (`ids`): the out-of-fold
+    predictions are named by them."""
+    path = tmp_path / "d.csv"
+    names = [f"run-{i:02d}" for i in range(50)][::-1]  # first-seen order: not sorted
+    rows = [
+        f"{name},{label},{i}" for i, (name, label) in enumerate(zip(names, LABELS, strict=True))
+    ]
+    path.write_text("sequence,target,a\n" + "\n".join(rows) + "\n")
+    splits = csv_splits(str(path), seed=3, fractions=(0.7, 0.15, 0.15), folds=5, fold=4)
+    _, _, test = fold_indices(50, 5, 4, seed=3)
+    assert splits["test"].ids.tolist() == [names[i] for i in test]
+    assert splits["test"].targets.tolist() == LABELS[test].tolist()
 
 
 @pytest.mark.parametrize(
@@ -148,3 +165,28 @@ def test_an_interrupted_cross_validation_resumes_to_a_summary_of_every_fold(imba
     confusion = np.array(summary["test"]["confusion_matrix"])  # each sequence scored once
     np.testing.assert_array_equal(confusion.sum(axis=1), np.bincount(LABELS))
     np.testing.assert_array_equal(confusion, sum(np.array(t["confusion_matrix"]) for t in tests))
+
+    # out-of-fold predictions: every sequence once, by the fold that tested it
+    with open(run_dir / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["sequence", "fold", "target", "p_class_0", "p_class_1", "p_class_2"]
+    sequence = np.array([int(row["sequence"]) for row in rows])
+    np.testing.assert_array_equal(np.sort(sequence), np.arange(50))
+    fold = np.array([int(row["fold"]) for row in rows])
+    for k in range(5):
+        _, _, test = fold_indices(50, 5, k, seed=0, labels=LABELS)  # data.seed 0
+        np.testing.assert_array_equal(sequence[fold == k], test)
+    target = np.array([int(row["target"]) for row in rows])
+    np.testing.assert_array_equal(target, LABELS[sequence])
+    probabilities = np.array([[float(row[f"p_class_{c}"]) for c in range(3)] for row in rows])
+    for k in range(5):  # each fold's rows are its own model's: its test accuracy
+        right = probabilities[fold == k].argmax(-1) == target[fold == k]
+        assert right.mean() == pytest.approx(tests[k]["accuracy"], abs=1e-12)
+    pooled = summary["pooled"]  # the metrics of every out-of-fold prediction together
+    assert pooled == pytest.approx(multiclass_classification(probabilities, target), abs=1e-12)
+    assert pooled["confusion_matrix"] == summary["test"]["confusion_matrix"]
+    assert sorted(os.listdir(run_dir)) == [
+        "cv.json",
+        *(f"fold_{k}" for k in range(5)),
+        "predictions.csv",
+    ]

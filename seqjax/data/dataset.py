@@ -31,6 +31,10 @@ class SequenceDataset:
     # Each example's weight in the loss (N,) >= 0, where the data gave them
     # (`data.sample_weights`); None: every example 1.
     weights: np.ndarray | None = None
+    # Each example's name in the user's file (N,): a CSV's `sequence` value, an npz's row
+    # number; None for generated and aeon data. A split's predictions (a cross-validation's
+    # out-of-fold ones) map back to the file's sequences by them.
+    ids: np.ndarray | None = None
 
     def __post_init__(self):
         n = len(self.inputs)
@@ -39,6 +43,8 @@ class SequenceDataset:
                 f"SequenceDataset: inputs, lengths and targets must have the same length; got "
                 f"{n}, {len(self.lengths)}, {len(self.targets)}"
             )
+        if self.ids is not None and len(self.ids) != n:
+            raise ValueError(f"SequenceDataset: {len(self.ids)} ids for {n} examples")
         if self.weights is not None:
             check_sample_weights(self.weights, n, "SequenceDataset")
         if not np.all(np.isfinite(self.inputs)):
@@ -64,6 +70,7 @@ class SequenceDataset:
             lengths=self.lengths[index],
             targets=self.targets[index],
             weights=None if self.weights is None else self.weights[index],
+            ids=None if self.ids is None else self.ids[index],
         )
 
 

@@ -127,6 +127,7 @@ def npz_splits(
         fractions,
         targets,
         weights=arrays[sample_weights] if sample_weights else None,
+        ids=np.arange(len(inputs)),
         split=split,
         gap=gap,
         folds=folds,
@@ -223,7 +224,9 @@ def csv_splits(
     Targets that are not all numbers are class names, indexed in sorted order. With
     `sample_weights`, that column is each sequence's weight in the loss; an "ordered"
     `split` takes the sequences in first-seen order."""
-    _, names, inputs, lengths, labels, weights = read_long_csv(path, weight_column=sample_weights)
+    sequences, names, inputs, lengths, labels, weights = read_long_csv(
+        path, weight_column=sample_weights
+    )
     labels = labels or []
     classes = None
     try:
@@ -244,6 +247,7 @@ def csv_splits(
         names=tuple(names),
         classes=classes,
         weights=weights,
+        ids=np.array(sequences),
         split=split,
         gap=gap,
         folds=folds,
@@ -264,6 +268,7 @@ def _split_labelled(
     names=None,
     classes=None,
     weights=None,
+    ids=None,
     split="random",
     gap=0,
     folds=0,
@@ -273,10 +278,11 @@ def _split_labelled(
     """With `kind` "auto" (data.targets), integer-valued targets (N,) are class labels
     0..K-1 and anything else is regression; "classes" requires labels, "values" makes any
     targets regression (counts, days, negative integers). `weights` (N,), where the data
-    has them, go with their sequences into every split. `split` is data.split's ("random",
-    "ordered" with its `gap`, or "stratified", which needs class labels); with `folds`,
-    the splits are cross-validation fold `fold`'s (`fold_indices`) instead of
-    `fractions`'. `scale_targets` False leaves regression targets in their units."""
+    has them, and the sequences' names `ids` (N,) go with them into every split. `split`
+    is data.split's ("random", "ordered" with its `gap`, or "stratified", which needs class
+    labels); with `folds`, the splits are cross-validation fold `fold`'s (`fold_indices`)
+    instead of `fractions`'. `scale_targets` False leaves regression targets in their
+    units."""
     if len(inputs) < 3:
         raise ValueError(f"{path}: {len(inputs)} sequences; at least 3 are needed to split")
     if not np.all(np.isfinite(inputs)):
@@ -356,18 +362,29 @@ def _split_labelled(
         names=names,
         classes=classes,
         weights=split_weights,
+        ids=None
+        if ids is None
+        else {name: ids[idx] for name, idx in zip(data, parts, strict=True)},
         scale_targets=scale_targets,
     )
 
 
 def standardised(
-    parts: dict, num_classes: int, *, names=None, classes=None, weights=None, scale_targets=True
+    parts: dict,
+    num_classes: int,
+    *,
+    names=None,
+    classes=None,
+    weights=None,
+    ids=None,
+    scale_targets=True,
 ) -> dict[str, SequenceDataset]:
     """Scale every split with the training split's per-channel statistics, and regression
     targets (`num_classes` 0) with the training split's per-output ones; each split keeps
     the scalers (and the class names, if any), which a run saves for `seqjax predict`.
-    `weights`: each split's sample weights, by split name, where the data has them;
-    `scale_targets` False keeps regression targets in their own units."""
+    `weights` and `ids`: each split's sample weights and sequence names, by split name,
+    where the data has them; `scale_targets` False keeps regression targets in their own
+    units."""
     x, lengths, y = parts["train"]
     scaler = dataclasses.replace(StandardScaler.fit(x, lengths), names=names)
     scaled = scale_targets and not num_classes
@@ -384,5 +401,6 @@ def standardised(
             classes=classes,
             target_scaler=target_scaler,
             weights=None if weights is None else weights[name],
+            ids=None if ids is None else ids[name],
         )
     return out

@@ -1,26 +1,39 @@
 """`cross_validate`: every fold of `data.folds` trained as a run of its own, in
-RUN_DIR/fold_K, and the folds' test metrics summarised into RUN_DIR/cv.json.
+RUN_DIR/fold_K; the folds' test metrics summarised into RUN_DIR/cv.json, beside the metrics
+of every sequence's out-of-fold prediction together ("pooled"), and those predictions in
+RUN_DIR/predictions.csv.
 
 Why a command of its own rather than a loop of `seqjax train` calls: a small file's test
 split of 15% is a few dozen sequences, so one split's F1 or AUC moves by several points
 with the seed; K folds test every sequence once, and their spread says how far one split's
 figure can be trusted. Each fold is an ordinary run directory (`evaluate`, `predict`,
-`importance` and `--resume` read it as any run), so the summary is all this module adds.
+`importance` and `--resume` read it as any run), so the summary and the out-of-fold
+predictions are all this module adds. Pooled metrics differ from the folds' mean where a
+metric is not a mean over sequences: an AUC ranks every sequence against every other, a
+fold's only against its own fold's.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import os
 from collections.abc import Callable
 
 import numpy as np
 
 from seqjax.config import ExperimentConfig
-from seqjax.io import atomic_write_json
+from seqjax.data.dataset import SequenceDataset
+from seqjax.data.sources import load_splits
+from seqjax.io import atomic_write_json, atomic_write_text
+from seqjax.tasks import prediction_columns
+from seqjax.train.loop import task_for
+from seqjax.train.restore import load_run_config, predict, restore_state
 from seqjax.train.run import run_experiment
 
 CV_FILE = "cv.json"
+PREDICTIONS_FILE = "predictions.csv"
 
 
 def fold_dir(run_dir: str, fold: int) -> str:
@@ -36,7 +49,11 @@ def check_cv_dir(run_dir: str, folds: int, *, resume: bool) -> None:
             f"{run_dir!r} is not empty; pass --resume to continue the cross-validation in "
             "it (the same config and --set), or choose a new --run-dir"
         )
-    ours = {CV_FILE, *(os.path.basename(fold_dir(run_dir, k)) for k in range(folds))}
+    ours = {
+        CV_FILE,
+        PREDICTIONS_FILE,
+        *(os.path.basename(fold_dir(run_dir, k)) for k in range(folds)),
+    }
     others = [name for name in held if name not in ours]
     if others:
         raise ValueError(
@@ -65,6 +82,55 @@ def summarise_folds(tests: list[dict]) -> dict:
                 "folds": folds.tolist(),
             }
     return summary
+
+
+def out_of_fold(run_dir: str) -> tuple[ExperimentConfig, SequenceDataset, np.ndarray]:
+    """A fold's config, its test split and its best checkpoint's predictions for that
+    split (in the targets' own units), read back from its run directory as `seqjax
+    predict` reads a run."""
+    cfg = load_run_config(run_dir)
+    test = load_splits(cfg.data, cfg.train.loss)["test"]
+    state, _ = restore_state(run_dir, cfg, test, which="best")
+    return cfg, test, predict(cfg, state, test)
+
+
+def _targets(data: SequenceDataset) -> np.ndarray:
+    """`data`'s targets in their own units (N, ...)."""
+    if data.target_scaler is None:
+        return np.asarray(data.targets)
+    return data.target_scaler.inverse_rows(data.targets)
+
+
+def predictions_csv(cfg: ExperimentConfig, tests: list[SequenceDataset], preds: list) -> str:
+    """Every sequence's out-of-fold prediction, one row each: its name in the file (a CSV's
+    sequence, an npz's row), its fold, its target (a class's name where the data named
+    them) and the task's prediction columns, as `seqjax predict` names them. Rows by fold,
+    each fold's sequences in file order."""
+    shape = preds[0].shape[1:]
+    classes = tests[0].classes
+    targets = [_targets(test) for test in tests]
+    width = int(np.prod(targets[0].shape[1:], dtype=np.int64))
+    target_names = ["target"] if width == 1 else [f"target_{j}" for j in range(width)]
+    header = [
+        "sequence",
+        "fold",
+        *target_names,
+        *prediction_columns(cfg.train.loss, shape, classes),
+    ]
+    rows = [header]
+    classifier = cfg.train.loss in ("binary_cross_entropy", "cross_entropy")
+    for fold, (test, target, pred) in enumerate(zip(tests, targets, preds, strict=True)):
+        target = target.reshape(len(target), -1)  # (N, width)
+        assert test.ids is not None  # folds split users' files, which name their sequences
+        for name, y, p in zip(test.ids, target, pred.reshape(len(pred), -1), strict=True):
+            if classifier:
+                shown = [classes[int(y[0])] if classes else str(int(y[0]))]
+            else:
+                shown = [repr(float(v)) for v in y]
+            rows.append([str(name), str(fold), *shown, *(repr(float(v)) for v in p)])
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(rows)
+    return text.getvalue()
 
 
 def cross_validate(
@@ -98,13 +164,22 @@ def cross_validate(
         fold_cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, fold=fold))
         again = resume and os.path.isdir(directory)
         results.append(run_experiment(fold_cfg, directory, resume=again, log=log))
+    scored = [out_of_fold(fold_dir(run_dir, fold)) for fold in range(folds)]
+    tests, preds = [test for _, test, _ in scored], [pred for _, _, pred in scored]
+    saved = scored[0][0]  # the run's config as training resolved it (loss, class weights)
+    pooled = task_for(saved).evaluate(
+        np.concatenate(preds), np.concatenate([_targets(test) for test in tests])
+    )
     summary = {
         "folds": folds,
         "runs": [os.path.basename(fold_dir(run_dir, k)) for k in range(folds)],
         "best_epoch": [metrics["best_epoch"] for metrics in results],
         "test": summarise_folds([metrics["test"] for metrics in results]),
+        "pooled": pooled,
+        "predictions": PREDICTIONS_FILE,
     }
     if "classes" in results[0]:  # the confusion matrix's rows and columns
         summary["classes"] = results[0]["classes"]
+    atomic_write_text(os.path.join(run_dir, PREDICTIONS_FILE), predictions_csv(saved, tests, preds))
     atomic_write_json(os.path.join(run_dir, CV_FILE), summary)
     return summary
