@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
             confusion = np.asarray(test["confusion_matrix"])  # every sequence, once
             results[name] = {
                 **{key: test[key] for key in KEYS},
+                "pooled": {key: summary["pooled"][key] for key in KEYS},  # out-of-fold
                 "recall_per_class": (np.diag(confusion) / confusion.sum(axis=1)).tolist(),
                 "confusion_matrix": test["confusion_matrix"],
             }
