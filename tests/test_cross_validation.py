@@ -121,7 +121,9 @@ SETS = [
 ]
 
 
-def test_an_interrupted_cross_validation_resumes_to_a_summary_of_every_fold(imbalanced, tmp_path):
+def test_an_interrupted_cross_validation_resumes_to_a_summary_of_every_fold(
+    imbalanced, tmp_path, capsys
+):
     run_dir = tmp_path / "cv"
     command = ["cv", "--config", "steel_lightweight", "--folds", "5", "--run-dir", str(run_dir)]
     command += ["--set", f"data.source=npz:{imbalanced}", *SETS]
@@ -190,3 +192,9 @@ def test_an_interrupted_cross_validation_resumes_to_a_summary_of_every_fold(imba
         *(f"fold_{k}" for k in range(5)),
         "predictions.csv",
     ]
+
+    capsys.readouterr()
+    assert main(["evaluate", str(run_dir)]) == 2  # its folds are the runs, and it says so
+    assert (
+        "is a cross-validation, not a run directory: its folds are runs" in capsys.readouterr().err
+    )

@@ -346,6 +346,9 @@ def _split_labelled(
         name: (inputs[idx], lengths[idx].astype(np.int32), targets[idx])
         for name, idx in zip(("train", "val", "test"), parts, strict=True)
     }
+    split_ids = (
+        None if ids is None else {name: ids[idx] for name, idx in zip(data, parts, strict=True)}
+    )
     split_weights = None
     if weights is not None:
         split_weights = {name: weights[idx] for name, idx in zip(data, parts, strict=True)}
@@ -362,9 +365,7 @@ def _split_labelled(
         names=names,
         classes=classes,
         weights=split_weights,
-        ids=None
-        if ids is None
-        else {name: ids[idx] for name, idx in zip(data, parts, strict=True)},
+        ids=split_ids,
         scale_targets=scale_targets,
     )
 

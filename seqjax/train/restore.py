@@ -25,6 +25,12 @@ from seqjax.train.state import TrainState, create_state
 def load_run_config(run_dir: str) -> ExperimentConfig:
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(path):
+        folds = os.path.join(run_dir, "fold_0")  # seqjax cv's folds are its runs
+        if os.path.isfile(os.path.join(folds, "config.yaml")):
+            raise FileNotFoundError(
+                f"{run_dir!r} is a cross-validation, not a run directory: its folds are runs "
+                f"({folds}, ...)"
+            )
         raise FileNotFoundError(f"{run_dir!r} is not a run directory: it has no config.yaml")
     return load_config(path)
 
