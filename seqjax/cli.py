@@ -235,8 +235,9 @@ def _evaluate(args) -> int:
 
 def _check_output(output: str, suffixes: tuple[str, ...], input_path: str, run_dir: str) -> None:
     """`--output` ends in one of `suffixes`, in a directory that exists, and is neither the
-    `--input` file nor one of the files the run wrote (`RUN_FILES`: history.csv): what it
-    writes would replace the data or the run's record."""
+    `--input` file nor one of the files the run (or a cross-validation) wrote (`RUN_FILES`:
+    history.csv; `CV_FILES`): what it writes would replace the data or the run's record."""
+    from seqjax.train.cross_validation import CV_FILE, CV_FILES
     from seqjax.train.run import RUN_FILES
 
     if not output.endswith(suffixes):
@@ -250,7 +251,8 @@ def _check_output(output: str, suffixes: tuple[str, ...], input_path: str, run_d
         raise ValueError(
             f"--output {output!r} is the --input file; writing it would replace the inputs"
         )
-    for name in RUN_FILES:
+    cross_validation = os.path.isfile(os.path.join(run_dir, CV_FILE))
+    for name in CV_FILES if cross_validation else RUN_FILES:
         ours = os.path.join(run_dir, name)
         if os.path.exists(ours) and os.path.samefile(output, ours):
             raise ValueError(f"--output {output!r} would replace the run's {name}")
@@ -296,17 +298,23 @@ def _predict(args) -> int:
     from seqjax.data.raw_inputs import read_prediction_inputs
     from seqjax.io import atomic_write_bytes, atomic_write_text
     from seqjax.tasks import prediction_columns
+    from seqjax.train.cross_validation import ensemble_members
     from seqjax.train.restore import load_run_config, predict, restore_state, run_data_spec
 
     _check_output(args.output, (".npz", ".csv"), args.input, args.run_dir)
-    cfg = load_run_config(args.run_dir)
-    spec = run_data_spec(args.run_dir, cfg)
-    data, sequences = read_prediction_inputs(
-        args.input, spec, scaled=args.inputs_scaled, weight_column=cfg.data.sample_weights
-    )
-    _note_longer_than_trained(args.input, data, spec)
-    state, _ = restore_state(args.run_dir, cfg, spec.sample(), which=args.checkpoint)
-    preds = predict(cfg, state, data)  # (N, ...) the task's predictions per example
+    members = ensemble_members(args.run_dir)  # the run, or a cross-validation's folds
+    outputs: list[np.ndarray] = []
+    for run_dir in members:
+        cfg = load_run_config(run_dir)
+        spec = run_data_spec(run_dir, cfg)  # each fold scales raw inputs as it trained
+        data, sequences = read_prediction_inputs(
+            args.input, spec, scaled=args.inputs_scaled, weight_column=cfg.data.sample_weights
+        )
+        if not outputs:
+            _note_longer_than_trained(args.input, data, spec)
+        state, _ = restore_state(run_dir, cfg, spec.sample(), which=args.checkpoint)
+        outputs.append(predict(cfg, state, data))  # (N, ...) the task's predictions
+    preds = np.mean(np.asarray(outputs, np.float64), axis=0).astype(outputs[0].dtype)  # folds
     columns = prediction_columns(cfg.train.loss, preds.shape[1:], spec.classes)  # C order
     if args.output.endswith(".npz"):
         buf = io.BytesIO()
@@ -323,7 +331,8 @@ def _predict(args) -> int:
         text = io.StringIO()
         csv.writer(text, lineterminator="\n").writerows([columns, *rows])
         atomic_write_text(args.output, text.getvalue())
-    print(f"wrote {len(preds)} predictions to {args.output}")
+    by = f", the mean of {len(members)} folds' models" if len(members) > 1 else ""
+    print(f"wrote {len(preds)} predictions to {args.output}{by}")
     return 0
 
 

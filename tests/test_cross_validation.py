@@ -198,3 +198,16 @@ def test_an_interrupted_cross_validation_resumes_to_a_summary_of_every_fold(
     assert (
         "is a cross-validation, not a run directory: its folds are runs" in capsys.readouterr().err
     )
+
+    # seqjax predict on the whole cross-validation: the mean of its folds' models
+    out = [str(tmp_path / f"{name}.csv") for name in ("ensemble", *(f"fold_{k}" for k in range(5)))]
+    assert main(["predict", str(run_dir), "--input", str(imbalanced), "--output", out[0]]) == 0
+    for k in range(5):
+        fold = str(run_dir / f"fold_{k}")
+        assert main(["predict", fold, "--input", str(imbalanced), "--output", out[k + 1]]) == 0
+    argv = ["predict", str(run_dir), "--input", str(imbalanced), "--output"]
+    assert main([*argv, str(run_dir / "predictions.csv")]) == 2  # the out-of-fold ones
+    assert "would replace the run's predictions.csv" in capsys.readouterr().err
+    ensemble, *folds = (np.loadtxt(path, delimiter=",", skiprows=1) for path in out)
+    np.testing.assert_allclose(ensemble, np.mean(folds, axis=0), atol=1e-7)
+    assert np.abs(ensemble - folds[0]).max() > 1e-3  # five models, not one

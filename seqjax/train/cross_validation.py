@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 import os
 from collections.abc import Callable
 
@@ -34,10 +35,23 @@ from seqjax.train.run import run_experiment
 
 CV_FILE = "cv.json"
 PREDICTIONS_FILE = "predictions.csv"
+CV_FILES = (CV_FILE, PREDICTIONS_FILE)  # what a cross-validation writes beside its folds
 
 
 def fold_dir(run_dir: str, fold: int) -> str:
     return os.path.join(run_dir, f"fold_{fold}")
+
+
+def ensemble_members(run_dir: str) -> list[str]:
+    """The runs whose predictions `seqjax predict RUN_DIR` averages: RUN_DIR itself, or,
+    for a finished cross-validation (its cv.json written), its folds' K models, each of
+    which trained on K-2 of the K folds; together they saw all of the file."""
+    path = os.path.join(run_dir, CV_FILE)
+    if not os.path.isfile(path):
+        return [run_dir]
+    with open(path) as f:
+        folds = json.load(f)["folds"]
+    return [fold_dir(run_dir, k) for k in range(folds)]
 
 
 def check_cv_dir(run_dir: str, folds: int, *, resume: bool) -> None:
@@ -49,11 +63,7 @@ def check_cv_dir(run_dir: str, folds: int, *, resume: bool) -> None:
             f"{run_dir!r} is not empty; pass --resume to continue the cross-validation in "
             "it (the same config and --set), or choose a new --run-dir"
         )
-    ours = {
-        CV_FILE,
-        PREDICTIONS_FILE,
-        *(os.path.basename(fold_dir(run_dir, k)) for k in range(folds)),
-    }
+    ours = {*CV_FILES, *(os.path.basename(fold_dir(run_dir, k)) for k in range(folds))}
     others = [name for name in held if name not in ours]
     if others:
         raise ValueError(

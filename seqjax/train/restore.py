@@ -29,7 +29,7 @@ def load_run_config(run_dir: str) -> ExperimentConfig:
         if os.path.isfile(os.path.join(folds, "config.yaml")):
             raise FileNotFoundError(
                 f"{run_dir!r} is a cross-validation, not a run directory: its folds are runs "
-                f"({folds}, ...)"
+                f"({folds}, ...); seqjax predict takes a finished one whole"
             )
         raise FileNotFoundError(f"{run_dir!r} is not a run directory: it has no config.yaml")
     return load_config(path)
