@@ -170,6 +170,7 @@ def _scored_data(args, cfg, spec, splits: Callable[[], dict]) -> tuple:
             scaled=args.inputs_scaled,
             labelled=True,
             weight_column=cfg.data.sample_weights,
+            group_column=cfg.data.groups,
         )
         _note_longer_than_trained(args.input, data, spec)
         check_class_targets(cfg, data.targets, args.input)
@@ -308,7 +309,11 @@ def _predict(args) -> int:
         cfg = load_run_config(run_dir)
         spec = run_data_spec(run_dir, cfg)  # each fold scales raw inputs as it trained
         data, sequences = read_prediction_inputs(
-            args.input, spec, scaled=args.inputs_scaled, weight_column=cfg.data.sample_weights
+            args.input,
+            spec,
+            scaled=args.inputs_scaled,
+            weight_column=cfg.data.sample_weights,
+            group_column=cfg.data.groups,
         )
         if not outputs:
             _note_longer_than_trained(args.input, data, spec)

@@ -22,6 +22,7 @@ from seqjax.config_files import config_file
 from seqjax.data.sources import (
     DEFAULT_FRACTIONS,
     check_folds_option,
+    check_groups_option,
     check_sample_weights_option,
     check_source,
     check_split_option,
@@ -55,11 +56,16 @@ class DataConfig:
     # tests and the next one validates (`seqjax cv` trains every fold). 0: no folds.
     folds: int = 0
     fold: int = 0
+    # users' npz/csv data: the npz array or CSV column (constant within a sequence) naming
+    # each sequence's group (a subject, a machine, a series); a random split or the folds
+    # keep every group whole in one split. "": no groups.
+    groups: str = ""
 
     def __post_init__(self):
         check_source(self.source)
         check_sample_weights_option(self.sample_weights, self.source)
         check_split_option(self.split, self.gap, self.source)
+        check_groups_option(self.groups, self.source, self.split, self.sample_weights)
         check_folds_option(self.folds, self.fold, self.split, self.splits, self.source)
         if self.targets not in ("auto", "classes", "values"):
             raise ValueError(

@@ -95,6 +95,45 @@ def test_a_users_csv_names_each_fold_sequence(tmp_path):
     assert splits["test"].targets.tolist() == LABELS[test].tolist()
 
 
+GROUPS = np.random.default_rng(5).permutation(np.repeat(np.arange(12), np.arange(1, 13)))  # (78,)
+
+
+def test_a_group_stays_whole_in_one_fold_and_in_one_split():
+    """`groups`: a subject's (a machine's, a series') sequences are never both trained and
+    tested on; folds balanced by size as scikit-learn's GroupKFold balances them."""
+    n = len(GROUPS)
+    tests = []
+    for k in range(4):
+        parts = fold_indices(n, 4, k, seed=0, groups=GROUPS)
+        members = [set(GROUPS[p].tolist()) for p in parts]
+        assert not (members[0] & members[1] or members[0] & members[2] or members[1] & members[2])
+        tests.append(parts[2])
+    np.testing.assert_array_equal(np.sort(np.concatenate(tests)), np.arange(n))
+    # greedy, largest group first: 12..5 fill the folds to 17 each, then 4, 3, 2, 1 follow
+    assert [len(t) for t in tests] == [21, 20, 19, 18]
+    parts = split_indices(n, (0.7, 0.15, 0.15), seed=0, groups=GROUPS)
+    members = [set(GROUPS[p].tolist()) for p in parts]
+    assert sum(len(m) for m in members) == 12 and set.union(*members) == set(range(12))
+    assert abs(len(parts[0]) / n - 0.7) < 0.1, [len(p) for p in parts]
+    with pytest.raises(ValueError, match=r"3 groups cannot be dealt into 4 folds"):
+        fold_indices(6, 4, 0, groups=np.array([0, 0, 1, 1, 2, 2]))
+
+
+def test_a_users_csv_keeps_its_groups_apart_and_out_of_the_channels(tmp_path):
+    path = tmp_path / "d.csv"
+    rows = [f"s{i},{i % 2},g{GROUPS[i]},{i},{-i}" for i in range(len(GROUPS)) for _ in range(2)]
+    path.write_text("sequence,target,subject,a,b\n" + "\n".join(rows) + "\n")
+    splits = csv_splits(str(path), seed=0, fractions=(0.7, 0.15, 0.15), groups="subject")
+    assert splits["train"].scaler.names == ("a", "b")  # the group column is not a channel
+    owner = {f"s{i}": GROUPS[i] for i in range(len(GROUPS))}
+    held = [{owner[name] for name in splits[k].ids} for k in ("train", "val", "test")]
+    assert not (held[0] & held[1] or held[0] & held[2] or held[1] & held[2])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sequence,target,subject,a\ns0,0,g0,1\ns0,0,g1,2\ns1,1,g1,3\ns2,0,g2,4\n")
+    with pytest.raises(ValueError, match=r"bad.csv:3: subject of sequence 's0' changes over time"):
+        csv_splits(str(bad), seed=0, fractions=(0.7, 0.15, 0.15), groups="subject")
+
+
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
@@ -105,6 +144,11 @@ def test_a_users_csv_names_each_fold_sequence(tmp_path):
         (["data.folds=4", "data.splits=[0.8, 0.1, 0.1]"], r"both size the splits"),
         (["data.source=steel", "data.folds=4"], r"generates as many sequences as data.size"),
         (["data.source=steel", "data.split=stratified"], r"splits an npz or CSV file of your own"),
+        (["data.source=steel", "data.groups=subject"], r"data.source 'steel' has none"),
+        (["data.groups=subject", "data.split=ordered"], r"data.split=ordered cuts by the file's"),
+        (["data.groups=subject", "data.split=stratified"], r"data.split=stratified cuts by class"),
+        (["data.groups=targets"], r"data.groups 'targets' names the data's own targets"),
+        (["data.groups=w", "data.sample_weights=w"], r"data.groups 'w' names the sample weights"),
     ],
 )
 def test_the_config_names_what_cannot_be_cross_validated(imbalanced, sets, message):

@@ -85,6 +85,7 @@ def npz_splits(
     fractions,
     targets: str = "auto",
     sample_weights: str = "",
+    groups: str = "",
     split: str = "random",
     gap: int = 0,
     folds: int = 0,
@@ -93,8 +94,9 @@ def npz_splits(
 ) -> dict[str, SequenceDataset]:
     """A .npz with `inputs` (N, T, C) padded, `lengths` (N,) and `targets` (N,) or (N, O),
     and with `sample_weights` an array of that name (N,): each sequence's weight in the
-    loss. Without `lengths` every sequence is taken to fill all T steps. Read with
-    allow_pickle=False: a ragged (object) array is refused, never unpickled."""
+    loss; with `groups`, one (N,) of each sequence's group. Without `lengths` every
+    sequence is taken to fill all T steps. Read with allow_pickle=False: a ragged (object)
+    array is refused, never unpickled."""
     archive = open_npz(path)  # outside the `try`: its own errors name the file as it is
     try:
         with archive as f:
@@ -105,7 +107,7 @@ def npz_splits(
             "as inputs (N, T, C) with their lengths (N,): inputs, lengths = "
             "seqjax.data.pad_sequences(list_of_sequences)"
         ) from None
-    weighed = [sample_weights] if sample_weights else []
+    weighed = [name for name in (sample_weights, groups) if name]
     missing = sorted({"inputs", "targets", *weighed} - set(arrays))
     if missing:
         expected = ", ".join(["inputs", "lengths", "targets", *weighed])
@@ -127,6 +129,7 @@ def npz_splits(
         fractions,
         targets,
         weights=arrays[sample_weights] if sample_weights else None,
+        groups=arrays[groups] if groups else None,
         ids=np.arange(len(inputs)),
         split=split,
         gap=gap,
@@ -143,46 +146,43 @@ class LongCsv(NamedTuple):
     lengths: np.ndarray  # (N,)
     labels: list[str] | None  # each sequence's target text (N,); None without `targets`
     weights: np.ndarray | None  # (N,) float32 from `weight_column`; None without it
+    groups: list[str] | None  # each sequence's `group_column` text (N,); None without it
 
 
-def read_long_csv(path: str, *, targets: bool = True, weight_column: str = "") -> LongCsv:
+def read_long_csv(
+    path: str, *, targets: bool = True, weight_column: str = "", group_column: str = ""
+) -> LongCsv:
     """A CSV in long form with a header: one row per time step, a `sequence` column naming
-    the sequence, every column but `sequence`, `target` and `weight_column` a channel, and
-    (with `targets`) a `target` column constant within a sequence, as is the weight column.
-    Rows of a sequence are in time order; sequences may differ in length. Without
-    `targets` (new data to predict) the `target` and weight columns are ignored."""
+    the sequence, every column but `sequence`, `target`, `weight_column` and
+    `group_column` a channel, and (with `targets`) a `target` column constant within a
+    sequence, as are the weight and group columns. Rows of a sequence are in time order;
+    sequences may differ in length. Without `targets` (new data to predict) the `target`,
+    weight and group columns are ignored."""
+    extra = [name for name in (weight_column, group_column) if name]
     with open_csv_text(path) as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
             raise ValueError(f"{path}: empty CSV")
-        labelled = ["target", *([weight_column] if weight_column else [])] if targets else []
-        missing = sorted({"sequence", *labelled} - set(header))
+        constant = ["target", *extra] if targets else []  # one value per sequence
+        missing = sorted({"sequence", *constant} - set(header))
         if missing:
             raise ValueError(f"{path}: missing columns {missing}; header is {header}")
         seq_col = header.index("sequence")
-        target_col = header.index("target") if "target" in header else -1
-        weight_col = (
-            header.index(weight_column) if weight_column and weight_column in header else -1
-        )
-        channels = [i for i in range(len(header)) if i not in (seq_col, target_col, weight_col)]
+        not_channels = {"sequence", "target", *extra}
+        channels = [i for i, name in enumerate(header) if name not in not_channels]
+        columns = {name: header.index(name) for name in constant}
         rows: dict[str, list[list[float]]] = {}
-        labels: dict[str, str] = {}
-        weights: dict[str, str] = {}
+        values: dict[str, dict[str, str]] = {name: {} for name in constant}  # per sequence
         for number, row in enumerate(reader, 2):
             if len(row) != len(header):
                 raise ValueError(f"{path}:{number}: {len(row)} fields, header has {len(header)}")
             key = row[seq_col]
-            if targets and labels.setdefault(key, row[target_col]) != row[target_col]:
-                raise ValueError(f"{path}:{number}: target of sequence {key!r} changes over time")
-            if (
-                targets
-                and weight_col >= 0
-                and weights.setdefault(key, row[weight_col]) != row[weight_col]
-            ):
-                raise ValueError(
-                    f"{path}:{number}: {weight_column} of sequence {key!r} changes over time"
-                )
+            for name, col in columns.items():
+                if values[name].setdefault(key, row[col]) != row[col]:
+                    raise ValueError(
+                        f"{path}:{number}: {name} of sequence {key!r} changes over time"
+                    )
             try:
                 rows.setdefault(key, []).append([float(row[i]) for i in channels])
             except ValueError as err:
@@ -193,7 +193,7 @@ def read_long_csv(path: str, *, targets: bool = True, weight_column: str = "") -
     sample_weights = None
     if targets and weight_column:
         try:
-            sample_weights = np.array([float(weights[k]) for k in rows], np.float32)
+            sample_weights = np.array([float(values[weight_column][k]) for k in rows], np.float32)
         except ValueError as err:
             raise ValueError(f"{path}: unreadable {weight_column} ({err})") from None
     return LongCsv(
@@ -201,8 +201,9 @@ def read_long_csv(path: str, *, targets: bool = True, weight_column: str = "") -
         [header[i] for i in channels],
         inputs,
         lengths,
-        [labels[k] for k in rows] if targets else None,
+        [values["target"][k] for k in rows] if targets else None,
         sample_weights,
+        [values[group_column][k] for k in rows] if targets and group_column else None,
     )
 
 
@@ -213,6 +214,7 @@ def csv_splits(
     fractions,
     targets: str = "auto",
     sample_weights: str = "",
+    groups: str = "",
     split: str = "random",
     gap: int = 0,
     folds: int = 0,
@@ -222,12 +224,10 @@ def csv_splits(
     """Train / val / test from a long-form CSV (`read_long_csv`); the channels' names are
     kept with the scaler, so that `seqjax predict` matches a later CSV's columns to them.
     Targets that are not all numbers are class names, indexed in sorted order. With
-    `sample_weights`, that column is each sequence's weight in the loss; an "ordered"
-    `split` takes the sequences in first-seen order."""
-    sequences, names, inputs, lengths, labels, weights = read_long_csv(
-        path, weight_column=sample_weights
-    )
-    labels = labels or []
+    `sample_weights`, that column is each sequence's weight in the loss, and with `groups`
+    that column its group; an "ordered" `split` takes the sequences in first-seen order."""
+    read = read_long_csv(path, weight_column=sample_weights, group_column=groups)
+    labels = read.labels or []
     classes = None
     try:
         y = np.array([float(label) for label in labels])
@@ -238,16 +238,17 @@ def csv_splits(
         y = np.array([classes.index(label) for label in labels])
     return _split_labelled(
         path,
-        inputs,
-        lengths,
+        read.inputs,
+        read.lengths,
         y,
         seed,
         fractions,
         targets,
-        names=tuple(names),
+        names=tuple(read.channels),
         classes=classes,
-        weights=weights,
-        ids=np.array(sequences),
+        weights=read.weights,
+        groups=None if read.groups is None else np.array(read.groups),
+        ids=np.array(read.sequences),
         split=split,
         gap=gap,
         folds=folds,
@@ -268,6 +269,7 @@ def _split_labelled(
     names=None,
     classes=None,
     weights=None,
+    groups=None,
     ids=None,
     split="random",
     gap=0,
@@ -278,7 +280,8 @@ def _split_labelled(
     """With `kind` "auto" (data.targets), integer-valued targets (N,) are class labels
     0..K-1 and anything else is regression; "classes" requires labels, "values" makes any
     targets regression (counts, days, negative integers). `weights` (N,), where the data
-    has them, and the sequences' names `ids` (N,) go with them into every split. `split`
+    has them, and the sequences' names `ids` (N,) go with them into every split; `groups`
+    (N,), where given, keep each group in one split (`split_indices`, `fold_indices`). `split`
     is data.split's ("random", "ordered" with its `gap`, or "stratified", which needs class
     labels); with `folds`, the splits are cross-validation fold `fold`'s (`fold_indices`)
     instead of `fractions`'. `scale_targets` False leaves regression targets in their
@@ -332,13 +335,27 @@ def _split_labelled(
             "values, not class labels 0..K-1"
         )
     stratify = labels if split == "stratified" else None
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != (len(inputs),):
+            raise ValueError(
+                f"{path}: groups must be one per sequence, ({len(inputs)},); got {groups.shape}"
+            )
     try:
         if folds:
-            parts = fold_indices(len(inputs), folds, fold, seed=seed, labels=stratify)
+            parts = fold_indices(
+                len(inputs), folds, fold, seed=seed, labels=stratify, groups=groups
+            )
         else:
             ordered = split == "ordered"
             parts = split_indices(
-                len(inputs), tuple(fractions), seed=seed, ordered=ordered, gap=gap, labels=stratify
+                len(inputs),
+                tuple(fractions),
+                seed=seed,
+                ordered=ordered,
+                gap=gap,
+                labels=stratify,
+                groups=groups,
             )
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None

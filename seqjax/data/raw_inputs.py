@@ -45,15 +45,18 @@ def _read_npz(
 
 
 def _read_csv(
-    path: str, spec: DataSpec, labelled: bool, weight_column: str
+    path: str, spec: DataSpec, labelled: bool, weight_column: str, group_column: str
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """A long-form CSV's sequence names, inputs, lengths and (`labelled`) targets and
     sample weights, with its channels put in the training data's order and its labels
-    turned into the training classes' indices where the run knows their names."""
+    turned into the training classes' indices where the run knows their names. The group
+    column, where the run had one, is not a channel."""
     scaler = spec.scaler
-    sequences, names, inputs, lengths, labels, weights = read_long_csv(
-        path, targets=labelled, weight_column=weight_column
+    read = read_long_csv(
+        path, targets=labelled, weight_column=weight_column, group_column=group_column
     )
+    sequences, names, inputs, lengths = read.sequences, read.channels, read.inputs, read.lengths
+    labels, weights = read.labels, read.weights
     if scaler is not None and scaler.names is not None:
         missing = [n for n in scaler.names if n not in names]
         extra = [n for n in names if n not in scaler.names]
@@ -103,6 +106,7 @@ def read_prediction_inputs(
     scaled: bool = False,
     labelled: bool = False,
     weight_column: str = "",
+    group_column: str = "",
 ) -> tuple[SequenceDataset, list[str] | None]:
     """The .npz (`inputs` (N, T, F), optional `lengths` (N,)) or long-form .csv (a
     `sequence` column, one column per channel) at `path`, scaled with the run's scaler
@@ -112,14 +116,15 @@ def read_prediction_inputs(
     placeholders (the eval step that predictions come from also computes a loss, which
     needs the task's target shape, and drops it). `weight_column`: the run's
     `data.sample_weights`, read with the targets (the loss weighs as training's did) and
-    ignored without them. Also returns a CSV's sequence names, in first-seen order."""
+    ignored without them; `group_column`, the run's `data.groups`, is a CSV column that is
+    not a channel. Also returns a CSV's sequence names, in first-seen order."""
     scaler = spec.scaler
     sequences = None
     if path.endswith(".npz"):
         inputs, lengths, targets, weights = _read_npz(path, labelled, weight_column)
     elif path.endswith(".csv"):
         sequences, inputs, lengths, targets, weights = _read_csv(
-            path, spec, labelled, weight_column
+            path, spec, labelled, weight_column, group_column
         )
     else:
         raise ValueError(f"--input must be an .npz or a long-form .csv file; got {path!r}")

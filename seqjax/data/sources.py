@@ -72,6 +72,27 @@ def check_sample_weights_option(name: str, source: str) -> None:
         )
 
 
+def check_groups_option(name: str, source: str, split: str, sample_weights: str) -> None:
+    """`data.groups` names an array or column of the user's own npz or CSV file, and
+    groups a random split or the folds: an ordered split is cut by the file's order, and a
+    stratified one by class."""
+    if not name:
+        return
+    if not _users_file(source):
+        raise ValueError(
+            f"data.groups reads each sequence's group from an npz array or a CSV column "
+            f"(data.source npz:PATH or csv:PATH); data.source {source!r} has none"
+        )
+    if name in RESERVED_NAMES or name == sample_weights:
+        what = "sample weights" if name == sample_weights else f"data's own {name}"
+        raise ValueError(f"data.groups {name!r} names the {what}; name the groups' array or column")
+    if split != "random":
+        raise ValueError(
+            f"data.groups keeps each group whole in a random split or a fold; data.split={split} "
+            "cuts by " + ("the file's order" if split == "ordered" else "class") + " instead"
+        )
+
+
 SPLITS = ("random", "ordered", "stratified")
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)  # DataConfig.splits
 
@@ -150,6 +171,8 @@ def load_splits(cfg, loss: str | None = None) -> dict[str, SequenceDataset]:
     kind, sep, arg = cfg.source.partition(":")
     if sep:
         options: dict = {"sample_weights": cfg.sample_weights} if cfg.sample_weights else {}
+        if cfg.groups:
+            options["groups"] = cfg.groups
         if cfg.split != "random":
             options.update(split=cfg.split, gap=cfg.gap)
         if cfg.folds:

@@ -16,6 +16,7 @@ def split_indices(
     ordered: bool = False,
     gap: int = 0,
     labels: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Index arrays with the given fractions (they must sum to 1): shuffled, or with
     `ordered` in data order, the first fraction first, so that time-ordered data trains on
@@ -24,10 +25,20 @@ def split_indices(
     first validation one would otherwise share steps (a random split leaks that way).
     With class `labels` (N,) each class is cut by the fractions on its own (stratified):
     a rare class of 5% is then 5% of every part, where a random cut of a small file may
-    leave a test split with none of it; each part lists its indices in data order."""
+    leave a test split with none of it. With `groups` (N,), the examples of a group (one
+    subject's, one machine's, one series' windows) all go to one part, the groups shuffled
+    and cut where the parts' shares of the examples come nearest the fractions: a model is
+    then tested on groups it never saw, not on near-copies of its training examples. With
+    labels or groups, each part lists its indices in data order."""
     if abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) <= 0:
         raise ValueError(f"split fractions must be positive and sum to 1; got {fractions}")
-    if labels is not None:
+    if groups is not None:
+        rank = _group_ranks(groups, seed)  # (N,) each example's group, shuffled
+        sizes = np.bincount(rank)  # (G,) examples per group, in that order
+        middles = np.cumsum(sizes) - sizes / 2  # where each group sits among the examples
+        part = np.searchsorted(np.cumsum(fractions)[:-1] * n, middles)  # (G,)
+        parts = [np.flatnonzero(part[rank] == p) for p in range(len(fractions))]
+    elif labels is not None:
         order = _shuffled(n, seed, labels)
         labels = np.asarray(labels)
         per_class = [_cut(order[labels[order] == c], fractions) for c in np.unique(labels)]
@@ -60,23 +71,58 @@ def _shuffled(n: int, seed: int, labels: np.ndarray | None) -> np.ndarray:
     return order[np.argsort(np.asarray(labels)[order], kind="stable")]
 
 
+def _group_ranks(groups: np.ndarray, seed: int) -> np.ndarray:
+    """Each example's group as its place (0..G-1) in a shuffled order of the groups."""
+    _, group = np.unique(np.asarray(groups), return_inverse=True)  # (N,) 0..G-1 sorted
+    shuffled = np.random.default_rng(seed).permutation(group.max() + 1)  # rank -> group
+    rank = np.empty_like(shuffled)
+    rank[shuffled] = np.arange(len(shuffled))  # group -> rank
+    return rank[group]
+
+
+def _grouped_folds(groups: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Each example's fold (N,), every group whole in one fold: the largest groups first,
+    each to the fold with the fewest examples so far (scikit-learn's GroupKFold, its ties
+    broken by the shuffled order)."""
+    rank = _group_ranks(groups, seed)
+    sizes = np.bincount(rank)  # (G,)
+    if len(sizes) < folds:
+        raise ValueError(f"{len(sizes)} groups cannot be dealt into {folds} folds")
+    fold_of = np.empty(len(sizes), np.int64)
+    filled = np.zeros(folds, np.int64)
+    for group in np.argsort(-sizes, kind="stable"):
+        fold_of[group] = int(np.argmin(filled))
+        filled[fold_of[group]] += sizes[group]
+    return fold_of[rank]
+
+
 def fold_indices(
-    n: int, folds: int, fold: int, *, seed: int = 0, labels: np.ndarray | None = None
+    n: int,
+    folds: int,
+    fold: int,
+    *,
+    seed: int = 0,
+    labels: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Train, val and test index arrays of cross-validation fold `fold` of `folds`: the
     examples shuffled and dealt into `folds` folds whose sizes differ by at most one (with
     class `labels`, each class dealt in turn, so every fold holds its share of each class
     to within one example). Fold `fold` tests, the next one validates (early stopping and
     the plateau schedule need a split the test never sees) and the rest train; over the
-    folds every example is tested once and validated once. Indices in data order."""
+    folds every example is tested once and validated once. With `groups` (N,), each group
+    lies whole in one fold (`_grouped_folds`). Indices in data order."""
     if folds < 3:
         raise ValueError(f"cross-validation needs 3 folds or more (test, val, train); got {folds}")
     if not 0 <= fold < folds:
         raise ValueError(f"fold {fold} is not one of the {folds} folds 0..{folds - 1}")
     if n < folds:
         raise ValueError(f"{n} examples cannot be dealt into {folds} folds")
-    dealt = np.empty(n, np.int64)  # each example's fold
-    dealt[_shuffled(n, seed, labels)] = np.arange(n) % folds
+    if groups is not None:
+        dealt = _grouped_folds(groups, folds, seed)
+    else:
+        dealt = np.empty(n, np.int64)  # each example's fold
+        dealt[_shuffled(n, seed, labels)] = np.arange(n) % folds
     test, val = fold, (fold + 1) % folds
     return [
         np.flatnonzero((dealt != test) & (dealt != val)),

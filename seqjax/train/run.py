@@ -200,13 +200,14 @@ def _split_note(data) -> str:
     """A split other than a random one says so: which sequences test a model is the first
     thing to check."""
     stratified = ", each class on its own" if data.split == "stratified" else ""
+    grouped = f", each {data.groups!r} group whole in one split" if data.groups else ""
     if data.folds:
         return (
             f"; cross-validation: fold {data.fold} of folds 0..{data.folds - 1} tests, "
-            f"fold {(data.fold + 1) % data.folds} validates{stratified}"
+            f"fold {(data.fold + 1) % data.folds} validates{stratified}{grouped}"
         )
-    if data.split == "stratified":
-        return "; split" + stratified
+    if data.split == "stratified" or data.groups:
+        return "; split" + stratified + grouped
     if data.split != "ordered":
         return ""
     return "; split in file order" + (
