@@ -17,6 +17,8 @@ import pytest
 from seqjax.cli import main
 from seqjax.config import load_config
 from seqjax.data.external import csv_splits, npz_splits
+from seqjax.data.raw_inputs import read_prediction_inputs
+from seqjax.data.spec import DataSpec
 from seqjax.data.splits import fold_indices, split_indices
 from seqjax.metrics import multiclass_classification
 
@@ -128,6 +130,10 @@ def test_a_users_csv_keeps_its_groups_apart_and_out_of_the_channels(tmp_path):
     owner = {f"s{i}": GROUPS[i] for i in range(len(GROUPS))}
     held = [{owner[name] for name in splits[k].ids} for k in ("train", "val", "test")]
     assert not (held[0] & held[1] or held[0] & held[2] or held[1] & held[2])
+    # new data in the same form: the group column is ignored, as training ignored it
+    spec = DataSpec.of(splits["train"])
+    data, names = read_prediction_inputs(str(path), spec, group_column="subject")
+    assert data.inputs.shape == (len(GROUPS), 2, 2) and names == [f"s{i}" for i in range(78)]
     bad = tmp_path / "bad.csv"
     bad.write_text("sequence,target,subject,a\ns0,0,g0,1\ns0,0,g1,2\ns1,1,g1,3\ns2,0,g2,4\n")
     with pytest.raises(ValueError, match=r"bad.csv:3: subject of sequence 's0' changes over time"):
