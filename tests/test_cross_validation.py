@@ -119,6 +119,22 @@ def test_a_group_stays_whole_in_one_fold_and_in_one_split():
     assert abs(len(parts[0]) / n - 0.7) < 0.1, [len(p) for p in parts]
     with pytest.raises(ValueError, match=r"3 groups cannot be dealt into 4 folds"):
         fold_indices(6, 4, 0, groups=np.array([0, 0, 1, 1, 2, 2]))
+    with pytest.raises(ValueError, match=r"6 examples in 2 groups by \(0.7, 0.15, 0.15\) leaves"):
+        split_indices(6, (0.7, 0.15, 0.15), groups=np.array([0, 0, 0, 1, 1, 1]))
+
+
+@pytest.mark.parametrize(
+    ("subject", "message"),
+    [
+        (np.arange(5), r"groups must be one per sequence, \(10,\); got \(5,\)"),
+        (np.full(10, np.nan), r"groups contain NaN or Inf; name every sequence's group"),
+    ],
+)
+def test_an_npz_names_groups_it_cannot_split_by(tmp_path, subject, message):
+    path = tmp_path / "d.npz"
+    np.savez(path, inputs=np.zeros((10, 3, 2)), targets=np.arange(10) % 2, subject=subject)
+    with pytest.raises(ValueError, match=message):
+        npz_splits(str(path), seed=0, fractions=(0.7, 0.15, 0.15), groups="subject")
 
 
 def test_a_users_csv_keeps_its_groups_apart_and_out_of_the_channels(tmp_path):

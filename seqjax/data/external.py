@@ -341,6 +341,8 @@ def _split_labelled(
             raise ValueError(
                 f"{path}: groups must be one per sequence, ({len(inputs)},); got {groups.shape}"
             )
+        if np.issubdtype(groups.dtype, np.floating) and not np.all(np.isfinite(groups)):
+            raise ValueError(f"{path}: groups contain NaN or Inf; name every sequence's group")
     try:
         if folds:
             parts = fold_indices(

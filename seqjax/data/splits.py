@@ -49,8 +49,9 @@ def split_indices(
     parts = [parts[0], *(part[gap:] for part in parts[1:])]
     if any(len(p) == 0 for p in parts):
         gapped = f" with a gap of {gap} after each cut" if gap else ""
+        grouped = "" if groups is None else f" in {len(np.unique(groups))} groups"
         raise ValueError(
-            f"a split of {n} examples by {fractions}{gapped} leaves an empty part "
+            f"a split of {n} examples{grouped} by {fractions}{gapped} leaves an empty part "
             f"(sizes {[len(p) for p in parts]})"
         )
     return parts
