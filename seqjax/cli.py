@@ -156,10 +156,11 @@ def _check_scored_args(args) -> None:
         raise ValueError("--inputs-scaled applies to --input data; a split is scaled already")
 
 
-def _scored_data(args, cfg, spec, splits: Callable[[], dict]) -> tuple:
+def _scored_data(args, cfg, spec, splits: Callable[[], dict], *, note: bool = True) -> tuple:
     """The labelled data `evaluate` and `importance` score: a split of the run's data
     (`--split`, from `splits()`), or a file of the user's (`--input`), read as training
-    read its own; and the line's key naming it."""
+    read its own; and the line's key naming it. `note`: say on stderr where the input's
+    sequences are longer than training's (once, where several models read it)."""
     from seqjax.data.raw_inputs import read_prediction_inputs
     from seqjax.data.sources import check_class_targets
 
@@ -172,7 +173,8 @@ def _scored_data(args, cfg, spec, splits: Callable[[], dict]) -> tuple:
             weight_column=cfg.data.sample_weights,
             group_column=cfg.data.groups,
         )
-        _note_longer_than_trained(args.input, data, spec)
+        if note:
+            _note_longer_than_trained(args.input, data, spec)
         check_class_targets(cfg, data.targets, args.input)
         return data, {"input": args.input}
     loaded = splits()
@@ -199,6 +201,7 @@ def _threshold(text: str) -> float | str:
 def _evaluate(args) -> int:
     from seqjax.data.sources import load_splits
     from seqjax.metrics import best_f1_threshold
+    from seqjax.train.cross_validation import ensemble_members
     from seqjax.train.restore import (
         check_threshold,
         evaluate_run,
@@ -209,6 +212,9 @@ def _evaluate(args) -> int:
     )
 
     _check_scored_args(args)
+    members = ensemble_members(args.run_dir)  # the run, or a cross-validation's folds
+    if len(members) > 1:
+        return _evaluate_folds_together(args, members)
     cfg = load_run_config(args.run_dir)
     threshold = args.threshold
     if threshold is not None:  # before the run's data and checkpoint are read
@@ -231,6 +237,57 @@ def _evaluate(args) -> int:
             {"checkpoint": args.checkpoint, "epoch": epoch, **scored, **metrics}, default=float
         )
     )
+    return 0
+
+
+def _evaluate_folds_together(args, members: list[str]) -> int:
+    """`evaluate` of a finished cross-validation: the metrics of its fold models' mean
+    prediction (as `seqjax predict` gives it) on --input data. No loss: the models' mean
+    is not one model's output, so no loss function of the run scores it."""
+    import numpy as np
+
+    from seqjax.metrics import binary_classification
+    from seqjax.train.loop import task_for
+    from seqjax.train.restore import (
+        check_threshold,
+        load_run_config,
+        predict,
+        restore_state,
+        run_data_spec,
+    )
+
+    if args.input is None:
+        raise ValueError(
+            f"{args.run_dir!r} is a cross-validation, whose folds test a fold each (cv.json "
+            f"holds their figures): give --input to score labelled data with its {len(members)} "
+            f"models together, or evaluate one fold ({members[0]})"
+        )
+    if args.threshold == VAL_F1:
+        raise ValueError(
+            "--threshold val-f1 takes a run's validation split, and each fold has its own: "
+            "give the probability"
+        )
+    preds: list[np.ndarray] = []
+    for run_dir in members:
+        cfg = load_run_config(run_dir)
+        if args.threshold is not None:
+            check_threshold(cfg, args.threshold)
+        spec = run_data_spec(run_dir, cfg)  # each fold scales raw inputs as it trained
+        data, scored = _scored_data(args, cfg, spec, dict, note=not preds)
+        state, _ = restore_state(run_dir, cfg, spec.sample(), which=args.checkpoint)
+        preds.append(predict(cfg, state, data))  # (N, ...) in the targets' units
+    together = np.mean(np.asarray(preds, np.float64), axis=0)  # the folds' mean
+    targets = data.targets
+    if data.target_scaler is not None:
+        targets = data.target_scaler.inverse_rows(targets)
+    evaluate = task_for(cfg).evaluate
+    if args.threshold is not None:
+        evaluate = functools.partial(binary_classification, threshold=args.threshold)
+        scored["threshold"] = args.threshold
+    if spec.classes is not None:  # the confusion matrix's rows and columns
+        scored["classes"] = list(spec.classes)
+    result = {"checkpoint": args.checkpoint, "models": len(members), **scored}
+    print(json_text({**result, **evaluate(together, targets)}, default=float))
     return 0
 
 

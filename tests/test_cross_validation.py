@@ -260,10 +260,11 @@ def test_an_interrupted_cross_validation_resumes_to_a_summary_of_every_fold(
     ]
 
     capsys.readouterr()
-    assert main(["evaluate", str(run_dir)]) == 2  # its folds are the runs, and it says so
-    assert (
-        "is a cross-validation, not a run directory: its folds are runs" in capsys.readouterr().err
-    )
+    assert main(["importance", str(run_dir)]) == 2  # its folds are the runs, and it says so
+    said = capsys.readouterr().err
+    assert "is a cross-validation, not a run directory: its folds are runs" in said
+    assert main(["evaluate", str(run_dir)]) == 2  # a split: each fold has its own
+    assert "give --input to score labelled data with its 5 models" in capsys.readouterr().err
 
     # seqjax predict on the whole cross-validation: the mean of its folds' models
     out = [str(tmp_path / f"{name}.csv") for name in ("ensemble", *(f"fold_{k}" for k in range(5)))]
@@ -277,3 +278,14 @@ def test_an_interrupted_cross_validation_resumes_to_a_summary_of_every_fold(
     ensemble, *folds = (np.loadtxt(path, delimiter=",", skiprows=1) for path in out)
     np.testing.assert_allclose(ensemble, np.mean(folds, axis=0), atol=1e-7)
     assert np.abs(ensemble - folds[0]).max() > 1e-3  # five models, not one
+
+    # seqjax evaluate --input on the whole cross-validation: the metrics of that mean
+    capsys.readouterr()
+    assert main(["evaluate", str(run_dir), "--input", str(imbalanced)]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored == {  # no loss: the mean is no model's output
+        "checkpoint": "best",
+        "models": 5,
+        "input": str(imbalanced),
+        **multiclass_classification(ensemble, LABELS),
+    }
