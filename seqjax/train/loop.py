@@ -259,6 +259,25 @@ def check_outputs_fit_targets(cfg: ExperimentConfig, train: SequenceDataset) -> 
     return _check_outputs_fit(cfg.model_name, cfg.model, cfg.train.loss, spec)
 
 
+def initial_state(cfg: ExperimentConfig, sample: SequenceDataset, total_steps: int) -> TrainState:
+    """A fresh train state of `cfg`'s model and optimizer (a schedule of `total_steps`),
+    shaped by `sample`'s first example, on the host."""
+    model, optimizer = _model_and_optimizer(cfg.model_name, cfg.model, cfg.optimizer, total_steps)
+    return create_state(
+        model, optimizer, sample.inputs[:1], sample.lengths[:1], seed=cfg.train.seed
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _model_and_optimizer(model_name: str, model_cfg, optimizer_cfg, total_steps: int) -> tuple:
+    """One model object and one optimizer object per configuration in a process. Why: a
+    train state's tree structure holds `model.apply` and the optimizer, and both compare
+    by identity (a bound method equals another only on the same module object), so every
+    state built from new ones made `jax.jit` trace and compile the steps again: each fold
+    of a cross-validation, each run of a test session, each `evaluate` after training."""
+    return build_model(model_name, model_cfg), make_optimizer(optimizer_cfg, total_steps)
+
+
 @functools.lru_cache(maxsize=16)
 def _check_outputs_fit(model_name: str, model_cfg, loss: str, batch: Batch) -> tuple[int, ...]:
     """`check_outputs_fit_targets` on a hashable config and a batch of shapes (a check that
@@ -452,20 +471,12 @@ def fit(
     """
     mesh = mesh or mesh_for(cfg)  # before JAX first runs: it may set the CPU devices
     cfg = with_class_weights(cfg, splits["train"])
-    model = build_model(cfg.model_name, cfg.model)
     task = task_for(cfg)
     tc = cfg.train
     train_data, val_data = splits["train"], splits["val"]
     check_trainable(cfg, splits, mesh)
     steps = num_batches(len(train_data), tc.batch_size, drop_remainder=False)
-    state = create_state(
-        model,
-        make_optimizer(cfg.optimizer, total_steps=steps * tc.epochs),
-        train_data.inputs[:1],
-        train_data.lengths[:1],
-        seed=tc.seed,
-    )
-    state = replicate(state, mesh)
+    state = replicate(initial_state(cfg, train_data, steps * tc.epochs), mesh)
     train_step, eval_step = steps_for(cfg, mesh)
 
     ckpt, in_epoch, state, loop, running = _open_checkpoints(cfg, run_dir, resume, state, log)

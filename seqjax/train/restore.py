@@ -14,12 +14,17 @@ from seqjax.data.sources import load_splits
 from seqjax.data.spec import DataSpec, load_data_spec
 from seqjax.interpret import ablation_importance
 from seqjax.metrics import binary_classification
-from seqjax.models.registry import build_model
 from seqjax.train.checkpoint import Checkpointer
-from seqjax.train.loop import evaluate, mesh_for, predict_split, steps_for, task_for
-from seqjax.train.optim import make_optimizer
+from seqjax.train.loop import (
+    evaluate,
+    initial_state,
+    mesh_for,
+    predict_split,
+    steps_for,
+    task_for,
+)
 from seqjax.train.sharding import replicate
-from seqjax.train.state import TrainState, create_state
+from seqjax.train.state import TrainState
 
 
 def load_run_config(run_dir: str) -> ExperimentConfig:
@@ -51,16 +56,8 @@ def restore_state(
     if not os.path.isdir(ckpt_dir):
         raise FileNotFoundError(f"{run_dir!r} has no checkpoints/ directory")
     mesh = mesh_for(cfg)
-    model = build_model(cfg.model_name, cfg.model)
     steps = num_batches(len(sample), cfg.train.batch_size, drop_remainder=False)
-    state = create_state(
-        model,
-        make_optimizer(cfg.optimizer, total_steps=steps * cfg.train.epochs),
-        sample.inputs[:1],
-        sample.lengths[:1],
-        seed=cfg.train.seed,
-    )
-    state = replicate(state, mesh)
+    state = replicate(initial_state(cfg, sample, steps * cfg.train.epochs), mesh)
     ckpt = Checkpointer(ckpt_dir, async_save=False)
     try:
         epoch = ckpt.best_epoch() if which == "best" else ckpt.latest_epoch()

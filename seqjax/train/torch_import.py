@@ -13,7 +13,7 @@ from typing import Any
 
 from seqjax.config import ExperimentConfig, apply_overrides, config_from_dict
 from seqjax.data.sources import load_splits
-from seqjax.models.registry import MODELS, build_model
+from seqjax.models.registry import MODELS
 from seqjax.torch_weights import (
     from_torch_state_dict,
     load_safetensors,
@@ -21,12 +21,16 @@ from seqjax.torch_weights import (
     to_torch_state_dict,
 )
 from seqjax.train.checkpoint import Checkpointer
-from seqjax.train.loop import check_trainable, initial_loop_state, mesh_for, with_class_weights
-from seqjax.train.optim import make_optimizer
+from seqjax.train.loop import (
+    check_trainable,
+    initial_loop_state,
+    initial_state,
+    mesh_for,
+    with_class_weights,
+)
 from seqjax.train.restore import evaluate_run, load_run_config, restore_state, run_data_spec
 from seqjax.train.run import check_run_dir, write_run_files
 from seqjax.train.sharding import replicate
-from seqjax.train.state import create_state
 
 # The data and task each model is evaluated on when no --config is given.
 DEFAULT_TASKS: dict[str, dict[str, Any]] = {
@@ -62,14 +66,7 @@ def import_torch(
     mesh = mesh_for(cfg)  # before JAX first runs: it may show the CPU as several devices
     cfg = with_class_weights(cfg, train)
     check_trainable(cfg, splits, mesh)  # the run it writes resumes: fine-tuning
-    model = build_model(cfg.model_name, cfg.model)
-    state = create_state(
-        model,
-        make_optimizer(cfg.optimizer, total_steps=max(cfg.train.epochs, 1)),
-        train.inputs[:1],
-        train.lengths[:1],
-        seed=cfg.train.seed,
-    )
+    state = initial_state(cfg, train, max(cfg.train.epochs, 1))
     variables = from_torch_state_dict(
         tensors, {"params": state.params, **state.mutable}, cfg.model_name
     )
