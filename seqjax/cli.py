@@ -277,9 +277,7 @@ def _evaluate_folds_together(args, members: list[str]) -> int:
         state, _ = restore_state(run_dir, cfg, spec.sample(), which=args.checkpoint)
         preds.append(predict(cfg, state, data))  # (N, ...) in the targets' units
     together = np.mean(np.asarray(preds, np.float64), axis=0)  # the folds' mean
-    targets = data.targets
-    if data.target_scaler is not None:
-        targets = data.target_scaler.inverse_rows(targets)
+    targets = data.targets_in_units()
     evaluate = task_for(cfg).evaluate
     if args.threshold is not None:
         evaluate = functools.partial(binary_classification, threshold=args.threshold)

@@ -63,6 +63,13 @@ class SequenceDataset:
     def __len__(self) -> int:
         return len(self.inputs)
 
+    def targets_in_units(self) -> np.ndarray:
+        """The targets in the data's own units (N, ...), as metrics score them: standardised
+        regression targets put back with `target_scaler`."""
+        if self.target_scaler is None:
+            return np.asarray(self.targets)
+        return self.target_scaler.inverse_rows(self.targets)
+
     def subset(self, index: np.ndarray) -> SequenceDataset:
         return dataclasses.replace(
             self,

@@ -104,13 +104,6 @@ def out_of_fold(run_dir: str) -> tuple[ExperimentConfig, SequenceDataset, np.nda
     return cfg, test, predict(cfg, state, test)
 
 
-def _targets(data: SequenceDataset) -> np.ndarray:
-    """`data`'s targets in their own units (N, ...)."""
-    if data.target_scaler is None:
-        return np.asarray(data.targets)
-    return data.target_scaler.inverse_rows(data.targets)
-
-
 def predictions_csv(cfg: ExperimentConfig, tests: list[SequenceDataset], preds: list) -> str:
     """Every sequence's out-of-fold prediction, one row each: its name in the file (a CSV's
     sequence, an npz's row), its fold, its target (a class's name where the data named
@@ -118,7 +111,7 @@ def predictions_csv(cfg: ExperimentConfig, tests: list[SequenceDataset], preds: 
     each fold's sequences in file order."""
     shape = preds[0].shape[1:]
     classes = tests[0].classes
-    targets = [_targets(test) for test in tests]
+    targets = [test.targets_in_units() for test in tests]
     width = int(np.prod(targets[0].shape[1:], dtype=np.int64))
     target_names = ["target"] if width == 1 else [f"target_{j}" for j in range(width)]
     header = [
@@ -178,7 +171,7 @@ def cross_validate(
     tests, preds = [test for _, test, _ in scored], [pred for _, _, pred in scored]
     saved = scored[0][0]  # the run's config as training resolved it (loss, class weights)
     pooled = task_for(saved).evaluate(
-        np.concatenate(preds), np.concatenate([_targets(test) for test in tests])
+        np.concatenate(preds), np.concatenate([test.targets_in_units() for test in tests])
     )
     summary = {
         "folds": folds,

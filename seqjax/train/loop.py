@@ -149,10 +149,7 @@ def evaluate(
     predictions, loss = predict_split(
         eval_step, state, data, task, batch_size, mesh, bucket_width=bucket_width
     )
-    targets = data.targets
-    if data.target_scaler is not None:
-        targets = data.target_scaler.inverse_rows(targets)
-    return {"loss": loss, **task.evaluate(predictions, targets)}
+    return {"loss": loss, **task.evaluate(predictions, data.targets_in_units())}
 
 
 @functools.cache
