@@ -112,7 +112,8 @@ def fold_indices(
     to within one example). Fold `fold` tests, the next one validates (early stopping and
     the plateau schedule need a split the test never sees) and the rest train; over the
     folds every example is tested once and validated once. With `groups` (N,), each group
-    lies whole in one fold (`_grouped_folds`). Indices in data order."""
+    lies whole in one fold instead (`_grouped_folds`), and the folds' sizes differ by up to
+    a group's. Indices in data order."""
     if folds < 3:
         raise ValueError(f"cross-validation needs 3 folds or more (test, val, train); got {folds}")
     if not 0 <= fold < folds:
