@@ -318,7 +318,13 @@ def build_dataclass(cls: type, values: Mapping[str, Any], prefix: str):
             f"unknown key {prefix}.{unknown[0]!r}{did_you_mean(unknown[0], valid)}; valid keys "
             f"in {prefix}: {valid}"
         )
-    kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}") for k, v in values.items()}
+    off = {f.name for f in dataclasses.fields(cls) if hints[f.name] is str and f.default == ""}
+    kwargs = {
+        # `key:` in YAML, or `--set key=`, is null: for a name that is "" when unset
+        # (data.sample_weights, data.groups), that is unset, not a type error
+        k: "" if v is None and k in off else _coerce(v, hints[k], f"{prefix}.{k}")
+        for k, v in values.items()
+    }
     try:
         return cls(**kwargs)
     except ValueError as e:

@@ -12,6 +12,15 @@ def test_yaml_round_trip_reproduces_the_config():
     assert config_from_dict(yaml.safe_load(dump_config(cfg))) == cfg
 
 
+def test_an_empty_name_option_given_as_null_is_unset():
+    """`--set data.sample_weights=` (YAML's null) leaves the option off, as its default ""
+    does; an option without such a default still names the null."""
+    cfg = load_config("steel_lightweight", ["data.sample_weights=", "data.groups="])
+    assert cfg.data.sample_weights == "" and cfg.data.groups == ""
+    with pytest.raises(TypeError, match=r"data.source: expected str, got None"):
+        load_config("steel_lightweight", ["data.source="])
+
+
 def test_configs_are_frozen():
     cfg = load_config("configs/trust.yaml")
     with pytest.raises(dataclasses.FrozenInstanceError):
