@@ -213,7 +213,9 @@ def test_an_interrupted_cross_validation_resumes_to_a_summary_of_every_fold(
     assert sorted(os.listdir(run_dir)) == ["fold_0", "fold_1"]
     fold_0 = (run_dir / "fold_0" / "history.json").read_text()
 
+    capsys.readouterr()
     assert main(command) == 2  # not without --resume: nothing is written
+    assert "is not empty; pass --resume to continue the cross-validation" in capsys.readouterr().err
     assert sorted(os.listdir(run_dir)) == ["fold_0", "fold_1"]
     # resumed as printed, with the epochs cut short (a resume may change them), so that
     # folds 2-4 train 2 epochs each
@@ -265,6 +267,9 @@ def test_an_interrupted_cross_validation_resumes_to_a_summary_of_every_fold(
     assert "is a cross-validation, not a run directory: its folds are runs" in said
     assert main(["evaluate", str(run_dir)]) == 2  # a split: each fold has its own
     assert "give --input to score labelled data with its 5 models" in capsys.readouterr().err
+    argv = ["evaluate", str(run_dir), "--input", str(imbalanced), "--threshold", "val-f1"]
+    assert main(argv) == 2  # each fold has a validation split of its own
+    assert "--threshold val-f1 takes a run's validation split" in capsys.readouterr().err
 
     # seqjax predict on the whole cross-validation: the mean of its folds' models
     out = [str(tmp_path / f"{name}.csv") for name in ("ensemble", *(f"fold_{k}" for k in range(5)))]
