@@ -66,7 +66,7 @@ class DataConfig:
         check_sample_weights_option(self.sample_weights, self.source)
         check_split_option(self.split, self.gap, self.source)
         check_groups_option(self.groups, self.source, self.split, self.sample_weights)
-        check_folds_option(self.folds, self.fold, self.split, self.splits, self.source)
+        check_folds_option(self.folds, self.fold, self.splits, self.source)
         if self.targets not in ("auto", "classes", "values"):
             raise ValueError(
                 f"data.targets must be 'auto', 'classes' or 'values'; got {self.targets!r}"

@@ -344,12 +344,19 @@ def _split_labelled(
         if np.issubdtype(groups.dtype, np.floating) and not np.all(np.isfinite(groups)):
             raise ValueError(f"{path}: groups contain NaN or Inf; name every sequence's group")
     try:
+        ordered = split == "ordered"
         if folds:
             parts = fold_indices(
-                len(inputs), folds, fold, seed=seed, labels=stratify, groups=groups
+                len(inputs),
+                folds,
+                fold,
+                seed=seed,
+                labels=stratify,
+                groups=groups,
+                ordered=ordered,
+                gap=gap,
             )
         else:
-            ordered = split == "ordered"
             parts = split_indices(
                 len(inputs),
                 tuple(fractions),

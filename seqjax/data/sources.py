@@ -118,12 +118,11 @@ def check_split_option(split: str, gap: int, source: str) -> None:
         )
 
 
-def check_folds_option(
-    folds: int, fold: int, split: str, fractions: tuple[float, ...], source: str
-) -> None:
+def check_folds_option(folds: int, fold: int, fractions: tuple[float, ...], source: str) -> None:
     """`data.folds` and `data.fold`: cross-validation of the user's own npz or CSV file,
-    whose folds replace the fractions of `data.splits`. Generated data has as many
-    sequences as asked for (`data.size`), so it needs no folds."""
+    whose folds replace the fractions of `data.splits` (with an ordered split, folds that
+    walk forward in time). Generated data has as many sequences as asked for
+    (`data.size`), so it needs no folds."""
     if not folds:
         if fold:
             raise ValueError(
@@ -143,12 +142,6 @@ def check_folds_option(
             "data.folds cross-validates an npz or CSV file of your own (data.source "
             f"npz:PATH or csv:PATH); data.source {source!r} generates as many sequences "
             "as data.size asks"
-        )
-    if split == "ordered":
-        raise ValueError(
-            "data.folds rotates the test fold over the whole file, so an ordered split's "
-            "model would train on the future of its test sequences; use data.split=random "
-            "or stratified with folds, or an ordered split without them"
         )
     if tuple(fractions) != DEFAULT_FRACTIONS:
         raise ValueError(

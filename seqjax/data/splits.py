@@ -105,6 +105,8 @@ def fold_indices(
     seed: int = 0,
     labels: np.ndarray | None = None,
     groups: np.ndarray | None = None,
+    ordered: bool = False,
+    gap: int = 0,
 ) -> list[np.ndarray]:
     """Train, val and test index arrays of cross-validation fold `fold` of `folds`: the
     examples shuffled and dealt into `folds` folds whose sizes differ by at most one (with
@@ -113,13 +115,16 @@ def fold_indices(
     the plateau schedule need a split the test never sees) and the rest train; over the
     folds every example is tested once and validated once. With `groups` (N,), each group
     lies whole in one fold instead (`_grouped_folds`), and the folds' sizes differ by up to
-    a group's. Indices in data order."""
+    a group's. With `ordered`, the folds walk forward through time-ordered data instead
+    (`_forward_fold`). Indices in data order."""
     if folds < 3:
         raise ValueError(f"cross-validation needs 3 folds or more (test, val, train); got {folds}")
     if not 0 <= fold < folds:
         raise ValueError(f"fold {fold} is not one of the {folds} folds 0..{folds - 1}")
     if n < folds:
         raise ValueError(f"{n} examples cannot be dealt into {folds} folds")
+    if ordered:
+        return _forward_fold(n, folds, fold, gap)
     if groups is not None:
         dealt = _grouped_folds(groups, folds, seed)
     else:
@@ -131,6 +136,24 @@ def fold_indices(
         np.flatnonzero(dealt == val),
         np.flatnonzero(dealt == test),
     ]
+
+
+def _forward_fold(n: int, folds: int, fold: int, gap: int) -> list[np.ndarray]:
+    """Fold `fold` of a walk forward through data in time order (scikit-learn's
+    TimeSeriesSplit, with a validation block): the data cut into `folds` + 2 consecutive
+    blocks, fold k trains on blocks 0..k, validates on block k+1 and tests on block k+2,
+    so every model is tested on the future of all it learnt from, and the folds together
+    test every block but the first two. `gap` examples after each cut are left out, as in
+    an ordered split."""
+    blocks = np.array_split(np.arange(n), folds + 2)
+    parts = [np.concatenate(blocks[: fold + 1]), blocks[fold + 1][gap:], blocks[fold + 2][gap:]]
+    if any(len(part) == 0 for part in parts):
+        raise ValueError(
+            f"fold {fold} of a walk forward through {n} examples in {folds + 2} blocks of "
+            f"about {n // (folds + 2)}, with a gap of {gap} after each cut, leaves an empty "
+            f"part (sizes {[len(part) for part in parts]})"
+        )
+    return parts
 
 
 @dataclasses.dataclass(frozen=True)

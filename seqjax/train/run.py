@@ -201,6 +201,13 @@ def _split_note(data) -> str:
     thing to check."""
     stratified = ", each class on its own" if data.split == "stratified" else ""
     grouped = f", each {data.groups!r} group whole in one split" if data.groups else ""
+    if data.folds and data.split == "ordered":
+        gapped = f", {data.gap} sequences left out at each cut" if data.gap else ""
+        return (
+            f"; walk-forward fold {data.fold} of 0..{data.folds - 1}: in file order, blocks "
+            f"0..{data.fold} of {data.folds + 2} train, block {data.fold + 1} validates, "
+            f"block {data.fold + 2} tests{gapped}"
+        )
     if data.folds:
         return (
             f"; cross-validation: fold {data.fold} of folds 0..{data.folds - 1} tests, "
