@@ -494,7 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--folds",
         type=int,
         default=None,
-        help="K >= 3: fold k tests, fold k+1 validates, the rest train (data.folds)",
+        help="K >= 3: fold k tests, fold k+1 validates, the rest train (data.folds); with "
+        "data.split=ordered, K folds that walk forward in time",
     )
     cv.add_argument(
         "--run-dir", default=None, help="its folds go to RUN_DIR/fold_K (default runs/NAME-cv-TIME)"

@@ -53,7 +53,8 @@ class DataConfig:
     split: str = "random"
     gap: int = 0
     # users' npz/csv data, cross-validation: K >= 3 folds replace `splits`; fold `fold`
-    # tests and the next one validates (`seqjax cv` trains every fold). 0: no folds.
+    # tests and the next one validates (`seqjax cv` trains every fold); an ordered split's
+    # folds walk forward in time (`fold_indices`). 0: no folds.
     folds: int = 0
     fold: int = 0
     # users' npz/csv data: the npz array or CSV column (constant within a sequence) naming
