@@ -5,6 +5,7 @@
     seqjax train ... --run-dir DIR --distributed   (several processes; or, for each of N:
                  --coordinator HOST:PORT --num-processes N --process-id I)
     seqjax cv --config FILE|NAME --folds K [--set k=v ...] [--run-dir DIR] [--resume]
+    seqjax compare CV_DIR CV_DIR [--json]
     seqjax configs [NAME]
     seqjax evaluate RUN_DIR [--checkpoint best|latest] [--split test | --input FILE]
     seqjax predict RUN_DIR --input FILE.npz|.csv --output FILE.npz|.csv [--inputs-scaled]
@@ -148,6 +149,26 @@ def _cv_table(test: dict, pooled: dict, prefix: str = "") -> str:
         else:
             lines.append(_cv_table(value, pooled.get(key, {}), f"{prefix}{key}/"))
     return "\n".join(lines)
+
+
+def _compare(args) -> int:
+    from seqjax.train.cv_compare import compare_cross_validations
+
+    compared = compare_cross_validations(args.first, args.second)
+    if args.json:
+        print(json_text(compared, default=float))
+        return 0
+    k = compared["folds"]
+    print(f"first: {args.first}; second: {args.second}; {k} folds, the same")
+    print(f"{'test':<24}{'first':>9}{'second':>9}{'diff':>9}{'std':>9}  second better in")
+    for key, row in compared["test"].items():
+        diff = row["difference"]
+        wins = "-" if row["second_better_in"] is None else f"{row['second_better_in']} of {k}"
+        print(
+            f"{key:<24}{row['first']:>9.4f}{row['second']:>9.4f}{diff['mean']:>+9.4f}"
+            f"{diff['std']:>9.4f}  {wins}"
+        )
+    return 0
 
 
 def _check_scored_args(args) -> None:
@@ -506,6 +527,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue the cross-validation in --run-dir, given the same config and --set",
     )
     cv.set_defaults(func=_cv)
+
+    compare = sub.add_parser(
+        "compare", help="two cross-validations of the same folds, fold by fold"
+    )
+    compare.add_argument("first", help="a finished seqjax cv directory")
+    compare.add_argument("second", help="another, of the same data and folds")
+    compare.add_argument("--json", action="store_true", help="one JSON line instead of a table")
+    compare.set_defaults(func=_compare)
 
     configs = sub.add_parser("configs", help="list the shipped configs, or print one")
     configs.add_argument("name", nargs="?", help="print this config's YAML, to copy and edit")
