@@ -6,7 +6,8 @@ rather than by one split.
 The data: 1,500 generated sequences of 40 steps and 4 channels, classes 0/1/2 in
 proportions 85/10/5, where classes 1 and 2 add a 5-step bump to channel 0 or 1 at a random
 time, written as an npz: a user's file, as `seqjax cv` takes it. steel_lightweight trains
-on it with `train.class_weights` null and then balanced, both monitoring val_macro_f1.
+on it with `train.class_weights` null and then balanced, both monitoring val_macro_f1, and
+the two are compared fold by fold (`seqjax compare`).
 
 Why: one split's test set holds about 13 sequences of class 2, so its macro F1 moves by
 several points with the seed; the folds' spread shows which differences outlast that.
@@ -26,6 +27,7 @@ import numpy as np
 from seqjax.config import load_config
 from seqjax.io import atomic_write_json
 from seqjax.train.cross_validation import cross_validate
+from seqjax.train.cv_compare import compare_cross_validations
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEIGHTS = {"none": "null", "balanced": "balanced"}
@@ -78,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
                 "confusion_matrix": test["confusion_matrix"],
             }
             print(name, {key: round(test[key]["mean"], 4) for key in KEYS}, flush=True)
+        paired = compare_cross_validations(*(os.path.join(scratch, name) for name in WEIGHTS))
+        compared = {key: paired["test"][key] for key in KEYS}  # balanced minus none, per fold
     atomic_write_json(
         args.out,
         {
@@ -88,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
             "class_counts": counts,
             "folds": args.folds,
             "class_weights": results,
+            "balanced_minus_none": compared,
         },
     )
 
