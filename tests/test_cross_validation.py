@@ -250,6 +250,11 @@ def test_an_interrupted_cross_validation_resumes_to_a_summary_of_every_fold(
     assert main([*shlex.split(resume)[1:-1], "train.epochs=2", "--resume"]) == 0
 
     assert (run_dir / "fold_0" / "history.json").read_text() == fold_0  # done: not retrained
+    capsys.readouterr()
+    other = [*shlex.split(resume)[1:-1], "optimizer.lr=0.5", "--resume"]
+    assert main(other) == 2  # another config: named in the cross-validation's words
+    said = capsys.readouterr().err
+    assert f"trained {run_dir / 'fold_0'} with another optimizer.lr; resume it with" in said
     summary = json.loads((run_dir / "cv.json").read_text())
     tests = [
         json.loads((run_dir / f"fold_{k}" / "metrics.json").read_text())["test"] for k in range(5)

@@ -31,7 +31,7 @@ from seqjax.io import atomic_write_json, atomic_write_text
 from seqjax.tasks import prediction_columns
 from seqjax.train.loop import task_for
 from seqjax.train.restore import load_run_config, predict, restore_state
-from seqjax.train.run import run_experiment
+from seqjax.train.run import ConfigChanged, run_experiment
 
 CV_FILE = "cv.json"
 PREDICTIONS_FILE = "predictions.csv"
@@ -166,7 +166,14 @@ def cross_validate(
         log(f"cross-validation fold {fold} of 0..{folds - 1}: {directory}")
         fold_cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, fold=fold))
         again = resume and os.path.isdir(directory)
-        results.append(run_experiment(fold_cfg, directory, resume=again, log=log))
+        try:
+            results.append(run_experiment(fold_cfg, directory, resume=again, log=log))
+        except ConfigChanged as changed:  # its words name `seqjax train` and the fold's file
+            raise ValueError(
+                f"--resume: the cross-validation in {run_dir!r} trained {directory} with "
+                f"another {', '.join(changed.keys)}; resume it with the config and --set it "
+                "began with, or start a new one in another --run-dir"
+            ) from None
     scored = [out_of_fold(fold_dir(run_dir, fold)) for fold in range(folds)]
     tests, preds = [test for _, test, _ in scored], [pred for _, _, pred in scored]
     saved = scored[0][0]  # the run's config as training resolved it (loss, class weights)

@@ -139,6 +139,15 @@ def _same_direction(a: TrainConfig, b: TrainConfig) -> bool:
         return False
 
 
+class ConfigChanged(ValueError):
+    """A resume asked with a config the run did not train with; `keys` names the keys
+    that differ (`check_resumable`), for a caller that words it for its own command."""
+
+    def __init__(self, message: str, keys: list[str]):
+        super().__init__(message)
+        self.keys = keys
+
+
 def check_resumable(saved: ExperimentConfig, cfg: ExperimentConfig, config_path: str) -> None:
     """A resumed run takes its saved config, except the keys in `RESUME_MAY_CHANGE`; the
     epochs not where they set the length of a cosine schedule. Configs are compared as
@@ -150,10 +159,11 @@ def check_resumable(saved: ExperimentConfig, cfg: ExperimentConfig, config_path:
     refused = [key for key in changed if key not in RESUME_MAY_CHANGE]
     if refused:
         may = ", ".join(RESUME_MAY_CHANGE)
-        raise ValueError(
+        raise ConfigChanged(
             f"--resume: the config differs from the one saved in {config_path} in "
             f"{', '.join(refused)}; a resumed run may change only {may}. Resume with that "
-            "file (seqjax train --config RUN_DIR/config.yaml --resume), or start a new run"
+            "file (seqjax train --config RUN_DIR/config.yaml --resume), or start a new run",
+            refused,
         )
     cosine_from_epochs = cfg.optimizer.schedule != "constant" and not cfg.optimizer.decay_steps
     if saved.train.epochs != cfg.train.epochs and cosine_from_epochs:
