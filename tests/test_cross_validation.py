@@ -1,6 +1,8 @@
-"""Cross-validation (`data.folds`, `seqjax cv`) and stratified splits (`data.split:
-stratified`) of a user's own npz: every sequence tested once, each class's share kept, and
-an interrupted cross-validation resumed to its summary."""
+"""Cross-validation (`data.folds`, `seqjax cv`), stratified splits (`data.split:
+stratified`), groups (`data.groups`) and walk-forward folds of a user's own npz or CSV:
+every sequence tested once, each class's share kept, each group whole, the future tested
+on the past only; an interrupted cross-validation resumed to its summary, out-of-fold
+predictions, and the folds' models predicting and evaluated together."""
 
 import csv
 import json
