@@ -21,7 +21,7 @@ from seqjax.config import load_config
 from seqjax.data.external import csv_splits, npz_splits
 from seqjax.data.raw_inputs import read_prediction_inputs
 from seqjax.data.spec import DataSpec
-from seqjax.data.splits import fold_indices, split_indices
+from seqjax.data.splits import SplitPlan, fold_indices, split_indices
 from seqjax.metrics import multiclass_classification
 
 LABELS = np.repeat([0, 1, 2], [40, 7, 3])  # (50,): a rare class and a rarer one
@@ -95,14 +95,15 @@ def imbalanced(tmp_path):
 
 def test_a_users_npz_takes_the_fold_and_stratified_splits(imbalanced):
     splits = npz_splits(
-        str(imbalanced), seed=3, fractions=(0.7, 0.15, 0.15), split="stratified", folds=5, fold=2
+        str(imbalanced),
+        SplitPlan(seed=3, fractions=(0.7, 0.15, 0.15), split="stratified", folds=5, fold=2),
     )
     train, val, test = fold_indices(50, 5, 2, seed=3, labels=LABELS)
     for name, idx in zip(("train", "val", "test"), (train, val, test), strict=True):
         np.testing.assert_array_equal(splits[name].targets, LABELS[idx])
         np.testing.assert_array_equal(splits[name].ids, idx)  # an npz's rows
     forward = npz_splits(
-        str(imbalanced), seed=3, fractions=None, split="ordered", gap=1, folds=5, fold=2
+        str(imbalanced), SplitPlan(seed=3, split="ordered", gap=1, folds=5, fold=2)
     )
     for name, idx in zip(
         ("train", "val", "test"), fold_indices(50, 5, 2, ordered=True, gap=1), strict=True
@@ -110,7 +111,9 @@ def test_a_users_npz_takes_the_fold_and_stratified_splits(imbalanced):
         np.testing.assert_array_equal(forward[name].ids, idx)
     with pytest.raises(ValueError, match=r"stratified cuts each class on its own, but the targ"):
         np.savez(imbalanced, inputs=np.zeros((50, 8, 2)), targets=np.linspace(0, 1, 50))
-        npz_splits(str(imbalanced), seed=0, fractions=(0.7, 0.15, 0.15), split="stratified")
+        npz_splits(
+            str(imbalanced), SplitPlan(seed=0, fractions=(0.7, 0.15, 0.15), split="stratified")
+        )
 
 
 def test_a_users_csv_names_each_fold_sequence(tmp_path):
@@ -122,7 +125,7 @@ def test_a_users_csv_names_each_fold_sequence(tmp_path):
         f"{name},{label},{i}" for i, (name, label) in enumerate(zip(names, LABELS, strict=True))
     ]
     path.write_text("sequence,target,a\n" + "\n".join(rows) + "\n")
-    splits = csv_splits(str(path), seed=3, fractions=(0.7, 0.15, 0.15), folds=5, fold=4)
+    splits = csv_splits(str(path), SplitPlan(seed=3, fractions=(0.7, 0.15, 0.15), folds=5, fold=4))
     _, _, test = fold_indices(50, 5, 4, seed=3)
     assert splits["test"].ids.tolist() == [names[i] for i in test]
     assert splits["test"].targets.tolist() == LABELS[test].tolist()
@@ -165,14 +168,14 @@ def test_an_npz_names_groups_it_cannot_split_by(tmp_path, subject, message):
     path = tmp_path / "d.npz"
     np.savez(path, inputs=np.zeros((10, 3, 2)), targets=np.arange(10) % 2, subject=subject)
     with pytest.raises(ValueError, match=message):
-        npz_splits(str(path), seed=0, fractions=(0.7, 0.15, 0.15), groups="subject")
+        npz_splits(str(path), SplitPlan(seed=0, fractions=(0.7, 0.15, 0.15)), groups="subject")
 
 
 def test_a_users_csv_keeps_its_groups_apart_and_out_of_the_channels(tmp_path):
     path = tmp_path / "d.csv"
     rows = [f"s{i},{i % 2},g{GROUPS[i]},{i},{-i}" for i in range(len(GROUPS)) for _ in range(2)]
     path.write_text("sequence,target,subject,a,b\n" + "\n".join(rows) + "\n")
-    splits = csv_splits(str(path), seed=0, fractions=(0.7, 0.15, 0.15), groups="subject")
+    splits = csv_splits(str(path), SplitPlan(seed=0, fractions=(0.7, 0.15, 0.15)), groups="subject")
     assert splits["train"].scaler.names == ("a", "b")  # the group column is not a channel
     owner = {f"s{i}": GROUPS[i] for i in range(len(GROUPS))}
     held = [{owner[name] for name in splits[k].ids} for k in ("train", "val", "test")]
@@ -184,7 +187,7 @@ def test_a_users_csv_keeps_its_groups_apart_and_out_of_the_channels(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("sequence,target,subject,a\ns0,0,g0,1\ns0,0,g1,2\ns1,1,g1,3\ns2,0,g2,4\n")
     with pytest.raises(ValueError, match=r"bad.csv:3: subject of sequence 's0' changes over time"):
-        csv_splits(str(bad), seed=0, fractions=(0.7, 0.15, 0.15), groups="subject")
+        csv_splits(str(bad), SplitPlan(seed=0, fractions=(0.7, 0.15, 0.15)), groups="subject")
 
 
 @pytest.mark.parametrize(

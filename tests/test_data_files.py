@@ -9,13 +9,14 @@ import pytest
 from seqjax.data.external import csv_splits, npz_splits
 from seqjax.data.raw_inputs import read_prediction_inputs
 from seqjax.data.spec import DataSpec
+from seqjax.data.splits import SplitPlan
 
 SPLITS = (0.6, 0.2, 0.2)
 CSV = "sequence,a,target\n" + "".join(f"s{i},{j}.5,{i % 2}\n" for i in range(10) for j in range(3))
 SPEC = DataSpec(steps=3, features=1, target_shape=(), target_dtype="float32", scaler=None)
 LOADERS = {
     "data.source": lambda path: (npz_splits if path.endswith(".npz") else csv_splits)(
-        path, seed=0, fractions=SPLITS
+        path, SplitPlan(seed=0, fractions=SPLITS)
     ),
     "--input": lambda path: read_prediction_inputs(path, SPEC),
 }
@@ -65,8 +66,8 @@ def test_an_npz_of_no_sequences_is_named(tmp_path):
 def test_a_csv_with_a_byte_order_mark_reads_as_one_without(tmp_path):
     (tmp_path / "plain.csv").write_text(CSV, encoding="utf-8")
     (tmp_path / "excel.csv").write_text(CSV, encoding="utf-8-sig")  # Excel's "CSV UTF-8"
-    plain = csv_splits(str(tmp_path / "plain.csv"), seed=0, fractions=SPLITS)
-    excel = csv_splits(str(tmp_path / "excel.csv"), seed=0, fractions=SPLITS)
+    plain = csv_splits(str(tmp_path / "plain.csv"), SplitPlan(seed=0, fractions=SPLITS))
+    excel = csv_splits(str(tmp_path / "excel.csv"), SplitPlan(seed=0, fractions=SPLITS))
     for split in plain:
         np.testing.assert_array_equal(plain[split].inputs, excel[split].inputs)
     data, sequences = read_prediction_inputs(str(tmp_path / "excel.csv"), SPEC)

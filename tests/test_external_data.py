@@ -9,6 +9,7 @@ import pytest
 from seqjax.config import load_config
 from seqjax.data.external import aeon_data_dir, csv_splits, npz_splits
 from seqjax.data.sources import adapt_to_data, load_splits
+from seqjax.data.splits import SplitPlan
 from seqjax.data.ts_format import read_ts
 from seqjax.metrics import multiclass_classification
 from seqjax.train.loop import check_outputs_fit_targets
@@ -84,8 +85,7 @@ def test_npz_source_with_integer_labels_is_multiclass(tmp_path):
     labels = np.arange(30) % 3
     splits = npz_splits(
         _npz(tmp_path / "d.npz", inputs=x, lengths=lengths, targets=labels),
-        seed=0,
-        fractions=SPLITS,
+        SplitPlan(seed=0, fractions=SPLITS),
     )
     assert sum(len(s) for s in splits.values()) == 30
     assert splits["train"].targets.dtype == np.int32
@@ -125,14 +125,14 @@ def test_npz_source_with_integer_labels_is_multiclass(tmp_path):
 )
 def test_bad_npz_data_is_named(tmp_path, arrays, message):
     with pytest.raises(ValueError, match=message):
-        npz_splits(_npz(tmp_path / "bad.npz", **arrays), seed=0, fractions=SPLITS)
+        npz_splits(_npz(tmp_path / "bad.npz", **arrays), SplitPlan(seed=0, fractions=SPLITS))
 
 
 def test_a_csv_of_one_class_name_is_refused_naming_it(tmp_path):
     rows = "".join(f"s{i},{t}.0,good\n" for i in range(10) for t in range(3))
     (tmp_path / "one.csv").write_text("sequence,a,target\n" + rows)
     with pytest.raises(ValueError, match=r"every target is class 'good'; a classifier needs"):
-        csv_splits(str(tmp_path / "one.csv"), seed=0, fractions=SPLITS)
+        csv_splits(str(tmp_path / "one.csv"), SplitPlan(seed=0, fractions=SPLITS))
 
 
 def test_csv_long_form_groups_rows_into_sequences(tmp_path):
@@ -141,14 +141,14 @@ def test_csv_long_form_groups_rows_into_sequences(tmp_path):
         rows += [f"s{s},{t},{-t},{s % 2}" for t in range(n)]
     path = tmp_path / "d.csv"
     path.write_text("\n".join(rows) + "\n")
-    splits = csv_splits(str(path), seed=0, fractions=(0.5, 0.25, 0.25))
+    splits = csv_splits(str(path), SplitPlan(seed=0, fractions=(0.5, 0.25, 0.25)))
     lengths = sorted(np.concatenate([s.lengths for s in splits.values()]).tolist())
     assert lengths == [2, 3, 3, 4, 5, 6]
     assert splits["train"].inputs.shape[1:] == (6, 2)
     assert splits["train"].targets.dtype == np.float32  # two classes: 0/1 for one logit
     path.write_text("sequence,a,target\ns0,1,0\ns0,2,1\n")
     with pytest.raises(ValueError, match="target of sequence 's0' changes"):
-        csv_splits(str(path), seed=0, fractions=SPLITS)
+        csv_splits(str(path), SplitPlan(seed=0, fractions=SPLITS))
 
 
 def test_configs_that_cannot_classify_users_labels_say_so(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 from seqjax.config import load_config
 from seqjax.data.external import csv_splits, npz_splits
-from seqjax.data.splits import split_indices
+from seqjax.data.splits import SplitPlan, split_indices
 
 SPLITS = (0.6, 0.2, 0.2)
 N, T = 30, 3
@@ -47,7 +47,7 @@ def test_a_users_file_splits_in_its_order(tmp_path, kind):
         rows = [f"s{i:02d},{i % 2},{i}" for i in order for _ in range(T)]
         path.write_text("sequence,target,a\n" + "\n".join(rows) + "\n")
         load = csv_splits
-    splits = load(str(path), seed=0, fractions=SPLITS, split="ordered", gap=1)
+    splits = load(str(path), SplitPlan(seed=0, fractions=SPLITS, split="ordered", gap=1))
     np.testing.assert_array_equal(_ids(splits["train"]), order[:18])
     np.testing.assert_array_equal(_ids(splits["val"]), order[19:24])
     np.testing.assert_array_equal(_ids(splits["test"]), order[25:])
@@ -67,7 +67,7 @@ def test_the_config_names_what_cannot_be_ordered(tmp_path):
     with pytest.raises(ValueError, match=r"data.gap must be >= 0; got -1"):
         load_config("configs/steel_lightweight.yaml", ["data.gap=-1"])
     with pytest.raises(ValueError, match=r"d.npz: a split of 10 examples .* with a gap of 2"):
-        npz_splits(str(path), seed=0, fractions=SPLITS, split="ordered", gap=2)
+        npz_splits(str(path), SplitPlan(seed=0, fractions=SPLITS, split="ordered", gap=2))
 
 
 def test_a_forecaster_trains_on_its_own_ordered_windows_with_targets_in_their_units(tmp_path):

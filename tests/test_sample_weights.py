@@ -15,6 +15,7 @@ from seqjax.data.dataset import SequenceDataset, iterate_batches
 from seqjax.data.external import csv_splits, npz_splits
 from seqjax.data.raw_inputs import read_prediction_inputs
 from seqjax.data.spec import DataSpec
+from seqjax.data.splits import SplitPlan
 from seqjax.models import build_model
 from seqjax.train.loop import predict_split, steps_for, task_for
 from seqjax.train.sharding import make_mesh, replicate, shard_batch
@@ -55,12 +56,12 @@ def test_each_split_keeps_its_sequences_weights(tmp_path, kind):
     column is not a channel); without the option every sequence weighs 1 (None)."""
     path = _written(tmp_path, kind)
     load = npz_splits if kind == "npz" else csv_splits
-    splits = load(str(path), seed=3, fractions=SPLITS, sample_weights="w")
+    splits = load(str(path), SplitPlan(seed=3, fractions=SPLITS), sample_weights="w")
     for part in splits.values():
         assert part.inputs.shape[-1] == 2  # id and noise: the weight is no channel
         ids = np.rint(part.scaler.mean[0] + part.inputs[:, 0, 0] * part.scaler.std[0])
         np.testing.assert_allclose(part.weights, ids / 10, rtol=1e-6)
-    plain = load(str(path), seed=3, fractions=SPLITS)
+    plain = load(str(path), SplitPlan(seed=3, fractions=SPLITS))
     assert all(part.weights is None for part in plain.values())
 
 
@@ -133,7 +134,7 @@ def test_evaluate_input_reads_the_weights_and_predict_ignores_them(tmp_path, kin
     path = _written(tmp_path, kind)
     spec = DataSpec(steps=T, features=2, target_shape=(), target_dtype="int64", scaler=None)
     if kind == "csv":  # a CSV run matches the channels by name
-        splits = csv_splits(str(path), seed=0, fractions=SPLITS, sample_weights="w")
+        splits = csv_splits(str(path), SplitPlan(seed=0, fractions=SPLITS), sample_weights="w")
         spec = DataSpec.of(splits["train"])
     labelled, _ = read_prediction_inputs(str(path), spec, labelled=True, weight_column="w")
     np.testing.assert_allclose(labelled.weights, np.arange(N) / 10, rtol=1e-6)
@@ -161,7 +162,7 @@ def _npz(tmp_path, **arrays):
 def test_weights_that_cannot_weigh_are_named_with_the_file(tmp_path, weights, message):
     path = _npz(tmp_path, w=weights)
     with pytest.raises(ValueError, match=message):
-        npz_splits(path, seed=0, fractions=SPLITS, sample_weights="w")
+        npz_splits(path, SplitPlan(seed=0, fractions=SPLITS), sample_weights="w")
 
 
 def test_a_missing_or_changing_weight_and_a_source_without_any_are_named(tmp_path):
@@ -169,11 +170,11 @@ def test_a_missing_or_changing_weight_and_a_source_without_any_are_named(tmp_pat
     with pytest.raises(
         ValueError, match=r"missing arrays \['w'\]; expected inputs, lengths, targets, w"
     ):
-        npz_splits(path, seed=0, fractions=SPLITS, sample_weights="w")
+        npz_splits(path, SplitPlan(seed=0, fractions=SPLITS), sample_weights="w")
     csv = tmp_path / "c.csv"
     csv.write_text("sequence,target,w,a\ns0,0,1,0.5\ns0,0,2,0.5\ns1,1,1,0.1\ns2,0,1,0.2\n")
     with pytest.raises(ValueError, match=r"c.csv:3: w of sequence 's0' changes over time"):
-        csv_splits(str(csv), seed=0, fractions=SPLITS, sample_weights="w")
+        csv_splits(str(csv), SplitPlan(seed=0, fractions=SPLITS), sample_weights="w")
     with pytest.raises(ValueError, match=r"data.source 'steel' has none"):
         load_config("configs/steel_lightweight.yaml", ["data.sample_weights=w"])
     with pytest.raises(ValueError, match=r"'target' names the data's own target"):

@@ -19,7 +19,7 @@ import numpy as np
 from seqjax.data.dataset import SequenceDataset, check_sample_weights
 from seqjax.data.files import open_csv_text, open_npz
 from seqjax.data.padding import pad_sequences
-from seqjax.data.splits import StandardScaler, fold_indices, split_indices
+from seqjax.data.splits import RANDOM_SPLIT, SplitPlan, StandardScaler, split_indices
 from seqjax.data.ts_format import LabelledSequences, read_ts
 
 
@@ -80,16 +80,11 @@ def _targets(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 def npz_splits(
     path: str,
+    plan: SplitPlan = RANDOM_SPLIT,
     *,
-    seed: int,
-    fractions,
     targets: str = "auto",
     sample_weights: str = "",
     groups: str = "",
-    split: str = "random",
-    gap: int = 0,
-    folds: int = 0,
-    fold: int = 0,
     scale_targets: bool = True,
 ) -> dict[str, SequenceDataset]:
     """A .npz with `inputs` (N, T, C) padded, `lengths` (N,) and `targets` (N,) or (N, O),
@@ -125,16 +120,11 @@ def npz_splits(
         inputs.astype(np.float32),
         lengths,
         arrays["targets"],
-        seed,
-        fractions,
+        plan,
         targets,
         weights=arrays[sample_weights] if sample_weights else None,
         groups=arrays[groups] if groups else None,
         ids=np.arange(len(inputs)),
-        split=split,
-        gap=gap,
-        folds=folds,
-        fold=fold,
         scale_targets=scale_targets,
     )
 
@@ -209,23 +199,18 @@ def read_long_csv(
 
 def csv_splits(
     path: str,
+    plan: SplitPlan = RANDOM_SPLIT,
     *,
-    seed: int,
-    fractions,
     targets: str = "auto",
     sample_weights: str = "",
     groups: str = "",
-    split: str = "random",
-    gap: int = 0,
-    folds: int = 0,
-    fold: int = 0,
     scale_targets: bool = True,
 ) -> dict[str, SequenceDataset]:
     """Train / val / test from a long-form CSV (`read_long_csv`); the channels' names are
     kept with the scaler, so that `seqjax predict` matches a later CSV's columns to them.
     Targets that are not all numbers are class names, indexed in sorted order. With
     `sample_weights`, that column is each sequence's weight in the loss, and with `groups`
-    that column its group; an "ordered" `split` takes the sequences in first-seen order."""
+    that column its group; an ordered `plan` takes the sequences in first-seen order."""
     read = read_long_csv(path, weight_column=sample_weights, group_column=groups)
     labels = read.labels or []
     classes = None
@@ -241,18 +226,13 @@ def csv_splits(
         read.inputs,
         read.lengths,
         y,
-        seed,
-        fractions,
+        plan,
         targets,
         names=tuple(read.channels),
         classes=classes,
         weights=read.weights,
         groups=None if read.groups is None else np.array(read.groups),
         ids=np.array(read.sequences),
-        split=split,
-        gap=gap,
-        folds=folds,
-        fold=fold,
         scale_targets=scale_targets,
     )
 
@@ -262,8 +242,7 @@ def _split_labelled(
     inputs,
     lengths,
     targets,
-    seed,
-    fractions,
+    plan: SplitPlan,
     kind="auto",
     *,
     names=None,
@@ -271,21 +250,14 @@ def _split_labelled(
     weights=None,
     groups=None,
     ids=None,
-    split="random",
-    gap=0,
-    folds=0,
-    fold=0,
     scale_targets=True,
 ):
     """With `kind` "auto" (data.targets), integer-valued targets (N,) are class labels
     0..K-1 and anything else is regression; "classes" requires labels, "values" makes any
     targets regression (counts, days, negative integers). `weights` (N,), where the data
     has them, and the sequences' names `ids` (N,) go with them into every split; `groups`
-    (N,), where given, keep each group in one split (`split_indices`, `fold_indices`). `split`
-    is data.split's ("random", "ordered" with its `gap`, or "stratified", which needs class
-    labels); with `folds`, the splits are cross-validation fold `fold`'s (`fold_indices`)
-    instead of `fractions`'. `scale_targets` False leaves regression targets in their
-    units."""
+    (N,), where given, keep each group in one split. `plan` cuts them (a stratified one
+    needs class labels). `scale_targets` False leaves regression targets in their units."""
     if len(inputs) < 3:
         raise ValueError(f"{path}: {len(inputs)} sequences; at least 3 are needed to split")
     if not np.all(np.isfinite(inputs)):
@@ -329,12 +301,11 @@ def _split_labelled(
     if weights is not None:
         check_sample_weights(weights, len(inputs), path)
         weights = np.asarray(weights, np.float32)
-    if split == "stratified" and not k:
+    if plan.split == "stratified" and not k:
         raise ValueError(
             f"{path}: data.split=stratified cuts each class on its own, but the targets are "
             "values, not class labels 0..K-1"
         )
-    stratify = labels if split == "stratified" else None
     if groups is not None:
         groups = np.asarray(groups)
         if groups.shape != (len(inputs),):
@@ -344,28 +315,7 @@ def _split_labelled(
         if np.issubdtype(groups.dtype, np.floating) and not np.all(np.isfinite(groups)):
             raise ValueError(f"{path}: groups contain NaN or Inf; name every sequence's group")
     try:
-        ordered = split == "ordered"
-        if folds:
-            parts = fold_indices(
-                len(inputs),
-                folds,
-                fold,
-                seed=seed,
-                labels=stratify,
-                groups=groups,
-                ordered=ordered,
-                gap=gap,
-            )
-        else:
-            parts = split_indices(
-                len(inputs),
-                tuple(fractions),
-                seed=seed,
-                ordered=ordered,
-                gap=gap,
-                labels=stratify,
-                groups=groups,
-            )
+        parts = plan.indices(len(inputs), labels, groups)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
     data = {

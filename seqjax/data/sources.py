@@ -11,6 +11,7 @@ import numpy as np
 from seqjax.data.dataset import SequenceDataset
 from seqjax.data.external import aeon_splits, csv_splits, npz_splits
 from seqjax.data.hybrid import hybrid_splits
+from seqjax.data.splits import SplitPlan
 from seqjax.data.steel import steel_splits
 from seqjax.data.trend import trend_splits
 from seqjax.data.trust import trust_splits
@@ -25,11 +26,8 @@ GENERATORS: dict[str, Callable[..., Splits]] = {
     # data.size counts series of 260 weeks each (about 240 windows per series).
     "trend": trend_splits,
 }
-EXTERNAL: dict[str, Callable[..., Splits]] = {
-    "aeon": aeon_splits,
-    "npz": npz_splits,
-    "csv": csv_splits,
-}
+USERS_FILES: dict[str, Callable[..., Splits]] = {"npz": npz_splits, "csv": csv_splits}
+EXTERNAL = ("aeon", *USERS_FILES)
 SOURCES = (*GENERATORS, *(f"{k}:..." for k in EXTERNAL))
 
 
@@ -44,7 +42,6 @@ def check_source(source: str) -> None:
     )
 
 
-WEIGHED_SOURCES = ("npz", "csv")  # users' own files: sample weights, ordered splits
 RESERVED_NAMES = ("inputs", "lengths", "targets", "sequence", "target")
 
 
@@ -52,7 +49,7 @@ def _users_file(source: str) -> bool:
     """npz:PATH or csv:PATH: a file of the user's own, in an order and with columns of
     theirs."""
     kind, sep, _ = source.partition(":")
-    return bool(sep) and kind in WEIGHED_SOURCES
+    return bool(sep) and kind in USERS_FILES
 
 
 def check_sample_weights_option(name: str, source: str) -> None:
@@ -162,18 +159,17 @@ def load_splits(cfg, loss: str | None = None) -> dict[str, SequenceDataset]:
     classes are cut at +-0.1, and their volatilities."""
     check_source(cfg.source)
     kind, sep, arg = cfg.source.partition(":")
+    if kind == "aeon":  # its TEST file is its test split: no plan of ours
+        return aeon_splits(arg, seed=cfg.seed, fractions=tuple(cfg.splits), targets=cfg.targets)
     if sep:
-        options: dict = {"sample_weights": cfg.sample_weights} if cfg.sample_weights else {}
-        if cfg.groups:
-            options["groups"] = cfg.groups
-        if cfg.split != "random":
-            options.update(split=cfg.split, gap=cfg.gap)
-        if cfg.folds:
-            options.update(folds=cfg.folds, fold=cfg.fold)
-        if loss in UNSCALED_TARGETS and kind != "aeon":
-            options["scale_targets"] = False
-        return EXTERNAL[kind](
-            arg, seed=cfg.seed, fractions=tuple(cfg.splits), targets=cfg.targets, **options
+        plan = SplitPlan(cfg.seed, tuple(cfg.splits), cfg.split, cfg.gap, cfg.folds, cfg.fold)
+        return USERS_FILES[kind](
+            arg,
+            plan,
+            targets=cfg.targets,
+            sample_weights=cfg.sample_weights,
+            groups=cfg.groups,
+            scale_targets=loss not in UNSCALED_TARGETS,
         )
     return GENERATORS[cfg.source](cfg.size, seed=cfg.seed, fractions=tuple(cfg.splits))
 

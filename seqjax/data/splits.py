@@ -157,6 +157,52 @@ def _forward_fold(n: int, folds: int, fold: int, gap: int) -> list[np.ndarray]:
 
 
 @dataclasses.dataclass(frozen=True)
+class SplitPlan:
+    """How a user's file is cut into train / val / test: the config's `data.seed`,
+    `data.splits` (`fractions`), `data.split`, `data.gap`, `data.folds` and `data.fold` in
+    one value, so that the readers of each file format pass it on whole and `indices` is
+    the one place that chooses between a split and a fold."""
+
+    seed: int = 0
+    fractions: tuple[float, ...] = (0.7, 0.15, 0.15)
+    split: str = "random"  # or "ordered", "stratified"
+    gap: int = 0
+    folds: int = 0  # 0: `fractions`; else fold `fold` of a cross-validation
+    fold: int = 0
+
+    def indices(
+        self, n: int, labels: np.ndarray | None = None, groups: np.ndarray | None = None
+    ) -> list[np.ndarray]:
+        """Train, val and test index arrays of `n` examples; `labels` (class indices) are
+        used where the split is stratified, `groups` wherever given."""
+        stratify = labels if self.split == "stratified" else None
+        ordered = self.split == "ordered"
+        if self.folds:
+            return fold_indices(
+                n,
+                self.folds,
+                self.fold,
+                seed=self.seed,
+                labels=stratify,
+                groups=groups,
+                ordered=ordered,
+                gap=self.gap,
+            )
+        return split_indices(
+            n,
+            tuple(self.fractions),
+            seed=self.seed,
+            ordered=ordered,
+            gap=self.gap,
+            labels=stratify,
+            groups=groups,
+        )
+
+
+RANDOM_SPLIT = SplitPlan()  # seed 0, 70/15/15 at random
+
+
+@dataclasses.dataclass(frozen=True)
 class StandardScaler:
     """Per-feature (x - mean) / std; constant features get std 1. `names` are the features'
     names where the data had them (a CSV's channel columns), so that data read later can
