@@ -261,6 +261,22 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _predictions_of(members: list[str], checkpoint: str, read: Callable) -> tuple:
+    """Each run's predictions (N, ...) for the data `read(cfg, spec, first)` gives it,
+    read again for each run, since each scales raw inputs as it trained; with the last
+    run's config, data spec, data and `read`'s second value."""
+    from seqjax.train.restore import load_run_config, predict, restore_state, run_data_spec
+
+    outputs: list = []
+    for run_dir in members:
+        cfg = load_run_config(run_dir)
+        spec = run_data_spec(run_dir, cfg)
+        data, extra = read(cfg, spec, not outputs)
+        state, _ = restore_state(run_dir, cfg, spec.sample(), which=checkpoint)
+        outputs.append(predict(cfg, state, data))
+    return outputs, cfg, spec, data, extra
+
+
 def _evaluate_folds_together(args, members: list[str]) -> int:
     """`evaluate` of a finished cross-validation: the metrics of its fold models' mean
     prediction (as `seqjax predict` gives it) on --input data. No loss: the models' mean
@@ -269,13 +285,7 @@ def _evaluate_folds_together(args, members: list[str]) -> int:
 
     from seqjax.metrics import binary_classification
     from seqjax.train.loop import task_for
-    from seqjax.train.restore import (
-        check_threshold,
-        load_run_config,
-        predict,
-        restore_state,
-        run_data_spec,
-    )
+    from seqjax.train.restore import check_threshold
 
     if args.input is None:
         raise ValueError(
@@ -288,15 +298,13 @@ def _evaluate_folds_together(args, members: list[str]) -> int:
             "--threshold val-f1 takes a run's validation split, and each fold has its own: "
             "give the probability"
         )
-    preds: list[np.ndarray] = []
-    for run_dir in members:
-        cfg = load_run_config(run_dir)
+
+    def read(cfg, spec, first: bool) -> tuple:
         if args.threshold is not None:
             check_threshold(cfg, args.threshold)
-        spec = run_data_spec(run_dir, cfg)  # each fold scales raw inputs as it trained
-        data, scored = _scored_data(args, cfg, spec, dict, note=not preds)
-        state, _ = restore_state(run_dir, cfg, spec.sample(), which=args.checkpoint)
-        preds.append(predict(cfg, state, data))  # (N, ...) in the targets' units
+        return _scored_data(args, cfg, spec, dict, note=first)
+
+    preds, cfg, spec, data, scored = _predictions_of(members, args.checkpoint, read)
     together = np.mean(np.asarray(preds, np.float64), axis=0)  # the folds' mean
     targets = data.targets_in_units()
     evaluate = task_for(cfg).evaluate
@@ -376,14 +384,11 @@ def _predict(args) -> int:
     from seqjax.io import atomic_write_bytes, atomic_write_text
     from seqjax.tasks import prediction_columns
     from seqjax.train.cross_validation import ensemble_members
-    from seqjax.train.restore import load_run_config, predict, restore_state, run_data_spec
 
     _check_output(args.output, (".npz", ".csv"), args.input, args.run_dir)
     members = ensemble_members(args.run_dir)  # the run, or a cross-validation's folds
-    outputs: list[np.ndarray] = []
-    for run_dir in members:
-        cfg = load_run_config(run_dir)
-        spec = run_data_spec(run_dir, cfg)  # each fold scales raw inputs as it trained
+
+    def read(cfg, spec, first: bool) -> tuple:
         data, sequences = read_prediction_inputs(
             args.input,
             spec,
@@ -391,10 +396,11 @@ def _predict(args) -> int:
             weight_column=cfg.data.sample_weights,
             group_column=cfg.data.groups,
         )
-        if not outputs:
+        if first:
             _note_longer_than_trained(args.input, data, spec)
-        state, _ = restore_state(run_dir, cfg, spec.sample(), which=args.checkpoint)
-        outputs.append(predict(cfg, state, data))  # (N, ...) the task's predictions
+        return data, sequences
+
+    outputs, cfg, spec, _, sequences = _predictions_of(members, args.checkpoint, read)
     preds = np.mean(np.asarray(outputs, np.float64), axis=0).astype(outputs[0].dtype)  # folds
     columns = prediction_columns(cfg.train.loss, preds.shape[1:], spec.classes)  # C order
     if args.output.endswith(".npz"):
