@@ -131,23 +131,19 @@ def _cv_resume_command(args, run_dir: str) -> str:
     return shlex.join([*words, "--resume"])
 
 
-def _cv_table(test: dict, pooled: dict, prefix: str = "") -> str:
+def _cv_table(test: dict, pooled: dict) -> str:
     """The folds' test metrics as lines of name, mean, standard deviation, the pooled
     out-of-fold figure and per-fold values, then the confusion matrix summed over the
     folds."""
-    lines = [] if prefix else [f"{'test':<24}{'mean':>9}{'std':>9}{'pooled':>9}  folds"]
+    lines = [f"{'test':<24}{'mean':>9}{'std':>9}{'pooled':>9}  folds"]
     for key, value in test.items():
         if key == "confusion_matrix":
-            lines.append(f"{prefix}confusion matrix, every fold's test sequences: {value}")
-        elif "mean" in value:
-            together = pooled.get(key)
-            shown = f"{together:>9.4f}" if isinstance(together, float) else f"{'':>9}"
-            folds = " ".join(f"{v:.4f}" for v in value["folds"])
-            lines.append(
-                f"{prefix + key:<24}{value['mean']:>9.4f}{value['std']:>9.4f}{shown}  {folds}"
-            )
-        else:
-            lines.append(_cv_table(value, pooled.get(key, {}), f"{prefix}{key}/"))
+            lines.append(f"confusion matrix, every fold's test sequences: {value}")
+            continue
+        together = pooled.get(key)
+        shown = f"{together:>9.4f}" if isinstance(together, float) else f"{'':>9}"
+        folds = " ".join(f"{v:.4f}" for v in value["folds"])
+        lines.append(f"{key:<24}{value['mean']:>9.4f}{value['std']:>9.4f}{shown}  {folds}")
     return "\n".join(lines)
 
 

@@ -82,8 +82,6 @@ def summarise_folds(tests: list[dict]) -> dict:
         values = [test[key] for test in tests]
         if key == "confusion_matrix":
             summary[key] = np.sum(np.asarray(values), axis=0).tolist()
-        elif isinstance(first, dict):
-            summary[key] = summarise_folds(values)
         elif isinstance(first, int | float) and not isinstance(first, bool):
             folds = np.asarray(values, np.float64)  # (K,); NaN where a fold's is undefined
             summary[key] = {
