@@ -66,10 +66,50 @@ def best_f1_threshold(probabilities, labels) -> float:
     return float(np.unique(p)[::-1][int(np.argmax(f1))])
 
 
+CALIBRATION_BINS = 15  # equal-width bins of the ECE (Guo et al. 2017's count)
+
+
+def _ece(confidence: np.ndarray, outcome: np.ndarray, bins: int) -> float:
+    """Sum over equal-width confidence bins of (share of examples) x |mean confidence -
+    mean outcome|: how far a stated probability is from the frequency it comes true at."""
+    if len(confidence) == 0:
+        return float("nan")
+    which = np.minimum((confidence * bins).astype(int), bins - 1)  # 1.0 in the last bin
+    gap = np.bincount(which, confidence - outcome, minlength=bins)  # summed per bin
+    return float(np.sum(np.abs(gap)) / len(confidence))
+
+
+def calibration_error(probabilities, labels, *, bins: int = CALIBRATION_BINS) -> float:
+    """Expected calibration error of P(positive) for a two-class model (N,), or of the
+    top class's probability for K classes (N, K) (Guo et al.'s top-label ECE), over
+    `bins` equal-width bins. Why both: a two-class score is read as P(positive) ("0.8
+    trusted"), so its every value should come true that often, whichever side of 0.5;
+    for K classes the top label is the decision read."""
+    p = np.asarray(probabilities, np.float64)
+    y = np.asarray(labels).astype(int).reshape(-1)
+    if p.ndim == 1:
+        return _ece(p, y.astype(np.float64), bins)
+    top = p.argmax(-1)
+    return _ece(p.max(-1), (top == y).astype(np.float64), bins)
+
+
+def brier_score(probabilities, labels) -> float:
+    """Mean squared error of the probabilities against the outcome: (p - y)^2 for a
+    two-class model (N,) (scikit-learn's `brier_score_loss`), and Brier's own sum over
+    the K classes' (p_k - [y = k])^2 for (N, K) (so two classes given as (N, 2) score
+    twice the first form)."""
+    p = np.asarray(probabilities, np.float64)
+    y = np.asarray(labels).astype(int).reshape(-1)
+    if p.ndim == 1:
+        return float(np.mean((p - y) ** 2))
+    return float(np.mean(np.sum((p - np.eye(p.shape[-1])[y]) ** 2, axis=-1)))
+
+
 def binary_classification(
     probabilities: np.ndarray, labels: np.ndarray, *, threshold: float = 0.5
 ) -> dict:
-    """Accuracy, precision, recall, F1, AUC-ROC, AUC-PR and [[TN, FP], [FN, TP]]."""
+    """Accuracy, precision, recall, F1, AUC-ROC, AUC-PR, the Brier score and the ECE of
+    the probabilities (neither depends on `threshold`), and [[TN, FP], [FN, TP]]."""
     probabilities, labels = _flat(probabilities, labels)
     pred = (probabilities >= threshold).astype(int)
     tp = int(np.sum((pred == 1) & (labels == 1)))
@@ -86,16 +126,19 @@ def binary_classification(
         "f1": f1,
         "auc_roc": roc_auc(probabilities, labels),
         "auc_pr": average_precision(probabilities, labels),
+        "brier": brier_score(probabilities, labels),
+        "ece": calibration_error(probabilities, labels),
         "confusion_matrix": [[tn, fp], [fn, tp]],
     }
 
 
 def multiclass_classification(probabilities: np.ndarray, labels: np.ndarray) -> dict:
-    """Accuracy, balanced accuracy, macro F1, the majority-class accuracy beside them, and
-    the confusion matrix (rows true, columns predicted) for probabilities (N, K) and
-    labels (N,). Balanced accuracy is the mean recall over the classes the labels hold
-    (scikit-learn's `balanced_accuracy_score`): where one class is most of the data, plain
-    accuracy rewards predicting it, and this scores each class alike."""
+    """Accuracy, balanced accuracy, macro F1, the majority-class accuracy beside them, the
+    Brier score and top-label ECE of the probabilities, and the confusion matrix (rows
+    true, columns predicted) for probabilities (N, K) and labels (N,). Balanced accuracy
+    is the mean recall over the classes the labels hold (scikit-learn's
+    `balanced_accuracy_score`): where one class is most of the data, plain accuracy
+    rewards predicting it, and this scores each class alike."""
     probabilities = np.asarray(probabilities)
     labels = np.asarray(labels).astype(int).reshape(-1)
     k = probabilities.shape[-1]
@@ -114,6 +157,8 @@ def multiclass_classification(probabilities: np.ndarray, labels: np.ndarray) -> 
         "balanced_accuracy": float(recall[present].mean()) if present.any() else float("nan"),
         "macro_f1": float(f1.mean()),
         "majority_accuracy": float(np.bincount(labels, minlength=k).max() / n),
+        "brier": brier_score(probabilities, labels),
+        "ece": calibration_error(probabilities, labels),
         "confusion_matrix": confusion.tolist(),
     }
 
@@ -140,14 +185,20 @@ def regression(predictions: np.ndarray, targets: np.ndarray) -> dict:
     }
 
 
+def direction_classes(trend: np.ndarray) -> np.ndarray:
+    """The trend head's classes of a trend value: 0 down, 1 flat, 2 up (`losses.FLAT`)."""
+    from seqjax.losses import FLAT
+
+    return np.where(trend < -FLAT, 0, np.where(trend > FLAT, 2, 1))
+
+
 def trend_forecast(predictions: np.ndarray, targets: np.ndarray, *, horizons=(7, 30)) -> dict:
-    """Per-horizon regression metrics of the score, plus the accuracy of the up/flat/down
-    head and the majority baselines beside them, as flat keys like `d7_rmse`.
+    """Per-horizon regression metrics of the score, plus the accuracy, Brier score and
+    top-label ECE of the up/flat/down head and the majority baselines beside them, as flat
+    keys like `d7_rmse`.
 
     predictions (N, Hz, 4): score, P(down), P(flat), P(up); targets (N, Hz, 2): trend, vol.
     """
-    from seqjax.losses import FLAT
-
     predictions, targets = np.asarray(predictions), np.asarray(targets)
     out = {}
     for k, days in enumerate(horizons):
@@ -156,9 +207,12 @@ def trend_forecast(predictions: np.ndarray, targets: np.ndarray, *, horizons=(7,
         out.update({f"d{days}_{name}": v for name, v in reg.items()})
         sign_share = max(np.mean(trend > 0), np.mean(trend < 0))
         out[f"d{days}_direction_majority"] = float(sign_share)
-        cls = np.where(trend < -FLAT, 0, np.where(trend > FLAT, 2, 1))
-        out[f"d{days}_class_accuracy"] = float(np.mean(predictions[:, k, 1:].argmax(-1) == cls))
+        cls = direction_classes(trend)
+        probs = predictions[:, k, 1:]  # (N, 3)
+        out[f"d{days}_class_accuracy"] = float(np.mean(probs.argmax(-1) == cls))
         out[f"d{days}_class_majority"] = float(np.bincount(cls, minlength=3).max() / len(cls))
+        out[f"d{days}_class_brier"] = brier_score(probs, cls)
+        out[f"d{days}_class_ece"] = calibration_error(probs, cls)
     return out
 
 

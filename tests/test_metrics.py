@@ -69,3 +69,38 @@ def test_the_best_f1_threshold_is_the_best_of_every_score_tried_one_by_one(seed)
         assert best_f1_threshold(p, labels) == max(t for t, v in f1.items() if v == best)
     with pytest.raises(ValueError, match="the labels hold no positive"):
         best_f1_threshold(scores, np.zeros(200))
+
+
+def _ece_by_loop(confidence, outcome, bins=15):
+    """The ECE as Guo et al. write it, bin by bin (a confidence of 1.0 in the last bin)."""
+    total = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        inside = (confidence >= lo) & ((confidence < hi) | ((b == bins - 1) & (confidence <= hi)))
+        if inside.any():
+            total += inside.mean() * abs(confidence[inside].mean() - outcome[inside].mean())
+    return total
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_brier_and_ece_match_sklearn_and_the_binned_definition(seed):
+    from seqjax.metrics import brier_score, calibration_error, multiclass_classification
+
+    rng = np.random.default_rng(seed)
+    p = rng.random(500)
+    p[:10] = [0.0, 1.0, 1 / 15, 2 / 15, 0.5, 0.5, 14 / 15, 1.0, 0.0, 0.2]  # bin edges
+    y = (rng.random(500) < p**2).astype(int)  # overconfident: p comes true less often
+    m = binary_classification(p, y)
+    assert m["brier"] == pytest.approx(sk.brier_score_loss(y, p))
+    assert m["ece"] == pytest.approx(_ece_by_loop(p, y.astype(float)))
+    assert m["ece"] > 0.1  # P(y) = p^2 is far from p
+    assert calibration_error(y.astype(float), y) == 0.0  # certain and right
+    probs = rng.dirichlet(np.ones(4), 300)
+    labels = np.array([rng.choice(4, p=q) for q in probs])  # calibrated by construction
+    mc = multiclass_classification(probs, labels)
+    top = probs.argmax(-1)
+    assert mc["ece"] == pytest.approx(_ece_by_loop(probs.max(-1), (top == labels) * 1.0))
+    onehot = np.eye(4)[labels]
+    assert mc["brier"] == pytest.approx(np.mean(np.sum((probs - onehot) ** 2, -1)))
+    # two classes given as (N, 2) score Brier's sum: twice the (N,) form
+    assert brier_score(np.c_[1 - p, p], y) == pytest.approx(2 * m["brier"])

@@ -78,7 +78,7 @@ def _undefined_monitor(monitor: str, row: dict[str, float], val: SequenceDataset
 
 # the metrics whose better values lie one way, by how their names end; others (epoch, lr,
 # a majority-class baseline) go unchecked
-LOWER_IS_BETTER = ("loss", "mse", "rmse", "mae")
+LOWER_IS_BETTER = ("loss", "mse", "rmse", "mae", "brier", "ece")
 HIGHER_IS_BETTER = ("accuracy", "auc_roc", "auc_pr", "f1", "precision", "recall", "correlation")
 
 

@@ -1,0 +1,156 @@
+"""Recalibrating a trained classifier's probabilities on held-out labelled data.
+
+A model trained with class weights or `pos_weight` states shifted probabilities (a
+weighted trust model says 0.7 where 0.5 comes true), and a network that fits its training
+set well states them too sharply. Neither needs retraining: one scale and one bias per
+class on the log-probabilities, fitted on the validation split by the unweighted negative
+log-likelihood, give probabilities that come true as often as they say
+(bias-corrected temperature scaling, Alexandari et al. 2020; for two classes it is
+Platt's sigmoid(a * logit + b)). The scale is positive and shared by the classes, so a
+two-class model ranks its sequences as before (its AUCs stay); the biases move which
+sequences pass 0.5, or which class is a sequence's top one.
+
+It works on the probabilities a run predicts, not on its logits, so the same fit applies
+to a model's outputs, to a cross-validation's mean and to a file of predictions. Their
+log-probabilities are recovered from float32 values, which hold a log-odds up to about
++-16.6; a probability that rounded to 0 or 1 is read as 2^-24 from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+FLOOR = 2.0**-24  # the float32 spacing below 1: the nearest a float32 probability gets to 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Recalibration:
+    """softmax(scale * log p + bias) for one head of K class probabilities p."""
+
+    scale: float  # 1 / temperature, > 0
+    bias: tuple[float, ...]  # (K,), the first 0: softmax ignores a shift of all K
+
+    def apply(self, probabilities: np.ndarray) -> np.ndarray:
+        """(N, K) probabilities -> (N, K) recalibrated, in float64."""
+        logits = self.scale * np.log(np.clip(probabilities, FLOOR, 1.0)) + np.asarray(self.bias)
+        logits -= logits.max(-1, keepdims=True)
+        e = np.exp(logits)
+        return e / e.sum(-1, keepdims=True)
+
+    def to_json(self) -> dict:
+        return {"scale": self.scale, "bias": list(self.bias)}
+
+
+NEWTON_STEPS = 100  # Newton steps at most; the problem is convex, so a few dozen suffice
+
+
+def fit_head(probabilities: np.ndarray, labels: np.ndarray) -> Recalibration:
+    """The scale and biases minimising the mean negative log-likelihood of `labels` (N,)
+    under the recalibrated `probabilities` (N, K). The recalibrated logits are linear in
+    (scale, bias), so the loss is convex in them: Newton's method with a halving line
+    search finds the minimum, with no learning rate to choose. Identity (scale 1, bias
+    0) is one candidate, so the fitted loss is never above the model's own."""
+    p = np.asarray(probabilities, np.float64)
+    y = np.asarray(labels).astype(int).reshape(-1)
+    n, k = p.shape
+    if n != len(y):
+        raise ValueError(f"probabilities {p.shape} and labels {y.shape} differ in length")
+    if n == 0:
+        raise ValueError("no labelled examples to fit a recalibration on")
+    if y.min() < 0 or y.max() >= k:
+        raise ValueError(f"labels must be classes 0..{k - 1}; got {y.min()}..{y.max()}")
+    log_p = np.log(np.clip(p, FLOOR, 1.0))  # (N, K)
+    onehot = np.eye(k)[y]  # (N, K)
+    # d logits / d theta for theta = (scale, bias_1..bias_{K-1}): (N, K, K)
+    jac = np.concatenate([log_p[:, :, None], np.broadcast_to(np.eye(k)[:, 1:], (n, k, k - 1))], -1)
+
+    def loss_and_probs(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        logits = theta[0] * log_p + np.r_[0.0, theta[1:]]  # (N, K)
+        logits -= logits.max(-1, keepdims=True)
+        log_q = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        return float(-np.mean(np.sum(onehot * log_q, -1))), np.exp(log_q)
+
+    theta = np.r_[1.0, np.zeros(k - 1)]
+    loss, q = loss_and_probs(theta)
+    for _ in range(NEWTON_STEPS):
+        grad = np.einsum("nk,nkp->p", q - onehot, jac) / n  # (K,)
+        cov = q[:, :, None] * (np.eye(k) - q[:, None, :])  # (N, K, K): diag(q) - q q^T
+        hess = np.einsum("nkp,nkl,nlr->pr", jac, cov, jac) / n + 1e-12 * np.eye(k)
+        step = np.linalg.solve(hess, grad)
+        size = 1.0
+        while size > 1e-8:
+            trial = theta - size * step
+            trial_loss, trial_q = loss_and_probs(trial)
+            if trial_loss <= loss:
+                break
+            size /= 2
+        else:
+            break  # no descent left: the minimum, to rounding
+        converged = loss - trial_loss < 1e-12
+        theta, loss, q = trial, trial_loss, trial_q
+        if converged:
+            break
+    if theta[0] <= 0:
+        raise ValueError(
+            f"the fitted scale is {theta[0]:.3g}: on these labels the model's probabilities "
+            f"rank the classes no better than reversed, so no recalibration keeps its ranking"
+        )
+    return Recalibration(scale=float(theta[0]), bias=(0.0, *map(float, theta[1:])))
+
+
+def _heads(loss: str, predictions: np.ndarray, targets: np.ndarray | None) -> list[tuple]:
+    """The task's class-probability heads as (probabilities (N, K), labels (N,) or None, a
+    function writing recalibrated (N, K) back into a copy of `predictions`)."""
+    from seqjax.metrics import direction_classes
+
+    if loss == "binary_cross_entropy":  # (N,) P(positive)
+
+        def put(out, q):
+            out[...] = q[:, 1].reshape(out.shape)
+
+        p = predictions.reshape(len(predictions))
+        return [(np.stack([1 - p, p], -1), None if targets is None else targets, put)]
+    if loss == "cross_entropy":  # (N, K)
+
+        def put_all(out, q):
+            out[...] = q
+
+        return [(predictions, targets, put_all)]
+    if loss.startswith("trend_"):  # (N, Hz, 4): score, P(down), P(flat), P(up) per horizon
+        heads = []
+        for h in range(predictions.shape[1]):
+
+            def put_h(out, q, h=h):
+                out[:, h, 1:] = q
+
+            labels = None if targets is None else direction_classes(targets[:, h, 0])
+            heads.append((predictions[:, h, 1:], labels, put_h))
+        return heads
+    raise ValueError(
+        f"recalibration applies to a classifier's probabilities (loss binary_cross_entropy, "
+        f"cross_entropy or a trend forecaster's); this run's loss {loss!r} predicts values"
+    )
+
+
+def fit(loss: str, predictions: np.ndarray, targets: np.ndarray) -> tuple[Recalibration, ...]:
+    """One `Recalibration` per probability head of task `loss` (one; the trend
+    forecaster's one per horizon), fitted on `predictions` (N, ...) of labelled data."""
+    predictions, targets = np.asarray(predictions), np.asarray(targets)
+    return tuple(fit_head(p, y) for p, y, _ in _heads(loss, predictions, targets))
+
+
+def recalibrate(
+    loss: str, predictions: np.ndarray, calibration: tuple[Recalibration, ...]
+) -> np.ndarray:
+    """`predictions` (N, ...) of task `loss` with each head recalibrated, in their dtype;
+    a trend forecaster's scores stay as they were."""
+    predictions = np.asarray(predictions)
+    heads = _heads(loss, predictions, None)
+    if len(heads) != len(calibration):
+        raise ValueError(f"{len(calibration)} recalibrations for {len(heads)} heads")
+    out = predictions.astype(np.float64)
+    for (p, _, put), head in zip(heads, calibration, strict=True):
+        put(out, head.apply(p))
+    return out.astype(predictions.dtype)
