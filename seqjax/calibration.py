@@ -1,19 +1,19 @@
 """Recalibrating a trained classifier's probabilities on held-out labelled data.
 
-A model trained with class weights or `pos_weight` states shifted probabilities (a
-weighted trust model says 0.7 where 0.5 comes true), and a network that fits its training
-set well states them too sharply. Neither needs retraining: one scale and one bias per
-class on the log-probabilities, fitted on the validation split by the unweighted negative
-log-likelihood, give probabilities that come true as often as they say
+A model trained with class weights or `pos_weight` states probabilities shifted towards
+the classes it weighed up, and a network that fits its training set well states them too
+sharply. Neither needs retraining: one scale and one bias per class on the
+log-probabilities, fitted on the validation split by the unweighted cross-entropy (of
+Platt's smoothed targets), give probabilities that come true about as often as they say
 (bias-corrected temperature scaling, Alexandari et al. 2020; for two classes it is
 Platt's sigmoid(a * logit + b)). The scale is positive and shared by the classes, so a
 two-class model ranks its sequences as before (its AUCs stay); the biases move which
 sequences pass 0.5, or which class is a sequence's top one.
 
-It works on the probabilities a run predicts, not on its logits, so the same fit applies
-to a model's outputs, to a cross-validation's mean and to a file of predictions. Their
-log-probabilities are recovered from float32 values, which hold a log-odds up to about
-+-16.6; a probability that rounded to 0 or 1 is read as 2^-24 from it.
+It works on the probabilities a run predicts (what `seqjax predict` writes), not on its
+logits, so it needs nothing from the model but its predictions. Their log-probabilities
+are recovered from float32 values, which hold a log-odds up to about +-16.6; a
+probability that rounded to 0 or 1 is read as 2^-24 from it.
 """
 
 from __future__ import annotations
@@ -46,12 +46,26 @@ class Recalibration:
 NEWTON_STEPS = 100  # Newton steps at most; the problem is convex, so a few dozen suffice
 
 
+def smoothed_targets(labels: np.ndarray, k: int) -> np.ndarray:
+    """(N, K) targets: an example of class c, of which the labels hold N_c, puts
+    (N_c + 1) / (N_c + K) on c and the rest evenly on the others. For two classes these
+    are Platt's targets (N+ + 1) / (N+ + 2) and 1 / (N- + 2). Why not one-hot: where the
+    model separates the held-out classes perfectly (a small validation split often is),
+    the likelihood of one-hot labels grows without end as the scale does, and the fit
+    would state certainties; these targets keep the optimum finite and shrink towards
+    less sure as the split gets smaller."""
+    count = np.bincount(labels, minlength=k)  # (K,)
+    own = (count[labels] + 1.0) / (count[labels] + k)  # (N,)
+    targets = np.repeat(((1.0 - own) / (k - 1))[:, None], k, axis=1)
+    targets[np.arange(len(labels)), labels] = own
+    return targets
+
+
 def fit_head(probabilities: np.ndarray, labels: np.ndarray) -> Recalibration:
-    """The scale and biases minimising the mean negative log-likelihood of `labels` (N,)
+    """The scale and biases minimising the cross-entropy of `smoothed_targets(labels)`
     under the recalibrated `probabilities` (N, K). The recalibrated logits are linear in
     (scale, bias), so the loss is convex in them: Newton's method with a halving line
-    search finds the minimum, with no learning rate to choose. Identity (scale 1, bias
-    0) is one candidate, so the fitted loss is never above the model's own."""
+    search finds the minimum, with no learning rate to choose."""
     p = np.asarray(probabilities, np.float64)
     y = np.asarray(labels).astype(int).reshape(-1)
     n, k = p.shape
@@ -62,7 +76,7 @@ def fit_head(probabilities: np.ndarray, labels: np.ndarray) -> Recalibration:
     if y.min() < 0 or y.max() >= k:
         raise ValueError(f"labels must be classes 0..{k - 1}; got {y.min()}..{y.max()}")
     log_p = np.log(np.clip(p, FLOOR, 1.0))  # (N, K)
-    onehot = np.eye(k)[y]  # (N, K)
+    targets = smoothed_targets(y, k)  # (N, K)
     # d logits / d theta for theta = (scale, bias_1..bias_{K-1}): (N, K, K)
     jac = np.concatenate([log_p[:, :, None], np.broadcast_to(np.eye(k)[:, 1:], (n, k, k - 1))], -1)
 
@@ -70,12 +84,12 @@ def fit_head(probabilities: np.ndarray, labels: np.ndarray) -> Recalibration:
         logits = theta[0] * log_p + np.r_[0.0, theta[1:]]  # (N, K)
         logits -= logits.max(-1, keepdims=True)
         log_q = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-        return float(-np.mean(np.sum(onehot * log_q, -1))), np.exp(log_q)
+        return float(-np.mean(np.sum(targets * log_q, -1))), np.exp(log_q)
 
     theta = np.r_[1.0, np.zeros(k - 1)]
     loss, q = loss_and_probs(theta)
     for _ in range(NEWTON_STEPS):
-        grad = np.einsum("nk,nkp->p", q - onehot, jac) / n  # (K,)
+        grad = np.einsum("nk,nkp->p", q - targets, jac) / n  # (K,)
         cov = q[:, :, None] * (np.eye(k) - q[:, None, :])  # (N, K, K): diag(q) - q q^T
         hess = np.einsum("nkp,nkl,nlr->pr", jac, cov, jac) / n + 1e-12 * np.eye(k)
         step = np.linalg.solve(hess, grad)
@@ -100,11 +114,27 @@ def fit_head(probabilities: np.ndarray, labels: np.ndarray) -> Recalibration:
     return Recalibration(scale=float(theta[0]), bias=(0.0, *map(float, theta[1:])))
 
 
+# the losses whose tasks predict class probabilities: one head, or one per trend horizon
+PROBABILITY_LOSSES = ("binary_cross_entropy", "cross_entropy")
+TREND_LOSSES = ("trend_multitask", "trend_volatility_aware")
+
+
+def check_loss(loss: str) -> None:
+    """Raise, naming it, where task `loss` predicts no class probabilities to recalibrate."""
+    if loss not in PROBABILITY_LOSSES + TREND_LOSSES:
+        raise ValueError(
+            f"recalibration applies to a classifier's probabilities (loss "
+            f"{', '.join(PROBABILITY_LOSSES + TREND_LOSSES)}); this run's loss {loss!r} "
+            f"predicts values"
+        )
+
+
 def _heads(loss: str, predictions: np.ndarray, targets: np.ndarray | None) -> list[tuple]:
     """The task's class-probability heads as (probabilities (N, K), labels (N,) or None, a
     function writing recalibrated (N, K) back into a copy of `predictions`)."""
     from seqjax.metrics import direction_classes
 
+    check_loss(loss)
     if loss == "binary_cross_entropy":  # (N,) P(positive)
 
         def put(out, q):
@@ -118,7 +148,7 @@ def _heads(loss: str, predictions: np.ndarray, targets: np.ndarray | None) -> li
             out[...] = q
 
         return [(predictions, targets, put_all)]
-    if loss.startswith("trend_"):  # (N, Hz, 4): score, P(down), P(flat), P(up) per horizon
+    if loss in TREND_LOSSES:  # (N, Hz, 4): score, P(down), P(flat), P(up) per horizon
         heads = []
         for h in range(predictions.shape[1]):
 
@@ -128,10 +158,7 @@ def _heads(loss: str, predictions: np.ndarray, targets: np.ndarray | None) -> li
             labels = None if targets is None else direction_classes(targets[:, h, 0])
             heads.append((predictions[:, h, 1:], labels, put_h))
         return heads
-    raise ValueError(
-        f"recalibration applies to a classifier's probabilities (loss binary_cross_entropy, "
-        f"cross_entropy or a trend forecaster's); this run's loss {loss!r} predicts values"
-    )
+    raise AssertionError(loss)  # check_loss let it through
 
 
 def fit(loss: str, predictions: np.ndarray, targets: np.ndarray) -> tuple[Recalibration, ...]:

@@ -215,7 +215,23 @@ def _threshold(text: str) -> float | str:
         ) from None
 
 
+CALIBRATE_HELP = (
+    "recalibrate the run's probabilities: one scale and a bias per class, fitted on its "
+    "validation split (a cross-validation: each fold's model on its own)"
+)
+
+
+def _recalibration_line(fitted: list) -> dict:
+    """The printed record of what `--calibrate` fitted: each head's scale and biases, one
+    list per model where a cross-validation's folds fitted their own."""
+    heads = [[head.to_json() for head in model] for model in fitted]
+    if len(heads) == 1:
+        return {"fitted_on": "val", "heads": heads[0]}
+    return {"fitted_on": "each fold's val", "folds": heads}
+
+
 def _evaluate(args) -> int:
+    from seqjax.calibration import check_loss, recalibrate
     from seqjax.data.sources import load_splits
     from seqjax.metrics import best_f1_threshold
     from seqjax.train.cross_validation import ensemble_members
@@ -223,7 +239,9 @@ def _evaluate(args) -> int:
         check_threshold,
         evaluate_run,
         load_run_config,
+        metrics_of,
         predict,
+        recalibrated_on_val,
         restore_state,
         run_data_spec,
     )
@@ -236,17 +254,32 @@ def _evaluate(args) -> int:
     threshold = args.threshold
     if threshold is not None:  # before the run's data and checkpoint are read
         check_threshold(cfg, None if threshold == VAL_F1 else threshold)
+    if args.calibrate:
+        check_loss(cfg.train.loss)
     spec = run_data_spec(args.run_dir, cfg)
     splits = functools.cache(lambda: load_splits(cfg.data, cfg.train.loss))  # read once
     data, scored = _scored_data(args, cfg, spec, splits)
     if spec.classes is not None:  # the confusion matrix's rows and columns
         scored["classes"] = list(spec.classes)
     state, epoch = restore_state(args.run_dir, cfg, spec.sample(), which=args.checkpoint)
-    if threshold == VAL_F1:  # the validation split's best, for the split scored here
+    heads = None
+    if args.calibrate or threshold == VAL_F1:
         val = splits()["val"]
-        threshold = best_f1_threshold(predict(cfg, state, val), val.targets)
+        if args.calibrate:
+            heads, val_predictions = recalibrated_on_val(cfg, state, val)
+            scored["recalibration"] = _recalibration_line([heads])
+            if scored.get("split") == "val":
+                print(_SCORED_WHERE_FITTED, file=sys.stderr)
+        else:
+            val_predictions = predict(cfg, state, val)
+    if threshold == VAL_F1:  # the validation split's best, for the split scored here
+        threshold = best_f1_threshold(val_predictions, val.targets)
         scored["threshold_from"] = "the validation split's best F1"
-    metrics = evaluate_run(cfg, state, data, threshold=threshold)
+    if heads is None:
+        metrics = evaluate_run(cfg, state, data, threshold=threshold)
+    else:
+        predictions = recalibrate(cfg.train.loss, predict(cfg, state, data), heads)
+        metrics = metrics_of(cfg, predictions, data.targets_in_units(), threshold=threshold)
     if threshold is not None:
         scored["threshold"] = threshold
     print(
@@ -257,20 +290,45 @@ def _evaluate(args) -> int:
     return 0
 
 
-def _predictions_of(members: list[str], checkpoint: str, read: Callable) -> tuple:
+_SCORED_WHERE_FITTED = (
+    "note: --calibrate fitted on the validation split, the split scored here, so its "
+    "calibration figures (brier, ece) are optimistic; score --split test for held-out ones"
+)
+
+
+def _predictions_of(
+    members: list[str], checkpoint: str, read: Callable, *, calibrate: bool = False
+) -> tuple:
     """Each run's predictions (N, ...) for the data `read(cfg, spec, first)` gives it,
     read again for each run, since each scales raw inputs as it trained; with the last
-    run's config, data spec, data and `read`'s second value."""
-    from seqjax.train.restore import load_run_config, predict, restore_state, run_data_spec
+    run's config, data spec, data and `read`'s second value. With `calibrate`, each run's
+    predictions are recalibrated on its own validation split, and the fitted heads of
+    every run come last."""
+    from seqjax.calibration import recalibrate
+    from seqjax.data.sources import load_splits
+    from seqjax.train.restore import (
+        load_run_config,
+        predict,
+        recalibrated_on_val,
+        restore_state,
+        run_data_spec,
+    )
 
     outputs: list = []
+    fitted: list = []
     for run_dir in members:
         cfg = load_run_config(run_dir)
         spec = run_data_spec(run_dir, cfg)
         data, extra = read(cfg, spec, not outputs)
         state, _ = restore_state(run_dir, cfg, spec.sample(), which=checkpoint)
-        outputs.append(predict(cfg, state, data))
-    return outputs, cfg, spec, data, extra
+        predictions = predict(cfg, state, data)
+        if calibrate:
+            val = load_splits(cfg.data, cfg.train.loss)["val"]
+            heads, _ = recalibrated_on_val(cfg, state, val)
+            predictions = recalibrate(cfg.train.loss, predictions, heads)
+            fitted.append(heads)
+        outputs.append(predictions)
+    return outputs, cfg, spec, data, extra, fitted
 
 
 def _evaluate_folds_together(args, members: list[str]) -> int:
@@ -279,9 +337,8 @@ def _evaluate_folds_together(args, members: list[str]) -> int:
     is not one model's output, so no loss function of the run scores it."""
     import numpy as np
 
-    from seqjax.metrics import binary_classification
-    from seqjax.train.loop import task_for
-    from seqjax.train.restore import check_threshold
+    from seqjax.calibration import check_loss
+    from seqjax.train.restore import check_threshold, metrics_of
 
     if args.input is None:
         raise ValueError(
@@ -298,19 +355,23 @@ def _evaluate_folds_together(args, members: list[str]) -> int:
     def read(cfg, spec, first: bool) -> tuple:
         if args.threshold is not None:
             check_threshold(cfg, args.threshold)
+        if args.calibrate:
+            check_loss(cfg.train.loss)
         return _scored_data(args, cfg, spec, dict, note=first)
 
-    preds, cfg, spec, data, scored = _predictions_of(members, args.checkpoint, read)
+    preds, cfg, spec, data, scored, fitted = _predictions_of(
+        members, args.checkpoint, read, calibrate=args.calibrate
+    )
     together = np.mean(np.asarray(preds, np.float64), axis=0)  # the folds' mean
-    targets = data.targets_in_units()
-    evaluate = task_for(cfg).evaluate
     if args.threshold is not None:
-        evaluate = functools.partial(binary_classification, threshold=args.threshold)
         scored["threshold"] = args.threshold
+    if args.calibrate:
+        scored["recalibration"] = _recalibration_line(fitted)
     if spec.classes is not None:  # the confusion matrix's rows and columns
         scored["classes"] = list(spec.classes)
     result = {"checkpoint": args.checkpoint, "models": len(members), **scored}
-    print(json_text({**result, **evaluate(together, targets)}, default=float))
+    metrics = metrics_of(cfg, together, data.targets_in_units(), threshold=args.threshold)
+    print(json_text({**result, **metrics}, default=float))
     return 0
 
 
@@ -396,7 +457,15 @@ def _predict(args) -> int:
             _note_longer_than_trained(args.input, data, spec)
         return data, sequences
 
-    outputs, cfg, spec, _, sequences = _predictions_of(members, args.checkpoint, read)
+    if args.calibrate:  # before any model runs
+        from seqjax.calibration import check_loss
+        from seqjax.train.restore import load_run_config
+
+        check_loss(load_run_config(members[0]).train.loss)
+
+    outputs, cfg, spec, _, sequences, fitted = _predictions_of(
+        members, args.checkpoint, read, calibrate=args.calibrate
+    )
     preds = np.mean(np.asarray(outputs, np.float64), axis=0).astype(outputs[0].dtype)  # folds
     columns = prediction_columns(cfg.train.loss, preds.shape[1:], spec.classes)  # C order
     if args.output.endswith(".npz"):
@@ -415,6 +484,10 @@ def _predict(args) -> int:
         csv.writer(text, lineterminator="\n").writerows([columns, *rows])
         atomic_write_text(args.output, text.getvalue())
     by = f", the mean of {len(members)} folds' models" if len(members) > 1 else ""
+    if fitted:
+        scales = ", ".join(f"{head.scale:.3g}" for model in fitted for head in model)
+        where = "each fold's validation split" if len(fitted) > 1 else "the validation split"
+        by += f", recalibrated on {where} (scale {scales})"
     print(f"wrote {len(preds)} predictions to {args.output}{by}")
     return 0
 
@@ -566,6 +639,9 @@ def build_parser() -> argparse.ArgumentParser:
         "accuracy, precision, recall, F1 and the confusion matrix (default 0.5); val-f1: "
         "the one that gives the validation split its best F1",
     )
+    evaluate.add_argument(
+        "--calibrate", action="store_true", help=CALIBRATE_HELP + "; the metrics have no loss"
+    )
     evaluate.set_defaults(func=_evaluate)
 
     imp_parser = sub.add_parser(
@@ -603,6 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the inputs are already standardised model inputs: skip the run's input scaler",
     )
+    pred.add_argument("--calibrate", action="store_true", help=CALIBRATE_HELP)
     pred.set_defaults(func=_predict)
 
     imp = sub.add_parser("import-torch", help="PyTorch weights (safetensors) -> a run directory")

@@ -69,28 +69,37 @@ def best_f1_threshold(probabilities, labels) -> float:
 CALIBRATION_BINS = 15  # equal-width bins of the ECE (Guo et al. 2017's count)
 
 
-def _ece(confidence: np.ndarray, outcome: np.ndarray, bins: int) -> float:
-    """Sum over equal-width confidence bins of (share of examples) x |mean confidence -
-    mean outcome|: how far a stated probability is from the frequency it comes true at."""
-    if len(confidence) == 0:
-        return float("nan")
-    which = np.minimum((confidence * bins).astype(int), bins - 1)  # 1.0 in the last bin
-    gap = np.bincount(which, confidence - outcome, minlength=bins)  # summed per bin
-    return float(np.sum(np.abs(gap)) / len(confidence))
-
-
-def calibration_error(probabilities, labels, *, bins: int = CALIBRATION_BINS) -> float:
-    """Expected calibration error of P(positive) for a two-class model (N,), or of the
-    top class's probability for K classes (N, K) (Guo et al.'s top-label ECE), over
-    `bins` equal-width bins. Why both: a two-class score is read as P(positive) ("0.8
-    trusted"), so its every value should come true that often, whichever side of 0.5;
-    for K classes the top label is the decision read."""
+def reliability(
+    probabilities, labels, *, bins: int = CALIBRATION_BINS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-width bin of the stated probability: its mean (bins,), how often it came
+    true (bins,) (NaN in an empty bin) and its count (bins,). The probability is
+    P(positive) for a two-class model (N,), and the top class's for K classes (N, K)
+    (Guo et al.'s top-label reading). Why both: a two-class score is read as P(positive)
+    ("0.8 trusted"), so each of its values should come true that often, whichever side
+    of 0.5; for K classes the top label is the decision read."""
     p = np.asarray(probabilities, np.float64)
     y = np.asarray(labels).astype(int).reshape(-1)
     if p.ndim == 1:
-        return _ece(p, y.astype(np.float64), bins)
-    top = p.argmax(-1)
-    return _ece(p.max(-1), (top == y).astype(np.float64), bins)
+        stated, outcome = p, y.astype(np.float64)
+    else:
+        stated, outcome = p.max(-1), (p.argmax(-1) == y).astype(np.float64)
+    which = np.minimum((stated * bins).astype(int), bins - 1)  # 1.0 in the last bin
+    count = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):  # NaN in an empty bin
+        mean_stated = np.bincount(which, stated, minlength=bins) / count
+        mean_outcome = np.bincount(which, outcome, minlength=bins) / count
+    return mean_stated, mean_outcome, count
+
+
+def calibration_error(probabilities, labels, *, bins: int = CALIBRATION_BINS) -> float:
+    """Expected calibration error over `reliability`'s bins: the examples' mean of |mean
+    stated probability - how often it came true| in their bin."""
+    stated, outcome, count = reliability(probabilities, labels, bins=bins)
+    if count.sum() == 0:
+        return float("nan")
+    filled = count > 0
+    return float(np.sum(count[filled] * np.abs(stated[filled] - outcome[filled])) / count.sum())
 
 
 def brier_score(probabilities, labels) -> float:

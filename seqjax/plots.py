@@ -69,9 +69,41 @@ def _curve_points(probabilities, labels):
     return (fpr, tpr), (tps / pos, tps / (tps + fps))
 
 
+def plot_reliability(probabilities, labels, metrics: dict, path: str) -> str:
+    """Reliability diagram: each bin's stated probability against how often it came true
+    (P(positive) for two classes, the top class's for more; `metrics.reliability`), the
+    diagonal where they agree, and each bin's count below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from seqjax.metrics import CALIBRATION_BINS, reliability
+
+    stated, outcome, count = reliability(probabilities, labels)
+    two_class = np.asarray(probabilities).ndim == 1
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(4.5, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    top.plot([0, 1], [0, 1], color="gray", lw=1)
+    filled = count > 0
+    label = f"ece {metrics.get('ece', float('nan')):.3f}"
+    top.plot(stated[filled], outcome[filled], marker="o", label=label)
+    top.set_ylabel("how often it came true" if two_class else "accuracy")
+    top.legend()
+    top.grid(alpha=0.3)
+    edges = np.linspace(0, 1, CALIBRATION_BINS + 1)
+    bottom.bar(edges[:-1], count, width=np.diff(edges), align="edge", edgecolor="white")
+    bottom.set_xlabel("stated P(positive)" if two_class else "stated top-class probability")
+    bottom.set_ylabel("sequences")
+    save_figure(fig, path)
+    return path
+
+
 def plot_classifier(probabilities, labels, metrics: dict, out_dir: str) -> list[str]:
-    """confusion_matrix.png for a classifier on one split; roc.png and pr.png as well for a
-    binary one (its metrics hold auc_roc)."""
+    """confusion_matrix.png and reliability.png for a classifier on one split; roc.png and
+    pr.png as well for a binary one (its metrics hold auc_roc)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -90,6 +122,8 @@ def plot_classifier(probabilities, labels, metrics: dict, out_dir: str) -> list[
     ax.set_title("confusion matrix")
     written.append(os.path.join(out_dir, "confusion_matrix.png"))
     save_figure(fig, written[-1])
+    reliability_png = os.path.join(out_dir, "reliability.png")
+    written.append(plot_reliability(probabilities, labels, metrics, reliability_png))
     if "auc_roc" not in metrics:
         return written
     (fpr, tpr), (recall, precision) = _curve_points(probabilities, labels)

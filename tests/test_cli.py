@@ -53,6 +53,7 @@ def test_train_writes_a_complete_run_directory(run_dir):
         "loss.png",
         "metrics.png",
         "pr.png",
+        "reliability.png",
         "roc.png",
     ]
     assert any(n.startswith("events.out.tfevents") for n in os.listdir(run_dir / "tensorboard"))

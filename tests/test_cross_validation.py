@@ -16,13 +16,16 @@ import time
 import numpy as np
 import pytest
 
+from seqjax.calibration import fit, recalibrate
 from seqjax.cli import main
 from seqjax.config import load_config
 from seqjax.data.external import csv_splits, npz_splits
 from seqjax.data.raw_inputs import read_prediction_inputs
+from seqjax.data.sources import load_splits
 from seqjax.data.spec import DataSpec
 from seqjax.data.splits import SplitPlan, fold_indices, split_indices
 from seqjax.metrics import multiclass_classification
+from seqjax.train.restore import load_run_config, predict, restore_state
 
 LABELS = np.repeat([0, 1, 2], [40, 7, 3])  # (50,): a rare class and a rarer one
 
@@ -326,9 +329,26 @@ def test_an_interrupted_cross_validation_resumes_to_a_summary_of_every_fold(
     capsys.readouterr()
     assert main(["evaluate", str(run_dir), "--input", str(imbalanced)]) == 0
     scored = json.loads(capsys.readouterr().out)
-    assert scored == {  # no loss: the mean is no model's output
-        "checkpoint": "best",
-        "models": 5,
-        "input": str(imbalanced),
-        **multiclass_classification(ensemble, LABELS),
+    # no loss: the mean is no model's output; the CSV's mean was rounded to float32
+    said = {"checkpoint": "best", "models": 5, "input": str(imbalanced)}
+    assert {key: scored.pop(key) for key in said} == said
+    assert scored == pytest.approx(multiclass_classification(ensemble, LABELS), abs=1e-7)
+
+    # --calibrate: each fold's model recalibrated on its own validation split, then averaged
+    assert main(["evaluate", str(run_dir), "--input", str(imbalanced), "--calibrate"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    recalibrated, heads = [], []
+    for k in range(5):
+        fold = str(run_dir / f"fold_{k}")
+        cfg = load_run_config(fold)
+        val = load_splits(cfg.data, cfg.train.loss)["val"]
+        state, _ = restore_state(fold, cfg, val)
+        heads.append(fit(cfg.train.loss, predict(cfg, state, val), val.targets))
+        recalibrated.append(recalibrate(cfg.train.loss, folds[k].astype(np.float32), heads[-1]))
+    assert scored["recalibration"] == {
+        "fitted_on": "each fold's val",
+        "folds": [[head.to_json() for head in fold] for fold in heads],
     }
+    mean = np.mean(np.asarray(recalibrated, np.float64), axis=0)
+    assert scored["ece"] == pytest.approx(multiclass_classification(mean, LABELS)["ece"], abs=1e-6)
+    assert scored["accuracy"] == multiclass_classification(mean, LABELS)["accuracy"]

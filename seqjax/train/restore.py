@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 
+from seqjax.calibration import Recalibration, fit, recalibrate
 from seqjax.config import ExperimentConfig, load_config
 from seqjax.data.dataset import SequenceDataset, num_batches
 from seqjax.data.sources import load_splits
@@ -95,6 +96,33 @@ def check_threshold(cfg: ExperimentConfig, threshold: float | None = None) -> No
             f"--threshold applies to a two-class run (loss binary_cross_entropy); this run's "
             f"loss is {cfg.train.loss!r}"
         )
+
+
+def metrics_of(
+    cfg: ExperimentConfig,
+    predictions: np.ndarray,
+    targets: np.ndarray,
+    *,
+    threshold: float | None = None,
+) -> dict:
+    """The task's metrics of `predictions` (N, ...) that are not one pass of the run's
+    model (recalibrated, or several models' mean), so no loss; with `threshold`, a
+    two-class run's counts from that probability instead of 0.5."""
+    if threshold is None:
+        return task_for(cfg).evaluate(predictions, targets)
+    check_threshold(cfg, threshold)
+    return binary_classification(predictions, targets, threshold=threshold)
+
+
+def recalibrated_on_val(
+    cfg: ExperimentConfig, state: TrainState, val: SequenceDataset
+) -> tuple[tuple[Recalibration, ...], np.ndarray]:
+    """The recalibration of the run's probabilities fitted on its validation split
+    (`seqjax.calibration`: held out from training, and the split early stopping already
+    chose by), and that split's predictions recalibrated (N, ...)."""
+    predictions = predict(cfg, state, val)
+    heads = fit(cfg.train.loss, predictions, val.targets_in_units())
+    return heads, recalibrate(cfg.train.loss, predictions, heads)
 
 
 def evaluate_run(
