@@ -73,6 +73,8 @@ def fit_head(probabilities: np.ndarray, labels: np.ndarray) -> Recalibration:
         raise ValueError(f"probabilities {p.shape} and labels {y.shape} differ in length")
     if n == 0:
         raise ValueError("no labelled examples to fit a recalibration on")
+    if not np.isfinite(p).all():
+        raise ValueError(f"probabilities hold {np.sum(~np.isfinite(p))} NaN or infinite values")
     if y.min() < 0 or y.max() >= k:
         raise ValueError(f"labels must be classes 0..{k - 1}; got {y.min()}..{y.max()}")
     log_p = np.log(np.clip(p, FLOOR, 1.0))  # (N, K)

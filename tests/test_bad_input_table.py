@@ -178,7 +178,7 @@ def test_a_monitor_undefined_on_the_validation_split_is_named_before_the_run(tmp
         match=r"train.monitor 'val_auc_roc' is NaN on the validation split \(6 examples\) "
         r"whatever the model predicts: AUC-ROC needs both classes among its targets \(its "
         r"targets by class: \{0: 6\}\); monitor a metric defined there \(val_loss, "
-        r"val_accuracy, val_precision, val_recall, val_f1\)",
+        r"val_accuracy, val_precision, val_recall, val_f1, val_brier, val_ece\)",
     ):
         run_experiment(cfg, str(tmp_path / "run"), log=lambda _: None)
     assert not (tmp_path / "run").exists()

@@ -121,6 +121,8 @@ def test_what_cannot_be_recalibrated_is_named():
         fit("mse", np.zeros((4, 3)), np.zeros((4, 3)))
     with pytest.raises(ValueError, match=r"labels must be classes 0..2; got 0..3"):
         fit_head(np.full((4, 3), 1 / 3), np.array([0, 1, 2, 3]))
+    with pytest.raises(ValueError, match="probabilities hold 1 NaN or infinite values"):
+        fit_head(np.array([[0.5, 0.5], [np.nan, 0.5]]), np.array([0, 1]))
     with pytest.raises(ValueError, match="no labelled examples"):
         fit_head(np.zeros((0, 2)), np.zeros(0))
     p = np.linspace(0.05, 0.95, 200)
