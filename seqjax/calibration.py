@@ -132,9 +132,10 @@ def check_loss(loss: str) -> None:
         )
 
 
-def _heads(loss: str, predictions: np.ndarray, targets: np.ndarray | None) -> list[tuple]:
+def class_heads(loss: str, predictions: np.ndarray, targets: np.ndarray | None) -> list[tuple]:
     """The task's class-probability heads as (probabilities (N, K), labels (N,) or None, a
-    function writing recalibrated (N, K) back into a copy of `predictions`)."""
+    function writing new (N, K) probabilities back into a copy of `predictions`): one for
+    a classifier (two classes: [1 - p, p]), one per horizon for the trend forecaster."""
     from seqjax.metrics import direction_classes
 
     check_loss(loss)
@@ -168,7 +169,7 @@ def fit(loss: str, predictions: np.ndarray, targets: np.ndarray) -> tuple[Recali
     """One `Recalibration` per probability head of task `loss` (one; the trend
     forecaster's one per horizon), fitted on `predictions` (N, ...) of labelled data."""
     predictions, targets = np.asarray(predictions), np.asarray(targets)
-    return tuple(fit_head(p, y) for p, y, _ in _heads(loss, predictions, targets))
+    return tuple(fit_head(p, y) for p, y, _ in class_heads(loss, predictions, targets))
 
 
 def recalibrate(
@@ -177,7 +178,7 @@ def recalibrate(
     """`predictions` (N, ...) of task `loss` with each head recalibrated, in their dtype;
     a trend forecaster's scores stay as they were."""
     predictions = np.asarray(predictions)
-    heads = _heads(loss, predictions, None)
+    heads = class_heads(loss, predictions, None)
     if len(heads) != len(calibration):
         raise ValueError(f"{len(calibration)} recalibrations for {len(heads)} heads")
     out = predictions.astype(np.float64)
