@@ -237,6 +237,7 @@ def _evaluate(args) -> int:
     from seqjax.train.cross_validation import ensemble_members
     from seqjax.train.restore import (
         check_threshold,
+        conformal_on_val,
         evaluate_run,
         load_run_config,
         metrics_of,
@@ -256,6 +257,7 @@ def _evaluate(args) -> int:
         check_threshold(cfg, None if threshold == VAL_F1 else threshold)
     if args.calibrate:
         check_loss(cfg.train.loss)
+    _check_coverage_args(args, cfg)
     spec = run_data_spec(args.run_dir, cfg)
     splits = functools.cache(lambda: load_splits(cfg.data, cfg.train.loss))  # read once
     data, scored = _scored_data(args, cfg, spec, splits)
@@ -282,6 +284,14 @@ def _evaluate(args) -> int:
         metrics = metrics_of(cfg, predictions, data.targets_in_units(), threshold=threshold)
     if threshold is not None:
         scored["threshold"] = threshold
+    if args.coverage is not None:  # the sets' or intervals' record on the data scored
+        from seqjax.conformal import achieved
+
+        fitted = conformal_on_val(cfg, state, splits()["val"], args.coverage)
+        predictions = predict(cfg, state, data)
+        metrics["conformal"] = achieved(
+            cfg.train.loss, predictions, data.targets_in_units(), fitted
+        )
     print(
         json_text(
             {"checkpoint": args.checkpoint, "epoch": epoch, **scored, **metrics}, default=float
@@ -290,6 +300,34 @@ def _evaluate(args) -> int:
     return 0
 
 
+COVERAGE_HELP = (
+    "C in (0, 1): prediction sets (classes) and intervals (values) fitted on the run's "
+    "validation split to hold the truth at rate C on data drawn alike (split conformal)"
+)
+
+
+def _check_coverage_args(args, cfg) -> None:
+    """`--coverage` is a rate, on the run's own probabilities, of a run with a validation
+    split that is exchangeable with new data (else said on stderr)."""
+    if args.coverage is None:
+        return
+    from seqjax.conformal import check_coverage
+
+    check_coverage(args.coverage)
+    if args.calibrate:
+        raise ValueError(
+            "--coverage and --calibrate both fit on the validation split, and a set fitted "
+            "on probabilities recalibrated on the same sequences loses its guarantee: give one"
+        )
+    if cfg.data.split == "ordered":
+        print(_ORDERED_COVERAGE, file=sys.stderr)
+
+
+_ORDERED_COVERAGE = (
+    "note: --coverage holds where new sequences are drawn as the validation split was; "
+    "this run splits by time (data.split ordered), so later data may be covered less often"
+)
+
 _SCORED_WHERE_FITTED = (
     "note: --calibrate fitted on the validation split, the split scored here, so its "
     "calibration figures (brier, ece) are optimistic; score --split test for held-out ones"
@@ -297,16 +335,23 @@ _SCORED_WHERE_FITTED = (
 
 
 def _predictions_of(
-    members: list[str], checkpoint: str, read: Callable, *, calibrate: bool = False
+    members: list[str],
+    checkpoint: str,
+    read: Callable,
+    *,
+    calibrate: bool = False,
+    coverage: float | None = None,
 ) -> tuple:
     """Each run's predictions (N, ...) for the data `read(cfg, spec, first)` gives it,
     read again for each run, since each scales raw inputs as it trained; with the last
     run's config, data spec, data and `read`'s second value. With `calibrate`, each run's
-    predictions are recalibrated on its own validation split, and the fitted heads of
-    every run come last."""
+    predictions are recalibrated on its own validation split; with `coverage`, each
+    run's conformal thresholds are fitted there. Last, the recalibrations and the
+    conformal fits (empty lists where not asked)."""
     from seqjax.calibration import recalibrate
     from seqjax.data.sources import load_splits
     from seqjax.train.restore import (
+        conformal_on_val,
         load_run_config,
         predict,
         recalibrated_on_val,
@@ -316,19 +361,31 @@ def _predictions_of(
 
     outputs: list = []
     fitted: list = []
+    conformals: list = []
     for run_dir in members:
         cfg = load_run_config(run_dir)
         spec = run_data_spec(run_dir, cfg)
         data, extra = read(cfg, spec, not outputs)
         state, _ = restore_state(run_dir, cfg, spec.sample(), which=checkpoint)
         predictions = predict(cfg, state, data)
-        if calibrate:
+        if calibrate or coverage is not None:
             val = load_splits(cfg.data, cfg.train.loss)["val"]
+        if calibrate:
             heads, _ = recalibrated_on_val(cfg, state, val)
             predictions = recalibrate(cfg.train.loss, predictions, heads)
             fitted.append(heads)
+        if coverage is not None:
+            conformals.append(conformal_on_val(cfg, state, val, coverage))
         outputs.append(predictions)
-    return outputs, cfg, spec, data, extra, fitted
+    return outputs, cfg, spec, data, extra, fitted, conformals
+
+
+def _refuse_coverage_of_folds(args) -> None:
+    if args.coverage is not None:
+        raise ValueError(
+            "--coverage fits on a run's validation split, and the folds' mean has none "
+            "(each fold's validation split trained the other folds): give one fold"
+        )
 
 
 def _evaluate_folds_together(args, members: list[str]) -> int:
@@ -351,6 +408,7 @@ def _evaluate_folds_together(args, members: list[str]) -> int:
             "--threshold val-f1 takes a run's validation split, and each fold has its own: "
             "give the probability"
         )
+    _refuse_coverage_of_folds(args)
 
     def read(cfg, spec, first: bool) -> tuple:
         if args.threshold is not None:
@@ -359,7 +417,7 @@ def _evaluate_folds_together(args, members: list[str]) -> int:
             check_loss(cfg.train.loss)
         return _scored_data(args, cfg, spec, dict, note=first)
 
-    preds, cfg, spec, data, scored, fitted = _predictions_of(
+    preds, cfg, spec, data, scored, fitted, _ = _predictions_of(
         members, args.checkpoint, read, calibrate=args.calibrate
     )
     together = np.mean(np.asarray(preds, np.float64), axis=0)  # the folds' mean
@@ -457,26 +515,44 @@ def _predict(args) -> int:
             _note_longer_than_trained(args.input, data, spec)
         return data, sequences
 
-    if args.calibrate:  # before any model runs
+    if args.calibrate or args.coverage is not None:  # before any model runs
         from seqjax.calibration import check_loss
         from seqjax.train.restore import load_run_config
 
-        check_loss(load_run_config(members[0]).train.loss)
+        first = load_run_config(members[0])
+        if args.calibrate:
+            check_loss(first.train.loss)
+        if len(members) > 1:
+            _refuse_coverage_of_folds(args)
+        _check_coverage_args(args, first)
 
-    outputs, cfg, spec, _, sequences, fitted = _predictions_of(
-        members, args.checkpoint, read, calibrate=args.calibrate
+    outputs, cfg, spec, _, sequences, fitted, conformals = _predictions_of(
+        members, args.checkpoint, read, calibrate=args.calibrate, coverage=args.coverage
     )
     preds = np.mean(np.asarray(outputs, np.float64), axis=0).astype(outputs[0].dtype)  # folds
     columns = prediction_columns(cfg.train.loss, preds.shape[1:], spec.classes)  # C order
+    flat = preds.reshape(len(preds), -1)  # (N, M): a row per sequence
+    whole = [False] * len(columns)  # a set's 0 or 1 is written whole, not as 0.0 or 1.0
+    extra: dict[str, Any] = {}
+    if conformals:  # one run: its sets or intervals, after its predictions
+        from seqjax.conformal import columns as conformal_columns
+
+        names, values, sets = conformal_columns(cfg.train.loss, preds, conformals[0], spec.classes)
+        extra = {"conformal": values, "conformal_columns": np.array(names)}
+        columns, flat = [*columns, *names], np.concatenate([flat, values], -1)
+        whole += sets
     if args.output.endswith(".npz"):
         buf = io.BytesIO()
-        arrays: dict[str, Any] = {"predictions": preds, "columns": np.array(columns)}
+        arrays: dict[str, Any] = {"predictions": preds, "columns": np.array(columns), **extra}
         if sequences is not None:
             arrays["sequence"] = np.array(sequences)
         np.savez(buf, **arrays)
         atomic_write_bytes(args.output, buf.getvalue())
     else:
-        rows = [[repr(float(v)) for v in row] for row in preds.reshape(len(preds), -1)]
+        rows = [
+            [str(int(v)) if w else repr(float(v)) for v, w in zip(row, whole, strict=True)]
+            for row in flat
+        ]
         if sequences is not None:  # the CSV's own names first, quoted where they need it
             columns = ["sequence", *columns]
             rows = [[name, *row] for name, row in zip(sequences, rows, strict=True)]
@@ -488,6 +564,11 @@ def _predict(args) -> int:
         scales = ", ".join(f"{head.scale:.3g}" for model in fitted for head in model)
         where = "each fold's validation split" if len(fitted) > 1 else "the validation split"
         by += f", recalibrated on {where} (scale {scales})"
+    if conformals:
+        by += (
+            f", with sets or intervals at coverage {args.coverage} from "
+            f"{conformals[0].calibration_size} validation sequences"
+        )
     print(f"wrote {len(preds)} predictions to {args.output}{by}")
     return 0
 
@@ -642,6 +723,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--calibrate", action="store_true", help=CALIBRATE_HELP + "; the metrics have no loss"
     )
+    evaluate.add_argument("--coverage", type=float, default=None, help=COVERAGE_HELP)
     evaluate.set_defaults(func=_evaluate)
 
     imp_parser = sub.add_parser(
@@ -680,6 +762,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the inputs are already standardised model inputs: skip the run's input scaler",
     )
     pred.add_argument("--calibrate", action="store_true", help=CALIBRATE_HELP)
+    pred.add_argument("--coverage", type=float, default=None, help=COVERAGE_HELP)
     pred.set_defaults(func=_predict)
 
     imp = sub.add_parser("import-torch", help="PyTorch weights (safetensors) -> a run directory")

@@ -150,20 +150,21 @@ def _names(
 
 def columns(
     loss: str, predictions: np.ndarray, conformal: Conformal, classes: tuple[str, ...] | None
-) -> tuple[list[str], np.ndarray]:
-    """The columns `seqjax predict --coverage` adds, and their values (N, M): 1 or 0 for
-    each class of each head (`set_<class>`, `d7_set_down`, ...), then each value's
-    interval (`y0_lo`, `y0_hi`, `d7_score_lo`, ...)."""
+) -> tuple[list[str], np.ndarray, list[bool]]:
+    """The columns `seqjax predict --coverage` adds, their values (N, M), and which of
+    them are a set's 1 or 0: each class of each head (`set_<class>`, `d7_set_down`, ...),
+    then each value's interval (`y0_lo`, `y0_hi`, `d7_score_lo`, ...)."""
     sets, intervals = sets_and_intervals(loss, predictions, conformal)
     prefixes, class_names, value_names = _names(loss, predictions, classes)
     names, values = [], []
     for prefix, labels, member in zip(prefixes, class_names, sets, strict=True):
         names += [f"{prefix}set_{c}" for c in labels]
         values.append(member.astype(np.float64))
+    in_sets = len(names)
     for name, bounds in zip(value_names, intervals, strict=True):
         names += [f"{name}_lo", f"{name}_hi"]
         values.append(bounds)
-    return names, np.concatenate(values, -1)
+    return names, np.concatenate(values, -1), [k < in_sets for k in range(len(names))]
 
 
 def achieved(loss: str, predictions: np.ndarray, targets: np.ndarray, conformal: Conformal) -> dict:

@@ -75,8 +75,8 @@ def test_binary_and_trend_runs_name_their_columns_and_keep_their_predictions():
     p = rng.random(40).astype(np.float32)
     y = (rng.random(40) < p).astype(np.float32)
     conformal = fit("binary_cross_entropy", p, y, 0.9)
-    names, values = columns("binary_cross_entropy", p, conformal, ("ok", "defect"))
-    assert names == ["set_ok", "set_defect"] and values.shape == (40, 2)
+    names, values, sets = columns("binary_cross_entropy", p, conformal, ("ok", "defect"))
+    assert names == ["set_ok", "set_defect"] and values.shape == (40, 2) and sets == [True] * 2
     np.testing.assert_array_equal(values[:, 1], (p >= conformal.class_thresholds[0] - 1e-7) * 1.0)
 
     predictions = np.concatenate(
@@ -84,7 +84,8 @@ def test_binary_and_trend_runs_name_their_columns_and_keep_their_predictions():
     )  # (N, Hz, 4)
     targets = np.stack([rng.uniform(-1, 1, (40, 2)), np.zeros((40, 2))], -1)  # (N, Hz, 2)
     conformal = fit("trend_multitask", predictions, targets, 0.8)
-    names, values = columns("trend_multitask", predictions, conformal, None)
+    names, values, sets = columns("trend_multitask", predictions, conformal, None)
+    assert sets == [True] * 6 + [False] * 4
     assert names == [
         *(f"{h}_set_{c}" for h in ("d7", "d30") for c in ("down", "flat", "up")),
         "d7_score_lo", "d7_score_hi", "d30_score_lo", "d30_score_hi",

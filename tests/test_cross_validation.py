@@ -311,6 +311,11 @@ def test_an_interrupted_cross_validation_resumes_to_a_summary_of_every_fold(
     argv = ["evaluate", str(run_dir), "--input", str(imbalanced), "--threshold", "val-f1"]
     assert main(argv) == 2  # each fold has a validation split of its own
     assert "--threshold val-f1 takes a run's validation split" in capsys.readouterr().err
+    argv = ["evaluate", str(run_dir), "--input", str(imbalanced), "--coverage", "0.9"]
+    assert main(argv) == 2  # the folds' mean has no validation split of its own
+    assert "--coverage fits on a run's validation split, and the folds' mean has none" in (
+        capsys.readouterr().err
+    )
 
     # seqjax predict on the whole cross-validation: the mean of its folds' models
     out = [str(tmp_path / f"{name}.csv") for name in ("ensemble", *(f"fold_{k}" for k in range(5)))]

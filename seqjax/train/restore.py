@@ -10,6 +10,8 @@ import numpy as np
 
 from seqjax.calibration import Recalibration, fit, recalibrate
 from seqjax.config import ExperimentConfig, load_config
+from seqjax.conformal import Conformal
+from seqjax.conformal import fit as fit_conformal
 from seqjax.data.dataset import SequenceDataset, num_batches
 from seqjax.data.sources import load_splits
 from seqjax.data.spec import DataSpec, load_data_spec
@@ -123,6 +125,15 @@ def recalibrated_on_val(
     predictions = predict(cfg, state, val)
     heads = fit(cfg.train.loss, predictions, val.targets_in_units())
     return heads, recalibrate(cfg.train.loss, predictions, heads)
+
+
+def conformal_on_val(
+    cfg: ExperimentConfig, state: TrainState, val: SequenceDataset, coverage: float
+) -> Conformal:
+    """The run's conformal sets or intervals at `coverage`, fitted on its validation split
+    (`seqjax.conformal`: held out from training, like the data they will cover)."""
+    predictions = predict(cfg, state, val)
+    return fit_conformal(cfg.train.loss, predictions, val.targets_in_units(), coverage)
 
 
 def evaluate_run(
