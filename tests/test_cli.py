@@ -236,7 +236,7 @@ def test_ctrl_c_outside_training_exits_130_with_one_line(monkeypatch, capsys):
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_evaluate", interrupted)
+    monkeypatch.setattr(cli, "evaluate_command", interrupted)
     assert cli.main(["evaluate", "runs/x"]) == 130
     assert capsys.readouterr().err == "seqjax: interrupted\n"
 

@@ -323,3 +323,16 @@ def test_importance_ranks_the_channels_by_the_loss_their_ablation_adds(csv_run, 
     assert float(rows[1][1]) >= float(rows[2][1])
     assert main(["importance", str(run_dir), "--top", "1"]) == 0
     assert len(json.loads(capsys.readouterr().out)["importance"]) == 1
+
+
+def test_a_trend_runs_coverage_names_each_horizon_and_says_its_splits_follow_time(
+    trend_run, capsys
+):
+    capsys.readouterr()
+    assert main(["evaluate", str(trend_run), "--coverage", "0.8"]) == 0
+    out, err = capsys.readouterr()
+    assert "this run's splits follow time, so later data may be covered less often" in err
+    scored = json.loads(out)["conformal"]
+    for h in ("d7", "d30"):
+        assert {f"{h}_direction_covered", f"{h}_direction_mean_set_size"} <= set(scored)
+        assert scored[f"{h}_score_width"] > 0
