@@ -12,9 +12,13 @@ scores do not tie). An ordered (time) split is not exchangeable: later weeks may
 
 - Classes: the score is 1 - p(true class), so a sequence's set is every class whose
   probability is at least 1 - q (Sadinle et al. 2019's least-ambiguous sets: of all
-  sets with the guarantee, the smallest on average where the probabilities are right).
-  A set of two classes says the model cannot tell them apart at that rate; an empty set
-  says no class is plausible enough (out of the ordinary).
+  sets with the guarantee, the smallest on average where the probabilities are right),
+  and its top class. A set of two classes says the model cannot tell them apart at that
+  rate. Why the top class: where the model is right more often than C, those sets leave
+  the least sure sequences empty to come down to C (steel_lightweight, 99.6% accurate,
+  left 7.1% of its test split with no class at 0.9), which reads as "no answer" where
+  it means "the least sure"; a set that holds more covers more, so the guarantee stays,
+  as a floor: such a model covers about as often as it is right.
 - Values (a regression's outputs, the trend forecaster's scores): the score is |target -
   prediction|, one q per value, so each interval is prediction +- q.
 """
@@ -107,12 +111,12 @@ def sets_and_intervals(
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Each class head's sets (N, K) bool and each value's intervals (N, 2): low, high."""
     predictions = np.asarray(predictions)
-    sets = [
-        p >= threshold - 1e-12  # a class exactly at the threshold scored q: it is in
-        for (p, _), threshold in zip(
-            _heads(loss, predictions, None), conformal.class_thresholds, strict=True
-        )
-    ]
+    sets = []
+    heads = _heads(loss, predictions, None)
+    for (p, _), threshold in zip(heads, conformal.class_thresholds, strict=True):
+        member = p >= threshold - 1e-12  # a class exactly at the threshold scored q: it is in
+        member[np.arange(len(p)), p.argmax(-1)] = True  # and the top class always
+        sets.append(member)
     values = _values(loss, predictions, None)
     intervals = [
         np.stack([v - width, v + width], -1)
@@ -169,8 +173,8 @@ def columns(
 
 def achieved(loss: str, predictions: np.ndarray, targets: np.ndarray, conformal: Conformal) -> dict:
     """How the sets and intervals did on labelled data: for each class head the share of
-    sequences whose class is in their set, the mean set size and the shares of single and
-    empty sets; for each value the share inside its interval and the interval's width."""
+    sequences whose class is in their set, the mean set size and the share of single
+    classes; for each value the share inside its interval and the interval's width."""
     predictions, targets = np.asarray(predictions), np.asarray(targets)
     sets, intervals = sets_and_intervals(loss, predictions, conformal)
     prefixes, _, value_names = _names(loss, predictions, None)
@@ -183,7 +187,6 @@ def achieved(loss: str, predictions: np.ndarray, targets: np.ndarray, conformal:
         out[f"{key}covered"] = float(np.mean(member[np.arange(len(y)), y]))
         out[f"{key}mean_set_size"] = float(np.mean(size))
         out[f"{key}single"] = float(np.mean(size == 1))
-        out[f"{key}empty"] = float(np.mean(size == 0))
     values = _values(loss, predictions, targets)
     one = len(values) == 1 and loss == "mse"  # a scalar regression: `covered`, `width`
     for name, width, bounds, (_, t) in zip(

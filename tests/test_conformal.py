@@ -94,3 +94,19 @@ def test_binary_and_trend_runs_name_their_columns_and_keep_their_predictions():
     scored = achieved("trend_multitask", predictions, targets, conformal)
     assert {"d7_direction_covered", "d30_score_covered", "d30_score_width"} <= set(scored)
     assert scored["d7_score_covered"] >= 0.8  # its own validation data: at least c
+
+
+def test_a_model_right_more_often_than_asked_keeps_its_top_class_in_every_set():
+    """Least-ambiguous sets alone would leave the least sure 15% or so empty to come down
+    to 0.8; with the top class kept, every set holds one, and coverage is the accuracy."""
+    rng = np.random.default_rng(5)
+    p, y = _draw(rng, 2000, k=3)
+    y = np.where(rng.random(2000) < 0.95, p.argmax(-1), y)  # about 97% right
+    conformal = fit("cross_entropy", p[:1000], y[:1000], 0.8)
+    (sets,), _ = sets_and_intervals("cross_entropy", p[1000:], conformal)
+    raw = p[1000:] >= conformal.class_thresholds[0]
+    assert (raw.sum(-1) == 0).mean() > 0.1  # what the sets alone would leave empty
+    assert sets.sum(-1).min() == 1 and sets[np.arange(1000), p[1000:].argmax(-1)].all()
+    scored = achieved("cross_entropy", p[1000:], y[1000:], conformal)
+    right = np.mean(p[1000:].argmax(-1) == y[1000:])
+    assert scored["covered"] == pytest.approx(right, abs=0.01) and scored["covered"] > 0.9
