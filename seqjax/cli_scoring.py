@@ -81,17 +81,18 @@ def _recalibration_line(fitted: list) -> dict:
 
 def evaluate_command(args) -> int:
     from seqjax.calibration import check_loss, recalibrate
+    from seqjax.calibration import fit as fit_recalibration
+    from seqjax.conformal import achieved
+    from seqjax.conformal import fit as fit_conformal
     from seqjax.data.sources import load_splits
     from seqjax.metrics import best_f1_threshold
     from seqjax.train.cross_validation import ensemble_members
     from seqjax.train.restore import (
         check_threshold,
-        conformal_on_val,
-        evaluate_run,
         load_run_config,
         metrics_of,
         predict,
-        recalibrated_on_val,
+        predict_and_loss,
         restore_state,
         run_data_spec,
     )
@@ -113,34 +114,34 @@ def evaluate_command(args) -> int:
     if spec.classes is not None:  # the confusion matrix's rows and columns
         scored["classes"] = list(spec.classes)
     state, epoch = restore_state(args.run_dir, cfg, spec.sample(), which=args.checkpoint)
-    heads = None
-    if args.calibrate or threshold == VAL_F1:
-        val = splits()["val"]
-        if args.calibrate:
-            heads, val_predictions = recalibrated_on_val(cfg, state, val)
-            scored["recalibration"] = _recalibration_line([heads])
-            if scored.get("split") == "val":
-                print(_SCORED_WHERE_FITTED, file=sys.stderr)
-        else:
-            val_predictions = predict(cfg, state, val)
+    loss_name = cfg.train.loss
+    predictions, loss = predict_and_loss(cfg, state, data)  # one pass over the data scored
+    if args.calibrate or threshold == VAL_F1 or args.coverage is not None:
+        val = splits()["val"]  # one pass over it, for whatever is fitted there
+        val_predictions = predict(cfg, state, val)
+    covered = None
+    if args.coverage is not None:  # on the model's own probabilities (not with --calibrate)
+        fitted = fit_conformal(loss_name, val_predictions, val.targets_in_units(), args.coverage)
+        covered = achieved(loss_name, predictions, data.targets_in_units(), fitted)
+    if args.calibrate:
+        heads = fit_recalibration(loss_name, val_predictions, val.targets_in_units())
+        val_predictions = recalibrate(loss_name, val_predictions, heads)
+        predictions = recalibrate(loss_name, predictions, heads)
+        scored["recalibration"] = _recalibration_line([heads])
+        if scored.get("split") == "val":
+            print(_SCORED_WHERE_FITTED, file=sys.stderr)
     if threshold == VAL_F1:  # the validation split's best, for the split scored here
         threshold = best_f1_threshold(val_predictions, val.targets)
         scored["threshold_from"] = "the validation split's best F1"
-    if heads is None:
-        metrics = evaluate_run(cfg, state, data, threshold=threshold)
-    else:
-        predictions = recalibrate(cfg.train.loss, predict(cfg, state, data), heads)
-        metrics = metrics_of(cfg, predictions, data.targets_in_units(), threshold=threshold)
     if threshold is not None:
         scored["threshold"] = threshold
-    if args.coverage is not None:  # the sets' or intervals' record on the data scored
-        from seqjax.conformal import achieved
-
-        fitted = conformal_on_val(cfg, state, splits()["val"], args.coverage)
-        predictions = predict(cfg, state, data)
-        metrics["conformal"] = achieved(
-            cfg.train.loss, predictions, data.targets_in_units(), fitted
-        )
+    # as `seqjax train` scores a split, but recalibrated probabilities are no model's
+    # output, so no loss of the run's scores them
+    metrics = metrics_of(cfg, predictions, data.targets_in_units(), threshold=threshold)
+    if not args.calibrate:
+        metrics = {"loss": loss, **metrics}
+    if covered is not None:  # after the metrics
+        metrics["conformal"] = covered
     print(
         json_text(
             {"checkpoint": args.checkpoint, "epoch": epoch, **scored, **metrics}, default=float
@@ -197,16 +198,11 @@ def _predictions_of(
     predictions are recalibrated on its own validation split; with `coverage`, each
     run's conformal thresholds are fitted there. Last, the recalibrations and the
     conformal fits (empty lists where not asked)."""
+    from seqjax.calibration import fit as fit_recalibration
     from seqjax.calibration import recalibrate
+    from seqjax.conformal import fit as fit_conformal
     from seqjax.data.sources import load_splits
-    from seqjax.train.restore import (
-        conformal_on_val,
-        load_run_config,
-        predict,
-        recalibrated_on_val,
-        restore_state,
-        run_data_spec,
-    )
+    from seqjax.train.restore import load_run_config, predict, restore_state, run_data_spec
 
     outputs: list = []
     fitted: list = []
@@ -217,14 +213,15 @@ def _predictions_of(
         data, extra = read(cfg, spec, not outputs)
         state, _ = restore_state(run_dir, cfg, spec.sample(), which=checkpoint)
         predictions = predict(cfg, state, data)
-        if calibrate or coverage is not None:
+        if calibrate or coverage is not None:  # fitted on this run's validation split
             val = load_splits(cfg.data, cfg.train.loss)["val"]
+            val_predictions, truth = predict(cfg, state, val), val.targets_in_units()
         if calibrate:
-            heads, _ = recalibrated_on_val(cfg, state, val)
+            heads = fit_recalibration(cfg.train.loss, val_predictions, truth)
             predictions = recalibrate(cfg.train.loss, predictions, heads)
             fitted.append(heads)
         if coverage is not None:
-            conformals.append(conformal_on_val(cfg, state, val, coverage))
+            conformals.append(fit_conformal(cfg.train.loss, val_predictions, truth, coverage))
         outputs.append(predictions)
     return outputs, cfg, spec, data, extra, fitted, conformals
 

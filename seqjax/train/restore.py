@@ -8,10 +8,7 @@ import os
 
 import numpy as np
 
-from seqjax.calibration import Recalibration, fit, recalibrate
 from seqjax.config import ExperimentConfig, load_config
-from seqjax.conformal import Conformal
-from seqjax.conformal import fit as fit_conformal
 from seqjax.data.dataset import SequenceDataset, num_batches
 from seqjax.data.sources import load_splits
 from seqjax.data.spec import DataSpec, load_data_spec
@@ -78,14 +75,23 @@ def _eval_pass(cfg: ExperimentConfig):
     return steps_for(cfg, mesh)[1], mesh, task_for(cfg)
 
 
-def predict(cfg: ExperimentConfig, state: TrainState, data: SequenceDataset) -> np.ndarray:
-    """The task's predictions (e.g. probabilities) for every example of `data`, whose
-    targets do not change them but need the task's shape: the eval step computes a loss."""
+def predict_and_loss(
+    cfg: ExperimentConfig, state: TrainState, data: SequenceDataset
+) -> tuple[np.ndarray, float]:
+    """The task's predictions (e.g. probabilities) for every example of `data` (N, ...),
+    and the run's weighted loss on it: the one pass `seqjax train` scores a split with
+    (`loop.evaluate`)."""
     eval_step, mesh, task = _eval_pass(cfg)
     tc = cfg.train
     return predict_split(
         eval_step, state, data, task, tc.batch_size, mesh, bucket_width=tc.bucket_width
-    )[0]
+    )
+
+
+def predict(cfg: ExperimentConfig, state: TrainState, data: SequenceDataset) -> np.ndarray:
+    """The task's predictions for every example of `data`, whose targets do not change
+    them but need the task's shape: the eval step computes a loss, dropped here."""
+    return predict_and_loss(cfg, state, data)[0]
 
 
 def check_threshold(cfg: ExperimentConfig, threshold: float | None = None) -> None:
@@ -114,26 +120,6 @@ def metrics_of(
         return task_for(cfg).evaluate(predictions, targets)
     check_threshold(cfg, threshold)
     return binary_classification(predictions, targets, threshold=threshold)
-
-
-def recalibrated_on_val(
-    cfg: ExperimentConfig, state: TrainState, val: SequenceDataset
-) -> tuple[tuple[Recalibration, ...], np.ndarray]:
-    """The recalibration of the run's probabilities fitted on its validation split
-    (`seqjax.calibration`: held out from training, and the split early stopping already
-    chose by), and that split's predictions recalibrated (N, ...)."""
-    predictions = predict(cfg, state, val)
-    heads = fit(cfg.train.loss, predictions, val.targets_in_units())
-    return heads, recalibrate(cfg.train.loss, predictions, heads)
-
-
-def conformal_on_val(
-    cfg: ExperimentConfig, state: TrainState, val: SequenceDataset, coverage: float
-) -> Conformal:
-    """The run's conformal sets or intervals at `coverage`, fitted on its validation split
-    (`seqjax.conformal`: held out from training, like the data they will cover)."""
-    predictions = predict(cfg, state, val)
-    return fit_conformal(cfg.train.loss, predictions, val.targets_in_units(), coverage)
 
 
 def evaluate_run(
