@@ -8,9 +8,9 @@
     seqjax compare CV_DIR CV_DIR [--json]
     seqjax configs [NAME]
     seqjax evaluate RUN_DIR [--checkpoint best|latest] [--split test | --input FILE]
-                 [--threshold P|val-f1] [--calibrate | --coverage C]
+                 [--threshold P|val-f1] [--calibrate | --coverage C [--by-class]]
     seqjax predict RUN_DIR --input FILE.npz|.csv --output FILE.npz|.csv [--inputs-scaled]
-                 [--calibrate | --coverage C]
+                 [--calibrate | --coverage C [--by-class]]
     seqjax importance RUN_DIR [--split test | --input FILE] [--output FILE.csv]
 
 Usage errors exit with code 2 and one line on stderr (a traceback only with --debug). A
@@ -30,6 +30,7 @@ import sys
 import time
 
 from seqjax.cli_scoring import (
+    BY_CLASS_HELP,
     CALIBRATE_HELP,
     COVERAGE_HELP,
     evaluate_command,
@@ -324,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--calibrate", action="store_true", help=CALIBRATE_HELP + "; the metrics have no loss"
     )
     evaluate.add_argument("--coverage", type=float, default=None, help=COVERAGE_HELP)
+    evaluate.add_argument("--by-class", action="store_true", help=BY_CLASS_HELP)
     evaluate.set_defaults(func=evaluate_command)
 
     imp_parser = sub.add_parser(
@@ -363,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pred.add_argument("--calibrate", action="store_true", help=CALIBRATE_HELP)
     pred.add_argument("--coverage", type=float, default=None, help=COVERAGE_HELP)
+    pred.add_argument("--by-class", action="store_true", help=BY_CLASS_HELP)
     pred.set_defaults(func=predict_command)
 
     imp = sub.add_parser("import-torch", help="PyTorch weights (safetensors) -> a run directory")

@@ -121,7 +121,8 @@ def evaluate_command(args) -> int:
         val_predictions = predict(cfg, state, val)
     covered = None
     if args.coverage is not None:  # on the model's own probabilities (not with --calibrate)
-        fitted = fit_conformal(loss_name, val_predictions, val.targets_in_units(), args.coverage)
+        truth, by_class = val.targets_in_units(), args.by_class
+        fitted = fit_conformal(loss_name, val_predictions, truth, args.coverage, by_class=by_class)
         covered = achieved(loss_name, predictions, data.targets_in_units(), fitted)
     if args.calibrate:
         heads = fit_recalibration(loss_name, val_predictions, val.targets_in_units())
@@ -154,16 +155,27 @@ COVERAGE_HELP = (
     "C in (0, 1): prediction sets (classes) and intervals (values) fitted on the run's "
     "validation split to hold the truth at rate C on data drawn alike (split conformal)"
 )
+BY_CLASS_HELP = (
+    "with --coverage: each class's sets from its own validation sequences, so that each "
+    "class is covered at rate C (a rare class can fall short of it otherwise)"
+)
 
 
 def _check_coverage_args(args, cfg) -> None:
     """`--coverage` is a rate, on the run's own probabilities, of a run with a validation
     split that is exchangeable with new data (else said on stderr)."""
     if args.coverage is None:
+        if args.by_class:
+            raise ValueError("--by-class fits --coverage's sets class by class: give --coverage")
         return
     from seqjax.conformal import check_coverage
 
     check_coverage(args.coverage)
+    if args.by_class and cfg.train.loss == "mse":
+        raise ValueError(
+            f"--by-class fits a classifier's sets class by class; this run's loss "
+            f"{cfg.train.loss!r} predicts values, whose intervals have no classes"
+        )
     if args.calibrate:
         raise ValueError(
             "--coverage and --calibrate both fit on the validation split, and a set fitted "
@@ -191,12 +203,14 @@ def _predictions_of(
     *,
     calibrate: bool = False,
     coverage: float | None = None,
+    by_class: bool = False,
 ) -> tuple:
     """Each run's predictions (N, ...) for the data `read(cfg, spec, first)` gives it,
     read again for each run, since each scales raw inputs as it trained; with the last
     run's config, data spec, data and `read`'s second value. With `calibrate`, each run's
     predictions are recalibrated on its own validation split; with `coverage`, each
-    run's conformal thresholds are fitted there. Last, the recalibrations and the
+    run's conformal thresholds are fitted there (each class's apart, `by_class`). Last,
+    the recalibrations and the
     conformal fits (empty lists where not asked)."""
     from seqjax.calibration import fit as fit_recalibration
     from seqjax.calibration import recalibrate
@@ -221,7 +235,10 @@ def _predictions_of(
             predictions = recalibrate(cfg.train.loss, predictions, heads)
             fitted.append(heads)
         if coverage is not None:
-            conformals.append(fit_conformal(cfg.train.loss, val_predictions, truth, coverage))
+            fitted_sets = fit_conformal(
+                cfg.train.loss, val_predictions, truth, coverage, by_class=by_class
+            )
+            conformals.append(fitted_sets)
         outputs.append(predictions)
     return outputs, cfg, spec, data, extra, fitted, conformals
 
@@ -373,7 +390,12 @@ def predict_command(args) -> int:
         _check_coverage_args(args, first)
 
     outputs, cfg, spec, _, sequences, fitted, conformals = _predictions_of(
-        members, args.checkpoint, read, calibrate=args.calibrate, coverage=args.coverage
+        members,
+        args.checkpoint,
+        read,
+        calibrate=args.calibrate,
+        coverage=args.coverage,
+        by_class=args.by_class,
     )
     preds = np.mean(np.asarray(outputs, np.float64), axis=0).astype(outputs[0].dtype)  # folds
     columns = prediction_columns(cfg.train.loss, preds.shape[1:], spec.classes)  # C order
@@ -411,8 +433,9 @@ def predict_command(args) -> int:
         where = "each fold's validation split" if len(fitted) > 1 else "the validation split"
         by += f", recalibrated on {where} (scale {scales})"
     if conformals:
+        each = " for each class" if args.by_class else ""
         by += (
-            f", with sets or intervals at coverage {args.coverage} from "
+            f", with sets or intervals at coverage {args.coverage}{each} from "
             f"{conformals[0].calibration_size} validation sequences"
         )
     print(f"wrote {len(preds)} predictions to {args.output}{by}")

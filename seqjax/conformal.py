@@ -38,9 +38,12 @@ class Conformal:
     """The fitted thresholds of one run at one coverage."""
 
     coverage: float  # c: the rate at which a set or an interval holds the truth
-    class_thresholds: tuple[float, ...]  # per class head: a class is in where p >= this
+    # per class head, per class: class k is in a set where p_k >= its threshold (one
+    # threshold for all K, or each class's own with `by_class`)
+    class_thresholds: tuple[tuple[float, ...], ...]
     halfwidths: tuple[float, ...]  # per value: the interval is prediction +- this
     calibration_size: int  # n, the validation sequences that fitted them
+    by_class: bool = False  # each class's thresholds from its own validation sequences
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -51,7 +54,9 @@ def check_coverage(coverage: float) -> None:
         raise ValueError(f"--coverage must lie strictly between 0 and 1; got {coverage}")
 
 
-def conformal_quantile(scores: np.ndarray, coverage: float) -> float:
+def conformal_quantile(
+    scores: np.ndarray, coverage: float, *, of: str = "the validation split"
+) -> float:
     """The ceil((n + 1) c)-th smallest of the n `scores`: the finite-sample quantile that
     makes the guarantee hold (the plain c-quantile falls short by up to 1 / n)."""
     check_coverage(coverage)
@@ -61,7 +66,7 @@ def conformal_quantile(scores: np.ndarray, coverage: float) -> float:
         least = math.ceil(coverage / (1 - coverage) - 1e-9)
         raise ValueError(
             f"coverage {coverage} needs at least {least} validation sequences to take a "
-            f"quantile from; the validation split has {n}"
+            f"quantile from; {of} has {n}"
         )
     return float(np.sort(np.asarray(scores, np.float64))[rank - 1])
 
@@ -90,20 +95,42 @@ def _heads(loss: str, predictions: np.ndarray, targets: np.ndarray | None) -> li
     return [(np.asarray(p, np.float64), y) for p, y, _ in class_heads(loss, predictions, targets)]
 
 
-def fit(loss: str, predictions: np.ndarray, targets: np.ndarray, coverage: float) -> Conformal:
+def fit(
+    loss: str,
+    predictions: np.ndarray,
+    targets: np.ndarray,
+    coverage: float,
+    *,
+    by_class: bool = False,
+) -> Conformal:
     """The thresholds of task `loss` at `coverage`, from the validation split's
-    `predictions` (N, ...) and `targets` (N, ...) in their units."""
+    `predictions` (N, ...) and `targets` (N, ...) in their units. With `by_class`, each
+    class's threshold comes from the validation sequences of that class alone (Vovk's
+    label-conditional, "Mondrian", conformal prediction), so that each class is covered
+    at rate c, not only all of them together: a rare class (a defect) can fall well
+    short of c while the common one makes up the average. Each class then needs
+    c / (1 - c) validation sequences of its own."""
     predictions, targets = np.asarray(predictions), np.asarray(targets)
     thresholds = []
     for p, y in _heads(loss, predictions, targets):
         y = np.asarray(y).astype(int)
-        q = conformal_quantile(1.0 - p[np.arange(len(y)), y], coverage)
-        thresholds.append(1.0 - q)
+        scores = 1.0 - p[np.arange(len(y)), y]  # (N,): how unlikely the true class looked
+        k = p.shape[-1]
+        if not by_class:
+            thresholds.append((1.0 - conformal_quantile(scores, coverage),) * k)
+            continue
+        per_class = []
+        for c in range(k):
+            of = f"class {c} of the validation split"
+            per_class.append(1.0 - conformal_quantile(scores[y == c], coverage, of=of))
+        thresholds.append(tuple(per_class))
     halfwidths = [
         conformal_quantile(np.abs(np.asarray(t, np.float64) - v), coverage)
         for v, t in _values(loss, predictions, targets)
     ]
-    return Conformal(coverage, tuple(thresholds), tuple(halfwidths), len(predictions))
+    return Conformal(
+        coverage, tuple(thresholds), tuple(halfwidths), len(predictions), by_class=by_class
+    )
 
 
 def sets_and_intervals(
@@ -114,7 +141,7 @@ def sets_and_intervals(
     sets = []
     heads = _heads(loss, predictions, None)
     for (p, _), threshold in zip(heads, conformal.class_thresholds, strict=True):
-        member = p >= threshold - 1e-12  # a class exactly at the threshold scored q: it is in
+        member = p >= np.asarray(threshold) - 1e-12  # a class exactly at its threshold is in
         member[np.arange(len(p)), p.argmax(-1)] = True  # and the top class always
         sets.append(member)
     values = _values(loss, predictions, None)
@@ -173,8 +200,9 @@ def columns(
 
 def achieved(loss: str, predictions: np.ndarray, targets: np.ndarray, conformal: Conformal) -> dict:
     """How the sets and intervals did on labelled data: for each class head the share of
-    sequences whose class is in their set, the mean set size and the share of single
-    classes; for each value the share inside its interval and the interval's width."""
+    sequences whose class is in their set, overall and for each class's sequences (None
+    for a class the data lacks), the mean set size and the share of single classes; for
+    each value the share inside its interval and the interval's width."""
     predictions, targets = np.asarray(predictions), np.asarray(targets)
     sets, intervals = sets_and_intervals(loss, predictions, conformal)
     prefixes, _, value_names = _names(loss, predictions, None)
@@ -184,7 +212,11 @@ def achieved(loss: str, predictions: np.ndarray, targets: np.ndarray, conformal:
         y = np.asarray(y).astype(int)
         size = member.sum(-1)
         key = prefix + ("direction_" if prefix else "")  # d7_direction_covered
-        out[f"{key}covered"] = float(np.mean(member[np.arange(len(y)), y]))
+        hit = member[np.arange(len(y)), y]  # (N,): the true class is in the set
+        out[f"{key}covered"] = float(np.mean(hit))
+        out[f"{key}covered_by_class"] = [
+            float(np.mean(hit[y == c])) if np.any(y == c) else None for c in range(member.shape[1])
+        ]
         out[f"{key}mean_set_size"] = float(np.mean(size))
         out[f"{key}single"] = float(np.mean(size == 1))
     values = _values(loss, predictions, targets)

@@ -140,7 +140,7 @@ def test_coverage_sets_are_fitted_on_the_validation_split_and_scored_on_the_test
     lines = (tmp_path / "sets.csv").read_text().splitlines()
     assert lines[0] == "probability,set_0,set_1"
     sets = np.array([[int(v) for v in row.split(",")[1:]] for row in lines[1:]])  # whole 0/1
-    threshold = fitted.class_thresholds[0]
+    threshold = fitted.class_thresholds[0][0]  # one for both classes
     expected = np.stack([1 - probabilities >= threshold, probabilities >= threshold], -1)
     expected[np.arange(len(expected)), (probabilities > 0.5).astype(int)] = True  # the top
     np.testing.assert_array_equal(sets, expected)
@@ -148,6 +148,21 @@ def test_coverage_sets_are_fitted_on_the_validation_split_and_scored_on_the_test
     with np.load(tmp_path / "sets.npz") as f:
         assert list(f["conformal_columns"]) == ["set_0", "set_1"]
         np.testing.assert_array_equal(f["conformal"], expected)
+
+    # --by-class: each class's threshold from its own validation sequences
+    capsys.readouterr()
+    assert main(["evaluate", str(run_dir), "--coverage", "0.9", "--by-class"]) == 0
+    each = json.loads(capsys.readouterr().out)["conformal"]
+    by_class = conformal.fit(
+        cfg.train.loss, predict(cfg, state, val), val.targets, 0.9, by_class=True
+    )
+    assert len(set(by_class.class_thresholds[0])) == 2  # two thresholds, one per class
+    assert each == pytest.approx(
+        conformal.achieved(cfg.train.loss, probabilities, test.targets, by_class)
+    )
+    assert len(each["covered_by_class"]) == 2
+    assert main([*argv, "--output", str(tmp_path / "each.csv"), "--by-class"]) == 0
+    assert "at coverage 0.9 for each class from 90" in capsys.readouterr().out
 
     for extra, message in (
         (["--calibrate"], "--coverage and --calibrate both fit on the validation split"),
@@ -186,3 +201,8 @@ def test_a_regression_gets_an_interval_per_output(tmp_path, capsys):
     rows = np.loadtxt(out, delimiter=",", skiprows=1)
     np.testing.assert_allclose(rows[:, 4] - rows[:, 3], widths[0], rtol=1e-6)
     np.testing.assert_allclose((rows[:, 3] + rows[:, 4]) / 2, rows[:, 0], rtol=1e-5, atol=1e-6)
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--coverage", "0.8", "--by-class"]) == 2
+    assert "--by-class fits a classifier's sets class by class" in capsys.readouterr().err
+    assert main(["evaluate", str(run), "--by-class"]) == 2
+    assert "give --coverage" in capsys.readouterr().err
