@@ -244,7 +244,7 @@ def _predictions_of(
 
 
 def _refuse_coverage_of_folds(args) -> None:
-    if args.coverage is not None:
+    if args.coverage is not None or args.by_class:
         raise ValueError(
             "--coverage fits on a run's validation split, and the folds' mean has none "
             "(each fold's validation split trained the other folds): give one fold"
@@ -378,7 +378,7 @@ def predict_command(args) -> int:
             _note_longer_than_trained(args.input, data, spec)
         return data, sequences
 
-    if args.calibrate or args.coverage is not None:  # before any model runs
+    if args.calibrate or args.coverage is not None or args.by_class:  # before any model runs
         from seqjax.calibration import check_loss
         from seqjax.train.restore import load_run_config
 

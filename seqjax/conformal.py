@@ -45,9 +45,6 @@ class Conformal:
     calibration_size: int  # n, the validation sequences that fitted them
     by_class: bool = False  # each class's thresholds from its own validation sequences
 
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 def check_coverage(coverage: float) -> None:
     if not 0.0 < coverage < 1.0:

@@ -206,3 +206,5 @@ def test_a_regression_gets_an_interval_per_output(tmp_path, capsys):
     assert "--by-class fits a classifier's sets class by class" in capsys.readouterr().err
     assert main(["evaluate", str(run), "--by-class"]) == 2
     assert "give --coverage" in capsys.readouterr().err
+    assert main([*argv, "--by-class"]) == 2  # predict, likewise
+    assert "give --coverage" in capsys.readouterr().err
