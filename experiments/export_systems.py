@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 
@@ -23,6 +22,7 @@ from jax import export
 
 from seqjax.config import load_config
 from seqjax.data.sources import load_splits
+from seqjax.environment import experiment_header
 from seqjax.io import atomic_write_json
 from seqjax.models import build_model
 
@@ -73,10 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     atomic_write_json(
         args.out,
         {
-            "command": " ".join(["python experiments/export_systems.py", *(argv or sys.argv[1:])]),
-            "device": jax.devices()[0].device_kind,
-            "processor": platform.processor() or platform.machine(),
-            "jax": jax.__version__,
+            **experiment_header("experiments/export_systems.py", argv or sys.argv[1:]),
             "systems": results,
         },
     )

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 
-import jax
 import numpy as np
 
 from seqjax.config import load_config
+from seqjax.environment import experiment_header
 from seqjax.io import atomic_write_json
 from seqjax.train.cross_validation import cross_validate
 
@@ -65,10 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     atomic_write_json(
         args.out,
         {
-            "command": " ".join(["python experiments/grouped_cv.py", *(argv or sys.argv[1:])]),
-            "device": jax.devices()[0].device_kind,
-            "processor": platform.processor() or platform.machine(),
-            "jax": jax.__version__,
+            **experiment_header("experiments/grouped_cv.py", argv or sys.argv[1:]),
             "folds": results,
         },
     )

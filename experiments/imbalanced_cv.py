@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 
-import jax
 import numpy as np
 
 from seqjax.config import load_config
+from seqjax.environment import experiment_header
 from seqjax.io import atomic_write_json
 from seqjax.train.cross_validation import cross_validate
 from seqjax.train.cv_compare import compare_cross_validations
@@ -85,10 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     atomic_write_json(
         args.out,
         {
-            "command": " ".join(["python experiments/imbalanced_cv.py", *(argv or sys.argv[1:])]),
-            "device": jax.devices()[0].device_kind,
-            "processor": platform.processor() or platform.machine(),
-            "jax": jax.__version__,
+            **experiment_header("experiments/imbalanced_cv.py", argv or sys.argv[1:]),
             "class_counts": counts,
             "folds": args.folds,
             "class_weights": results,

@@ -31,16 +31,14 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import platform
 import sys
 import tempfile
-
-import jax
 
 from seqjax import conformal
 from seqjax.calibration import fit, recalibrate
 from seqjax.config import load_config
 from seqjax.data.sources import load_splits
+from seqjax.environment import experiment_header
 from seqjax.io import atomic_write_json
 from seqjax.train.loop import task_for
 from seqjax.train.restore import load_run_config, predict, restore_state
@@ -131,10 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     atomic_write_json(
         args.out,
         {
-            "command": " ".join(["python experiments/uncertainty.py", *(argv or sys.argv[1:])]),
-            "device": jax.devices()[0].device_kind,
-            "processor": platform.processor() or platform.machine(),
-            "jax": jax.__version__,
+            **experiment_header("experiments/uncertainty.py", argv or sys.argv[1:]),
             "runs": results,
         },
     )

@@ -11,7 +11,7 @@ import io
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from seqjax.io import json_text
 
@@ -169,6 +169,7 @@ def _check_coverage_args(args, cfg) -> None:
             raise ValueError("--by-class fits --coverage's sets class by class: give --coverage")
         return
     from seqjax.conformal import check_coverage
+    from seqjax.data.sources import splits_follow_time
 
     check_coverage(args.coverage)
     if args.by_class and cfg.train.loss == "mse":
@@ -181,7 +182,7 @@ def _check_coverage_args(args, cfg) -> None:
             "--coverage and --calibrate both fit on the validation split, and a set fitted "
             "on probabilities recalibrated on the same sequences loses its guarantee: give one"
         )
-    if cfg.data.split == "ordered" or cfg.data.source == "trend":  # the trend data: by week
+    if splits_follow_time(cfg.data):
         print(_ORDERED_COVERAGE, file=sys.stderr)
 
 
@@ -196,6 +197,19 @@ _SCORED_WHERE_FITTED = (
 )
 
 
+class RunPredictions(NamedTuple):
+    """What `_predictions_of` gives: each run's predictions, the last run's config, data
+    spec and data with `read`'s second value, and the fits asked for (empty otherwise)."""
+
+    outputs: list  # each run's (N, ...) predictions
+    cfg: Any
+    spec: Any
+    data: Any
+    extra: Any  # `read`'s second value: the scored line's keys, or a CSV's sequence names
+    recalibrations: list  # each run's, with `calibrate`
+    conformals: list  # each run's, with `coverage`
+
+
 def _predictions_of(
     members: list[str],
     checkpoint: str,
@@ -204,14 +218,12 @@ def _predictions_of(
     calibrate: bool = False,
     coverage: float | None = None,
     by_class: bool = False,
-) -> tuple:
+) -> RunPredictions:
     """Each run's predictions (N, ...) for the data `read(cfg, spec, first)` gives it,
-    read again for each run, since each scales raw inputs as it trained; with the last
-    run's config, data spec, data and `read`'s second value. With `calibrate`, each run's
-    predictions are recalibrated on its own validation split; with `coverage`, each
-    run's conformal thresholds are fitted there (each class's apart, `by_class`). Last,
-    the recalibrations and the
-    conformal fits (empty lists where not asked)."""
+    read again for each run, since each scales raw inputs as it trained. With
+    `calibrate`, each run's predictions are recalibrated on its own validation split;
+    with `coverage`, each run's conformal thresholds are fitted there (each class's
+    apart, `by_class`)."""
     from seqjax.calibration import fit as fit_recalibration
     from seqjax.calibration import recalibrate
     from seqjax.conformal import fit as fit_conformal
@@ -240,7 +252,7 @@ def _predictions_of(
             )
             conformals.append(fitted_sets)
         outputs.append(predictions)
-    return outputs, cfg, spec, data, extra, fitted, conformals
+    return RunPredictions(outputs, cfg, spec, data, extra, fitted, conformals)
 
 
 def _refuse_coverage_of_folds(args) -> None:
@@ -280,14 +292,13 @@ def _evaluate_folds_together(args, members: list[str]) -> int:
             check_loss(cfg.train.loss)
         return _scored_data(args, cfg, spec, dict, note=first)
 
-    preds, cfg, spec, data, scored, fitted, _ = _predictions_of(
-        members, args.checkpoint, read, calibrate=args.calibrate
-    )
-    together = np.mean(np.asarray(preds, np.float64), axis=0)  # the folds' mean
+    runs = _predictions_of(members, args.checkpoint, read, calibrate=args.calibrate)
+    cfg, spec, data, scored = runs.cfg, runs.spec, runs.data, runs.extra
+    together = np.mean(np.asarray(runs.outputs, np.float64), axis=0)  # the folds' mean
     if args.threshold is not None:
         scored["threshold"] = args.threshold
     if args.calibrate:
-        scored["recalibration"] = _recalibration_line(fitted)
+        scored["recalibration"] = _recalibration_line(runs.recalibrations)
     if spec.classes is not None:  # the confusion matrix's rows and columns
         scored["classes"] = list(spec.classes)
     result = {"checkpoint": args.checkpoint, "models": len(members), **scored}
@@ -389,7 +400,7 @@ def predict_command(args) -> int:
             _refuse_coverage_of_folds(args)
         _check_coverage_args(args, first)
 
-    outputs, cfg, spec, _, sequences, fitted, conformals = _predictions_of(
+    runs = _predictions_of(
         members,
         args.checkpoint,
         read,
@@ -397,6 +408,8 @@ def predict_command(args) -> int:
         coverage=args.coverage,
         by_class=args.by_class,
     )
+    cfg, spec, sequences, conformals = runs.cfg, runs.spec, runs.extra, runs.conformals
+    outputs = runs.outputs
     preds = np.mean(np.asarray(outputs, np.float64), axis=0).astype(outputs[0].dtype)  # folds
     columns = prediction_columns(cfg.train.loss, preds.shape[1:], spec.classes)  # C order
     flat = preds.reshape(len(preds), -1)  # (N, M): a row per sequence
@@ -428,7 +441,8 @@ def predict_command(args) -> int:
         csv.writer(text, lineterminator="\n").writerows([columns, *rows])
         atomic_write_text(args.output, text.getvalue())
     by = f", the mean of {len(members)} folds' models" if len(members) > 1 else ""
-    if fitted:
+    if runs.recalibrations:
+        fitted = runs.recalibrations
         scales = ", ".join(f"{head.scale:.3g}" for model in fitted for head in model)
         where = "each fold's validation split" if len(fitted) > 1 else "the validation split"
         by += f", recalibrated on {where} (scale {scales})"

@@ -149,21 +149,16 @@ def sets_and_intervals(
     return sets, intervals
 
 
-def _horizons(count: int) -> list[str]:
-    """The trend forecaster's horizon names, as its metrics and columns give them."""
-    return ["d7", "d30"] if count == 2 else [f"h{k}" for k in range(count)]
-
-
 def _names(
     loss: str, predictions: np.ndarray, classes: tuple[str, ...] | None
 ) -> tuple[list[str], list[list[str]], list[str]]:
     """Each class head's key prefix ("" for a classifier's one head, "d7_" ...) and its
     classes' names (the data's where it named them), and each value's name (a
     regression's columns `y0`, ...; the trend forecaster's `d7_score`, ...)."""
-    from seqjax.tasks import get_task
+    from seqjax.tasks import get_task, horizon_names
 
     if loss in TREND_LOSSES:
-        horizons = _horizons(predictions.shape[1])
+        horizons = horizon_names(predictions.shape[1])
         down_flat_up = ["down", "flat", "up"]
         return (
             [f"{h}_" for h in horizons],

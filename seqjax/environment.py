@@ -47,6 +47,12 @@ def describe() -> dict:
     }
 
 
+def experiment_header(script: str, argv: list[str]) -> dict:
+    """`describe()` for a result file an experiment writes, its command as a user would
+    type it again (`python experiments/NAME.py ARGS`)."""
+    return {**describe(), "command": " ".join(["python", script, *argv])}
+
+
 def record(run_dir: str, *, resume: bool) -> None:
     """Append this process's entry to run_dir/environment.json (a fresh run starts it)."""
     path = os.path.join(run_dir, FILE)

@@ -34,12 +34,17 @@ def _named(prefix: str, scalar: str | None = None) -> Callable[[tuple[int, ...]]
     return columns
 
 
+def horizon_names(count: int) -> list[str]:
+    """The trend forecaster's horizons as its metrics name them: d7, d30; h0, h1, ... for
+    another number of horizons."""
+    return ["d7", "d30"] if count == 2 else [f"h{k}" for k in range(count)]
+
+
 def _trend_columns(shape: tuple[int, ...]) -> list[str]:
-    """d7_score, d7_p_down, d7_p_flat, d7_p_up, then d30_... (the metrics' horizon names,
-    h0, h1, ... for another number of horizons)."""
+    """d7_score, d7_p_down, d7_p_flat, d7_p_up, then d30_... (`horizon_names`)."""
     horizons, _ = shape
-    names = ["d7", "d30"] if horizons == 2 else [f"h{k}" for k in range(horizons)]
-    return [f"{h}_{v}" for h in names for v in ("score", "p_down", "p_flat", "p_up")]
+    values = ("score", "p_down", "p_flat", "p_up")
+    return [f"{h}_{v}" for h in horizon_names(horizons) for v in values]
 
 
 def _trend_predictions(outputs: dict) -> jax.Array:

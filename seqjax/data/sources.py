@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +17,9 @@ from seqjax.data.steel import steel_splits
 from seqjax.data.trend import trend_splits
 from seqjax.data.trust import trust_splits
 from seqjax.suggest import did_you_mean
+
+if TYPE_CHECKING:  # seqjax.config reads this module's options
+    from seqjax.config import DataConfig
 
 Splits = dict[str, SequenceDataset]
 
@@ -92,6 +96,17 @@ def check_groups_option(name: str, source: str, split: str, sample_weights: str)
 
 SPLITS = ("random", "ordered", "stratified")
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)  # DataConfig.splits
+
+
+TIME_ORDERED_SOURCES = ("trend",)  # generated data whose splits are weeks in order
+
+
+def splits_follow_time(data: DataConfig) -> bool:
+    """Whether the validation and test splits come later in time than training (and the
+    test after the validation): a user's file with `data.split=ordered`, or the trend
+    data, which splits its windows by week. Statistics fitted on one split then carry to
+    the next only as far as the series stays alike."""
+    return data.split == "ordered" or data.source in TIME_ORDERED_SOURCES
 
 
 def check_split_option(split: str, gap: int, source: str) -> None:
