@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 
 import numpy as np
@@ -16,7 +15,6 @@ from seqjax.interpret import ablation_importance
 from seqjax.metrics import binary_classification
 from seqjax.train.checkpoint import Checkpointer
 from seqjax.train.loop import (
-    evaluate,
     initial_state,
     mesh_for,
     predict_split,
@@ -132,14 +130,11 @@ def evaluate_run(
     """The loss and the task's metrics on `data`, computed as `seqjax train` computes a
     split's entry in metrics.json; for a two-class run, with `threshold`, the metrics that
     count positives (all but the loss and the AUCs) at that probability instead of 0.5."""
-    if threshold is not None:
+    if threshold is not None:  # before the pass over the data
         check_threshold(cfg, threshold)
-    eval_step, mesh, task = _eval_pass(cfg)
-    if threshold is not None:
-        at = functools.partial(binary_classification, threshold=threshold)
-        task = dataclasses.replace(task, evaluate=at)
-    tc = cfg.train
-    return evaluate(eval_step, state, data, task, tc.batch_size, mesh, bucket_width=tc.bucket_width)
+    predictions, loss = predict_and_loss(cfg, state, data)
+    targets = data.targets_in_units()
+    return {"loss": loss, **metrics_of(cfg, predictions, targets, threshold=threshold)}
 
 
 def importance_run(
