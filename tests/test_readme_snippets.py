@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Using the LSTM layer in your own JAX code"
 LOOP_SECTION = "## A seed model in your own training loop"
 NNX_SECTION = "## The layer in a Flax NNX model"
+TRAINED_SECTION = "## A trained run in your own JAX code"
 
 
 def _snippets(heading: str = SECTION) -> list[str]:
@@ -74,3 +75,24 @@ def test_the_nnx_snippet_trains():
     )
     first, last = map(float, _run(code).split()[-2:])
     assert 0 < last < 0.5 * first, (first, last)  # finite, and ten more steps halve it
+
+
+def test_the_trained_run_snippet_predicts_and_differentiates(tmp_path):
+    """As printed, on a small trust run in place of runs/trust: the probabilities are
+    probabilities and the saliency is finite and not all zero."""
+    from seqjax.cli import main
+
+    run_dir = tmp_path / "trust"
+    argv = ["train", "--config", str(ROOT / "configs/trust.yaml"), "--run-dir", str(run_dir)]
+    assert main([*argv, "--set", "data.size=200", "train.epochs=1"]) == 0
+    (code,) = _snippets(TRAINED_SECTION)
+    assert code.count('"runs/trust"') == 1
+    code = code.replace('"runs/trust"', repr(str(run_dir))) + (
+        "\nimport numpy as np\n"
+        "finite = bool(np.all(np.isfinite(saliency))) and float(abs(saliency).max()) > 0\n"
+        "print('ok', probabilities.shape == (len(test),), float(probabilities.min()),\n"
+        "      float(probabilities.max()), saliency.shape[0], finite)\n"
+    )
+    shape_ok, low, high, rows, finite = _run(code).split()[-5:]
+    assert shape_ok == "True" and 0 <= float(low) <= float(high) <= 1
+    assert rows == "8" and finite == "True"

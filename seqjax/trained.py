@@ -1,0 +1,98 @@
+"""`load_run`: a finished run's model as a function of new sequences, for JAX research code.
+
+`seqjax predict` scores files. Research code wants the model itself: the Flax module and
+its variables, to call inside its own `jit`, `grad` or `vmap` (a saliency map, the model
+as a piece of a larger one, an export for serving) with the predictions `seqjax predict`
+writes. Reading a run back takes its config, its data spec and a checkpoint; this puts
+them together once, so research code does not rebuild a train state and an eval loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from seqjax.config import ExperimentConfig
+from seqjax.data.spec import DataSpec
+from seqjax.layers.masking import check_sequence_inputs, is_concrete
+from seqjax.models.registry import build_model
+from seqjax.train.loop import task_for
+from seqjax.train.restore import load_run_config, restore_state, run_data_spec
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # eq=False: hashed by identity, for jit
+class TrainedModel:
+    """A run's model at one checkpoint. `apply` is pure, for transforms of your own;
+    calling the object checks and scales its inputs as `seqjax predict` does and runs a
+    jitted `apply` with the run's variables."""
+
+    config: ExperimentConfig
+    spec: DataSpec  # the training data's shape and scalers (data_spec.json)
+    epoch: int  # the epoch whose checkpoint `variables` are
+    module: nn.Module
+    variables: Any  # {"params": ..., and batch statistics where the model has them}
+
+    def apply(self, variables: Any, inputs: jax.Array, lengths: jax.Array) -> jax.Array:
+        """The task's predictions for model inputs (B, T, F) (scaled as the run's were:
+        `scale` makes them from raw channels) and lengths (B,) int: probabilities (B,) or
+        (B, K), values (B, ...) in the targets' own units, or the trend's (B, horizons, 4).
+        Dropout off. Traceable by jit, grad and vmap."""
+        outputs = self.module.apply(variables, inputs, lengths, train=False)
+        predictions = task_for(self.config).predict(outputs)
+        target_scaler = self.spec.target_scaler
+        if target_scaler is None:
+            return predictions
+        flat = predictions.reshape(predictions.shape[0], -1)  # (B, values)
+        std = jnp.asarray(target_scaler.std, flat.dtype)[None, :]  # (1, values)
+        mean = jnp.asarray(target_scaler.mean, flat.dtype)[None, :]
+        return (flat * std + mean).reshape(predictions.shape)  # float32, the data's units
+
+    def scale(self, inputs: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Raw channels (N, T, F) -> model inputs, zero past each length: the run's scaler
+        where it trained on users' data; generated data's inputs are model inputs already."""
+        self._check(inputs, lengths)
+        if self.spec.scaler is None:
+            return np.asarray(inputs, np.float32)
+        return self.spec.scaler.transform_sequences(np.asarray(inputs), np.asarray(lengths))
+
+    def __call__(self, inputs: Any, lengths: Any, *, scaled: bool = False) -> np.ndarray:
+        """Predictions (N, ...) for raw inputs (N, T, F), or for model inputs with
+        `scaled=True`; one compile per input shape."""
+        model_inputs = self._check(inputs, lengths) if scaled else self.scale(inputs, lengths)
+        lengths = np.asarray(lengths).astype(np.int32)
+        return np.asarray(self._jitted(self.variables, model_inputs, lengths))
+
+    @functools.cached_property
+    def _jitted(self):
+        return jax.jit(self.apply)
+
+    def _check(self, inputs: Any, lengths: Any) -> Any:
+        """The shape, dtype, length and finiteness errors `seqjax predict` gives a file,
+        named before anything runs."""
+        check_sequence_inputs(inputs, lengths, feature_size=self.spec.features, name="TrainedModel")
+        if is_concrete(inputs) and not np.all(np.isfinite(np.asarray(inputs))):
+            raise ValueError("TrainedModel: inputs contain NaN or Inf")
+        return inputs
+
+
+def load_run(run_dir: str, *, which: str = "best") -> TrainedModel:
+    """The model of the run `seqjax train` wrote to `run_dir`, at its best epoch (by
+    `train.monitor`) or its latest, its variables on the default device."""
+    if os.path.isfile(os.path.join(run_dir, "fold_0", "config.yaml")):
+        raise ValueError(
+            f"{run_dir!r} is a cross-validation: each of its folds is a run, e.g. "
+            f"load_run({os.path.join(run_dir, 'fold_0')!r})"
+        )
+    cfg = load_run_config(run_dir)
+    spec = run_data_spec(run_dir, cfg)
+    state, epoch = restore_state(run_dir, cfg, spec.sample(), which=which)
+    variables = {"params": state.params, **state.mutable}
+    variables = jax.device_put(jax.device_get(variables), jax.devices()[0])
+    return TrainedModel(cfg, spec, epoch, build_model(cfg.model_name, cfg.model), variables)

@@ -1,0 +1,137 @@
+"""`seqjax.load_run`: a run's model as a function, checked against `seqjax predict` on the
+same run, under jax.grad and vmap, and refusing bad input by name."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import seqjax
+from seqjax.cli import main
+from seqjax.data.sources import load_splits
+from seqjax.train.restore import load_run_config, predict, restore_state
+from seqjax.trained import TrainedModel, load_run
+
+# One xdist worker runs this file, so its module fixtures train once.
+pytestmark = pytest.mark.xdist_group("trained")
+
+TINY_TREND = ["data.size=10", "train.epochs=1", "model.hidden_size=8", "model.head_dim=8"]
+
+
+def _train(run_dir, config, *sets):
+    assert main(["train", "--config", config, "--run-dir", str(run_dir), "--set", *sets]) == 0
+    return str(run_dir)
+
+
+@pytest.fixture(scope="module")
+def trust_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("trust") / "run"
+    return _train(run_dir, "configs/trust.yaml", "data.size=120", "train.epochs=2")
+
+
+@pytest.fixture(scope="module")
+def trust_model(trust_run):
+    return load_run(trust_run)
+
+
+@pytest.fixture(scope="module")
+def regression_run(tmp_path_factory):
+    """Users' raw data in large units with targets near 1,000: the run standardises both,
+    so a prediction in the targets' units needs both scalers."""
+    root = tmp_path_factory.mktemp("regression")
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 9, 60).astype(np.int32)
+    x = 1500 + 20 * rng.standard_normal((60, 8, 2))  # (N, T, F) raw, e.g. degrees C
+    x[np.arange(8) >= lengths[:, None]] = 0
+    y = 1000 + (x[:, :, 0].sum(1) / lengths - 1500)  # (N,)
+    np.savez(root / "data.npz", inputs=x, lengths=lengths, targets=y)
+    sets = [f"data.source=npz:{root / 'data.npz'}", "train.loss=mse", "train.epochs=2"]
+    run_dir = _train(root / "run", "configs/steel_lightweight.yaml", *sets, "train.plots=false")
+    return run_dir, x, lengths
+
+
+def test_a_run_predicts_its_test_split_as_seqjax_predicts_it(trust_run):
+    run = load_run(trust_run)
+    cfg = load_run_config(trust_run)
+    test = load_splits(cfg.data, cfg.train.loss)["test"]
+    state, epoch = restore_state(trust_run, cfg, test)
+    got = run(test.inputs, test.lengths)  # (N,) probabilities
+    assert got.shape == (len(test),) and run.epoch == epoch
+    np.testing.assert_allclose(got, predict(cfg, state, test), rtol=1e-6, atol=1e-7)
+    assert seqjax.load_run is load_run and isinstance(run, TrainedModel)
+
+
+def test_the_latest_checkpoint_is_another_epochs_model(trust_run):
+    best, latest = load_run(trust_run), load_run(trust_run, which="latest")
+    assert latest.epoch == 2
+    same = best.epoch == latest.epoch
+    leaves = zip(*(jax.tree.leaves(r.variables) for r in (best, latest)), strict=True)
+    assert all(np.array_equal(a, b) for a, b in leaves) == same
+
+
+def test_apply_is_pure_under_grad_vmap_and_jit(trust_model):
+    run = trust_model
+    test = load_splits(run.config.data, run.config.train.loss)["test"]
+    x, lengths = jnp.asarray(test.inputs[:4]), jnp.asarray(test.lengths[:4])
+    saliency = jax.grad(lambda x: run.apply(run.variables, x, lengths).sum())(x)
+    assert saliency.shape == x.shape and np.all(np.isfinite(saliency))
+    assert float(jnp.abs(saliency).max()) > 0
+    # one sequence at a time under vmap equals the batch
+    one = jax.vmap(lambda xi, li: run.apply(run.variables, xi[None], li[None])[0])(x, lengths)
+    np.testing.assert_allclose(one, run(x, lengths), rtol=1e-6, atol=1e-7)
+    jitted = jax.jit(run.apply)(run.variables, x, lengths)
+    np.testing.assert_allclose(jitted, run(np.asarray(x), np.asarray(lengths)), rtol=1e-6)
+
+
+def test_raw_users_data_is_scaled_and_predicted_in_the_targets_units(regression_run, tmp_path):
+    run_dir, x, lengths = regression_run
+    np.savez(tmp_path / "in.npz", inputs=x, lengths=lengths)
+    out = tmp_path / "out.npz"
+    argv = ["predict", run_dir, "--input", str(tmp_path / "in.npz"), "--output", str(out)]
+    assert main(argv) == 0
+    run = load_run(run_dir)
+    got = run(x, lengths)
+    assert run.spec.scaler is not None and run.spec.target_scaler is not None
+    assert np.all(np.abs(got - 1000) < 200)  # the targets' units, not standardised ones
+    np.testing.assert_allclose(got, np.load(out)["predictions"], rtol=1e-6)
+    scaled = run.scale(x, lengths)
+    np.testing.assert_allclose(run(scaled, lengths, scaled=True), got, rtol=1e-6)
+
+
+def test_a_trend_run_gives_each_horizons_score_and_direction_probabilities(tmp_path):
+    run = load_run(_train(tmp_path / "run", "configs/trend.yaml", *TINY_TREND))
+    test = load_splits(run.config.data, run.config.train.loss)["test"]
+    got = run(test.inputs, test.lengths)  # (N, horizons, score + 3 probabilities)
+    assert got.shape == (len(test), 2, 4)
+    np.testing.assert_allclose(got[..., 1:].sum(-1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda x, n: (x[..., :700], n), "inputs have 700 features but the parameters were built"),
+        (lambda x, n: (x[0], n), r"inputs must have rank 3"),
+        (lambda x, n: (x.astype(np.int32), n), "inputs must be a floating dtype"),
+        (lambda x, n: (np.where(x == x.max(), np.nan, x), n), "inputs contain NaN or Inf"),
+        (lambda x, n: (x, n + 5), r"lengths must lie in \[1, 2\]"),
+        (lambda x, n: (x, n.astype(np.float32)), "lengths must be an integer dtype"),
+        (lambda x, n: (x, n[:-1]), r"lengths must have shape \(4,\)"),
+    ],
+)
+def test_bad_inputs_are_named_before_anything_runs(trust_model, change, message):
+    run = trust_model
+    test = load_splits(run.config.data, run.config.train.loss)["test"]
+    inputs, lengths = change(test.inputs[:4], test.lengths[:4])
+    with pytest.raises((ValueError, TypeError), match=message):
+        run(inputs, lengths)
+
+
+def test_a_cross_validation_or_a_plain_directory_is_refused_by_name(trust_run, tmp_path):
+    (tmp_path / "cv" / "fold_0").mkdir(parents=True)
+    (tmp_path / "cv" / "fold_0" / "config.yaml").write_text("")
+    with pytest.raises(ValueError, match=r"is a cross-validation.*load_run\('.*fold_0'\)"):
+        load_run(str(tmp_path / "cv"))
+    with pytest.raises(FileNotFoundError, match="is not a run directory: it has no config.yaml"):
+        load_run(str(tmp_path))
+    with pytest.raises(ValueError, match="checkpoint must be 'best' or 'latest'"):
+        load_run(trust_run, which="first")
