@@ -335,9 +335,9 @@ def _check_output(output: str, suffixes: tuple[str, ...], input_path: str, run_d
 def _note_longer_than_trained(path: str, data, spec) -> None:
     from seqjax.data.raw_inputs import longer_than_trained
 
-    note = longer_than_trained(path, data, spec)
+    note = longer_than_trained(repr(path), data.lengths, spec)
     if note is not None:
-        print(note, file=sys.stderr)
+        print(f"seqjax: note: {note}", file=sys.stderr)
 
 
 def importance_command(args) -> int:

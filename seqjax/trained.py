@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import warnings
 from typing import Any
 
 import flax.linen as nn
@@ -20,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from seqjax.config import ExperimentConfig
+from seqjax.data.raw_inputs import longer_than_trained
 from seqjax.data.spec import DataSpec
 from seqjax.layers.masking import check_sequence_inputs, is_concrete
 from seqjax.models.registry import build_model
@@ -67,6 +69,9 @@ class TrainedModel:
         `scaled=True`; one compile per input shape."""
         model_inputs = self._check(inputs, lengths) if scaled else self.scale(inputs, lengths)
         lengths = np.asarray(lengths).astype(np.int32)
+        note = longer_than_trained("the inputs", lengths, self.spec)
+        if note is not None:  # as `seqjax predict` notes it on stderr
+            warnings.warn(note, stacklevel=2)
         return np.asarray(self._jitted(self.variables, model_inputs, lengths))
 
     @functools.cached_property

@@ -1,6 +1,8 @@
 """`seqjax.load_run`: a run's model as a function, checked against `seqjax predict` on the
 same run, under jax.grad and vmap, and refusing bad input by name."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -101,9 +103,15 @@ def test_raw_users_data_is_scaled_and_predicted_in_the_targets_units(regression_
 def test_a_trend_run_gives_each_horizons_score_and_direction_probabilities(tmp_path):
     run = load_run(_train(tmp_path / "run", "configs/trend.yaml", *TINY_TREND))
     test = load_splits(run.config.data, run.config.train.loss)["test"]
-    got = run(test.inputs, test.lengths)  # (N, horizons, score + 3 probabilities)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the training length: no note
+        got = run(test.inputs, test.lengths)  # (N, horizons, score + 3 probabilities)
     assert got.shape == (len(test), 2, 4)
     np.testing.assert_allclose(got[..., 1:].sum(-1), 1.0, rtol=1e-5)
+    # 20 weeks to a run of 12-week windows: scored, with the note `seqjax predict` gives
+    longer = np.concatenate([test.inputs, test.inputs[:, :8]], axis=1)  # (N, 20, F)
+    with pytest.warns(UserWarning, match=r"1 of 1 sequences in the inputs are longer than"):
+        run(longer[:1], np.array([20]))
 
 
 @pytest.mark.parametrize(

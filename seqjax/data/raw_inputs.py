@@ -152,17 +152,17 @@ def read_prediction_inputs(
     return data, sequences
 
 
-def longer_than_trained(path: str, data: SequenceDataset, spec: DataSpec) -> str | None:
-    """A note where `data` holds sequences longer than the run's training sequences, else
-    None. Not an error: an LSTM takes any length, and a user may mean it. But a model
-    trained on 12-week windows (trend) that is handed 20 weeks predicts from a state it
-    never reached in training, and said nothing of it before."""
-    longer = data.lengths > spec.steps
+def longer_than_trained(where: str, lengths: np.ndarray, spec: DataSpec) -> str | None:
+    """A note where `lengths` (N,) of the sequences in `where` (a file's name, quoted)
+    run longer than the run's training sequences, else None. Not an error: an LSTM takes
+    any length, and a user may mean it. But a model trained on 12-week windows (trend)
+    that is handed 20 weeks predicts from a state it never reached in training, and said
+    nothing of it before."""
+    longer = np.asarray(lengths) > spec.steps
     if not longer.any():
         return None
     return (
-        f"seqjax: note: {int(longer.sum())} of {len(data)} sequences in {path!r} are longer "
-        f"than the run trained on ({spec.steps} steps; the longest here has "
-        f"{int(data.lengths.max())}); its predictions there come from states training "
-        f"never reached"
+        f"{int(longer.sum())} of {len(longer)} sequences in {where} are longer than the run "
+        f"trained on ({spec.steps} steps; the longest here has {int(np.max(lengths))}); its "
+        f"predictions there come from states training never reached"
     )
