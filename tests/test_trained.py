@@ -83,6 +83,15 @@ def test_apply_is_pure_under_grad_vmap_and_jit(trust_model):
     np.testing.assert_allclose(one, run(x, lengths), rtol=1e-6, atol=1e-7)
     jitted = jax.jit(run.apply)(run.variables, x, lengths)
     np.testing.assert_allclose(jitted, run(np.asarray(x), np.asarray(lengths)), rtol=1e-6)
+    # exported for any batch size, as a serving program
+    (b,) = jax.export.symbolic_shape("b")
+    exported = jax.export.export(jax.jit(run.apply))(
+        run.variables,
+        jax.ShapeDtypeStruct((b, *x.shape[1:]), x.dtype),
+        jax.ShapeDtypeStruct((b,), lengths.dtype),
+    )
+    served = exported.call(run.variables, x[:3], lengths[:3])
+    np.testing.assert_allclose(served, jitted[:3], rtol=1e-6, atol=1e-7)
 
 
 def test_raw_users_data_is_scaled_and_predicted_in_the_targets_units(regression_run, tmp_path):
