@@ -140,6 +140,10 @@ class TrainConfig:
     # correlation higher), so `--set train.monitor=val_accuracy` alone is enough.
     mode: str = "auto"
     patience: int = 10  # early stopping; 0 disables
+    # Early stopping waits for this epoch, whatever `patience` says. Why: a model on its
+    # starting plateau (monitor at chance) may leave it later than `patience` epochs after
+    # its first best; steel_lightweight on one of six seeds left it at epoch 13. 0: off.
+    min_epochs: int = 0
     min_delta: float = 0.0
     tensorboard: bool = False  # also write TensorBoard event files (needs tensorboardX)
     plots: bool = True  # loss and metric curves as PNG at the end
@@ -170,6 +174,8 @@ class TrainConfig:
                 "train.epochs and train.batch_size must be >= 1; got "
                 f"{self.epochs}, {self.batch_size}"
             )
+        if self.min_epochs < 0:
+            raise ValueError(f"train.min_epochs must be >= 0 (0: off); got {self.min_epochs}")
         if not self.pos_weight > 0:
             raise ValueError(f"train.pos_weight must be > 0; got {self.pos_weight}")
         if self.pos_weight != 1.0 and self.loss != "binary_cross_entropy":

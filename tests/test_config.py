@@ -51,6 +51,7 @@ def test_configs_are_frozen():
         ("model.lstm_dtype=float16", r"lstm_dtype must be one of \('float32', 'bfloat16'\)"),
         ("data.splits=[0.5, 0.5]", r"data.splits: expected 3 values, got 2"),
         ("checkpoint.every_steps=-5", r"checkpoint.every_steps must be >= 0 \(0: off\); got -5"),
+        ("train.min_epochs=-1", r"train.min_epochs must be >= 0 \(0: off\); got -1"),
         ("trainer.epochs=3", r"unknown top-level key 'trainer' \(did you mean 'train'\?\)"),
         ("epochs=3", r"must look like section.key=value"),
         # every range check passes a NaN, which then stopped the run at its second step

@@ -45,6 +45,19 @@ def test_early_stopping_waits_patience_epochs_after_the_best():
     assert loop["stopped"] and loop["epoch"] == 5 and loop["best_epoch"] == 2
 
 
+def test_min_epochs_holds_early_stopping_off_until_that_epoch():
+    """A monitor at chance for its first epochs (a plateau), then a model that learns: with
+    patience 3 alone the run stops at epoch 5, before it learns; min_epochs 8 keeps it on."""
+    values = [0.5, 0.52, 0.49, 0.51, 0.5, 0.48, 0.8, 0.95, 0.96, 0.96, 0.96, 0.96]
+    early, _ = _run(_cfg(patience=3, mode="max"), values)
+    assert early["stopped"] and early["epoch"] == 5 and early["best_epoch"] == 2
+    held, _ = _run(_cfg(patience=3, mode="max", min_epochs=8), values)
+    assert held["stopped"] and held["epoch"] == 12 and held["best_epoch"] == 9
+    # past min_epochs, patience counts from the best as before
+    late, _ = _run(_cfg(patience=3, mode="max", min_epochs=4), values)
+    assert late["epoch"] == 5 and late["best_epoch"] == 2
+
+
 def test_min_delta_and_max_mode():
     loop, _ = _run(_cfg(patience=2, mode="max", min_delta=0.05), [0.5, 0.52, 0.54, 0.7])
     assert loop["stopped"] and loop["best_epoch"] == 1 and loop["epoch"] == 3

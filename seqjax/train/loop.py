@@ -236,7 +236,8 @@ def _update_schedules(cfg: ExperimentConfig, loop: dict, state: TrainState, valu
                 opt_state = scale_learning_rate(state.opt_state, oc.plateau_factor)
                 state = state.replace(opt_state=opt_state)
                 loop["plateau_wait"] = 0
-    if tc.patience > 0 and loop["epoch"] - loop["best_epoch"] >= tc.patience:
+    waited = loop["epoch"] - loop["best_epoch"] >= tc.patience
+    if tc.patience > 0 and waited and loop["epoch"] >= tc.min_epochs:
         loop["stopped"] = True
     return state
 
