@@ -14,21 +14,18 @@ from seqjax.cli import main
 from seqjax.data.sources import load_splits
 from seqjax.tasks import TASKS, get_task
 from seqjax.train.restore import load_run_config
+from tests.runs import TINY_TREND, train_run
 
 # One xdist worker runs this file (`--dist loadgroup`), so its module fixtures, trained
 # runs, are trained once, not once in each worker that draws one of its tests.
 pytestmark = pytest.mark.xdist_group("cli_predict")
 
 HORIZON = ["score", "p_down", "p_flat", "p_up"]  # a horizon's columns
-TINY_TREND = ["data.size=10", "train.epochs=1", "model.hidden_size=8", "model.head_dim=8"]
 
 
 @pytest.fixture(scope="module")
 def trend_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("trend") / "run"
-    argv = ["train", "--config", "configs/trend.yaml", "--run-dir", str(run_dir)]
-    assert main([*argv, "--set", *TINY_TREND]) == 0
-    return run_dir
+    return train_run(tmp_path_factory.mktemp("trend") / "run", "configs/trend.yaml", *TINY_TREND)
 
 
 def test_a_trend_run_predicts_what_evaluate_scores_with_named_columns(trend_run, tmp_path, capsys):
@@ -147,11 +144,8 @@ def _raw_csv(path, n=60, seed=0):
 def csv_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("csv")
     data = _raw_csv(root / "train.csv")
-    run_dir = root / "run"
-    argv = ["train", "--config", "configs/steel_lightweight.yaml", "--run-dir", str(run_dir)]
     sets = [f"data.source=csv:{data}", "train.epochs=1", "train.batch_size=8", "train.plots=false"]
-    assert main([*argv, "--set", *sets]) == 0
-    return run_dir, data
+    return train_run(root / "run", "configs/steel_lightweight.yaml", *sets), data
 
 
 def test_raw_users_data_is_scaled_as_training_scaled_it_csv_columns_matched_by_name(

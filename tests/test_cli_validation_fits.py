@@ -14,6 +14,7 @@ from seqjax.cli import main
 from seqjax.data.sources import load_splits
 from seqjax.metrics import binary_classification
 from seqjax.train.restore import load_run_config, predict, restore_state
+from tests.runs import train_run
 
 # One xdist worker runs this file (`--dist loadgroup`), so its module fixture, a trained
 # run, is trained once.
@@ -25,10 +26,7 @@ TINY = ["data.size=600", "train.epochs=6", "model.hidden_sizes=[32, 16, 8]", "tr
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("calibrate") / "run"
-    argv = ["train", "--config", "configs/trust.yaml", "--run-dir", str(run_dir)]
-    assert main([*argv, "--set", *TINY]) == 0
-    return run_dir
+    return train_run(tmp_path_factory.mktemp("calibrate") / "run", "configs/trust.yaml", *TINY)
 
 
 def test_evaluate_scores_the_test_split_recalibrated_on_the_validation_split(run_dir, capsys):

@@ -80,11 +80,10 @@ def test_the_nnx_snippet_trains():
 def test_the_trained_run_snippet_predicts_and_differentiates(tmp_path):
     """As printed, on a small trust run in place of runs/trust: the probabilities are
     probabilities and the saliency is finite and not all zero."""
-    from seqjax.cli import main
+    from tests.runs import train_run
 
-    run_dir = tmp_path / "trust"
-    argv = ["train", "--config", str(ROOT / "configs/trust.yaml"), "--run-dir", str(run_dir)]
-    assert main([*argv, "--set", "data.size=200", "train.epochs=1"]) == 0
+    config = str(ROOT / "configs/trust.yaml")
+    run_dir = train_run(tmp_path / "trust", config, "data.size=200", "train.epochs=1")
     (code,) = _snippets(TRAINED_SECTION)
     assert code.count('"runs/trust"') == 1
     code = code.replace('"runs/trust"', repr(str(run_dir))) + (

@@ -13,22 +13,16 @@ from seqjax.cli import main
 from seqjax.data.sources import load_splits
 from seqjax.train.restore import load_run_config, predict, restore_state
 from seqjax.trained import TrainedModel, load_run
+from tests.runs import TINY_TREND, train_run
 
 # One xdist worker runs this file, so its module fixtures train once.
 pytestmark = pytest.mark.xdist_group("trained")
-
-TINY_TREND = ["data.size=10", "train.epochs=1", "model.hidden_size=8", "model.head_dim=8"]
-
-
-def _train(run_dir, config, *sets):
-    assert main(["train", "--config", config, "--run-dir", str(run_dir), "--set", *sets]) == 0
-    return str(run_dir)
 
 
 @pytest.fixture(scope="module")
 def trust_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("trust") / "run"
-    return _train(run_dir, "configs/trust.yaml", "data.size=120", "train.epochs=2")
+    return str(train_run(run_dir, "configs/trust.yaml", "data.size=120", "train.epochs=2"))
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +42,8 @@ def regression_run(tmp_path_factory):
     y = 1000 + (x[:, :, 0].sum(1) / lengths - 1500)  # (N,)
     np.savez(root / "data.npz", inputs=x, lengths=lengths, targets=y)
     sets = [f"data.source=npz:{root / 'data.npz'}", "train.loss=mse", "train.epochs=2"]
-    run_dir = _train(root / "run", "configs/steel_lightweight.yaml", *sets, "train.plots=false")
+    sets.append("train.plots=false")
+    run_dir = str(train_run(root / "run", "configs/steel_lightweight.yaml", *sets))
     return run_dir, x, lengths
 
 
@@ -110,7 +105,7 @@ def test_raw_users_data_is_scaled_and_predicted_in_the_targets_units(regression_
 
 
 def test_a_trend_run_gives_each_horizons_score_and_direction_probabilities(tmp_path):
-    run = load_run(_train(tmp_path / "run", "configs/trend.yaml", *TINY_TREND))
+    run = load_run(str(train_run(tmp_path / "run", "configs/trend.yaml", *TINY_TREND)))
     test = load_splits(run.config.data, run.config.train.loss)["test"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the training length: no note
