@@ -89,6 +89,11 @@ class OptimizerConfig:
     clip_norm: float = 1.0  # global-norm clip; 0 disables
     plateau_factor: float = 0.5  # reduce-on-plateau: lr *= factor after `plateau_patience`
     plateau_patience: int = 5  # epochs without improvement of the monitored metric; 0 disables
+    # Epochs 1..N count no epoch towards `plateau_patience` (an improvement still sets the
+    # level to beat). Why: a model on its starting plateau (monitor at chance) leaves it
+    # after a number of epochs that varies with the seed, and halving the rate while it
+    # waits makes it later or never (steel_standard, train.seed=1). 0: off.
+    plateau_after: int = 0
     schedule: str = "constant"  # or "warmup_cosine"
     warmup_steps: int = 0
     decay_steps: int = 0  # warmup_cosine: steps of warmup + decay; 0 = the whole run
@@ -112,6 +117,10 @@ class OptimizerConfig:
             raise ValueError(f"optimizer.lr must be > 0; got {self.lr}")
         if self.weight_decay < 0 or self.clip_norm < 0:
             raise ValueError("optimizer.weight_decay and optimizer.clip_norm must be >= 0")
+        if self.plateau_after < 0:
+            raise ValueError(
+                f"optimizer.plateau_after must be >= 0 (0: off); got {self.plateau_after}"
+            )
         if not 0 < self.plateau_factor <= 1:
             raise ValueError(
                 f"optimizer.plateau_factor must lie in (0, 1]; got {self.plateau_factor}"

@@ -52,6 +52,10 @@ def test_configs_are_frozen():
         ("data.splits=[0.5, 0.5]", r"data.splits: expected 3 values, got 2"),
         ("checkpoint.every_steps=-5", r"checkpoint.every_steps must be >= 0 \(0: off\); got -5"),
         ("train.min_epochs=-1", r"train.min_epochs must be >= 0 \(0: off\); got -1"),
+        (
+            "optimizer.plateau_after=-2",
+            r"optimizer.plateau_after must be >= 0 \(0: off\); got -2",
+        ),
         ("trainer.epochs=3", r"unknown top-level key 'trainer' \(did you mean 'train'\?\)"),
         ("epochs=3", r"must look like section.key=value"),
         # every range check passes a NaN, which then stopped the run at its second step

@@ -78,6 +78,22 @@ def test_plateau_halves_the_rate_after_patience_epochs():
     assert lrs[10] == pytest.approx(2.5e-4)
 
 
+def test_plateau_after_keeps_the_rate_through_a_starting_plateau():
+    """A monitor at chance for six epochs: with plateau patience 3 alone the rate halves
+    after epoch 4 (three epochs below epoch 1's 0.5); plateau_after 6 counts from epoch 7
+    on, and the model that learns at epoch 7 keeps its full rate. After it, a plateau
+    halves the rate as before."""
+    values = [0.5, 0.45, 0.48, 0.49, 0.47, 0.46, 0.9, 0.9, 0.9, 0.9]
+    cfg = _cfg(patience=0, mode="max")
+    plateau = dataclasses.replace(cfg.optimizer, plateau_patience=3)
+    _, alone = _run(dataclasses.replace(cfg, optimizer=plateau), values)
+    assert alone[2] == pytest.approx(1e-3) and alone[3] == pytest.approx(5e-4)
+    held = dataclasses.replace(plateau, plateau_after=6)
+    _, lrs = _run(dataclasses.replace(cfg, optimizer=held), values)
+    assert lrs[:9] == pytest.approx([1e-3] * 9)  # epoch 7 improved; 8, 9 count
+    assert lrs[9] == pytest.approx(5e-4)  # epoch 10: the third without improvement
+
+
 @pytest.mark.parametrize("mode", ["min", "max"])
 def test_a_nan_epoch_is_never_the_best_once_a_number_comes(mode):
     """A correlation of constant predictions is NaN; before, a first NaN stayed the best

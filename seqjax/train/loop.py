@@ -230,7 +230,7 @@ def _update_schedules(cfg: ExperimentConfig, loop: dict, state: TrainState, valu
     if oc.plateau_patience > 0:
         if improved(value, loop["plateau_best"], mode, 0.0):
             loop["plateau_best"], loop["plateau_wait"] = value, 0
-        else:
+        elif loop["epoch"] > oc.plateau_after:
             loop["plateau_wait"] += 1
             if loop["plateau_wait"] >= oc.plateau_patience:
                 opt_state = scale_learning_rate(state.opt_state, oc.plateau_factor)
