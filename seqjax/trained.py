@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import warnings
 from typing import Any
 
@@ -26,7 +25,7 @@ from seqjax.data.spec import DataSpec
 from seqjax.layers.masking import check_sequence_inputs, is_concrete
 from seqjax.models.registry import build_model
 from seqjax.train.loop import task_for
-from seqjax.train.restore import load_run_config, restore_state, run_data_spec
+from seqjax.train.restore import first_fold, load_run_config, restore_state, run_data_spec
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # eq=False: hashed by identity, for jit
@@ -90,14 +89,15 @@ class TrainedModel:
 def load_run(run_dir: str, *, which: str = "best") -> TrainedModel:
     """The model of the run `seqjax train` wrote to `run_dir`, at its best epoch (by
     `train.monitor`) or its latest, its variables on the default device."""
-    if os.path.isfile(os.path.join(run_dir, "fold_0", "config.yaml")):
+    fold = first_fold(run_dir)
+    if fold is not None:
         raise ValueError(
             f"{run_dir!r} is a cross-validation: each of its folds is a run, e.g. "
-            f"load_run({os.path.join(run_dir, 'fold_0')!r})"
+            f"load_run({fold!r})"
         )
     cfg = load_run_config(run_dir)
     spec = run_data_spec(run_dir, cfg)
     state, epoch = restore_state(run_dir, cfg, spec.sample(), which=which)
     variables = {"params": state.params, **state.mutable}
-    variables = jax.device_put(jax.device_get(variables), jax.devices()[0])
+    variables = jax.device_put(variables, jax.devices()[0])  # off the training mesh
     return TrainedModel(cfg, spec, epoch, build_model(cfg.model_name, cfg.model), variables)

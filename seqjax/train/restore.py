@@ -25,11 +25,18 @@ from seqjax.train.sharding import replicate
 from seqjax.train.state import TrainState
 
 
+def first_fold(run_dir: str) -> str | None:
+    """`run_dir/fold_0` where `run_dir` is a `seqjax cv` directory (its folds are runs),
+    else None: for errors that point a user from the directory to one of its runs."""
+    folds = os.path.join(run_dir, "fold_0")
+    return folds if os.path.isfile(os.path.join(folds, "config.yaml")) else None
+
+
 def load_run_config(run_dir: str) -> ExperimentConfig:
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(path):
-        folds = os.path.join(run_dir, "fold_0")  # seqjax cv's folds are its runs
-        if os.path.isfile(os.path.join(folds, "config.yaml")):
+        folds = first_fold(run_dir)
+        if folds is not None:
             raise FileNotFoundError(
                 f"{run_dir!r} is a cross-validation, not a run directory: its folds are runs "
                 f"({folds}, ...); seqjax predict takes a finished one whole"
