@@ -33,6 +33,7 @@ from seqjax.data.dataset import SequenceDataset, batch_order, iterate_batches, n
 from seqjax.loop_graphs import LOOP_GRAPHS
 from seqjax.models.registry import build_model
 from seqjax.tasks import Task, get_task
+from seqjax.train.chance import guessing_warning
 from seqjax.train.checkpoint import Checkpointer
 from seqjax.train.distributed import failed_among_processes
 from seqjax.train.in_epoch import InEpochCheckpointer, epoch_so_far, restored_metrics
@@ -600,4 +601,8 @@ def fit(
     for checkpointer in (in_epoch, ckpt):
         if checkpointer is not None:
             checkpointer.close()
+    if tc.loss == "binary_cross_entropy":
+        warning = guessing_warning(loop["history"], val_data.targets)
+        if warning is not None:
+            log(warning)
     return FitResult(state, loop["history"], loop["best_epoch"], loop["timings"], mesh)
