@@ -49,5 +49,6 @@ def guessing_warning(history: list[dict], val_targets: np.ndarray) -> str | None
         f"chance (0.5 +- {spread:.3f} for {positives} positives and {negatives} negatives). "
         "A model can sit at chance for a number of epochs that varies with the seed "
         '(README, "Plateaus at the start"): train longer (train.epochs, train.min_epochs, '
-        "optimizer.plateau_after) or with another train.seed"
+        "optimizer.plateau_after) or with another train.seed; or the inputs may hold "
+        "nothing that predicts the labels"
     )
