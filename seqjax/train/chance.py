@@ -35,8 +35,11 @@ def guessing_warning(history: list[dict], val_targets: np.ndarray) -> str | None
     each), else None; None too where the split lacks a class (AUC-ROC is then NaN)."""
     labels = np.asarray(val_targets).reshape(-1)
     positives, negatives = int(np.sum(labels == 1)), int(np.sum(labels == 0))
-    scores = [(row["val_auc_roc"], row["epoch"]) for row in history if "val_auc_roc" in row]
-    scores = [(v, e) for v, e in scores if not math.isnan(v)]
+    scores = [
+        (row["val_auc_roc"], row["epoch"])
+        for row in history
+        if not math.isnan(row.get("val_auc_roc", math.nan))
+    ]
     if not scores or positives == 0 or negatives == 0:
         return None
     best, epoch = max(scores, key=lambda score: score[0])  # the first epoch of the best
