@@ -63,15 +63,43 @@ class TrainedModel:
             return np.asarray(inputs, np.float32)
         return self.spec.scaler.transform_sequences(np.asarray(inputs), np.asarray(lengths))
 
-    def __call__(self, inputs: Any, lengths: Any, *, scaled: bool = False) -> np.ndarray:
+    def __call__(
+        self, inputs: Any, lengths: Any, *, scaled: bool = False, batch_size: int | None = None
+    ) -> np.ndarray:
         """Predictions (N, ...) for raw inputs (N, T, F), or for model inputs with
-        `scaled=True`; one compile per input shape."""
+        `scaled=True`, computed `batch_size` rows at a time (None: the run's
+        `train.batch_size`, the batches `seqjax predict` runs).
+
+        Why in batches: the forward pass keeps every step's gates of every row it runs, so
+        one call over all N rows needs memory that grows with N and fails on a large set;
+        in batches it grows with the batch. The last batch is completed with copies of its
+        first row (dropped from the result), so a set larger than a batch compiles one
+        shape per T; a set no larger runs as it is."""
         model_inputs = self._check(inputs, lengths) if scaled else self.scale(inputs, lengths)
         lengths = np.asarray(lengths).astype(np.int32)
+        size = self._batch_size(batch_size)
         note = longer_than_trained("the inputs", lengths, self.spec)
         if note is not None:  # as `seqjax predict` notes it on stderr
             warnings.warn(note, stacklevel=2)
-        return np.asarray(self._jitted(self.variables, model_inputs, lengths))
+        n = len(lengths)
+        if n <= size:
+            return np.asarray(self._jitted(self.variables, model_inputs, lengths))
+        outputs = []
+        for start in range(0, n, size):
+            rows = np.arange(start, min(start + size, n))  # (b,) this batch's rows
+            padded = np.concatenate([rows, np.full(size - len(rows), start)])  # (size,)
+            out = self._jitted(self.variables, model_inputs[padded], lengths[padded])
+            outputs.append(np.asarray(out)[: len(rows)])
+        return np.concatenate(outputs)
+
+    def _batch_size(self, batch_size: int | None) -> int:
+        if batch_size is None:
+            return self.config.train.batch_size
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+            raise TypeError(f"TrainedModel: batch_size must be an int; got {batch_size!r}")
+        if batch_size < 1:
+            raise ValueError(f"TrainedModel: batch_size must be >= 1; got {batch_size}")
+        return int(batch_size)
 
     @functools.cached_property
     def _jitted(self):

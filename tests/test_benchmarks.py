@@ -507,3 +507,23 @@ def test_buckets_time_an_epoch_per_width_beside_padding_to_the_data(tmp_path):
     from seqjax.layers.lstm import length_groups_default  # --length-groups is undone after
 
     assert length_groups_default("cpu", 500) == 4
+
+
+def test_inference_memory_grows_with_the_rows_of_one_call(tmp_path):
+    """Compiled only, nothing run: the JSON's shape, and temporaries that grow with B."""
+    from benchmarks.inference_memory import main
+
+    out = tmp_path / "inference_memory.json"
+    main(["--only", "trend", "--batches", "2", "64", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert (
+        result["command"]
+        == f"python -m benchmarks.inference_memory --only trend --batches 2 64 --out {out}"
+    )
+    assert result["target_bytes"] == 4 * 2**30 and "jax" in result["environment"]
+    trend = result["systems"]["trend"]
+    assert trend["config"] == "configs/trend.yaml" and trend["input_shape"] == [12, 62]
+    small, large = trend["batches"]["batch_2"], trend["batches"]["batch_64"]
+    assert small["argument_bytes"] > 4 * 231_560  # the parameters are arguments
+    assert large["temp_bytes"] > 4 * small["temp_bytes"]  # 32x the rows: each step's gates
+    assert large["within_target"] and large["total_bytes"] < result["target_bytes"]

@@ -118,6 +118,42 @@ def test_a_trend_run_gives_each_horizons_score_and_direction_probabilities(tmp_p
         run(longer[:1], np.array([20]))
 
 
+def test_a_set_larger_than_a_batch_runs_in_batches_of_one_shape(trust_run):
+    """A large set runs batch by batch, each call the same shape (the last batch completed
+    with copies of a row), giving the one call's predictions in the set's order."""
+    run = load_run(trust_run)
+    test = load_splits(run.config.data, run.config.train.loss)["test"]
+    x, lengths = test.inputs, test.lengths  # (N, T, F), N = 18
+    whole = run(x, lengths, batch_size=len(x))  # one call over every row
+    shapes = []
+
+    def recording(variables, inputs, lengths):
+        shapes.append((inputs.shape, lengths.shape))
+        return jax.jit(run.apply)(variables, inputs, lengths)
+
+    run.__dict__["_jitted"] = recording  # the cached jit this model calls
+    got = run(x, lengths, batch_size=4)
+    assert shapes == [((4, *x.shape[1:]), (4,))] * 5  # 18 rows: 4 full batches and 2 rows
+    np.testing.assert_allclose(got, whole, rtol=1e-6, atol=1e-7)
+    shapes.clear()
+    assert run(x[:3], lengths[:3], batch_size=4).shape == (3,)
+    assert shapes == [((3, *x.shape[1:]), (3,))]  # no larger than a batch: as it is
+    assert run.config.train.batch_size == 32
+    shapes.clear()
+    run(x, lengths)  # the run's own batch size: 18 rows in one call
+    assert shapes == [((len(x), *x.shape[1:]), (len(x),))]
+
+
+@pytest.mark.parametrize(
+    "batch_size, error, message",
+    [(0, ValueError, "batch_size must be >= 1; got 0"), (2.0, TypeError, "must be an int")],
+)
+def test_a_batch_size_that_is_not_a_positive_int_is_named(trust_model, batch_size, error, message):
+    test = load_splits(trust_model.config.data, trust_model.config.train.loss)["test"]
+    with pytest.raises(error, match=message):
+        trust_model(test.inputs, test.lengths, batch_size=batch_size)
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
