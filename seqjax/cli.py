@@ -5,6 +5,7 @@
     seqjax train ... --run-dir DIR --distributed   (several processes; or, for each of N:
                  --coordinator HOST:PORT --num-processes N --process-id I)
     seqjax cv --config FILE|NAME --folds K [--set k=v ...] [--run-dir DIR] [--resume]
+                 [--distributed | --coordinator ... as train]
     seqjax compare CV_DIR CV_DIR [--json]
     seqjax configs [NAME]
     seqjax evaluate RUN_DIR [--checkpoint best|latest] [--split test | --input FILE]
@@ -51,7 +52,6 @@ def _train(args) -> int:
         leave_after_failed_step,
         writes_run_files,
     )
-    from seqjax.train.distributed import start as start_distributed
     from seqjax.train.interrupt import TrainingDiverged, TrainingStopped
     from seqjax.train.run import run_experiment
 
@@ -65,15 +65,7 @@ def _train(args) -> int:
         if not os.path.isfile(config):
             raise ValueError(f"--resume: {args.run_dir!r} has no config.yaml to resume from")
     cfg = load_config(config, args.set)
-    explicit = (args.coordinator, args.num_processes, args.process_id)
-    if args.distributed or any(value is not None for value in explicit):
-        if args.run_dir is None:  # each process would name its own by its clock
-            raise ValueError("several processes train one run: give them --run-dir")
-        start_distributed(
-            coordinator=args.coordinator,
-            num_processes=args.num_processes,
-            process_id=args.process_id,
-        )
+    _join_processes(args, "train one run")
     run_dir = args.run_dir or f"runs/{cfg.model_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         metrics = run_experiment(cfg, run_dir, resume=args.resume)
@@ -97,8 +89,47 @@ def _train(args) -> int:
     return 0
 
 
+def _join_processes(args, what: str) -> None:
+    """Join the run's other processes where the command line asks for several
+    (seqjax/train/distributed.py), before JAX runs anything."""
+    from seqjax.train.distributed import start as start_distributed
+
+    explicit = (args.coordinator, args.num_processes, args.process_id)
+    if not (args.distributed or any(value is not None for value in explicit)):
+        return
+    if args.run_dir is None:  # each process would name its own by its clock
+        raise ValueError(f"several processes {what}: give them --run-dir")
+    start_distributed(
+        coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id
+    )
+
+
+def _add_process_options(parser: argparse.ArgumentParser) -> None:
+    several = parser.add_argument_group(
+        "several processes",
+        "one process per host, each given the same command (seqjax/train/distributed.py); "
+        "the run directory must be on a filesystem every host sees",
+    )
+    several.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join the other processes of a Cloud TPU pod, Slurm or Open MPI job, which "
+        "JAX finds itself; elsewhere give the three options below instead",
+    )
+    several.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
+    several.add_argument("--num-processes", type=int, metavar="N")
+    several.add_argument("--process-id", type=int, metavar="I", help="0 .. N-1")
+
+
 def _cv(args) -> int:
+    import jax
+
     from seqjax.train.cross_validation import CV_FILE, cross_validate
+    from seqjax.train.distributed import (
+        failed_among_processes,
+        leave_after_failed_step,
+        writes_run_files,
+    )
     from seqjax.train.interrupt import TrainingStopped
 
     if args.resume and args.run_dir is None:
@@ -111,6 +142,7 @@ def _cv(args) -> int:
     cfg = load_config(args.config, sets)
     if not cfg.data.folds:
         raise ValueError("seqjax cv needs --folds K (3 or more), or data.folds in the config")
+    _join_processes(args, "cross-validate into one directory")
     run_dir = args.run_dir or f"runs/{cfg.model_name}-cv-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         summary = cross_validate(cfg, run_dir, resume=args.resume)
@@ -119,6 +151,12 @@ def _cv(args) -> int:
         command = _cv_resume_command(args, run_dir)
         print(f"seqjax: {stopped}; continue with: {command}", file=sys.stderr)
         return stopped.exit_code
+    except jax.errors.JaxRuntimeError as error:  # several processes: another one ended?
+        if args.debug or not failed_among_processes(error):
+            raise
+        leave_after_failed_step(error, run_dir, _cv_resume_command(args, run_dir))
+    if not writes_run_files():  # process 0 prints the summary
+        return 0
     print(f"cross-validation of {summary['folds']} folds: {os.path.join(run_dir, CV_FILE)}")
     print(_cv_table(summary["test"], summary["pooled"]))
     print(f"out-of-fold predictions: {os.path.join(run_dir, summary['predictions'])}")
@@ -129,13 +167,18 @@ def _cv_resume_command(args, run_dir: str) -> str:
     """The `seqjax cv` command line that continues this cross-validation."""
     import shlex
 
+    import jax
+
     words = ["seqjax", "cv", "--config", args.config]
     if args.folds is not None:
         words += ["--folds", str(args.folds)]
     words += ["--run-dir", run_dir]
     if args.set:
         words += ["--set", *args.set]
-    return shlex.join([*words, "--resume"])
+    command = shlex.join([*words, "--resume"])
+    if jax.process_count() > 1:  # the same processes again (seqjax/train/distributed.py)
+        command += ", in every process with its --distributed or --coordinator options"
+    return command
 
 
 def _cv_table(test: dict, pooled: dict) -> str:
@@ -247,20 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the run in --run-dir from its latest checkpoint",
     )
-    several = train.add_argument_group(
-        "several processes",
-        "one process per host, each given the same command (seqjax/train/distributed.py); "
-        "the run directory must be on a filesystem every host sees",
-    )
-    several.add_argument(
-        "--distributed",
-        action="store_true",
-        help="join the other processes of a Cloud TPU pod, Slurm or Open MPI job, which "
-        "JAX finds itself; elsewhere give the three options below instead",
-    )
-    several.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
-    several.add_argument("--num-processes", type=int, metavar="N")
-    several.add_argument("--process-id", type=int, metavar="I", help="0 .. N-1")
+    _add_process_options(train)
     train.set_defaults(func=_train)
 
     cv = sub.add_parser(
@@ -283,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the cross-validation in --run-dir, given the same config and --set",
     )
+    _add_process_options(cv)
     cv.set_defaults(func=_cv)
 
     compare = sub.add_parser(

@@ -2,6 +2,7 @@
 
     python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR sigterm|sigkill
     python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR resume EPOCHS
+    python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR cv NPZ
 Each runs the command line, as one process per host of a cluster would:
 `seqjax train ... --coordinator 127.0.0.1:PORT --num-processes N --process-id I`. The run
 keeps its checkpoints in RUN_DIR, each epoch's and each step's (asynchronous saves of two
@@ -10,7 +11,8 @@ Orbax managers, which hung such runs when they overlapped). With `sigterm` the r
 at the second step of epoch 2. With `sigkill` it sends SIGKILL there instead, as a lost
 host would end, and the run saves each epoch (asynchronously, so epoch 1's save may still
 be waiting on the lost process), nothing inside one. `resume EPOCHS` continues a run to
-EPOCHS epochs. The exit code is the command's.
+EPOCHS epochs. `cv NPZ` cross-validates CV_CONFIG with CV_SETS on the npz file NPZ
+instead (`seqjax cv`). The exit code is the command's.
 """
 
 import os
@@ -23,11 +25,14 @@ def main() -> int:
     run_dir, mode = sys.argv[4], sys.argv[5]
     from seqjax.cli import main as seqjax
 
-    command = [
-        *("train", "--config", "configs/trust.yaml", "--run-dir", run_dir),
+    processes = [
         *("--coordinator", f"127.0.0.1:{port}", "--num-processes", str(nproc)),
         *("--process-id", str(pid)),
     ]
+    if mode == "cv":
+        command = [*cv_command(run_dir, sys.argv[6]), *processes]
+        return seqjax(command)
+    command = ["train", "--config", "configs/trust.yaml", "--run-dir", run_dir, *processes]
     if mode in ("sigterm", "sigkill"):
         if pid == 1:
             signal_at_the_second_step_of_epoch_2(signal.Signals[f"SIG{mode[3:].upper()}"])
@@ -56,6 +61,12 @@ def signal_at_the_second_step_of_epoch_2(signum: signal.Signals) -> None:
     loop.iterate_batches = iterate_then_signal
 
 
+def cv_command(run_dir: str, npz: str) -> list[str]:
+    """The `seqjax cv` command line (its arguments) of a small cross-validation of `npz`."""
+    sets = [f"data.source=npz:{npz}", *CV_SETS]
+    return ["cv", "--config", CV_CONFIG, "--folds", "3", "--run-dir", run_dir, "--set", *sets]
+
+
 OVERRIDES = [
     "data.size=400",
     "train.epochs=2",
@@ -66,6 +77,9 @@ CHECKPOINTS = ["checkpoint.enabled=true", "checkpoint.async_save=true", "checkpo
 # trust's learning rate follows the validation loss (plateau), not the epoch count, so a
 # resume may end the run at another epoch than the stopped run's 300
 LONG_RUN = ["train.epochs=300", "train.patience=0"]
+
+CV_CONFIG = "configs/steel_lightweight.yaml"
+CV_SETS = ["train.epochs=2", "train.batch_size=4", "train.plots=false", "train.min_epochs=0"]
 
 if __name__ == "__main__":
     sys.exit(main())

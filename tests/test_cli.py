@@ -180,6 +180,26 @@ def test_several_processes_options_are_checked_before_any_process_waits(
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--distributed"], "several processes cross-validate into one directory: give them"),
+        (["--coordinator", "h:1", "--num-processes", "2", "--process-id", "2"], "in 0..1 for"),
+    ],
+)
+def test_a_cross_validation_checks_its_several_processes_options_too(
+    tmp_path, capsys, flags, message
+):
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "data.npz"
+    np.savez(npz, inputs=rng.standard_normal((30, 4, 2)), targets=rng.integers(0, 2, 30))
+    run = [] if flags == ["--distributed"] else ["--run-dir", str(tmp_path / "cv")]
+    command = ["cv", "--config", "steel_lightweight", "--folds", "3", *run, *flags]
+    assert main([*command, "--set", f"data.source=npz:{npz}"]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "cv").exists()
+
+
 def test_distributed_outside_a_cluster_names_the_options_to_give(tmp_path):
     """A fresh process: JAX's distributed system starts only before JAX first runs. Without
     a cluster JAX detects (none here: their variables are removed), the error says what to

@@ -14,7 +14,7 @@ import numpy as np
 from seqjax.cli import main as seqjax
 from seqjax.config import load_config
 from seqjax.train.run import run_experiment
-from tests.multiprocess_check import LONG_RUN, OVERRIDES
+from tests.multiprocess_check import LONG_RUN, OVERRIDES, cv_command
 
 
 def _free_port() -> int:
@@ -161,3 +161,49 @@ def test_a_process_killed_mid_run_ends_the_other_at_once_with_one_line(tmp_path,
     assert seqjax([*resume, "--set", "train.epochs=2"]) == 0
     assert "test metrics: " in capsys.readouterr().out
     assert len(json.loads((run_dir / "history.json").read_text())) == 2
+
+
+def test_two_processes_cross_validate_as_one_and_process_0_writes_the_summary(tmp_path, capsys):
+    """`seqjax cv` in two processes (`--coordinator` ...): every process trains and scores
+    each fold, the fold directories are written as `seqjax train`'s several processes write
+    a run, and process 0 alone writes and prints the summary and the out-of-fold
+    predictions; they equal one process's cross-validation of the same file."""
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(4, 11, 36).astype(np.int32)  # (N,)
+    x = rng.standard_normal((36, 10, 3)).astype(np.float32)  # (N, T, F)
+    x[np.arange(10) >= lengths[:, None]] = 0
+    labels = (x[:, :, 0].sum(1) > 0).astype(np.int32)  # (N,)
+    npz = tmp_path / "data.npz"
+    np.savez(npz, inputs=x, lengths=lengths, targets=labels)
+
+    run_dir = tmp_path / "cv"
+    runs = _two_processes(str(run_dir), "cv", str(npz))
+    assert _codes(runs) == [0, 0], _logs(runs)
+    assert "cross-validation of 3 folds" in runs[0][1] and "fold 0 of 0..2" in runs[0][1]
+    said = [line for line in runs[1][1].splitlines() if not line.startswith("[Gloo]")]
+    assert said == [], runs[1][1]  # process 0 prints
+    assert sorted(os.listdir(run_dir)) == [
+        "cv.json",
+        "fold_0",
+        "fold_1",
+        "fold_2",
+        "predictions.csv",
+    ]
+    entries = json.loads((run_dir / "fold_1" / "environment.json").read_text())
+    assert [(e["processes"], e["devices"]) for e in entries] == [(2, "2 x cpu")]
+
+    one = tmp_path / "one"
+    assert seqjax(cv_command(str(one), str(npz))) == 0
+    assert "cross-validation of 3 folds" in capsys.readouterr().out
+    multi, single = (json.loads((d / "cv.json").read_text()) for d in (run_dir, one))
+    assert multi["best_epoch"] == single["best_epoch"]
+    assert multi["test"]["confusion_matrix"] == single["test"]["confusion_matrix"]
+    for key in ("loss", "auc_roc"):
+        np.testing.assert_allclose(
+            multi["test"][key]["folds"], single["test"][key]["folds"], rtol=1e-5, atol=1e-6
+        )
+    rows = [(d / "predictions.csv").read_text().splitlines() for d in (run_dir, one)]
+    assert [r.split(",")[:3] for r in rows[0]] == [r.split(",")[:3] for r in rows[1]]
+    np.testing.assert_allclose(
+        *([float(r.split(",")[3]) for r in lines[1:]] for lines in rows), rtol=1e-5, atol=1e-6
+    )

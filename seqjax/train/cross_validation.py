@@ -10,7 +10,9 @@ figure can be trusted. Each fold is an ordinary run directory (`evaluate`, `pred
 `importance` and `--resume` read it as any run), so the summary and the out-of-fold
 predictions are all this module adds. Pooled metrics differ from the folds' mean where a
 metric is not a mean over sequences: an AUC ranks every sequence against every other, a
-fold's only against its own fold's.
+fold's only against its own fold's. With several processes (`seqjax cv --distributed`),
+every process trains and scores each fold, as `seqjax train --distributed` trains a run,
+and process 0 writes the summary and the predictions.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from seqjax.data.dataset import SequenceDataset
 from seqjax.data.sources import load_splits
 from seqjax.io import atomic_write_json, atomic_write_text
 from seqjax.tasks import prediction_columns
+from seqjax.train.distributed import wait_for_processes, writes_run_files
 from seqjax.train.loop import task_for
 from seqjax.train.restore import load_run_config, predict, restore_state
 from seqjax.train.run import ConfigChanged, run_experiment
@@ -158,12 +161,16 @@ def cross_validate(
             "trains every fold: leave it at 0"
         )
     check_cv_dir(run_dir, folds, resume=resume)
+    # every process sees which folds exist before process 0 makes the next (distributed.py)
+    begun = [resume and os.path.isdir(fold_dir(run_dir, fold)) for fold in range(folds)]
+    wait_for_processes(f"seqjax cv: {run_dir} checked")
+    main = writes_run_files()  # with several processes, process 0 writes and prints
     results = []
-    for fold in range(folds):
+    for fold, again in enumerate(begun):
         directory = fold_dir(run_dir, fold)
-        log(f"cross-validation fold {fold} of 0..{folds - 1}: {directory}")
+        if main:
+            log(f"cross-validation fold {fold} of 0..{folds - 1}: {directory}")
         fold_cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, fold=fold))
-        again = resume and os.path.isdir(directory)
         try:
             results.append(run_experiment(fold_cfg, directory, resume=again, log=log))
         except ConfigChanged as changed:  # its words name `seqjax train` and the fold's file
@@ -172,6 +179,7 @@ def cross_validate(
                 f"another {', '.join(changed.keys)}; resume it with the config and --set it "
                 "began with, or start a new one in another --run-dir"
             ) from None
+    wait_for_processes(f"seqjax cv: {run_dir} folds written")  # process 0's files, read below
     scored = [out_of_fold(fold_dir(run_dir, fold)) for fold in range(folds)]
     tests, preds = [test for _, test, _ in scored], [pred for _, _, pred in scored]
     saved = scored[0][0]  # the run's config as training resolved it (loss, class weights)
@@ -188,6 +196,8 @@ def cross_validate(
     }
     if "classes" in results[0]:  # the confusion matrix's rows and columns
         summary["classes"] = results[0]["classes"]
+    if not main:
+        return summary
     atomic_write_text(os.path.join(run_dir, PREDICTIONS_FILE), predictions_csv(saved, tests, preds))
     atomic_write_json(os.path.join(run_dir, CV_FILE), summary)
     return summary

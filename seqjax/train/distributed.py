@@ -18,6 +18,7 @@ import sys
 from typing import NoReturn
 
 import jax
+from jax.experimental import multihost_utils
 
 from seqjax.train.interrupt import resume_command
 
@@ -81,6 +82,15 @@ def writes_run_files() -> bool:
     return jax.process_index() == 0
 
 
+def wait_for_processes(point: str) -> None:
+    """Go on only when every process of the run has reached `point` (a name they share);
+    with one process, at once. Why: a process that reads the run directory (to check it,
+    or to see which folds exist) must do so before any other writes there, and one that
+    reads what process 0 wrote, after process 0 has written it."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(point)
+
+
 def failed_among_processes(error: BaseException) -> bool:
     """Whether `error` is a `JaxRuntimeError` (a failed collective, above all) in a run of
     several processes, where one of the others may be gone.
@@ -94,7 +104,7 @@ def failed_among_processes(error: BaseException) -> bool:
     return isinstance(error, jax.errors.JaxRuntimeError) and jax.process_count() > 1
 
 
-def leave_after_failed_step(error: Exception, run_dir: str) -> NoReturn:
+def leave_after_failed_step(error: Exception, run_dir: str, command: str | None = None) -> NoReturn:
     """Name `error` (a `JaxRuntimeError` out of a step of a run of several processes) in
     one line and end this process at once, skipping JAX's shutdown.
 
@@ -105,13 +115,14 @@ def leave_after_failed_step(error: Exception, run_dir: str) -> NoReturn:
     service gives up on its heartbeats (about 100 s), then aborts with a C++ stack trace.
     Nothing is left to wait for: the checkpoints on disk are whole (Orbax renames each into
     place once written), so the run resumes from the newest, and a save still in flight is
-    left under its temporary name, which the next run ignores."""
+    left under its temporary name, which the next run ignores. `command` is the one that
+    continues (default: `seqjax train --resume` of `run_dir`)."""
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     print(
         f"seqjax: error: process {jax.process_index()} of {jax.process_count()} failed in a "
         f"step ({first}); where a collective lost its connection, another process of the "
         f"run ended first (see its log). The checkpoints saved so far are whole; continue "
-        f"with: {resume_command(run_dir)}",
+        f"with: {command or resume_command(run_dir)}",
         file=sys.stderr,
     )
     sys.stdout.flush()
