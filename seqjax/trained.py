@@ -84,13 +84,14 @@ class TrainedModel:
         n = len(lengths)
         if n <= size:
             return np.asarray(self._jitted(self.variables, model_inputs, lengths))
-        outputs = []
+        outputs = []  # on the device until the end: the host slices the next batch while
+        # the device computes this one (JAX dispatches asynchronously)
         for start in range(0, n, size):
             rows = np.arange(start, min(start + size, n))  # (b,) this batch's rows
             padded = np.concatenate([rows, np.full(size - len(rows), start)])  # (size,)
             out = self._jitted(self.variables, model_inputs[padded], lengths[padded])
-            outputs.append(np.asarray(out)[: len(rows)])
-        return np.concatenate(outputs)
+            outputs.append(out[: len(rows)])
+        return np.concatenate([np.asarray(out) for out in outputs])
 
     def _batch_size(self, batch_size: int | None) -> int:
         if batch_size is None:
