@@ -13,6 +13,7 @@
     seqjax predict RUN_DIR --input FILE.npz|.csv --output FILE.npz|.csv [--inputs-scaled]
                  [--calibrate | --coverage C [--by-class]]
     seqjax importance RUN_DIR [--split test | --input FILE] [--output FILE.csv]
+    (evaluate, predict and importance: [--batch-size N], rows per pass)
 
 Usage errors exit with code 2 and one line on stderr (a traceback only with --debug). A
 training run stopped by SIGINT or SIGTERM exits with 128 + the signal's number and one line
@@ -31,6 +32,7 @@ import sys
 import time
 
 from seqjax.cli_scoring import (
+    BATCH_SIZE_HELP,
     BY_CLASS_HELP,
     CALIBRATE_HELP,
     COVERAGE_HELP,
@@ -357,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--coverage", type=float, default=None, help=COVERAGE_HELP)
     evaluate.add_argument("--by-class", action="store_true", help=BY_CLASS_HELP)
+    evaluate.add_argument("--batch-size", type=int, default=None, metavar="N", help=BATCH_SIZE_HELP)
     evaluate.set_defaults(func=evaluate_command)
 
     imp_parser = sub.add_parser(
@@ -377,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--top", type=int, default=0, help="print the N most important channels (default all)"
     )
     imp_parser.add_argument("--output", default=None, help="a .csv of every channel's importance")
+    imp_parser.add_argument(
+        "--batch-size", type=int, default=None, metavar="N", help=BATCH_SIZE_HELP
+    )
     imp_parser.set_defaults(func=importance_command)
 
     pred = sub.add_parser("predict", help="predictions of a trained run for new sequences")
@@ -397,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--calibrate", action="store_true", help=CALIBRATE_HELP)
     pred.add_argument("--coverage", type=float, default=None, help=COVERAGE_HELP)
     pred.add_argument("--by-class", action="store_true", help=BY_CLASS_HELP)
+    pred.add_argument("--batch-size", type=int, default=None, metavar="N", help=BATCH_SIZE_HELP)
     pred.set_defaults(func=predict_command)
 
     imp = sub.add_parser("import-torch", help="PyTorch weights (safetensors) -> a run directory")

@@ -95,6 +95,7 @@ def evaluate_command(args) -> int:
         predict_and_loss,
         restore_state,
         run_data_spec,
+        scoring_config,
     )
 
     _check_scored_args(args)
@@ -102,6 +103,7 @@ def evaluate_command(args) -> int:
     if len(members) > 1:
         return _evaluate_folds_together(args, members)
     cfg = load_run_config(args.run_dir)
+    scoring = scoring_config(cfg, args.batch_size)  # the passes' batches (--batch-size)
     threshold = args.threshold
     if threshold is not None:  # before the run's data and checkpoint are read
         check_threshold(cfg, None if threshold == VAL_F1 else threshold)
@@ -115,10 +117,10 @@ def evaluate_command(args) -> int:
         scored["classes"] = list(spec.classes)
     state, epoch = restore_state(args.run_dir, cfg, spec.sample(), which=args.checkpoint)
     loss_name = cfg.train.loss
-    predictions, loss = predict_and_loss(cfg, state, data)  # one pass over the data scored
+    predictions, loss = predict_and_loss(scoring, state, data)  # one pass over the data
     if args.calibrate or threshold == VAL_F1 or args.coverage is not None:
         val = splits()["val"]  # one pass over it, for whatever is fitted there
-        val_predictions = predict(cfg, state, val)
+        val_predictions = predict(scoring, state, val)
     covered = None
     if args.coverage is not None:  # on the model's own probabilities (not with --calibrate)
         truth, by_class = val.targets_in_units(), args.by_class
@@ -154,6 +156,10 @@ def evaluate_command(args) -> int:
 COVERAGE_HELP = (
     "C in (0, 1): prediction sets (classes) and intervals (values) fitted on the run's "
     "validation split to hold the truth at rate C on data drawn alike (split conformal)"
+)
+BATCH_SIZE_HELP = (
+    "rows per pass of the model (default the run's train.batch_size): the predictions are "
+    "the same to float rounding; larger batches score faster on a GPU, where memory allows"
 )
 BY_CLASS_HELP = (
     "with --coverage: each class's sets from its own validation sequences, so that each "
@@ -218,30 +224,38 @@ def _predictions_of(
     calibrate: bool = False,
     coverage: float | None = None,
     by_class: bool = False,
+    batch_size: int | None = None,
 ) -> RunPredictions:
     """Each run's predictions (N, ...) for the data `read(cfg, spec, first)` gives it,
     read again for each run, since each scales raw inputs as it trained. With
     `calibrate`, each run's predictions are recalibrated on its own validation split;
     with `coverage`, each run's conformal thresholds are fitted there (each class's
-    apart, `by_class`)."""
+    apart, `by_class`). `batch_size`: rows a pass (None: each run's `train.batch_size`)."""
     from seqjax.calibration import fit as fit_recalibration
     from seqjax.calibration import recalibrate
     from seqjax.conformal import fit as fit_conformal
     from seqjax.data.sources import load_splits
-    from seqjax.train.restore import load_run_config, predict, restore_state, run_data_spec
+    from seqjax.train.restore import (
+        load_run_config,
+        predict,
+        restore_state,
+        run_data_spec,
+        scoring_config,
+    )
 
     outputs: list = []
     fitted: list = []
     conformals: list = []
     for run_dir in members:
         cfg = load_run_config(run_dir)
+        scoring = scoring_config(cfg, batch_size)
         spec = run_data_spec(run_dir, cfg)
         data, extra = read(cfg, spec, not outputs)
         state, _ = restore_state(run_dir, cfg, spec.sample(), which=checkpoint)
-        predictions = predict(cfg, state, data)
+        predictions = predict(scoring, state, data)
         if calibrate or coverage is not None:  # fitted on this run's validation split
             val = load_splits(cfg.data, cfg.train.loss)["val"]
-            val_predictions, truth = predict(cfg, state, val), val.targets_in_units()
+            val_predictions, truth = predict(scoring, state, val), val.targets_in_units()
         if calibrate:
             heads = fit_recalibration(cfg.train.loss, val_predictions, truth)
             predictions = recalibrate(cfg.train.loss, predictions, heads)
@@ -292,7 +306,9 @@ def _evaluate_folds_together(args, members: list[str]) -> int:
             check_loss(cfg.train.loss)
         return _scored_data(args, cfg, spec, dict, note=first)
 
-    runs = _predictions_of(members, args.checkpoint, read, calibrate=args.calibrate)
+    runs = _predictions_of(
+        members, args.checkpoint, read, calibrate=args.calibrate, batch_size=args.batch_size
+    )
     cfg, spec, data, scored = runs.cfg, runs.spec, runs.data, runs.extra
     together = np.mean(np.asarray(runs.outputs, np.float64), axis=0)  # the folds' mean
     if args.threshold is not None:
@@ -343,7 +359,13 @@ def _note_longer_than_trained(path: str, data, spec) -> None:
 def importance_command(args) -> int:
     from seqjax.data.sources import load_splits
     from seqjax.io import atomic_write_text
-    from seqjax.train.restore import importance_run, load_run_config, restore_state, run_data_spec
+    from seqjax.train.restore import (
+        importance_run,
+        load_run_config,
+        restore_state,
+        run_data_spec,
+        scoring_config,
+    )
 
     _check_scored_args(args)
     if args.top < 0:
@@ -351,10 +373,11 @@ def importance_command(args) -> int:
     if args.output is not None:  # before the passes over the data, which take a while
         _check_output(args.output, (".csv",), args.input or "", args.run_dir)
     cfg = load_run_config(args.run_dir)
+    scoring = scoring_config(cfg, args.batch_size)
     spec = run_data_spec(args.run_dir, cfg)
     data, scored = _scored_data(args, cfg, spec, lambda: load_splits(cfg.data, cfg.train.loss))
     state, epoch = restore_state(args.run_dir, cfg, spec.sample(), which=args.checkpoint)
-    loss, importance = importance_run(cfg, state, data)
+    loss, importance = importance_run(scoring, state, data)
     names = spec.channel_names()
     ranked = sorted(zip(names, importance.tolist(), strict=True), key=lambda p: -p[1])
     if args.output is not None:  # csv quotes a CSV's channel name that holds a comma
@@ -407,6 +430,7 @@ def predict_command(args) -> int:
         calibrate=args.calibrate,
         coverage=args.coverage,
         by_class=args.by_class,
+        batch_size=args.batch_size,
     )
     cfg, spec, sequences, conformals = runs.cfg, runs.spec, runs.extra, runs.conformals
     outputs = runs.outputs

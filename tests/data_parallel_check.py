@@ -223,6 +223,13 @@ def training_check() -> dict:
         fit(odd, splits, mesh=make_mesh(jax.devices()), log=lambda _: None)
     except ValueError as err:
         out["indivisible_batch_error"] = str(err)
+    from seqjax.train.restore import scoring_config  # evaluate/predict --batch-size
+
+    try:
+        scoring_config(odd, 12)
+    except ValueError as err:
+        out["indivisible_scoring_error"] = str(err)
+    out["divisible_scoring_batch"] = scoring_config(odd, 16).train.batch_size
     return out
 
 

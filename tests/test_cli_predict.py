@@ -330,3 +330,49 @@ def test_a_trend_runs_coverage_names_each_horizon_and_says_its_splits_follow_tim
     for h in ("d7", "d30"):
         assert {f"{h}_direction_covered", f"{h}_direction_mean_set_size"} <= set(scored)
         assert scored[f"{h}_score_width"] > 0
+
+
+def test_batch_size_changes_the_passes_not_the_scores(trend_run, tmp_path, capsys, monkeypatch):
+    """`--batch-size` (evaluate, predict, importance): rows a pass of the model. A row's
+    prediction does not depend on the rows beside it, so another size gives the same
+    figures to float rounding; a size that cannot be is named before anything runs."""
+    import seqjax.train.restore as restore
+
+    sizes = []  # the batch size of each pass over data
+
+    def recording(eval_step, state, data, task, batch_size, mesh, **kw):
+        sizes.append(batch_size)
+        return real(eval_step, state, data, task, batch_size, mesh, **kw)
+
+    real = restore.predict_split
+    monkeypatch.setattr(restore, "predict_split", recording)
+    cfg = load_run_config(str(trend_run))
+    test = load_splits(cfg.data)["test"]
+    assert cfg.train.batch_size != 7 and len(test) % 7  # other batches, a short last one
+    np.savez(tmp_path / "in.npz", inputs=test.inputs, lengths=test.lengths)
+    predicted = []
+    for size in ([], ["--batch-size", "7"]):
+        out = tmp_path / f"out{len(size)}.npz"
+        argv = ["predict", str(trend_run), "--input", str(tmp_path / "in.npz"), "--output"]
+        assert main([*argv, str(out), *size]) == 0
+        with np.load(out) as f:
+            predicted.append(f["predictions"])
+    assert sizes == [cfg.train.batch_size, 7]
+    np.testing.assert_allclose(predicted[1], predicted[0], rtol=1e-6, atol=1e-7)
+    for command in (["evaluate"], ["importance"]):
+        capsys.readouterr()
+        assert main([*command, str(trend_run)]) == 0
+        alone = json.loads(capsys.readouterr().out)
+        sizes.clear()
+        assert main([*command, str(trend_run), "--batch-size", "7"]) == 0
+        sized = json.loads(capsys.readouterr().out)
+        assert set(sizes) == {7}, sizes  # importance: a pass per channel and one whole
+        assert sized.keys() == alone.keys()
+        for key, value in alone.items():
+            if isinstance(value, float):
+                assert sized[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
+        if command == ["importance"]:
+            assert sized["importance"] == pytest.approx(alone["importance"], rel=1e-4, abs=1e-6)
+    for bad in ("0", "-3"):
+        assert main(["evaluate", str(trend_run), "--batch-size", bad]) == 2
+        assert f"--batch-size must be an integer >= 1; got {bad}" in capsys.readouterr().err

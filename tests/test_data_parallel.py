@@ -37,6 +37,8 @@ def test_eight_devices_reach_the_single_device_losses():
     assert out["restore_same_structure"] and out["restore_same_shardings"]
     assert out["restore_same_values"] and out["restore_loop"] == {"epoch": 1}
     assert "batch size 12 is not divisible by the 8 devices" in out["indivisible_batch_error"]
+    assert "batch size 12 is not divisible by the 8 devices" in out["indivisible_scoring_error"]
+    assert out["divisible_scoring_batch"] == 16  # --batch-size 16: two rows a device
     for key in ("train_loss", "val_loss", "val_accuracy"):
         one = [row[key] for row in out["history_1"]]
         eight = [row[key] for row in out["history_8"]]

@@ -21,7 +21,7 @@ from seqjax.train.loop import (
     steps_for,
     task_for,
 )
-from seqjax.train.sharding import replicate
+from seqjax.train.sharding import check_divisible, replicate
 from seqjax.train.state import TrainState
 
 
@@ -72,6 +72,20 @@ def restore_state(
     finally:
         ckpt.close()
     return state, epoch
+
+
+def scoring_config(cfg: ExperimentConfig, batch_size: int | None) -> ExperimentConfig:
+    """`cfg` with the batch size its scoring passes run (`--batch-size`; None: the run's
+    `train.batch_size`). Why an option: a row's prediction does not depend on the rows
+    beside it (dropout is off, BatchNorm uses its running statistics), so the size changes
+    speed and memory, not the predictions beyond float rounding, and on a GPU a larger
+    batch than training's scores several times the sequences a second."""
+    if batch_size is None:
+        return cfg
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"--batch-size must be an integer >= 1; got {batch_size!r}")
+    check_divisible(batch_size, mesh_for(cfg))
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_size=batch_size))
 
 
 def _eval_pass(cfg: ExperimentConfig):
