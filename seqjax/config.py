@@ -19,6 +19,7 @@ import yaml
 
 from seqjax.class_weights import check_class_weights_option
 from seqjax.config_files import config_file
+from seqjax.data.sampler import check_sampler_option
 from seqjax.data.sources import (
     DEFAULT_FRACTIONS,
     check_folds_option,
@@ -143,6 +144,11 @@ class TrainConfig:
     # numbers the run saves in its config.yaml. null: every class 1. As pos_weight, it
     # weighs the losses (validation and test too), not the metrics. seqjax/class_weights.py
     class_weights: tuple[float, ...] | str | None = None
+    # "shuffle": each epoch every training example once, in random order; "balanced" (a
+    # classifier): N examples drawn with replacement so that each class is equally common
+    # in the batches, as PyTorch's WeightedRandomSampler with weights 1 / n_class; not
+    # beside class_weights or pos_weight. seqjax/data/sampler.py
+    sampler: str = "shuffle"
     monitor: str = "val_loss"  # early stopping and plateau metric
     # Which way `monitor` improves: "min", "max", or "auto", taken from the metric's name
     # (a loss, MSE, RMSE or MAE lower; an accuracy, AUC, F1, precision, recall or
@@ -193,6 +199,7 @@ class TrainConfig:
                 f"train.loss {self.loss!r} has none (got pos_weight {self.pos_weight})"
             )
         check_class_weights_option(self.class_weights, self.loss, self.pos_weight)
+        check_sampler_option(self.sampler, self.loss, self.class_weights, self.pos_weight)
         if self.mode not in ("auto", "min", "max"):
             raise ValueError(f"train.mode must be 'auto', 'min' or 'max'; got {self.mode!r}")
         if self.nonfinite not in ("stop", "skip"):

@@ -9,6 +9,7 @@ import numpy as np
 
 from seqjax.data.batch import Batch, make_batch
 from seqjax.data.buckets import length_sorted_order, padded_length
+from seqjax.data.sampler import balanced_draw
 from seqjax.data.splits import StandardScaler
 
 
@@ -113,12 +114,21 @@ def batch_order(
     seed: int = 0,
     epoch: int = 0,
     bucket_width: int = 0,
+    balance: np.ndarray | None = None,
 ) -> np.ndarray:
     """The examples in the order `iterate_batches` takes them, `batch_size` a batch: a
     pure function of (seed, epoch), so a resumed run sees the same data. With
     `bucket_width`, batches hold examples of similar lengths (`seqjax/data/buckets.py`):
-    in random order when shuffling, else sorted by length (ties in data order)."""
+    in random order when shuffling, else sorted by length (ties in data order). With
+    `balance`, each example's class (N,), a shuffled epoch is N examples drawn so that
+    every class is equally common (`seqjax/data/sampler.py`), repeats included."""
     n = len(data)
+    if shuffle and balance is not None:
+        rng = np.random.default_rng([seed, epoch])
+        drawn = balanced_draw(balance, rng)  # (N,) indices, with repeats
+        if not bucket_width:
+            return drawn
+        return drawn[length_sorted_order(np.asarray(data.lengths)[drawn], batch_size, rng)]
     if not bucket_width:
         return np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
     lengths = np.asarray(data.lengths)
@@ -137,9 +147,11 @@ def iterate_batches(
     drop_remainder: bool = False,
     bucket_width: int = 0,
     start: int = 0,
+    balance: np.ndarray | None = None,
 ) -> Iterator[Batch]:
-    """Batches of exactly `batch_size` examples, in `batch_order`, from batch `start` on
-    (a run resumed in the middle of an epoch; the batches before it are not built).
+    """Batches of exactly `batch_size` examples, in `batch_order` (`balance`: its classes
+    drawn equally often), from batch `start` on (a run resumed in the middle of an epoch;
+    the batches before it are not built).
 
     A short last batch is completed with zero-weight copies of its first example (not
     zeros, so every padded example still has a valid length) unless `drop_remainder`.
@@ -156,7 +168,13 @@ def iterate_batches(
     if bucket_width < 0:
         raise ValueError(f"iterate_batches: bucket_width must be >= 0; got {bucket_width}")
     order = batch_order(
-        data, batch_size, shuffle=shuffle, seed=seed, epoch=epoch, bucket_width=bucket_width
+        data,
+        batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        epoch=epoch,
+        bucket_width=bucket_width,
+        balance=balance,
     )
     steps = data.inputs.shape[1]
     for b in range(start, num_batches(n, batch_size, drop_remainder=drop_remainder)):

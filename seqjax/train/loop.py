@@ -26,7 +26,12 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from seqjax.class_weights import BALANCED, check_class_weights, resolve_class_weights
+from seqjax.class_weights import (
+    BALANCED,
+    check_class_weights,
+    class_labels,
+    resolve_class_weights,
+)
 from seqjax.config import ExperimentConfig
 from seqjax.data.batch import Batch, make_batch
 from seqjax.data.dataset import SequenceDataset, batch_order, iterate_batches, num_batches
@@ -477,6 +482,8 @@ def fit(
     steps = num_batches(len(train_data), tc.batch_size, drop_remainder=False)
     state = replicate(initial_state(cfg, train_data, steps * tc.epochs), mesh)
     train_step, eval_step = steps_for(cfg, mesh)
+    # train.sampler balanced: each example's class, which the batches draw equally often
+    balance = class_labels(tc.loss, train_data.targets) if tc.sampler == "balanced" else None
 
     ckpt, in_epoch, state, loop, running = _open_checkpoints(cfg, run_dir, resume, state, log)
 
@@ -509,6 +516,7 @@ def fit(
                     epoch=epoch,
                     bucket_width=tc.bucket_width,
                     start=done,
+                    balance=balance,
                 )
                 for i, batch in enumerate(batches, start=done):
                     step = step0 + i + 1

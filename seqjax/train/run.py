@@ -29,6 +29,7 @@ from seqjax.config import (
     load_config,
 )
 from seqjax.data.dataset import SequenceDataset
+from seqjax.data.sampler import sampler_note
 from seqjax.data.sources import adapt_to_data, load_splits
 from seqjax.data.spec import SPEC_FILE, save_data_spec
 from seqjax.environment import FILE as ENVIRONMENT_FILE
@@ -295,6 +296,7 @@ def _train_and_record(
         f"{cfg.model_name}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} examples"
         f"{_positives_note(cfg.train.loss, splits)}"
         f"{class_weights_note(cfg.train.class_weights)}"
+        f"{sampler_note(cfg.train.sampler, cfg.train.loss, splits['train'].targets)}"
         f"{_split_note(cfg.data)}{_sample_weights_note(cfg.data.sample_weights, splits['train'])}"
         f"; devices {jax.devices()}"
         f"{_buckets_note(cfg.train.bucket_width, splits['train'])}"
