@@ -1,10 +1,23 @@
-"""The warning a binary run ends with when validation never told its model from guessing."""
+"""The warning a binary run ends with when validation never told its model from guessing,
+and a multi-class or regression run's when its validation loss never beat the best
+constant prediction."""
+
+import math
 
 import numpy as np
+import pytest
 
 from seqjax.config import load_config
+from seqjax.data.dataset import SequenceDataset
 from seqjax.metrics import roc_auc
-from seqjax.train.chance import SPREADS, auc_spread_under_guessing, guessing_warning
+from seqjax.tasks import get_task
+from seqjax.train.chance import (
+    SPREADS,
+    auc_spread_under_guessing,
+    constant_guess_loss,
+    constant_guess_warning,
+    guessing_warning,
+)
 
 
 def _rows(values):
@@ -50,18 +63,71 @@ def test_no_warning_where_auc_roc_is_undefined():
     assert guessing_warning([{"epoch": 1, "val_loss": 0.7}], _labels()) is None
 
 
-def test_a_run_on_labels_that_carry_no_signal_ends_with_the_warning(tmp_path):
-    """The fit loop's wiring: labels drawn apart from the inputs leave nothing to learn."""
+def _split(targets, weights=None) -> SequenceDataset:
+    n = len(targets)
+    return SequenceDataset(
+        np.zeros((n, 1, 1), np.float32), np.ones(n, np.int32), np.asarray(targets), weights=weights
+    )
+
+
+def test_the_constant_guess_is_the_best_constant_of_the_training_objective():
+    train = _split(np.repeat([0, 1, 2], [60, 30, 10]))  # shares 0.6, 0.3, 0.1
+    val = _split(np.array([0, 0, 1, 2]))
+    ce = get_task("cross_entropy")
+    loss, said = constant_guess_loss(ce, "cross_entropy", train, val, None, "shuffle")
+    expected = -(2 * math.log(0.6) + math.log(0.3) + math.log(0.1)) / 4
+    assert loss == pytest.approx(expected, rel=1e-6) and said == "the training split's class shares"
+    # a balanced sampler's model learns equal shares: -log(1/3) for every sequence
+    loss, said = constant_guess_loss(ce, "cross_entropy", train, val, None, "balanced")
+    assert loss == pytest.approx(math.log(3), rel=1e-6) and "balanced sampler" in said
+    # class weights (1, 2, 6) tilt the shares to 60 : 60 : 60 and weigh the loss as the run's
+    weights = (1.0, 2.0, 6.0)
+    weighted = get_task("cross_entropy", class_weights=weights)
+    loss, _ = constant_guess_loss(weighted, "cross_entropy", train, val, weights, "shuffle")
+    assert loss == pytest.approx((1 + 1 + 2 + 6) * math.log(3) / 4, rel=1e-6)
+    # regression: the training split's (sample-weighted) mean, for each output
+    targets = np.array([[1.0, 10.0], [3.0, 30.0]])
+    train = _split(targets, weights=np.array([1.0, 3.0], np.float32))  # means 2.5, 25
+    val = _split(np.array([[2.5, 20.0], [4.5, 25.0]]))
+    loss, said = constant_guess_loss(get_task("mse"), "mse", train, val, None, "shuffle")
+    assert (
+        loss == pytest.approx((0 + 25 + 4 + 0) / 4, rel=1e-6)
+        and said == "the training split's mean"
+    )
+
+
+def test_a_loss_that_never_beat_the_constant_is_named_and_one_below_it_is_not():
+    rows = [{"epoch": e, "val_loss": v} for e, v in enumerate([1.20, 1.09, math.nan, 1.10], 1)]
+    warning = constant_guess_warning(rows, 1.067, "the training split's class shares")
+    assert warning is not None
+    assert (
+        "best val_loss, 1.09 at epoch 2, is no lower than 1.067, the loss of predicting " in warning
+    )
+    assert constant_guess_warning(rows, 1.095, "the training split's mean") is None
+    assert constant_guess_warning(rows, math.nan, "the training split's mean") is None
+
+
+@pytest.mark.parametrize(
+    "classes, said",
+    [(2, "warning: validation never told"), (4, "warning: validation never beat a constant")],
+)
+def test_a_run_on_sequences_that_carry_no_signal_ends_with_the_warning(tmp_path, classes, said):
+    """The fit loop's wiring: every sequence the same, so the model's output is one
+    constant whatever it learns, and stratified splits, so no constant beats the training
+    split's class shares on validation by more than rounding; two classes are scored by
+    AUC-ROC's spread, four by the constant guess's loss."""
     from seqjax.train.run import run_experiment
 
     rng = np.random.default_rng(0)
     n, steps = 240, 20
-    inputs = rng.standard_normal((n, steps, 5)).astype(np.float32)
-    lengths = rng.integers(5, steps + 1, n).astype(np.int32)
-    targets = (rng.uniform(size=n) < 0.3).astype(np.int32)
-    np.savez(tmp_path / "coin.npz", inputs=inputs, lengths=lengths, targets=targets)
+    one = rng.standard_normal((steps, 5)).astype(np.float32)  # (T, F)
+    inputs = np.broadcast_to(one, (n, steps, 5)).copy()  # (N, T, F), every sequence alike
+    shares = [0.7, 0.3] if classes == 2 else [0.55, 0.25, 0.15, 0.05]
+    targets = rng.choice(classes, n, p=shares).astype(np.int32)
+    np.savez(tmp_path / "same.npz", inputs=inputs, targets=targets)
     sets = [
-        f"data.source=npz:{tmp_path / 'coin.npz'}",
+        f"data.source=npz:{tmp_path / 'same.npz'}",
+        "data.split=stratified",
         "train.epochs=2",
         "train.batch_size=16",
         "train.plots=false",
@@ -71,4 +137,4 @@ def test_a_run_on_labels_that_carry_no_signal_ends_with_the_warning(tmp_path):
     cfg = load_config("configs/steel_lightweight.yaml", sets)
     lines = []
     run_experiment(cfg, str(tmp_path / "run"), log=lines.append)
-    assert any(line.startswith("warning: validation never told") for line in lines), lines
+    assert any(line.startswith(said) for line in lines), lines

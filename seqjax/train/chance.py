@@ -13,13 +13,24 @@ validation cannot tell from a coin: steel_standard at train.seed 1 without its p
 keys peaked at 0.513 in epoch 1, against a standard deviation of 0.037 on its 72
 positives and 378 negatives, and its runs that learn reach 0.99. The check looks only:
 it changes no decision of the loop.
+
+A multi-class or regression run has no such null spread, so its check is plainer: its best
+validation loss against the loss of the best constant prediction its training objective
+allows, the training split's class shares (as its class weights or a balanced sampler
+weigh them) or its mean, scored by the run's own loss on the validation split. A model
+that never beats that has learned nothing validation can see.
 """
 
 from __future__ import annotations
 
 import math
 
+import jax.numpy as jnp
 import numpy as np
+
+from seqjax.class_weights import class_labels
+from seqjax.data.batch import Batch
+from seqjax.data.dataset import SequenceDataset
 
 SPREADS = 3.0  # standard deviations above 0.5 that a model's AUC-ROC must reach once
 
@@ -54,4 +65,73 @@ def guessing_warning(history: list[dict], val_targets: np.ndarray) -> str | None
         '(README, "Plateaus at the start"): train longer (train.epochs, train.min_epochs, '
         "optimizer.plateau_after) or with another train.seed; or the inputs may hold "
         "nothing that predicts the labels"
+    )
+
+
+CONSTANT_GUESSES = ("cross_entropy", "mse")  # the losses `constant_guess_loss` scores
+
+
+def _best_constant(loss: str, train: SequenceDataset, k: int, class_weights, sampler: str):
+    """The constant output that minimises the training objective, and what it is in
+    words: the log of the `k` classes' shares (each class's examples, sample-weighted,
+    times its class weight; equal shares under a balanced sampler), or the targets' mean."""
+    weights = np.ones(len(train)) if train.weights is None else np.asarray(train.weights)
+    targets = np.asarray(train.targets, np.float64)
+    if loss == "mse":
+        flat = targets.reshape(len(targets), -1)  # (N, outputs)
+        mean = (weights[:, None] * flat).sum(0) / weights.sum()  # (outputs,)
+        return mean.reshape(targets.shape[1:]), "the training split's mean"
+    labels = class_labels(loss, targets)
+    shares: np.ndarray
+    if sampler == "balanced":
+        shares, said = np.ones(k), "equal class shares (its balanced sampler's)"
+    else:
+        shares = np.bincount(labels, weights=weights, minlength=k)  # (K,)
+        said = "the training split's class shares"
+    if class_weights is not None:
+        shares, said = shares * np.asarray(class_weights), said + " times its class weights"
+    shares = shares / shares.sum()
+    return np.log(np.maximum(shares, 1e-7)), said  # (K,) logits whose softmax is the shares
+
+
+def constant_guess_loss(
+    task, loss: str, train: SequenceDataset, val: SequenceDataset, class_weights, sampler: str
+) -> tuple[float, str]:
+    """The run's validation loss (`task.loss`, the run's weighting included) of the best
+    constant prediction (`_best_constant`), and what that prediction is."""
+    n = len(val)
+    targets = np.asarray(val.targets)
+    k = 0  # the classes a logit row spans: every label of either split, and every weight
+    if loss != "mse":
+        k = 1 + int(max(np.max(train.targets), np.max(targets)))
+        k = max(k, len(class_weights) if class_weights is not None else 0)
+    constant, said = _best_constant(loss, train, k, class_weights, sampler)
+    outputs = np.broadcast_to(constant, (n, *np.shape(constant)))  # (N, K) or (N, ...)
+    if loss == "mse":
+        outputs = outputs.reshape(targets.shape)
+    weights = np.ones(n, np.float32) if val.weights is None else np.asarray(val.weights)
+    batch = Batch(
+        inputs=np.zeros((n, 1, 1), np.float32),  # the loss reads targets and weights only
+        lengths=np.ones(n, np.int32),
+        targets=targets,
+        weights=weights.astype(np.float32),
+    )
+    return float(task.loss(jnp.asarray(outputs, jnp.float32), batch)), said
+
+
+def constant_guess_warning(history: list[dict], guess: float, said: str) -> str | None:
+    """The warning for a run whose best `val_loss` in `history` is no lower than `guess`,
+    the loss of the constant prediction `said` describes, else None."""
+    losses = [(row["val_loss"], row["epoch"]) for row in history if math.isfinite(row["val_loss"])]
+    if not losses or not math.isfinite(guess):
+        return None
+    best, epoch = min(losses, key=lambda item: item[0])  # the first epoch of the best
+    if best < guess:
+        return None
+    return (
+        f"warning: validation never beat a constant guess: the best val_loss, {best:.4g} at "
+        f"epoch {epoch}, is no lower than {guess:.4g}, the loss of predicting {said} for "
+        "every sequence. Train longer (train.epochs, train.min_epochs, "
+        "optimizer.plateau_after), at another optimizer.lr or train.seed; or the inputs may "
+        "hold nothing that predicts the targets"
     )

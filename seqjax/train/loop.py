@@ -38,7 +38,12 @@ from seqjax.data.dataset import SequenceDataset, batch_order, iterate_batches, n
 from seqjax.loop_graphs import LOOP_GRAPHS
 from seqjax.models.registry import build_model
 from seqjax.tasks import Task, get_task
-from seqjax.train.chance import guessing_warning
+from seqjax.train.chance import (
+    CONSTANT_GUESSES,
+    constant_guess_loss,
+    constant_guess_warning,
+    guessing_warning,
+)
 from seqjax.train.checkpoint import Checkpointer
 from seqjax.train.distributed import failed_among_processes
 from seqjax.train.in_epoch import InEpochCheckpointer, epoch_so_far, restored_metrics
@@ -609,8 +614,14 @@ def fit(
     for checkpointer in (in_epoch, ckpt):
         if checkpointer is not None:
             checkpointer.close()
+    warning = None
     if tc.loss == "binary_cross_entropy":
         warning = guessing_warning(loop["history"], val_data.targets)
-        if warning is not None:
-            log(warning)
+    elif tc.loss in CONSTANT_GUESSES:
+        guess, said = constant_guess_loss(
+            task, tc.loss, train_data, val_data, tc.class_weights, tc.sampler
+        )
+        warning = constant_guess_warning(loop["history"], guess, said)
+    if warning is not None:
+        log(warning)
     return FitResult(state, loop["history"], loop["best_epoch"], loop["timings"], mesh)
