@@ -18,6 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 from seqjax.config import ExperimentConfig
 from seqjax.data.raw_inputs import longer_than_trained
@@ -26,6 +27,7 @@ from seqjax.layers.masking import check_sequence_inputs, is_concrete
 from seqjax.models.registry import build_model
 from seqjax.train.loop import task_for
 from seqjax.train.restore import first_fold, load_run_config, restore_state, run_data_spec
+from seqjax.train.sharding import DATA, data_sharding, replicated
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # eq=False: hashed by identity, for jit
@@ -39,6 +41,9 @@ class TrainedModel:
     epoch: int  # the epoch whose checkpoint `variables` are
     module: nn.Module
     variables: Any  # {"params": ..., and batch statistics where the model has them}
+    # calls split each batch's rows over this mesh's `data` axis, `variables` replicated on
+    # it (`load_run(mesh=...)`); None: one device
+    mesh: Mesh | None = None
 
     def apply(self, variables: Any, inputs: jax.Array, lengths: jax.Array) -> jax.Array:
         """The task's predictions for model inputs (B, T, F) (scaled as the run's were:
@@ -74,7 +79,8 @@ class TrainedModel:
         one call over all N rows needs memory that grows with N and fails on a large set;
         in batches it grows with the batch. The last batch is completed with copies of its
         first row (dropped from the result), so a set larger than a batch compiles one
-        shape per T; a set no larger runs as it is."""
+        shape per T; a set no larger runs as it is. On a mesh (`load_run(mesh=...)`) each
+        batch is rounded up to a whole number of rows per device and split over them."""
         model_inputs = self._check(inputs, lengths) if scaled else self.scale(inputs, lengths)
         lengths = np.asarray(lengths).astype(np.int32)
         size = self._batch_size(batch_size)
@@ -82,16 +88,24 @@ class TrainedModel:
         if note is not None:  # as `seqjax predict` notes it on stderr
             warnings.warn(note, stacklevel=2)
         n = len(lengths)
-        if n <= size:
-            return np.asarray(self._jitted(self.variables, model_inputs, lengths))
+        devices = 1 if self.mesh is None else self.mesh.devices.size
+        if n <= size and n % devices == 0:
+            return np.asarray(self._run(model_inputs, lengths))
+        size = -(-min(size, n) // devices) * devices  # rows a call: whole per device
         outputs = []  # on the device until the end: the host slices the next batch while
         # the device computes this one (JAX dispatches asynchronously)
         for start in range(0, n, size):
             rows = np.arange(start, min(start + size, n))  # (b,) this batch's rows
             padded = np.concatenate([rows, np.full(size - len(rows), start)])  # (size,)
-            out = self._jitted(self.variables, model_inputs[padded], lengths[padded])
+            out = self._run(model_inputs[padded], lengths[padded])
             outputs.append(out[: len(rows)])
         return np.concatenate([np.asarray(out) for out in outputs])
+
+    def _run(self, inputs: Any, lengths: np.ndarray) -> jax.Array:
+        """One jitted call on a batch, its rows split over the mesh where there is one."""
+        if self.mesh is not None:
+            inputs, lengths = jax.device_put((inputs, lengths), data_sharding(self.mesh))
+        return self._jitted(self.variables, inputs, lengths)
 
     def _batch_size(self, batch_size: int | None) -> int:
         if batch_size is None:
@@ -115,9 +129,17 @@ class TrainedModel:
         return inputs
 
 
-def load_run(run_dir: str, *, which: str = "best") -> TrainedModel:
+def load_run(run_dir: str, *, which: str = "best", mesh: Mesh | None = None) -> TrainedModel:
     """The model of the run `seqjax train` wrote to `run_dir`, at its best epoch (by
-    `train.monitor`) or its latest, its variables on the default device."""
+    `train.monitor`) or its latest, its variables on the default device, or replicated
+    on `mesh` (a `data` axis, `seqjax.train.sharding.make_mesh`), over whose devices its
+    calls then split each batch: every GPU of a host, or every core of a CPU shown as one
+    device each (README, "Every core of a CPU")."""
+    if mesh is not None and DATA not in mesh.axis_names:
+        raise ValueError(
+            f"load_run: the mesh needs a {DATA!r} axis to split the rows over; it has "
+            f"{mesh.axis_names} (seqjax.train.sharding.make_mesh makes one)"
+        )
     fold = first_fold(run_dir)
     if fold is not None:
         raise ValueError(
@@ -128,5 +150,13 @@ def load_run(run_dir: str, *, which: str = "best") -> TrainedModel:
     spec = run_data_spec(run_dir, cfg)
     state, epoch = restore_state(run_dir, cfg, spec.sample(), which=which)
     variables = {"params": state.params, **state.mutable}
-    variables = jax.device_put(variables, jax.devices()[0])  # off the training mesh
-    return TrainedModel(cfg, spec, epoch, build_model(cfg.model_name, cfg.model), variables)
+    # Off the mesh restore_state replicated them on (every device), through host memory:
+    # moved straight to one device, an array keeps that mesh in its type (jax 0.10.2,
+    # jax-ml/jax#31793), and the layer's per-shard loops, which read the mesh from the
+    # types, then built a two-device shard_map into a one-device program, which failed to
+    # run ("No registered implementation for ... xla.sdy.GlobalToLocalShape") wherever
+    # JAX showed several devices (every core of a CPU, several GPUs).
+    where = jax.devices()[0] if mesh is None else replicated(mesh)
+    variables = jax.device_put(jax.device_get(variables), where)
+    model = build_model(cfg.model_name, cfg.model)
+    return TrainedModel(cfg, spec, epoch, model, variables, mesh)

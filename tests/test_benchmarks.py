@@ -527,3 +527,20 @@ def test_inference_memory_grows_with_the_rows_of_one_call(tmp_path):
     assert small["argument_bytes"] > 4 * 231_560  # the parameters are arguments
     assert large["temp_bytes"] > 4 * small["temp_bytes"]  # 32x the rows: each step's gates
     assert large["within_target"] and large["total_bytes"] < result["target_bytes"]
+
+
+def test_load_run_mesh_times_a_run_on_one_device_and_on_the_mesh(tmp_path):
+    """In this process JAX has started with its devices (one CPU device here), so the mesh
+    is theirs: the JSON's shape and the predictions' agreement, not a speed-up."""
+    from benchmarks.load_run_mesh import main
+    from tests.runs import train_run
+
+    run = train_run(tmp_path / "run", "configs/trust.yaml", "data.size=120", "train.epochs=1")
+    out = tmp_path / "load_run_mesh.json"
+    result = main([str(run), "--repeats", "2", "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    assert result["command"].startswith("python -m benchmarks.load_run_mesh ")
+    assert result["sequences"] == 18 and result["input_shape"] == [2, 768]
+    assert result["batch_size"] == 32 and result["max_abs_diff"] < 1e-6
+    assert set(result["timings"]) == {"one_device", "mesh"}
+    assert math.isfinite(result["mesh_speedup"]) and result["mesh_speedup"] > 0

@@ -144,6 +144,76 @@ def test_a_set_larger_than_a_batch_runs_in_batches_of_one_shape(trust_run):
     assert shapes == [((len(x), *x.shape[1:]), (len(x),))]
 
 
+@pytest.fixture(scope="module")
+def long_run(tmp_path_factory):
+    """A run of two LSTM layers on sequences of 130 steps: on a CPU its layers run in
+    length groups, whose per-shard loops read the mesh from the arrays' types, and the
+    second layer's inputs are the first's outputs, typed by the weights too."""
+    root = tmp_path_factory.mktemp("long")
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(20, 131, 50).astype(np.int32)  # (N,)
+    x = rng.standard_normal((50, 130, 2)).astype(np.float32)  # (N, T, F) raw
+    x[np.arange(130) >= lengths[:, None]] = 0
+    y = (x[:, :, 0].sum(1) > 0).astype(np.int32)
+    np.savez(root / "data.npz", inputs=x, lengths=lengths, targets=y)
+    sets = [f"data.source=npz:{root / 'data.npz'}", "train.epochs=1", "train.min_epochs=0"]
+    sets += ["train.plots=false", "model.num_layers=2"]
+    return str(train_run(root / "run", "configs/steel_lightweight.yaml", *sets)), root / "data.npz"
+
+
+MESH_SCRIPT = """
+import json
+import jax, numpy as np
+from seqjax.train.sharding import make_mesh
+from seqjax.trained import load_run
+
+one, two = load_run(RUN), load_run(RUN, mesh=make_mesh())
+with np.load(DATA) as f:
+    x, n = f["inputs"][:18], f["lengths"][:18]  # raw, as a user's file holds them
+calls = []
+
+def recording(variables, inputs, lengths):
+    spread = [len(a.sharding.device_set) for a in (inputs, lengths)]  # devices each is on
+    calls.append([inputs.shape[0], *spread])
+    return jax.jit(two.apply)(variables, inputs, lengths)
+
+alone = one(x, n)  # one device, in a process of two: before, this failed to run
+two.__dict__["_jitted"] = recording
+whole, odd = two(x, n), two(x[:5], n[:5])  # 18 rows in one call; 5 rows padded to 6
+batched = two(x, n, batch_size=5)  # 5 a call rounded up to 6: three calls
+print(json.dumps({
+    "devices": jax.device_count(),
+    "calls": calls,
+    "variables_on": sorted({len(v.sharding.device_set) for v in jax.tree.leaves(two.variables)}),
+    "diff": float(np.abs(whole - alone).max()),
+    "odd_diff": float(np.abs(odd - alone[:5]).max()),
+    "batched_diff": float(np.abs(batched - whole).max()),
+    "shapes": [list(whole.shape), list(odd.shape), list(batched.shape)],
+}))
+"""
+
+
+def test_a_model_on_a_mesh_splits_each_call_over_its_devices(long_run):
+    """`load_run(mesh=...)`: the variables replicated on two CPU devices, each call's rows
+    split over them (a call rounded up to a whole number of rows each), the predictions
+    those of one device; and `load_run` without a mesh runs on one device of the two."""
+    from tests.cpu_devices_subprocess import run_on_cpu_devices
+
+    run_dir, data = long_run
+    script = MESH_SCRIPT.replace("RUN", repr(run_dir)).replace("DATA", repr(str(data)))
+    out = run_on_cpu_devices(script, count=2)
+    assert out["devices"] == 2 and out["variables_on"] == [2]
+    assert out["calls"] == [[18, 2, 2], [6, 2, 2], [6, 2, 2], [6, 2, 2], [6, 2, 2]]
+    assert out["shapes"] == [[18], [5], [18]]
+    assert max(out["diff"], out["odd_diff"], out["batched_diff"]) < 1e-6
+
+
+def test_a_mesh_without_a_data_axis_is_named(trust_run):
+    mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("batch",))
+    with pytest.raises(ValueError, match=r"the mesh needs a 'data' axis to split the rows over"):
+        load_run(trust_run, mesh=mesh)
+
+
 @pytest.mark.parametrize(
     "batch_size, error, message",
     [(0, ValueError, "batch_size must be >= 1; got 0"), (2.0, TypeError, "must be an int")],

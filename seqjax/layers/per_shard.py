@@ -16,6 +16,10 @@ as it is, on the rows it was given. Rows that do not split evenly over the `data
 them, and the values are the same. A caller whose calls must agree on the split, as a sort
 and the unsort that undoes it must, decides once (`batch_mesh`) and passes `mesh=`: the
 weights mixed in between can give later rows' types a mesh the first rows' lacked.
+An array moved with `jax.device_put` straight from a mesh to one device keeps that mesh in
+its type (jax 0.10.2, jax-ml/jax#31793), and a function of rows mixed with it would be
+mapped over a mesh the program does not run on, which fails when it runs: move such
+arrays through host memory (`jax.device_get` first), as `seqjax.load_run` does.
 """
 
 from __future__ import annotations
