@@ -122,7 +122,11 @@ def constant_guess_loss(
 def constant_guess_warning(history: list[dict], guess: float, said: str) -> str | None:
     """The warning for a run whose best `val_loss` in `history` is no lower than `guess`,
     the loss of the constant prediction `said` describes, else None."""
-    losses = [(row["val_loss"], row["epoch"]) for row in history if math.isfinite(row["val_loss"])]
+    losses = [
+        (row["val_loss"], row["epoch"])
+        for row in history
+        if math.isfinite(row.get("val_loss", math.nan))
+    ]
     if not losses or not math.isfinite(guess):
         return None
     best, epoch = min(losses, key=lambda item: item[0])  # the first epoch of the best
