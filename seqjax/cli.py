@@ -13,7 +13,8 @@
     seqjax predict RUN_DIR --input FILE.npz|.csv --output FILE.npz|.csv [--inputs-scaled]
                  [--calibrate | --coverage C [--by-class]]
     seqjax importance RUN_DIR [--split test | --input FILE] [--output FILE.csv]
-    (evaluate, predict and importance: [--batch-size N], rows per pass)
+    (evaluate, predict and importance: [--batch-size N], rows per pass; and the several
+    processes' options of train, where a run trained across hosts is scored across them)
 
 Usage errors exit with code 2 and one line on stderr (a traceback only with --debug). A
 training run stopped by SIGINT or SIGTERM exits with 128 + the signal's number and one line
@@ -31,6 +32,7 @@ import signal
 import sys
 import time
 
+from seqjax.cli_processes import add_process_options, join_processes
 from seqjax.cli_scoring import (
     BATCH_SIZE_HELP,
     BY_CLASS_HELP,
@@ -67,7 +69,7 @@ def _train(args) -> int:
         if not os.path.isfile(config):
             raise ValueError(f"--resume: {args.run_dir!r} has no config.yaml to resume from")
     cfg = load_config(config, args.set)
-    _join_processes(args, "train one run")
+    join_processes(args, "train one run")
     run_dir = args.run_dir or f"runs/{cfg.model_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         metrics = run_experiment(cfg, run_dir, resume=args.resume)
@@ -91,38 +93,6 @@ def _train(args) -> int:
     return 0
 
 
-def _join_processes(args, what: str) -> None:
-    """Join the run's other processes where the command line asks for several
-    (seqjax/train/distributed.py), before JAX runs anything."""
-    from seqjax.train.distributed import start as start_distributed
-
-    explicit = (args.coordinator, args.num_processes, args.process_id)
-    if not (args.distributed or any(value is not None for value in explicit)):
-        return
-    if args.run_dir is None:  # each process would name its own by its clock
-        raise ValueError(f"several processes {what}: give them --run-dir")
-    start_distributed(
-        coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id
-    )
-
-
-def _add_process_options(parser: argparse.ArgumentParser) -> None:
-    several = parser.add_argument_group(
-        "several processes",
-        "one process per host, each given the same command (seqjax/train/distributed.py); "
-        "the run directory must be on a filesystem every host sees",
-    )
-    several.add_argument(
-        "--distributed",
-        action="store_true",
-        help="join the other processes of a Cloud TPU pod, Slurm or Open MPI job, which "
-        "JAX finds itself; elsewhere give the three options below instead",
-    )
-    several.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
-    several.add_argument("--num-processes", type=int, metavar="N")
-    several.add_argument("--process-id", type=int, metavar="I", help="0 .. N-1")
-
-
 def _cv(args) -> int:
     import jax
 
@@ -144,7 +114,7 @@ def _cv(args) -> int:
     cfg = load_config(args.config, sets)
     if not cfg.data.folds:
         raise ValueError("seqjax cv needs --folds K (3 or more), or data.folds in the config")
-    _join_processes(args, "cross-validate into one directory")
+    join_processes(args, "cross-validate into one directory")
     run_dir = args.run_dir or f"runs/{cfg.model_name}-cv-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         summary = cross_validate(cfg, run_dir, resume=args.resume)
@@ -292,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the run in --run-dir from its latest checkpoint",
     )
-    _add_process_options(train)
+    add_process_options(train)
     train.set_defaults(func=_train)
 
     cv = sub.add_parser(
@@ -315,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the cross-validation in --run-dir, given the same config and --set",
     )
-    _add_process_options(cv)
+    add_process_options(cv)
     cv.set_defaults(func=_cv)
 
     compare = sub.add_parser(
@@ -360,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--coverage", type=float, default=None, help=COVERAGE_HELP)
     evaluate.add_argument("--by-class", action="store_true", help=BY_CLASS_HELP)
     evaluate.add_argument("--batch-size", type=int, default=None, metavar="N", help=BATCH_SIZE_HELP)
+    add_process_options(evaluate)
     evaluate.set_defaults(func=evaluate_command)
 
     imp_parser = sub.add_parser(
@@ -383,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp_parser.add_argument(
         "--batch-size", type=int, default=None, metavar="N", help=BATCH_SIZE_HELP
     )
+    add_process_options(imp_parser)
     imp_parser.set_defaults(func=importance_command)
 
     pred = sub.add_parser("predict", help="predictions of a trained run for new sequences")
@@ -404,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--coverage", type=float, default=None, help=COVERAGE_HELP)
     pred.add_argument("--by-class", action="store_true", help=BY_CLASS_HELP)
     pred.add_argument("--batch-size", type=int, default=None, metavar="N", help=BATCH_SIZE_HELP)
+    add_process_options(pred)
     pred.set_defaults(func=predict_command)
 
     imp = sub.add_parser("import-torch", help="PyTorch weights (safetensors) -> a run directory")

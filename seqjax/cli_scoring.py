@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from seqjax.cli_processes import join_processes, prints
 from seqjax.io import json_text
 
 
@@ -98,6 +99,7 @@ def evaluate_command(args) -> int:
         scoring_config,
     )
 
+    join_processes(args, "evaluate one run")  # before JAX runs anything
     _check_scored_args(args)
     members = ensemble_members(args.run_dir)  # the run, or a cross-validation's folds
     if len(members) > 1:
@@ -145,11 +147,9 @@ def evaluate_command(args) -> int:
         metrics = {"loss": loss, **metrics}
     if covered is not None:  # after the metrics
         metrics["conformal"] = covered
-    print(
-        json_text(
-            {"checkpoint": args.checkpoint, "epoch": epoch, **scored, **metrics}, default=float
-        )
-    )
+    if prints():
+        line = {"checkpoint": args.checkpoint, "epoch": epoch, **scored, **metrics}
+        print(json_text(line, default=float))
     return 0
 
 
@@ -319,7 +319,8 @@ def _evaluate_folds_together(args, members: list[str]) -> int:
         scored["classes"] = list(spec.classes)
     result = {"checkpoint": args.checkpoint, "models": len(members), **scored}
     metrics = metrics_of(cfg, together, data.targets_in_units(), threshold=args.threshold)
-    print(json_text({**result, **metrics}, default=float))
+    if prints():
+        print(json_text({**result, **metrics}, default=float))
     return 0
 
 
@@ -367,6 +368,7 @@ def importance_command(args) -> int:
         scoring_config,
     )
 
+    join_processes(args, "score one run")  # before JAX runs anything
     _check_scored_args(args)
     if args.top < 0:
         raise ValueError(f"--top must be >= 0 (0: every channel); got {args.top}")
@@ -380,6 +382,8 @@ def importance_command(args) -> int:
     loss, importance = importance_run(scoring, state, data)
     names = spec.channel_names()
     ranked = sorted(zip(names, importance.tolist(), strict=True), key=lambda p: -p[1])
+    if not prints():
+        return 0
     if args.output is not None:  # csv quotes a CSV's channel name that holds a comma
         text = io.StringIO()
         csv.writer(text, lineterminator="\n").writerows([("channel", "importance"), *ranked])
@@ -397,6 +401,7 @@ def predict_command(args) -> int:
     from seqjax.tasks import prediction_columns
     from seqjax.train.cross_validation import ensemble_members
 
+    join_processes(args, "predict with one run")  # before JAX runs anything
     _check_output(args.output, (".npz", ".csv"), args.input, args.run_dir)
     members = ensemble_members(args.run_dir)  # the run, or a cross-validation's folds
 
@@ -432,6 +437,8 @@ def predict_command(args) -> int:
         by_class=args.by_class,
         batch_size=args.batch_size,
     )
+    if not prints():
+        return 0
     cfg, spec, sequences, conformals = runs.cfg, runs.spec, runs.extra, runs.conformals
     outputs = runs.outputs
     preds = np.mean(np.asarray(outputs, np.float64), axis=0).astype(outputs[0].dtype)  # folds

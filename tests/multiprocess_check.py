@@ -3,6 +3,8 @@
     python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR sigterm|sigkill
     python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR resume EPOCHS
     python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR cv NPZ
+    python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR evaluate|importance
+    python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR predict IN OUT
 Each runs the command line, as one process per host of a cluster would:
 `seqjax train ... --coordinator 127.0.0.1:PORT --num-processes N --process-id I`. The run
 keeps its checkpoints in RUN_DIR, each epoch's and each step's (asynchronous saves of two
@@ -12,7 +14,9 @@ at the second step of epoch 2. With `sigkill` it sends SIGKILL there instead, as
 host would end, and the run saves each epoch (asynchronously, so epoch 1's save may still
 be waiting on the lost process), nothing inside one. `resume EPOCHS` continues a run to
 EPOCHS epochs. `cv NPZ` cross-validates CV_CONFIG with CV_SETS on the npz file NPZ
-instead (`seqjax cv`). The exit code is the command's.
+instead (`seqjax cv`); `evaluate` and `importance` score the trained run RUN_DIR's test split, and
+`predict IN OUT` writes its predictions for the npz IN to OUT. The exit code is the
+command's.
 """
 
 import os
@@ -32,6 +36,11 @@ def main() -> int:
     if mode == "cv":
         command = [*cv_command(run_dir, sys.argv[6]), *processes]
         return seqjax(command)
+    if mode in ("evaluate", "importance"):
+        return seqjax([mode, run_dir, *processes])
+    if mode == "predict":
+        scored = ["--input", sys.argv[6], "--output", sys.argv[7]]
+        return seqjax(["predict", run_dir, *scored, *processes])
     command = ["train", "--config", "configs/trust.yaml", "--run-dir", run_dir, *processes]
     if mode in ("sigterm", "sigkill"):
         if pid == 1:

@@ -207,3 +207,48 @@ def test_two_processes_cross_validate_as_one_and_process_0_writes_the_summary(tm
     np.testing.assert_allclose(
         *([float(r.split(",")[3]) for r in lines[1:]] for lines in rows), rtol=1e-5, atol=1e-6
     )
+
+
+def test_two_processes_score_a_run_as_one_and_process_0_says_it(tmp_path, capsys):
+    """`seqjax evaluate` and `seqjax predict` with the several processes' options: every
+    process runs the passes over the mesh of both, process 0 alone prints and writes, and
+    the figures are one process's."""
+    from seqjax.data.sources import load_splits
+
+    run_dir = tmp_path / "run"
+    sets = [*OVERRIDES, "checkpoint.enabled=true", "train.plots=false"]
+    train = ["train", "--config", "configs/trust.yaml", "--run-dir", str(run_dir)]
+    assert seqjax([*train, "--set", *sets]) == 0
+    for command in ("evaluate", "importance"):
+        capsys.readouterr()
+        assert seqjax([command, str(run_dir)]) == 0
+        alone = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        runs = _two_processes(str(run_dir), command)
+        assert _codes(runs) == [0, 0], _logs(runs)
+        both = json.loads(runs[0][1].strip().splitlines()[-1])
+        said = [line for line in runs[1][1].splitlines() if not line.startswith("[Gloo]")]
+        assert said == [] and both.keys() == alone.keys()
+        if command == "evaluate":
+            assert both["confusion_matrix"] == alone["confusion_matrix"]
+            for key in ("loss", "auc_roc", "brier"):
+                np.testing.assert_allclose(both[key], alone[key], rtol=1e-5)
+        else:  # each channel's importance, 768 of them
+            names = list(alone["importance"])
+            np.testing.assert_allclose(
+                [both["importance"][k] for k in names],
+                [alone["importance"][k] for k in names],
+                rtol=1e-4,
+                atol=1e-6,
+            )
+            np.testing.assert_allclose(both["loss"], alone["loss"], rtol=1e-5)
+
+    test = load_splits(load_config(str(run_dir / "config.yaml")).data)["test"]
+    given = tmp_path / "in.npz"
+    np.savez(given, inputs=test.inputs, lengths=test.lengths)
+    one, two = tmp_path / "one.npz", tmp_path / "two.npz"
+    assert seqjax(["predict", str(run_dir), "--input", str(given), "--output", str(one)]) == 0
+    runs = _two_processes(str(run_dir), "predict", str(given), str(two))
+    assert _codes(runs) == [0, 0], _logs(runs)
+    assert f"wrote {len(test)} predictions" in runs[0][1] and "wrote" not in runs[1][1]
+    with np.load(one) as a, np.load(two) as b:
+        np.testing.assert_allclose(b["predictions"], a["predictions"], rtol=1e-5, atol=1e-6)

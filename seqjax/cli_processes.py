@@ -1,0 +1,51 @@
+"""The command line's options for several processes, shared by every command that runs a
+model over a run directory (train, cv, evaluate, predict, importance).
+
+Why one place: each such command must join the run's other processes before JAX runs
+anything (`seqjax/train/distributed.py`), and a user who trained across hosts gives the
+scoring commands the same options; one definition keeps their words and checks alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_process_options(parser: argparse.ArgumentParser) -> None:
+    several = parser.add_argument_group(
+        "several processes",
+        "one process per host, each given the same command (seqjax/train/distributed.py); "
+        "the run directory must be on a filesystem every host sees",
+    )
+    several.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join the other processes of a Cloud TPU pod, Slurm or Open MPI job, which "
+        "JAX finds itself; elsewhere give the three options below instead",
+    )
+    several.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
+    several.add_argument("--num-processes", type=int, metavar="N")
+    several.add_argument("--process-id", type=int, metavar="I", help="0 .. N-1")
+
+
+def join_processes(args, what: str) -> None:
+    """Join the run's other processes where the command line asks for several, before JAX
+    runs anything; `what` names the work in the error for a missing --run-dir."""
+    from seqjax.train.distributed import start as start_distributed
+
+    explicit = (args.coordinator, args.num_processes, args.process_id)
+    if not (args.distributed or any(value is not None for value in explicit)):
+        return
+    if args.run_dir is None:  # each process would name its own by its clock
+        raise ValueError(f"several processes {what}: give them --run-dir")
+    start_distributed(
+        coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id
+    )
+
+
+def prints() -> bool:
+    """Whether this process prints a scoring command's result and writes its files:
+    process 0 does; the others computed the same and would only say it again."""
+    import jax
+
+    return jax.process_index() == 0
