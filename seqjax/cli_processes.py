@@ -45,7 +45,8 @@ def join_processes(args, what: str) -> None:
 
 def prints() -> bool:
     """Whether this process prints a scoring command's result and writes its files:
-    process 0 does; the others computed the same and would only say it again."""
-    import jax
+    process 0 does, as it writes a run's (`writes_run_files`); the others computed the
+    same and would only say it again."""
+    from seqjax.train.distributed import writes_run_files
 
-    return jax.process_index() == 0
+    return writes_run_files()

@@ -42,12 +42,17 @@ def check_sampler_option(sampler: str, loss: str, class_weights, pos_weight: flo
         )
 
 
-def balanced_draw(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """N example indices (N,) drawn with replacement from labels (N,) int, each example
-    with probability 1 / (K n_k) for its class k of n_k examples, K the classes present:
-    each class then makes up 1/K of the draw in expectation."""
+def _chances(labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each example's chance per draw (N,), 1 / (K n_k) for its class k of n_k examples,
+    and K, the classes present in labels (N,): each class then makes up 1/K of a draw."""
     classes, index, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    p = 1.0 / (len(classes) * counts[index])  # (N,)
+    return 1.0 / (len(classes) * counts[index]), len(classes)
+
+
+def balanced_draw(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """N example indices (N,) drawn with replacement from labels (N,) int, each with its
+    chance (`_chances`): every class makes up 1/K of the draw in expectation."""
+    p, _ = _chances(labels)
     return rng.choice(len(labels), size=len(labels), p=p / p.sum())
 
 
@@ -60,10 +65,9 @@ def sampler_note(sampler: str, loss: str, targets: np.ndarray) -> str:
     if sampler != "balanced":
         return ""
     labels = class_labels(loss, targets)
-    classes, index, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    p = 1.0 / (len(classes) * counts[index])  # (N,) each example's chance per draw
+    p, k = _chances(labels)  # (N,) each example's chance per draw
     seen = float(np.sum(1.0 - (1.0 - p) ** len(labels)))
     return (
-        f"; batches drawn class-balanced (train.sampler), {len(classes)} classes each 1/"
-        f"{len(classes)} of a batch, ~{seen:.0f} distinct of {len(labels)} examples an epoch"
+        f"; batches drawn class-balanced (train.sampler), {k} classes each 1/{k} of a "
+        f"batch, ~{seen:.0f} distinct of {len(labels)} examples an epoch"
     )
