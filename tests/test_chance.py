@@ -16,6 +16,8 @@ from seqjax.train.chance import (
     auc_spread_under_guessing,
     constant_guess_loss,
     constant_guess_warning,
+    correlation_spread_under_guessing,
+    correlation_warning,
     guessing_warning,
 )
 
@@ -107,6 +109,33 @@ def test_a_loss_that_never_beat_the_constant_is_named_and_one_below_it_is_not():
     assert constant_guess_warning(rows, math.nan, "the training split's mean") is None
 
 
+def test_the_correlation_spread_is_that_of_unrelated_predictions():
+    rng = np.random.default_rng(0)
+    draws = [
+        np.corrcoef(rng.standard_normal(45), rng.exponential(size=45))[0, 1] for _ in range(2000)
+    ]
+    np.testing.assert_allclose(np.mean(draws), 0.0, atol=0.01)
+    np.testing.assert_allclose(np.std(draws), correlation_spread_under_guessing(45), rtol=0.05)
+
+
+def test_each_output_that_never_correlated_beyond_noise_is_named():
+    """45 validation sequences: 3 sd of a correlation under guessing is 0.452."""
+    rows = [
+        {"epoch": 1, "val_y0_correlation": 0.30, "val_y1_correlation": 0.10, "val_loss": 1.0},
+        {"epoch": 2, "val_y0_correlation": 0.70, "val_y1_correlation": 0.45, "val_loss": 0.9},
+        {"epoch": 3, "val_y0_correlation": 0.69, "val_y1_correlation": math.nan, "val_loss": 0.9},
+    ]
+    warning = correlation_warning(rows, 45)
+    assert warning is not None and "(y1 0.450 at epoch 2)" in warning
+    assert "+- 0.151 for 45 validation sequences" in warning
+    rows[0]["val_y1_correlation"] = 0.46  # one epoch beyond the line: none
+    assert correlation_warning(rows, 45) is None
+    one = [{"epoch": 1, "val_correlation": 0.15}, {"epoch": 2, "val_correlation": math.nan}]
+    assert "(0.150 at epoch 1)" in correlation_warning(one, 45)
+    assert correlation_warning([{"epoch": 1, "val_correlation": math.nan}], 45) is None
+    assert correlation_warning(one, 2) is None
+
+
 @pytest.mark.parametrize(
     "classes, said",
     [(2, "warning: validation never told"), (4, "warning: validation never beat a constant")],
@@ -138,3 +167,20 @@ def test_a_run_on_sequences_that_carry_no_signal_ends_with_the_warning(tmp_path,
     lines = []
     run_experiment(cfg, str(tmp_path / "run"), log=lines.append)
     assert any(line.startswith(said) for line in lines), lines
+
+
+def test_a_regression_on_targets_that_carry_no_signal_ends_with_the_warning(tmp_path):
+    """The wiring for `train.loss=mse`: random inputs, targets drawn apart from them."""
+    from seqjax.train.run import run_experiment
+
+    rng = np.random.default_rng(0)
+    inputs = rng.standard_normal((240, 20, 5)).astype(np.float32)  # (N, T, F)
+    targets = 50 + 10 * rng.standard_normal(240)  # (N,) values in units of their own
+    np.savez(tmp_path / "noise.npz", inputs=inputs, targets=targets)
+    sets = [f"data.source=npz:{tmp_path / 'noise.npz'}", "train.loss=mse", "train.epochs=2"]
+    sets += ["train.batch_size=16", "train.plots=false", "checkpoint.enabled=false"]
+    cfg = load_config("configs/steel_lightweight.yaml", sets)
+    lines = []
+    run_experiment(cfg, str(tmp_path / "run"), log=lines.append)
+    said = [line for line in lines if line.startswith("warning: validation never told")]
+    assert len(said) == 1 and "best correlation of its predictions" in said[0], lines

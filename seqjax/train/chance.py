@@ -14,11 +14,16 @@ keys peaked at 0.513 in epoch 1, against a standard deviation of 0.037 on its 72
 positives and 378 negatives, and its runs that learn reach 0.99. The check looks only:
 it changes no decision of the loop.
 
-A multi-class or regression run has no such null spread, so its check is plainer: its best
+A regression run has its own null spread: the Pearson correlation of predictions
+unrelated to n targets has mean 0 and standard deviation about 1 / sqrt(n - 1), so each
+output whose best validation correlation never rose `SPREADS` of those above 0 is named.
+A multi-class run has no such line (see the README), so its check is plainer: its best
 validation loss against the loss of the best constant prediction its training objective
 allows, the training split's class shares (as its class weights or a balanced sampler
-weigh them) or its mean, scored by the run's own loss on the validation split. A model
-that never beats that has learned nothing validation can see.
+weigh them), scored by the run's own loss on the validation split; a regression run
+whose predictions never vary (its correlations undefined) gets the same check against
+the training split's mean. A model that never beats that has learned nothing validation
+can see.
 """
 
 from __future__ import annotations
@@ -138,4 +143,40 @@ def constant_guess_warning(history: list[dict], guess: float, said: str) -> str 
         "every sequence. Train longer (train.epochs, train.min_epochs, "
         "optimizer.plateau_after), at another optimizer.lr or train.seed; or the inputs may "
         "hold nothing that predicts the targets"
+    )
+
+
+def correlation_spread_under_guessing(n: int) -> float:
+    """Pearson correlation's standard deviation over n pairs of unrelated values."""
+    return 1.0 / math.sqrt(n - 1)
+
+
+def correlation_warning(history: list[dict], n: int) -> str | None:
+    """The warning for a regression run some of whose outputs never had a validation
+    correlation (`val_correlation`, or `val_y<k>_correlation` for several outputs) above
+    `SPREADS` standard deviations of 0 over the split's n sequences, else None; None too
+    where no epoch's correlation is defined (predictions that never vary) or n < 3."""
+    keys = sorted({k for row in history for k in row if k.endswith("correlation")})
+    if n < 3:
+        return None
+    spread = correlation_spread_under_guessing(n)
+    stuck = []
+    for key in keys:
+        values = [
+            (row[key], row["epoch"]) for row in history if math.isfinite(row.get(key, math.nan))
+        ]
+        if not values:
+            continue
+        best, epoch = max(values, key=lambda value: value[0])  # the first epoch of the best
+        if best <= SPREADS * spread:
+            output = key.removeprefix("val_").removesuffix("correlation").rstrip("_")
+            stuck.append(f"{output + ' ' if output else ''}{best:.3f} at epoch {epoch}")
+    if not stuck:
+        return None
+    return (
+        f"warning: validation never told this model from guessing: the best correlation of "
+        f"its predictions with the targets ({'; '.join(stuck)}) lies within {SPREADS:g} "
+        f"standard deviations of 0 (+- {spread:.3f} for {n} validation sequences). Train "
+        "longer (train.epochs, train.min_epochs, optimizer.plateau_after), at another "
+        "optimizer.lr or train.seed; or the inputs may hold nothing that predicts the targets"
     )

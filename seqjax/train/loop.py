@@ -42,6 +42,7 @@ from seqjax.train.chance import (
     CONSTANT_GUESSES,
     constant_guess_loss,
     constant_guess_warning,
+    correlation_warning,
     guessing_warning,
 )
 from seqjax.train.checkpoint import Checkpointer
@@ -617,7 +618,9 @@ def fit(
     warning = None
     if tc.loss == "binary_cross_entropy":
         warning = guessing_warning(loop["history"], val_data.targets)
-    elif tc.loss in CONSTANT_GUESSES:
+    elif tc.loss == "mse":
+        warning = correlation_warning(loop["history"], len(val_data))
+    if warning is None and tc.loss in CONSTANT_GUESSES:
         guess, said = constant_guess_loss(
             task, tc.loss, train_data, val_data, tc.class_weights, tc.sampler
         )
