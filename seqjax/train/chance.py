@@ -1,5 +1,5 @@
-"""The warning a binary classifier's run ends with when validation never told it from
-guessing.
+"""The warning a run ends with when validation never told its model from guessing, or
+never saw it beat a constant prediction.
 
 Why: a run can end on its starting plateau. Steel's model sits at chance until it finds
 the ordered pair of events that marks a defect, and the epoch it does so varies with the
@@ -20,10 +20,10 @@ output whose best validation correlation never rose `SPREADS` of those above 0 i
 A multi-class run has no such line (see the README), so its check is plainer: its best
 validation loss against the loss of the best constant prediction its training objective
 allows, the training split's class shares (as its class weights or a balanced sampler
-weigh them), scored by the run's own loss on the validation split; a regression run
-whose predictions never vary (its correlations undefined) gets the same check against
-the training split's mean. A model that never beats that has learned nothing validation
-can see.
+weigh them), scored by the run's own loss on the validation split. A regression run
+that passes the correlation test, or that it cannot score (predictions that never vary),
+gets the same check against the training split's mean. A model that never beats that
+has learned nothing validation can see.
 """
 
 from __future__ import annotations
