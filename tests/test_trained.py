@@ -58,6 +58,16 @@ def test_a_run_predicts_its_test_split_as_seqjax_predicts_it(trust_run):
     assert seqjax.load_run is load_run and isinstance(run, TrainedModel)
 
 
+def test_a_model_prints_as_one_line(trust_model):
+    """Not its variables: the dataclass's repr ran to tens of thousands of characters."""
+    said = repr(trust_model)
+    params = sum(np.size(leaf) for leaf in jax.tree.leaves(trust_model.variables))
+    assert said == (
+        f"TrainedModel('trust', epoch {trust_model.epoch}, {params:,} variables, 768 "
+        "features, loss 'binary_cross_entropy', on 1 device)"
+    )
+
+
 def test_the_latest_checkpoint_is_another_epochs_model(trust_run):
     best, latest = load_run(trust_run), load_run(trust_run, which="latest")
     assert latest.epoch == 2
