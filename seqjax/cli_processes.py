@@ -41,12 +41,3 @@ def join_processes(args, what: str) -> None:
     start_distributed(
         coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id
     )
-
-
-def prints() -> bool:
-    """Whether this process prints a scoring command's result and writes its files:
-    process 0 does, as it writes a run's (`writes_run_files`); the others computed the
-    same and would only say it again."""
-    from seqjax.train.distributed import writes_run_files
-
-    return writes_run_files()

@@ -13,8 +13,9 @@ import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from seqjax.cli_processes import join_processes, prints
+from seqjax.cli_processes import join_processes
 from seqjax.io import json_text
+from seqjax.train.distributed import writes_run_files
 
 
 def _check_scored_args(args) -> None:
@@ -147,7 +148,7 @@ def evaluate_command(args) -> int:
         metrics = {"loss": loss, **metrics}
     if covered is not None:  # after the metrics
         metrics["conformal"] = covered
-    if prints():
+    if writes_run_files():
         line = {"checkpoint": args.checkpoint, "epoch": epoch, **scored, **metrics}
         print(json_text(line, default=float))
     return 0
@@ -319,7 +320,7 @@ def _evaluate_folds_together(args, members: list[str]) -> int:
         scored["classes"] = list(spec.classes)
     result = {"checkpoint": args.checkpoint, "models": len(members), **scored}
     metrics = metrics_of(cfg, together, data.targets_in_units(), threshold=args.threshold)
-    if prints():
+    if writes_run_files():
         print(json_text({**result, **metrics}, default=float))
     return 0
 
@@ -382,7 +383,7 @@ def importance_command(args) -> int:
     loss, importance = importance_run(scoring, state, data)
     names = spec.channel_names()
     ranked = sorted(zip(names, importance.tolist(), strict=True), key=lambda p: -p[1])
-    if not prints():
+    if not writes_run_files():
         return 0
     if args.output is not None:  # csv quotes a CSV's channel name that holds a comma
         text = io.StringIO()
@@ -437,7 +438,7 @@ def predict_command(args) -> int:
         by_class=args.by_class,
         batch_size=args.batch_size,
     )
-    if not prints():
+    if not writes_run_files():
         return 0
     cfg, spec, sequences, conformals = runs.cfg, runs.spec, runs.extra, runs.conformals
     outputs = runs.outputs

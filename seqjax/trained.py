@@ -27,7 +27,7 @@ from seqjax.layers.masking import check_sequence_inputs, is_concrete
 from seqjax.models.registry import build_model
 from seqjax.train.loop import task_for
 from seqjax.train.restore import first_fold, load_run_config, restore_state, run_data_spec
-from seqjax.train.sharding import DATA, data_sharding, replicated
+from seqjax.train.sharding import DATA, data_sharding, make_mesh
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # eq=False: hashed by identity, for jit
@@ -159,15 +159,12 @@ def load_run(run_dir: str, *, which: str = "best", mesh: Mesh | None = None) -> 
         )
     cfg = load_run_config(run_dir)
     spec = run_data_spec(run_dir, cfg)
-    state, epoch = restore_state(run_dir, cfg, spec.sample(), which=which)
+    # Restored where it runs, not on the run's mesh (every device) and moved after: a moved
+    # array keeps that mesh in its type, and the per-shard loops then built a two-device
+    # shard_map into a one-device program, which failed to run wherever JAX showed several
+    # devices ("No registered implementation for ... xla.sdy.GlobalToLocalShape").
+    where = mesh if mesh is not None else make_mesh(jax.devices()[:1])
+    state, epoch = restore_state(run_dir, cfg, spec.sample(), which=which, mesh=where)
     variables = {"params": state.params, **state.mutable}
-    # Off the mesh restore_state replicated them on (every device), through host memory:
-    # moved straight to one device, an array keeps that mesh in its type (jax 0.10.2,
-    # jax-ml/jax#31793), and the layer's per-shard loops, which read the mesh from the
-    # types, then built a two-device shard_map into a one-device program, which failed to
-    # run ("No registered implementation for ... xla.sdy.GlobalToLocalShape") wherever
-    # JAX showed several devices (every core of a CPU, several GPUs).
-    where = jax.devices()[0] if mesh is None else replicated(mesh)
-    variables = jax.device_put(jax.device_get(variables), where)
     model = build_model(cfg.model_name, cfg.model)
     return TrainedModel(cfg, spec, epoch, model, variables, mesh)

@@ -19,7 +19,8 @@ weights mixed in between can give later rows' types a mesh the first rows' lacke
 An array moved with `jax.device_put` straight from a mesh to one device keeps that mesh in
 its type (jax 0.10.2, jax-ml/jax#31793), and a function of rows mixed with it would be
 mapped over a mesh the program does not run on, which fails when it runs: move such
-arrays through host memory (`jax.device_get` first), as `seqjax.load_run` does.
+arrays through host memory (`jax.device_get` first), or put them where they will run in
+the first place, as `seqjax.load_run` restores its checkpoint (`restore_state(mesh=...)`).
 """
 
 from __future__ import annotations

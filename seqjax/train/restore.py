@@ -6,6 +6,7 @@ import dataclasses
 import os
 
 import numpy as np
+from jax.sharding import Mesh
 
 from seqjax.config import ExperimentConfig, load_config
 from seqjax.data.dataset import SequenceDataset, num_batches
@@ -52,15 +53,24 @@ def run_data_spec(run_dir: str, cfg: ExperimentConfig) -> DataSpec:
 
 
 def restore_state(
-    run_dir: str, cfg: ExperimentConfig, sample: SequenceDataset, *, which: str = "best"
+    run_dir: str,
+    cfg: ExperimentConfig,
+    sample: SequenceDataset,
+    *,
+    which: str = "best",
+    mesh: Mesh | None = None,
 ) -> tuple[TrainState, int]:
-    """The train state saved at the best (by train.monitor) or latest epoch."""
+    """The train state saved at the best (by train.monitor) or latest epoch, replicated
+    on `mesh` (default: the run's, `mesh_for(cfg)`). Why a mesh of the caller's: an array
+    moved from one mesh to another afterwards keeps the first in its type (jax 0.10.2,
+    jax-ml/jax#31793), which the layer's per-shard loops read (`seqjax.layers.per_shard`),
+    so a state is restored where it will run."""
     if which not in ("best", "latest"):
         raise ValueError(f"checkpoint must be 'best' or 'latest'; got {which!r}")
     ckpt_dir = os.path.join(run_dir, "checkpoints")
     if not os.path.isdir(ckpt_dir):
         raise FileNotFoundError(f"{run_dir!r} has no checkpoints/ directory")
-    mesh = mesh_for(cfg)
+    mesh = mesh if mesh is not None else mesh_for(cfg)
     steps = num_batches(len(sample), cfg.train.batch_size, drop_remainder=False)
     state = replicate(initial_state(cfg, sample, steps * cfg.train.epochs), mesh)
     ckpt = Checkpointer(ckpt_dir, async_save=False)
