@@ -40,8 +40,9 @@ GROUPS = (1, 4, 8, 16)  # length groups; the phased loops run unroll 1
 
 
 def variants(time_steps: int, bidirectional: bool) -> dict[str, dict]:
-    """Name -> SeqjaxStack keyword arguments."""
-    out = {f"scan_unroll{u}": dict(backend="scan", unroll=u) for u in UNROLLS}
+    """Name -> SeqjaxStack keyword arguments; each scan's directions fused or not as its
+    name says, whatever the platform's default (`fused_directions_default`)."""
+    out = {f"scan_unroll{u}": dict(backend="scan", unroll=u, fused=False) for u in UNROLLS}
     if bidirectional:  # both directions in one scan: half the loop iterations per layer
         out.update(
             {f"scan_unroll{u}_fused_directions": dict(fused=True, unroll=u) for u in UNROLLS}
@@ -51,9 +52,13 @@ def variants(time_steps: int, bidirectional: bool) -> dict[str, dict]:
         projections["chunk32_projection"] = 32
     for u in (1, 16):  # CPU's default unroll and GPU's
         for label, chunk in projections.items():
-            out[f"scan_unroll{u}_{label}"] = dict(backend="scan", unroll=u, projection_chunk=chunk)
+            out[f"scan_unroll{u}_{label}"] = dict(
+                backend="scan", unroll=u, projection_chunk=chunk, fused=False
+            )
     for g in GROUPS:
-        out[f"scan_unroll1_groups{g}"] = dict(unroll=1, options=(("length_groups", g),))
+        out[f"scan_unroll1_groups{g}"] = dict(
+            unroll=1, fused=False, options=(("length_groups", g),)
+        )
     if cudnn_available():
         out["cudnn"] = dict(backend="cudnn")
     return out
@@ -67,7 +72,10 @@ def measure(name: str, repeats: int) -> dict:
     kinds.update(pallas_variants(cfg))
     if jax.default_backend() == "gpu":  # the scan's loops in CUDA graphs, at both unrolls
         for u in (1, 16):
-            kinds[f"scan_unroll{u}_loop_graphs"] = (dict(backend="scan", unroll=u), LOOP_GRAPHS)
+            kinds[f"scan_unroll{u}_loop_graphs"] = (
+                dict(backend="scan", unroll=u, fused=False),
+                LOOP_GRAPHS,
+            )
     impls, first_calls = {}, {}
     errors, _ = add_variants(impls, kinds, shape, x, lengths, first_calls=first_calls)
     rows = time_impls(impls, repeats=repeats)

@@ -120,7 +120,7 @@ def test_loop_graph_options_are_ones_xla_accepts_and_change_no_result():
     graphs = jax.jit(module.apply, compiler_options=LOOP_GRAPHS)(variables, x, lengths)
     np.testing.assert_array_equal(np.asarray(graphs), np.asarray(plain))
     assert set(gpu_variants(CONFIGS["trust"])) == {"seqjax_graphs"}  # no directions to fuse
-    assert gpu_variants(cfg)["seqjax_fused_graphs"] == ({"fused": True}, LOOP_GRAPHS)
+    assert gpu_variants(cfg)["seqjax_two_scans"] == ({"fused": False}, None)
     bad = {**LOOP_GRAPHS, "xla_gpu_enable_command_buffer": "WHILE,LOOPS"}
     with pytest.raises(Exception, match="not a valid enum value"):
         jax.jit(module.apply, compiler_options=bad)(variables, x, lengths)
@@ -145,7 +145,7 @@ def test_optional_variants_join_once_they_run_and_a_failure_is_named_not_timed(c
     impls = {"seqjax": jax_fns(SeqjaxStack(**shape), x, lengths)}
     reference = [fn() for fn in impls["seqjax"]]
     errors, diffs = add_variants(impls, variants, shape, x, lengths, reference)
-    assert set(impls) == {"seqjax", "seqjax_graphs", "seqjax_fused", "seqjax_fused_graphs"}
+    assert set(impls) == {"seqjax", "seqjax_graphs", "seqjax_two_scans"}
     assert set(diffs) == set(impls) - {"seqjax"}
     assert all(d < 1e-4 for row in diffs.values() for d in row.values())  # same arithmetic
     assert list(errors) == ["seqjax_pallas"]

@@ -1,6 +1,7 @@
-"""The loop shape `LSTM` picks per platform when `unroll` and `projection_chunk` are left
-at None (`loop_defaults`), and that the accelerators' shape computes what the CPU's does:
-on a CPU-only machine this is the only check of the loop a GPU or TPU runs by default."""
+"""The loop shape `LSTM` picks per platform when `unroll`, `projection_chunk` and
+`fused_directions` are left at None (`loop_defaults`, `fused_directions_default`), and that
+the accelerators' shape computes what the CPU's does: on a CPU-only machine this is the
+only check of the loop a GPU or TPU runs by default."""
 
 import chex
 import jax
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from seqjax.layers import LSTM
-from seqjax.layers.lstm import loop_defaults
+from seqjax.layers.lstm import fused_directions_default, loop_defaults
 
 
 def test_cpu_projects_narrow_inputs_in_the_loop_and_wide_ones_up_front():
@@ -23,6 +24,18 @@ def test_cpu_projects_narrow_inputs_in_the_loop_and_wide_ones_up_front():
 def test_accelerators_unroll_16_and_project_the_whole_sequence(platform):
     for features, hidden, steps in [(5, 128, 500), (256, 128, 500), (128, 64, 12)]:
         assert loop_defaults(platform, features, hidden, steps) == (16, 0, 0)
+
+
+def test_accelerators_fuse_the_directions_and_the_cpu_does_not():
+    assert [fused_directions_default(p) for p in ("cpu", "gpu", "tpu")] == [False, True, True]
+
+
+def test_fused_directions_left_at_none_follow_the_platform_unless_length_groups_run():
+    on_this_platform = fused_directions_default(jax.default_backend())
+    assert LSTM(8, bidirectional=True)._fused(groups=1) is on_this_platform
+    assert LSTM(8, bidirectional=True)._fused(groups=4) is False  # phased loops: two scans
+    assert LSTM(8, bidirectional=True, fused_directions=True)._fused(groups=1) is True
+    assert LSTM(8, bidirectional=True, fused_directions=False)._fused(groups=1) is False
 
 
 def test_options_set_on_the_layer_win_over_the_defaults():
@@ -42,7 +55,8 @@ def test_the_accelerator_loop_shape_equals_the_cpu_one_with_gradients():
     cpu = LSTM(**kwargs, unroll=1, projection_chunk=1)  # F < H: the CPU's choice
     # The accelerators unroll 16; seqjax hands `unroll` to lax.scan unchanged, which runs any
     # factor and its remainder alike, and 4 compiles in 3 s where 16 took 14 s on a 2-core CPU.
-    accelerator = LSTM(**kwargs, unroll=4, projection_chunk=0)
+    # They also run the two directions as one scan (`fused_directions_default`).
+    accelerator = LSTM(**kwargs, unroll=4, projection_chunk=0, fused_directions=True)
     variables = jax.jit(cpu.init)(jax.random.key(0), x, lengths)
 
     def value_and_grads(model):
