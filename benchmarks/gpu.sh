@@ -62,7 +62,7 @@ flax.__version__, optax.__version__, torch.__version__, jax.devices())"
       # the hybrid block's first (steel's was timed both ways on an H200), each stack
       # written as it finishes; then the seed systems with it
       $py -m benchmarks.side_by_side --only trend --only hybrid_block --only steel \
-        --out "$out/side_by_side_fused_$kind.json" 2>&1 | tee "$out/fused.log"
+        --variant two_scans --out "$out/side_by_side_fused_$kind.json" 2>&1 | tee "$out/fused.log"
       $py -m benchmarks.report "$out/side_by_side_fused_$kind.json" \
         > "$out/side_by_side_fused_$kind.md"
       $py -m benchmarks --systems-only --out "$out/systems_fused_$kind.json" 2>&1 \

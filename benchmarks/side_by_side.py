@@ -2,7 +2,8 @@
 and plain padded) and Flax's `nn.RNN(nn.OptimizedLSTMCell)`, same sizes, batch, lengths,
 dtype (float32) and threads.
 
-    python -m benchmarks.side_by_side [--only steel ...] [--repeats 15] [--out PATH]
+    python -m benchmarks.side_by_side [--only steel ...] [--variant two_scans ...]
+        [--repeats 15] [--out PATH]
 
 runs these alone (`python -m benchmarks` runs them after each system's own figures): on a
 GPU the short way to the ratios, with seqjax's cuDNN and Pallas backends beside the scan,
@@ -239,18 +240,20 @@ def time_impls(
     return timings
 
 
-def measure(name: str, *, repeats: int) -> dict:
-    """Timings of every implementation for config `name`, and seqjax's speed-up ratios.
+def measure(name: str, *, repeats: int, variants: tuple[str, ...] | None = None) -> dict:
+    """Timings of every implementation for config `name`, and seqjax's speed-up ratios;
+    of the optional variants that apply here (`optional_variants`), those named in
+    `variants` (without their `seqjax_` prefix), all of them where it is None.
 
     Every matmul is full float32: JAX's default on NVIDIA GPUs rounds float32 matmul inputs
     to TF32 and PyTorch's cuDNN RNN does too, so a ratio would otherwise compare different
     arithmetic. (On CPU the setting changes nothing.)
     """
     with jax.default_matmul_precision("highest"):
-        return _measure(name, repeats=repeats)
+        return _measure(name, repeats=repeats, variants=variants)
 
 
-def _measure(name: str, *, repeats: int) -> dict:
+def _measure(name: str, *, repeats: int, variants: tuple[str, ...] | None) -> dict:
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)  # XLA's CPU backend also uses every core
@@ -263,7 +266,11 @@ def _measure(name: str, *, repeats: int) -> dict:
         "torch_padded": torch_fns(cfg, x, lengths, packed=False),
         "torch_packed": torch_fns(cfg, x, lengths, packed=True),
     }
-    optional = optional_variants(cfg)
+    optional = {
+        key: value
+        for key, value in optional_variants(cfg).items()
+        if variants is None or key.removeprefix("seqjax_") in variants
+    }
     reference = [fn() for fn in impls["seqjax"]]
     variant_errors, variant_diffs = add_variants(impls, optional, shape, x, lengths, reference)
     if _per_core_devices() and cfg["batch"] % jax.local_device_count() == 0:
@@ -419,10 +426,17 @@ def _ratios(timings: dict, ours: str, refs: tuple[str, ...] = REFERENCES) -> dic
     }
 
 
-def measure_isolated(name: str, *, repeats: int) -> dict:
+def measure_isolated(name: str, *, repeats: int, variants: tuple[str, ...] | None = None) -> dict:
     """`measure` in a fresh process that sees one CPU device per core (see the module's
     docstring and benchmarks/isolation.py)."""
-    return in_fresh_process(measure, name, repeats=repeats, initializer=one_device_per_core)
+    return in_fresh_process(
+        measure, name, repeats=repeats, variants=variants, initializer=one_device_per_core
+    )
+
+
+# The optional variants by name (`--variant`), each where it applies: cuDNN on CUDA, Pallas
+# on a GPU for the hidden sizes it takes, the rest on any GPU (two_scans: bidirectional).
+VARIANTS = ("cudnn", "pallas", "pallas_tf32x3", "graphs", "two_scans")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -432,8 +446,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--only", choices=sorted(CONFIGS), action="append")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--variant",
+        choices=[*VARIANTS, "none"],
+        action="append",
+        help="time only these of the optional variants that apply here (default: all; "
+        "none: seqjax's default, PyTorch and Flax alone): a short GPU call's lever",
+    )
     args = parser.parse_args(argv)
     command_line.require_torch(parser)
+    variants = None if args.variant is None else tuple(args.variant)
     result = {
         "command": command_line.command("benchmarks.side_by_side", argv),
         "environment": environment(),
@@ -443,7 +465,9 @@ def main(argv: list[str] | None = None) -> dict:
     out = args.out or command_line.results_path("side_by_side")
     for name in args.only or list(CONFIGS):
         print(f"[{name}] LSTM stack side by side", flush=True)
-        result["side_by_side"][name] = measure_isolated(name, repeats=args.repeats)
+        result["side_by_side"][name] = measure_isolated(
+            name, repeats=args.repeats, variants=variants
+        )
         # after every config: a run cut short (a GPU session's time limit) keeps those done
         atomic_write_json(out, result)
     print(table(result))

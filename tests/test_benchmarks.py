@@ -126,6 +126,16 @@ def test_loop_graph_options_are_ones_xla_accepts_and_change_no_result():
         jax.jit(module.apply, compiler_options=bad)(variables, x, lengths)
 
 
+def test_every_optional_variant_has_a_name_the_variant_option_takes():
+    from benchmarks.side_by_side import CONFIGS, VARIANTS, gpu_variants, main
+
+    names = {"cudnn", "pallas", "pallas_tf32x3"}  # optional_variants' CUDA and Pallas ones
+    names |= {name.removeprefix("seqjax_") for name in gpu_variants(CONFIGS["steel"])}
+    assert names == set(VARIANTS)
+    with pytest.raises(SystemExit):
+        main(["--variant", "fused"])  # the old name of the GPU's default
+
+
 def test_optional_variants_join_once_they_run_and_a_failure_is_named_not_timed(capsys):
     """What a GPU run builds beside the scan, built here: the CPU ignores the GPU compile
     options, and Pallas compiled for a GPU stands in for a variant that fails there."""
