@@ -184,3 +184,25 @@ def test_a_regression_on_targets_that_carry_no_signal_ends_with_the_warning(tmp_
     run_experiment(cfg, str(tmp_path / "run"), log=lines.append)
     said = [line for line in lines if line.startswith("warning: validation never told")]
     assert len(said) == 1 and "best correlation of its predictions" in said[0], lines
+
+
+
+def test_a_trend_forecast_on_noise_names_each_horizon_that_never_correlated(tmp_path):
+    """The wiring for the trend's multi-task losses: each horizon's score is tested as a
+    regression output is (`val_d7_correlation`, `val_d30_correlation`)."""
+    from seqjax.train.run import run_experiment
+
+    rng = np.random.default_rng(0)
+    n = 240
+    inputs = rng.standard_normal((n, 12, 4)).astype(np.float32)  # (N, T, F)
+    trend = 0.05 * rng.standard_normal((n, 2))  # (N, horizons), drawn apart from the inputs
+    volatility = 0.01 + 0.02 * np.abs(rng.standard_normal((n, 2)))  # (N, horizons)
+    targets = np.stack([trend, volatility], -1)  # (N, horizons, 2)
+    np.savez(tmp_path / "noise.npz", inputs=inputs, targets=targets)
+    sets = [f"data.source=npz:{tmp_path / 'noise.npz'}", "train.epochs=2"]
+    sets += ["train.plots=false", "checkpoint.enabled=false"]
+    cfg = load_config("configs/trend.yaml", sets)
+    lines = []
+    run_experiment(cfg, str(tmp_path / "run"), log=lines.append)
+    said = [line for line in lines if line.startswith("warning: validation never told")]
+    assert len(said) == 1 and "(d30 " in said[0] and "; d7 " in said[0], lines

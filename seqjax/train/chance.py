@@ -16,7 +16,8 @@ it changes no decision of the loop.
 
 A regression run has its own null spread: the Pearson correlation of predictions
 unrelated to n targets has mean 0 and standard deviation about 1 / sqrt(n - 1), so each
-output whose best validation correlation never rose `SPREADS` of those above 0 is named.
+output whose best validation correlation never rose `SPREADS` of those above 0 is named;
+the trend forecaster's horizons are such outputs, each its score against its trend.
 A multi-class run has no such line (see the README), so its check is plainer: its best
 validation loss against the loss of the best constant prediction its training objective
 allows, the training split's class shares (as its class weights or a balanced sampler

@@ -26,6 +26,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
+from seqjax.calibration import TREND_LOSSES
 from seqjax.class_weights import (
     BALANCED,
     check_class_weights,
@@ -618,7 +619,7 @@ def fit(
     warning = None
     if tc.loss == "binary_cross_entropy":
         warning = guessing_warning(loop["history"], val_data.targets)
-    elif tc.loss == "mse":
+    elif tc.loss == "mse" or tc.loss in TREND_LOSSES:  # the trend's: each horizon's score
         warning = correlation_warning(loop["history"], len(val_data))
     if warning is None and tc.loss in CONSTANT_GUESSES:
         guess, said = constant_guess_loss(
