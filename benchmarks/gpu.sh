@@ -7,8 +7,10 @@
 # Stages (default: all, in this order): env tests quick suite backends kernels long scaling;
 # also pallas (steel and trend side by side with every GPU variant, the fused kernels'
 # tests, then every tiling and warp count on steel's layer: a short budget's first call)
-# fused (trend's, the hybrid block's and steel's stacks side by side, then every seed
-# system, with the GPU's default of one scan for both directions), levers (each seed system with its loops in CUDA graphs, then with Pallas), buckets
+# fused (trend's, the hybrid block's and steel's stacks side by side, the GPU's default of
+# one scan for both directions beside two), profile (steel's stack's device kernels a loop
+# step, train and inference, one scan and two), systems (every seed system's own
+# figures), levers (each seed system with its loops in CUDA graphs, then with Pallas), buckets
 # (steel_standard's training epoch with its batches cut to length buckets), micro
 # (steel's train step at batch 256 whole and in 8 micro-batches: memory against time) and
 # projection (LSTM(proj_size) beside PyTorch's, which cuDNN runs there) and cell (a decoding
@@ -60,13 +62,25 @@ flax.__version__, optax.__version__, torch.__version__, jax.devices())"
       ;;
     fused)  # the check of the GPU's default of one scan for both directions, trend's and
       # the hybrid block's first (steel's was timed both ways on an H200), each stack
-      # written as it finishes; then the seed systems with it
+      # written as it finishes
       $py -m benchmarks.side_by_side --only trend --only hybrid_block --only steel \
         --variant two_scans --out "$out/side_by_side_fused_$kind.json" 2>&1 | tee "$out/fused.log"
       $py -m benchmarks.report "$out/side_by_side_fused_$kind.json" \
         > "$out/side_by_side_fused_$kind.md"
-      $py -m benchmarks --systems-only --out "$out/systems_fused_$kind.json" 2>&1 \
-        | tee -a "$out/fused.log"
+      ;;
+    profile)  # where steel's step goes on the device: kernels a loop step, their time, and
+      # how busy the device is, one scan and two, train and inference
+      for mode in "--train" ""; do
+        for scans in "" "--two-scans"; do
+          name=profile_steel${mode:+_train}${scans:+_two_scans}_$kind
+          $py -m benchmarks.profile steel $mode $scans --calls 10 --top 12 \
+            --out "$out/$name.json" 2>&1 | tee -a "$out/profile.log"
+        done
+      done
+      ;;
+    systems)  # every seed system's own figures against the targets, on today's defaults
+      $py -m benchmarks --systems-only --out "$out/systems_$kind.json" 2>&1 \
+        | tee "$out/systems.log"
       ;;
     levers)  # each seed system's own train step and inference with each GPU lever on,
       # beside the suite stage's default figures: its loops in CUDA graphs, the Pallas

@@ -426,6 +426,31 @@ def test_profile_names_each_loop_once_and_each_step_thunk_once_per_step():
     assert result["untraced_ms"] > 0
 
 
+def test_profile_reads_a_gpu_traces_device_events_against_the_loops_steps():
+    """What a GPU run reads from its trace, on a trace of that shape: only the events of
+    the `/device:` processes count, per name, over the calls."""
+    from benchmarks.profile import device_table, loop_steps
+    from benchmarks.side_by_side import CONFIGS
+
+    processes = {1: "/host:CPU", 7: "/device:GPU:0"}
+    events = [
+        {"pid": 7, "tid": 3, "name": "gemm", "dur": 4.0},
+        {"pid": 7, "tid": 3, "name": "loop_fusion", "dur": 2.0},
+        {"pid": 7, "tid": 4, "name": "gemm", "dur": 4.0},
+        {"pid": 1, "tid": 9, "name": "gemm", "dur": 100.0},  # the host's launch, not a kernel
+    ]
+    table = device_table(events, processes, calls=2)
+    assert table == [
+        {"kernel": "gemm", "us_per_call": 4.0, "runs_per_call": 1.0, "streams": 2},
+        {"kernel": "loop_fusion", "us_per_call": 1.0, "runs_per_call": 0.5, "streams": 1},
+    ]
+    steel = CONFIGS["steel"]  # 2 bidirectional layers of 500 steps
+    assert loop_steps(steel, train=False, fused=True) == 1000
+    assert loop_steps(steel, train=True, fused=True) == 2000
+    assert loop_steps(steel, train=True, fused=False) == 4000
+    assert loop_steps(CONFIGS["trust"], train=False, fused=False) == 3 * 2  # 3 modules, T=2
+
+
 def test_call_order_times_each_call_after_each_predecessor_itself_included():
     import time
 

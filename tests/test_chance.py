@@ -186,7 +186,6 @@ def test_a_regression_on_targets_that_carry_no_signal_ends_with_the_warning(tmp_
     assert len(said) == 1 and "best correlation of its predictions" in said[0], lines
 
 
-
 def test_a_trend_forecast_on_noise_names_each_horizon_that_never_correlated(tmp_path):
     """The wiring for the trend's multi-task losses: each horizon's score is tested as a
     regression output is (`val_d7_correlation`, `val_d30_correlation`)."""
