@@ -71,19 +71,25 @@ def device_table(events: list[dict], processes: dict, calls: int) -> list[dict]:
     """Per event name on the trace's device processes (`/device:...`: kernels, copies,
     memsets): µs per call, runs per call and distinct streams, slowest first."""
     devices = {pid for pid, name in processes.items() if name.startswith("/device:")}
+    mine = [e for e in events if e.get("pid") in devices]
+    return _per_name(mine, calls, "kernel", "streams", lambda e: (e.get("pid"), e.get("tid")))
+
+
+def _per_name(events: list[dict], calls: int, what: str, where: str, place) -> list[dict]:
+    """Rows of {what: name, µs and runs per call, where: how many places (`place(event)`)
+    ran it} per event name, slowest first."""
     total, runs = collections.Counter(), collections.Counter()
-    streams = collections.defaultdict(set)
+    places = collections.defaultdict(set)
     for e in events:
-        if e.get("pid") in devices:
-            total[e["name"]] += e.get("dur", 0)
-            runs[e["name"]] += 1
-            streams[e["name"]].add((e.get("pid"), e.get("tid")))
+        total[e["name"]] += e.get("dur", 0)
+        runs[e["name"]] += 1
+        places[e["name"]].add(place(e))
     return [
         {
-            "kernel": name,
+            what: name,
             "us_per_call": us / calls,
             "runs_per_call": runs[name] / calls,
-            "streams": len(streams[name]),
+            where: len(places[name]),
         }
         for name, us in total.most_common()
     ]
@@ -99,22 +105,8 @@ def loop_steps(cfg: dict, *, train: bool, fused: bool) -> int:
 
 def thunk_table(events: list[dict], calls: int) -> list[dict]:
     """Per thunk name: µs per call, runs per call and distinct threads, slowest first."""
-    total, runs = collections.Counter(), collections.Counter()
-    threads = collections.defaultdict(set)
-    for e in events:
-        if _is_thunk(e):
-            total[e["name"]] += e.get("dur", 0)
-            runs[e["name"]] += 1
-            threads[e["name"]].add(e.get("tid"))
-    return [
-        {
-            "thunk": name,
-            "us_per_call": us / calls,
-            "runs_per_call": runs[name] / calls,
-            "threads": len(threads[name]),
-        }
-        for name, us in total.most_common()
-    ]
+    thunks = [e for e in events if _is_thunk(e)]
+    return _per_name(thunks, calls, "thunk", "threads", lambda e: e.get("tid"))
 
 
 def last_call(events: list[dict], min_us: float) -> list[dict]:

@@ -10,16 +10,7 @@ import pytest
 
 from seqjax.config import load_config
 from seqjax.models import build_model
-
-SMALL = {
-    "trust": dict(features=6, hidden_sizes=(5, 4, 3)),
-    "steel": dict(features=3, hidden_size=32, bidirectional=True, classifier_dims=(4,)),
-    "trend": dict(features=3, hidden_size=4, head_dim=4),
-    "hybrid": dict(
-        features=3, d_model=8, num_heads=2, head_dims=(4,), lstm_blocks=1, attention_after=(1,)
-    ),
-    "lstm_baseline": dict(features=3, hidden_size=4),
-}
+from tests.seed_models import SMALL
 
 
 def _setup(name):
