@@ -105,12 +105,14 @@ def check_config_options(cfg) -> None:
 
 
 def config_options(cfg) -> dict[str, Any]:
-    """`LSTM` keywords from those config options."""
+    """`LSTM` keywords from those config options and `lstm_fused_directions` (a bool or
+    None, which the config's loader checks)."""
     return {
         "backend": cfg.lstm_backend,
         "precision": cfg.lstm_precision,
         "dtype": cfg.lstm_dtype,
         "backward": cfg.lstm_backward,
+        "fused_directions": cfg.lstm_fused_directions,
     }
 
 

@@ -36,6 +36,7 @@ class TrendConfig:
     lstm_precision: str | None = None  # the scan's matmul precision, e.g. "highest"
     lstm_dtype: str = "float32"  # the LSTM's matmul dtype: float32 | bfloat16
     lstm_backward: str = "custom"  # custom | autodiff (forward mode: jax.jvp, jacfwd)
+    lstm_fused_directions: bool | None = None  # None: one scan for both on GPU/TPU
 
     def __post_init__(self):
         check_config_options(self)
