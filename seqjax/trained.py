@@ -27,7 +27,7 @@ from seqjax.layers.masking import check_sequence_inputs, is_concrete
 from seqjax.models.registry import build_model
 from seqjax.train.loop import task_for
 from seqjax.train.restore import first_fold, load_run_config, restore_state, run_data_spec
-from seqjax.train.sharding import DATA, data_sharding, make_mesh
+from seqjax.train.sharding import DATA, make_mesh, replicated, shard_rows
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # eq=False: hashed by identity, for jit
@@ -113,9 +113,10 @@ class TrainedModel:
         return np.concatenate([np.asarray(out) for out in outputs])
 
     def _run(self, inputs: Any, lengths: np.ndarray) -> jax.Array:
-        """One jitted call on a batch, its rows split over the mesh where there is one."""
+        """One jitted call on a batch, its rows split over the mesh where there is one
+        (a mesh over several processes' devices takes each process's rows from it)."""
         if self.mesh is not None:
-            inputs, lengths = jax.device_put((inputs, lengths), data_sharding(self.mesh))
+            inputs, lengths = shard_rows((inputs, lengths), len(lengths), self.mesh)
         return self._jitted(self.variables, inputs, lengths)
 
     def _batch_size(self, batch_size: int | None) -> int:
@@ -129,7 +130,11 @@ class TrainedModel:
 
     @functools.cached_property
     def _jitted(self):
-        return jax.jit(self.apply)
+        """The jitted `apply`; on a mesh its predictions replicated on every device, so that
+        every process of a mesh over several holds all rows' predictions to read."""
+        if self.mesh is None:
+            return jax.jit(self.apply)
+        return jax.jit(self.apply, out_shardings=replicated(self.mesh))
 
     def _check(self, inputs: Any, lengths: Any) -> Any:
         """The shape, dtype, length and finiteness errors `seqjax predict` gives a file,
@@ -145,7 +150,10 @@ def load_run(run_dir: str, *, which: str = "best", mesh: Mesh | None = None) -> 
     `train.monitor`) or its latest, its variables on the default device, or replicated
     on `mesh` (a `data` axis, `seqjax.train.sharding.make_mesh`), over whose devices its
     calls then split each batch: every GPU of a host, or every core of a CPU shown as one
-    device each (README, "Every core of a CPU")."""
+    device each (README, "Every core of a CPU"). A mesh may span the devices of several
+    processes (`jax.distributed.initialize` first): each process then loads the run and
+    calls the model with the same inputs, feeds its own rows and gets every row's
+    predictions."""
     if mesh is not None and DATA not in mesh.axis_names:
         raise ValueError(
             f"load_run: the mesh needs a {DATA!r} axis to split the rows over; it has "

@@ -5,6 +5,7 @@
     python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR cv NPZ
     python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR evaluate|importance
     python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR predict IN OUT
+    python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR load_run IN OUT
 Each runs the command line, as one process per host of a cluster would:
 `seqjax train ... --coordinator 127.0.0.1:PORT --num-processes N --process-id I`. The run
 keeps its checkpoints in RUN_DIR, each epoch's and each step's (asynchronous saves of two
@@ -15,8 +16,11 @@ host would end, and the run saves each epoch (asynchronously, so epoch 1's save 
 be waiting on the lost process), nothing inside one. `resume EPOCHS` continues a run to
 EPOCHS epochs. `cv NPZ` cross-validates CV_CONFIG with CV_SETS on the npz file NPZ
 instead (`seqjax cv`); `evaluate` and `importance` score the trained run RUN_DIR's test split, and
-`predict IN OUT` writes its predictions for the npz IN to OUT. The exit code is the
-command's.
+`predict IN OUT` writes its predictions for the npz IN to OUT. `load_run IN OUT` does
+what `predict` does through the Python API instead, as research code on several hosts
+would: `jax.distributed.initialize`, then `seqjax.load_run(RUN_DIR, mesh=...)` over every
+process's devices, each process calling it on all of IN and writing what it got to
+OUT.<process id>.npy. The exit code is the command's.
 """
 
 import os
@@ -38,6 +42,8 @@ def main() -> int:
         return seqjax(command)
     if mode in ("evaluate", "importance"):
         return seqjax([mode, run_dir, *processes])
+    if mode == "load_run":
+        return load_run_and_predict(pid, nproc, port, run_dir, *sys.argv[6:8])
     if mode == "predict":
         scored = ["--input", sys.argv[6], "--output", sys.argv[7]]
         return seqjax(["predict", run_dir, *scored, *processes])
@@ -52,6 +58,23 @@ def main() -> int:
     assert mode == "resume", mode
     sets = [*OVERRIDES, *LONG_RUN, *CHECKPOINTS, f"train.epochs={sys.argv[6]}"]
     return seqjax([*command, "--resume", "--set", *sets])
+
+
+def load_run_and_predict(pid: int, nproc: int, port: int, run_dir: str, given: str, out: str):
+    import jax
+    import numpy as np
+
+    from seqjax import load_run
+    from seqjax.train.sharding import make_mesh
+
+    jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=nproc, process_id=pid)
+    mesh = make_mesh(jax.devices())  # every process's devices
+    run = load_run(run_dir, mesh=mesh)
+    with np.load(given) as data:
+        predictions = run(data["inputs"], data["lengths"], batch_size=16)
+    np.save(f"{out}.{pid}.npy", predictions)
+    print(f"{len(predictions)} predictions over {mesh.devices.size} devices")
+    return 0
 
 
 def signal_at_the_second_step_of_epoch_2(signum: signal.Signals) -> None:

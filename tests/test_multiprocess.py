@@ -252,3 +252,26 @@ def test_two_processes_score_a_run_as_one_and_process_0_says_it(tmp_path, capsys
     assert f"wrote {len(test)} predictions" in runs[0][1] and "wrote" not in runs[1][1]
     with np.load(one) as a, np.load(two) as b:
         np.testing.assert_allclose(b["predictions"], a["predictions"], rtol=1e-5, atol=1e-6)
+
+
+def test_two_processes_load_a_run_over_a_mesh_of_both_and_each_gets_every_prediction(tmp_path):
+    """`seqjax.load_run(run, mesh=...)` with the mesh spanning both processes' devices:
+    each feeds its own rows of each batch, and each gets all the predictions, equal to one
+    process's `load_run` without a mesh (33 rows in batches of 16: the last one padded)."""
+    from seqjax import load_run
+    from seqjax.data.sources import load_splits
+
+    run_dir = tmp_path / "run"
+    sets = [*OVERRIDES, "checkpoint.enabled=true", "train.plots=false"]
+    train = ["train", "--config", "configs/trust.yaml", "--run-dir", str(run_dir)]
+    assert seqjax([*train, "--set", *sets]) == 0
+    test = load_splits(load_config(str(run_dir / "config.yaml")).data)["test"]
+    given, out = tmp_path / "in.npz", tmp_path / "out"
+    np.savez(given, inputs=test.inputs[:33], lengths=test.lengths[:33])
+    alone = load_run(str(run_dir))(test.inputs[:33], test.lengths[:33])
+    runs = _two_processes(str(run_dir), "load_run", str(given), str(out))
+    assert _codes(runs) == [0, 0], _logs(runs)
+    assert "33 predictions over 2 devices" in runs[0][1]
+    for pid in range(2):
+        both = np.load(f"{out}.{pid}.npy")
+        np.testing.assert_allclose(both, alone, rtol=1e-5, atol=1e-6)

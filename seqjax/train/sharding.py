@@ -116,14 +116,20 @@ def shard_batch(batch: Batch, mesh: Mesh) -> Batch:
     array is assembled from the process-local pieces without any host-to-host copy.
     """
     check_divisible(batch.size, mesh)
+    return shard_rows(batch, batch.size, mesh)
+
+
+def shard_rows(tree, rows: int, mesh: Mesh):
+    """`tree`'s host arrays, each with `rows` leading rows and the same on every process,
+    placed on the mesh split along those rows (`shard_batch`'s placement, for any tree)."""
     sharding = data_sharding(mesh)
     if jax.process_count() > 1:
-        rows = process_rows(batch.size)
+        mine = process_rows(rows)
         return jax.tree.map(
-            lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)[rows]),
-            batch,
+            lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)[mine]),
+            tree,
         )
-    return jax.device_put(batch, sharding)
+    return jax.device_put(tree, sharding)
 
 
 def replicate(tree, mesh: Mesh):
