@@ -22,11 +22,13 @@ def _export(model, variables):
     return fn, export.export(fn)(variables, *shapes)
 
 
-def test_one_export_runs_every_batch_and_length():
+@pytest.mark.parametrize("fused", [None, True], ids=["default", "fused_directions"])
+def test_one_export_runs_every_batch_and_length(fused):
     """At T = 200 the jitted layer takes the CPU's length groups and chunked projection,
     which need the length; the export runs one group and projects at once, to the same
-    values."""
-    model = LSTM(8, num_layers=2, bidirectional=True)
+    values. With fused directions, a GPU's or TPU's default, the backward direction's
+    flipped time is a symbolic length's too."""
+    model = LSTM(8, num_layers=2, bidirectional=True, fused_directions=fused)
     rng = np.random.default_rng(0)
     variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((2, 5, F)), jnp.array([5, 2]))
     jitted, exported = _export(model, variables)
