@@ -67,19 +67,23 @@ def test_side_by_side_alone_writes_its_ratios(tmp_path, monkeypatch, capsys):
 
     asked = []
 
-    def measure(name, *, repeats):
-        asked.append((name, repeats))
+    def measure(name, *, repeats, variants):
+        asked.append((name, repeats, variants))
         return {"config": {"name": name}, "speedup": {"train_vs_torch_padded": 1.25}}
 
     monkeypatch.setattr(sbs, "measure_isolated", measure)
     out = tmp_path / "sbs.json"
     result = sbs.main(["--only", "trend", "--repeats", "3", "--out", str(out)])
-    assert asked == [("trend", 3)]
+    assert asked == [("trend", 3, None)]  # every optional variant that applies
     assert json.loads(out.read_text()) == result
     assert (
         result["command"]
         == f"python -m benchmarks.side_by_side --only trend --repeats 3 --out {out}"
     )
+    sbs.main(
+        ["--only", "steel", "--variant", "two_scans", "--variant", "graphs", "--out", str(out)]
+    )
+    assert asked[-1] == ("steel", 15, ("two_scans", "graphs"))
     assert list(result["side_by_side"]) == ["trend"] and result["systems"] == {}
     assert {"device", "jax", "torch"} <= set(result["environment"])
     printed = capsys.readouterr().out
@@ -91,7 +95,7 @@ def test_side_by_side_keeps_the_configs_done_when_a_later_one_fails(tmp_path, mo
     as soon as that config is done, not only at the end."""
     import benchmarks.side_by_side as sbs
 
-    def measure(name, *, repeats):
+    def measure(name, *, repeats, variants):
         if name == "steel":
             raise RuntimeError("cut off")
         return {"config": {"name": name}}
