@@ -455,6 +455,26 @@ def test_profile_reads_a_gpu_traces_device_events_against_the_loops_steps():
     assert loop_steps(CONFIGS["trust"], train=False, fused=False) == 3 * 2  # 3 modules, T=2
 
 
+def test_profile_reports_a_gpu_trace_per_loop_step_and_writes_it(tmp_path, capsys):
+    """The GPU report itself, on the same kind of synthetic trace: steel's fused inference
+    runs 1,000 loop steps, so 2,000 kernels of 2 µs over a 4 ms call are 2 a step, 4 µs of
+    kernels a step and the device busy all of it."""
+    import argparse
+
+    from benchmarks.profile import _device_report
+    from benchmarks.side_by_side import CONFIGS
+
+    processes = {1: "/host:CPU", 7: "/device:GPU:0"}
+    events = [{"pid": 7, "tid": 3, "name": f"k{i % 2}", "dur": 2.0} for i in range(2000)]
+    out = tmp_path / "profile.json"
+    args = argparse.Namespace(train=False, top=5, out=str(out), argv=["steel"])
+    result = _device_report(args, CONFIGS["steel"], events, processes, 1, 4e-3, True)
+    assert result["loop_steps"] == 1000 and result["device_events_per_step"] == 2.0
+    assert result["device_us_per_step"] == 4.0 and result["device_busy_share"] == 1.0
+    assert json.loads(out.read_text())["command"] == "python -m benchmarks.profile steel"
+    assert "2.00 device events" in capsys.readouterr().out
+
+
 def test_call_order_times_each_call_after_each_predecessor_itself_included():
     import time
 
