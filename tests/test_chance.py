@@ -19,6 +19,7 @@ from seqjax.train.chance import (
     correlation_spread_under_guessing,
     correlation_warning,
     guessing_warning,
+    loss_difference_spread,
 )
 
 
@@ -107,6 +108,42 @@ def test_a_loss_that_never_beat_the_constant_is_named_and_one_below_it_is_not():
     )
     assert constant_guess_warning(rows, 1.095, "the training split's mean") is None
     assert constant_guess_warning(rows, math.nan, "the training split's mean") is None
+
+
+def test_a_loss_below_the_constant_by_less_than_its_noise_is_named():
+    """With the loss difference's standard error known (multi-class runs), beating the
+    constant by less than 3 of them is still named, in words that say so."""
+    rows = [{"epoch": 1, "val_loss": 1.30}, {"epoch": 2, "val_loss": 1.25}]
+    warning = constant_guess_warning(rows, 1.30, "the training split's class shares", 0.02, 90)
+    assert warning is not None
+    assert "1.25 at epoch 2, lies within 3 standard errors of 1.3 (+- 0.02 for 90 " in warning
+    assert constant_guess_warning(rows, 1.30, "shares", 0.016, 90) is None  # 0.05 > 3 x 0.016
+    assert "no lower than 1.2" in constant_guess_warning(rows, 1.2, "shares", 0.02, 90)
+
+
+def test_the_loss_difference_spread_is_the_weighted_mean_differences_standard_error():
+    """Against NumPy: per-sequence cross-entropy of the model's logits less the constant's,
+    averaged with sample weights, and that average's standard error."""
+    rng = np.random.default_rng(0)
+    n, k = 50, 4
+    labels, weights = rng.integers(0, k, n), rng.uniform(0.5, 2.0, n)
+    val = _split(labels, weights=weights)
+    logits = rng.standard_normal((n, k))  # (N, K)
+    constant = np.log([0.4, 0.3, 0.2, 0.1])  # (K,)
+
+    def ce(z):  # (N, K) -> (N,)
+        z = z - z.max(1, keepdims=True)
+        return np.log(np.exp(z).sum(1)) - z[np.arange(n), labels]
+
+    gaps = ce(logits) - ce(np.broadcast_to(constant, (n, k)))
+    mean = np.sum(weights * gaps) / weights.sum()
+    expected = np.sqrt(np.sum(weights**2 * (gaps - mean) ** 2)) / weights.sum()
+    spread = loss_difference_spread(get_task("cross_entropy"), logits, constant, val)
+    assert spread == pytest.approx(expected, rel=1e-5)
+    # the constant spans only the classes the splits hold; the model's rows may span more
+    wider = np.concatenate([logits, np.full((n, 1), -30.0)], axis=1)  # (N, K + 1)
+    spread = loss_difference_spread(get_task("cross_entropy"), wider, constant, val)
+    assert spread == pytest.approx(expected, rel=1e-4)
 
 
 def test_the_correlation_spread_is_that_of_unrelated_predictions():
@@ -205,3 +242,24 @@ def test_a_trend_forecast_on_noise_names_each_horizon_that_never_correlated(tmp_
     run_experiment(cfg, str(tmp_path / "run"), log=lines.append)
     said = [line for line in lines if line.startswith("warning: validation never told")]
     assert len(said) == 1 and "(d30 " in said[0] and "; d7 " in said[0], lines
+
+
+def test_a_multi_class_run_that_learns_is_not_named(tmp_path):
+    """Three classes a channel's level gives away: the kept model beats the constant by
+    far more than its noise, so no warning, where the margin could have made one."""
+    from seqjax.train.run import run_experiment
+
+    rng = np.random.default_rng(0)
+    n, steps = 240, 20
+    targets = rng.integers(0, 3, n).astype(np.int32)
+    inputs = rng.standard_normal((n, steps, 5)).astype(np.float32)  # (N, T, F)
+    inputs[:, :, 0] += 2.0 * targets[:, None]  # channel 0's level is the class
+    np.savez(tmp_path / "easy.npz", inputs=inputs, targets=targets)
+    sets = [f"data.source=npz:{tmp_path / 'easy.npz'}", "train.epochs=4"]
+    sets += ["train.batch_size=16", "train.plots=false", "checkpoint.enabled=false"]
+    sets += ["model.hidden_size=32", "optimizer.lr=0.01"]
+    cfg = load_config("configs/steel_lightweight.yaml", sets)
+    lines = []
+    metrics = run_experiment(cfg, str(tmp_path / "run"), log=lines.append)
+    assert metrics["test"]["accuracy"] > 0.8, lines
+    assert not any(line.startswith("warning:") for line in lines), lines

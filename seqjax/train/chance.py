@@ -21,16 +21,19 @@ the trend forecaster's horizons are such outputs, each its score against its tre
 A multi-class run has no such line (see the README), so its check is plainer: its best
 validation loss against the loss of the best constant prediction its training objective
 allows, the training split's class shares (as its class weights or a balanced sampler
-weigh them), scored by the run's own loss on the validation split. A regression run
+weigh them), scored by the run's own loss on the validation split, with a margin of `SPREADS`
+standard errors of the kept model's per-sequence loss less the constant's
+(`loss_difference_spread`), so that luck on a small split does not pass. A regression run
 that passes the correlation test, or that it cannot score (predictions that never vary),
-gets the same check against the training split's mean. A model that never beats that
-has learned nothing validation can see.
+gets the same check against the training split's mean, without the margin. A model that
+never beats that has learned nothing validation can see.
 """
 
 from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -100,18 +103,50 @@ def _best_constant(loss: str, train: SequenceDataset, k: int, class_weights, sam
     return np.log(np.maximum(shares, 1e-7)), said  # (K,) logits whose softmax is the shares
 
 
+def constant_guess(
+    loss: str, train: SequenceDataset, val: SequenceDataset, class_weights, sampler: str
+) -> tuple[np.ndarray, str]:
+    """The best constant output of the training objective (`_best_constant`), over the
+    classes of both splits, and what it is in words."""
+    k = 0  # the classes a logit row spans: every label of either split, and every weight
+    if loss != "mse":
+        k = 1 + int(max(np.max(train.targets), np.max(np.asarray(val.targets))))
+        k = max(k, len(class_weights) if class_weights is not None else 0)
+    return _best_constant(loss, train, k, class_weights, sampler)
+
+
+def loss_difference_spread(task, outputs, constant: np.ndarray, val: SequenceDataset) -> float:
+    """The standard error of the run's validation loss minus the constant's: per sequence,
+    the model's loss (`task.loss` of its `outputs`, (N, K) logits) less the constant
+    output's, averaged with the split's weights as the loss averages them. A val_loss
+    below the constant's by less than a few of these is one a split this size can give a
+    model that learned nothing."""
+    targets = jnp.asarray(val.targets)
+    weights = np.ones(len(val)) if val.weights is None else np.asarray(val.weights, np.float64)
+
+    def per_sequence(rows):  # (N, K) -> (N,): each sequence's loss alone
+        def one(row, target):
+            batch = Batch(jnp.zeros((1, 1, 1)), jnp.ones(1, jnp.int32), target[None], jnp.ones(1))
+            return task.loss(row[None], batch)
+
+        return jax.vmap(one)(rows, targets)
+
+    rows = jnp.asarray(outputs, jnp.float32)  # (N, K)
+    guess = jnp.asarray(constant, jnp.float32)  # (K',): the classes the splits hold
+    constants = jnp.broadcast_to(guess, (len(rows), *guess.shape))  # (N, K')
+    gaps = np.asarray(per_sequence(rows) - per_sequence(constants), np.float64)  # (N,)
+    mean = np.sum(weights * gaps) / np.sum(weights)
+    return float(np.sqrt(np.sum(weights**2 * (gaps - mean) ** 2)) / np.sum(weights))
+
+
 def constant_guess_loss(
     task, loss: str, train: SequenceDataset, val: SequenceDataset, class_weights, sampler: str
 ) -> tuple[float, str]:
     """The run's validation loss (`task.loss`, the run's weighting included) of the best
-    constant prediction (`_best_constant`), and what that prediction is."""
+    constant prediction (`constant_guess`), and what that prediction is."""
     n = len(val)
     targets = np.asarray(val.targets)
-    k = 0  # the classes a logit row spans: every label of either split, and every weight
-    if loss != "mse":
-        k = 1 + int(max(np.max(train.targets), np.max(targets)))
-        k = max(k, len(class_weights) if class_weights is not None else 0)
-    constant, said = _best_constant(loss, train, k, class_weights, sampler)
+    constant, said = constant_guess(loss, train, val, class_weights, sampler)
     outputs = np.broadcast_to(constant, (n, *np.shape(constant)))  # (N, K) or (N, ...)
     if loss == "mse":
         outputs = outputs.reshape(targets.shape)
@@ -125,9 +160,13 @@ def constant_guess_loss(
     return float(task.loss(jnp.asarray(outputs, jnp.float32), batch)), said
 
 
-def constant_guess_warning(history: list[dict], guess: float, said: str) -> str | None:
-    """The warning for a run whose best `val_loss` in `history` is no lower than `guess`,
-    the loss of the constant prediction `said` describes, else None."""
+def constant_guess_warning(
+    history: list[dict], guess: float, said: str, spread: float = 0.0, n: int = 0
+) -> str | None:
+    """The warning for a run whose best `val_loss` in `history` is not below `guess`, the
+    loss of the constant prediction `said` describes, by more than `SPREADS` times
+    `spread` (`loss_difference_spread` over the split's `n` sequences; 0: not known), else
+    None."""
     losses = [
         (row["val_loss"], row["epoch"])
         for row in history
@@ -136,11 +175,19 @@ def constant_guess_warning(history: list[dict], guess: float, said: str) -> str 
     if not losses or not math.isfinite(guess):
         return None
     best, epoch = min(losses, key=lambda item: item[0])  # the first epoch of the best
-    if best < guess:
+    margin = SPREADS * spread if math.isfinite(spread) else 0.0
+    if best < guess - margin:
         return None
+    if best < guess:
+        words = (
+            f"lies within {SPREADS:g} standard errors of {guess:.4g} (+- {spread:.3g} for "
+            f"{n} validation sequences)"
+        )
+    else:
+        words = f"is no lower than {guess:.4g}"
     return (
         f"warning: validation never beat a constant guess: the best val_loss, {best:.4g} at "
-        f"epoch {epoch}, is no lower than {guess:.4g}, the loss of predicting {said} for "
+        f"epoch {epoch}, {words}, the loss of predicting {said} for "
         "every sequence. Train longer (train.epochs, train.min_epochs, "
         "optimizer.plateau_after), at another optimizer.lr or train.seed; or the inputs may "
         "hold nothing that predicts the targets"

@@ -41,10 +41,12 @@ from seqjax.models.registry import build_model
 from seqjax.tasks import Task, get_task
 from seqjax.train.chance import (
     CONSTANT_GUESSES,
+    constant_guess,
     constant_guess_loss,
     constant_guess_warning,
     correlation_warning,
     guessing_warning,
+    loss_difference_spread,
 )
 from seqjax.train.checkpoint import Checkpointer
 from seqjax.train.distributed import failed_among_processes
@@ -144,6 +146,18 @@ def predict_split(
     if data.target_scaler is not None:
         predictions = data.target_scaler.inverse_rows(predictions)
     return predictions, loss_sum / weight_sum
+
+
+def _kept_model_spread(cfg, task, eval_step, state, train_data, val_data, mesh) -> float:
+    """`loss_difference_spread` of the model the run keeps (`state`) on the validation
+    split: one more pass over it, for multi-class runs that end near a constant guess."""
+    tc = cfg.train
+    probabilities, _ = predict_split(
+        eval_step, state, val_data, task, tc.batch_size, mesh, bucket_width=tc.bucket_width
+    )  # (N, K)
+    logits = np.log(np.maximum(probabilities, 1e-30))  # softmax(log p) = p
+    constant, _ = constant_guess(tc.loss, train_data, val_data, tc.class_weights, tc.sampler)
+    return loss_difference_spread(task, logits, constant, val_data)
 
 
 def evaluate(
@@ -625,7 +639,10 @@ def fit(
         guess, said = constant_guess_loss(
             task, tc.loss, train_data, val_data, tc.class_weights, tc.sampler
         )
-        warning = constant_guess_warning(loop["history"], guess, said)
+        spread = 0.0  # a regression's constant check keeps no margin (its correlation's has)
+        if tc.loss == "cross_entropy":  # the kept model's noise against the constant
+            spread = _kept_model_spread(cfg, task, eval_step, state, train_data, val_data, mesh)
+        warning = constant_guess_warning(loop["history"], guess, said, spread, len(val_data))
     if warning is not None:
         log(warning)
     return FitResult(state, loop["history"], loop["best_epoch"], loop["timings"], mesh)
