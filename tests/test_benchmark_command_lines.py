@@ -128,3 +128,25 @@ def test_results_record_the_arguments_main_was_given(monkeypatch):
     )
     assert command("benchmarks.scaling", []) == "python -m benchmarks.scaling"
     assert command("benchmarks.scaling", None) == "python -m benchmarks.scaling --from-the-process"
+
+
+def test_every_gpu_sh_command_the_docs_print_names_stages_the_script_has():
+    """A lent GPU's minutes are few: a stage the README tells the next session to run, or
+    the script's own default list, that the script lacks ("unknown stage") or a syntax
+    error would spend them. Checked here, where bash parses the script without running it."""
+    import re
+    import subprocess
+    from pathlib import Path
+
+    script = Path("benchmarks/gpu.sh").read_text()
+    subprocess.run(["bash", "-n", "benchmarks/gpu.sh"], check=True)
+    stages = set(re.findall(r"^    ([a-z]+)\)", script, re.MULTILINE))
+    (default,) = re.findall(r"stages=\$\{\*:-([a-z ]+)\}", script)
+    assert set(default.split()) <= stages
+    printed = []
+    for doc in ("README.md", "benchmarks/README.md"):
+        text = " ".join(Path(doc).read_text().split())  # commands wrap across lines
+        printed += re.findall(r"gpu\.sh (?:OUTDIR|\$OUT) ([a-z ]+)`", text)
+    assert len(printed) >= 4
+    for command in printed:
+        assert set(command.split()) <= stages, command
