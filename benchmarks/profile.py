@@ -39,7 +39,6 @@ import jax
 
 from benchmarks import command_line
 from benchmarks.side_by_side import CONFIGS, SeqjaxStack, inputs, jax_fns
-from seqjax.io import atomic_write_json
 from seqjax.layers.lstm import fused_directions_default
 
 CALL = "benchmarks.profile call"  # the annotation around each traced call
@@ -178,15 +177,11 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _written(result: dict, args) -> dict:
-    """`result` with the command and environment, written to `--out` where given."""
-    from benchmarks.timing import environment
-
-    result = {"command": command_line.command("benchmarks.profile", args.argv), **result}
-    result["environment"] = environment()
-    if args.out:
-        atomic_write_json(args.out, result)
-        print(f"wrote {args.out}")
-    return result
+    """`result`, and with `--out` the tool's results file of it (`save_results`: the
+    command and the machine first); without, nothing is written, as before `--out`."""
+    if not args.out:
+        return result
+    return command_line.save_results("profile", args.argv, args.out, result)
 
 
 def _device_report(args, cfg, events, processes, calls, untraced, fused) -> dict:

@@ -144,9 +144,14 @@ def constant_guess_loss(
 ) -> tuple[float, str]:
     """The run's validation loss (`task.loss`, the run's weighting included) of the best
     constant prediction (`constant_guess`), and what that prediction is."""
+    constant, said = constant_guess(loss, train, val, class_weights, sampler)
+    return constant_loss(task, loss, val, constant), said
+
+
+def constant_loss(task, loss: str, val: SequenceDataset, constant: np.ndarray) -> float:
+    """`task.loss` on split `val` of predicting `constant` for every sequence."""
     n = len(val)
     targets = np.asarray(val.targets)
-    constant, said = constant_guess(loss, train, val, class_weights, sampler)
     outputs = np.broadcast_to(constant, (n, *np.shape(constant)))  # (N, K) or (N, ...)
     if loss == "mse":
         outputs = outputs.reshape(targets.shape)
@@ -157,7 +162,7 @@ def constant_guess_loss(
         targets=targets,
         weights=weights.astype(np.float32),
     )
-    return float(task.loss(jnp.asarray(outputs, jnp.float32), batch)), said
+    return float(task.loss(jnp.asarray(outputs, jnp.float32), batch))
 
 
 def constant_guess_warning(

@@ -42,8 +42,8 @@ from seqjax.tasks import Task, get_task
 from seqjax.train.chance import (
     CONSTANT_GUESSES,
     constant_guess,
-    constant_guess_loss,
     constant_guess_warning,
+    constant_loss,
     correlation_warning,
     guessing_warning,
     loss_difference_spread,
@@ -148,15 +148,14 @@ def predict_split(
     return predictions, loss_sum / weight_sum
 
 
-def _kept_model_spread(cfg, task, eval_step, state, train_data, val_data, mesh) -> float:
-    """`loss_difference_spread` of the model the run keeps (`state`) on the validation
-    split: one more pass over it, for multi-class runs that end near a constant guess."""
+def _kept_model_spread(cfg, task, eval_step, state, constant, val_data, mesh) -> float:
+    """`loss_difference_spread` of the model the run keeps (`state`) against `constant`
+    on the validation split: one more pass over it, for multi-class runs."""
     tc = cfg.train
     probabilities, _ = predict_split(
         eval_step, state, val_data, task, tc.batch_size, mesh, bucket_width=tc.bucket_width
     )  # (N, K)
     logits = np.log(np.maximum(probabilities, 1e-30))  # softmax(log p) = p
-    constant, _ = constant_guess(tc.loss, train_data, val_data, tc.class_weights, tc.sampler)
     return loss_difference_spread(task, logits, constant, val_data)
 
 
@@ -636,12 +635,11 @@ def fit(
     elif tc.loss == "mse" or tc.loss in TREND_LOSSES:  # the trend's: each horizon's score
         warning = correlation_warning(loop["history"], len(val_data))
     if warning is None and tc.loss in CONSTANT_GUESSES:
-        guess, said = constant_guess_loss(
-            task, tc.loss, train_data, val_data, tc.class_weights, tc.sampler
-        )
+        constant, said = constant_guess(tc.loss, train_data, val_data, tc.class_weights, tc.sampler)
+        guess = constant_loss(task, tc.loss, val_data, constant)
         spread = 0.0  # a regression's constant check keeps no margin (its correlation's has)
         if tc.loss == "cross_entropy":  # the kept model's noise against the constant
-            spread = _kept_model_spread(cfg, task, eval_step, state, train_data, val_data, mesh)
+            spread = _kept_model_spread(cfg, task, eval_step, state, constant, val_data, mesh)
         warning = constant_guess_warning(loop["history"], guess, said, spread, len(val_data))
     if warning is not None:
         log(warning)
