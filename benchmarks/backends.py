@@ -14,7 +14,7 @@ also the scan at unroll 1 and 16 with its loops recorded into CUDA graphs
 with its rows sorted by length and run in G length groups (`scan_unroll1_groups{G}`, G = 1
 the padded loop; seqjax/layers/length_groups.py). Each variant's first forward and train
 calls, which compile them, are timed too (`first_calls_s`). Every
-matmul is full float32 but the `pallas_tf32x3` row's (three TF32 passes). This is the
+matmul is full float32 but the `*_tf32x3` Pallas rows' (three TF32 passes). This is the
 evidence behind what `LSTM(backend="auto")` and the default `unroll` and
 `projection_chunk` choose on each platform.
 """
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "command": command_line.command("benchmarks.backends", argv),
         "environment": environment(),
-        "matmuls": "float32, no TF32 (pallas_tf32x3, on a GPU: three TF32 passes)",
+        "matmuls": "float32, no TF32 (the *_tf32x3 Pallas rows, on a GPU: three TF32 passes)",
         "configs": {},
     }
     with jax.default_matmul_precision("highest"):

@@ -310,7 +310,7 @@ def _measure(name: str, *, repeats: int, variants: tuple[str, ...] | None) -> di
     return out
 
 
-MATMULS = "float32, no TF32 (seqjax_pallas_tf32x3, on a GPU: three TF32 passes)"
+MATMULS = "float32, no TF32 (the *_tf32x3 Pallas variants, on a GPU: three TF32 passes)"
 
 
 def optional_variants(cfg: dict) -> dict[str, tuple[dict, dict | None]]:
@@ -373,9 +373,12 @@ def pallas_variants(cfg: dict) -> dict[str, tuple[dict, None]]:
     if not pallas_applies(cfg):
         return {}
     tf32x3 = (("pallas_precision", "tf32x3"),)
+    units = (("pallas_layout", "units"),)
     return {
         "pallas": ({"backend": "pallas"}, None),
         "pallas_tf32x3": ({"backend": "pallas", "options": tf32x3}, None),
+        "pallas_units": ({"backend": "pallas", "options": units}, None),
+        "pallas_units_tf32x3": ({"backend": "pallas", "options": units + tf32x3}, None),
     }
 
 
@@ -436,7 +439,10 @@ def measure_isolated(name: str, *, repeats: int, variants: tuple[str, ...] | Non
 
 # The optional variants by name (`--variant`), each where it applies: cuDNN on CUDA, Pallas
 # on a GPU for the hidden sizes it takes, the rest on any GPU (two_scans: bidirectional).
-VARIANTS = ("cudnn", "pallas", "pallas_tf32x3", "graphs", "two_scans")
+VARIANTS = (
+    "cudnn", "pallas", "pallas_tf32x3", "pallas_units", "pallas_units_tf32x3", "graphs",
+    "two_scans",
+)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -3,7 +3,7 @@ shared memory, measured without one: the kernels are lowered for CUDA, as on a G
 their Triton modules compiled for sm_90 (H100, H200) by the `triton` package's compiler and
 its ptxas, offline.
 
-    python -m benchmarks.triton_compile [--quick] [--hidden 128 ...] [--out PATH]
+    python -m benchmarks.triton_compile [--quick] [--layout units] [--hidden 128 ...] [--out PATH]
 
 Why: a kernel whose registers spill to local memory runs every step through it, and one
 that asks for more shared memory than an SM has (227 KB) does not launch; both are visible
@@ -17,6 +17,7 @@ differ somewhat; this is the check that runs everywhere.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import subprocess
@@ -29,7 +30,15 @@ import jax.numpy as jnp
 
 from benchmarks import command_line
 from benchmarks.timing import environment
-from seqjax.layers.pallas_lstm import PRECISIONS, UNIT, KernelOptions, pallas_layer
+from seqjax.layers import pallas_units
+from seqjax.layers.pallas_lstm import (
+    LAYOUTS,
+    NUM_WARPS,
+    PRECISIONS,
+    UNIT,
+    KernelOptions,
+    pallas_layer,
+)
 
 SHARED_LIMIT = 227 * 1024  # bytes of shared memory one program may use on an H100/H200 SM
 CAPABILITY = 90  # sm_90: H100 and H200
@@ -60,7 +69,7 @@ def _captured_modules():
 def triton_modules(hidden: int, opts: KernelOptions, batch: int = 32, steps: int = 8):
     """{kernel name: Triton module text} of a bidirectional layer's forward and backward
     kernels at this hidden size. The step count and batch do not change a kernel's code
-    (one program runs one 16-row block; the loop over time is not unrolled)."""
+    (one program runs one block of rows; the loop over time is not unrolled)."""
     xproj = jnp.zeros((2, steps, batch, 4 * hidden))
     w, h0 = jnp.zeros((2, hidden, 4 * hidden)), jnp.zeros((2, batch, hidden))
     lengths = jnp.full((batch,), steps)
@@ -69,6 +78,7 @@ def triton_modules(hidden: int, opts: KernelOptions, batch: int = 32, steps: int
         (h_n, c_n), ys = pallas_layer(
             xproj, w, lengths, h0, h0,
             unit=opts.unit, precision=opts.precision, num_warps=opts.num_warps,
+            layout=opts.layout,
         )  # fmt: skip
         return jnp.sum(ys) + jnp.sum(h_n * c_n)
 
@@ -134,14 +144,26 @@ def compile_for_hopper(module: str, num_warps: int) -> dict:
     }
 
 
-def candidates(hidden: int, precisions=None, units=None, warps=None) -> list[KernelOptions]:
+def defaults(layout: str) -> KernelOptions:
+    """A layout's default tile width and warps (`pallas_layer`'s, for unit=None)."""
+    if layout == "units":
+        return KernelOptions(
+            unit=pallas_units.UNIT, num_warps=pallas_units.NUM_WARPS, layout=layout
+        )
+    return KernelOptions(unit=UNIT, num_warps=NUM_WARPS, layout=layout)
+
+
+def candidates(
+    hidden: int, precisions=None, units=None, warps=None, layout: str = "rows"
+) -> list[KernelOptions]:
     """The kernel options worth comparing at this hidden size: each precision, tile width
     (capped at H, so a wider one is the same kernel) and warp count."""
+    rows = layout == "rows"
     grid = {
-        KernelOptions(unit=min(unit, hidden), precision=precision, num_warps=w): None
+        KernelOptions(unit=min(unit, hidden), precision=precision, num_warps=w, layout=layout): None
         for precision in precisions or PRECISIONS
-        for unit in units or (32, 64, 128)
-        for w in warps or (4, 8, 16)
+        for unit in units or ((32, 64, 128) if rows else (16, 32))
+        for w in warps or ((4, 8, 16) if rows else (4, 8))
     }
     return list(grid)
 
@@ -151,7 +173,8 @@ def measure(hidden: int, opts: KernelOptions) -> dict:
     modules = triton_modules(hidden, opts)
     row = {name: compile_for_hopper(text, opts.num_warps) for name, text in modules.items()}
     figures = " | ".join(
-        f"{name.split('_')[0]:8} reg {r['registers']:3} spills {r['spill_store_bytes']:5} B "
+        f"{name.removesuffix('_kernel'):14} reg {r['registers']:3} "
+        f"spills {r['spill_store_bytes']:5} B "
         f"shared {r['shared_bytes'] // 1024:3} KB"
         for name, r in row.items()
     )
@@ -180,6 +203,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--unit", type=int, action="append", help="default 32 64 128")
     parser.add_argument("--warps", type=int, action="append", help="default 4 8 16")
     parser.add_argument("--precision", choices=sorted(PRECISIONS), action="append")
+    parser.add_argument(
+        "--layout", choices=LAYOUTS, default="rows", help="the kernels' layout (pallas_layer)"
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     hiddens = args.hidden or [64, 128, 256]
@@ -187,23 +213,31 @@ def main(argv: list[str] | None = None) -> dict:
         "command": command_line.command("benchmarks.triton_compile", argv),
         "environment": {**environment(), **toolchain()},
         "shared_limit_bytes": SHARED_LIMIT,
-        "defaults": {"unit": KernelOptions().unit, "num_warps": KernelOptions().num_warps},
+        "layout": args.layout,
+        "defaults": {
+            "unit": defaults(args.layout).unit,
+            "num_warps": defaults(args.layout).num_warps,
+        },
         "rows": [],
     }
     for hidden in hiddens:
         if args.quick:
-            unit = min(UNIT, hidden)
-            grid = [KernelOptions(unit=unit, precision=p) for p in args.precision or PRECISIONS]
+            base = defaults(args.layout)
+            grid = [
+                dataclasses.replace(base, unit=min(base.unit, hidden), precision=p)
+                for p in args.precision or PRECISIONS
+            ]
         else:
-            grid = candidates(hidden, args.precision, args.unit, args.warps)
+            grid = candidates(hidden, args.precision, args.unit, args.warps, args.layout)
         for opts in grid:
             row = measure(hidden, opts)
             result["rows"].append(
                 {"hidden": hidden, "unit": opts.unit, "num_warps": opts.num_warps,
-                 "precision": opts.precision, **row}
+                 "precision": opts.precision, "layout": opts.layout, **row}
             )  # fmt: skip
     quick = "-quick" if args.quick else ""
-    out = args.out or f"benchmarks/results/triton_sm{CAPABILITY}{quick}.json"
+    layout = "" if args.layout == "rows" else f"_{args.layout}"
+    out = args.out or f"benchmarks/results/triton_sm{CAPABILITY}{layout}{quick}.json"
     command_line.write_result(out, result)
     return result
 

@@ -133,7 +133,8 @@ def test_loop_graph_options_are_ones_xla_accepts_and_change_no_result():
 def test_every_optional_variant_has_a_name_the_variant_option_takes():
     from benchmarks.side_by_side import CONFIGS, VARIANTS, gpu_variants, main
 
-    names = {"cudnn", "pallas", "pallas_tf32x3"}  # optional_variants' CUDA and Pallas ones
+    # optional_variants' CUDA and Pallas ones
+    names = {"cudnn", "pallas", "pallas_tf32x3", "pallas_units", "pallas_units_tf32x3"}
     names |= {name.removeprefix("seqjax_") for name in gpu_variants(CONFIGS["steel"])}
     assert names == set(VARIANTS)
     with pytest.raises(SystemExit):

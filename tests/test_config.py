@@ -53,6 +53,10 @@ def test_configs_are_frozen():
             "model.lstm_fused_directions=gpu",
             r"model.lstm_fused_directions: expected bool, got 'gpu'",
         ),
+        (
+            "model.lstm_pallas_layout=cols",
+            r"lstm_pallas_layout must be one of \['rows', 'units'\]; got 'cols'",
+        ),
         ("data.splits=[0.5, 0.5]", r"data.splits: expected 3 values, got 2"),
         ("checkpoint.every_steps=-5", r"checkpoint.every_steps must be >= 0 \(0: off\); got -5"),
         ("train.min_epochs=-1", r"train.min_epochs must be >= 0 \(0: off\); got -1"),
@@ -104,10 +108,10 @@ def test_a_config_file_that_is_not_a_mapping_of_sections_is_named(tmp_path, text
 
 @pytest.mark.parametrize("config", ["trust", "steel_standard", "trend", "hybrid"])
 def test_every_systems_lstm_options_are_config_keys(config):
-    """`model.lstm_backend`, `model.lstm_precision`, `model.lstm_dtype` and
-    `model.lstm_fused_directions` reach every LSTM of the model (each one's call is
-    recorded), and on CPU 'pallas' without the interpreter is refused by name. Traced
-    only."""
+    """`model.lstm_backend`, `model.lstm_precision`, `model.lstm_dtype`,
+    `model.lstm_fused_directions` and `model.lstm_pallas_layout` reach every LSTM of the
+    model (each one's call is recorded), and on CPU 'pallas' without the interpreter is
+    refused by name. Traced only."""
     import functools
 
     import flax.linen as nn
@@ -118,12 +122,13 @@ def test_every_systems_lstm_options_are_config_keys(config):
     from seqjax.layers import LSTM
     from seqjax.models.registry import build_model
 
-    def traced(backend, precision="null", dtype="float32", fused="null"):
+    def traced(backend, precision="null", dtype="float32", fused="null", layout="rows"):
         overrides = [
             f"model.lstm_backend={backend}",
             f"model.lstm_precision={precision}",
             f"model.lstm_dtype={dtype}",
             f"model.lstm_fused_directions={fused}",
+            f"model.lstm_pallas_layout={layout}",
             "data.size=64",
         ]
         cfg = load_config(f"configs/{config}.yaml", overrides)
@@ -138,16 +143,16 @@ def test_every_systems_lstm_options_are_config_keys(config):
         if isinstance(context.module, LSTM) and context.method_name == "__call__":
             module = context.module
             options = (module.precision, jnp.dtype(module.dtype).name, module.fused_directions)
-            seen.append((module.backend, *options))
+            seen.append((module.backend, *options, module.pallas_layout))
         return call(*args, **kwargs)
 
     with nn.intercept_methods(record):
         traced("scan")()
-    assert seen and set(seen) == {("scan", None, "float32", None)}
+    assert seen and set(seen) == {("scan", None, "float32", None, "rows")}
     seen.clear()
     with nn.intercept_methods(record):
-        traced("auto", "highest", "bfloat16", "false")()
-    assert seen and set(seen) == {("auto", "highest", "bfloat16", False)}
+        traced("auto", "highest", "bfloat16", "false", "units")()
+    assert seen and set(seen) == {("auto", "highest", "bfloat16", False, "units")}
     if jax.default_backend() != "gpu":
         with pytest.raises(ValueError, match="backend='pallas' cannot run here: it compiles"):
             traced("pallas")()

@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from seqjax.layers import LSTM
-from seqjax.layers.pallas_lstm import pallas_layer
+from seqjax.layers import LSTM, pallas_units
+from seqjax.layers.pallas_lstm import LAYOUTS, pallas_layer
 from seqjax.layers.recurrence import scan_direction
 
 RNG = np.random.default_rng(0)
@@ -36,12 +36,12 @@ def _results(model, variables, x, init):
         return jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(variables, init)
 
 
-def _assert_same_as_scan(layers, bidirectional, interpret, precision="float32"):
+def _assert_same_as_scan(layers, bidirectional, interpret, precision="float32", layout="rows"):
     dirs = 2 if bidirectional else 1
     scan = LSTM(H, layers, bidirectional, backend="scan")
     pallas = LSTM(
         H, layers, bidirectional, backend="pallas", pallas_interpret=interpret,
-        pallas_precision=precision,
+        pallas_precision=precision, pallas_layout=layout,
     )  # fmt: skip
     variables = jax.jit(scan.init)(jax.random.key(1), X, LENGTHS)
     init = tuple(
@@ -59,21 +59,25 @@ def _assert_same_as_scan(layers, bidirectional, interpret, precision="float32"):
     assert np.all(np.asarray(y_p)[np.arange(9)[None, :] >= LENGTHS[:, None]] == 0.0)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True)])
-def test_interpreted_kernels_equal_the_scan_in_values_and_gradients(layers, bidirectional):
-    _assert_same_as_scan(layers, bidirectional, interpret=True)
+def test_interpreted_kernels_equal_the_scan_in_values_and_gradients(layers, bidirectional, layout):
+    _assert_same_as_scan(layers, bidirectional, interpret=True, layout=layout)
 
 
 @pytest.mark.skipif(not on_gpu, reason="the compiled kernels need a GPU")
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("precision", ["float32", "tf32x3"])
 @pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True)])
-def test_compiled_kernels_equal_the_scan_on_a_gpu(layers, bidirectional, precision):
-    _assert_same_as_scan(layers, bidirectional, interpret=False, precision=precision)
+def test_compiled_kernels_equal_the_scan_on_a_gpu(layers, bidirectional, precision, layout):
+    _assert_same_as_scan(layers, bidirectional, False, precision, layout)
 
 
-def _assert_tiles_equal_the_scan(h, unit, interpret, precision="float32", batch=5, steps=6):
+def _assert_tiles_equal_the_scan(
+    h, unit, interpret, precision="float32", batch=5, steps=6, layout="rows"
+):  # fmt: skip
     """pallas_layer with H held as H/unit tiles against two scans, values and gradients,
-    over lengths from 1 to T (the batch padded to whole blocks of 16 inside)."""
+    over lengths from 1 to T (the batch padded to whole blocks of rows inside)."""
     d = 2
     shapes = ((d, steps, batch, 4 * h), (d, h, 4 * h), (d, batch, h), (d, batch, h))
     xproj, w, h0, c0 = (jnp.asarray(RNG.standard_normal(s), jnp.float32) for s in shapes)
@@ -90,8 +94,9 @@ def _assert_tiles_equal_the_scan(h, unit, interpret, precision="float32", batch=
 
     def tiled(xproj, w, h0, c0):
         return pallas_layer(
-            xproj, w, lengths, h0, c0, interpret=interpret, unit=unit, precision=precision
-        )
+            xproj, w, lengths, h0, c0, interpret=interpret, unit=unit, precision=precision,
+            layout=layout,
+        )  # fmt: skip
 
     def results(fn):
         def loss(*args):
@@ -125,6 +130,43 @@ def test_compiled_tiles_equal_the_scan_on_a_gpu(h, unit, precision):
     _assert_tiles_equal_the_scan(h, unit, False, precision, batch=40, steps=50)
 
 
+def test_units_layout_tiles_and_launches_equal_the_scan(monkeypatch):
+    """The units layout with H = 32 as two tiles of 16 units, which the interpreter runs
+    in turn inside one program per row block; and a batch of 40 as 64 padded rows in two
+    launches of 32, as a GPU with 4 multiprocessors would run it (2 directions x 2 tiles
+    fill one launch of one row block)."""
+    _assert_tiles_equal_the_scan(32, 16, interpret=True, layout="units")
+    monkeypatch.setattr(pallas_units, "resident_programs", lambda: 4)
+    assert pallas_units.rows_per_launch(pallas_units.ROWS, 2, 2, 4) == 32
+    _assert_tiles_equal_the_scan(32, 16, interpret=True, batch=40, layout="units")
+
+
+@pytest.mark.skipif(not on_gpu, reason="the compiled kernels need a GPU")
+@pytest.mark.parametrize("precision", ["float32", "tf32x3"])
+@pytest.mark.parametrize("h,batch", [(128, 32), (64, 70), (256, 40)])
+def test_compiled_units_layout_equals_the_scan_on_a_gpu(h, batch, precision):
+    """The barrier between programs, which no interpreter runs: several tiles (8 at steel's
+    H = 128), several row blocks (70 rows: 3), and lengths from 1 to T."""
+    _assert_tiles_equal_the_scan(h, 16, False, precision, batch=batch, steps=50, layout="units")
+
+
+def test_units_barrier_orders_memory_at_gpu_scope():
+    """What the barrier relies on, read from the Triton IR lowered for CUDA: the counter's
+    atomic adds are acquire/release at GPU scope (so the h another multiprocessor stored
+    before its add is visible after ours), and the whole h of the step before is read
+    with volatile loads, past the multiprocessor's own L1."""
+    from benchmarks.triton_compile import triton_modules
+    from seqjax.layers.pallas_lstm import KernelOptions
+
+    modules = triton_modules(128, KernelOptions(unit=16, num_warps=4, layout="units"))
+    assert set(modules) == {"units_forward_kernel", "units_backward_kernel"}
+    for name, text in modules.items():
+        adds = [line for line in text.splitlines() if "tt.atomic_rmw" in line]
+        assert len(adds) == 2, (name, adds)  # arriving, and each read while waiting
+        assert all("acq_rel" in line and "gpu" in line for line in adds), adds
+        assert "isVolatile = true" in text, name
+
+
 def test_kernels_compile_for_hopper_without_spilling(tmp_path):
     """`benchmarks.triton_compile --quick`: both kernels, at the default tiling and both
     precisions, compiled for sm_90 offline. The first kernels, with the carry in registers
@@ -150,6 +192,26 @@ def test_kernels_compile_for_hopper_without_spilling(tmp_path):
             assert 0 < figures["registers"] <= 255
         mma = row["forward_kernel"]["ptx_mma"]  # tf32x3 runs on tensor cores, float32 not
         assert (mma > 0) == (row["precision"] == "tf32x3")
+
+
+def test_units_kernels_compile_for_hopper_at_steels_size_without_spilling(tmp_path):
+    """`benchmarks.triton_compile --layout units` at steel's H = 128 in float32, the
+    layout's default: each program's W_hh slice (32 KB) stays on chip, and neither kernel
+    spills a register. (tf32x3 and H = 256 spill at these defaults:
+    benchmarks/results/triton_sm90_units.json.)"""
+    pytest.importorskip("triton", reason="the kernels extra (pip install -e '.[kernels]')")
+    from benchmarks.triton_compile import main
+
+    out = tmp_path / "units.json"
+    argv = ["--quick", "--layout", "units", "--hidden", "128", "--precision", "float32"]
+    main([*argv, "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["layout"] == "units" and result["defaults"] == {"unit": 16, "num_warps": 4}
+    (row,) = result["rows"]
+    for kernel in ("units_forward_kernel", "units_backward_kernel"):
+        figures = row[kernel]
+        assert figures["fits_shared"] and not figures["spills"], (kernel, figures)
+        assert figures["ptx_mma"] == 0 and figures["ptx_fma_f32"] > 0  # float32: CUDA cores
 
 
 @pytest.mark.parametrize("precision", ["float32", "tf32x3"])

@@ -34,7 +34,7 @@ from seqjax.layers.explicit_sharding import shard_batch_like
 from seqjax.layers.forward_mode import forward_mode_named
 from seqjax.layers.length_groups import sort_batch, unsort_batch
 from seqjax.layers.masking import check_sequence_inputs, length_mask
-from seqjax.layers.pallas_lstm import PRECISIONS, pallas_blockers, pallas_layer
+from seqjax.layers.pallas_lstm import LAYOUTS, PRECISIONS, pallas_blockers, pallas_layer
 from seqjax.layers.per_shard import batch_mesh, per_shard, rows_whole_per_device
 from seqjax.layers.recurrence import (
     carry_dtype,
@@ -96,9 +96,14 @@ def check_backward(backward: str, key: str = "backward") -> None:
 
 def check_config_options(cfg) -> None:
     """Check the LSTM options every system's config carries (`lstm_backend`,
-    `lstm_precision`, `lstm_dtype`, `lstm_backward`) when the config is built, so a YAML
-    typo fails at load."""
+    `lstm_precision`, `lstm_dtype`, `lstm_backward`, `lstm_pallas_layout`) when the config
+    is built, so a YAML typo fails at load."""
     check_backend(cfg.lstm_backend)
+    if cfg.lstm_pallas_layout not in LAYOUTS:
+        raise ValueError(
+            f"LSTM: lstm_pallas_layout must be one of {list(LAYOUTS)}; "
+            f"got {cfg.lstm_pallas_layout!r}"
+        )
     check_precision(cfg.lstm_precision)
     check_compute_dtype(cfg.lstm_dtype)
     check_backward(cfg.lstm_backward, key="lstm_backward")
@@ -113,6 +118,7 @@ def config_options(cfg) -> dict[str, Any]:
         "dtype": cfg.lstm_dtype,
         "backward": cfg.lstm_backward,
         "fused_directions": cfg.lstm_fused_directions,
+        "pallas_layout": cfg.lstm_pallas_layout,
     }
 
 
@@ -330,7 +336,10 @@ class LSTM(nn.Module):
     `backend="pallas"` runs each layer's recurrence, both directions, in one fused Pallas
     kernel launch on a GPU, opt-in (see layers/pallas_lstm.py); with
     `pallas_interpret=True` it runs in Pallas's interpreter on any platform (for tests);
-    `pallas_precision` is its matmul algorithm, "float32" or "tf32x3" (`PRECISIONS`).
+    `pallas_precision` is its matmul algorithm, "float32" or "tf32x3" (`PRECISIONS`);
+    `pallas_layout` how its kernels split the work: "rows" (each program all hidden units
+    of 16 rows) or "units" (each program a tile of hidden units with its slice of W_hh on
+    chip, the tiles meeting at a barrier every step; layers/pallas_units.py).
     `precision` is the scan's float32 matmul precision, any name `jax.default_matmul_precision`
     takes ("highest", "tensorfloat32", "bfloat16", ...), for the forward and backward dots
     alike; None follows JAX's default, which on a GPU may round float32 dots to TF32 and on
@@ -364,6 +373,7 @@ class LSTM(nn.Module):
     cudnn_tf32: bool = False
     pallas_interpret: bool = False
     pallas_precision: str = "float32"
+    pallas_layout: str = "rows"
     precision: str | None = None
     length_groups: int | None = None
     kernel_ih_init: Initializer | None = None
@@ -441,6 +451,8 @@ class LSTM(nn.Module):
         why = pallas_blockers(self.hidden_size, self.dtype)
         if self.pallas_precision not in PRECISIONS:
             why.append(f"pallas_precision must be one of {sorted(PRECISIONS)}")
+        if self.pallas_layout not in LAYOUTS:
+            why.append(f"pallas_layout must be one of {list(LAYOUTS)}")
         if jnp.dtype(self.param_dtype) != jnp.float32:
             dtype = jnp.dtype(self.param_dtype).name
             why.append(f"it keeps float32 weights only (param_dtype {dtype})")
@@ -708,6 +720,7 @@ class LSTM(nn.Module):
                 (h_n, c_n), ys = pallas_layer(
                     xprojs, jnp.stack(w_hhs), lengths, *init,
                     interpret=self.pallas_interpret, precision=self.pallas_precision,
+                    layout=self.pallas_layout,
                 )  # fmt: skip
                 outs = list(ys)  # ys (D, T, B, H)
                 finals_h.append(h_n)

@@ -66,6 +66,12 @@ PRECISIONS = {
 }
 
 
+# How the kernels split a layer's work over programs: "rows", each program all hidden
+# units of 16 rows (this file); "units", each program a tile of hidden units, the tiles of
+# a row block meeting at a barrier every step (layers/pallas_units.py).
+LAYOUTS = ("rows", "units")
+
+
 @dataclasses.dataclass(frozen=True)
 class KernelOptions:
     """The kernels' static choices (hashable: a custom VJP's non-differentiable argument)."""
@@ -74,12 +80,15 @@ class KernelOptions:
     unit: int = UNIT  # hidden units per tile (capped at H)
     precision: str = "float32"  # a key of PRECISIONS; the interpreter always uses float32
     num_warps: int = NUM_WARPS  # warps per program (Triton)
+    layout: str = "rows"  # a key of LAYOUTS
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ValueError(
                 f"pallas precision must be one of {sorted(PRECISIONS)}; got {self.precision!r}"
             )
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"pallas layout must be one of {LAYOUTS}; got {self.layout!r}")
 
     def dot_precision(self):
         """What `lax.dot_general` gets: the interpreter runs on XLA's CPU or GPU backends,
@@ -271,15 +280,16 @@ def _spec(shape: tuple[int, ...], batch_axis: int) -> pl.BlockSpec:
     return pl.BlockSpec(tuple(block), index)
 
 
-def _out_struct(shape: tuple[int, ...], like: jax.Array) -> jax.ShapeDtypeStruct:
-    """A float32 output that varies over the manual mesh axes `like` varies over: inside
-    `shard_map` a pallas_call must say how its outputs vary, as a scan's carry must."""
+def _out_struct(shape: tuple[int, ...], like: jax.Array, dtype=jnp.float32) -> jax.ShapeDtypeStruct:
+    """An output (float32 unless told) that varies over the manual mesh axes `like` varies
+    over: inside `shard_map` a pallas_call must say how its outputs vary, as a scan's
+    carry must."""
     aval = jax.typeof(like)
     manual = getattr(aval, "manual_axis_type", None)  # jax >= 0.10
     if manual is not None:
-        return jax.ShapeDtypeStruct(shape, jnp.float32, manual_axis_type=manual)
+        return jax.ShapeDtypeStruct(shape, dtype, manual_axis_type=manual)
     vma = getattr(aval, "vma", None)  # jax 0.6-0.9
-    return jax.ShapeDtypeStruct(shape, jnp.float32, **({"vma": vma} if vma else {}))
+    return jax.ShapeDtypeStruct(shape, dtype, **({"vma": vma} if vma else {}))
 
 
 def _call(kernel, opts: KernelOptions, inputs, batch_axes, outputs):
@@ -314,6 +324,8 @@ def forward_carries(xproj, w_hh, lengths, h0, c0, opts: KernelOptions = KernelOp
       of `BLOCK_B`; h0, c0 (D, B, H). Direction 1 runs backward in time.
     Returns hs, cs (D, T, B, H): each step's carry, held through padded steps.
     """
+    if opts.layout == "units":
+        return _units().forward_carries(xproj, w_hh, lengths, h0, c0, opts)
     d, steps, batch, gates = xproj.shape
     carries = ((d, steps, batch, gates // 4), 2)
     hs, cs = _call(
@@ -330,6 +342,8 @@ def backward_gates(d_ys, k, p, f, w_hh, lengths, dh, dc, opts: KernelOptions = K
     """The backward recurrence of both directions in one launch (arguments as
     `_backward_kernel`'s, each with the leading direction axis D).
     Returns dz (D, T, B, 4H) and the initial carry's cotangent dh0, dc0 (D, B, H)."""
+    if opts.layout == "units":
+        return _units().backward_gates(d_ys, k, p, f, w_hh, lengths, dh, dc, opts)
     d, steps, batch, gates = k.shape
     buffer = ((d, 2, batch, gates // 4), 2)  # the carry's cotangent, two slots
     dz, dh_buf, dc_buf = _call(
@@ -340,6 +354,13 @@ def backward_gates(d_ys, k, p, f, w_hh, lengths, dh, dc, opts: KernelOptions = K
         (((d, steps, batch, gates), 2), buffer, buffer),
     )
     return dz, dh_buf[:, steps % 2], dc_buf[:, steps % 2]
+
+
+def _units():
+    """layers/pallas_units.py, imported when used: it builds on this module's helpers."""
+    from seqjax.layers import pallas_units
+
+    return pallas_units
 
 
 def _entering(carries: jax.Array, init: jax.Array) -> jax.Array:
@@ -395,8 +416,8 @@ _fused_layer.defvjp(_layer_fwd, _layer_bwd)
 
 
 def pallas_layer(
-    xproj, w_hh, lengths, h0, c0, *, interpret: bool = False, unit: int = UNIT,
-    precision: str = "float32", num_warps: int = NUM_WARPS,
+    xproj, w_hh, lengths, h0, c0, *, interpret: bool = False, unit: int | None = None,
+    precision: str = "float32", num_warps: int | None = None, layout: str = "rows",
 ):  # fmt: skip
     """One LSTM layer's recurrence in the fused kernels, differentiable.
 
@@ -405,28 +426,44 @@ def pallas_layer(
       `gate_scale` for the kernels, which take gate-scaled ones.
     Returns (h_n, c_n) each (D, B, H) and ys (D, T, B, H), zero past each length: what
     `recurrence.scan_direction` returns per direction. Under a mesh with a `data` axis it
-    runs per shard (`per_shard`); the batch is padded to whole blocks inside. `unit` is
-    the tile width in hidden units (capped at H); tests set it small to check the
-    tiling of a large H on a small one. `precision`: a key of `PRECISIONS`; `num_warps`:
-    Triton's warps per program.
+    runs per shard (`per_shard`); the batch is padded to whole blocks inside. `layout`: a
+    key of `LAYOUTS`. `unit` is the tile width in hidden units (capped at H; None: the
+    layout's default); tests set it small to check the tiling of a large H on a small
+    one. `precision`: a key of `PRECISIONS`; `num_warps`: Triton's warps per program
+    (None: the layout's default).
     """
-
-    opts = KernelOptions(interpret, unit, precision, num_warps)
+    units = layout == "units"
+    defaults = (_units().UNIT, _units().NUM_WARPS) if units else (UNIT, NUM_WARPS)
+    opts = KernelOptions(
+        interpret, unit or defaults[0], precision, num_warps or defaults[1], layout
+    )
 
     def run(xproj, w_hh, lengths, h0, c0):
         scale = gate_scale(w_hh.shape[1])  # (4H,)
         xproj = xproj * scale[None, None, None, :]  # (D, T, B, 4H)
         w_hh = w_hh * scale[None, None, :]  # (D, H, 4H)
-        batch = lengths.shape[0]
-        pad = -batch % BLOCK_B
+        batch, hidden = lengths.shape[0], w_hh.shape[1]
+        block, launch = BLOCK_B, None  # rows per program; rows per launch (None: all)
+        if units:  # every program of a launch must be resident at once (interpreted too,
+            # where it changes nothing but runs the same launches as a GPU would)
+            block, tiles = _units().ROWS, hidden // min(opts.unit, hidden)
+            resident = _units().resident_programs()
+            launch = _units().rows_per_launch(block, w_hh.shape[0], tiles, resident)
+        pad = -batch % block
 
         def padded(x, axis):  # extra rows of length 0: every step masked
             return jnp.pad(x, [(0, pad if i == axis else 0) for i in range(x.ndim)])
 
-        (h_n, c_n), ys = _fused_layer(
-            padded(xproj, 2), w_hh, padded(lengths.astype(jnp.int32), 0),
-            padded(h0, 1), padded(c0, 1), opts,
-        )  # fmt: skip
+        args = (padded(xproj, 2), w_hh, padded(lengths.astype(jnp.int32), 0),
+                padded(h0, 1), padded(c0, 1))  # fmt: skip
+        rows = batch + pad
+        parts = [
+            _fused_layer(*_rows(args, start, launch or rows), opts)
+            for start in range(0, rows, launch or rows)
+        ]
+        (h_n, c_n), ys = jax.tree.map(
+            lambda *x: jnp.concatenate(x, axis=x[0].ndim - 2), *parts
+        )  # (D, B, H) twice and (D, T, B, H): the batch is the second axis from the end
         return h_n[:, :batch], c_n[:, :batch], ys[:, :, :batch]
 
     # Pallas's interpreter drops the varying-axes types of its loop carry inside shard_map
@@ -437,3 +474,10 @@ def pallas_layer(
     )
     h_n, c_n, ys = shard(xproj, w_hh, lengths, h0, c0)
     return (h_n, c_n), ys
+
+
+def _rows(args, start: int, count: int):
+    """The layer's arguments (xproj, w_hh, lengths, h0, c0) for rows [start, start+count)."""
+    xproj, w_hh, lengths, h0, c0 = args
+    return (xproj[:, :, start : start + count], w_hh, lengths[start : start + count],
+            h0[:, start : start + count], c0[:, start : start + count])  # fmt: skip

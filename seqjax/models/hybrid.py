@@ -66,6 +66,7 @@ class HybridConfig:
     lstm_dtype: str = "float32"  # the LSTM's matmul dtype: float32 | bfloat16
     lstm_backward: str = "custom"  # custom | autodiff (forward mode: jax.jvp, jacfwd)
     lstm_fused_directions: bool | None = None  # None: one scan for both on GPU/TPU
+    lstm_pallas_layout: str = "rows"  # rows | units: backend="pallas"'s kernels
 
     def __post_init__(self):
         check_config_options(self)

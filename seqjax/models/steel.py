@@ -56,6 +56,7 @@ class SteelConfig:
     lstm_dtype: str = "float32"  # the LSTM's matmul dtype: float32 | bfloat16
     lstm_backward: str = "custom"  # custom | autodiff (forward mode: jax.jvp, jacfwd)
     lstm_fused_directions: bool | None = None  # None: one scan for both on GPU/TPU
+    lstm_pallas_layout: str = "rows"  # rows | units: backend="pallas"'s kernels
     remat_chunk: int = 0  # > 0: rematerialise the recurrence in chunks (long sequences)
     residual: bool = False  # add each layer's input to its output from layer 2 on
     num_classes: int = 1  # 1: one defect logit (B,); K >= 3: class logits (B, K)
