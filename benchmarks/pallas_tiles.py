@@ -1,6 +1,7 @@
 """Which tiling and warp count the fused Pallas LSTM kernels run fastest with.
 
-    python -m benchmarks.pallas_tiles [--hidden 128] [--steps 500] [--batch 32] [--out PATH]
+    python -m benchmarks.pallas_tiles [--layout units] [--hidden 128] [--steps 500] [--batch 32]
+        [--out PATH]
     python -m benchmarks.pallas_tiles --interpret --quick   # a CPU smoke run, interpreted
 
 Times one bidirectional layer's recurrence (steel's sizes by default) through
@@ -11,8 +12,8 @@ machine's load, each one's jit compile time and its largest difference from the 
 (outputs, and the train row's gradients), so a fast but wrong tiling shows as such; a
 candidate that fails to compile or run is named under `errors` and the others go on.
 `benchmarks.triton_compile` gives the same candidates' registers and spills without a GPU;
-this gives their speed, the evidence `pallas_lstm.UNIT` and `NUM_WARPS` should follow once
-a GPU has run it.
+this gives their speed, the evidence `pallas_lstm.UNIT` and `NUM_WARPS` (`pallas_units`'
+for `--layout units`) should follow once a GPU has run it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from benchmarks.timing import time_interleaved
 from benchmarks.triton_compile import candidates
 from seqjax.layers import recurrence
 from seqjax.layers.masking import length_mask
-from seqjax.layers.pallas_lstm import PRECISIONS, KernelOptions, pallas_layer
+from seqjax.layers.pallas_lstm import LAYOUTS, PRECISIONS, KernelOptions, pallas_layer
 
 
 def layer_inputs(batch: int, hidden: int, steps: int) -> dict:
@@ -63,7 +64,9 @@ def layer_fns(a: dict, opts: KernelOptions | None) -> dict:
     def ys(xproj, w_hh):
         if opts is None:
             return _scan_layer(xproj, w_hh, a["lengths"], a["h0"])
-        kw = dict(interpret=opts.interpret, unit=opts.unit, precision=opts.precision)
+        kw = dict(
+            interpret=opts.interpret, unit=opts.unit, precision=opts.precision, layout=opts.layout
+        )
         h0 = a["h0"]
         return pallas_layer(xproj, w_hh, a["lengths"], h0, h0, num_warps=opts.num_warps, **kw)[1]
 
@@ -97,7 +100,8 @@ def build_all(a: dict, grid: list) -> tuple[dict, dict]:
 def _name(opts: KernelOptions | None) -> str:
     if opts is None:
         return "scan"
-    return f"pallas_{opts.precision}_unit{opts.unit}_warps{opts.num_warps}"
+    layout = "" if opts.layout == "rows" else f"{opts.layout}_"
+    return f"pallas_{layout}{opts.precision}_unit{opts.unit}_warps{opts.num_warps}"
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -107,6 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--precision", choices=sorted(PRECISIONS), action="append")
+    parser.add_argument("--layout", choices=LAYOUTS, default="rows", help="the kernels' layout")
     parser.add_argument("--interpret", action="store_true", help="Pallas's interpreter (CPU)")
     parser.add_argument("--quick", action="store_true", help="H=32, 8 steps, 3 repeats")
     parser.add_argument("--out", default=None)
@@ -116,9 +121,9 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.interpret and jax.default_backend() != "gpu":
         parser.error("the compiled kernels need a GPU; --interpret runs them here, slowly")
     if args.quick:  # two tilings of H=32, one warp count: the interpreter ignores warps
-        grid = candidates(args.hidden, ["float32"], units=(16, 32), warps=(4,))
+        grid = candidates(args.hidden, ["float32"], (16, 32), (4,), args.layout)
     else:
-        grid = candidates(args.hidden, args.precision)
+        grid = candidates(args.hidden, args.precision, layout=args.layout)
     grid = [dataclasses.replace(o, interpret=args.interpret) for o in grid]
     a = layer_inputs(args.batch, args.hidden, args.steps)
     with jax.default_matmul_precision("highest"):  # traced so: the scan's dots in float32
@@ -151,6 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
     fields = {
         "shape": {"batch": args.batch, "hidden": args.hidden, "steps": args.steps},
+        "layout": args.layout,
         "interpret": args.interpret,
         "timings": rows,
         "errors": errors,
@@ -163,8 +169,8 @@ def main(argv: list[str] | None = None) -> dict:
             for k in kinds
         },
     }
-    quick = "-quick" if args.quick else ""
-    return command_line.save_results("pallas_tiles", argv, args.out, fields, quick)
+    suffix = ("" if args.layout == "rows" else f"_{args.layout}") + ("-quick" if args.quick else "")
+    return command_line.save_results("pallas_tiles", argv, args.out, fields, suffix)
 
 
 if __name__ == "__main__":

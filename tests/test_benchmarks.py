@@ -322,15 +322,18 @@ def test_cell_quick_run_decodes_as_torch_does_and_ratios_each_reference(tmp_path
     assert len(trend["speedup"]) == 2 and all(math.isfinite(v) and v > 0 for v in ratios)
 
 
-def test_pallas_tilings_quick_run_times_each_tiling_beside_the_scan(tmp_path):
+@pytest.mark.parametrize("layout", ["rows", "units"])
+def test_pallas_tilings_quick_run_times_each_tiling_beside_the_scan(tmp_path, layout):
     """Interpreted (no GPU here): the tilings' speed means nothing, the JSON's shape does."""
     from benchmarks.pallas_tiles import main
 
     out = tmp_path / "tiles.json"
-    main(["--interpret", "--quick", "--out", str(out)])
+    main(["--interpret", "--quick", "--layout", layout, "--out", str(out)])
     result = json.loads(out.read_text())
     assert result["interpret"] and result["shape"] == {"batch": 16, "hidden": 32, "steps": 8}
-    names = {"scan", "pallas_float32_unit16_warps4", "pallas_float32_unit32_warps4"}
+    assert result["layout"] == layout
+    prefix = "pallas_" if layout == "rows" else "pallas_units_"
+    names = {"scan", *(f"{prefix}float32_unit{u}_warps4" for u in (16, 32))}
     assert set(result["timings"]) == names and set(result["best"].values()) <= names - {"scan"}
     for row in result["timings"].values():
         assert row["compile_s"] > 0 and row["train"]["repeats"] == 3

@@ -27,8 +27,8 @@ This is that design in Triton:
 A barrier across programs needs them all resident at once, so a launch runs at most one
 program per multiprocessor (`rows_per_launch`; a larger batch runs in several launches).
 A wait is also bounded: a program that read the counter `MAX_SPINS` times without seeing
-its group arrive stops waiting and writes NaN from then on, so a broken assumption shows
-as NaN outputs, not as a GPU that hangs.
+its group arrive stops waiting, for good, and writes NaN from then on, so a broken
+assumption shows as NaN outputs after about a second, not as a GPU that hangs.
 
 Pallas's interpreter runs programs one after another, where no barrier could be met;
 interpreted (the CPU tests), one program per group runs all of its group's tiles in turn
@@ -47,7 +47,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 
-MAX_SPINS = 1 << 22  # counter reads before a program gives up waiting (about a second)
+MAX_SPINS = 1 << 20  # counter reads before a program gives up waiting (about a second)
 UNIT = 16  # hidden units per program: the smallest N of a Triton matmul, the most programs
 NUM_WARPS = 4
 # Rows per program, the batch padded to whole blocks. 16 (a Triton matmul's smallest M)
@@ -106,9 +106,9 @@ def _arrive_and_wait(sync_ref, s, tiles: int, failed):
     target = tiles * (s + 1)
     arrived = triton.atomic_add(sync_ref, index, 1) + 1
 
-    def waiting(state):
+    def waiting(state):  # a program that gave up once waits no more: NaN already flows
         seen, spins = state
-        return (seen < target) & (spins < MAX_SPINS)
+        return (seen < target) & (spins < MAX_SPINS) & (failed == 0)
 
     def spin(state):
         return triton.atomic_add(sync_ref, index, 0), state[1] + 1
