@@ -7,8 +7,8 @@
 # Stages (default: all, in this order): env tests quick suite backends kernels long scaling;
 # also pallas (steel and trend side by side with every GPU variant, the fused kernels'
 # tests, then every tiling and warp count on steel's layer: a short budget's first call),
-# units (the Pallas kernels' units layout: its GPU tests, steel and trend side by side,
-# then its tilings and warp counts on steel's layer)
+# units (the Pallas kernels' units layout: its GPU tests, then steel and trend side by
+# side), units_tiles (its tile widths and warp counts on steel's layer)
 # fused (trend's, the hybrid block's and steel's stacks side by side, the GPU's default of
 # one scan for both directions beside two), profile (steel's stack's device kernels a loop
 # step, train and inference, one scan and two), systems (every seed system's own
@@ -65,14 +65,16 @@ flax.__version__, optax.__version__, torch.__version__, jax.devices())"
     units)  # the units layout's Pallas kernels (layers/pallas_units.py), never run on a
       # GPU before: their equality tests first (a barrier that never opens shows as NaN
       # within about a second, and `timeout` bounds the rest), then steel and trend side by
-      # side with the scan, PyTorch and Flax, in float32 and three TF32 passes, then each
-      # tile width and warp count on steel's layer
-      timeout 240 env JAX_DEFAULT_MATMUL_PRECISION=highest $py -m pytest -q -p no:cacheprovider \
+      # side with the scan, PyTorch and Flax, in float32 and three TF32 passes: under 8
+      # minutes, for a short budget's first call
+      timeout 180 env JAX_DEFAULT_MATMUL_PRECISION=highest $py -m pytest -q -p no:cacheprovider \
         tests/test_lstm_pallas.py -k "units" 2>&1 | tee "$out/units_tests.log"
-      timeout 300 $py -m benchmarks.side_by_side --only steel --only trend \
+      timeout 330 $py -m benchmarks.side_by_side --only steel --only trend \
         --variant pallas_units --variant pallas_units_tf32x3 \
         --out "$out/side_by_side_units_$kind.json" 2>&1 | tee "$out/units.log"
-      timeout 240 $py -m benchmarks.pallas_tiles --layout units \
+      ;;
+    units_tiles)  # the units layout's tile widths and warp counts on steel's layer
+      timeout 300 $py -m benchmarks.pallas_tiles --layout units \
         --out "$out/pallas_tiles_units_$kind.json" 2>&1 | tee "$out/units_tiles.log"
       ;;
     fused)  # the check of the GPU's default of one scan for both directions, trend's and
