@@ -65,9 +65,17 @@ def per_shard_check() -> dict:
 
 
 def pallas_check() -> dict:
-    """The fused Pallas backend (interpreted) in a data-parallel training step: it runs per
-    shard (each shard's 4 rows padded to a kernel block), and its values and weight
-    gradients equal the unsharded step's."""
+    """The fused Pallas backend (interpreted), in both layouts, in a data-parallel training
+    step: it runs per shard (each shard's 4 rows padded to a kernel block), and its values
+    and weight gradients equal the unsharded step's."""
+    out: dict = {}
+    for layout in ("rows", "units"):
+        prefix = "pallas" if layout == "rows" else "pallas_units"
+        out.update({f"{prefix}_{k}": v for k, v in _pallas_check(layout).items()})
+    return out
+
+
+def _pallas_check(layout: str) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
@@ -78,7 +86,9 @@ def pallas_check() -> dict:
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((32, 12, 3)), jnp.float32)  # (B, T, F)
     lengths = jnp.asarray(rng.integers(1, 13, 32), jnp.int32)
-    model = LSTM(16, bidirectional=True, backend="pallas", pallas_interpret=True)
+    model = LSTM(
+        16, bidirectional=True, backend="pallas", pallas_interpret=True, pallas_layout=layout
+    )
     variables = jax.jit(LSTM(16, bidirectional=True).init)(jax.random.key(0), x, lengths)
 
     def loss(v, x, lengths):
@@ -92,9 +102,9 @@ def pallas_check() -> dict:
     (_, y_1), grads_1 = jax.jit(step)(variables, x, lengths)
     diffs = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), grads, grads_1)
     return {
-        "pallas_output_diff": float(jnp.max(jnp.abs(y - y_1))),
-        "pallas_grad_diff": max(jax.tree.leaves(diffs)),
-        "pallas_output_shards": len(y.sharding.device_set),
+        "output_diff": float(jnp.max(jnp.abs(y - y_1))),
+        "grad_diff": max(jax.tree.leaves(diffs)),
+        "output_shards": len(y.sharding.device_set),
     }
 
 

@@ -50,9 +50,11 @@ def test_the_lstm_per_shard_equals_one_device_and_only_weight_gradients_cross():
     assert sorted(out["per_shard_rows_seen"]) == [4] * 3 + [32] * 3  # a shard's rows; unsharded
     assert out["per_shard_output_diff"] < 1e-5
     assert out["per_shard_grad_diff"] < 1e-4
-    # the fused Pallas kernels, interpreted, run per shard and agree with one device
-    assert out["pallas_output_shards"] == 8
-    assert out["pallas_output_diff"] < 1e-5 and out["pallas_grad_diff"] < 1e-4
+    # the fused Pallas kernels, interpreted, in both layouts, run per shard and agree
+    # with one device
+    for kernels in ("pallas", "pallas_units"):
+        assert out[f"{kernels}_output_shards"] == 8
+        assert out[f"{kernels}_output_diff"] < 1e-5 and out[f"{kernels}_grad_diff"] < 1e-4
     # only the weight gradients cross devices, whichever backward path the layer takes
     assert out["lstm_train_collectives"] == {
         "in_step_projection": ["all-reduce"],

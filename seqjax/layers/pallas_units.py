@@ -47,6 +47,8 @@ import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 
+from seqjax.layers.vma import match_vma
+
 MAX_SPINS = 1 << 20  # counter reads before a program gives up waiting (about a second)
 UNIT = 16  # hidden units per program: the smallest N of a Triton matmul, the most programs
 NUM_WARPS = 4
@@ -299,7 +301,9 @@ def _call(kernel, opts, inputs, batch_axes, outputs, hidden: int):
 
         return pl.BlockSpec(tuple(dims), index)
 
-    counter = jnp.zeros((directions, blocks), jnp.int32)
+    # zeroed, and typed as varying over the mesh axes the inputs vary over (inside
+    # shard_map), as the output it is aliased to is
+    counter = match_vma(jnp.zeros((directions, blocks), jnp.int32), inputs[0])
     whole = pl.BlockSpec((directions, blocks), lambda d, b, u: (0, 0))
     out_shape = [_out_struct(shape, inputs[0]) for shape, _ in outputs]
     out_shape.append(_out_struct(counter.shape, inputs[0], jnp.int32))
