@@ -47,6 +47,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 
+from seqjax.layers.pallas_lstm import _out_struct, _time_index, _triton, _triton_params
 from seqjax.layers.vma import match_vma
 
 MAX_SPINS = 1 << 20  # counter reads before a program gives up waiting (about a second)
@@ -70,12 +71,6 @@ def resident_programs() -> int:
     """Multiprocessors of the first device (132 on an H100 or H200): how many programs of
     a launch can surely run at once. A device that does not say counts as 16."""
     return int(getattr(jax.local_devices()[0], "core_count", 0) or 16)
-
-
-def _triton():
-    from jax.experimental.pallas import triton
-
-    return triton
 
 
 def _mm(a, b, opts, trans_b=False):
@@ -171,11 +166,6 @@ def _gate_cols(q: int, u, hidden: int, unit: int):
     return pl.ds(q * hidden + u * unit, unit)
 
 
-def _time(s, direction, steps):
-    """Loop step s -> time index: forward for direction 0, backward for 1."""
-    return s + direction * (steps - 1 - 2 * s)
-
-
 def _forward_kernel(x_ref, w_ref, len_ref, h0_ref, c0_ref, _, hs_ref, cs_ref, sync_ref, *, opts):
     """x_ref (T, bb, 4H) gate-scaled projected input with bias; w_ref (H, 4H) gate-scaled
     W_hh; len_ref (bb,); h0_ref, c0_ref (bb, H); the unnamed input is the zeroed barrier
@@ -195,8 +185,8 @@ def _forward_kernel(x_ref, w_ref, len_ref, h0_ref, c0_ref, _, hs_ref, cs_ref, sy
 
     def body(s, u, w, carry, failed):
         h_held, c = carry  # (bb, unit) each
-        t = _time(s, direction, steps)
-        t_prev = _time(jnp.maximum(s - 1, 0), direction, steps)
+        t = _time_index(s, direction, steps)
+        t_prev = _time_index(jnp.maximum(s - 1, 0), direction, steps)
         h = jnp.where(s == 0, h0_ref[...], _shared(hs_ref, t_prev, opts))  # (bb, H)
         z = [x_ref[t, :, _gate_cols(q, u, hidden, unit)] + _mm(h, w[q], opts) for q in range(4)]
         ti, tf, tg, to = (jnp.tanh(zq) for zq in z)  # gate-scaled: sigmoid = tanh/2 + 1/2
@@ -231,7 +221,7 @@ def _backward_kernel(
     lengths = len_ref[...][:, None]
 
     def time(s):  # the forward order, reversed
-        return _time(steps - 1 - s, direction, steps)
+        return _time_index(steps - 1 - s, direction, steps)
 
     def weights(u):  # W_hh's rows of tile u's units, gate by gate: 4 x (unit, H)
         rows = pl.ds(u * unit, unit)
@@ -278,8 +268,6 @@ def _call(kernel, opts, inputs, batch_axes, outputs, hidden: int):
     interpreted. inputs: arrays (D, ...) or the (B,) lengths, then the zeroed counter is
     added; batch_axes: each one's batch axis (None: a per-direction weight); outputs:
     (shape, batch axis) pairs, float32, then the counter."""
-    from seqjax.layers.pallas_lstm import _out_struct, _triton_params
-
     directions = inputs[0].shape[0]
     batch = inputs[0].shape[batch_axes[0]]
     block = ROWS
