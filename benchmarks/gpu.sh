@@ -12,8 +12,8 @@
 # fused (trend's, the hybrid block's and steel's stacks side by side, the GPU's default of
 # one scan for both directions beside two), profile (steel's stack's device kernels a loop
 # step, train and inference, one scan and two), systems (every seed system's own
-# figures), levers (each seed system with its loops in CUDA graphs, with Pallas, and as two
-# scans), buckets (steel_standard's training epoch with its batches cut to length buckets), micro
+# figures), levers (each seed system with its loops in CUDA graphs, with Pallas in either
+# layout, and as two scans), buckets (steel_standard's training epoch with its batches cut to length buckets), micro
 # (steel's train step at batch 256 whole and in 8 micro-batches: memory against time) and
 # projection (LSTM(proj_size) beside PyTorch's, which cuDNN runs there) and cell (a decoding
 # loop of LSTMCell beside torch.nn.LSTMCell's and Flax's).
@@ -101,13 +101,18 @@ flax.__version__, optax.__version__, torch.__version__, jax.devices())"
       ;;
     levers)  # each seed system's own train step and inference with each GPU lever on,
       # beside the suite stage's default figures: its loops in CUDA graphs, the Pallas
-      # kernels (a system whose sizes Pallas refuses fails alone, named in the log), two
-      # scans for a bidirectional layer instead of the GPU's one
+      # kernels in both layouts (a system whose sizes Pallas refuses fails alone, named in
+      # the log), two scans for a bidirectional layer instead of the GPU's one. A lever of
+      # several settings joins them with +, and its file is named by the last one's key.
       for lever in train.loop_graphs=true model.lstm_backend=pallas \
+          model.lstm_backend=pallas+model.lstm_pallas_layout=units \
           model.lstm_fused_directions=false; do
+        sets=()
+        for setting in ${lever//+/ }; do sets+=(--set "$setting"); done
+        last=${lever##*+}
         for system in steel trend trust hybrid; do
-          $py -m benchmarks --only "$system" --systems-only --set "$lever" \
-            --out "$out/${kind}_${lever%%=*}.json" 2>&1 | tee -a "$out/levers.log"
+          $py -m benchmarks --only "$system" --systems-only "${sets[@]}" \
+            --out "$out/${kind}_${last%%=*}.json" 2>&1 | tee -a "$out/levers.log"
         done
       done
       ;;
