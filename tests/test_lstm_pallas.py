@@ -141,6 +141,15 @@ def test_units_layout_tiles_and_launches_equal_the_scan(monkeypatch):
     _assert_tiles_equal_the_scan(32, 16, interpret=True, batch=40, layout="units")
 
 
+def test_units_layout_refuses_a_group_that_cannot_be_resident(monkeypatch):
+    """A row block's programs meet at a barrier, so they must all run at once: 2 directions
+    x 2 tiles on a device of 3 multiprocessors cannot, and is refused by name rather than
+    left to wait (and give up, with NaN)."""
+    monkeypatch.setattr(pallas_units, "resident_programs", lambda: 3)
+    with pytest.raises(ValueError, match="2 direction\\(s\\) x 2 tiles = 4 programs .* 3 multi"):
+        _assert_tiles_equal_the_scan(32, 16, interpret=True, layout="units")
+
+
 @pytest.mark.skipif(not on_gpu, reason="the compiled kernels need a GPU")
 @pytest.mark.parametrize("precision", ["float32", "tf32x3"])
 @pytest.mark.parametrize("h,batch", [(128, 32), (64, 70), (256, 40)])

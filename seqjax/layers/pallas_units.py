@@ -25,7 +25,8 @@ This is that design in Triton:
   reads the step before's gate cotangents dz (bb, 4H) whole, and writes its units' dz.
 
 A barrier across programs needs them all resident at once, so a launch runs at most one
-program per multiprocessor (`rows_per_launch`; a larger batch runs in several launches).
+program per multiprocessor (`rows_per_launch`; a larger batch runs in several launches,
+and a layer whose one row block needs more programs than that is refused by name).
 A wait is also bounded: a program that read the counter `MAX_SPINS` times without seeing
 its group arrive stops waiting, for good, and writes NaN from then on, so a broken
 assumption shows as NaN outputs after about a second, not as a GPU that hangs.
@@ -62,15 +63,23 @@ ROWS = 32
 
 def rows_per_launch(block: int, directions: int, tiles: int, resident: int) -> int:
     """The most rows one launch may hold so that its directions x row blocks x tiles
-    programs all fit, one per multiprocessor (`resident` of them), as the barrier needs."""
-    blocks = max(1, resident // (directions * tiles))
-    return block * blocks
+    programs all fit, one per multiprocessor (`resident` of them), as the barrier needs.
+    Raises where even one row block's programs do not fit."""
+    group = directions * tiles
+    if group > resident:
+        raise ValueError(
+            f"pallas_layout='units' needs a row block's {directions} direction(s) x {tiles} "
+            f"tiles = {group} programs resident at once, more than this device's {resident} "
+            "multiprocessors: use a wider pallas unit, the rows layout or the scan"
+        )
+    return block * (resident // group)
 
 
 def resident_programs() -> int:
-    """Multiprocessors of the first device (132 on an H100 or H200): how many programs of
-    a launch can surely run at once. A device that does not say counts as 16."""
-    return int(getattr(jax.local_devices()[0], "core_count", 0) or 16)
+    """Multiprocessors of the first device: how many programs of a launch can surely run
+    at once. A device that does not say (a CPU, lowering for CUDA or interpreting) counts
+    as an H100's or H200's 132, the GPUs these kernels are compiled for."""
+    return int(getattr(jax.local_devices()[0], "core_count", 0) or 132)
 
 
 def _mm(a, b, opts, trans_b=False):
