@@ -249,6 +249,10 @@ def test_what_the_kernels_cannot_do_is_named():
         LSTM(H, backend="pallas", pallas_interpret=True, pallas_precision="tf32").init(
             jax.random.key(0), X, LENGTHS
         )
+    with pytest.raises(ValueError, match="pallas_layout must be one of \\['rows', 'units'\\]"):
+        LSTM(H, backend="pallas", pallas_interpret=True, pallas_layout="cols").init(
+            jax.random.key(0), X, LENGTHS
+        )
     with pytest.raises(ValueError, match="float32 only"):
         LSTM(H, backend="pallas", dtype=jnp.bfloat16).init(jax.random.key(0), X, LENGTHS)
     with pytest.raises(ValueError, match="remat_chunk needs the scan"):
