@@ -12,15 +12,16 @@ This is that design in Triton:
 
 - Program (d, b, u) owns hidden units [u*unit, (u+1)*unit) of direction d for the rows of
   block b. Before the loop over time it loads W_hh's columns of those units for the four
-  gates (H x 4*unit floats: 32 KB at H = 128, unit 16) and keeps them in registers, with
-  its tile of the cell state, for the whole sequence.
+  gates (H x 4*unit floats: 32 KB at H = 128, unit 16) and keeps them on chip for the
+  whole sequence (compiled for sm_90 at H = 128, in shared memory), its tile of the cell
+  state in registers.
 - Each step it reads the whole h of the step before (its rows' (bb, H), written by the
   programs of its group), computes its gates with four (bb, H) @ (H, unit) matmuls,
   writes its tile of h, and waits until every program of its group has written theirs.
 - The wait is a barrier in global memory: a counter per (direction, row block) that each
   program increments once a step, atomically with acquire/release order at GPU scope
   (Triton's default), after a barrier of its own threads, as CUDA's cooperative grid sync
-  does; h is then read past the (incoherent) L1 cache, with ".cg" loads.
+  does; h is then read past the (incoherent) L1 cache, with volatile loads.
 - The backward kernel mirrors it: program u holds W_hh's rows of its units (4 x (unit, H)),
   reads the step before's gate cotangents dz (bb, 4H) whole, and writes its units' dz.
 
