@@ -30,13 +30,11 @@ import jax.numpy as jnp
 
 from benchmarks import command_line
 from benchmarks.timing import environment
-from seqjax.layers import pallas_units
 from seqjax.layers.pallas_lstm import (
     LAYOUTS,
-    NUM_WARPS,
     PRECISIONS,
-    UNIT,
     KernelOptions,
+    layout_defaults,
     pallas_layer,
 )
 
@@ -144,15 +142,6 @@ def compile_for_hopper(module: str, num_warps: int) -> dict:
     }
 
 
-def defaults(layout: str) -> KernelOptions:
-    """A layout's default tile width and warps (`pallas_layer`'s, for unit=None)."""
-    if layout == "units":
-        return KernelOptions(
-            unit=pallas_units.UNIT, num_warps=pallas_units.NUM_WARPS, layout=layout
-        )
-    return KernelOptions(unit=UNIT, num_warps=NUM_WARPS, layout=layout)
-
-
 def candidates(
     hidden: int, precisions=None, units=None, warps=None, layout: str = "rows"
 ) -> list[KernelOptions]:
@@ -215,14 +204,14 @@ def main(argv: list[str] | None = None) -> dict:
         "shared_limit_bytes": SHARED_LIMIT,
         "layout": args.layout,
         "defaults": {
-            "unit": defaults(args.layout).unit,
-            "num_warps": defaults(args.layout).num_warps,
+            "unit": layout_defaults(args.layout).unit,
+            "num_warps": layout_defaults(args.layout).num_warps,
         },
         "rows": [],
     }
     for hidden in hiddens:
         if args.quick:
-            base = defaults(args.layout)
+            base = layout_defaults(args.layout)
             grid = [
                 dataclasses.replace(base, unit=min(base.unit, hidden), precision=p)
                 for p in args.precision or PRECISIONS

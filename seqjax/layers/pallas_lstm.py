@@ -135,10 +135,14 @@ def _cols(q: int, u: int, hidden: int, unit: int):
     return pl.ds(q * hidden + u * unit, unit)
 
 
+def _mm(a, b, opts: KernelOptions, trans_b=False):
+    """a @ b (or a @ b.T) at the options' precision."""
+    return _triton().dot(a, b, trans_b=trans_b, precision=opts.dot_precision())
+
+
 def _dot(a, w_ref, rows, cols, opts: KernelOptions, trans_b=False):
     """a @ w_ref[rows, cols] (or its transpose), at the options' precision."""
-    w = w_ref[rows, cols]
-    return _triton().dot(a, w, trans_b=trans_b, precision=opts.dot_precision())
+    return _mm(a, w_ref[rows, cols], opts, trans_b)
 
 
 def _barrier(opts: KernelOptions) -> None:
@@ -359,6 +363,13 @@ def backward_gates(d_ys, k, p, f, w_hh, lengths, dh, dc, opts: KernelOptions = K
     return dz, dh_buf[:, steps % 2], dc_buf[:, steps % 2]
 
 
+def layout_defaults(layout: str) -> KernelOptions:
+    """A layout's default tile width and warps: what `pallas_layer` takes for None."""
+    if layout == "units":
+        return KernelOptions(unit=_units().UNIT, num_warps=_units().NUM_WARPS, layout=layout)
+    return KernelOptions(unit=UNIT, num_warps=NUM_WARPS, layout=layout)
+
+
 def _units():
     """layers/pallas_units.py, imported when used: it builds on this module's helpers."""
     from seqjax.layers import pallas_units
@@ -436,9 +447,9 @@ def pallas_layer(
     (None: the layout's default).
     """
     units = layout == "units"
-    defaults = (_units().UNIT, _units().NUM_WARPS) if units else (UNIT, NUM_WARPS)
+    default = layout_defaults(layout)
     opts = KernelOptions(
-        interpret, unit or defaults[0], precision, num_warps or defaults[1], layout
+        interpret, unit or default.unit, precision, num_warps or default.num_warps, layout
     )
 
     def run(xproj, w_hh, lengths, h0, c0):

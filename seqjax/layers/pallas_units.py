@@ -49,7 +49,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 
-from seqjax.layers.pallas_lstm import _out_struct, _time_index, _triton, _triton_params
+from seqjax.layers.pallas_lstm import _mm, _out_struct, _time_index, _triton, _triton_params
 from seqjax.layers.vma import match_vma
 
 MAX_SPINS = 1 << 20  # counter reads before a program gives up waiting (about a second)
@@ -81,11 +81,6 @@ def resident_programs() -> int:
     at once. A device that does not say (a CPU, lowering for CUDA or interpreting) counts
     as an H100's or H200's 132, the GPUs these kernels are compiled for."""
     return int(getattr(jax.local_devices()[0], "core_count", 0) or 132)
-
-
-def _mm(a, b, opts, trans_b=False):
-    """a @ b (or a @ b.T) at the options' precision."""
-    return _triton().dot(a, b, trans_b=trans_b, precision=opts.dot_precision())
 
 
 def _shared(ref, index, opts):
