@@ -120,7 +120,10 @@ def phased_scan(step: Callable, init, xs, mask: jax.Array, groups: int, *, rever
 
         part = jax.tree.map(lambda a, rows=rows: a[:rows], carry)
         part, ys = lax.fori_loop(0, jnp.maximum(end - start, 0), body, (part, ys))
-        carry = jax.tree.map(lambda a, p, rows=rows: a.at[:rows].set(p), carry, part)
+        # written in place at row 0, not `a.at[:rows].set(p)`: that scatter's index constant
+        # is empty when rows == B, and jax 0.11's Shardy crashes compiling a shard_map that
+        # takes an empty constant (the per-shard loop under a data-parallel mesh)
+        carry = jax.tree.map(lambda a, p: lax.dynamic_update_slice_in_dim(a, p, 0, 0), carry, part)
     return carry, ys
 
 
