@@ -279,7 +279,11 @@ def check_outputs_fit_targets(cfg: ExperimentConfig, train: SequenceDataset) -> 
     examples (`jax.eval_shape`: no compile, 0.1-0.5 s on CPU), once per config and shapes:
     `run_experiment` checks before it makes the run directory, and `fit` again."""
     batch = make_batch(train.inputs[:2], train.lengths[:2], train.targets[:2])
-    spec = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), batch)
+    # the dtype a jitted step would see (float64 targets become float32; jax >= 0.11 warns
+    # on a float64 struct without x64)
+    spec = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, jax.dtypes.canonicalize_dtype(a.dtype)), batch
+    )
     return _check_outputs_fit(cfg.model_name, cfg.model, cfg.train.loss, spec)
 
 
