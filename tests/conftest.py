@@ -1,6 +1,8 @@
 import importlib.metadata
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 # The suite is compile-bound: most tests trace a small model once and run it a few times,
@@ -32,8 +34,11 @@ import tempfile
 # defaults: `XLA_FLAGS="--xla_backend_optimization_level=2
 # --xla_cpu_use_fusion_emitters=true" python -m pytest -n 2`. Set before JAX starts its CPU
 # client, and inherited by the xdist workers and every subprocess; a setting already in
-# XLA_FLAGS is kept. Not where a JAX GPU or TPU plugin is installed: XLA reads the level for
-# GPU code too, and the GPU tests (benchmarks/gpu.sh) check the kernels users run.
+# XLA_FLAGS is kept. A setting the installed XLA does not know is left out: jax 0.11
+# removed the emitter flag (its MLIR emitters are the only ones), and XLA ends a process
+# whose XLA_FLAGS names an unknown flag (so there, the defaults are the level's alone).
+# Not where a JAX GPU or TPU plugin is installed: XLA reads the level for GPU code too,
+# and the GPU tests (benchmarks/gpu.sh) check the kernels users run.
 SUITE_XLA_FLAGS = {
     "--xla_backend_optimization_level": "0",
     "--xla_cpu_use_fusion_emitters": "false",
@@ -47,12 +52,36 @@ def _accelerator_plugin_installed() -> bool:
     return any(n.lower().replace("_", "-").startswith(prefixes) for n in names)
 
 
+def xla_accepts(flags: str) -> bool:
+    """XLA ends a process whose XLA_FLAGS names a flag it does not know (jax 0.11 dropped
+    `--xla_cpu_use_fusion_emitters`), with no Python error to catch: a short-lived process
+    asks first."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "import jax; jax.devices()"],
+        env=dict(os.environ, XLA_FLAGS=flags),
+        capture_output=True,
+        timeout=300,
+    )
+    return proc.returncode == 0
+
+
+def suite_xla_flags() -> list[str]:
+    """The suite's settings this XLA knows and XLA_FLAGS does not already set, asked once
+    per session (in the controller; its xdist workers and subprocesses inherit the answer)."""
+    if _IN_USE not in os.environ:
+        flags = os.environ.get("XLA_FLAGS", "")
+        wanted = [f"{name}={value}" for name, value in SUITE_XLA_FLAGS.items() if name not in flags]
+        if wanted and not xla_accepts(" ".join([flags, *wanted])):
+            wanted = [setting for setting in wanted if xla_accepts(f"{flags} {setting}")]
+        os.environ[_IN_USE] = " ".join(wanted)
+    return os.environ[_IN_USE].split()
+
+
+_IN_USE = "SEQJAX_SUITE_XLA_FLAGS"
 if not _accelerator_plugin_installed():
     flags = os.environ.get("XLA_FLAGS", "")
-    for name, value in SUITE_XLA_FLAGS.items():
-        if name not in flags:
-            flags = f"{flags} {name}={value}".strip()
-    os.environ["XLA_FLAGS"] = flags
+    settings = [s for s in suite_xla_flags() if s not in flags]  # a worker inherits them
+    os.environ["XLA_FLAGS"] = " ".join([flags, *settings]).strip()
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

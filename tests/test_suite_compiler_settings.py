@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 
-from tests.conftest import SUITE_XLA_FLAGS
+from tests.conftest import SUITE_XLA_FLAGS, xla_accepts
 
 # The optimised HLO of a 2-layer bidirectional LSTM's backward pass over padded sequences.
 SCRIPT = """
@@ -51,6 +51,8 @@ def test_the_suites_compiler_settings_leave_the_hlo_users_compile():
     level, emitter = (f"{name}={value}" for name, value in SUITE_XLA_FLAGS.items())
     users = _optimised_hlo()  # XLA's defaults
     assert _numbers_dropped(_optimised_hlo(level)) == _numbers_dropped(users)
+    if not xla_accepts(emitter):  # jax >= 0.11: the MLIR emitters are the only ones
+        return
     fusions, wrapped = _fusions(users)
     suites_fusions, suites_wrapped = _fusions(_optimised_hlo(level, emitter))
     assert len(fusions) > 10 and wrapped > 0  # what is compared is there
