@@ -27,6 +27,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import AbstractDevice, AbstractMesh, use_abstract_mesh
 
 from benchmarks import command_line
 from benchmarks.timing import environment
@@ -64,6 +65,16 @@ def _captured_modules():
         registration.lowering.lower_jaxpr_to_triton_module = lower
 
 
+def lowered_for_hopper(fn: jax.stages.Wrapped, *args) -> jax.stages.Lowered:
+    """A jitted function traced and lowered for CUDA as for an H100/H200, on any machine.
+    Since jax 0.11 Pallas's Triton lowering asks the device for its compute capability, so
+    where there is no GPU the target is named by an abstract device (an H100; the H200 is
+    the same sm_90), which must be in place while tracing, not only while lowering."""
+    hopper = AbstractDevice(device_kind="NVIDIA H100 80GB HBM3", num_cores=132, platform="gpu")
+    with use_abstract_mesh(AbstractMesh((1,), ("batch",), abstract_device=hopper)):
+        return fn.trace(*args).lower(lowering_platforms=("cuda",))
+
+
 def triton_modules(hidden: int, opts: KernelOptions, batch: int = 32, steps: int = 8):
     """{kernel name: Triton module text} of a bidirectional layer's forward and backward
     kernels at this hidden size. The step count and batch do not change a kernel's code
@@ -81,9 +92,7 @@ def triton_modules(hidden: int, opts: KernelOptions, batch: int = 32, steps: int
         return jnp.sum(ys) + jnp.sum(h_n * c_n)
 
     with _captured_modules() as modules:
-        jax.jit(jax.grad(loss, argnums=(0, 1, 2))).trace(xproj, w, h0).lower(
-            lowering_platforms=("cuda",)
-        )
+        lowered_for_hopper(jax.jit(jax.grad(loss, argnums=(0, 1, 2))), xproj, w, h0)
     return {re.match(r"module @(\w+)", text).group(1): text for text in modules}
 
 
