@@ -14,6 +14,7 @@ from seqjax.cli import main
 from seqjax.data.sources import load_splits
 from seqjax.metrics import binary_classification
 from seqjax.train.restore import load_run_config, predict, restore_state
+from tests.approx_tree import approx_tree
 from tests.runs import train_run
 
 # One xdist worker runs this file (`--dist loadgroup`), so its module fixture, a trained
@@ -126,7 +127,7 @@ def test_coverage_sets_are_fitted_on_the_validation_split_and_scored_on_the_test
     assert main(["evaluate", str(run_dir), "--coverage", "0.9"]) == 0
     line = json.loads(capsys.readouterr().out)
     ours = conformal.achieved(cfg.train.loss, probabilities, test.targets, fitted)
-    assert line["conformal"] == pytest.approx(ours)
+    assert line["conformal"] == approx_tree(ours)
     assert line["conformal"]["calibration_size"] == len(val) == 90
     assert "loss" in line  # the model's own probabilities: its loss stands
 
@@ -155,7 +156,7 @@ def test_coverage_sets_are_fitted_on_the_validation_split_and_scored_on_the_test
         cfg.train.loss, predict(cfg, state, val), val.targets, 0.9, by_class=True
     )
     assert len(set(by_class.class_thresholds[0])) == 2  # two thresholds, one per class
-    assert each == pytest.approx(
+    assert each == approx_tree(
         conformal.achieved(cfg.train.loss, probabilities, test.targets, by_class)
     )
     assert len(each["covered_by_class"]) == 2
