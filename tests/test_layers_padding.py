@@ -99,3 +99,16 @@ def test_a_sequence_with_no_steps_pools_to_zeros_with_finite_gradients(name):
     d_x = np.asarray(grads[1])
     assert np.all(np.isfinite(d_x[VALID[:, :6]])) and not np.any(d_x[1])
     assert all(np.all(np.isfinite(np.asarray(g))) for g in jax.tree.leaves(grads[0]))
+
+
+def test_masked_max_differentiates_through_the_one_step_it_took():
+    """The max's derivative is its argmax step's, by a gather: no equality test of the
+    operand against the max (which a twice-computed operand can fail, giving 0/0), and a
+    tie sends it all to the first step, as torch's `max(dim)` does, not half to each."""
+    x = jnp.array([[[1.0], [3.0], [3.0], [2.0], [9.0]]])  # (1, T=5, 1): a tie, then padding
+    lengths = jnp.array([4])
+    grad = jax.grad(lambda x: masked_max(x, lengths).sum())(x)
+    assert grad[0, :, 0].tolist() == [0.0, 1.0, 0.0, 0.0, 0.0]
+    tangent = jnp.arange(5.0).reshape(1, 5, 1)
+    _, along = jax.jvp(lambda x: masked_max(x, lengths), (x,), (tangent,))
+    assert along.tolist() == [[1.0]]

@@ -33,10 +33,19 @@ def masked_mean(x: jax.Array, lengths: jax.Array) -> jax.Array:
 
 
 def masked_max(x: jax.Array, lengths: jax.Array) -> jax.Array:
-    """Max over valid steps: (B, T, D) -> (B, D)."""
+    """Max over valid steps: (B, T, D) -> (B, D).
+
+    Taken at its argmax, not by `jnp.max`: JAX differentiates a max by comparing the
+    operand with the result for equality, and where XLA computes the operand twice (in
+    two fusions, with other rounding) no step equals the max and the derivative divides
+    by a count of zero. Seen as an inf tangent / NaN loss of the hybrid model's
+    `jax.jvp` under jax 0.12 with LLVM at level 0; a gather's derivative has no such
+    test. A tie sends the whole gradient to the first step, as torch's `max(dim)` does.
+    """
     check_sequence_inputs(x, lengths, name="masked_max", min_length=0)  # lengths in [0, T]
     mask = length_mask(lengths, x.shape[1])[..., None]  # (B, T, 1)
-    top = jnp.max(jnp.where(mask, x, -jnp.inf), axis=1)  # (B, D)
+    step = jnp.argmax(jnp.where(mask, x, -jnp.inf), axis=1, keepdims=True)  # (B, 1, D)
+    top = jnp.take_along_axis(x, step, axis=1)[:, 0]  # (B, D)
     return jnp.where((lengths > 0)[:, None], top, 0)
 
 
