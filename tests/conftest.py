@@ -32,7 +32,8 @@ import tempfile
 # they check depends on machine code, and tests/test_readme_snippets.py took 29 s with
 # them against 38 s at XLA's defaults (one after the other). To run the suite at XLA's
 # defaults: `XLA_FLAGS="--xla_backend_optimization_level=2
-# --xla_cpu_use_fusion_emitters=true" python -m pytest -n 2`. Set before JAX starts its CPU
+# --xla_cpu_use_fusion_emitters=true" python -m pytest -n 2` (on jax >= 0.11 the level
+# alone: `XLA_FLAGS=--xla_backend_optimization_level=2`). Set before JAX starts its CPU
 # client, and inherited by the xdist workers and every subprocess; a setting already in
 # XLA_FLAGS is kept. A setting the installed XLA does not know is left out: jax 0.11
 # removed the emitter flag (its MLIR emitters are the only ones), and XLA ends a process
