@@ -9,9 +9,9 @@ Why: a kernel whose registers spill to local memory runs every step through it, 
 that asks for more shared memory than an SM has (227 KB) does not launch; both are visible
 on a CPU-only machine, before any GPU time is spent. These are static figures (what ptxas
 allocated), not speed. The `triton` package must be able to parse the Triton IR this jax
-emits: `pip install -e '.[kernels]'` pins the one checked with jax 0.10.2 and 0.11.2. On a
-GPU, jaxlib compiles the same IR with its own bundled Triton and XLA's ptxas, so the
-figures there can differ somewhat; this is the check that runs everywhere.
+emits: `pip install -e '.[kernels]'` pins the one checked with jax 0.10.2, 0.11.2 and
+0.12.0.1. On a GPU, jaxlib compiles the same IR with its own bundled Triton and XLA's
+ptxas, so the figures there can differ somewhat; this is the check that runs everywhere.
 """
 
 from __future__ import annotations
