@@ -198,8 +198,12 @@ def main(argv: list[str] | None = None) -> dict:
         "--quick", action="store_true", help="the default tiling, both precisions, H=64 128 256"
     )
     parser.add_argument("--hidden", type=int, action="append", help="default 64 128 256")
-    parser.add_argument("--unit", type=int, action="append", help="default 32 64 128")
-    parser.add_argument("--warps", type=int, action="append", help="default 4 8 16")
+    parser.add_argument(
+        "--unit", type=int, action="append", help="default 32 64 128 (rows), 16 32 (units)"
+    )
+    parser.add_argument(
+        "--warps", type=int, action="append", help="default 4 8 16 (rows), 4 8 (units)"
+    )
     parser.add_argument("--precision", choices=sorted(PRECISIONS), action="append")
     parser.add_argument(
         "--layout", choices=LAYOUTS, default="rows", help="the kernels' layout (pallas_layer)"

@@ -14,13 +14,21 @@ from seqjax.tasks import get_task
 from seqjax.train.chance import (
     SPREADS,
     auc_spread_under_guessing,
-    constant_guess_loss,
+    constant_guess,
     constant_guess_warning,
+    constant_loss,
     correlation_spread_under_guessing,
     correlation_warning,
     guessing_warning,
     loss_difference_spread,
 )
+
+
+def constant_guess_loss(task, loss, train, val, class_weights, sampler):
+    """The run's validation loss of the best constant prediction, and what it is in words:
+    the two steps `fit` takes (`constant_guess`, then `constant_loss`)."""
+    constant, said = constant_guess(loss, train, val, class_weights, sampler)
+    return constant_loss(task, loss, val, constant), said
 
 
 def _rows(values):

@@ -446,7 +446,6 @@ def pallas_layer(
     one. `precision`: a key of `PRECISIONS`; `num_warps`: Triton's warps per program
     (None: the layout's default).
     """
-    units = layout == "units"
     default = layout_defaults(layout)
     opts = KernelOptions(
         interpret, unit or default.unit, precision, num_warps or default.num_warps, layout
@@ -456,13 +455,11 @@ def pallas_layer(
         scale = gate_scale(w_hh.shape[1])  # (4H,)
         xproj = xproj * scale[None, None, None, :]  # (D, T, B, 4H)
         w_hh = w_hh * scale[None, None, :]  # (D, H, 4H)
-        batch, hidden = lengths.shape[0], w_hh.shape[1]
+        batch = lengths.shape[0]
         block, launch = BLOCK_B, None  # rows per program; rows per launch (None: all)
-        if units:  # every program of a launch must be resident at once (interpreted too,
-            # where it changes nothing but runs the same launches as a GPU would)
-            block, tiles = _units().ROWS, hidden // min(opts.unit, hidden)
-            resident = _units().resident_programs()
-            launch = _units().rows_per_launch(block, w_hh.shape[0], tiles, resident)
+        if opts.layout == "units":  # every program of a launch resident at once
+            # (interpreted too, where it changes nothing but runs a GPU's launches)
+            block, launch = _units().launch_rows(w_hh.shape[0], w_hh.shape[1], opts)
         pad = -batch % block
 
         def padded(x, axis):  # extra rows of length 0: every step masked

@@ -76,6 +76,13 @@ def rows_per_launch(block: int, directions: int, tiles: int, resident: int) -> i
     return block * (resident // group)
 
 
+def launch_rows(directions: int, hidden: int, opts) -> tuple[int, int]:
+    """(rows a program runs, rows a launch may hold) for a layer of this hidden size: `ROWS`,
+    and as many row blocks as leave every program of the launch resident at once."""
+    tiles = hidden // min(opts.unit, hidden)
+    return ROWS, rows_per_launch(ROWS, directions, tiles, resident_programs())
+
+
 def resident_programs() -> int:
     """Multiprocessors of the first device: how many programs of a launch can surely run
     at once. A device that does not say (a CPU, lowering for CUDA or interpreting) counts

@@ -77,7 +77,7 @@ def guessing_warning(history: list[dict], val_targets: np.ndarray) -> str | None
     )
 
 
-CONSTANT_GUESSES = ("cross_entropy", "mse")  # the losses `constant_guess_loss` scores
+CONSTANT_GUESSES = ("cross_entropy", "mse")  # the losses `constant_guess` is known for
 
 
 def _best_constant(loss: str, train: SequenceDataset, k: int, class_weights, sampler: str):
@@ -137,15 +137,6 @@ def loss_difference_spread(task, outputs, constant: np.ndarray, val: SequenceDat
     gaps = np.asarray(per_sequence(rows) - per_sequence(constants), np.float64)  # (N,)
     mean = np.sum(weights * gaps) / np.sum(weights)
     return float(np.sqrt(np.sum(weights**2 * (gaps - mean) ** 2)) / np.sum(weights))
-
-
-def constant_guess_loss(
-    task, loss: str, train: SequenceDataset, val: SequenceDataset, class_weights, sampler: str
-) -> tuple[float, str]:
-    """The run's validation loss (`task.loss`, the run's weighting included) of the best
-    constant prediction (`constant_guess`), and what that prediction is."""
-    constant, said = constant_guess(loss, train, val, class_weights, sampler)
-    return constant_loss(task, loss, val, constant), said
 
 
 def constant_loss(task, loss: str, val: SequenceDataset, constant: np.ndarray) -> float:
