@@ -29,7 +29,7 @@ from seqjax.data.sources import (
     check_split_option,
 )
 from seqjax.models.registry import MODELS
-from seqjax.suggest import did_you_mean, names_unknown_options
+from seqjax.suggest import did_you_mean, names_unknown_options, option_names
 from seqjax.train.profiling import check_profile_steps
 
 
@@ -334,7 +334,7 @@ def build_dataclass(cls: type, values: Mapping[str, Any], prefix: str):
     if not isinstance(values, Mapping):
         raise TypeError(f"{prefix}: expected a mapping of keys, got {values!r}")
     hints = typing.get_type_hints(cls)
-    valid = [f.name for f in dataclasses.fields(cls)]
+    valid = option_names(cls)
     unknown = sorted(set(values) - set(valid))
     if unknown:
         raise ValueError(
@@ -378,8 +378,8 @@ def config_to_dict(cfg: ExperimentConfig) -> dict:
     """Plain dict (lists for tuples) that `config_from_dict` turns back into `cfg`."""
 
     def plain(obj):
-        d = dataclasses.asdict(obj)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+        d = dataclasses.asdict(obj)  # in option_names' order: a model's own keys first
+        return {k: list(d[k]) if isinstance(d[k], tuple) else d[k] for k in option_names(type(obj))}
 
     out = {"model": {"name": cfg.model_name, **plain(cfg.model)}}
     out.update({s: plain(getattr(cfg, s)) for s in SECTIONS})

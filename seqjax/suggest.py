@@ -23,13 +23,21 @@ def did_you_mean(name: str, valid: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def option_names(cls: type) -> list[str]:
+    """The init options of dataclass `cls` in its `__init__`'s order: positional ones first,
+    then keyword-only ones, such as the LSTM options every system's config inherits
+    (`dataclasses.fields` would put a base class's fields first)."""
+    fields = [f for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
+    return [f.name for f in sorted(fields, key=lambda f: f.kw_only is True)]
+
+
 def names_unknown_options(cls: C) -> C:
     """Makes `cls(**options)` name a mistyped option and the one meant, for a dataclass or
     a Flax module: `LSTM(128, num_layer=2)` then says "LSTM has no option 'num_layer' (did
     you mean 'num_layers'?)" instead of only the generated `__init__`'s "unexpected keyword
     argument". A subclass gets a generated `__init__` of its own, without the hint."""
     generated = cls.__init__  # type: ignore[misc]
-    options = [f.name for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
+    options = option_names(cls)
     shown = [name for name in options if name not in ("parent", "name")]  # Flax's own
 
     @functools.wraps(generated)

@@ -156,3 +156,24 @@ def test_every_systems_lstm_options_are_config_keys(config):
     if jax.default_backend() != "gpu":
         with pytest.raises(ValueError, match="backend='pallas' cannot run here: it compiles"):
             traced("pallas")()
+
+
+def test_every_model_config_carries_the_lstm_options_after_its_own():
+    """Each model's config inherits the LSTM options (`LSTMOptions`) as keyword-only
+    fields: its own fields keep their positions, and its own keys come first in the
+    saved YAML and in the "did you mean" list."""
+    from seqjax.models.lstm_options import LSTMOptions
+    from seqjax.models.registry import MODELS
+    from seqjax.models.steel import SteelConfig
+
+    lstm_keys = [f.name for f in dataclasses.fields(LSTMOptions)]
+    for name, (_, config_cls) in MODELS.items():
+        assert issubclass(config_cls, LSTMOptions), name
+    cfg = SteelConfig(7, 96)
+    assert (cfg.features, cfg.hidden_size, cfg.lstm_backend) == (7, 96, "auto")
+    with pytest.raises(ValueError, match="lstm_backend|backend must be one of"):
+        SteelConfig(lstm_backend="cuda")
+    with pytest.raises(TypeError, match=r"options: features, hidden_size, .*, lstm_backend"):
+        SteelConfig(lstm_backnd="scan")  # type: ignore[call-arg]
+    saved = list(yaml.safe_load(dump_config(load_config("steel_lightweight")))["model"])
+    assert saved[:2] == ["name", "features"] and saved[-len(lstm_keys) :] == lstm_keys

@@ -94,34 +94,6 @@ def check_backward(backward: str, key: str = "backward") -> None:
         raise ValueError(f"LSTM: {key} must be 'custom' or 'autodiff'; got {backward!r}")
 
 
-def check_config_options(cfg) -> None:
-    """Check the LSTM options every system's config carries (`lstm_backend`,
-    `lstm_precision`, `lstm_dtype`, `lstm_backward`, `lstm_pallas_layout`) when the config
-    is built, so a YAML typo fails at load."""
-    check_backend(cfg.lstm_backend)
-    if cfg.lstm_pallas_layout not in LAYOUTS:
-        raise ValueError(
-            f"LSTM: lstm_pallas_layout must be one of {list(LAYOUTS)}; "
-            f"got {cfg.lstm_pallas_layout!r}"
-        )
-    check_precision(cfg.lstm_precision)
-    check_compute_dtype(cfg.lstm_dtype)
-    check_backward(cfg.lstm_backward, key="lstm_backward")
-
-
-def config_options(cfg) -> dict[str, Any]:
-    """`LSTM` keywords from those config options and `lstm_fused_directions` (a bool or
-    None, which the config's loader checks)."""
-    return {
-        "backend": cfg.lstm_backend,
-        "precision": cfg.lstm_precision,
-        "dtype": cfg.lstm_dtype,
-        "backward": cfg.lstm_backward,
-        "fused_directions": cfg.lstm_fused_directions,
-        "pallas_layout": cfg.lstm_pallas_layout,
-    }
-
-
 def matmul_precision(precision: str | None) -> contextlib.AbstractContextManager:
     """The context in which `LSTM` traces its dots. The hand-written backward pass, which
     JAX traces later, takes it too (`recurrence.custom_vjp_in_precision`)."""

@@ -8,28 +8,22 @@ import flax.linen as nn
 import jax
 
 from seqjax.layers import LSTM
-from seqjax.layers.lstm import check_config_options, config_options
 from seqjax.layers.masking import check_sequence_inputs
+from seqjax.models.lstm_options import LSTMOptions
 from seqjax.suggest import names_unknown_options
 
 
 @names_unknown_options
 @dataclasses.dataclass(frozen=True)
-class BaselineConfig:
+class BaselineConfig(LSTMOptions):
     features: int = 9
     hidden_size: int = 128
     num_layers: int = 2
     outputs: int = 3
     dropout: float = 0.1
-    lstm_backend: str = "auto"  # auto | scan | cudnn | pallas: `seqjax.layers.LSTM` backend
-    lstm_precision: str | None = None  # the scan's matmul precision, e.g. "highest"
-    lstm_dtype: str = "float32"  # the LSTM's matmul dtype: float32 | bfloat16
-    lstm_backward: str = "custom"  # custom | autodiff (forward mode: jax.jvp, jacfwd)
-    lstm_fused_directions: bool | None = None  # None: one scan for both on GPU/TPU
-    lstm_pallas_layout: str = "rows"  # rows | units: backend="pallas"'s kernels
 
     def __post_init__(self):
-        check_config_options(self)
+        super().__post_init__()
 
 
 @names_unknown_options
@@ -47,7 +41,7 @@ class LSTMRegressor(nn.Module):
             cfg.hidden_size,
             cfg.num_layers,
             dropout=cfg.dropout,
-            **config_options(cfg),
+            **cfg.lstm_options(),
             name="lstm",
         )
         _, (h_n, _) = lstm(inputs, lengths, train=train)

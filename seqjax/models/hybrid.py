@@ -31,15 +31,15 @@ from seqjax.layers import LSTM
 from seqjax.layers.attention import MaskedSelfAttention
 from seqjax.layers.conv import MultiScaleConv, sinusoidal_encoding
 from seqjax.layers.dropout import Dropout
-from seqjax.layers.lstm import check_config_options, config_options
 from seqjax.layers.masking import check_sequence_inputs, length_mask
 from seqjax.layers.pooling import last_valid, masked_max, masked_mean
+from seqjax.models.lstm_options import LSTMOptions
 from seqjax.suggest import names_unknown_options
 
 
 @names_unknown_options
 @dataclasses.dataclass(frozen=True)
-class HybridConfig:
+class HybridConfig(LSTMOptions):
     features: int = 9
     d_model: int = 256  # BiLSTM output width; 128 per direction
     lstm_blocks: int = 4
@@ -61,15 +61,9 @@ class HybridConfig:
     # Ours: add the input projection to the gated convolution output, so a single step's
     # exact values reach the BiLSTMs unblurred by the 3-9 step kernels.
     conv_residual: bool = True  # False: the seed as described
-    lstm_backend: str = "auto"  # auto | scan | cudnn | pallas: `seqjax.layers.LSTM` backend
-    lstm_precision: str | None = None  # the scan's matmul precision, e.g. "highest"
-    lstm_dtype: str = "float32"  # the LSTM's matmul dtype: float32 | bfloat16
-    lstm_backward: str = "custom"  # custom | autodiff (forward mode: jax.jvp, jacfwd)
-    lstm_fused_directions: bool | None = None  # None: one scan for both on GPU/TPU
-    lstm_pallas_layout: str = "rows"  # rows | units: backend="pallas"'s kernels
 
     def __post_init__(self):
-        check_config_options(self)
+        super().__post_init__()
         if self.d_model % 2 or self.d_model % self.num_heads:
             raise ValueError(
                 f"d_model {self.d_model} must be even and divisible by num_heads {self.num_heads}"
@@ -118,7 +112,7 @@ class HybridSequenceModel(nn.Module):
                 cfg.layers_per_block,
                 bidirectional=True,
                 dropout=cfg.dropout,
-                **config_options(cfg),
+                **cfg.lstm_options(),
                 name=f"bilstm_{k}",
             )
             if cfg.block_norm == "pre":  # x + f(LN(x)): an identity path from conv to pools

@@ -6,7 +6,6 @@ Each model file registers its module class and its config dataclass; later syste
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +18,7 @@ from seqjax.models.hybrid import HybridConfig, HybridSequenceModel
 from seqjax.models.steel import SteelConfig, SteelDefectLSTM
 from seqjax.models.trend import TrendConfig, TrendPredictor
 from seqjax.models.trust import TrustConfig, TrustLSTM
-from seqjax.suggest import did_you_mean
+from seqjax.suggest import did_you_mean, option_names
 
 MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "trust": (TrustLSTM, TrustConfig),
@@ -38,7 +37,7 @@ def model_config(name: str, overrides: Mapping[str, Any] | None = None):
         )
     _, config_cls = MODELS[name]
     overrides = dict(overrides or {})
-    valid = [f.name for f in dataclasses.fields(config_cls)]
+    valid = option_names(config_cls)
     unknown = sorted(set(overrides) - set(valid))
     if unknown:
         raise ValueError(

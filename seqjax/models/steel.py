@@ -28,9 +28,9 @@ import jax
 
 from seqjax.layers import LSTM
 from seqjax.layers.dropout import Dropout
-from seqjax.layers.lstm import check_config_options, config_options
 from seqjax.layers.masking import check_sequence_inputs
 from seqjax.layers.pooling import AttentionPool, masked_mean
+from seqjax.models.lstm_options import LSTMOptions
 from seqjax.suggest import names_unknown_options
 
 POOLINGS = ("last", "mean", "attention")
@@ -39,7 +39,7 @@ NORMS = ("none", "batch", "layer")
 
 @names_unknown_options
 @dataclasses.dataclass(frozen=True)
-class SteelConfig:
+class SteelConfig(LSTMOptions):
     features: int = 5
     hidden_size: int = 64
     num_layers: int = 2
@@ -51,18 +51,12 @@ class SteelConfig:
     normalization: str = "none"  # of the pooled features: none | batch | layer
     input_norm: bool = False  # LayerNorm over the channels of every step
     unroll: int | None = None  # None: the platform's default (16 on GPU, 1 elsewhere)
-    lstm_backend: str = "auto"  # auto | scan | cudnn | pallas: `seqjax.layers.LSTM` backend
-    lstm_precision: str | None = None  # the scan's matmul precision, e.g. "highest"
-    lstm_dtype: str = "float32"  # the LSTM's matmul dtype: float32 | bfloat16
-    lstm_backward: str = "custom"  # custom | autodiff (forward mode: jax.jvp, jacfwd)
-    lstm_fused_directions: bool | None = None  # None: one scan for both on GPU/TPU
-    lstm_pallas_layout: str = "rows"  # rows | units: backend="pallas"'s kernels
     remat_chunk: int = 0  # > 0: rematerialise the recurrence in chunks (long sequences)
     residual: bool = False  # add each layer's input to its output from layer 2 on
     num_classes: int = 1  # 1: one defect logit (B,); K >= 3: class logits (B, K)
 
     def __post_init__(self):
-        check_config_options(self)
+        super().__post_init__()
         if self.num_classes < 1 or self.num_classes == 2:
             raise ValueError(
                 f"num_classes must be 1 (binary, one logit) or >= 3; got {self.num_classes}"
@@ -112,7 +106,7 @@ class SteelDefectLSTM(nn.Module):
                 cfg.hidden_size,
                 bidirectional=cfg.bidirectional,
                 unroll=cfg.unroll,
-                **config_options(cfg),
+                **cfg.lstm_options(),
                 remat_chunk=cfg.remat_chunk,
                 name=f"lstm_{k}",
             )(x, lengths, train=train)  # (B, T, D*H), zero past each length

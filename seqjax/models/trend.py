@@ -17,14 +17,14 @@ import jax.numpy as jnp
 from seqjax.layers import LSTM
 from seqjax.layers.attention import MultiHeadAttentionPool
 from seqjax.layers.dropout import Dropout
-from seqjax.layers.lstm import check_config_options, config_options
 from seqjax.layers.masking import check_sequence_inputs
+from seqjax.models.lstm_options import LSTMOptions
 from seqjax.suggest import names_unknown_options
 
 
 @names_unknown_options
 @dataclasses.dataclass(frozen=True)
-class TrendConfig:
+class TrendConfig(LSTMOptions):
     features: int = 62
     hidden_size: int = 64
     num_layers: int = 2
@@ -32,15 +32,9 @@ class TrendConfig:
     dropout: float = 0.2
     head_dim: int = 64
     num_horizons: int = 2
-    lstm_backend: str = "auto"  # auto | scan | cudnn | pallas: `seqjax.layers.LSTM` backend
-    lstm_precision: str | None = None  # the scan's matmul precision, e.g. "highest"
-    lstm_dtype: str = "float32"  # the LSTM's matmul dtype: float32 | bfloat16
-    lstm_backward: str = "custom"  # custom | autodiff (forward mode: jax.jvp, jacfwd)
-    lstm_fused_directions: bool | None = None  # None: one scan for both on GPU/TPU
-    lstm_pallas_layout: str = "rows"  # rows | units: backend="pallas"'s kernels
 
     def __post_init__(self):
-        check_config_options(self)
+        super().__post_init__()
         if (2 * self.hidden_size) % self.num_heads:
             raise ValueError(
                 f"2 * hidden_size ({2 * self.hidden_size}) must be divisible by num_heads "
@@ -71,7 +65,7 @@ class TrendPredictor(nn.Module):
             cfg.num_layers,
             bidirectional=True,
             dropout=cfg.dropout,
-            **config_options(cfg),
+            **cfg.lstm_options(),
             name="encoder",
         )(inputs, lengths, train=train)  # (B, T, 2H)
         pooled, weights = MultiHeadAttentionPool(cfg.num_heads, name="attention")(x, lengths)

@@ -18,27 +18,21 @@ import jax
 
 from seqjax.layers import LSTM
 from seqjax.layers.dropout import Dropout
-from seqjax.layers.lstm import check_config_options, config_options
 from seqjax.layers.masking import check_sequence_inputs
+from seqjax.models.lstm_options import LSTMOptions
 from seqjax.suggest import names_unknown_options
 
 
 @names_unknown_options
 @dataclasses.dataclass(frozen=True)
-class TrustConfig:
+class TrustConfig(LSTMOptions):
     features: int = 768
     hidden_sizes: tuple[int, ...] = (256, 128, 64)
     dropout: float = 0.4
     unroll: int | None = None  # None: the platform's default (16 on GPU, 1 elsewhere)
-    lstm_backend: str = "auto"  # auto | scan | cudnn | pallas: `seqjax.layers.LSTM` backend
-    lstm_precision: str | None = None  # the scan's matmul precision, e.g. "highest"
-    lstm_dtype: str = "float32"  # the LSTM's matmul dtype: float32 | bfloat16
-    lstm_backward: str = "custom"  # custom | autodiff (forward mode: jax.jvp, jacfwd)
-    lstm_fused_directions: bool | None = None  # None: one scan for both on GPU/TPU
-    lstm_pallas_layout: str = "rows"  # rows | units: backend="pallas"'s kernels
 
     def __post_init__(self):
-        check_config_options(self)
+        super().__post_init__()
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
             raise ValueError(
                 f"hidden_sizes must be non-empty positive ints; got {self.hidden_sizes}"
@@ -66,7 +60,7 @@ class TrustLSTM(nn.Module):
             x, (h_n, _) = LSTM(
                 hidden,
                 unroll=cfg.unroll,
-                **config_options(cfg),
+                **cfg.lstm_options(),
                 kernel_ih_init=nn.initializers.xavier_uniform(),
                 kernel_hh_init=nn.initializers.orthogonal(),
                 bias_init=nn.initializers.zeros,
