@@ -162,8 +162,8 @@ def load_run(run_dir: str, *, which: str = "best", mesh: Mesh | None = None) -> 
     fold = first_fold(run_dir)
     if fold is not None:
         raise ValueError(
-            f"{run_dir!r} is a cross-validation: each of its folds is a run, e.g. "
-            f"load_run({fold!r})"
+            f"{run_dir!r} is a cross-validation: seqjax.load_cv({run_dir!r}) loads its "
+            f"folds' models as one, and each fold is a run, e.g. load_run({fold!r})"
         )
     cfg = load_run_config(run_dir)
     spec = run_data_spec(run_dir, cfg)

@@ -26,6 +26,7 @@ from seqjax.data.spec import DataSpec
 from seqjax.data.splits import SplitPlan, fold_indices, split_indices
 from seqjax.metrics import multiclass_classification
 from seqjax.train.restore import load_run_config, predict, restore_state
+from seqjax.trained_ensemble import load_cv
 from tests.approx_tree import approx_tree
 
 LABELS = np.repeat([0, 1, 2], [40, 7, 3])  # (50,): a rare class and a rarer one
@@ -249,6 +250,8 @@ def test_an_interrupted_cross_validation_resumes_to_a_summary_of_every_fold(
     assert shlex.split(resume) == ["seqjax", *command, "--resume"]
     assert sorted(os.listdir(run_dir)) == ["fold_0", "fold_1"]
     fold_0 = (run_dir / "fold_0" / "history.json").read_text()
+    with pytest.raises(ValueError, match="a cross-validation that has not finished"):
+        load_cv(str(run_dir))
 
     capsys.readouterr()
     assert main(command) == 2  # not without --resume: nothing is written
@@ -330,6 +333,19 @@ def test_an_interrupted_cross_validation_resumes_to_a_summary_of_every_fold(
     ensemble, *folds = (np.loadtxt(path, delimiter=",", skiprows=1) for path in out)
     np.testing.assert_allclose(ensemble, np.mean(folds, axis=0), atol=1e-7)
     assert np.abs(ensemble - folds[0]).max() > 1e-3  # five models, not one
+
+    # seqjax.load_cv in research code: the same mean, each fold scaling the raw inputs
+    models = load_cv(str(run_dir))
+    assert [member.epoch for member in models.members] == [
+        json.loads((run_dir / f"fold_{k}" / "metrics.json").read_text())["best_epoch"]
+        for k in range(5)
+    ]
+    assert repr(models).startswith("TrainedEnsemble(5 folds of 'steel', epochs [")
+    with np.load(imbalanced) as raw:
+        inputs = raw["inputs"]  # (50, 8, 2), every sequence whole
+    lengths = np.full(len(inputs), inputs.shape[1])
+    np.testing.assert_allclose(models(inputs, lengths), ensemble, atol=1e-6)
+    np.testing.assert_allclose(models(inputs, lengths, batch_size=7), ensemble, atol=1e-6)
 
     # seqjax evaluate --input on the whole cross-validation: the metrics of that mean
     capsys.readouterr()

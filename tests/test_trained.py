@@ -257,8 +257,12 @@ def test_bad_inputs_are_named_before_anything_runs(trust_model, change, message)
 def test_a_cross_validation_or_a_plain_directory_is_refused_by_name(trust_run, tmp_path):
     (tmp_path / "cv" / "fold_0").mkdir(parents=True)
     (tmp_path / "cv" / "fold_0" / "config.yaml").write_text("")
-    with pytest.raises(ValueError, match=r"is a cross-validation.*load_run\('.*fold_0'\)"):
+    with pytest.raises(ValueError, match=r"is a cross-validation: seqjax.load_cv\('.*cv'\) loads"):
         load_run(str(tmp_path / "cv"))
+    with pytest.raises(ValueError, match=r"has not finished .*load_run\('.*fold_0'\)"):
+        seqjax.load_cv(str(tmp_path / "cv"))  # folds without cv.json: it stopped
+    with pytest.raises(ValueError, match="is not a cross-validation .* read by load_run"):
+        seqjax.load_cv(trust_run)
     with pytest.raises(FileNotFoundError, match="is not a run directory: it has no config.yaml"):
         load_run(str(tmp_path))
     with pytest.raises(ValueError, match="checkpoint must be 'best' or 'latest'"):
