@@ -22,9 +22,6 @@ class BaselineConfig(LSTMOptions):
     outputs: int = 3
     dropout: float = 0.1
 
-    def __post_init__(self):
-        super().__post_init__()
-
 
 @names_unknown_options
 class LSTMRegressor(nn.Module):
