@@ -6,6 +6,7 @@
     python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR evaluate|importance
     python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR predict IN OUT
     python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR load_run IN OUT
+    python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR detected
 Each runs the command line, as one process per host of a cluster would:
 `seqjax train ... --coordinator 127.0.0.1:PORT --num-processes N --process-id I`. The run
 keeps its checkpoints in RUN_DIR, each epoch's and each step's (asynchronous saves of two
@@ -20,7 +21,9 @@ instead (`seqjax cv`); `evaluate` and `importance` score the trained run RUN_DIR
 what `predict` does through the Python API instead, as research code on several hosts
 would: `jax.distributed.initialize`, then `seqjax.load_run(RUN_DIR, mesh=...)` over every
 process's devices, each process calling it on all of IN and writing what it got to
-OUT.<process id>.npy. The exit code is the command's.
+OUT.<process id>.npy. `detected` trains a short run with `--distributed` alone, as a
+process started by a cluster JAX detects would (the caller sets the cluster's variables;
+PROCESS_ID, NUM_PROCESSES and PORT are theirs to name). The exit code is the command's.
 """
 
 import os
@@ -48,6 +51,8 @@ def main() -> int:
         scored = ["--input", sys.argv[6], "--output", sys.argv[7]]
         return seqjax(["predict", run_dir, *scored, *processes])
     command = ["train", "--config", "configs/trust.yaml", "--run-dir", run_dir, *processes]
+    if mode == "detected":
+        return seqjax([*command[:5], "--distributed", "--set", *OVERRIDES])
     if mode in ("sigterm", "sigkill"):
         if pid == 1:
             signal_at_the_second_step_of_epoch_2(signal.Signals[f"SIG{mode[3:].upper()}"])

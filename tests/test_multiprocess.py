@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -23,11 +24,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _two_processes(run_dir, *extra: str, timeout: float = 300.0) -> list[tuple[int, str, str]]:
+def _two_processes(
+    run_dir, *extra: str, timeout: float = 300.0, port: int | None = None, env=None
+) -> list[tuple[int, str, str]]:
     """(return code, stdout, stderr) of each process of tests/multiprocess_check.py. Both
     are killed after `timeout` seconds: a hung run otherwise waits out the 5 minutes of
-    JAX's shutdown barrier, then aborts."""
-    port = _free_port()
+    JAX's shutdown barrier, then aborts. `env(pid)`: variables each process adds to ours."""
+    port = _free_port() if port is None else port
     procs = [
         subprocess.Popen(
             [sys.executable, "tests/multiprocess_check.py", str(pid), "2", str(port), run_dir]
@@ -35,6 +38,7 @@ def _two_processes(run_dir, *extra: str, timeout: float = 300.0) -> list[tuple[i
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env=None if env is None else {**os.environ, **env(pid)},
         )
         for pid in range(2)
     ]
@@ -50,6 +54,22 @@ def _two_processes(run_dir, *extra: str, timeout: float = 300.0) -> list[tuple[i
             if p.poll() is None:  # pytest-timeout's failure or a Ctrl-C came meanwhile
                 p.kill()
     return [(p.returncode, out, err) for p, (out, err) in zip(procs, outs, strict=True)]
+
+
+# The port JAX's coordinator takes in a Slurm job: 61440 + the job's id % 4096
+# (jax/_src/clusters/slurm_cluster.py), so a test picks a free one and names the job by it.
+SLURM_PORTS = range(65535 - 2**12 + 1, 65536)
+
+
+def _free_slurm_port() -> int:
+    for port in random.sample(SLURM_PORTS, 64):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port among 64 tried in {SLURM_PORTS}")
 
 
 def _codes(runs) -> list[int]:
@@ -275,3 +295,29 @@ def test_two_processes_load_a_run_over_a_mesh_of_both_and_each_gets_every_predic
     for pid in range(2):
         both = np.load(f"{out}.{pid}.npy")
         np.testing.assert_allclose(both, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_two_processes_of_a_slurm_job_find_each_other_with_distributed_alone(tmp_path):
+    """`seqjax train --distributed`, no address given: JAX reads the cluster from the
+    variables Slurm gives each task of a job (here 2 tasks on one node, 127.0.0.1), process
+    0 listens on the port the job's id names, the other finds it there, and the two train
+    one run, which process 0 alone logs and writes."""
+    port = _free_slurm_port()
+
+    def slurm_task(pid: int) -> dict[str, str]:
+        return {
+            "SLURM_JOB_ID": str(port - SLURM_PORTS.start),
+            "SLURM_STEP_NODELIST": "127.0.0.1",
+            "SLURM_STEP_NUM_NODES": "1",
+            "SLURM_NTASKS": "2",
+            "SLURM_PROCID": str(pid),
+            "SLURM_LOCALID": str(pid),
+        }
+
+    run_dir = tmp_path / "run"
+    runs = _two_processes(str(run_dir), "detected", port=port, env=slurm_task, timeout=200.0)
+    assert _codes(runs) == [0, 0], _logs(runs)
+    assert "test metrics: " in runs[0][1] and "test metrics: " not in runs[1][1]
+    entries = json.loads((run_dir / "environment.json").read_text())
+    assert [(e["processes"], e["devices"]) for e in entries] == [(2, "2 x cpu")]
+    assert len(json.loads((run_dir / "history.json").read_text())) == 2
