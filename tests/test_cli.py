@@ -207,8 +207,9 @@ def test_distributed_outside_a_cluster_names_the_options_to_give(tmp_path):
     import subprocess
     import sys
 
-    cluster = ("SLURM_", "OMPI_", "PMI_", "KUBERNETES_", "TPU_", "MEGASCALE_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(cluster)}
+    from tests.multiprocess_check import CLUSTER_VARIABLES
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(CLUSTER_VARIABLES)}
     command = ["-m", "seqjax.cli", "train", "--config", "trust", "--distributed"]
     proc = subprocess.run(
         [sys.executable, *command, "--run-dir", str(tmp_path / "run")],

@@ -15,7 +15,7 @@ import numpy as np
 from seqjax.cli import main as seqjax
 from seqjax.config import load_config
 from seqjax.train.run import run_experiment
-from tests.multiprocess_check import LONG_RUN, OVERRIDES, cv_command
+from tests.multiprocess_check import CLUSTER_VARIABLES, LONG_RUN, OVERRIDES, cv_command
 
 
 def _free_port() -> int:
@@ -29,7 +29,7 @@ def _two_processes(
 ) -> list[tuple[int, str, str]]:
     """(return code, stdout, stderr) of each process of tests/multiprocess_check.py. Both
     are killed after `timeout` seconds: a hung run otherwise waits out the 5 minutes of
-    JAX's shutdown barrier, then aborts. `env(pid)`: variables each process adds to ours."""
+    JAX's shutdown barrier, then aborts. `env(pid)`: each process's environment (else ours)."""
     port = _free_port() if port is None else port
     procs = [
         subprocess.Popen(
@@ -38,7 +38,7 @@ def _two_processes(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=None if env is None else {**os.environ, **env(pid)},
+            env=None if env is None else env(pid),
         )
         for pid in range(2)
     ]
@@ -303,9 +303,12 @@ def test_two_processes_of_a_slurm_job_find_each_other_with_distributed_alone(tmp
     0 listens on the port the job's id names, the other finds it there, and the two train
     one run, which process 0 alone logs and writes."""
     port = _free_slurm_port()
+    # no other cluster's variables (the CI machine's own), which JAX might detect first
+    ours = {k: v for k, v in os.environ.items() if not k.startswith(CLUSTER_VARIABLES)}
 
     def slurm_task(pid: int) -> dict[str, str]:
         return {
+            **ours,
             "SLURM_JOB_ID": str(port - SLURM_PORTS.start),
             "SLURM_STEP_NODELIST": "127.0.0.1",
             "SLURM_STEP_NUM_NODES": "1",
