@@ -75,6 +75,10 @@ class TrainedModel:
         """Raw channels (N, T, F) -> model inputs, zero past each length: the run's scaler
         where it trained on users' data; generated data's inputs are model inputs already."""
         self._check(inputs, lengths)
+        return self._scaled(inputs, lengths)
+
+    def _scaled(self, inputs: Any, lengths: Any) -> np.ndarray:
+        """`scale` of inputs already checked (a cross-validation's folds check them once)."""
         if self.spec.scaler is None:
             return np.asarray(inputs, np.float32)
         return self.spec.scaler.transform_sequences(np.asarray(inputs), np.asarray(lengths))
@@ -92,12 +96,22 @@ class TrainedModel:
         first row (dropped from the result), so a set larger than a batch compiles one
         shape per T; a set no larger runs as it is. On a mesh (`load_run(mesh=...)`) each
         batch is rounded up to a whole number of rows per device and split over them."""
-        model_inputs = self._check(inputs, lengths) if scaled else self.scale(inputs, lengths)
+        self._check_call(inputs, lengths)
+        model_inputs = inputs if scaled else self._scaled(inputs, lengths)
+        return self._predict(model_inputs, lengths, batch_size)
+
+    def _check_call(self, inputs: Any, lengths: Any) -> None:
+        """`_check`, and a note to the caller's caller where sequences run longer than
+        training's, as `seqjax predict` notes it on stderr."""
+        self._check(inputs, lengths)
+        note = longer_than_trained("the inputs", np.asarray(lengths), self.spec)
+        if note is not None:
+            warnings.warn(note, stacklevel=3)
+
+    def _predict(self, model_inputs: Any, lengths: Any, batch_size: int | None) -> np.ndarray:
+        """`__call__`'s batches, for checked model inputs."""
         lengths = np.asarray(lengths).astype(np.int32)
         size = self._batch_size(batch_size)
-        note = longer_than_trained("the inputs", lengths, self.spec)
-        if note is not None:  # as `seqjax predict` notes it on stderr
-            warnings.warn(note, stacklevel=2)
         n = len(lengths)
         devices = 1 if self.mesh is None else self.mesh.devices.size
         if n <= size and n % devices == 0:

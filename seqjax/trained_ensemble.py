@@ -44,7 +44,11 @@ class TrainedEnsemble:
         and the mean is taken in float64 and returned in the folds' dtype, as `seqjax
         predict` does. There is no `scaled=True`: the folds' scalers differ, so there are
         no model inputs common to all of them."""
-        outputs = [member(inputs, lengths, batch_size=batch_size) for member in self.members]
+        self.members[0]._check_call(inputs, lengths)  # the folds share the data's shape
+        outputs = [
+            member._predict(member._scaled(inputs, lengths), lengths, batch_size)
+            for member in self.members
+        ]
         return np.mean(np.asarray(outputs, np.float64), axis=0).astype(outputs[0].dtype)
 
 
