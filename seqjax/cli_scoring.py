@@ -400,7 +400,7 @@ def predict_command(args) -> int:
     from seqjax.data.raw_inputs import read_prediction_inputs
     from seqjax.io import atomic_write_bytes, atomic_write_text
     from seqjax.tasks import prediction_columns
-    from seqjax.train.cross_validation import ensemble_members
+    from seqjax.train.cross_validation import ensemble_members, fold_mean
 
     join_processes(args, "predict with one run")  # before JAX runs anything
     _check_output(args.output, (".npz", ".csv"), args.input, args.run_dir)
@@ -442,7 +442,7 @@ def predict_command(args) -> int:
         return 0
     cfg, spec, sequences, conformals = runs.cfg, runs.spec, runs.extra, runs.conformals
     outputs = runs.outputs
-    preds = np.mean(np.asarray(outputs, np.float64), axis=0).astype(outputs[0].dtype)  # folds
+    preds = fold_mean(outputs)  # a run's own, or the mean of a cross-validation's folds
     columns = prediction_columns(cfg.train.loss, preds.shape[1:], spec.classes)  # C order
     flat = preds.reshape(len(preds), -1)  # (N, M): a row per sequence
     whole = [False] * len(columns)  # a set's 0 or 1 is written whole, not as 0.0 or 1.0

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from jax.sharding import Mesh
 
-from seqjax.train.cross_validation import CV_FILE, ensemble_members
+from seqjax.train.cross_validation import CV_FILE, ensemble_members, fold_mean
 from seqjax.train.restore import first_fold
 from seqjax.trained import TrainedModel, load_run
 
@@ -49,7 +49,7 @@ class TrainedEnsemble:
             member._predict(member._scaled(inputs, lengths), lengths, batch_size)
             for member in self.members
         ]
-        return np.mean(np.asarray(outputs, np.float64), axis=0).astype(outputs[0].dtype)
+        return fold_mean(outputs)
 
 
 def load_cv(run_dir: str, *, which: str = "best", mesh: Mesh | None = None) -> TrainedEnsemble:

@@ -57,6 +57,12 @@ def ensemble_members(run_dir: str) -> list[str]:
     return [fold_dir(run_dir, k) for k in range(folds)]
 
 
+def fold_mean(outputs: list[np.ndarray]) -> np.ndarray:
+    """The folds' predictions (K of (N, ...)) as one: their mean, taken in float64 and
+    returned in their dtype, as `seqjax predict` writes it and `seqjax.load_cv` gives it."""
+    return np.mean(np.asarray(outputs, np.float64), axis=0).astype(outputs[0].dtype)
+
+
 def check_cv_dir(run_dir: str, folds: int, *, resume: bool) -> None:
     """Refuse, before anything is written, to train into a directory holding anything but
     this cross-validation's own folds (with `resume`) or anything at all (without)."""
