@@ -20,8 +20,9 @@ def add_process_options(parser: argparse.ArgumentParser) -> None:
     several.add_argument(
         "--distributed",
         action="store_true",
-        help="join the other processes of a Cloud TPU pod, Slurm or Open MPI job, which "
-        "JAX finds itself; elsewhere give the three options below instead",
+        help="join the other processes of a Cloud TPU pod, a Slurm job or an MPI job "
+        "(mpirun, mpiexec; Open MPI 5, MPICH and Intel MPI need mpi4py), which JAX finds "
+        "itself; elsewhere give the three options below instead",
     )
     several.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
     several.add_argument("--num-processes", type=int, metavar="N")

