@@ -385,7 +385,15 @@ def test_an_mpi_job_of_two_processes_trains_one_run_with_distributed_alone(tmp_p
         "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
     }
     launcher = [str(_mpiexec()), "-n", "2", "--oversubscribe", "--bind-to", "none"]
-    command = [sys.executable, "-m", "seqjax.cli", "train", "--config", "configs/trust.yaml"]
+    py = sys.executable
+    # MPI itself first: a machine whose MPI cannot start two ranks says so, not seqjax
+    hello = "from mpi4py import MPI; assert MPI.COMM_WORLD.Get_size() == 2"
+    mpi = subprocess.run(
+        [*launcher, py, "-c", hello], capture_output=True, text=True, env=env, timeout=60
+    )
+    if mpi.returncode != 0:
+        pytest.skip(f"this machine's MPI cannot start 2 ranks: {mpi.stderr[-500:]}")
+    command = [py, "-m", "seqjax.cli", "train", "--config", "configs/trust.yaml"]
     command += ["--run-dir", str(run_dir), "--distributed", "--set", *OVERRIDES]
     proc = subprocess.run(
         [*launcher, *command], capture_output=True, text=True, env=env, timeout=200
