@@ -115,9 +115,13 @@ CHECKPOINTS = ["checkpoint.enabled=true", "checkpoint.async_save=true", "checkpo
 # resume may end the run at another epoch than the stopped run's 300
 LONG_RUN = ["train.epochs=300", "train.patience=0"]
 
-# The variables of the clusters JAX detects (Slurm, Open MPI, Kubernetes, Cloud TPU): a
-# test that starts processes outside or inside one of its own leaves the machine's out.
-CLUSTER_VARIABLES = ("SLURM_", "OMPI_", "PMI_", "KUBERNETES_", "TPU_", "MEGASCALE_")
+# The variables of the clusters JAX or seqjax detects (Slurm, MPI launchers and their PMIx
+# or PMI servers, Kubernetes, Cloud TPU): a test that starts processes outside or inside
+# one of its own leaves the machine's out.
+CLUSTER_VARIABLES = (
+    *("SLURM_", "OMPI_", "PRTE_", "PMIX_", "PMI_"),
+    *("KUBERNETES_", "TPU_", "MEGASCALE_"),
+)
 
 CV_CONFIG = "configs/steel_lightweight.yaml"
 CV_SETS = ["train.epochs=2", "train.batch_size=4", "train.plots=false", "train.min_epochs=0"]
