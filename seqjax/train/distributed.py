@@ -32,9 +32,9 @@ def start(
 ) -> None:
     """Join this process to the run's others. With no arguments JAX finds them itself (a
     Cloud TPU pod, Slurm, Open MPI up to 4) or through mpi4py (any MPI launcher's job:
-    `mpi_launcher`); otherwise all three are needed, as each process of
-    a cluster JAX does not detect must be told where process 0 listens, how many there
-    are and which one it is."""
+    `mpi_launcher`); otherwise all three are needed, as each process of a cluster JAX
+    does not detect must be told where process 0 listens, how many there are and which
+    one it is."""
     given = {
         "--coordinator": coordinator,
         "--num-processes": num_processes,
