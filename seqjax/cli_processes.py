@@ -9,6 +9,8 @@ scoring commands the same options; one definition keeps their words and checks a
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 
 def add_process_options(parser: argparse.ArgumentParser) -> None:
@@ -36,9 +38,28 @@ def join_processes(args, what: str) -> None:
 
     explicit = (args.coordinator, args.num_processes, args.process_id)
     if not (args.distributed or any(value is not None for value in explicit)):
+        _note_an_mpi_job_not_joined()
         return
     if args.run_dir is None:  # each process would name its own by its clock
         raise ValueError(f"several processes {what}: give them --run-dir")
     start_distributed(
         coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id
     )
+
+
+def _note_an_mpi_job_not_joined() -> None:
+    """Say so when an MPI launcher started this process among others but the command line
+    joins none: each then works alone, the same work N times over, and N trainings into one
+    --run-dir end with all but one refused by its lock, a puzzle under mpirun."""
+    from seqjax.train.distributed import MPI_LAUNCHERS, mpi_launcher
+
+    launcher = mpi_launcher()
+    if launcher is None:
+        return
+    size = os.environ[MPI_LAUNCHERS[launcher][0]]
+    if size.isdigit() and int(size) > 1:
+        print(
+            f"seqjax: note: this is one of {size} processes that {launcher}'s launcher "
+            "started, and without --distributed each works alone",
+            file=sys.stderr,
+        )

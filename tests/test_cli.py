@@ -252,6 +252,22 @@ def test_distributed_outside_a_cluster_jax_detects_names_the_options_to_give(
     assert not (tmp_path / "run").exists()
 
 
+def test_a_process_of_an_mpi_job_without_distributed_is_told_it_works_alone(
+    tmp_path, monkeypatch, capsys
+):
+    """Under `mpirun -n 2 seqjax evaluate RUN` without --distributed each process would
+    score alone: a note says so (here before the error for a run that is not there)."""
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")
+    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "1")
+    assert main(["evaluate", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert "note: this is one of 2 processes that Open MPI's launcher started" in err
+    assert "without --distributed each works alone" in err
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "1")  # a job of one: nothing to say
+    assert main(["evaluate", str(tmp_path / "missing")]) == 2
+    assert "note:" not in capsys.readouterr().err
+
+
 def test_a_second_run_into_the_same_directory_is_refused(run_dir, capsys):
     before = (run_dir / "config.yaml").read_text()
     rc = main(
