@@ -39,7 +39,7 @@ import jax
 
 from benchmarks import command_line
 from benchmarks.side_by_side import CONFIGS, SeqjaxStack, inputs, jax_fns
-from seqjax.layers.lstm import fused_directions_default
+from seqjax.layers.loop_defaults import fused_directions_default
 
 CALL = "benchmarks.profile call"  # the annotation around each traced call
 

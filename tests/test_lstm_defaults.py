@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from seqjax.layers import LSTM
-from seqjax.layers.lstm import fused_directions_default, loop_defaults
+from seqjax.layers.loop_defaults import fused_directions_default, loop_defaults
 
 
 def test_cpu_projects_narrow_inputs_in_the_loop_and_wide_ones_up_front():

@@ -10,7 +10,7 @@ import pytest
 
 from seqjax.layers import LSTM
 from seqjax.layers.length_groups import group_rows, sort_rows
-from seqjax.layers.lstm import length_groups_default
+from seqjax.layers.loop_defaults import length_groups_default
 
 B, T, F, H = 6, 11, 3, 5
 LENGTHS = jnp.array([4, 11, 1, 7, 11, 2], jnp.int32)  # unsorted, ties, a length of one

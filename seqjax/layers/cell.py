@@ -20,13 +20,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from seqjax.layers.lstm import (
-    Initializer,
-    LSTMWeights,
-    built_features,
-    check_precision,
-    matmul_precision,
-)
+from seqjax.layers.lstm import Initializer, LSTMWeights, built_features
+from seqjax.layers.lstm_choices import check_precision, matmul_precision
 from seqjax.layers.recurrence import carry_dtype, lstm_step
 from seqjax.suggest import names_unknown_options
 

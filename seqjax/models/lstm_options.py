@@ -13,7 +13,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from seqjax.layers.lstm import check_backend, check_backward, check_compute_dtype, check_precision
+from seqjax.layers.lstm_choices import (
+    check_backend,
+    check_backward,
+    check_compute_dtype,
+    check_precision,
+)
 from seqjax.layers.pallas_lstm import LAYOUTS
 
 
