@@ -30,12 +30,12 @@ def _free_port() -> int:
 
 
 def _two_processes(
-    run_dir, *extra: str, timeout: float = 300.0, port: int | None = None, env=None
+    run_dir, *extra: str, timeout: float = 300.0, env=None
 ) -> list[tuple[int, str, str]]:
     """(return code, stdout, stderr) of each process of tests/multiprocess_check.py. Both
     are killed after `timeout` seconds: a hung run otherwise waits out the 5 minutes of
     JAX's shutdown barrier, then aborts. `env(pid)`: each process's environment (else ours)."""
-    port = _free_port() if port is None else port
+    port = _free_port()
     procs = [
         subprocess.Popen(
             [sys.executable, "tests/multiprocess_check.py", str(pid), "2", str(port), run_dir]
