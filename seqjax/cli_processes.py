@@ -9,7 +9,6 @@ scoring commands the same options; one definition keeps their words and checks a
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 
@@ -51,15 +50,12 @@ def _note_an_mpi_job_not_joined() -> None:
     """Say so when an MPI launcher started this process among others but the command line
     joins none: each then works alone, the same work N times over, and N trainings into one
     --run-dir end with all but one refused by its lock, a puzzle under mpirun."""
-    from seqjax.train.distributed import MPI_LAUNCHERS, mpi_launcher
+    from seqjax.train.distributed import mpi_job
 
-    launcher = mpi_launcher()
-    if launcher is None:
-        return
-    size = os.environ[MPI_LAUNCHERS[launcher][0]]
-    if size.isdigit() and int(size) > 1:
+    job = mpi_job()
+    if job is not None and job.processes.isdigit() and int(job.processes) > 1:
         print(
-            f"seqjax: note: this is one of {size} processes that {launcher}'s launcher "
-            "started, and without --distributed each works alone",
+            f"seqjax: note: this is one of {job.processes} processes that {job.launcher}'s "
+            "launcher started, and without --distributed each works alone",
             file=sys.stderr,
         )

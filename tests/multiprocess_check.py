@@ -123,6 +123,12 @@ CLUSTER_VARIABLES = (
     *("KUBERNETES_", "TPU_", "MEGASCALE_"),
 )
 
+
+def outside_clusters() -> dict[str, str]:
+    """This process's environment without any cluster's variables (CLUSTER_VARIABLES)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(CLUSTER_VARIABLES)}
+
+
 CV_CONFIG = "configs/steel_lightweight.yaml"
 CV_SETS = ["train.epochs=2", "train.batch_size=4", "train.plots=false", "train.min_epochs=0"]
 

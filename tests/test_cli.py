@@ -229,9 +229,9 @@ def test_distributed_outside_a_cluster_jax_detects_names_the_options_to_give(
     import subprocess
     import sys
 
-    from tests.multiprocess_check import CLUSTER_VARIABLES
+    from tests.multiprocess_check import outside_clusters
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(CLUSTER_VARIABLES)}
+    env = outside_clusters()
     hide_mpi4py = "import sys; sys.modules['mpi4py'] = None; from seqjax.cli import main; "
     command = ["train", "--config", "trust", "--distributed", "--run-dir", str(tmp_path / "run")]
     proc = subprocess.run(

@@ -20,7 +20,7 @@ import pytest
 from seqjax.cli import main as seqjax
 from seqjax.config import load_config
 from seqjax.train.run import run_experiment
-from tests.multiprocess_check import CLUSTER_VARIABLES, LONG_RUN, OVERRIDES, cv_command
+from tests.multiprocess_check import LONG_RUN, OVERRIDES, cv_command, outside_clusters
 
 
 def _free_port() -> int:
@@ -308,7 +308,7 @@ def _detected_cluster(job: Callable[[int, int], dict[str, str]]) -> Callable[[in
     pid)` names, over this machine's without any cluster's (the CI machine's own), which
     JAX might detect first; `port` is free, in the range such a job's id names."""
     port = _free_detected_port()
-    ours = {k: v for k, v in os.environ.items() if not k.startswith(CLUSTER_VARIABLES)}
+    ours = outside_clusters()
     return lambda pid: {**ours, **job(port, pid)}
 
 
@@ -376,9 +376,8 @@ def test_an_mpi_job_of_two_processes_trains_one_run_with_distributed_alone(tmp_p
     address broadcast over MPI (seqjax/train/distributed.py). The port is a free one
     (JAX_COORDINATOR_PORT), not the one JAX derives from the host's name."""
     run_dir = tmp_path / "run"
-    ours = {k: v for k, v in os.environ.items() if not k.startswith(CLUSTER_VARIABLES)}
     env = {
-        **ours,
+        **outside_clusters(),
         "JAX_COORDINATOR_PORT": str(_free_port()),
         # a container's tests run as root, which Open MPI refuses unless told
         "OMPI_ALLOW_RUN_AS_ROOT": "1",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 import jax
 from jax.experimental import multihost_utils
@@ -32,7 +32,7 @@ def start(
 ) -> None:
     """Join this process to the run's others. With no arguments JAX finds them itself (a
     Cloud TPU pod, Slurm, Open MPI up to 4) or through mpi4py (any MPI launcher's job:
-    `mpi_launcher`); otherwise all three are needed, as each process of a cluster JAX
+    `mpi_job`); otherwise all three are needed, as each process of a cluster JAX
     does not detect must be told where process 0 listens, how many there are and which
     one it is."""
     given = {
@@ -57,8 +57,8 @@ def start(
     except (ValueError, RuntimeError) as err:
         # JAX detected no cluster (ValueError: no address to fall back on), or it took an
         # Open MPI 5 job for one and wants mpi4py (RuntimeError, jax >= 0.11)
-        launcher = mpi_launcher()
-        if launcher is None:
+        job = mpi_job()
+        if job is None:
             if isinstance(err, RuntimeError):
                 raise
             raise ValueError(
@@ -67,7 +67,17 @@ def start(
                 "Elsewhere give each process --coordinator HOST:PORT (process 0's address) "
                 "--num-processes N --process-id I"
             ) from None
-        _join_mpi_job(launcher)
+        _join_mpi_job(job)
+
+
+class MPIJob(NamedTuple):
+    """The MPI job an MPI launcher started this process in: the launcher's name, the
+    variables it sets to the job's process count and this process's rank, and the count."""
+
+    launcher: str
+    size_variable: str
+    rank_variable: str
+    processes: str  # as the launcher wrote it
 
 
 # What each MPI launcher sets in every process it starts: its process count and rank
@@ -77,8 +87,8 @@ MPI_LAUNCHERS = {
 }
 
 
-def mpi_launcher() -> str | None:
-    """Which MPI launcher (mpirun, mpiexec) started this process, if one did.
+def mpi_job() -> MPIJob | None:
+    """The MPI job whose launcher (mpirun, mpiexec) started this process, if one did.
 
     Why: JAX's own detection reads Open MPI's older launcher alone (ORTE, up to Open MPI
     4: `OMPI_MCA_orte_hnp_uri`); Open MPI 5's (PRRTE), MPICH's and Intel MPI's tell their
@@ -86,20 +96,19 @@ def mpi_launcher() -> str | None:
     itself, which JAX reaches through mpi4py."""
     for name, (size, rank) in MPI_LAUNCHERS.items():
         if size in os.environ and rank in os.environ:
-            return name
+            return MPIJob(name, size, rank, os.environ[size])
     return None
 
 
-def _join_mpi_job(launcher: str) -> None:
+def _join_mpi_job(job: MPIJob) -> None:
     """Join the processes of an MPI job through mpi4py (JAX's opt-in `mpi4py` detection:
     rank 0 names its host and port, which MPI broadcasts), or name what is missing."""
     if importlib.util.find_spec("mpi4py") is None:
-        size, rank = MPI_LAUNCHERS[launcher]
         raise ValueError(
-            f"--distributed: one of {os.environ[size]} processes that {launcher}'s launcher "
+            f"--distributed: one of {job.processes} processes that {job.launcher}'s launcher "
             "started, which learn process 0's address through mpi4py, and mpi4py is not "
-            "installed: pip install mpi4py (seqjax[mpi]), or give each process "
-            f"--coordinator HOST:PORT --num-processes ${size} --process-id ${rank}"
+            "installed: pip install mpi4py (seqjax[mpi]), or give each process --coordinator "
+            f"HOST:PORT --num-processes ${job.size_variable} --process-id ${job.rank_variable}"
         )
     jax.distributed.initialize(cluster_detection_method="mpi4py")
 
