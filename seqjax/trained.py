@@ -150,13 +150,12 @@ class TrainedModel:
             return jax.jit(self.apply)
         return jax.jit(self.apply, out_shardings=replicated(self.mesh))
 
-    def _check(self, inputs: Any, lengths: Any) -> Any:
+    def _check(self, inputs: Any, lengths: Any) -> None:
         """The shape, dtype, length and finiteness errors `seqjax predict` gives a file,
         named before anything runs."""
         check_sequence_inputs(inputs, lengths, feature_size=self.spec.features, name="TrainedModel")
         if is_concrete(inputs) and not np.all(np.isfinite(np.asarray(inputs))):
             raise ValueError("TrainedModel: inputs contain NaN or Inf")
-        return inputs
 
 
 def load_run(run_dir: str, *, which: str = "best", mesh: Mesh | None = None) -> TrainedModel:
