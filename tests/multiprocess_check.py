@@ -3,9 +3,7 @@
     python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR sigterm|sigkill
     python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR resume EPOCHS
     python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR cv NPZ
-    python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR evaluate|importance
-    python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR predict IN OUT
-    python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR load_run IN OUT
+    python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR score IN OUT
     python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT RUN_DIR detected
 Each runs the command line, as one process per host of a cluster would:
 `seqjax train ... --coordinator 127.0.0.1:PORT --num-processes N --process-id I`. The run
@@ -16,14 +14,19 @@ at the second step of epoch 2. With `sigkill` it sends SIGKILL there instead, as
 host would end, and the run saves each epoch (asynchronously, so epoch 1's save may still
 be waiting on the lost process), nothing inside one. `resume EPOCHS` continues a run to
 EPOCHS epochs. `cv NPZ` cross-validates CV_CONFIG with CV_SETS on the npz file NPZ
-instead (`seqjax cv`); `evaluate` and `importance` score the trained run RUN_DIR's test split, and
-`predict IN OUT` writes its predictions for the npz IN to OUT. `load_run IN OUT` does
-what `predict` does through the Python API instead, as research code on several hosts
-would: `jax.distributed.initialize`, then `seqjax.load_run(RUN_DIR, mesh=...)` over every
-process's devices, each process calling it on all of IN and writing what it got to
-OUT.<process id>.npy. `detected` trains a short run with `--distributed` alone, as a
-process started by a cluster JAX detects would (the caller sets the cluster's variables;
-PROCESS_ID, NUM_PROCESSES and PORT are theirs to name). The exit code is the command's.
+instead (`seqjax cv`). `score IN OUT` scores the trained run RUN_DIR with four commands,
+one after the other in the same process, each after a line `=== COMMAND`, as a program
+calling seqjax more than once would (the first joins the processes, the others go on in
+them): `seqjax evaluate` and `seqjax importance` score its test split, `seqjax predict`
+writes its predictions for the npz IN to OUT.npz, and `load_run` does what predict does
+through the Python API, as research code on several hosts would: with JAX's distributed
+system joined, `seqjax.load_run(RUN_DIR, mesh=...)` over every process's devices, each
+process calling it on all of IN and writing what it got to OUT.<process id>.npy. Last,
+`another_run`: `seqjax evaluate` given the other process's id, a run this process has
+not joined and cannot, must end with exit code 2 (the error on stderr). `detected` trains a short
+run with `--distributed` alone, as a process started by a cluster JAX detects would (the
+caller sets the cluster's variables; PROCESS_ID, NUM_PROCESSES and PORT are theirs to
+name). The exit code is the command's.
 """
 
 import os
@@ -43,13 +46,18 @@ def main() -> int:
     if mode == "cv":
         command = [*cv_command(run_dir, sys.argv[6]), *processes]
         return seqjax(command)
-    if mode in ("evaluate", "importance"):
-        return seqjax([mode, run_dir, *processes])
-    if mode == "load_run":
-        return load_run_and_predict(pid, nproc, port, run_dir, *sys.argv[6:8])
-    if mode == "predict":
-        scored = ["--input", sys.argv[6], "--output", sys.argv[7]]
-        return seqjax(["predict", run_dir, *scored, *processes])
+    if mode == "score":
+        given, out = sys.argv[6:8]
+        predict = ["--input", given, "--output", f"{out}.npz"]
+        for name, args in (("evaluate", []), ("importance", []), ("predict", predict)):
+            print(f"=== {name}", flush=True)
+            if code := seqjax([name, run_dir, *args, *processes]):
+                return code
+        print("=== load_run", flush=True)
+        load_run_and_predict(run_dir, given, out)
+        print("=== another_run", flush=True)  # options naming another run: refused
+        other = [*processes[:-1], str(1 - pid)]
+        return 0 if seqjax(["evaluate", run_dir, *other]) == 2 else 1
     command = ["train", "--config", "configs/trust.yaml", "--run-dir", run_dir, *processes]
     if mode == "detected":
         return seqjax([*command[:5], "--distributed", "--set", *OVERRIDES])
@@ -65,21 +73,19 @@ def main() -> int:
     return seqjax([*command, "--resume", "--set", *sets])
 
 
-def load_run_and_predict(pid: int, nproc: int, port: int, run_dir: str, given: str, out: str):
+def load_run_and_predict(run_dir: str, given: str, out: str) -> None:
     import jax
     import numpy as np
 
     from seqjax import load_run
     from seqjax.train.sharding import make_mesh
 
-    jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=nproc, process_id=pid)
     mesh = make_mesh(jax.devices())  # every process's devices
     run = load_run(run_dir, mesh=mesh)
     with np.load(given) as data:
         predictions = run(data["inputs"], data["lengths"], batch_size=16)
-    np.save(f"{out}.{pid}.npy", predictions)
+    np.save(f"{out}.{jax.process_index()}.npy", predictions)
     print(f"{len(predictions)} predictions over {mesh.devices.size} devices")
-    return 0
 
 
 def signal_at_the_second_step_of_epoch_2(signum: signal.Signals) -> None:

@@ -13,6 +13,7 @@ import sys
 import sysconfig
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -235,71 +236,118 @@ def test_two_processes_cross_validate_as_one_and_process_0_writes_the_summary(tm
     )
 
 
-def test_two_processes_score_a_run_as_one_and_process_0_says_it(tmp_path, capsys):
-    """`seqjax evaluate` and `seqjax predict` with the several processes' options: every
-    process runs the passes over the mesh of both, process 0 alone prints and writes, and
-    the figures are one process's."""
+class Scored(NamedTuple):
+    """A trained run, the rows both processes scored, and what each process printed per
+    command (`multiprocess_check.py ... score`) and wrote."""
+
+    run_dir: str
+    given: str  # the npz of 33 test rows that predict and load_run read
+    out: str  # predict wrote OUT.npz; load_run, OUT.<process id>.npy
+    said: list[dict[str, str]]  # each process's stdout, by command
+
+
+# one worker scores the run for the tests that read it
+SCORED_GROUP = pytest.mark.xdist_group("multiprocess_scored")
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory) -> Scored:
+    """A short trust run, then two processes that score it with `seqjax evaluate`, `seqjax
+    importance`, `seqjax predict` and `seqjax.load_run(run, mesh=...)`, one after the other
+    in each: the first command joins the processes, the others go on in them, and a last
+    `seqjax evaluate` naming the other process's id is refused (exit code 2, checked in
+    each process). 33 rows: in batches of 16, the last one is padded."""
     from seqjax.data.sources import load_splits
 
-    run_dir = tmp_path / "run"
+    tmp = tmp_path_factory.mktemp("scored")
+    run_dir = str(tmp / "run")
     sets = [*OVERRIDES, "checkpoint.enabled=true", "train.plots=false"]
-    train = ["train", "--config", "configs/trust.yaml", "--run-dir", str(run_dir)]
+    train = ["train", "--config", "configs/trust.yaml", "--run-dir", run_dir]
     assert seqjax([*train, "--set", *sets]) == 0
-    for command in ("evaluate", "importance"):
-        capsys.readouterr()
-        assert seqjax([command, str(run_dir)]) == 0
-        alone = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-        runs = _two_processes(str(run_dir), command)
-        assert _codes(runs) == [0, 0], _logs(runs)
-        both = json.loads(runs[0][1].strip().splitlines()[-1])
-        said = [line for line in runs[1][1].splitlines() if not line.startswith("[Gloo]")]
-        assert said == [] and both.keys() == alone.keys()
-        if command == "evaluate":
-            assert both["confusion_matrix"] == alone["confusion_matrix"]
-            for key in ("loss", "auc_roc", "brier"):
-                np.testing.assert_allclose(both[key], alone[key], rtol=1e-5)
-        else:  # each channel's importance, 768 of them
-            names = list(alone["importance"])
-            np.testing.assert_allclose(
-                [both["importance"][k] for k in names],
-                [alone["importance"][k] for k in names],
-                rtol=1e-4,
-                atol=1e-6,
-            )
-            np.testing.assert_allclose(both["loss"], alone["loss"], rtol=1e-5)
-
-    test = load_splits(load_config(str(run_dir / "config.yaml")).data)["test"]
-    given = tmp_path / "in.npz"
-    np.savez(given, inputs=test.inputs, lengths=test.lengths)
-    one, two = tmp_path / "one.npz", tmp_path / "two.npz"
-    assert seqjax(["predict", str(run_dir), "--input", str(given), "--output", str(one)]) == 0
-    runs = _two_processes(str(run_dir), "predict", str(given), str(two))
+    test = load_splits(load_config(f"{run_dir}/config.yaml").data)["test"]
+    given, out = str(tmp / "in.npz"), str(tmp / "two")
+    np.savez(given, inputs=test.inputs[:33], lengths=test.lengths[:33])
+    runs = _two_processes(run_dir, "score", given, out)
     assert _codes(runs) == [0, 0], _logs(runs)
-    assert f"wrote {len(test)} predictions" in runs[0][1] and "wrote" not in runs[1][1]
-    with np.load(one) as a, np.load(two) as b:
+    said = []
+    for _, stdout, _ in runs:
+        parts = re.split(r"^=== (\w+)\n", stdout, flags=re.MULTILINE)[1:]
+        said.append(dict(zip(parts[::2], parts[1::2], strict=True)))
+    commands = ["evaluate", "importance", "predict", "load_run", "another_run"]
+    assert [list(mine) for mine in said] == [commands, commands], _logs(runs)
+    for pid, (_, _, err) in enumerate(runs):  # `another_run`: the other's id, refused
+        refused = f"already joined a run of 2 processes as process {pid}, and JAX joins"
+        assert refused in err, err[-2000:]
+    return Scored(run_dir, given, out, said)
+
+
+def _process_0_alone_says(scored: Scored, command: str) -> dict:
+    """Process 0's printout of `command`'s figures (the last line, JSON); process 1 prints
+    nothing but gloo's own lines."""
+    quiet = [line for line in scored.said[1][command].splitlines() if not line.startswith("[Gloo]")]
+    assert quiet == [], scored.said[1][command]
+    return json.loads(scored.said[0][command].strip().splitlines()[-1])
+
+
+@SCORED_GROUP
+def test_two_processes_score_a_run_with_evaluate_as_one_and_process_0_says_it(scored, capsys):
+    """`seqjax evaluate` with the several processes' options: every process runs the passes
+    over the mesh of both, process 0 alone prints, and the figures are one process's."""
+    capsys.readouterr()
+    assert seqjax(["evaluate", scored.run_dir]) == 0
+    alone = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    both = _process_0_alone_says(scored, "evaluate")
+    assert both.keys() == alone.keys()
+    assert both["confusion_matrix"] == alone["confusion_matrix"]
+    for key in ("loss", "auc_roc", "brier"):
+        np.testing.assert_allclose(both[key], alone[key], rtol=1e-5)
+
+
+@SCORED_GROUP
+def test_two_processes_score_a_run_with_importance_in_the_processes_joined_before(scored, capsys):
+    """`seqjax importance`, the second command of the same program: its processes joined
+    at the first, and it goes on in them; each of the 768 channels' importance is one
+    process's."""
+    capsys.readouterr()
+    assert seqjax(["importance", scored.run_dir]) == 0
+    alone = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    both = _process_0_alone_says(scored, "importance")
+    assert both.keys() == alone.keys()
+    names = list(alone["importance"])
+    np.testing.assert_allclose(
+        [both["importance"][k] for k in names],
+        [alone["importance"][k] for k in names],
+        rtol=1e-4,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(both["loss"], alone["loss"], rtol=1e-5)
+
+
+@SCORED_GROUP
+def test_two_processes_score_a_run_with_predict_as_one_and_process_0_writes_it(scored, tmp_path):
+    """`seqjax predict` with the several processes' options: process 0 alone writes the
+    predictions and says so, and they are one process's."""
+    one = tmp_path / "one.npz"
+    args = ["--input", scored.given, "--output", str(one)]
+    assert seqjax(["predict", scored.run_dir, *args]) == 0
+    assert "wrote 33 predictions" in scored.said[0]["predict"]
+    assert "wrote" not in scored.said[1]["predict"]
+    with np.load(one) as a, np.load(f"{scored.out}.npz") as b:
         np.testing.assert_allclose(b["predictions"], a["predictions"], rtol=1e-5, atol=1e-6)
 
 
-def test_two_processes_load_a_run_over_a_mesh_of_both_and_each_gets_every_prediction(tmp_path):
+@SCORED_GROUP
+def test_two_processes_load_a_run_over_a_mesh_of_both_and_each_gets_every_prediction(scored):
     """`seqjax.load_run(run, mesh=...)` with the mesh spanning both processes' devices:
     each feeds its own rows of each batch, and each gets all the predictions, equal to one
-    process's `load_run` without a mesh (33 rows in batches of 16: the last one padded)."""
+    process's `load_run` without a mesh."""
     from seqjax import load_run
-    from seqjax.data.sources import load_splits
 
-    run_dir = tmp_path / "run"
-    sets = [*OVERRIDES, "checkpoint.enabled=true", "train.plots=false"]
-    train = ["train", "--config", "configs/trust.yaml", "--run-dir", str(run_dir)]
-    assert seqjax([*train, "--set", *sets]) == 0
-    test = load_splits(load_config(str(run_dir / "config.yaml")).data)["test"]
-    given, out = tmp_path / "in.npz", tmp_path / "out"
-    np.savez(given, inputs=test.inputs[:33], lengths=test.lengths[:33])
-    alone = load_run(str(run_dir))(test.inputs[:33], test.lengths[:33])
-    runs = _two_processes(str(run_dir), "load_run", str(given), str(out))
-    assert _codes(runs) == [0, 0], _logs(runs)
-    assert "33 predictions over 2 devices" in runs[0][1]
+    with np.load(scored.given) as data:
+        alone = load_run(scored.run_dir)(data["inputs"], data["lengths"])
+    assert "33 predictions over 2 devices" in scored.said[0]["load_run"]
     for pid in range(2):
-        both = np.load(f"{out}.{pid}.npy")
+        both = np.load(f"{scored.out}.{pid}.npy")
         np.testing.assert_allclose(both, alone, rtol=1e-5, atol=1e-6)
 
 

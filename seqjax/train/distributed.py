@@ -48,6 +48,10 @@ def start(
         )
     if coordinator is not None:
         _check_explicit(coordinator, num_processes, process_id)
+    if jax.distributed.is_initialized():
+        _check_joined(num_processes, process_id)
+        return
+    if coordinator is not None:
         jax.distributed.initialize(
             coordinator_address=coordinator, num_processes=num_processes, process_id=process_id
         )
@@ -126,6 +130,20 @@ def _check_explicit(coordinator: str, num_processes: int | None, process_id: int
         raise ValueError(
             f"--process-id must be in 0..{num_processes - 1} for --num-processes "
             f"{num_processes}; got {process_id}"
+        )
+
+
+def _check_joined(num_processes: int | None, process_id: int | None) -> None:
+    """A process that already joined its run (an earlier command of the same Python
+    program: `seqjax.cli.main` for evaluate, then for predict; or research code's own
+    `jax.distributed.initialize`) goes on in it, as JAX joins a process once; options
+    naming another run are refused rather than ignored."""
+    joined = (jax.process_count(), jax.process_index())
+    if process_id is not None and (num_processes, process_id) != joined:
+        raise ValueError(
+            f"--num-processes {num_processes} --process-id {process_id}: this process "
+            f"already joined a run of {joined[0]} processes as process {joined[1]}, and JAX "
+            "joins a process to one run only"
         )
 
 
