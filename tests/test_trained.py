@@ -77,7 +77,7 @@ def test_the_latest_checkpoint_is_another_epochs_model(trust_run):
 
 
 def test_restoring_a_checkpoint_lowers_no_program(trust_run):
-    """The state is restored into its shapes (`restore_target`), not into a fresh state,
+    """The state is restored into its shapes (`state_shapes`), not into a fresh state,
     whose values computed the model's init and each op of the optimizer's init: 22 JAX
     programs lowered and compiled for a small trend run, seconds of every `seqjax
     evaluate`, `predict` and `load_run`, before any was scored."""

@@ -296,6 +296,20 @@ def initial_state(cfg: ExperimentConfig, sample: SequenceDataset, total_steps: i
     )
 
 
+def state_shapes(
+    cfg: ExperimentConfig, sample: SequenceDataset, total_steps: int, mesh: Mesh
+) -> TrainState:
+    """The shapes, dtypes and shardings (replicated on `mesh`) of `initial_state`'s train
+    state, for Orbax to restore a checkpoint into. Why not a fresh state: its values are
+    overwritten at once, and computing them compiles the model's init and each op of the
+    optimizer's init (22 programs for a small trend run), seconds of every resume,
+    `seqjax evaluate`, `predict` and `load_run` (README, "A seed model in your own
+    training loop")."""
+    shapes = jax.eval_shape(lambda: initial_state(cfg, sample, total_steps))
+    where = replicated(mesh)
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=where), shapes)
+
+
 @functools.lru_cache(maxsize=16)
 def _model_and_optimizer(model_name: str, model_cfg, optimizer_cfg, total_steps: int) -> tuple:
     """One model object and one optimizer object per configuration in a process. Why: a
@@ -426,12 +440,21 @@ def _save_running(
         in_epoch.wait()
 
 
-def _open_checkpoints(cfg: ExperimentConfig, run_dir: str | None, resume: bool, state, log):
+def _open_checkpoints(
+    cfg: ExperimentConfig,
+    run_dir: str | None,
+    resume: bool,
+    shapes: Callable[[], TrainState],
+    log: Callable[[str], None],
+):
     """(epoch checkpointer, in-epoch checkpointer, state, loop state, running epoch's
-    record) for a run: Nones, the given state and a fresh loop without a run directory or
+    record) for a run: Nones (no state) and a fresh loop without a run directory or
     checkpoints; with `resume`, the newest intact epoch checkpoint's state and loop, and
-    the in-epoch checkpoint's if one continues the epoch after it (`in_epoch.py`)."""
+    the in-epoch checkpoint's if one continues the epoch after it (`in_epoch.py`), each
+    restored into `shapes()` (`state_shapes`, traced only for a resume); no state where
+    none of them restored."""
     loop = initial_loop_state()
+    state = None
     if run_dir is None or not cfg.checkpoint.enabled:
         return None, None, state, loop, None
     ckpt = Checkpointer(
@@ -452,7 +475,7 @@ def _open_checkpoints(cfg: ExperimentConfig, run_dir: str | None, resume: bool, 
             "pass --resume to continue it or choose a new --run-dir"
         )
     if latest is not None:
-        found = ckpt.restore_newest_intact(state, log)
+        found = ckpt.restore_newest_intact(shapes(), log)
         if found is None:
             ckpt.close()
             in_epoch.close()
@@ -467,7 +490,7 @@ def _open_checkpoints(cfg: ExperimentConfig, run_dir: str | None, resume: bool, 
             )
     running = None
     if resume and not loop["stopped"]:
-        found_running = in_epoch.restore_running(loop["epoch"], state, log)
+        found_running = in_epoch.restore_running(loop["epoch"], shapes(), log)
         if found_running is not None:
             state, loop, running = found_running
             loop.setdefault("timings", [])
@@ -504,12 +527,16 @@ def fit(
     train_data, val_data = splits["train"], splits["val"]
     check_trainable(cfg, splits, mesh)
     steps = num_batches(len(train_data), tc.batch_size, drop_remainder=False)
-    state = replicate(initial_state(cfg, train_data, steps * tc.epochs), mesh)
+    shapes = functools.cache(
+        functools.partial(state_shapes, cfg, train_data, steps * tc.epochs, mesh)
+    )
     train_step, eval_step = steps_for(cfg, mesh)
     # train.sampler balanced: each example's class, which the batches draw equally often
     balance = class_labels(tc.loss, train_data.targets) if tc.sampler == "balanced" else None
 
-    ckpt, in_epoch, state, loop, running = _open_checkpoints(cfg, run_dir, resume, state, log)
+    ckpt, in_epoch, state, loop, running = _open_checkpoints(cfg, run_dir, resume, shapes, log)
+    if state is None:  # a new run: resumed ones never compute the fresh state
+        state = replicate(initial_state(cfg, train_data, steps * tc.epochs), mesh)
 
     # XLA:CPU runs each fake device on shared host threads; with several steps in flight
     # the all-reduce rendezvous of one step can starve behind another and abort the

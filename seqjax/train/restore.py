@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import jax
 import numpy as np
 from jax.sharding import Mesh
 
@@ -17,13 +16,13 @@ from seqjax.interpret import ablation_importance
 from seqjax.metrics import binary_classification
 from seqjax.train.checkpoint import Checkpointer
 from seqjax.train.loop import (
-    initial_state,
     mesh_for,
     predict_split,
+    state_shapes,
     steps_for,
     task_for,
 )
-from seqjax.train.sharding import check_divisible, replicated
+from seqjax.train.sharding import check_divisible
 from seqjax.train.state import TrainState
 
 
@@ -73,29 +72,16 @@ def restore_state(
         raise FileNotFoundError(f"{run_dir!r} has no checkpoints/ directory")
     mesh = mesh if mesh is not None else mesh_for(cfg)
     steps = num_batches(len(sample), cfg.train.batch_size, drop_remainder=False)
-    target = restore_target(cfg, sample, steps * cfg.train.epochs, mesh)
+    shapes = state_shapes(cfg, sample, steps * cfg.train.epochs, mesh)
     ckpt = Checkpointer(ckpt_dir, async_save=False)
     try:
         epoch = ckpt.best_epoch() if which == "best" else ckpt.latest_epoch()
         if epoch is None:
             raise FileNotFoundError(f"{ckpt_dir!r} holds no complete checkpoint")
-        state, _ = ckpt.restore(epoch, target)
+        state, _ = ckpt.restore(epoch, shapes)
     finally:
         ckpt.close()
     return state, epoch
-
-
-def restore_target(
-    cfg: ExperimentConfig, sample: SequenceDataset, total_steps: int, mesh: Mesh
-) -> TrainState:
-    """The shapes, dtypes and shardings (replicated on `mesh`) of `cfg`'s train state, for
-    Orbax to restore into. Why abstract: a fresh state's values would be overwritten at
-    once, and computing them compiled the model's init and each op of the optimizer's init
-    (30 programs for a trend run): 6 of the 10 s that `seqjax evaluate` took on a small
-    run on a 2-core CPU."""
-    shapes = jax.eval_shape(lambda: initial_state(cfg, sample, total_steps))
-    where = replicated(mesh)
-    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=where), shapes)
 
 
 def scoring_config(cfg: ExperimentConfig, batch_size: int | None) -> ExperimentConfig:
