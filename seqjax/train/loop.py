@@ -535,7 +535,7 @@ def fit(
     balance = class_labels(tc.loss, train_data.targets) if tc.sampler == "balanced" else None
 
     ckpt, in_epoch, state, loop, running = _open_checkpoints(cfg, run_dir, resume, shapes, log)
-    if state is None:  # a new run: resumed ones never compute the fresh state
+    if state is None:  # nothing restored: only a new run computes a fresh state
         state = replicate(initial_state(cfg, train_data, steps * tc.epochs), mesh)
 
     # XLA:CPU runs each fake device on shared host threads; with several steps in flight
