@@ -451,8 +451,8 @@ def _open_checkpoints(
     record) for a run: Nones (no state) and a fresh loop without a run directory or
     checkpoints; with `resume`, the newest intact epoch checkpoint's state and loop, and
     the in-epoch checkpoint's if one continues the epoch after it (`in_epoch.py`), each
-    restored into `shapes()` (`state_shapes`, traced only for a resume); no state where
-    none of them restored."""
+    restored into `shapes()` (`state_shapes`, traced once, for a resume alone); no state
+    where none of them restored."""
     loop = initial_loop_state()
     state = None
     if run_dir is None or not cfg.checkpoint.enabled:
@@ -474,8 +474,9 @@ def _open_checkpoints(
             f"run directory {run_dir!r} already holds checkpoints (latest epoch {latest}); "
             "pass --resume to continue it or choose a new --run-dir"
         )
+    like = shapes() if resume else None  # without --resume there is nothing to restore
     if latest is not None:
-        found = ckpt.restore_newest_intact(shapes(), log)
+        found = ckpt.restore_newest_intact(like, log)
         if found is None:
             ckpt.close()
             in_epoch.close()
@@ -490,7 +491,7 @@ def _open_checkpoints(
             )
     running = None
     if resume and not loop["stopped"]:
-        found_running = in_epoch.restore_running(loop["epoch"], shapes(), log)
+        found_running = in_epoch.restore_running(loop["epoch"], like, log)
         if found_running is not None:
             state, loop, running = found_running
             loop.setdefault("timings", [])
@@ -527,9 +528,7 @@ def fit(
     train_data, val_data = splits["train"], splits["val"]
     check_trainable(cfg, splits, mesh)
     steps = num_batches(len(train_data), tc.batch_size, drop_remainder=False)
-    shapes = functools.cache(
-        functools.partial(state_shapes, cfg, train_data, steps * tc.epochs, mesh)
-    )
+    shapes = functools.partial(state_shapes, cfg, train_data, steps * tc.epochs, mesh)
     train_step, eval_step = steps_for(cfg, mesh)
     # train.sampler balanced: each example's class, which the batches draw equally often
     balance = class_labels(tc.loss, train_data.targets) if tc.sampler == "balanced" else None
