@@ -1,3 +1,4 @@
+import gc
 import importlib.metadata
 import os
 import shutil
@@ -102,6 +103,16 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_sessionfinish(session):
+    """Every test has run: the objects alive now live until the process ends, so the garbage
+    collector stops tracing them (`gc.freeze`). pytest collects garbage five times at its
+    end, to report the unraisable exceptions of finalizers; over a worker's heap of
+    compiled programs that took ~7 s after its last test, long enough for xdist (execnet)
+    to interrupt the worker with SIGINT, whose KeyboardInterrupt then landed in a gc
+    callback and printed a PytestUnraisableExceptionWarning after the results."""
+    gc.freeze()
 
 
 def pytest_unconfigure(config):
