@@ -528,14 +528,15 @@ def fit(
     train_data, val_data = splits["train"], splits["val"]
     check_trainable(cfg, splits, mesh)
     steps = num_batches(len(train_data), tc.batch_size, drop_remainder=False)
-    shapes = functools.partial(state_shapes, cfg, train_data, steps * tc.epochs, mesh)
+    total_steps = steps * tc.epochs  # the learning-rate schedule's length
+    shapes = functools.partial(state_shapes, cfg, train_data, total_steps, mesh)
     train_step, eval_step = steps_for(cfg, mesh)
     # train.sampler balanced: each example's class, which the batches draw equally often
     balance = class_labels(tc.loss, train_data.targets) if tc.sampler == "balanced" else None
 
     ckpt, in_epoch, state, loop, running = _open_checkpoints(cfg, run_dir, resume, shapes, log)
     if state is None:  # nothing restored: only a new run computes a fresh state
-        state = replicate(initial_state(cfg, train_data, steps * tc.epochs), mesh)
+        state = replicate(initial_state(cfg, train_data, total_steps), mesh)
 
     # XLA:CPU runs each fake device on shared host threads; with several steps in flight
     # the all-reduce rendezvous of one step can starve behind another and abort the
